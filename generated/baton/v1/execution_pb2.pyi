@@ -1,0 +1,355 @@
+import datetime
+
+from google.protobuf import any_pb2 as _any_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from baton.v1 import common_pb2 as _common_pb2
+from baton.v1 import journey_pb2 as _journey_pb2
+from baton.v1 import plan_pb2 as _plan_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ExecutionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXECUTION_STATE_UNSPECIFIED: _ClassVar[ExecutionState]
+    EXECUTION_STATE_QUEUED: _ClassVar[ExecutionState]
+    EXECUTION_STATE_RUNNING: _ClassVar[ExecutionState]
+    EXECUTION_STATE_PAUSED: _ClassVar[ExecutionState]
+    EXECUTION_STATE_COMPLETED: _ClassVar[ExecutionState]
+    EXECUTION_STATE_FAILED: _ClassVar[ExecutionState]
+    EXECUTION_STATE_CANCELLED: _ClassVar[ExecutionState]
+
+class StepState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STEP_STATE_UNSPECIFIED: _ClassVar[StepState]
+    STEP_STATE_PENDING: _ClassVar[StepState]
+    STEP_STATE_RUNNING: _ClassVar[StepState]
+    STEP_STATE_COMPLETED: _ClassVar[StepState]
+    STEP_STATE_FAILED: _ClassVar[StepState]
+    STEP_STATE_SKIPPED: _ClassVar[StepState]
+
+class Impact(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMPACT_UNSPECIFIED: _ClassVar[Impact]
+    IMPACT_LOW: _ClassVar[Impact]
+    IMPACT_MEDIUM: _ClassVar[Impact]
+    IMPACT_HIGH: _ClassVar[Impact]
+    IMPACT_CRITICAL: _ClassVar[Impact]
+EXECUTION_STATE_UNSPECIFIED: ExecutionState
+EXECUTION_STATE_QUEUED: ExecutionState
+EXECUTION_STATE_RUNNING: ExecutionState
+EXECUTION_STATE_PAUSED: ExecutionState
+EXECUTION_STATE_COMPLETED: ExecutionState
+EXECUTION_STATE_FAILED: ExecutionState
+EXECUTION_STATE_CANCELLED: ExecutionState
+STEP_STATE_UNSPECIFIED: StepState
+STEP_STATE_PENDING: StepState
+STEP_STATE_RUNNING: StepState
+STEP_STATE_COMPLETED: StepState
+STEP_STATE_FAILED: StepState
+STEP_STATE_SKIPPED: StepState
+IMPACT_UNSPECIFIED: Impact
+IMPACT_LOW: Impact
+IMPACT_MEDIUM: Impact
+IMPACT_HIGH: Impact
+IMPACT_CRITICAL: Impact
+
+class Progress(_message.Message):
+    __slots__ = ("current_step", "total_steps", "completion_percentage", "estimated_time_remaining", "running_steps")
+    CURRENT_STEP_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_TIME_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_STEPS_FIELD_NUMBER: _ClassVar[int]
+    current_step: int
+    total_steps: int
+    completion_percentage: float
+    estimated_time_remaining: _duration_pb2.Duration
+    running_steps: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., completion_percentage: _Optional[float] = ..., estimated_time_remaining: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., running_steps: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StepTimingReport(_message.Message):
+    __slots__ = ("step_id", "start_time", "end_time", "duration", "status", "attempts", "agent", "operation", "step_name")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    STEP_NAME_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    duration: _duration_pb2.Duration
+    status: StepState
+    attempts: int
+    agent: str
+    operation: str
+    step_name: str
+    def __init__(self, step_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., status: _Optional[_Union[StepState, str]] = ..., attempts: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., step_name: _Optional[str] = ...) -> None: ...
+
+class PerformanceMetrics(_message.Message):
+    __slots__ = ("start_time", "current_time", "end_time", "total_duration", "step_timings")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_DURATION_FIELD_NUMBER: _ClassVar[int]
+    STEP_TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    start_time: _timestamp_pb2.Timestamp
+    current_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    total_duration: _duration_pb2.Duration
+    step_timings: _containers.RepeatedCompositeFieldContainer[StepTimingReport]
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., step_timings: _Optional[_Iterable[_Union[StepTimingReport, _Mapping]]] = ...) -> None: ...
+
+class ResourceUsage(_message.Message):
+    __slots__ = ("peak_cpu", "peak_memory", "total_network_io", "total_storage_io", "cost_estimate")
+    PEAK_CPU_FIELD_NUMBER: _ClassVar[int]
+    PEAK_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_NETWORK_IO_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_STORAGE_IO_FIELD_NUMBER: _ClassVar[int]
+    COST_ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    peak_cpu: float
+    peak_memory: float
+    total_network_io: int
+    total_storage_io: int
+    cost_estimate: float
+    def __init__(self, peak_cpu: _Optional[float] = ..., peak_memory: _Optional[float] = ..., total_network_io: _Optional[int] = ..., total_storage_io: _Optional[int] = ..., cost_estimate: _Optional[float] = ...) -> None: ...
+
+class StepQualityScore(_message.Message):
+    __slots__ = ("step_id", "quality_score", "quality_factors")
+    class QualityFactorsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FACTORS_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    quality_score: float
+    quality_factors: _containers.ScalarMap[str, float]
+    def __init__(self, step_id: _Optional[str] = ..., quality_score: _Optional[float] = ..., quality_factors: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class QualityMetrics(_message.Message):
+    __slots__ = ("overall_quality_score", "step_quality_scores", "user_satisfaction_prediction")
+    OVERALL_QUALITY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    STEP_QUALITY_SCORES_FIELD_NUMBER: _ClassVar[int]
+    USER_SATISFACTION_PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    overall_quality_score: float
+    step_quality_scores: _containers.RepeatedCompositeFieldContainer[StepQualityScore]
+    user_satisfaction_prediction: float
+    def __init__(self, overall_quality_score: _Optional[float] = ..., step_quality_scores: _Optional[_Iterable[_Union[StepQualityScore, _Mapping]]] = ..., user_satisfaction_prediction: _Optional[float] = ...) -> None: ...
+
+class ErrorDetail(_message.Message):
+    __slots__ = ("step_id", "error_type", "error_message", "recovery_action", "impact", "attempt")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_ACTION_FIELD_NUMBER: _ClassVar[int]
+    IMPACT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    error_type: str
+    error_message: str
+    recovery_action: str
+    impact: Impact
+    attempt: int
+    def __init__(self, step_id: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., recovery_action: _Optional[str] = ..., impact: _Optional[_Union[Impact, str]] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class ErrorSummary(_message.Message):
+    __slots__ = ("total_errors", "critical_errors", "recovered_errors", "error_details")
+    TOTAL_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    CRITICAL_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_DETAILS_FIELD_NUMBER: _ClassVar[int]
+    total_errors: int
+    critical_errors: int
+    recovered_errors: int
+    error_details: _containers.RepeatedCompositeFieldContainer[ErrorDetail]
+    def __init__(self, total_errors: _Optional[int] = ..., critical_errors: _Optional[int] = ..., recovered_errors: _Optional[int] = ..., error_details: _Optional[_Iterable[_Union[ErrorDetail, _Mapping]]] = ...) -> None: ...
+
+class Results(_message.Message):
+    __slots__ = ("primary_outputs", "intermediate_results", "metadata", "recommendations")
+    PRIMARY_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    INTERMEDIATE_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDATIONS_FIELD_NUMBER: _ClassVar[int]
+    primary_outputs: _struct_pb2.Struct
+    intermediate_results: _struct_pb2.Struct
+    metadata: _struct_pb2.Struct
+    recommendations: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, primary_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., intermediate_results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recommendations: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExecutionStatus(_message.Message):
+    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    PERFORMANCE_METRICS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_USAGE_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_METRICS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_REASONS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    plan_id: str
+    status: ExecutionState
+    progress: Progress
+    performance_metrics: PerformanceMetrics
+    resource_usage: ResourceUsage
+    quality_metrics: QualityMetrics
+    error_summary: ErrorSummary
+    results: Results
+    user_id: str
+    workflow_type: str
+    degraded: bool
+    degraded_reasons: _containers.RepeatedScalarFieldContainer[str]
+    failure_reason: str
+    last_sequence: int
+    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+
+class ExecutionStarted(_message.Message):
+    __slots__ = ("plan", "user_context", "execution_options", "callback_url", "request_id", "deadline")
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    USER_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    plan: _plan_pb2.OrchestrationPlan
+    user_context: _journey_pb2.UserJourney
+    execution_options: _journey_pb2.ExecutionOptions
+    callback_url: str
+    request_id: str
+    deadline: _timestamp_pb2.Timestamp
+    def __init__(self, plan: _Optional[_Union[_plan_pb2.OrchestrationPlan, _Mapping]] = ..., user_context: _Optional[_Union[_journey_pb2.UserJourney, _Mapping]] = ..., execution_options: _Optional[_Union[_journey_pb2.ExecutionOptions, _Mapping]] = ..., callback_url: _Optional[str] = ..., request_id: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StepStarted(_message.Message):
+    __slots__ = ("step_id", "attempt", "agent", "operation", "idempotency_key")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    attempt: int
+    agent: str
+    operation: str
+    idempotency_key: str
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class StepAttemptFailed(_message.Message):
+    __slots__ = ("step_id", "attempt", "error_type", "error_message", "retry_at", "request_bytes")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    attempt: int
+    error_type: str
+    error_message: str
+    retry_at: _timestamp_pb2.Timestamp
+    request_bytes: int
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_bytes: _Optional[int] = ...) -> None: ...
+
+class StepSucceeded(_message.Message):
+    __slots__ = ("step_id", "attempt", "output", "quality", "request_bytes", "response_bytes")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    attempt: int
+    output: _any_pb2.Any
+    quality: _common_pb2.Quality
+    request_bytes: int
+    response_bytes: int
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., output: _Optional[_Union[_any_pb2.Any, _Mapping]] = ..., quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., request_bytes: _Optional[int] = ..., response_bytes: _Optional[int] = ...) -> None: ...
+
+class StepFailed(_message.Message):
+    __slots__ = ("step_id", "error_type", "error_message", "fallback_action")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_ACTION_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    error_type: str
+    error_message: str
+    fallback_action: _plan_pb2.FallbackAction
+    def __init__(self, step_id: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., fallback_action: _Optional[_Union[_plan_pb2.FallbackAction, str]] = ...) -> None: ...
+
+class StepSkipped(_message.Message):
+    __slots__ = ("step_id", "reason")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    reason: str
+    def __init__(self, step_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ExecutionCompleted(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ExecutionFailed(_message.Message):
+    __slots__ = ("reason", "step_id", "error_type")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    step_id: str
+    error_type: str
+    def __init__(self, reason: _Optional[str] = ..., step_id: _Optional[str] = ..., error_type: _Optional[str] = ...) -> None: ...
+
+class ExecutionCancelled(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class ExecutionEvent(_message.Message):
+    __slots__ = ("sequence", "time", "execution_started", "step_started", "step_attempt_failed", "step_succeeded", "step_failed", "step_skipped", "execution_completed", "execution_failed", "execution_cancelled")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_STARTED_FIELD_NUMBER: _ClassVar[int]
+    STEP_STARTED_FIELD_NUMBER: _ClassVar[int]
+    STEP_ATTEMPT_FAILED_FIELD_NUMBER: _ClassVar[int]
+    STEP_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    STEP_FAILED_FIELD_NUMBER: _ClassVar[int]
+    STEP_SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_FAILED_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    time: _timestamp_pb2.Timestamp
+    execution_started: ExecutionStarted
+    step_started: StepStarted
+    step_attempt_failed: StepAttemptFailed
+    step_succeeded: StepSucceeded
+    step_failed: StepFailed
+    step_skipped: StepSkipped
+    execution_completed: ExecutionCompleted
+    execution_failed: ExecutionFailed
+    execution_cancelled: ExecutionCancelled
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., step_started: _Optional[_Union[StepStarted, _Mapping]] = ..., step_attempt_failed: _Optional[_Union[StepAttemptFailed, _Mapping]] = ..., step_succeeded: _Optional[_Union[StepSucceeded, _Mapping]] = ..., step_failed: _Optional[_Union[StepFailed, _Mapping]] = ..., step_skipped: _Optional[_Union[StepSkipped, _Mapping]] = ..., execution_completed: _Optional[_Union[ExecutionCompleted, _Mapping]] = ..., execution_failed: _Optional[_Union[ExecutionFailed, _Mapping]] = ..., execution_cancelled: _Optional[_Union[ExecutionCancelled, _Mapping]] = ...) -> None: ...
