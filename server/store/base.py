@@ -137,9 +137,7 @@ class ExecutionStore(Protocol):
         """
         ...
 
-    async def append(
-        self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int
-    ) -> None:
+    async def append(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int) -> None:
         """Appends events (their sequence fields already set, contiguous) and sets the state.
 
         Raises:

@@ -328,8 +328,32 @@ class ExecutionCancelled(_message.Message):
     reason: str
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
+class StepDelayed(_message.Message):
+    __slots__ = ("step_id", "start_at")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    START_AT_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    start_at: _timestamp_pb2.Timestamp
+    def __init__(self, step_id: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GateEvaluated(_message.Message):
+    __slots__ = ("gate_id", "checkpoint", "score", "passed", "action", "details")
+    GATE_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    gate_id: str
+    checkpoint: str
+    score: float
+    passed: bool
+    action: _plan_pb2.GateAction
+    details: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, gate_id: _Optional[str] = ..., checkpoint: _Optional[str] = ..., score: _Optional[float] = ..., passed: _Optional[bool] = ..., action: _Optional[_Union[_plan_pb2.GateAction, str]] = ..., details: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ExecutionEvent(_message.Message):
-    __slots__ = ("sequence", "time", "execution_started", "step_started", "step_attempt_failed", "step_succeeded", "step_failed", "step_skipped", "execution_completed", "execution_failed", "execution_cancelled")
+    __slots__ = ("sequence", "time", "execution_started", "step_started", "step_attempt_failed", "step_succeeded", "step_failed", "step_skipped", "execution_completed", "execution_failed", "execution_cancelled", "step_delayed", "gate_evaluated")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -341,6 +365,8 @@ class ExecutionEvent(_message.Message):
     EXECUTION_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_FAILED_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    STEP_DELAYED_FIELD_NUMBER: _ClassVar[int]
+    GATE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     time: _timestamp_pb2.Timestamp
     execution_started: ExecutionStarted
@@ -352,4 +378,6 @@ class ExecutionEvent(_message.Message):
     execution_completed: ExecutionCompleted
     execution_failed: ExecutionFailed
     execution_cancelled: ExecutionCancelled
-    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., step_started: _Optional[_Union[StepStarted, _Mapping]] = ..., step_attempt_failed: _Optional[_Union[StepAttemptFailed, _Mapping]] = ..., step_succeeded: _Optional[_Union[StepSucceeded, _Mapping]] = ..., step_failed: _Optional[_Union[StepFailed, _Mapping]] = ..., step_skipped: _Optional[_Union[StepSkipped, _Mapping]] = ..., execution_completed: _Optional[_Union[ExecutionCompleted, _Mapping]] = ..., execution_failed: _Optional[_Union[ExecutionFailed, _Mapping]] = ..., execution_cancelled: _Optional[_Union[ExecutionCancelled, _Mapping]] = ...) -> None: ...
+    step_delayed: StepDelayed
+    gate_evaluated: GateEvaluated
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., step_started: _Optional[_Union[StepStarted, _Mapping]] = ..., step_attempt_failed: _Optional[_Union[StepAttemptFailed, _Mapping]] = ..., step_succeeded: _Optional[_Union[StepSucceeded, _Mapping]] = ..., step_failed: _Optional[_Union[StepFailed, _Mapping]] = ..., step_skipped: _Optional[_Union[StepSkipped, _Mapping]] = ..., execution_completed: _Optional[_Union[ExecutionCompleted, _Mapping]] = ..., execution_failed: _Optional[_Union[ExecutionFailed, _Mapping]] = ..., execution_cancelled: _Optional[_Union[ExecutionCancelled, _Mapping]] = ..., step_delayed: _Optional[_Union[StepDelayed, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ...) -> None: ...

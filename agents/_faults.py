@@ -1,0 +1,191 @@
+"""Fault injection: the faults an agent injects into its own operations, and the service that sets them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import grpc
+from baton.v1 import faults_pb2, faults_pb2_grpc
+
+from agents._runtime import AgentError, AgentRuntime, invalid_argument
+
+logger = logging.getLogger(__name__)
+
+#: The exit status of a process killed by SIGKILL, which an injected crash imitates.
+CRASH_EXIT_STATUS = 137
+
+
+class InjectedFault(Exception):
+    """An operation failed because a fault said so; answered with the fault's status code."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(eq=False)
+class FaultState:
+    """One fault configuration in force, with its remaining counters.
+
+    A configuration set for every agent at once is one FaultState shared by all of them, so its
+    counters count the fleet's operations (``fail_next=2`` fails the fleet's next two operations).
+    """
+
+    agent: str
+    """The agent the configuration was set for; empty for every agent."""
+    latency: float
+    """Seconds added before each operation answers."""
+    error_rate: float
+    """The fraction of operations, from 0 to 1, that fail."""
+    code: grpc.StatusCode
+    """The status code failed operations answer with."""
+    seed: int
+    """The seed of `random`; 0 means nondeterministic."""
+    fail_next: int
+    """Operations still to fail before error_rate applies."""
+    crash_after: int
+    """Operations left until the process exits; 0 means never."""
+    operations: frozenset[str]
+    """Operation names the configuration applies to; empty means every operation."""
+    random: random.Random = field(repr=False)
+    """Picks the operations that fail by error_rate."""
+    exit: Callable[[int], object] = field(repr=False, default=os._exit)
+    """Ends the process on an injected crash; replaced only by tests of this module."""
+
+    @property
+    def inert(self) -> bool:
+        """Whether the configuration injects nothing, so operations may skip it entirely."""
+        return (
+            self.latency <= 0 and self.error_rate <= 0 and self.fail_next <= 0 and self.crash_after <= 0
+        )
+
+    async def inject(self, agent: str, operation: str) -> None:
+        """Applies the faults to one operation: crash, then latency, then failure.
+
+        Raises:
+            InjectedFault: the operation must fail.
+        """
+        if self.crash_after > 0:
+            self.crash_after -= 1
+            if self.crash_after == 0:
+                logger.warning("fault injection: crashing at %s.%s", agent, operation)
+                sys.stderr.flush()
+                # os._exit skips every cleanup, as a SIGKILL or a power cut would.
+                self.exit(CRASH_EXIT_STATUS)
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise InjectedFault(self.code, f"injected fault: {agent}.{operation} failed (fail_next)")
+        if self.error_rate > 0 and self.random.random() < self.error_rate:
+            raise InjectedFault(self.code, f"injected fault: {agent}.{operation} failed (error_rate)")
+
+    def to_proto(self) -> faults_pb2.FaultConfig:
+        """Returns the configuration with its remaining counters."""
+        config = faults_pb2.FaultConfig(
+            agent=self.agent,
+            error_rate=self.error_rate,
+            error_code=self.code.name,
+            seed=self.seed,
+            fail_next=self.fail_next,
+            crash_after=self.crash_after,
+            operations=sorted(self.operations),
+        )
+        config.latency.FromNanoseconds(round(self.latency * 1e9))
+        return config
+
+
+def fault_state(config: faults_pb2.FaultConfig, known_operations: frozenset[str]) -> FaultState:
+    """Validates a FaultConfig and returns it as a FaultState.
+
+    Args:
+        config: The configuration as SetFaults received it.
+        known_operations: The operation names the configuration may name.
+
+    Raises:
+        AgentError: INVALID_ARGUMENT naming the first bad field.
+    """
+    latency = config.latency.ToNanoseconds() / 1e9
+    if latency < 0:
+        raise invalid_argument("latency", "must not be negative")
+    if not 0.0 <= config.error_rate <= 1.0:
+        raise invalid_argument("error_rate", f"must be from 0 to 1, got {config.error_rate}")
+    code_name = config.error_code.strip().upper() or "UNAVAILABLE"
+    code = grpc.StatusCode.__members__.get(code_name)
+    if code is None or code is grpc.StatusCode.OK:
+        raise invalid_argument("error_code", f"{config.error_code!r} is not a gRPC error status code name")
+    if config.fail_next < 0:
+        raise invalid_argument("fail_next", "must not be negative")
+    if config.crash_after < 0:
+        raise invalid_argument("crash_after", "must not be negative")
+    unknown = sorted(set(config.operations) - known_operations)
+    if unknown:
+        raise invalid_argument("operations", f"unknown operations {', '.join(unknown)}")
+    return FaultState(
+        agent=config.agent,
+        latency=latency,
+        error_rate=config.error_rate,
+        code=code,
+        seed=config.seed,
+        fail_next=config.fail_next,
+        crash_after=config.crash_after,
+        operations=frozenset(config.operations),
+        random=random.Random(config.seed or None),
+    )
+
+
+class FaultInjectionServicer(faults_pb2_grpc.FaultInjectionServicer):
+    """Sets and reports the faults of the fleet's agents."""
+
+    def __init__(self, runtimes: Mapping[str, AgentRuntime], default: FaultState) -> None:
+        self._runtimes = runtimes
+        self._default = default
+        for runtime in runtimes.values():
+            runtime.set_faults(default)
+
+    async def SetFaults(  # noqa: N802 - gRPC method name
+        self, request: faults_pb2.FaultConfig, context: grpc.aio.ServicerContext
+    ) -> faults_pb2.FaultConfig:
+        """Replaces the configuration of one agent, or of every agent when ``agent`` is empty."""
+        try:
+            if request.agent:
+                runtime = self._runtime(request.agent)
+                state = fault_state(request, runtime.operations)
+                runtime.set_faults(state)
+            else:
+                every = frozenset().union(*(r.operations for r in self._runtimes.values()))
+                state = fault_state(request, every)
+                self._default = state
+                for runtime in self._runtimes.values():
+                    runtime.set_faults(state)
+        except AgentError as error:
+            await context.abort(error.code, error.message)
+        logger.info("fault injection set: %s", state)
+        return state.to_proto()
+
+    async def GetFaults(  # noqa: N802 - gRPC method name
+        self, request: faults_pb2.GetFaultsRequest, context: grpc.aio.ServicerContext
+    ) -> faults_pb2.FaultConfig:
+        """Returns an agent's configuration, or the default one when ``agent`` is empty."""
+        if not request.agent:
+            return self._default.to_proto()
+        try:
+            runtime = self._runtime(request.agent)
+        except AgentError as error:
+            await context.abort(error.code, error.message)
+        config = runtime.faults.to_proto()
+        config.agent = request.agent
+        return config
+
+    def _runtime(self, agent: str) -> AgentRuntime:
+        runtime = self._runtimes.get(agent)
+        if runtime is None:
+            raise invalid_argument("agent", f"unknown agent {agent!r}; known: {', '.join(self._runtimes)}")
+        return runtime

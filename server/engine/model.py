@@ -1,0 +1,263 @@
+"""The engine's plan model: validated proto plans turned into frozen values with defaults applied.
+
+Validation (field-by-field, naming what is wrong) is the planner's job; this module assumes a
+valid plan and only resolves the "unset means ..." defaults that plan.proto documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from baton.v1 import plan_pb2
+from google.protobuf import json_format
+from google.protobuf.duration_pb2 import Duration
+
+from server.engine.expressions import has_expressions
+
+DEFAULT_STEP_TIMEOUT = 30.0
+"""Seconds an attempt may take when its timing.timeout is unset."""
+DEFAULT_EXECUTION_TIMEOUT = 600.0
+"""Seconds an execution may take when neither the plan nor the request sets a timeout."""
+DEFAULT_INITIAL_BACKOFF = 0.2
+"""Seconds of the first retry wait when unset."""
+DEFAULT_MAX_BACKOFF = 30.0
+"""Seconds any retry wait is capped at when unset."""
+DEFAULT_MULTIPLIER = 2.0
+"""Growth factor of exponential backoff when unset."""
+DEFAULT_MAX_CONCURRENCY = 2
+"""Steps running at once in hybrid mode when unset."""
+
+
+def seconds(duration: Duration) -> float:
+    """Returns a Duration in seconds."""
+    return duration.seconds + duration.nanos / 1e9
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a step's failed attempts are retried."""
+
+    max_retries: int = 0
+    """Retries after the first attempt. Default 0."""
+    strategy: int = plan_pb2.BACKOFF_STRATEGY_EXPONENTIAL
+    """A BackoffStrategy value. Default exponential."""
+    initial_backoff: float = DEFAULT_INITIAL_BACKOFF
+    """Seconds of the first wait. Default 0.2."""
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    """Seconds every wait is capped at. Default 30."""
+    multiplier: float = DEFAULT_MULTIPLIER
+    """Exponential growth factor. Default 2."""
+    jitter: float = 0.0
+    """Each wait is moved by up to ± jitter * wait. Default 0."""
+    custom: tuple[float, ...] = ()
+    """The waits of the custom strategy, the last repeated."""
+    use_breaker: bool = True
+    """Whether calls go through the agent's circuit breaker. Default True."""
+
+    @classmethod
+    def from_proto(cls, proto: plan_pb2.RetryPolicy) -> RetryPolicy:
+        """Builds a policy from its proto, applying the documented defaults."""
+        return cls(
+            max_retries=proto.max_retries,
+            strategy=proto.backoff_strategy or plan_pb2.BACKOFF_STRATEGY_EXPONENTIAL,
+            initial_backoff=seconds(proto.initial_backoff)
+            if proto.HasField("initial_backoff")
+            else DEFAULT_INITIAL_BACKOFF,
+            max_backoff=seconds(proto.max_backoff) if proto.HasField("max_backoff") else DEFAULT_MAX_BACKOFF,
+            multiplier=proto.backoff_multiplier or DEFAULT_MULTIPLIER,
+            jitter=proto.jitter,
+            custom=tuple(seconds(d) for d in proto.custom_backoffs),
+            use_breaker=proto.circuit_breaker != plan_pb2.CIRCUIT_BREAKER_MODE_DISABLED,
+        )
+
+    def backoff(self, retry: int, unit_random: float) -> float:
+        """Returns the wait in seconds before retry number `retry` (1 for the first retry).
+
+        Args:
+            retry: which retry this is, from 1.
+            unit_random: a number in [0, 1) that places the jitter (injected for determinism).
+        """
+        if self.strategy == plan_pb2.BACKOFF_STRATEGY_LINEAR:
+            wait = self.initial_backoff * retry
+        elif self.strategy == plan_pb2.BACKOFF_STRATEGY_CUSTOM and self.custom:
+            wait = self.custom[min(retry, len(self.custom)) - 1]
+        else:
+            wait = self.initial_backoff * self.multiplier ** (retry - 1)
+        wait = min(wait, self.max_backoff)
+        if self.jitter:
+            wait += wait * self.jitter * (2.0 * unit_random - 1.0)
+        return max(wait, 0.0)
+
+
+@dataclass(frozen=True)
+class Call:
+    """An agent operation and the request configuration it is called with."""
+
+    agent: str
+    operation: str
+    configuration: Mapping[str, Any]
+    """The request as JSON; string values "${EXPR}" are resolved before the call."""
+    dynamic: bool = False
+    """Whether the configuration holds expressions (static ones are sent as they are)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a plan, defaults applied."""
+
+    step_id: str
+    name: str
+    call: Call
+    dependencies: tuple[str, ...]
+    timeout: float
+    """Seconds per attempt (the gRPC deadline)."""
+    retries: int
+    """Retries after the first attempt, on each path (primary, alternative)."""
+    fallback: int
+    """A FallbackAction value, never UNSPECIFIED."""
+    alternative: Call | None
+    scheduling: int
+    """A Scheduling value, never UNSPECIFIED."""
+    delay: float
+    """Seconds a scheduled step waits."""
+    condition: str
+    """The JMESPath condition of a conditional step."""
+    optional: bool
+    quality_requirement: float
+    estimated_duration: float
+    """Seconds, 0 when unknown."""
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    """A quality gate: weighted criteria over the checkpoint step's quality report."""
+
+    gate_id: str
+    checkpoint: str
+    criteria: tuple[plan_pb2.QualityCriterion, ...]
+    action: int
+    """A GateAction value, never UNSPECIFIED."""
+    pass_score: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated plan ready to run."""
+
+    plan_id: str
+    workflow_type: str
+    steps: Mapping[str, Step]
+    """Steps by id, in plan order."""
+    order: tuple[str, ...]
+    """Step ids in a topological order (plan order among ties)."""
+    dependents: Mapping[str, tuple[str, ...]]
+    """Step id → the steps that depend on it."""
+    mode: int
+    """An ExecutionMode value, never UNSPECIFIED."""
+    max_concurrency: int
+    """Steps running at once: 1 sequential, N hybrid, unbounded (0) parallel."""
+    retry: RetryPolicy
+    degraded_mode: bool
+    gates: Mapping[str, tuple[QualityGate, ...]]
+    """Checkpoint step id → its gates."""
+    final_steps: tuple[str, ...]
+    """Steps no other step depends on (their outputs are the primary outputs)."""
+
+    @classmethod
+    def from_proto(cls, proto: plan_pb2.OrchestrationPlan) -> Plan:
+        """Builds the runnable plan of a validated proto plan."""
+        strategy = proto.execution_strategy
+        retry = RetryPolicy.from_proto(strategy.retry_policy)
+        steps = {s.step_id: _step_from_proto(s, retry.max_retries) for s in proto.workflow_steps}
+        dependents: dict[str, list[str]] = {sid: [] for sid in steps}
+        for step in steps.values():
+            for dep in step.dependencies:
+                dependents[dep].append(step.step_id)
+        mode = strategy.execution_mode or plan_pb2.EXECUTION_MODE_PARALLEL
+        if mode == plan_pb2.EXECUTION_MODE_SEQUENTIAL:
+            concurrency = 1
+        elif mode == plan_pb2.EXECUTION_MODE_HYBRID:
+            concurrency = strategy.max_concurrency or DEFAULT_MAX_CONCURRENCY
+        else:
+            concurrency = 0
+        gates: dict[str, list[QualityGate]] = {}
+        for g in proto.quality_gates:
+            gates.setdefault(g.checkpoint, []).append(
+                QualityGate(
+                    gate_id=g.gate_id,
+                    checkpoint=g.checkpoint,
+                    criteria=tuple(g.criteria),
+                    action=g.action_on_failure or plan_pb2.GATE_ACTION_STOP,
+                    pass_score=g.pass_score or 100.0,
+                )
+            )
+        return cls(
+            plan_id=proto.plan_id,
+            workflow_type=proto.workflow_type,
+            steps=MappingProxyType(steps),
+            order=_topological_order(steps),
+            dependents=MappingProxyType({k: tuple(v) for k, v in dependents.items()}),
+            mode=mode,
+            max_concurrency=concurrency,
+            retry=retry,
+            degraded_mode=strategy.fallback_strategy.degraded_mode,
+            gates=MappingProxyType({k: tuple(v) for k, v in gates.items()}),
+            final_steps=tuple(sid for sid in steps if not dependents[sid]),
+        )
+
+
+def _step_from_proto(proto: plan_pb2.WorkflowStep, default_retries: int) -> Step:
+    timing = proto.timing
+    handling = proto.error_handling
+    alternative = None
+    if handling.HasField("alternative") and handling.alternative.agent:
+        alt = handling.alternative
+        alternative = _call(
+            alt.agent,
+            alt.operation,
+            _struct(alt.configuration) if alt.HasField("configuration") else _struct(proto.inputs.configuration),
+        )
+    return Step(
+        step_id=proto.step_id,
+        name=proto.step_name or proto.step_id,
+        call=_call(proto.agent, proto.operation, _struct(proto.inputs.configuration)),
+        dependencies=tuple(proto.dependencies),
+        timeout=seconds(timing.timeout) if timing.HasField("timeout") else DEFAULT_STEP_TIMEOUT,
+        retries=handling.retry_count if handling.HasField("retry_count") else default_retries,
+        fallback=handling.fallback_action or plan_pb2.FALLBACK_ACTION_FAIL,
+        alternative=alternative,
+        scheduling=timing.scheduling or plan_pb2.SCHEDULING_IMMEDIATE,
+        delay=seconds(timing.delay),
+        condition=timing.condition,
+        optional=proto.optional,
+        quality_requirement=proto.inputs.quality_requirements,
+        estimated_duration=seconds(timing.estimated_duration),
+    )
+
+
+def _call(agent: str, operation: str, configuration: Mapping[str, Any]) -> Call:
+    return Call(agent, operation, configuration, dynamic=has_expressions(configuration))
+
+
+def _struct(struct: Any) -> Mapping[str, Any]:
+    converted: dict[str, Any] = json_format.MessageToDict(struct)
+    return MappingProxyType(converted)
+
+
+def _topological_order(steps: Mapping[str, Step]) -> tuple[str, ...]:
+    """Kahn's algorithm, taking ready steps in plan order so the order is deterministic."""
+    remaining = {sid: set(s.dependencies) for sid, s in steps.items()}
+    order: list[str] = []
+    while remaining:
+        ready = [sid for sid, deps in remaining.items() if not deps]
+        if not ready:
+            raise ValueError(f"plan has a cycle among {sorted(remaining)}")
+        for sid in ready:
+            del remaining[sid]
+            order.append(sid)
+        for deps in remaining.values():
+            deps.difference_update(ready)
+    return tuple(order)

@@ -1,0 +1,152 @@
+"""Renders a folded execution state as the seed's execution_status message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from baton.v1 import execution_pb2
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+
+from server.engine.fold import STEP_DONE, ExecutionState
+
+E = execution_pb2
+
+
+def _ts(when: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(when)
+    return ts
+
+
+def _dur(seconds: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(int(max(seconds, 0.0) * 1e9))
+    return d
+
+
+def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2.ExecutionStatus:
+    """Returns the ExecutionStatus of a folded state.
+
+    Args:
+        state: the folded execution.
+        with_results: whether to fill `results` (the step outputs), the costliest part.
+    """
+    plan = state.plan
+    status = E.ExecutionStatus(
+        execution_id=state.execution_id,
+        plan_id=plan.plan_id,
+        status=state.status,
+        user_id=state.user_id,
+        workflow_type=plan.workflow_type,
+        degraded=bool(state.degraded_reasons),
+        degraded_reasons=state.degraded_reasons,
+        failure_reason=state.failure_reason,
+        last_sequence=state.last_sequence,
+    )
+    runs = [state.steps[sid] for sid in plan.steps]
+    done = sum(1 for r in runs if r.state in STEP_DONE)
+    running = [r.step_id for r in runs if r.state == E.STEP_STATE_RUNNING]
+    remaining = _remaining_estimate(state)
+    progress = status.progress
+    progress.total_steps = len(runs)
+    progress.current_step = min(done + (1 if running else 0), len(runs))
+    progress.completion_percentage = 100.0 * done / len(runs) if runs else 100.0
+    progress.running_steps.extend(running)
+    progress.estimated_time_remaining.CopyFrom(_dur(0.0 if state.terminal else remaining))
+
+    perf = status.performance_metrics
+    if state.start_time:
+        perf.start_time.CopyFrom(_ts(state.start_time))
+    now = state.end_time or state.current_time
+    if now:
+        perf.current_time.CopyFrom(_ts(state.current_time or now))
+        if state.start_time:
+            perf.total_duration.CopyFrom(_dur((now - state.start_time).total_seconds()))
+    if state.end_time:
+        perf.end_time.CopyFrom(_ts(state.end_time))
+    for run in runs:
+        step = plan.steps[run.step_id]
+        report = perf.step_timings.add(
+            step_id=run.step_id,
+            step_name=step.name,
+            status=run.state,
+            attempts=run.attempts,
+            agent=run.agent or step.call.agent,
+            operation=run.operation or step.call.operation,
+        )
+        if run.start_time:
+            report.start_time.CopyFrom(_ts(run.start_time))
+            if run.end_time:
+                report.end_time.CopyFrom(_ts(run.end_time))
+                report.duration.CopyFrom(_dur((run.end_time - run.start_time).total_seconds()))
+
+    status.resource_usage.total_network_io = state.network_bytes
+    status.resource_usage.total_storage_io = state.storage_bytes
+
+    quality = status.quality_metrics
+    scores = []
+    for run in runs:
+        if run.state == E.STEP_STATE_COMPLETED and run.output is not None:
+            scores.append(run.quality_score)
+            quality.step_quality_scores.add(
+                step_id=run.step_id, quality_score=run.quality_score, quality_factors=run.quality_metrics
+            )
+    if scores:
+        quality.overall_quality_score = sum(scores) / len(scores)
+        missed = sum(
+            1 for r in runs if r.state in (E.STEP_STATE_FAILED, E.STEP_STATE_SKIPPED) and r.skip_reason != "condition"
+        )
+        quality.user_satisfaction_prediction = max(0.0, quality.overall_quality_score - 20.0 * missed)
+
+    summary = status.error_summary
+    for err in state.errors:
+        summary.error_details.add(
+            step_id=err.step_id,
+            error_type=err.error_type,
+            error_message=err.message,
+            recovery_action=err.recovery_action,
+            impact=err.impact,
+            attempt=err.attempt,
+        )
+    summary.total_errors = len(state.errors)
+    summary.critical_errors = sum(1 for e in state.errors if e.impact == E.IMPACT_CRITICAL)
+    summary.recovered_errors = sum(1 for e in state.errors if e.impact == E.IMPACT_LOW)
+
+    if with_results:
+        _fill_results(state, status.results)
+    return status
+
+
+def _remaining_estimate(state: ExecutionState) -> float:
+    """Seconds left along the critical path of the steps not done, from their estimates."""
+    plan = state.plan
+    finish: dict[str, float] = {}
+    for sid in plan.order:
+        step = plan.steps[sid]
+        own = 0.0 if state.steps[sid].state in STEP_DONE else step.estimated_duration
+        finish[sid] = own + max((finish[d] for d in step.dependencies), default=0.0)
+    return max(finish.values(), default=0.0)
+
+
+def _fill_results(state: ExecutionState, results: execution_pb2.Results) -> None:
+    plan = state.plan
+    final = set(plan.final_steps)
+    for sid in plan.steps:
+        output = state.steps[sid].output_json()
+        if output is None:
+            continue
+        target: struct_pb2.Struct = results.primary_outputs if sid in final else results.intermediate_results
+        target.update({sid: output})
+        for text in output.get("recommendations", ()) or ():
+            if isinstance(text, str):
+                results.recommendations.append(text)
+        for text in output.get("suggestions", ()) or ():
+            if isinstance(text, str):
+                results.recommendations.append(text)
+    results.metadata.update(
+        {
+            "workflow_type": plan.workflow_type,
+            "workflow_version": state.started.plan.workflow_version,
+            "plan_id": plan.plan_id,
+        }
+    )

@@ -1,0 +1,133 @@
+"""The "${EXPR}" convention of step inputs: finding, compiling and tracing JMESPath expressions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import jmespath
+
+_EXPRESSION = re.compile(r"\$\{(.*)\}", re.DOTALL)
+
+# Node types whose later children are evaluated against the first child's result (or its
+# elements), not against the context root, so a "steps" field there is not the context's steps.
+_RELATIVE_TAIL = frozenset(
+    {"subexpression", "projection", "value_projection", "filter_projection", "flatten", "pipe", "index_expression"}
+)
+# Node types that lead a chain; the step a chain reads is the leftmost field of its second link.
+_CHAIN = frozenset({"subexpression", "index_expression", "projection", "value_projection", "filter_projection", "flatten"})
+
+
+def expression_of(value: object) -> str | None:
+    """Returns the JMESPath expression of a "${EXPR}" string value, or None for any other value.
+
+    Only a string that is exactly ``${`` EXPR ``}`` is an expression (plan.proto's
+    StepInputs.configuration); anything else is a literal, even if it contains ``${``.
+    """
+    if not isinstance(value, str):
+        return None
+    match = _EXPRESSION.fullmatch(value)
+    return match.group(1) if match else None
+
+
+def iter_expressions(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Yields (path, expression) for every expression nested in a JSON value, in document order.
+
+    Paths are relative: ``.skills``, ``.data.matches``, ``.events[0].name``.
+    """
+    expression = expression_of(value)
+    if expression is not None:
+        yield path, expression
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from iter_expressions(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from iter_expressions(item, f"{path}[{index}]")
+
+
+def strip_expressions(value: Any) -> Any:
+    """Returns a copy of a JSON value without its expressions (keys and list items removed).
+
+    What is left is the literal part of a request, which must parse as the request message.
+    """
+    if isinstance(value, Mapping):
+        return {k: strip_expressions(v) for k, v in value.items() if expression_of(v) is None}
+    if isinstance(value, list):
+        return [strip_expressions(v) for v in value if expression_of(v) is None]
+    return value
+
+
+def referenced_steps(expression: str) -> frozenset[str]:
+    """Returns the step ids an expression reads as ``steps.<step_id>...`` from the context root.
+
+    Raises:
+        jmespath.exceptions.ParseError: the expression does not compile.
+    """
+    found: set[str] = set()
+    _walk(jmespath.compile(expression).parsed, at_root=True, found=found)
+    return frozenset(found)
+
+
+def without_references(value: Any, step_id: str) -> Any:
+    """Returns a copy of a JSON value without the expressions that read ``steps.<step_id>``.
+
+    A step that is planned away has no output, so an expression reading it would evaluate to
+    null and its field be omitted at run time; removing the field now has the same effect and
+    keeps the plan free of references to steps it does not have.
+    """
+    if isinstance(value, Mapping):
+        return {k: without_references(v, step_id) for k, v in value.items() if not _reads(v, step_id)}
+    if isinstance(value, list):
+        return [without_references(v, step_id) for v in value if not _reads(v, step_id)]
+    return value
+
+
+def _reads(value: Any, step_id: str) -> bool:
+    expression = expression_of(value)
+    if expression is None:
+        return False
+    try:
+        return step_id in referenced_steps(expression)
+    except jmespath.exceptions.JMESPathError:
+        # Validation reports the broken expression with its field; here it reads nothing.
+        return False
+
+
+def _walk(node: Any, *, at_root: bool, found: set[str]) -> None:
+    if not isinstance(node, Mapping):
+        return
+    kind = node.get("type")
+    children = [c for c in node.get("children", []) if isinstance(c, Mapping)]
+    if not children:
+        return
+    if kind in _RELATIVE_TAIL:
+        first, rest = children[0], children[1:]
+        if kind == "subexpression" and at_root and _is_field(first, "steps") and rest:
+            step = _leftmost_field(rest[0])
+            if step is not None:
+                found.add(step)
+        _walk(first, at_root=at_root, found=found)
+        for child in rest:
+            _walk(child, at_root=False, found=found)
+    elif kind == "expref":
+        for child in children:
+            _walk(child, at_root=False, found=found)
+    else:
+        for child in children:
+            _walk(child, at_root=at_root, found=found)
+
+
+def _is_field(node: Mapping[str, Any], name: str) -> bool:
+    return node.get("type") == "field" and node.get("value") == name
+
+
+def _leftmost_field(node: Mapping[str, Any]) -> str | None:
+    if node.get("type") == "field":
+        value = node.get("value")
+        return value if isinstance(value, str) else None
+    if node.get("type") in _CHAIN:
+        children = [c for c in node.get("children", []) if isinstance(c, Mapping)]
+        return _leftmost_field(children[0]) if children else None
+    return None

@@ -1,0 +1,35 @@
+"""Opaque ListExecutions page tokens: the position after the last row of a page."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from server.store.base import InvalidPageTokenError
+
+# A version prefix lets a later store change the token's shape and still refuse old tokens
+# with InvalidPageTokenError rather than misreading them.
+_VERSION = "1"
+
+
+def encode_page_token(created_at_micros: int, execution_id: str) -> str:
+    """Returns the token of the position just after (created_at, execution_id), newest first."""
+    raw = f"{_VERSION}:{created_at_micros}:{execution_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_page_token(token: str) -> tuple[int, str]:
+    """Returns the (created_at microseconds, execution_id) a token points after.
+
+    Raises:
+        InvalidPageTokenError: the token was not made by encode_page_token.
+    """
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+        version, created_at, execution_id = raw.split(":", 2)
+        if version != _VERSION or not execution_id:
+            raise ValueError("unknown token shape")
+        return int(created_at), execution_id
+    except (ValueError, UnicodeError, binascii.Error) as error:
+        raise InvalidPageTokenError(f"page_token {token!r} is not a token this store made") from error
