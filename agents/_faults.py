@@ -13,21 +13,12 @@ from dataclasses import dataclass, field
 import grpc
 from baton.v1 import faults_pb2, faults_pb2_grpc
 
-from agents._runtime import AgentError, AgentRuntime, invalid_argument
+from agents._runtime import AgentError, AgentRuntime, InjectedFault, invalid_argument
 
 logger = logging.getLogger(__name__)
 
 #: The exit status of a process killed by SIGKILL, which an injected crash imitates.
 CRASH_EXIT_STATUS = 137
-
-
-class InjectedFault(Exception):
-    """An operation failed because a fault said so; answered with the fault's status code."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(eq=False)
@@ -62,9 +53,7 @@ class FaultState:
     @property
     def inert(self) -> bool:
         """Whether the configuration injects nothing, so operations may skip it entirely."""
-        return (
-            self.latency <= 0 and self.error_rate <= 0 and self.fail_next <= 0 and self.crash_after <= 0
-        )
+        return self.latency <= 0 and self.error_rate <= 0 and self.fail_next <= 0 and self.crash_after <= 0
 
     async def inject(self, agent: str, operation: str) -> None:
         """Applies the faults to one operation: crash, then latency, then failure.
@@ -150,7 +139,7 @@ class FaultInjectionServicer(faults_pb2_grpc.FaultInjectionServicer):
         for runtime in runtimes.values():
             runtime.set_faults(default)
 
-    async def SetFaults(  # noqa: N802 - gRPC method name
+    async def SetFaults(
         self, request: faults_pb2.FaultConfig, context: grpc.aio.ServicerContext
     ) -> faults_pb2.FaultConfig:
         """Replaces the configuration of one agent, or of every agent when ``agent`` is empty."""
@@ -170,7 +159,7 @@ class FaultInjectionServicer(faults_pb2_grpc.FaultInjectionServicer):
         logger.info("fault injection set: %s", state)
         return state.to_proto()
 
-    async def GetFaults(  # noqa: N802 - gRPC method name
+    async def GetFaults(
         self, request: faults_pb2.GetFaultsRequest, context: grpc.aio.ServicerContext
     ) -> faults_pb2.FaultConfig:
         """Returns an agent's configuration, or the default one when ``agent`` is empty."""

@@ -208,9 +208,7 @@ def skill_pattern() -> re.Pattern[str]:
     come first so that "react native" wins over "react".
     """
     insensitive = sorted((a for a in SKILL_ALIASES if a not in _CASE_SENSITIVE), key=len, reverse=True)
-    sensitive = sorted(
-        (_exact_case(a) for a in SKILL_ALIASES if a in _CASE_SENSITIVE), key=len, reverse=True
-    )
+    sensitive = sorted((_exact_case(a) for a in SKILL_ALIASES if a in _CASE_SENSITIVE), key=len, reverse=True)
     alternatives = [f"(?i:{re.escape(a)})" for a in insensitive] + [re.escape(a) for a in sensitive]
     # A skill must not be glued to other word characters; "+" and "#" count as word characters so
     # that "c" never matches inside "c++" and "go" never inside "go-to".

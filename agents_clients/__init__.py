@@ -1,0 +1,20 @@
+"""The only door from the orchestrator to the agents: catalog, gRPC caller, circuit breakers."""
+
+from agents_clients.breakers import BreakerConfig, BreakingCaller
+from agents_clients.catalog import AGENT_SERVICES, AGENTS, Operation, operation, operations
+from agents_clients.grpc_caller import IDEMPOTENCY_KEY, GrpcAgentCaller
+
+__all__ = [
+    # What agents there are and what they can do.
+    "AGENTS",
+    "AGENT_SERVICES",
+    # Resilience.
+    "BreakerConfig",
+    "BreakingCaller",
+    # Calling them.
+    "GrpcAgentCaller",
+    "IDEMPOTENCY_KEY",
+    "Operation",
+    "operation",
+    "operations",
+]

@@ -35,7 +35,7 @@ def _is_business_error(exc: BaseException) -> bool:
     return isinstance(exc, AgentCallError) and not exc.retryable
 
 
-class _StateLogger(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
+class _StateLogger(pybreaker.CircuitBreakerListener):
     def state_change(self, cb: pybreaker.CircuitBreaker, old_state: object, new_state: object) -> None:
         old = getattr(old_state, "name", old_state)
         new = getattr(new_state, "name", new_state)
@@ -65,7 +65,7 @@ class BreakingCaller:
                 fail_max=self.config.fail_max,
                 reset_timeout=self.config.reset_timeout,
                 name=agent,
-                exclude=[_is_business_error, asyncio.CancelledError],
+                exclude=[_is_business_error, lambda exc: isinstance(exc, asyncio.CancelledError)],
                 listeners=[_StateLogger()],
             )
             self._breakers[agent] = breaker

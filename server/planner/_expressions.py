@@ -16,7 +16,9 @@ _RELATIVE_TAIL = frozenset(
     {"subexpression", "projection", "value_projection", "filter_projection", "flatten", "pipe", "index_expression"}
 )
 # Node types that lead a chain; the step a chain reads is the leftmost field of its second link.
-_CHAIN = frozenset({"subexpression", "index_expression", "projection", "value_projection", "filter_projection", "flatten"})
+_CHAIN = frozenset(
+    {"subexpression", "index_expression", "projection", "value_projection", "filter_projection", "flatten"}
+)
 
 
 def expression_of(value: object) -> str | None:

@@ -83,9 +83,7 @@ def apply_sqlite_migrations(conn: sqlite3.Connection, migrations: list[Migration
     for migration in migrations:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            done = conn.execute(
-                "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
-            ).fetchone()
+            done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)).fetchone()
             if done is None:
                 for statement in split_statements(migration.sql):
                     conn.execute(statement)

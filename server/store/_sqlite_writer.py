@@ -53,13 +53,10 @@ _INSERT_EXECUTION = (
     "INSERT INTO executions (execution_id, user_id, workflow_type, plan_id, request_id, priority,"
     " state, created_at, updated_at, last_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_EVENT = (
-    "INSERT INTO events (execution_id, sequence, kind, recorded_at, payload) VALUES (?, ?, ?, ?, ?)"
-)
+_INSERT_EVENT = "INSERT INTO events (execution_id, sequence, kind, recorded_at, payload) VALUES (?, ?, ?, ?, ?)"
 # updated_at never moves backwards, and an event without a time leaves it alone.
 _UPDATE_EXECUTION = (
-    "UPDATE executions SET state = ?, last_sequence = ?, updated_at = MAX(updated_at, ?)"
-    " WHERE execution_id = ?"
+    "UPDATE executions SET state = ?, last_sequence = ?, updated_at = MAX(updated_at, ?) WHERE execution_id = ?"
 )
 
 
@@ -274,9 +271,10 @@ class SqliteWriter:
             if not isinstance(error, _OP_ERRORS):
                 return [Outcome(op.future, error=error) for op in batch]
             stats.replays += 1
-            outcomes = self._replay(conn, batch)
-            if outcomes is None:
+            replayed = self._replay(conn, batch)
+            if replayed is None:
                 return [Outcome(op.future, error=error) for op in batch]
+            outcomes = replayed
         stats.commits += 1
         stats.writes += len(batch)
         stats.events += sum(len(o.committed[1]) for o in outcomes if o.committed is not None)
@@ -330,9 +328,7 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outcome]:
             new_rows.append(op.row)
             event_rows.append(op.event_row)
             last_sequences[record.execution_id] = 1
-            outcomes.append(
-                Outcome(op.future, result=(record, True), committed=(record.execution_id, (op.event,)))
-            )
+            outcomes.append(Outcome(op.future, result=(record, True), committed=(record.execution_id, (op.event,))))
             continue
         last = last_sequences.get(op.execution_id)
         if last is None:
@@ -376,7 +372,5 @@ def _last_sequences(conn: sqlite3.Connection, execution_ids: set[str]) -> dict[s
 
 
 def _by_request(conn: sqlite3.Connection, key: tuple[str, str]) -> ExecutionRecord | None:
-    row = conn.execute(
-        f"SELECT {RECORD_COLUMNS} FROM executions WHERE user_id = ? AND request_id = ?", key
-    ).fetchone()
+    row = conn.execute(f"SELECT {RECORD_COLUMNS} FROM executions WHERE user_id = ? AND request_id = ?", key).fetchone()
     return None if row is None else record_from_row(row)

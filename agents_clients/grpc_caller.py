@@ -1,0 +1,164 @@
+"""Calls agent operations over gRPC, generically: JSON payload → request message → response.
+
+Requests are built from the operation's descriptor (no table of operations), every call has a
+deadline and carries its idempotency key as ``baton-idempotency-key`` metadata, and gRPC errors
+become AgentCallError with the status code's name and whether a retry may help.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
+
+import grpc
+from baton.v1 import common_pb2
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from agents_clients.catalog import AGENT_SERVICES, UnknownAgentError, UnknownOperationError, operation
+from server.engine.ports import AgentCall, AgentCallError, AgentReply
+
+IDEMPOTENCY_KEY = "baton-idempotency-key"
+
+#: Status codes that mean the request itself is wrong: retrying cannot help, and they say
+#: nothing about the agent's health (so they never trip a breaker).
+BUSINESS_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+
+_CHANNEL_OPTIONS = (
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 30_000),
+)
+
+
+class _Endpoints:
+    """The channels of one agent, used in turn."""
+
+    def __init__(self, channels: Sequence[grpc.aio.Channel]) -> None:
+        self.channels = channels
+        self._turn = itertools.cycle(range(len(channels)))
+
+    def next(self) -> grpc.aio.Channel:
+        return self.channels[next(self._turn)]
+
+
+class GrpcAgentCaller:
+    """The AgentCaller over gRPC channels, one per distinct endpoint, shared between agents."""
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, Sequence[str]],
+        *,
+        channel_factory: Callable[[str], grpc.aio.Channel] | None = None,
+    ) -> None:
+        """Creates the channels (they connect lazily).
+
+        Args:
+            endpoints: agent name → its addresses ("host:port"), used round-robin.
+            channel_factory: makes a channel for an address; insecure by default.
+        """
+        unknown = set(endpoints) - set(AGENT_SERVICES)
+        if unknown:
+            raise UnknownAgentError(f"unknown agents in endpoints: {', '.join(sorted(unknown))}")
+        make = channel_factory or (lambda target: grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS))
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._agents: dict[str, _Endpoints] = {}
+        for agent, addresses in endpoints.items():
+            if not addresses:
+                raise ValueError(f"agent {agent} has no endpoint")
+            channels = []
+            for address in addresses:
+                if address not in self._channels:
+                    self._channels[address] = make(address)
+                channels.append(self._channels[address])
+            self._agents[agent] = _Endpoints(channels)
+        self._methods: dict[tuple[int, str], grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
+
+    @classmethod
+    def single(cls, address: str, agents: Iterable[str] = tuple(AGENT_SERVICES)) -> GrpcAgentCaller:
+        """A caller whose agents are all served at one address."""
+        return cls({agent: [address] for agent in agents})
+
+    def endpoints(self, agent: str) -> Sequence[grpc.aio.Channel]:
+        """The channels of an agent."""
+        return self._agents[agent].channels
+
+    async def call(self, call: AgentCall) -> AgentReply:
+        """Performs one attempt of the call within its timeout."""
+        try:
+            op = operation(call.agent, call.operation)
+            endpoints = self._agents[call.agent]
+        except (UnknownAgentError, UnknownOperationError) as exc:
+            raise AgentCallError("INVALID_ARGUMENT", str(exc), retryable=False) from None
+        except KeyError:
+            raise AgentCallError("UNAVAILABLE", f"no endpoint for agent {call.agent}", retryable=True) from None
+        request = op.new_request()
+        try:
+            json_format.ParseDict(call.payload, request)
+        except json_format.ParseError as exc:
+            raise AgentCallError(
+                "INVALID_ARGUMENT", f"request of {call.agent}.{call.operation}: {exc}", retryable=False
+            ) from None
+        channel = endpoints.next()
+        key = (id(channel), op.path)
+        method = self._methods.get(key)
+        if method is None:
+            method = channel.unary_unary(
+                op.path,
+                request_serializer=op.request_class.SerializeToString,
+                response_deserializer=op.response_class.FromString,
+            )
+            self._methods[key] = method
+        metadata = ((IDEMPOTENCY_KEY, call.idempotency_key), *call.metadata)
+        request_bytes = request.ByteSize()
+        try:
+            response: Message = await method(request, timeout=call.timeout, metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            raise AgentCallError(
+                code.name,
+                exc.details() or code.name,
+                retryable=code not in BUSINESS_CODES,
+                request_bytes=request_bytes,
+            ) from None
+        quality = getattr(response, "quality", None)
+        return AgentReply(
+            output=response,
+            quality_score=quality.score if quality is not None else 0.0,
+            quality_metrics=dict(quality.metrics) if quality is not None else {},
+            request_bytes=request_bytes,
+            response_bytes=response.ByteSize(),
+        )
+
+    async def status(self, agent: str, deadline: float = 1.0) -> common_pb2.AgentStatus:
+        """Asks an agent for its status; an unreachable agent is reported OFFLINE."""
+        try:
+            reply = await self.call(
+                AgentCall(agent=agent, operation="GetStatus", payload={}, timeout=deadline, idempotency_key="")
+            )
+        except AgentCallError as exc:
+            return common_pb2.AgentStatus(
+                agent=agent,
+                status=common_pb2.AGENT_HEALTH_OFFLINE,
+                metrics={"error": f"{exc.error_type}: {exc.message}"},
+            )
+        status = common_pb2.AgentStatus()
+        status.CopyFrom(cast(common_pb2.AgentStatus, reply.output))
+        status.agent = status.agent or agent
+        return status
+
+    async def close(self) -> None:
+        """Closes every channel."""
+        for channel in self._channels.values():
+            await channel.close()

@@ -1,0 +1,206 @@
+"""The Orchestrator servicer: thin translation between protos and the planner, engine and store."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import cast
+from urllib.parse import urlparse
+
+import grpc
+from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
+
+from server.api.errors import RequestError, invalid, mapped_errors
+from server.engine import Clock, Engine, Submission, fold, render
+from server.engine.model import seconds
+from server.health import HealthMonitor
+from server.planner import Planner, PlanningError, validate_plan
+from server.store.base import ExecutionNotFoundError, ExecutionQuery, ExecutionRecord, ExecutionStore
+from server.streaming import ExecutionHub
+
+MAX_REQUEST_ID = 128
+MAX_TIMEOUT_SECONDS = 24 * 3600.0
+
+
+class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
+    """Implements baton.v1.Orchestrator."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        store: ExecutionStore,
+        planner: Planner,
+        hub: ExecutionHub,
+        health: HealthMonitor,
+        clock: Clock,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.planner = planner
+        self.hub = hub
+        self.health = health
+        self.clock = clock
+        self.new_id = new_id
+
+    # ---- planning ---------------------------------------------------------------------------
+
+    def _plan(
+        self, request: orchestrator_pb2.ExecuteWorkflowRequest | orchestrator_pb2.PlanWorkflowRequest, now: datetime
+    ) -> plan_pb2.OrchestrationPlan:
+        options = request.execution_options
+        if options.HasField("timeout"):
+            timeout = seconds(options.timeout)
+            if not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+                raise invalid("execution_options.timeout", f"must be above 0 and at most 24h, got {timeout:g}s")
+        if isinstance(request, orchestrator_pb2.ExecuteWorkflowRequest) and request.HasField("plan"):
+            plan = plan_pb2.OrchestrationPlan()
+            plan.CopyFrom(request.plan)
+            user_id = request.user_context.user_id or plan.user_id
+            if not user_id:
+                raise invalid("user_context.user_id", "required (the execution's owner)")
+            if plan.user_id and plan.user_id != user_id:
+                raise invalid("plan.user_id", f"is {plan.user_id!r} but user_context.user_id is {user_id!r}")
+            plan.user_id = user_id
+            plan.plan_id = plan.plan_id or self.new_id()
+            plan.workflow_type = plan.workflow_type or request.workflow_type or "custom"
+            if not plan.HasField("created_at"):
+                plan.created_at.FromDatetime(now)
+            try:
+                validate_plan(plan)
+            except PlanningError as exc:
+                raise invalid(f"plan.{exc.field}", exc.message) from None
+            return plan
+        return self.planner.plan(
+            request.workflow_type,
+            request.user_context,
+            request.execution_options,
+            plan_id=self.new_id(),
+            now=now,
+            health=self.health.agent_statuses(),
+        )
+
+    async def PlanWorkflow(
+        self, request: orchestrator_pb2.PlanWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> plan_pb2.OrchestrationPlan:
+        async with mapped_errors(context, "PlanWorkflow"):
+            return self._plan(request, self.clock.now())
+        raise AssertionError("unreachable")
+
+    async def ExecuteWorkflow(
+        self, request: orchestrator_pb2.ExecuteWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.Execution:
+        async with mapped_errors(context, "ExecuteWorkflow"):
+            if len(request.request_id) > MAX_REQUEST_ID:
+                raise invalid("request_id", f"at most {MAX_REQUEST_ID} characters, got {len(request.request_id)}")
+            if request.callback_url:
+                url = urlparse(request.callback_url)
+                if url.scheme not in ("http", "https") or not url.netloc:
+                    raise invalid("callback_url", f"must be an http(s) URL, got {request.callback_url!r}")
+            plan = self._plan(request, self.clock.now())
+            record, created = await self.engine.submit(
+                Submission(
+                    execution_id=self.new_id(),
+                    plan=plan,
+                    user_context=request.user_context,
+                    options=request.execution_options,
+                    callback_url=request.callback_url,
+                    request_id=request.request_id,
+                )
+            )
+            if not created:
+                first = await self.store.read_events(record.execution_id, limit=1)
+                plan = first[0].execution_started.plan
+            return orchestrator_pb2.Execution(
+                execution_id=record.execution_id, plan=plan, status=_state(record.state), created=created
+            )
+        raise AssertionError("unreachable")
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    async def GetExecution(
+        self, request: orchestrator_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.ExecutionStatus:
+        async with mapped_errors(context, "GetExecution"):
+            return await self._status(request.execution_id)
+        raise AssertionError("unreachable")
+
+    async def _status(self, execution_id: str) -> execution_pb2.ExecutionStatus:
+        if not execution_id:
+            raise invalid("execution_id", "required")
+        events = await self.store.read_events(execution_id)
+        if not events:
+            raise ExecutionNotFoundError(execution_id)
+        return render(fold(execution_id, events))
+
+    async def WatchExecution(
+        self, request: orchestrator_pb2.WatchExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[orchestrator_pb2.ExecutionUpdate]:
+        async with mapped_errors(context, "WatchExecution"):
+            if not request.execution_id:
+                raise invalid("execution_id", "required")
+            if request.after_sequence < 0:
+                raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
+            async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
+                yield orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=render(state))
+
+    async def ListExecutions(
+        self, request: orchestrator_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ListExecutionsResponse:
+        async with mapped_errors(context, "ListExecutions"):
+            if not 0 <= request.page_size <= 1000:
+                raise invalid("page_size", f"must be from 1 to 1000 (0 means 50), got {request.page_size}")
+            page = await self.store.list_executions(
+                ExecutionQuery(
+                    user_id=request.user_id,
+                    states=tuple(request.status),
+                    workflow_type=request.workflow_type,
+                    page_size=request.page_size or 50,
+                    page_token=request.page_token,
+                )
+            )
+            return orchestrator_pb2.ListExecutionsResponse(
+                executions=[_summary(r) for r in page.records], next_page_token=page.next_page_token
+            )
+        raise AssertionError("unreachable")
+
+    # ---- controlling ------------------------------------------------------------------------
+
+    async def CancelExecution(
+        self, request: orchestrator_pb2.CancelExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.ExecutionStatus:
+        async with mapped_errors(context, "CancelExecution"):
+            if not request.execution_id:
+                raise invalid("execution_id", "required")
+            await self.engine.cancel(request.execution_id, request.reason or "cancelled by a client")
+            return await self._status(request.execution_id)
+        raise AssertionError("unreachable")
+
+    async def GetSystemHealth(
+        self, request: orchestrator_pb2.GetSystemHealthRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.SystemHealth:
+        async with mapped_errors(context, "GetSystemHealth"):
+            return await self.health.system_health()
+        raise AssertionError("unreachable")
+
+
+def _state(value: int) -> execution_pb2.ExecutionState:
+    return cast(execution_pb2.ExecutionState, value)
+
+
+def _summary(record: ExecutionRecord) -> orchestrator_pb2.ExecutionSummary:
+    summary = orchestrator_pb2.ExecutionSummary(
+        execution_id=record.execution_id,
+        user_id=record.user_id,
+        workflow_type=record.workflow_type,
+        status=_state(record.state),
+        plan_id=record.plan_id,
+    )
+    summary.created_at.FromDatetime(record.created_at)
+    summary.updated_at.FromDatetime(record.updated_at)
+    return summary
+
+
+__all__ = ["OrchestratorServicer", "RequestError"]

@@ -1,0 +1,77 @@
+"""The server's configuration: frozen values, validated once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from agents_clients import AGENTS, BreakerConfig
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything `baton serve` needs."""
+
+    listen: str = "127.0.0.1:50051"
+    """HOST:PORT the orchestrator listens on; port 0 picks a free port."""
+    store_url: str = "sqlite:///baton.db"
+    """Where executions are stored: sqlite:///PATH."""
+    agents: str = "embedded"
+    """embedded (start the reference fleet alongside), HOST:PORT (one address serving all seven
+    agents) or a YAML file mapping each agent to its endpoints."""
+    ledger_path: str = ""
+    """The embedded fleet's application ledger; empty means beside the SQLite store."""
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    """Circuit breaker settings of every agent."""
+    grace: float = 5.0
+    """Seconds in-flight RPCs get on shutdown."""
+    health_interval: float = 5.0
+    """Seconds between agent status refreshes."""
+    max_message_bytes: int = 8 * 1024 * 1024
+    """The largest request or response the orchestrator accepts."""
+
+
+def parse_address(value: str, setting: str) -> str:
+    """Checks HOST:PORT and returns it."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{setting}: expected HOST:PORT, got {value!r}")
+    return value
+
+
+def agent_endpoints(spec: str) -> dict[str, list[str]]:
+    """Resolves --agents HOST:PORT or a YAML file to agent → endpoints (every agent present).
+
+    The YAML file maps agent names to an address or a list of addresses; a `default` entry
+    serves the agents not named.
+    """
+    path = Path(spec)
+    if spec.endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"agents: no such file {spec!r}")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"agents: {spec} must map agent names to addresses")
+        data = data.get("agents", data)
+        unknown = set(data) - set(AGENTS) - {"default"}
+        if unknown:
+            raise ConfigError(f"agents: {spec} names unknown agents {sorted(unknown)}; known: {', '.join(AGENTS)}")
+        endpoints: dict[str, list[str]] = {}
+        for agent in AGENTS:
+            value = data.get(agent, data.get("default"))
+            if value is None:
+                raise ConfigError(f"agents: {spec} gives no endpoint for {agent} (and no default)")
+            addresses = [value] if isinstance(value, str) else list(value)
+            if not addresses:
+                raise ConfigError(f"agents: {spec}: {agent} has an empty endpoint list")
+            endpoints[agent] = [parse_address(str(a), f"agents.{agent}") for a in addresses]
+        return endpoints
+    address = parse_address(spec, "agents")
+    return {agent: [address] for agent in AGENTS}

@@ -1,0 +1,132 @@
+"""System health: the agents' statuses, breaker states, execution counts and host utilization."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from baton.v1 import common_pb2, execution_pb2, orchestrator_pb2
+
+from agents_clients.catalog import AGENTS
+from server.engine import Engine
+from server.store.base import ExecutionStore
+
+logger = logging.getLogger(__name__)
+
+
+class StatusSource(Protocol):
+    """Something that can ask an agent for its status."""
+
+    async def status(self, agent: str, deadline: float = 1.0) -> common_pb2.AgentStatus: ...
+
+
+class HealthMonitor:
+    """Keeps the agents' statuses fresh and computes the seed's system health."""
+
+    def __init__(
+        self,
+        source: StatusSource,
+        engine: Engine,
+        store: ExecutionStore,
+        *,
+        breaker_states: Callable[[], Mapping[str, str]] | None = None,
+        storage_path: str | None = None,
+        max_age: float = 2.0,
+    ) -> None:
+        self.source = source
+        self.engine = engine
+        self.store = store
+        self.breaker_states = breaker_states
+        self.storage_path = storage_path
+        self.max_age = max_age
+        self._statuses: dict[str, common_pb2.AgentStatus] = {}
+        self._refreshed_at = float("-inf")
+        self._cpu_mark = (time.monotonic(), _cpu_seconds())
+        self._lock = asyncio.Lock()
+
+    def agent_statuses(self) -> dict[str, common_pb2.AgentStatus]:
+        """The latest known statuses (empty before the first refresh)."""
+        return dict(self._statuses)
+
+    async def refresh(self) -> None:
+        """Asks every agent for its status, concurrently."""
+        async with self._lock:
+            results = await asyncio.gather(*(self.source.status(a) for a in AGENTS))
+            statuses = {}
+            breakers = self.breaker_states() if self.breaker_states else {}
+            for agent, status in zip(AGENTS, results, strict=True):
+                state = breakers.get(agent, "closed")
+                if state != "closed" and status.status != common_pb2.AGENT_HEALTH_OFFLINE:
+                    status.status = common_pb2.AGENT_HEALTH_DEGRADED
+                status.metrics.update({"circuit_breaker": state})
+                statuses[agent] = status
+            self._statuses = statuses
+            self._refreshed_at = time.monotonic()
+
+    async def run(self, interval: float = 5.0) -> None:
+        """Refreshes forever (a background task of the server)."""
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                logger.exception("agent status refresh failed")
+            await asyncio.sleep(interval)
+
+    async def system_health(self) -> orchestrator_pb2.SystemHealth:
+        """The seed's health, with statuses at most max_age seconds old."""
+        if time.monotonic() - self._refreshed_at > self.max_age:
+            await self.refresh()
+        counts = await self.store.count_by_state()
+        health = orchestrator_pb2.SystemHealth(
+            agent_statuses=self._statuses,
+            active_workflows=sum(
+                counts.get(s, 0)
+                for s in (
+                    execution_pb2.EXECUTION_STATE_QUEUED,
+                    execution_pb2.EXECUTION_STATE_RUNNING,
+                    execution_pb2.EXECUTION_STATE_PAUSED,
+                )
+            ),
+            queue_depth=counts.get(execution_pb2.EXECUTION_STATE_QUEUED, 0),
+        )
+        offline = sum(1 for s in self._statuses.values() if s.status == common_pb2.AGENT_HEALTH_OFFLINE)
+        unhealthy = sum(1 for s in self._statuses.values() if s.status != common_pb2.AGENT_HEALTH_HEALTHY)
+        if offline * 2 >= len(AGENTS):
+            health.overall_health = orchestrator_pb2.OVERALL_HEALTH_CRITICAL
+        elif unhealthy:
+            health.overall_health = orchestrator_pb2.OVERALL_HEALTH_DEGRADED
+        else:
+            health.overall_health = orchestrator_pb2.OVERALL_HEALTH_HEALTHY
+        utilization = health.resource_utilization
+        now, cpu = time.monotonic(), _cpu_seconds()
+        then, cpu_then = self._cpu_mark
+        if now > then:
+            utilization.cpu = min(100.0, 100.0 * (cpu - cpu_then) / (now - then))
+        self._cpu_mark = (now, cpu)
+        utilization.memory = _memory_percent()
+        if self.storage_path:
+            usage = shutil.disk_usage(self.storage_path)
+            utilization.storage = 100.0 * usage.used / usage.total
+        health.checked_at.GetCurrentTime()
+        return health
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _memory_percent() -> float:
+    try:
+        with open("/proc/self/statm") as statm:
+            resident_pages = int(statm.read().split()[1])
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return 100.0 * resident_pages * os.sysconf("SC_PAGE_SIZE") / total
+    except (OSError, ValueError):
+        return 0.0

@@ -1,0 +1,321 @@
+"""Workflow definitions: YAML files read once at start-up into frozen, validated templates.
+
+A definition file is the seed's orchestration_plan minus what only a request knows (ids, user,
+times, estimates). Its keys, all checked:
+
+    workflow_type   the canonical name; the file must be named <workflow_type>.yaml
+    version         a string, e.g. "1.0.0"; plans record it as workflow_version
+    description     one paragraph for people
+    aliases         other names a request may use for this workflow (e.g. job_search)
+    journey_types   JourneyType names planned with this workflow when a request gives no
+                    workflow_type (e.g. onboarding)
+    document_step   the step that analyses the user's documents; it must have no dependencies
+    timeout         the default execution timeout, a JSON duration such as "120s"
+    execution_strategy  an ExecutionStrategy in proto JSON
+    workflow_steps  WorkflowSteps in proto JSON, plus two planner keys:
+                      requires_approval: true   the step submits something on the user's
+                                                behalf; under automation_level manual it is
+                                                removed (see planner.py)
+                      manual_override: {...}    WorkflowStep fields that replace the step's own
+                                                under automation_level manual
+    quality_gates   QualityGates in proto JSON
+
+Enum values may be written as in the seed, in lower case without their prefix ("immediate",
+"skip", "gte", "continue_degraded", "hybrid", "exponential", "enabled"), or by their full names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from baton.v1 import journey_pb2, plan_pb2
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor
+
+from server.planner._errors import DefinitionError, PlanInvalidError
+from server.planner.validation import validate_plan
+
+_KEYS = (
+    "workflow_type",
+    "version",
+    "description",
+    "aliases",
+    "journey_types",
+    "document_step",
+    "timeout",
+    "execution_strategy",
+    "workflow_steps",
+    "quality_gates",
+)
+_REQUIRED_KEYS = ("workflow_type", "version", "description", "execution_strategy", "workflow_steps")
+_PLANNER_STEP_KEYS = ("requires_approval", "manual_override")
+# An override may change how a step runs, never which call it is.
+_OVERRIDABLE = ("step_name", "dependencies", "inputs", "outputs", "timing", "error_handling", "optional")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# The user id templates are validated with; real plans carry the requester's.
+_PLACEHOLDER_USER = "definition-check"
+
+
+@dataclass(frozen=True)
+class ManualOverride:
+    """WorkflowStep fields that replace a step's own when the user's automation level is manual."""
+
+    step_id: str
+    """The step overridden."""
+    fields: tuple[str, ...]
+    """The WorkflowStep field names replaced, in file order."""
+    replacement: bytes
+    """A serialized WorkflowStep holding the replacement values."""
+
+    def apply(self, step: plan_pb2.WorkflowStep) -> None:
+        """Replaces the overridden fields of `step` (in place) with the override's values."""
+        replacement = plan_pb2.WorkflowStep.FromString(self.replacement)
+        for name in self.fields:
+            step.ClearField(name)
+        # After the clears, MergeFrom copies exactly the overridden fields: the replacement
+        # sets nothing else, and a field it leaves at its default stays cleared.
+        step.MergeFrom(replacement)
+
+
+@dataclass(frozen=True)
+class WorkflowDefinition:
+    """One built-in workflow: a plan template and how the planner may adapt it."""
+
+    workflow_type: str
+    """The canonical name, e.g. ``application_automation``."""
+    version: str
+    """The definition's version, recorded in every plan as workflow_version."""
+    description: str
+    """What the workflow does, for people."""
+    aliases: tuple[str, ...]
+    """Other names a request may use."""
+    journey_types: tuple[journey_pb2.JourneyType.ValueType, ...]
+    """Journey types planned with this workflow when a request names none."""
+    document_step: str
+    """The step that analyses the user's documents; empty when the workflow has none."""
+    approval_steps: frozenset[str]
+    """Steps that submit on the user's behalf and so need approval under manual automation."""
+    manual_overrides: tuple[ManualOverride, ...]
+    """How steps change under manual automation."""
+    source: str
+    """The file the definition was read from."""
+    template_bytes: bytes
+    """The serialized OrchestrationPlan template (immutable; see `template`)."""
+
+    def template(self) -> plan_pb2.OrchestrationPlan:
+        """Returns a fresh copy of the definition's plan: strategy, timeout, steps and gates."""
+        return plan_pb2.OrchestrationPlan.FromString(self.template_bytes)
+
+
+def load_definitions(directory: Path) -> tuple[WorkflowDefinition, ...]:
+    """Reads and validates every ``*.yaml`` definition in `directory`, sorted by workflow type.
+
+    Raises:
+        DefinitionError: a file is malformed, its template is not a valid plan, or two files
+            claim the same workflow type, alias or journey type.
+    """
+    files = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+    if not files:
+        raise DefinitionError(str(directory), "no workflow definitions (*.yaml) found")
+    definitions = [_load(path) for path in files]
+    _check_unique(definitions)
+    return tuple(sorted(definitions, key=lambda d: d.workflow_type))
+
+
+def _load(path: Path) -> WorkflowDefinition:
+    source = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise DefinitionError(source, f"cannot be read: {error}") from None
+    if not isinstance(raw, dict):
+        raise DefinitionError(source, "must be a mapping of definition keys")
+    unknown = [k for k in raw if k not in _KEYS]
+    if unknown:
+        raise DefinitionError(source, f"unknown key {unknown[0]!r}; valid keys: {', '.join(_KEYS)}")
+    missing = [k for k in _REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise DefinitionError(source, f"missing key {missing[0]!r}")
+
+    workflow_type = _name(source, "workflow_type", raw["workflow_type"])
+    if path.stem != workflow_type:
+        raise DefinitionError(source, f"defines {workflow_type!r}, so the file must be named {workflow_type}.yaml")
+    version = _string(source, "version", raw["version"])
+    description = _string(source, "description", raw["description"]).strip()
+    aliases = tuple(_name(source, "aliases", a) for a in _list(source, "aliases", raw.get("aliases", [])))
+    journey_types = tuple(
+        _journey_type(source, j) for j in _list(source, "journey_types", raw.get("journey_types", []))
+    )
+
+    template = plan_pb2.OrchestrationPlan(workflow_type=workflow_type, workflow_version=version)
+    if "timeout" in raw:
+        _parse(source, "timeout", {"timeout": raw["timeout"]}, template)
+    _parse(source, "execution_strategy", raw["execution_strategy"], template.execution_strategy)
+
+    approval: set[str] = set()
+    overrides: list[ManualOverride] = []
+    for i, raw_step in enumerate(_list(source, "workflow_steps", raw["workflow_steps"])):
+        where = f"workflow_steps[{i}]"
+        if not isinstance(raw_step, dict):
+            raise DefinitionError(source, f"{where} must be a mapping")
+        fields = {k: v for k, v in raw_step.items() if k not in _PLANNER_STEP_KEYS}
+        step = template.workflow_steps.add()
+        _parse(source, where, fields, step)
+        # Every built-in step states its deadline and its default estimate; nothing is implicit.
+        if not step.timing.HasField("timeout"):
+            raise DefinitionError(source, f"{where}.timing.timeout is required in a definition")
+        if not step.timing.HasField("estimated_duration"):
+            raise DefinitionError(source, f"{where}.timing.estimated_duration is required in a definition")
+        requires = raw_step.get("requires_approval", False)
+        if not isinstance(requires, bool):
+            raise DefinitionError(source, f"{where}.requires_approval must be true or false")
+        if requires:
+            approval.add(step.step_id)
+        if "manual_override" in raw_step:
+            overrides.append(_override(source, f"{where}.manual_override", step.step_id, raw_step["manual_override"]))
+
+    for g, raw_gate in enumerate(_list(source, "quality_gates", raw.get("quality_gates", []))):
+        _parse(source, f"quality_gates[{g}]", raw_gate, template.quality_gates.add())
+
+    document_step = ""
+    if "document_step" in raw:
+        document_step = _string(source, "document_step", raw["document_step"])
+        roots = [s.step_id for s in template.workflow_steps if not s.dependencies]
+        if document_step not in roots:
+            raise DefinitionError(source, f"document_step {document_step!r} must name a step without dependencies")
+
+    template.execution_strategy.fallback_strategy.primary_path = (
+        template.execution_strategy.fallback_strategy.primary_path or workflow_type
+    )
+    return WorkflowDefinition(
+        workflow_type=workflow_type,
+        version=version,
+        description=description,
+        aliases=aliases,
+        journey_types=journey_types,
+        document_step=document_step,
+        approval_steps=frozenset(approval),
+        manual_overrides=tuple(overrides),
+        source=source,
+        template_bytes=_validated(source, template),
+    )
+
+
+def _validated(source: str, template: plan_pb2.OrchestrationPlan) -> bytes:
+    check = plan_pb2.OrchestrationPlan()
+    check.CopyFrom(template)
+    check.user_id = _PLACEHOLDER_USER
+    try:
+        validate_plan(check)
+    except PlanInvalidError as error:
+        raise DefinitionError(source, str(error)) from None
+    return template.SerializeToString(deterministic=True)
+
+
+def _override(source: str, where: str, step_id: str, raw: Any) -> ManualOverride:
+    if not isinstance(raw, dict) or not raw:
+        raise DefinitionError(source, f"{where} must be a non-empty mapping of WorkflowStep fields")
+    for key in raw:
+        if key not in _OVERRIDABLE:
+            raise DefinitionError(
+                source, f"{where} may not override {key!r}; it may override: {', '.join(_OVERRIDABLE)}"
+            )
+    replacement = plan_pb2.WorkflowStep()
+    _parse(source, where, raw, replacement)
+    return ManualOverride(
+        step_id=step_id,
+        fields=tuple(raw),
+        replacement=replacement.SerializeToString(deterministic=True),
+    )
+
+
+def _check_unique(definitions: list[WorkflowDefinition]) -> None:
+    names: dict[str, str] = {}
+    journeys: dict[int, str] = {}
+    for d in definitions:
+        for name in (d.workflow_type, *d.aliases):
+            if name in names:
+                raise DefinitionError(d.source, f"the name {name!r} is already used by {names[name]}")
+            names[name] = d.source
+        for journey in d.journey_types:
+            if journey in journeys:
+                label = journey_pb2.JourneyType.Name(journey)
+                raise DefinitionError(d.source, f"journey type {label} is already mapped by {journeys[journey]}")
+            journeys[journey] = d.source
+
+
+def _parse(source: str, where: str, raw: Any, message: Any) -> None:
+    if not isinstance(raw, dict):
+        raise DefinitionError(source, f"{where} must be a mapping")
+    try:
+        json_format.ParseDict(_normalize_enums(raw, message.DESCRIPTOR), message)
+    except json_format.ParseError as error:
+        raise DefinitionError(source, f"{where}: {error}") from None
+
+
+def _normalize_enums(raw: Any, descriptor: Descriptor) -> Any:
+    """Rewrites the seed's short enum spellings ("skip") as proto names ("FALLBACK_ACTION_SKIP")."""
+    if not isinstance(raw, dict):
+        return raw
+    result: dict[str, Any] = {}
+    for key, value in raw.items():
+        field = descriptor.fields_by_name.get(key)
+        if field is None:
+            result[key] = value
+        elif field.enum_type is not None:
+            enum = field.enum_type
+            result[key] = [_enum_name(v, enum) for v in value] if isinstance(value, list) else _enum_name(value, enum)
+        elif field.message_type is not None and field.message_type.full_name.startswith("baton."):
+            sub = field.message_type
+            if isinstance(value, list):
+                result[key] = [_normalize_enums(v, sub) for v in value]
+            else:
+                result[key] = _normalize_enums(value, sub)
+        else:
+            result[key] = value
+    return result
+
+
+def _enum_name(value: Any, enum: EnumDescriptor) -> Any:
+    if not isinstance(value, str):
+        return value
+    name = value.upper()
+    if name in enum.values_by_name:
+        return name
+    prefix = enum.values[0].name.removesuffix("UNSPECIFIED")
+    return prefix + name if prefix + name in enum.values_by_name else value
+
+
+def _journey_type(source: str, value: Any) -> journey_pb2.JourneyType.ValueType:
+    name = _enum_name(value, journey_pb2.JourneyType.DESCRIPTOR)
+    if not isinstance(name, str) or name not in journey_pb2.JourneyType.DESCRIPTOR.values_by_name:
+        valid = ", ".join(
+            v.name.removeprefix("JOURNEY_TYPE_").lower() for v in journey_pb2.JourneyType.DESCRIPTOR.values[1:]
+        )
+        raise DefinitionError(source, f"journey_types: unknown journey type {value!r}; valid: {valid}")
+    number = journey_pb2.JourneyType.Value(name)
+    if number == journey_pb2.JOURNEY_TYPE_UNSPECIFIED:
+        raise DefinitionError(source, "journey_types: JOURNEY_TYPE_UNSPECIFIED cannot be mapped")
+    return number
+
+
+def _string(source: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DefinitionError(source, f'{key} must be a non-empty string (quote numbers such as "1.0")')
+    return value
+
+
+def _name(source: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise DefinitionError(source, f"{key}: {value!r} must be a lower-case name of letters, digits and '_'")
+    return value
+
+
+def _list(source: str, key: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise DefinitionError(source, f"{key} must be a list")
+    return value

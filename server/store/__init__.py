@@ -1,0 +1,31 @@
+"""Durable storage of executions and their events: the interface, its SQLite implementation, and open_store."""
+
+from server.store._factory import open_store
+from server.store.base import (
+    TERMINAL_STATES,
+    CommitListener,
+    ExecutionNotFoundError,
+    ExecutionPage,
+    ExecutionQuery,
+    ExecutionRecord,
+    ExecutionStore,
+    InvalidPageTokenError,
+    NewExecution,
+    SequenceConflictError,
+)
+from server.store.sqlite import SqliteExecutionStore
+
+__all__ = [
+    "TERMINAL_STATES",
+    "CommitListener",
+    "ExecutionNotFoundError",
+    "ExecutionPage",
+    "ExecutionQuery",
+    "ExecutionRecord",
+    "ExecutionStore",
+    "InvalidPageTokenError",
+    "NewExecution",
+    "SequenceConflictError",
+    "SqliteExecutionStore",
+    "open_store",
+]

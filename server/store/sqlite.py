@@ -1,0 +1,392 @@
+"""The embedded execution store: SQLite in WAL mode with group commit.
+
+Durability: every ``append`` and ``create_execution`` returns after its transaction commits.
+With ``synchronous=NORMAL`` (the default) in WAL mode a commit is in the operating system's
+hands before it is acknowledged, so it survives a ``kill -9`` of the process; it can be lost
+only if the machine itself loses power or crashes before the next checkpoint. ``FULL`` fsyncs
+the WAL on every commit and survives that too, at the cost of one fsync per batch.
+
+Concurrency: one writer thread commits writes in batches (see ``_sqlite_writer``); reads run on
+a small pool of read-only connections, beside the writer, since WAL readers never wait for it.
+The store is bound to the event loop that opens it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from baton.v1 import execution_pb2
+
+from server.store._page_tokens import decode_page_token, encode_page_token
+from server.store._sqlite_rows import (
+    RECORD_COLUMNS,
+    event_micros,
+    from_micros,
+    record_from_row,
+    to_micros,
+)
+from server.store._sqlite_writer import (
+    AppendOp,
+    CreateOp,
+    EventRow,
+    Outcome,
+    SqliteWriter,
+    WriterConfig,
+    WriterStats,
+)
+from server.store.base import (
+    TERMINAL_STATES,
+    CommitListener,
+    ExecutionPage,
+    ExecutionQuery,
+    ExecutionRecord,
+    NewExecution,
+)
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: synchronous levels that keep the ExecutionStore promise (a commit survives kill -9 in WAL).
+SYNCHRONOUS_LEVELS = frozenset({"NORMAL", "FULL", "EXTRA"})
+
+_MAX_PAGE_SIZE = 1000
+_DEFAULT_PAGE_SIZE = 50
+
+# The partial index executions_unfinished_idx is used only when a query repeats its predicate.
+_UNFINISHED = "state NOT IN ({})".format(", ".join(str(state) for state in sorted(TERMINAL_STATES)))
+
+
+class SqliteExecutionStore:
+    """An ExecutionStore on one SQLite file.
+
+    Call ``await open()`` before anything else and ``await close()`` at the end; both must run
+    on the event loop that uses the store. Cancelling an ``append`` or ``create_execution``
+    after it is queued does not withdraw it: it may still commit (as with any database), and a
+    later read or recovery will see it.
+    """
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", readers: int = 2) -> None:
+        """Configures the store; nothing is opened until ``open()``.
+
+        Args:
+            path: the database file (created if missing, with its parent directory expected
+                to exist).
+            synchronous: SQLite's ``synchronous`` pragma: ``NORMAL`` (survives a process kill),
+                ``FULL`` or ``EXTRA`` (also survive power loss; one fsync per commit).
+            readers: read connections, each with its own thread.
+
+        Raises:
+            ValueError: an unknown synchronous level or a reader count below 1.
+        """
+        level = synchronous.upper()
+        if level not in SYNCHRONOUS_LEVELS:
+            raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS_LEVELS)}, not {synchronous!r}")
+        if readers < 1:
+            raise ValueError(f"readers must be at least 1, not {readers}")
+        if path == ":memory:" or not path:
+            raise ValueError("the SQLite store needs a file path (readers and the writer share it)")
+        self._path = path
+        self._config = WriterConfig(path=path, synchronous=level)
+        self._reader_count = readers
+        self._listeners: list[CommitListener] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: SqliteWriter | None = None
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._read_pool: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
+    @property
+    def stats(self) -> WriterStats:
+        """Counters of the writer: commits, writes, events, largest batch."""
+        if self._writer is None:
+            return WriterStats()
+        return self._writer.stats
+
+    async def open(self) -> None:
+        """Opens the database, applies pending migrations and starts the writer and readers.
+
+        Raises:
+            RuntimeError: the store was opened before.
+            sqlite3.Error: the file cannot be opened or migrated.
+        """
+        if self._loop is not None:
+            raise RuntimeError("the store is already open (or was closed); make a new one")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        writer = SqliteWriter(self._config, loop, self._deliver)
+        writer.start()
+        await asyncio.wrap_future(writer.ready)
+        self._writer = writer
+        self._read_pool = ThreadPoolExecutor(self._reader_count, thread_name_prefix="baton-store-read")
+        try:
+            for _ in range(self._reader_count):
+                self._readers.put(await loop.run_in_executor(self._read_pool, self._connect_reader))
+        except BaseException:
+            await self.close()
+            raise
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, cached_statements=128)
+        conn.execute(f"PRAGMA busy_timeout = {self._config.busy_timeout_ms}")
+        conn.execute(f"PRAGMA cache_size = {-self._config.cache_kib}")
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    async def close(self) -> None:
+        """Commits every write queued so far, then closes the connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        writer = self._writer
+        if writer is not None:
+            writer.stop()
+            await asyncio.wrap_future(writer.stopped)
+        if self._read_pool is not None:
+            pool, self._read_pool = self._read_pool, None
+            # Waits for reads in flight, off the loop since shutdown blocks.
+            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)
+        while True:
+            try:
+                conn = self._readers.get_nowait()
+            except queue.Empty:
+                break
+            conn.close()
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Registers a function called on the event loop after every commit of events.
+
+        It gets (execution_id, events) for each create and append of the batch, in commit
+        order, before the writers' awaits return. It must not block; an exception it raises
+        is logged and does not reach the writer or the other listeners.
+        """
+        self._listeners.append(listener)
+
+    def _deliver(self, outcomes: list[Outcome]) -> None:
+        """Runs on the event loop: notifies listeners, then resolves the batch's futures."""
+        for outcome in outcomes:
+            if outcome.committed is None:
+                continue
+            execution_id, events = outcome.committed
+            for listener in self._listeners:
+                try:
+                    listener(execution_id, events)
+                except Exception:
+                    logger.exception("commit listener failed for execution %s", execution_id)
+        for outcome in outcomes:
+            future = outcome.future
+            if future.done():
+                continue
+            if outcome.error is not None:
+                future.set_exception(outcome.error)
+            else:
+                future.set_result(outcome.result)
+
+    def _live_writer(self) -> tuple[SqliteWriter, asyncio.AbstractEventLoop]:
+        if self._writer is None or self._loop is None or self._closed:
+            raise RuntimeError("the store is not open")
+        return self._writer, self._loop
+
+    async def create_execution(
+        self, new: NewExecution, first_event: execution_pb2.ExecutionEvent
+    ) -> tuple[ExecutionRecord, bool]:
+        """Records a new execution (state QUEUED) and its first event, sequence 1, atomically.
+
+        Returns:
+            The execution's record and whether this call created it; with a request_id some
+            execution of the same user already has, that execution's record and False.
+
+        Raises:
+            ValueError: the first event's sequence is not 1, or created_at is naive.
+            sqlite3.IntegrityError: the execution_id is taken by another request.
+        """
+        writer, loop = self._live_writer()
+        if first_event.sequence != 1:
+            raise ValueError(f"the first event's sequence must be 1, not {first_event.sequence}")
+        created_at = to_micros(new.created_at)
+        state = execution_pb2.EXECUTION_STATE_QUEUED
+        record = ExecutionRecord(
+            execution_id=new.execution_id,
+            user_id=new.user_id,
+            workflow_type=new.workflow_type,
+            plan_id=new.plan_id,
+            request_id=new.request_id,
+            priority=new.priority,
+            state=state,
+            created_at=from_micros(created_at),
+            updated_at=from_micros(created_at),
+            last_sequence=1,
+        )
+        row = (
+            new.execution_id,
+            new.user_id,
+            new.workflow_type,
+            new.plan_id,
+            new.request_id,
+            new.priority,
+            state,
+            created_at,
+            created_at,
+            1,
+        )
+        future: asyncio.Future[tuple[ExecutionRecord, bool]] = loop.create_future()
+        writer.submit(CreateOp(record, row, _event_row(new.execution_id, first_event), first_event, future))
+        return await future
+
+    async def append(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int) -> None:
+        """Appends contiguous events and sets the state, returning once they are committed.
+
+        The events are serialized when this is called; changing them afterwards changes nothing
+        stored. updated_at becomes the latest event time (it never moves backwards).
+
+        Raises:
+            SequenceConflictError: the first event's sequence is not last_sequence + 1.
+            ExecutionNotFoundError: no such execution.
+            ValueError: no events, or their sequences are not contiguous.
+        """
+        writer, loop = self._live_writer()
+        if not events:
+            raise ValueError(f"append to {execution_id} carries no events")
+        first = events[0].sequence
+        rows: list[EventRow] = []
+        updated_at = 0
+        for offset, event in enumerate(events):
+            if event.sequence != first + offset:
+                raise ValueError(
+                    f"append to {execution_id}: event {offset} has sequence {event.sequence}, expected {first + offset}"
+                )
+            row = _event_row(execution_id, event)
+            updated_at = max(updated_at, row[3])
+            rows.append(row)
+        future: asyncio.Future[None] = loop.create_future()
+        writer.submit(AppendOp(execution_id, first, first + len(events) - 1, state, updated_at, rows, events, future))
+        await future
+
+    async def read_events(
+        self, execution_id: str, after_sequence: int = 0, limit: int | None = None
+    ) -> list[execution_pb2.ExecutionEvent]:
+        """Returns the execution's events with sequence > after_sequence, in order.
+
+        An unknown execution has no events (an empty list).
+        """
+        if limit is not None and limit <= 0:
+            return []
+        return await self._read(_read_events, execution_id, after_sequence, limit)
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        """Returns the execution's summary row, or None."""
+        return await self._read(_get_execution, execution_id)
+
+    async def list_executions(self, query: ExecutionQuery) -> ExecutionPage:
+        """Returns a page of executions, newest first (ties broken by execution_id).
+
+        A page_size of 0 means 50; above 1000 it is 1000.
+
+        Raises:
+            InvalidPageTokenError: the token is malformed.
+            ValueError: a negative page_size.
+        """
+        if query.page_size < 0:
+            raise ValueError(f"page_size must not be negative, not {query.page_size}")
+        after = decode_page_token(query.page_token) if query.page_token else None
+        return await self._read(_list_executions, query, after)
+
+    async def unfinished_executions(self) -> list[str]:
+        """Returns the ids of executions not in a terminal state, oldest first."""
+        return await self._read(_unfinished_executions)
+
+    async def count_by_state(self) -> dict[int, int]:
+        """Returns the number of executions in each ExecutionState (states with none omitted)."""
+        return await self._read(_count_by_state)
+
+    async def _read(self, read: Callable[..., _T], *args: object) -> _T:
+        if self._read_pool is None or self._loop is None or self._closed:
+            raise RuntimeError("the store is not open")
+        return await self._loop.run_in_executor(self._read_pool, self._with_reader, read, args)
+
+    def _with_reader(self, read: Callable[..., _T], args: tuple[object, ...]) -> _T:
+        # The pool has exactly as many threads as connections, so a connection is always free.
+        conn = self._readers.get()
+        try:
+            return read(conn, *args)
+        finally:
+            self._readers.put(conn)
+
+
+def _event_row(execution_id: str, event: execution_pb2.ExecutionEvent) -> EventRow:
+    return (
+        execution_id,
+        event.sequence,
+        event.WhichOneof("kind") or "",
+        event_micros(event),
+        event.SerializeToString(),
+    )
+
+
+def _read_events(
+    conn: sqlite3.Connection, execution_id: str, after_sequence: int, limit: int | None
+) -> list[execution_pb2.ExecutionEvent]:
+    rows = conn.execute(
+        "SELECT payload FROM events WHERE execution_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+        (execution_id, after_sequence, -1 if limit is None else limit),
+    ).fetchall()
+    parse = execution_pb2.ExecutionEvent.FromString
+    return [parse(payload) for (payload,) in rows]
+
+
+def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
+    row = conn.execute(f"SELECT {RECORD_COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)).fetchone()
+    return None if row is None else record_from_row(row)
+
+
+def _list_executions(conn: sqlite3.Connection, query: ExecutionQuery, after: tuple[int, str] | None) -> ExecutionPage:
+    clauses: list[str] = []
+    params: list[object] = []
+    if query.user_id:
+        clauses.append("user_id = ?")
+        params.append(query.user_id)
+    if query.states:
+        clauses.append("state IN ({})".format(", ".join("?" * len(query.states))))
+        params.extend(query.states)
+    if query.workflow_type:
+        clauses.append("workflow_type = ?")
+        params.append(query.workflow_type)
+    if after is not None:
+        clauses.append("(created_at, execution_id) < (?, ?)")
+        params.extend(after)
+    size = min(query.page_size or _DEFAULT_PAGE_SIZE, _MAX_PAGE_SIZE)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    # One row more than the page tells whether another page follows.
+    params.append(size + 1)
+    rows = conn.execute(
+        f"SELECT {RECORD_COLUMNS} FROM executions {where} ORDER BY created_at DESC, execution_id DESC LIMIT ?",
+        params,
+    ).fetchall()
+    records = [record_from_row(row) for row in rows[:size]]
+    token = ""
+    if len(rows) > size:
+        last = rows[size - 1]
+        token = encode_page_token(last[7], last[0])
+    return ExecutionPage(records=records, next_page_token=token)
+
+
+def _unfinished_executions(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        f"SELECT execution_id FROM executions WHERE {_UNFINISHED} ORDER BY created_at, execution_id"
+    ).fetchall()
+    return [execution_id for (execution_id,) in rows]
+
+
+def _count_by_state(conn: sqlite3.Connection) -> dict[int, int]:
+    return dict(conn.execute("SELECT state, COUNT(*) FROM executions GROUP BY state").fetchall())

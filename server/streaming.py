@@ -1,0 +1,123 @@
+"""Per-execution fan-out of committed events to watchers (WatchExecution).
+
+The store calls `ExecutionHub.on_commit` after every commit; the hub only appends to each
+subscriber's bounded buffer and wakes it, so a slow watcher never slows the engine or other
+watchers. A subscriber whose buffer overflows drops its buffer and catches up from the store,
+so no update is ever lost silently: every watcher sees every sequence, in order, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+
+from baton.v1 import execution_pb2
+
+from server.engine import ExecutionState, apply, fold
+from server.store.base import ExecutionNotFoundError, ExecutionStore
+
+DEFAULT_BUFFER = 1024
+"""Events a watcher may lag behind before it falls back to reading the store."""
+
+
+class _Subscription:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.buffer: deque[execution_pb2.ExecutionEvent] = deque()
+        self.overflowed = False
+        self.wakeup = asyncio.Event()
+
+    def push(self, events: Sequence[execution_pb2.ExecutionEvent]) -> None:
+        if not self.overflowed:
+            if len(self.buffer) + len(events) > self.limit:
+                self.overflowed = True
+                self.buffer.clear()
+            else:
+                self.buffer.extend(events)
+        self.wakeup.set()
+
+
+class ExecutionHub:
+    """Watchers of executions, fed by the store's commits."""
+
+    def __init__(self, store: ExecutionStore, *, buffer: int = DEFAULT_BUFFER) -> None:
+        self.store = store
+        self.buffer = buffer
+        self._subscriptions: dict[str, set[_Subscription]] = {}
+        self._closed = asyncio.Event()
+        store.add_commit_listener(self.on_commit)
+
+    @property
+    def watchers(self) -> int:
+        """The number of open watches."""
+        return sum(len(s) for s in self._subscriptions.values())
+
+    def on_commit(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent]) -> None:
+        """Hands newly committed events to the execution's watchers (never blocks)."""
+        for subscription in self._subscriptions.get(execution_id, ()):
+            subscription.push(events)
+
+    def close(self) -> None:
+        """Ends every watch (on shutdown); watchers resume elsewhere with after_sequence."""
+        self._closed.set()
+        for subscriptions in self._subscriptions.values():
+            for subscription in subscriptions:
+                subscription.wakeup.set()
+
+    async def watch(
+        self, execution_id: str, after_sequence: int = 0
+    ) -> AsyncIterator[tuple[execution_pb2.ExecutionEvent, ExecutionState]]:
+        """Yields (event, state after it) for every event after `after_sequence`, then live ones.
+
+        Ends after the terminal event (or when the hub closes).
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+        """
+        subscription = _Subscription(self.buffer)
+        # Subscribe before reading the history, so nothing committed in between is missed.
+        self._subscriptions.setdefault(execution_id, set()).add(subscription)
+        try:
+            history = await self.store.read_events(execution_id)
+            if not history:
+                raise ExecutionNotFoundError(execution_id)
+            state = fold(execution_id, history[:1])
+            if after_sequence < 1:
+                yield history[0], state
+            for event in history[1:]:
+                apply(state, event)
+                if event.sequence > after_sequence:
+                    yield event, state
+            while not state.terminal and not self._closed.is_set():
+                await subscription.wakeup.wait()
+                subscription.wakeup.clear()
+                if subscription.overflowed:
+                    subscription.overflowed = False
+                    fresh: Sequence[execution_pb2.ExecutionEvent] = await self.store.read_events(
+                        execution_id, after_sequence=state.last_sequence
+                    )
+                else:
+                    fresh = list(subscription.buffer)
+                    subscription.buffer.clear()
+                for event in fresh:
+                    if event.sequence <= state.last_sequence:
+                        continue  # committed before the history read returned
+                    if event.sequence != state.last_sequence + 1:
+                        # Cannot happen with an ordered commit stream; heal from the store anyway.
+                        fresh_gap = await self.store.read_events(execution_id, after_sequence=state.last_sequence)
+                        for missing in fresh_gap:
+                            if missing.sequence > state.last_sequence:
+                                apply(state, missing)
+                                if missing.sequence > after_sequence:
+                                    yield missing, state
+                        break
+                    apply(state, event)
+                    if event.sequence > after_sequence:
+                        yield event, state
+        finally:
+            subscriptions = self._subscriptions.get(execution_id)
+            if subscriptions is not None:
+                subscriptions.discard(subscription)
+                if not subscriptions:
+                    del self._subscriptions[execution_id]
