@@ -55,7 +55,7 @@ async def _run(args: argparse.Namespace, path: str) -> dict[str, float]:
     stamp.FromDatetime(now)
     work: asyncio.Queue[str] = asyncio.Queue()
     for _ in range(args.executions):
-        work.put_nowait(str(uuid.uuid4()))
+        work.put_nowait(str(uuid.uuid4()) if not args.ordered_ids else f"{_:012d}-{uuid.uuid4()}")
     latencies: list[float] = []
     clock = time.perf_counter
 
@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10, help="events per execution (M), the first is the create")
     parser.add_argument("--concurrency", type=int, default=100, help="concurrent appenders (K)")
     parser.add_argument("--synchronous", default="NORMAL", help="SQLite synchronous level")
+    parser.add_argument("--ordered-ids", action="store_true", help="time-ordered execution ids")
     parser.add_argument("--runs", type=int, default=3, help="runs; the median is reported")
     parser.add_argument("--dir", default=None, help="where to put the database (a temporary directory by default)")
     args = parser.parse_args()

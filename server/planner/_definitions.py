@@ -188,9 +188,6 @@ def _load(path: Path) -> WorkflowDefinition:
         if document_step not in roots:
             raise DefinitionError(source, f"document_step {document_step!r} must name a step without dependencies")
 
-    template.execution_strategy.fallback_strategy.primary_path = (
-        template.execution_strategy.fallback_strategy.primary_path or workflow_type
-    )
     return WorkflowDefinition(
         workflow_type=workflow_type,
         version=version,

@@ -25,8 +25,7 @@ def step(
     optional: bool = False,
     alternative: tuple[str, str] | None = None,
 ) -> plan_pb2.WorkflowStep:
-    s = plan_pb2.WorkflowStep(step_id=step_id, agent=agent, operation=operation, dependencies=deps,
-                              optional=optional)
+    s = plan_pb2.WorkflowStep(step_id=step_id, agent=agent, operation=operation, dependencies=deps, optional=optional)
     s.inputs.configuration.update(config or {"user_id": "${user.user_id}"})
     if timeout is not None:
         s.timing.timeout.FromNanoseconds(int(timeout * 1e9))
@@ -38,7 +37,9 @@ def step(
     return s
 
 
-def plan(*steps: plan_pb2.WorkflowStep, mode: int = 0, max_concurrency: int = 0, **retry: Any) -> plan_pb2.OrchestrationPlan:
+def plan(
+    *steps: plan_pb2.WorkflowStep, mode: int = 0, max_concurrency: int = 0, **retry: Any
+) -> plan_pb2.OrchestrationPlan:
     p = plan_pb2.OrchestrationPlan(plan_id="plan-1", user_id="u1", workflow_type="test", workflow_steps=steps)
     p.execution_strategy.execution_mode = mode  # type: ignore[assignment]
     p.execution_strategy.max_concurrency = max_concurrency
@@ -66,13 +67,18 @@ class Harness:
         self.engine = Engine(self.store, self.caller, self.clock, rng=random.Random(seed))
         self._ids = 0
 
-    async def submit(self, p: plan_pb2.OrchestrationPlan, *, timeout: float | None = None,
-                     user: dict[str, Any] | None = None) -> str:
+    async def submit(
+        self,
+        p: plan_pb2.OrchestrationPlan,
+        *,
+        execution_timeout: float | None = None,
+        user: dict[str, Any] | None = None,
+    ) -> str:
         self._ids += 1
         execution_id = f"ex-{self._ids}"
         options = journey_pb2.ExecutionOptions()
-        if timeout is not None:
-            options.timeout.FromNanoseconds(int(timeout * 1e9))
+        if execution_timeout is not None:
+            options.timeout.FromNanoseconds(int(execution_timeout * 1e9))
         ctx = journey_pb2.UserJourney(user_id="u1")
         if user:
             ctx.data.update(user)

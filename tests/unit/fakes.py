@@ -14,13 +14,13 @@ from google.protobuf import struct_pb2
 
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
 from server.store.base import (
+    TERMINAL_STATES,
     CommitListener,
     ExecutionPage,
     ExecutionQuery,
     ExecutionRecord,
     NewExecution,
     SequenceConflictError,
-    TERMINAL_STATES,
 )
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -147,10 +147,16 @@ class MemoryStore:
             if new.request_id and (record.user_id, record.request_id) == (new.user_id, new.request_id):
                 return record, False
         record = ExecutionRecord(
-            execution_id=new.execution_id, user_id=new.user_id, workflow_type=new.workflow_type,
-            plan_id=new.plan_id, request_id=new.request_id, priority=new.priority,
-            state=execution_pb2.EXECUTION_STATE_QUEUED, created_at=new.created_at,
-            updated_at=new.created_at, last_sequence=1,
+            execution_id=new.execution_id,
+            user_id=new.user_id,
+            workflow_type=new.workflow_type,
+            plan_id=new.plan_id,
+            request_id=new.request_id,
+            priority=new.priority,
+            state=execution_pb2.EXECUTION_STATE_QUEUED,
+            created_at=new.created_at,
+            updated_at=new.created_at,
+            last_sequence=1,
         )
         self.records[new.execution_id] = record
         self.events[new.execution_id] = [first_event]

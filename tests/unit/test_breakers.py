@@ -91,7 +91,8 @@ async def test_a_call_that_opts_out_bypasses_the_open_breaker() -> None:
     for _ in range(2):
         with pytest.raises(AgentCallError):
             await caller.call(_call())
-    bypass = AgentCall(agent="job_discovery", operation="SearchJobs", payload={}, timeout=1,
-                       idempotency_key="", use_breaker=False)
+    bypass = AgentCall(
+        agent="job_discovery", operation="SearchJobs", payload={}, timeout=1, idempotency_key="", use_breaker=False
+    )
     await caller.call(bypass)
     assert len(inner.calls) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import pathlib
 
 import pytest
@@ -63,12 +64,13 @@ async def test_exponential_backoff_doubles_each_wait_and_is_capped() -> None:
     h = Harness()
     h.caller.script("analytics", "RecordEvents", *[unavailable()] * 5)
     ex = await h.submit(
-        plan(step("A", retries=5), initial_backoff=1.0, max_backoff=5.0,
-             backoff_strategy=P.BACKOFF_STRATEGY_EXPONENTIAL)
+        plan(
+            step("A", retries=5), initial_backoff=1.0, max_backoff=5.0, backoff_strategy=P.BACKOFF_STRATEGY_EXPONENTIAL
+        )
     )
     assert (await h.run(ex)).status == E.EXECUTION_STATE_COMPLETED
     times = [c.at for c in h.caller.calls]
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     assert gaps == [1.0, 2.0, 4.0, 5.0, 5.0]
     keys = [c.call.idempotency_key for c in h.caller.calls]
     assert keys == [f"{ex}/A/{n}" for n in range(1, 7)]
@@ -80,7 +82,7 @@ async def test_linear_backoff_grows_by_the_initial_wait() -> None:
     ex = await h.submit(plan(step("A", retries=3), initial_backoff=0.5, backoff_strategy=P.BACKOFF_STRATEGY_LINEAR))
     await h.run(ex)
     times = [c.at for c in h.caller.calls]
-    assert [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)] == [0.5, 1.0, 1.5]
+    assert [(b - a).total_seconds() for a, b in itertools.pairwise(times)] == [0.5, 1.0, 1.5]
 
 
 def test_jitter_moves_each_wait_within_its_fraction() -> None:
@@ -121,8 +123,13 @@ async def test_a_business_error_is_not_retried() -> None:
 async def test_fallback_skip_skips_the_step_and_the_execution_completes_degraded() -> None:
     h = Harness()
     h.caller.script("ui_ux", "Notify", unavailable())
-    ex = await h.submit(plan(step("A"), step("N", "A", agent="ui_ux", operation="Notify",
-                                              retries=0, fallback=P.FALLBACK_ACTION_SKIP), step("Z", "N")))
+    ex = await h.submit(
+        plan(
+            step("A"),
+            step("N", "A", agent="ui_ux", operation="Notify", retries=0, fallback=P.FALLBACK_ACTION_SKIP),
+            step("Z", "N"),
+        )
+    )
     state = await h.run(ex)
     assert state.status == E.EXECUTION_STATE_COMPLETED
     assert state.steps["N"].state == E.STEP_STATE_SKIPPED
@@ -134,12 +141,25 @@ async def test_fallback_skip_skips_the_step_and_the_execution_completes_degraded
 async def test_fallback_alternative_calls_the_alternative_operation_after_retries() -> None:
     h = Harness()
     h.caller.script("job_discovery", "SearchJobs", unavailable(), unavailable())
-    ex = await h.submit(plan(step("S", agent="job_discovery", operation="SearchJobs", retries=1,
-                                  fallback=P.FALLBACK_ACTION_ALTERNATIVE, alternative=("analytics", "GetInsights"))))
+    ex = await h.submit(
+        plan(
+            step(
+                "S",
+                agent="job_discovery",
+                operation="SearchJobs",
+                retries=1,
+                fallback=P.FALLBACK_ACTION_ALTERNATIVE,
+                alternative=("analytics", "GetInsights"),
+            )
+        )
+    )
     state = await h.run(ex)
     assert state.status == E.EXECUTION_STATE_COMPLETED
     assert [(c.call.agent, c.call.operation) for c in h.caller.calls] == [
-        ("job_discovery", "SearchJobs"), ("job_discovery", "SearchJobs"), ("analytics", "GetInsights")]
+        ("job_discovery", "SearchJobs"),
+        ("job_discovery", "SearchJobs"),
+        ("analytics", "GetInsights"),
+    ]
     assert state.steps["S"].attempts == 3
     assert render(state).performance_metrics.step_timings[0].agent == "analytics"
 
@@ -163,7 +183,7 @@ async def test_each_attempt_gets_the_step_timeout_as_its_deadline() -> None:
 
 async def test_the_execution_fails_when_its_timeout_passes() -> None:
     h = Harness(latency=100.0)
-    ex = await h.submit(plan(step("A", timeout=1000.0)), timeout=10.0)
+    ex = await h.submit(plan(step("A", timeout=1000.0)), execution_timeout=10.0)
     state = await h.run(ex)
     assert state.status == E.EXECUTION_STATE_FAILED
     assert state.failure_reason == "execution timed out"
@@ -189,9 +209,18 @@ async def test_step_inputs_resolve_expressions_over_earlier_outputs_and_the_user
     ex = await h.submit(
         plan(
             step("S", agent="job_discovery", operation="SearchJobs", config={"user_id": "${user.user_id}"}),
-            step("M", "S", agent="automation", operation="SubmitApplication",
-                 config={"user_id": "${user.user_id}", "job_ids": "${steps.S.jobs[:1].job_id}",
-                         "cover_note": "${user.data.note}", "document_id": "${user.data.missing}"}),
+            step(
+                "M",
+                "S",
+                agent="automation",
+                operation="SubmitApplication",
+                config={
+                    "user_id": "${user.user_id}",
+                    "job_ids": "${steps.S.jobs[:1].job_id}",
+                    "cover_note": "${user.data.note}",
+                    "document_id": "${user.data.missing}",
+                },
+            ),
         ),
         user={"note": "hello"},
     )
@@ -301,8 +330,9 @@ async def test_an_identical_request_id_returns_the_first_execution() -> None:
 
     from server.engine import Submission
 
-    sub = Submission(execution_id="x1", plan=w_plan(), user_context=journey_pb2.UserJourney(user_id="u1"),
-                     request_id="req-1")
+    sub = Submission(
+        execution_id="x1", plan=w_plan(), user_context=journey_pb2.UserJourney(user_id="u1"), request_id="req-1"
+    )
     first, created = await h.engine.submit(sub)
     again, created_again = await h.engine.submit(Submission(**{**sub.__dict__, "execution_id": "x2"}))
     assert created and not created_again

@@ -1,0 +1,221 @@
+"""The composition root: one grpc.aio server with the seven agents, fault injection, health and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import sys
+from dataclasses import dataclass
+
+import grpc
+from baton.v1 import (
+    analytics_pb2,
+    analytics_pb2_grpc,
+    automation_pb2,
+    automation_pb2_grpc,
+    document_intelligence_pb2,
+    document_intelligence_pb2_grpc,
+    faults_pb2,
+    faults_pb2_grpc,
+    job_discovery_pb2,
+    job_discovery_pb2_grpc,
+    matching_intelligence_pb2,
+    matching_intelligence_pb2_grpc,
+    security_pb2,
+    security_pb2_grpc,
+    ui_ux_pb2,
+    ui_ux_pb2_grpc,
+)
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from agents._analytics import AnalyticsServicer
+from agents._automation import AutomationServicer
+from agents._documents import DocumentIntelligenceServicer
+from agents._faults import FaultInjectionServicer, fault_state
+from agents._jobs import JobCatalog, JobDiscoveryServicer
+from agents._ledger import ApplicationLedger
+from agents._matching import MatchingIntelligenceServicer
+from agents._security import SecurityServicer
+from agents._uiux import UiUxServicer
+
+logger = logging.getLogger(__name__)
+
+#: The full names of the services the fleet serves, agents first, in the seed's order.
+SERVICE_NAMES: tuple[str, ...] = (
+    document_intelligence_pb2.DESCRIPTOR.services_by_name["DocumentIntelligence"].full_name,
+    job_discovery_pb2.DESCRIPTOR.services_by_name["JobDiscovery"].full_name,
+    matching_intelligence_pb2.DESCRIPTOR.services_by_name["MatchingIntelligence"].full_name,
+    automation_pb2.DESCRIPTOR.services_by_name["Automation"].full_name,
+    ui_ux_pb2.DESCRIPTOR.services_by_name["UiUx"].full_name,
+    analytics_pb2.DESCRIPTOR.services_by_name["Analytics"].full_name,
+    security_pb2.DESCRIPTOR.services_by_name["Security"].full_name,
+    faults_pb2.DESCRIPTOR.services_by_name["FaultInjection"].full_name,
+)
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """How to start the reference fleet."""
+
+    listen: str = "127.0.0.1:0"
+    """HOST:PORT to listen on; port 0 picks a free port. Default ``127.0.0.1:0``."""
+    ledger_path: str = ":memory:"
+    """The Automation agent's SQLite ledger file; ``:memory:`` (the default) keeps nothing."""
+    latency_ms: float = 0.0
+    """Latency, in milliseconds, every agent adds to each operation at start. Default 0."""
+    error_rate: float = 0.0
+    """The fraction of operations, from 0 to 1, that every agent fails at start. Default 0."""
+    seed: int = 0
+    """The seed of the generator that picks failures; 0 (the default) is nondeterministic."""
+
+    def validate(self) -> None:
+        """Checks the configuration.
+
+        Raises:
+            ValueError: a field is out of range; the message names it.
+        """
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"listen must be HOST:PORT, got {self.listen!r}")
+        if not self.ledger_path:
+            raise ValueError("ledger_path must not be empty; use ':memory:' for no file")
+        if not math.isfinite(self.latency_ms) or self.latency_ms < 0:
+            raise ValueError(f"latency_ms must be 0 or more, got {self.latency_ms}")
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError(f"error_rate must be from 0 to 1, got {self.error_rate}")
+
+
+class Fleet:
+    """A started fleet; stop it with :meth:`stop`."""
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        health_servicer: health.aio.HealthServicer,
+        ledger: ApplicationLedger,
+        host: str,
+        port: int,
+    ) -> None:
+        self._server = server
+        self._health = health_servicer
+        self._ledger = ledger
+        self.port = port
+        """The port actually bound."""
+        self.address = f"{host}:{port}"
+        """``HOST:PORT`` actually bound, for clients to dial."""
+        self._stopped = False
+
+    async def stop(self, grace: float = 1.0) -> None:
+        """Reports NOT_SERVING, lets in-flight calls finish for up to `grace` seconds, then stops.
+
+        Args:
+            grace: Seconds in-flight calls may take before they are cancelled.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        # Health first, so that balancers stop sending before the port closes.
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        self._ledger.close()
+
+    async def wait_for_termination(self) -> None:
+        """Returns when the server has stopped."""
+        await self._server.wait_for_termination()
+
+
+async def start_fleet(config: FleetConfig) -> Fleet:
+    """Starts the seven reference agents and FaultInjection on one gRPC server.
+
+    Args:
+        config: Where to listen, the ledger, and the faults every agent starts with.
+
+    Returns:
+        The started fleet, serving and reporting SERVING on grpc.health.v1.
+
+    Raises:
+        ValueError: the configuration is invalid.
+        RuntimeError: the address could not be bound.
+    """
+    config.validate()
+    catalog = JobCatalog.load()
+    ledger = ApplicationLedger(config.ledger_path)
+    servicers = (
+        DocumentIntelligenceServicer(),
+        JobDiscoveryServicer(catalog),
+        MatchingIntelligenceServicer(),
+        AutomationServicer(ledger, catalog),
+        UiUxServicer(),
+        AnalyticsServicer(),
+        SecurityServicer(catalog),
+    )
+    runtimes = {s.runtime.name: s.runtime for s in servicers}
+    default = fault_state(
+        faults_pb2.FaultConfig(error_rate=config.error_rate, seed=config.seed),
+        frozenset().union(*(r.operations for r in runtimes.values())),
+    )
+    default.latency = config.latency_ms / 1000.0
+    faults = FaultInjectionServicer(runtimes, default)
+
+    # so_reuseport off: a second fleet on a taken port must fail, not share it silently.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    document, jobs, matching, automation, ui_ux, analytics, security = servicers
+    document_intelligence_pb2_grpc.add_DocumentIntelligenceServicer_to_server(document, server)
+    job_discovery_pb2_grpc.add_JobDiscoveryServicer_to_server(jobs, server)
+    matching_intelligence_pb2_grpc.add_MatchingIntelligenceServicer_to_server(matching, server)
+    automation_pb2_grpc.add_AutomationServicer_to_server(automation, server)
+    ui_ux_pb2_grpc.add_UiUxServicer_to_server(ui_ux, server)
+    analytics_pb2_grpc.add_AnalyticsServicer_to_server(analytics, server)
+    security_pb2_grpc.add_SecurityServicer_to_server(security, server)
+    faults_pb2_grpc.add_FaultInjectionServicer_to_server(faults, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    try:
+        port = server.add_insecure_port(config.listen)
+    except RuntimeError as error:
+        ledger.close()
+        raise RuntimeError(f"cannot listen on {config.listen}: {error}") from error
+    if port == 0:
+        ledger.close()
+        raise RuntimeError(f"cannot listen on {config.listen}")
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    host = config.listen.rpartition(":")[0]
+    fleet = Fleet(server, health_servicer, ledger, host, port)
+    logger.info("reference agents serving on %s (ledger %s)", fleet.address, config.ledger_path)
+    return fleet
+
+
+async def serve_fleet(config: FleetConfig) -> None:
+    """Runs the fleet until SIGTERM or SIGINT, then stops it gracefully.
+
+    Prints ``agents serving on HOST:PORT`` to stdout once it serves, so that a parent process
+    can wait for that line and learn the port.
+
+    Args:
+        config: How to start the fleet.
+    """
+    fleet = await start_fleet(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"agents serving on {fleet.address}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+        logger.info("stopping reference agents")
+        await fleet.stop()
+        sys.stdout.flush()

@@ -1,0 +1,607 @@
+"""The planner: a workflow definition adapted to one request, deterministically, into a valid plan.
+
+Rules, applied in this order to a fresh copy of the definition's template (each rule's effect
+on the plan is visible in it; drops and avoided boards are also listed, with their reason, in
+execution_strategy.fallback_strategy.fallback_paths):
+
+1. Manual automation (journey_context.user_preferences.automation_level MANUAL). Approval
+   needs signals, which are not built yet, so the plan stops before anything is submitted:
+   steps marked ``requires_approval`` are removed, and so is every step that (transitively)
+   depends on a removed step, unless the definition gives it a ``manual_override``. Overrides
+   are applied first: in application_automation, notify_user then runs right after the
+   compliance screen, is required, and tells the user "Approval required" with the job ids
+   awaiting approval (``data.approval_required: true``); record_analytics, which only records
+   the submission, is removed.
+2. Documents first. When current_data_state.profile_completeness < 50 or document_status is
+   UPLOADED or UNSPECIFIED, the definition's document_step is made the plan's only root (every
+   other root waits for it); a definition without one gets document_analysis's document step
+   prepended. The built-in definitions all start with analyze_resume already.
+3. Speed. execution_options.quality_level, when set, decides; otherwise
+   user_preferences.processing_speed. FAST: parallel mode, every optional step dropped, gate
+   thresholds loosened by GATE_THRESHOLD_STEP. THOROUGH: every optional step kept, thresholds
+   tightened by GATE_THRESHOLD_STEP and every criterion required (pass_score 100). BALANCED or
+   unset: the definition as written.
+4. Live health. An optional step whose agent reports AGENT_HEALTH_OFFLINE is dropped. Job
+   boards whose automation account_health is LIMITED or SUSPENDED are left out of every
+   request with a ``sources`` field (SearchJobs): a literal list is filtered; an absent one
+   becomes the other boards the agents report, sorted.
+5. Priority: execution_options.priority when set, else journey_context.urgency_level (low,
+   medium, high, critical map one to one), else the definition's.
+6. Timeout: execution_options.timeout when set, else the definition's.
+7. Estimates: each step's timing.estimated_duration is the p50 of `estimates(agent, operation)`
+   when it answers (capped at the step's timeout), else the definition's; the plan's is the sum
+   along the critical path, whose step ids are the fallback_strategy.primary_path.
+8. Shape: complexity_score and resource_requirements are computed from the final DAG.
+
+Dropping a step keeps the DAG's order: its dependants inherit its dependencies, request fields
+whose expression reads its output are removed (at run time they would be null, hence omitted),
+and gates checking it go with it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from baton.v1 import common_pb2, journey_pb2, plan_pb2
+from google.protobuf import json_format
+
+from agents_clients.catalog import AGENTS, operation
+from server.planner._definitions import WorkflowDefinition, load_definitions
+from server.planner._errors import DefinitionError, PlanInvalidError, UnknownWorkflowError
+from server.planner._expressions import expression_of, iter_expressions, referenced_steps, without_references
+from server.planner.validation import MAX_PLAN_TIMEOUT, MIN_TIMEOUT, validate_plan
+
+DEFINITIONS_DIR = Path(__file__).with_name("definitions")
+"""Where the built-in workflow definitions live (package data)."""
+
+DOCUMENT_ANALYSIS = "document_analysis"
+"""The workflow whose document step is prepended when a profile needs its documents read first."""
+
+PROFILE_COMPLETE = 50.0
+"""Below this profile completeness (0-100) the user's documents are analysed first."""
+
+GATE_THRESHOLD_STEP = 10.0
+"""Points by which THOROUGH tightens and FAST loosens every gate criterion's threshold."""
+
+Estimates = Callable[[str, str], "tuple[float, float] | None"]
+"""(agent, operation) → (p50, p95) seconds of recorded durations, or None when unknown."""
+
+_URGENCY_PRIORITY: Mapping[int, plan_pb2.Priority.ValueType] = MappingProxyType(
+    {
+        journey_pb2.URGENCY_LEVEL_LOW: plan_pb2.PRIORITY_LOW,
+        journey_pb2.URGENCY_LEVEL_MEDIUM: plan_pb2.PRIORITY_MEDIUM,
+        journey_pb2.URGENCY_LEVEL_HIGH: plan_pb2.PRIORITY_HIGH,
+        journey_pb2.URGENCY_LEVEL_CRITICAL: plan_pb2.PRIORITY_CRITICAL,
+    }
+)
+
+# What each agent's work leans on, for resource_requirements: parsing and scoring are CPU work,
+# scoring holds every posting in memory, boards and notifications are remote calls, and
+# submissions and analytics write records.
+_AGENT_RESOURCES: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "document_intelligence": frozenset({"cpu"}),
+        "job_discovery": frozenset({"network"}),
+        "matching_intelligence": frozenset({"cpu", "memory"}),
+        "automation": frozenset({"network", "storage"}),
+        "ui_ux": frozenset({"network"}),
+        "analytics": frozenset({"storage"}),
+        "security": frozenset({"cpu"}),
+    }
+)
+
+_BAD_ACCOUNT = frozenset({common_pb2.ACCOUNT_HEALTH_LIMITED, common_pb2.ACCOUNT_HEALTH_SUSPENDED})
+_FAST, _BALANCED, _THOROUGH = "fast", "balanced", "thorough"
+# The requests the start-up self-check plans every definition with.
+_CHECK_USER = "definition-check"
+_CHECK_TIME = datetime(2000, 1, 1)
+
+
+class Planner:
+    """Plans workflows from the built-in (or given) YAML definitions.
+
+    The definitions are read and validated once, at construction; a planner holds no other
+    state, so one instance may serve every request concurrently.
+    """
+
+    def __init__(self, definitions_dir: Path | None = None) -> None:
+        """Loads and validates every definition.
+
+        Args:
+            definitions_dir: a directory of ``*.yaml`` definitions; None for the built-in ones.
+
+        Raises:
+            DefinitionError: a definition is malformed or plans an invalid plan under some
+                combination of the request's adaptation rules.
+        """
+        definitions = load_definitions(definitions_dir or DEFINITIONS_DIR)
+        self._definitions: Mapping[str, WorkflowDefinition] = MappingProxyType(
+            {d.workflow_type: d for d in definitions}
+        )
+        names: dict[str, str] = {}
+        journeys: dict[int, str] = {}
+        for d in definitions:
+            names[d.workflow_type] = d.workflow_type
+            names.update(dict.fromkeys(d.aliases, d.workflow_type))
+            journeys.update(dict.fromkeys(d.journey_types, d.workflow_type))
+        self._names: Mapping[str, str] = MappingProxyType(names)
+        self._journeys: Mapping[int, str] = MappingProxyType(journeys)
+        self._self_check()
+
+    def workflow_types(self) -> list[str]:
+        """Returns the canonical workflow types, sorted."""
+        return sorted(self._definitions)
+
+    def definitions(self) -> tuple[WorkflowDefinition, ...]:
+        """Returns every definition, sorted by workflow type."""
+        return tuple(self._definitions[name] for name in sorted(self._definitions))
+
+    def resolve(
+        self,
+        workflow_type: str,
+        journey_type: journey_pb2.JourneyType.ValueType = journey_pb2.JOURNEY_TYPE_UNSPECIFIED,
+    ) -> str:
+        """Returns the canonical workflow type a request names.
+
+        Args:
+            workflow_type: a canonical type or an alias, any case; empty to use `journey_type`.
+            journey_type: the journey type standing in for an empty `workflow_type`.
+
+        Raises:
+            UnknownWorkflowError: neither names a definition.
+        """
+        name = workflow_type.strip().lower()
+        canonical = self._names.get(name) if name else self._journeys.get(journey_type)
+        if canonical is None:
+            aliases = sorted((a, c) for a, c in self._names.items() if a != c)
+            raise UnknownWorkflowError(workflow_type, self.workflow_types(), aliases)
+        return canonical
+
+    def definition(self, workflow_type: str) -> WorkflowDefinition:
+        """Returns the definition a workflow type or alias names.
+
+        Raises:
+            UnknownWorkflowError: it names none.
+        """
+        return self._definitions[self.resolve(workflow_type)]
+
+    def plan(
+        self,
+        workflow_type: str,
+        user_context: journey_pb2.UserJourney,
+        options: journey_pb2.ExecutionOptions | None = None,
+        *,
+        plan_id: str,
+        now: datetime,
+        health: Mapping[str, common_pb2.AgentStatus] | None = None,
+        estimates: Estimates | None = None,
+    ) -> plan_pb2.OrchestrationPlan:
+        """Plans a workflow for a user; the same arguments always give the same plan.
+
+        Args:
+            workflow_type: a canonical type or alias; empty to use user_context.journey_type.
+            user_context: the user's journey; user_id is required.
+            options: the request's priority, timeout and quality level.
+            plan_id: the new plan's id.
+            now: the plan's created_at.
+            health: the agents' latest statuses by agent name; absent agents count as healthy.
+            estimates: recorded (p50, p95) seconds per (agent, operation).
+
+        Returns:
+            A plan that passed `validate_plan`.
+
+        Raises:
+            UnknownWorkflowError: the workflow type (or journey type) names no definition.
+            PlanInvalidError: user_context.user_id is empty or an option is out of range.
+        """
+        definition = self._definitions[self.resolve(workflow_type, user_context.journey_type)]
+        if not user_context.user_id:
+            raise PlanInvalidError("user_context.user_id", "is required: the execution is owned by this user")
+        options = options if options is not None else journey_pb2.ExecutionOptions()
+        _check_options(options)
+        health = health if health is not None else {}
+
+        plan = definition.template()
+        notes: list[str] = []
+        preferences = user_context.journey_context.user_preferences
+        if preferences.automation_level == journey_pb2.AUTOMATION_LEVEL_MANUAL:
+            _require_approval(plan, definition, notes)
+        if _needs_documents_first(user_context.current_data_state):
+            _documents_first(plan, definition, self._definitions.get(DOCUMENT_ANALYSIS), notes)
+        _apply_speed(plan, _speed(options.quality_level, preferences.processing_speed), notes)
+        _apply_health(plan, health, notes)
+
+        strategy = plan.execution_strategy
+        urgency = user_context.journey_context.urgency_level
+        if options.priority != plan_pb2.PRIORITY_UNSPECIFIED:
+            strategy.priority = options.priority
+        elif urgency in _URGENCY_PRIORITY:
+            strategy.priority = _URGENCY_PRIORITY[urgency]
+        elif strategy.priority == plan_pb2.PRIORITY_UNSPECIFIED:
+            strategy.priority = plan_pb2.PRIORITY_MEDIUM
+        if options.HasField("timeout"):
+            plan.timeout.CopyFrom(options.timeout)
+
+        _apply_estimates(plan, estimates)
+        critical_path, total = _critical_path(plan.workflow_steps)
+        plan.estimated_duration.FromNanoseconds(round(total * 1e9))
+        fallback = strategy.fallback_strategy
+        fallback.primary_path = " -> ".join(critical_path)
+        fallback.fallback_paths.extend(notes + _failure_paths(plan.workflow_steps))
+        plan.complexity_score = _complexity(plan)
+        plan.resource_requirements.CopyFrom(_resources(plan.workflow_steps))
+
+        plan.plan_id = plan_id
+        plan.user_id = user_context.user_id
+        plan.workflow_type = definition.workflow_type
+        plan.workflow_version = definition.version
+        plan.created_at.FromDatetime(now)
+        validate_plan(plan)
+        return plan
+
+    def _self_check(self) -> None:
+        """Plans every definition under each adaptation so a definition's flaw fails start-up."""
+        levels = (journey_pb2.AUTOMATION_LEVEL_UNSPECIFIED, journey_pb2.AUTOMATION_LEVEL_MANUAL)
+        speeds = (
+            journey_pb2.PROCESSING_SPEED_BALANCED,
+            journey_pb2.PROCESSING_SPEED_FAST,
+            journey_pb2.PROCESSING_SPEED_THOROUGH,
+        )
+        offline = {a: common_pb2.AgentStatus(agent=a, status=common_pb2.AGENT_HEALTH_OFFLINE) for a in AGENTS}
+        for definition in self.definitions():
+            for level in levels:
+                for speed in speeds:
+                    for completeness, health in ((0.0, None), (100.0, offline)):
+                        user = journey_pb2.UserJourney(user_id=_CHECK_USER)
+                        user.journey_context.user_preferences.automation_level = level
+                        user.journey_context.user_preferences.processing_speed = speed
+                        user.current_data_state.profile_completeness = completeness
+                        user.current_data_state.document_status = journey_pb2.DOCUMENT_STATUS_ANALYZED
+                        try:
+                            self.plan(
+                                definition.workflow_type, user, plan_id="check", now=_CHECK_TIME, health=health
+                            )
+                        except PlanInvalidError as error:
+                            setting = (
+                                f"automation_level {journey_pb2.AutomationLevel.Name(level)}, "
+                                f"processing_speed {journey_pb2.ProcessingSpeed.Name(speed)}"
+                            )
+                            raise DefinitionError(definition.source, f"with {setting}: {error}") from None
+
+
+# ---- rules --------------------------------------------------------------------------------
+
+
+def _check_options(options: journey_pb2.ExecutionOptions) -> None:
+    if options.priority not in plan_pb2.Priority.DESCRIPTOR.values_by_number:
+        raise PlanInvalidError("execution_options.priority", f"{options.priority} is not a Priority value")
+    if options.quality_level not in journey_pb2.QualityLevel.DESCRIPTOR.values_by_number:
+        raise PlanInvalidError(
+            "execution_options.quality_level", f"{options.quality_level} is not a QualityLevel value"
+        )
+    if options.HasField("timeout"):
+        seconds = options.timeout.seconds + options.timeout.nanos / 1e9
+        if not MIN_TIMEOUT <= seconds <= MAX_PLAN_TIMEOUT:
+            raise PlanInvalidError(
+                "execution_options.timeout", f"must be between 1ms and 24h, not {options.timeout.ToJsonString()}"
+            )
+
+
+def _require_approval(plan: plan_pb2.OrchestrationPlan, definition: WorkflowDefinition, notes: list[str]) -> None:
+    present = {s.step_id for s in plan.workflow_steps}
+    approval = {sid for sid in definition.approval_steps if sid in present}
+    if not approval:
+        return
+    overridden = set()
+    for override in definition.manual_overrides:
+        step = _find(plan.workflow_steps, override.step_id)
+        if step is not None:
+            override.apply(step)
+            overridden.add(override.step_id)
+    removed = dict.fromkeys(sorted(approval), "automation_level manual: nothing is submitted without the user's approval")
+    grew = True
+    while grew:
+        grew = False
+        for step in plan.workflow_steps:
+            if step.step_id in removed or step.step_id in overridden:
+                continue
+            blocker = next((d for d in step.dependencies if d in removed), None)
+            if blocker is not None:
+                removed[step.step_id] = f"it follows {blocker}, which awaits the user's approval"
+                grew = True
+    for step_id in [s.step_id for s in plan.workflow_steps if s.step_id in removed]:
+        _drop(plan, step_id, removed[step_id], notes)
+
+
+def _needs_documents_first(state: journey_pb2.CurrentDataState) -> bool:
+    unread = (journey_pb2.DOCUMENT_STATUS_UNSPECIFIED, journey_pb2.DOCUMENT_STATUS_UPLOADED)
+    return state.profile_completeness < PROFILE_COMPLETE or state.document_status in unread
+
+
+def _documents_first(
+    plan: plan_pb2.OrchestrationPlan,
+    definition: WorkflowDefinition,
+    document_analysis: WorkflowDefinition | None,
+    notes: list[str],
+) -> None:
+    steps = plan.workflow_steps
+    first = definition.document_step if _find(steps, definition.document_step) is not None else ""
+    if not first:
+        if document_analysis is None or not document_analysis.document_step:
+            return
+        source = _find(document_analysis.template().workflow_steps, document_analysis.document_step)
+        if source is None or _find(steps, source.step_id) is not None:
+            return
+        added = plan_pb2.WorkflowStep()
+        added.CopyFrom(source)
+        del added.dependencies[:]
+        steps.insert(0, added)
+        first = added.step_id
+        notes.append(f"{first}: added first (the user's documents are not analysed yet)")
+    for step in steps:
+        if step.step_id != first and not step.dependencies:
+            step.dependencies.append(first)
+
+
+def _speed(quality: journey_pb2.QualityLevel.ValueType, speed: journey_pb2.ProcessingSpeed.ValueType) -> str:
+    # The request's own option is more specific than the user's standing preference.
+    if quality == journey_pb2.QUALITY_LEVEL_FAST:
+        return _FAST
+    if quality == journey_pb2.QUALITY_LEVEL_THOROUGH:
+        return _THOROUGH
+    if quality == journey_pb2.QUALITY_LEVEL_BALANCED:
+        return _BALANCED
+    if speed == journey_pb2.PROCESSING_SPEED_FAST:
+        return _FAST
+    if speed == journey_pb2.PROCESSING_SPEED_THOROUGH:
+        return _THOROUGH
+    return _BALANCED
+
+
+def _apply_speed(plan: plan_pb2.OrchestrationPlan, speed: str, notes: list[str]) -> None:
+    if speed == _FAST:
+        plan.execution_strategy.execution_mode = plan_pb2.EXECUTION_MODE_PARALLEL
+        plan.execution_strategy.max_concurrency = 0
+        for step_id in [s.step_id for s in plan.workflow_steps if s.optional]:
+            _drop(plan, step_id, "processing speed fast: optional steps are left out", notes)
+        _shift_gates(plan, -GATE_THRESHOLD_STEP)
+    elif speed == _THOROUGH:
+        _shift_gates(plan, GATE_THRESHOLD_STEP)
+        for gate in plan.quality_gates:
+            gate.pass_score = 100.0
+
+
+def _shift_gates(plan: plan_pb2.OrchestrationPlan, stricter_by: float) -> None:
+    """Moves every threshold `stricter_by` points toward stricter (negative: looser), within 0-100."""
+    above = (plan_pb2.COMPARISON_OPERATOR_GT, plan_pb2.COMPARISON_OPERATOR_GTE)
+    below = (plan_pb2.COMPARISON_OPERATOR_LT, plan_pb2.COMPARISON_OPERATOR_LTE)
+    for gate in plan.quality_gates:
+        for criterion in gate.criteria:
+            if criterion.operator in above:
+                criterion.value = min(100.0, max(0.0, criterion.value + stricter_by))
+            elif criterion.operator in below:
+                criterion.value = min(100.0, max(0.0, criterion.value - stricter_by))
+
+
+def _apply_health(
+    plan: plan_pb2.OrchestrationPlan, health: Mapping[str, common_pb2.AgentStatus], notes: list[str]
+) -> None:
+    for step_id, agent in [(s.step_id, s.agent) for s in plan.workflow_steps if s.optional]:
+        status = health.get(agent)
+        if status is not None and status.status == common_pb2.AGENT_HEALTH_OFFLINE:
+            _drop(plan, step_id, f"agent {agent} is offline", notes)
+    _avoid_boards(plan, health, notes)
+
+
+def _avoid_boards(
+    plan: plan_pb2.OrchestrationPlan, health: Mapping[str, common_pb2.AgentStatus], notes: list[str]
+) -> None:
+    accounts = health["automation"].account_health if "automation" in health else {}
+    bad = {board: state for board, state in accounts.items() if state in _BAD_ACCOUNT}
+    if not bad:
+        return
+    known = set(accounts)
+    if "job_discovery" in health:
+        known |= set(health["job_discovery"].api_rate_limits)
+    for step in plan.workflow_steps:
+        field = operation(step.agent, step.operation).request_class.DESCRIPTOR.fields_by_name.get("sources")
+        if field is None or not field.is_repeated:
+            continue
+        config: dict[str, Any] = json_format.MessageToDict(step.inputs.configuration)
+        current = config.get("sources")
+        if current is None:
+            candidates = sorted(known)
+        elif isinstance(current, list) and all(isinstance(b, str) and expression_of(b) is None for b in current):
+            candidates = list(current)
+        else:
+            # A source list computed at run time cannot be filtered now.
+            continue
+        avoided = [b for b in candidates if b in bad]
+        kept = [b for b in candidates if b not in bad]
+        if not avoided:
+            continue
+        reasons = ", ".join(f"{b} ({common_pb2.AccountHealth.Name(bad[b]).removeprefix('ACCOUNT_HEALTH_').lower()})" for b in avoided)
+        if kept:
+            config["sources"] = kept
+            _set_configuration(step.inputs, config)
+            notes.append(f"{step.step_id}: avoiding job boards {reasons}; searching {', '.join(kept)}")
+        else:
+            notes.append(f"{step.step_id}: every known job board is limited or suspended: {reasons}")
+
+
+def _apply_estimates(plan: plan_pb2.OrchestrationPlan, estimates: Estimates | None) -> None:
+    if estimates is None:
+        return
+    for step in plan.workflow_steps:
+        recorded = estimates(step.agent, step.operation)
+        if recorded is None:
+            continue
+        p50 = recorded[0]
+        if not math.isfinite(p50) or p50 < 0:
+            continue
+        if step.timing.HasField("timeout"):
+            # An attempt cannot outlast its deadline, whatever history says.
+            p50 = min(p50, step.timing.timeout.ToNanoseconds() / 1e9)
+        step.timing.estimated_duration.FromNanoseconds(round(p50 * 1e9))
+
+
+# ---- dropping steps -----------------------------------------------------------------------
+
+
+def _drop(plan: plan_pb2.OrchestrationPlan, step_id: str, reason: str, notes: list[str]) -> None:
+    steps = plan.workflow_steps
+    index = next((i for i, s in enumerate(steps) if s.step_id == step_id), None)
+    if index is None:
+        return
+    inherited = list(steps[index].dependencies)
+    del steps[index]
+    notes.append(f"{step_id}: dropped ({reason})")
+    gates = [g for g in plan.quality_gates if g.checkpoint != step_id]
+    if len(gates) != len(plan.quality_gates):
+        kept = [plan_pb2.QualityGate().__class__.FromString(g.SerializeToString()) for g in gates]
+        del plan.quality_gates[:]
+        plan.quality_gates.extend(kept)
+    orphaned: list[str] = []
+    for step in steps:
+        if step_id in step.dependencies:
+            rewired: list[str] = []
+            for dep in step.dependencies:
+                for new in inherited if dep == step_id else [dep]:
+                    if new not in rewired:
+                        rewired.append(new)
+            del step.dependencies[:]
+            step.dependencies.extend(rewired)
+        config = json_format.MessageToDict(step.inputs.configuration)
+        pruned = without_references(config, step_id)
+        if pruned != config:
+            _set_configuration(step.inputs, pruned)
+        alternative = step.error_handling.alternative
+        if step.error_handling.HasField("alternative") and alternative.HasField("configuration"):
+            alt_config = json_format.MessageToDict(alternative.configuration)
+            alt_pruned = without_references(alt_config, step_id)
+            if alt_pruned != alt_config:
+                alternative.configuration.Clear()
+                alternative.configuration.update(alt_pruned)
+        if step.timing.condition and _reads(step.timing.condition, step_id):
+            orphaned.append(step.step_id)
+    for dependant in orphaned:
+        # Its run-or-skip decision was about the dropped step's output; without it there is none.
+        _drop(plan, dependant, f"its condition reads {step_id}, which was dropped", notes)
+
+
+def _reads(expression: str, step_id: str) -> bool:
+    try:
+        return step_id in referenced_steps(expression)
+    except ValueError:
+        return False
+
+
+def _set_configuration(inputs: plan_pb2.StepInputs, config: Mapping[str, Any]) -> None:
+    inputs.configuration.Clear()
+    inputs.configuration.update(config)
+
+
+def _find(steps: Sequence[plan_pb2.WorkflowStep], step_id: str) -> plan_pb2.WorkflowStep | None:
+    return next((s for s in steps if s.step_id == step_id), None) if step_id else None
+
+
+# ---- shape --------------------------------------------------------------------------------
+
+
+def _topological(steps: Sequence[plan_pb2.WorkflowStep]) -> list[plan_pb2.WorkflowStep]:
+    """Kahn's algorithm taking ready steps in plan order; steps left in a cycle come last."""
+    pending = list(steps)
+    done: set[str] = set()
+    order: list[plan_pb2.WorkflowStep] = []
+    while pending:
+        ready = [s for s in pending if all(d in done for d in s.dependencies)]
+        if not ready:
+            # Validation names the cycle; the order only has to be total.
+            ready = pending[:1]
+        for step in ready:
+            order.append(step)
+            done.add(step.step_id)
+        pending = [s for s in pending if s.step_id not in done]
+    return order
+
+
+def _critical_path(steps: Sequence[plan_pb2.WorkflowStep]) -> tuple[list[str], float]:
+    """The longest chain by estimated seconds (plus scheduling delays) and its length."""
+    finish: dict[str, float] = {}
+    previous: dict[str, str] = {}
+    for step in _topological(steps):
+        start = 0.0
+        for dep in step.dependencies:
+            if dep in finish and finish[dep] > start:
+                start, previous[step.step_id] = finish[dep], dep
+        own = step.timing.estimated_duration.ToNanoseconds() / 1e9
+        if step.timing.scheduling == plan_pb2.SCHEDULING_SCHEDULED:
+            own += step.timing.delay.ToNanoseconds() / 1e9
+        finish[step.step_id] = start + own
+    if not finish:
+        return [], 0.0
+    last = max(finish, key=lambda sid: finish[sid])
+    path = [last]
+    while path[-1] in previous:
+        path.append(previous[path[-1]])
+    return path[::-1], finish[last]
+
+
+def _depth(steps: Sequence[plan_pb2.WorkflowStep]) -> int:
+    level: dict[str, int] = {}
+    for step in _topological(steps):
+        level[step.step_id] = 1 + max((level.get(d, 0) for d in step.dependencies), default=0)
+    return max(level.values(), default=0)
+
+
+def _complexity(plan: plan_pb2.OrchestrationPlan) -> float:
+    """0-100: 40 for size (20 steps), 25 for depth (10 levels), 25 for breadth (7 agents), 10 for gates (5)."""
+    steps = plan.workflow_steps
+    agents = {s.agent for s in steps}
+    score = (
+        40 * min(len(steps) / 20, 1.0)
+        + 25 * min(_depth(steps) / 10, 1.0)
+        + 25 * min(len(agents) / len(AGENTS), 1.0)
+        + 10 * min(len(plan.quality_gates) / 5, 1.0)
+    )
+    return round(score, 1)
+
+
+def _resources(steps: Sequence[plan_pb2.WorkflowStep]) -> plan_pb2.ResourceRequirements:
+    kinds: set[str] = set()
+    for step in steps:
+        kinds |= _AGENT_RESOURCES.get(step.agent, frozenset())
+    return plan_pb2.ResourceRequirements(
+        cpu_intensive="cpu" in kinds,
+        memory_intensive="memory" in kinds,
+        network_intensive="network" in kinds,
+        storage_intensive="storage" in kinds,
+    )
+
+
+def _failure_paths(steps: Sequence[plan_pb2.WorkflowStep]) -> list[str]:
+    paths: list[str] = []
+    for step in steps:
+        handling = step.error_handling
+        if handling.fallback_action == plan_pb2.FALLBACK_ACTION_SKIP:
+            paths.append(f"{step.step_id}: skipped if it fails")
+        elif handling.fallback_action == plan_pb2.FALLBACK_ACTION_ALTERNATIVE:
+            alt = handling.alternative
+            paths.append(f"{step.step_id}: {alt.agent}.{alt.operation} if it fails")
+    return paths
+
+
+__all__ = [
+    "DEFINITIONS_DIR",
+    "DOCUMENT_ANALYSIS",
+    "GATE_THRESHOLD_STEP",
+    "PROFILE_COMPLETE",
+    "Estimates",
+    "Planner",
+    "iter_expressions",
+]

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: installs what it needs, then checks and tests everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+
+# Local services the suite may use: start them when installed but not running.
+if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+fi
+
+echo "== generated code matches protos/"
+.venv/bin/python protos/generate.py --check
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy (server/, agents_clients/)"
+.venv/bin/mypy server agents_clients
+echo "== pytest"
+.venv/bin/python -m pytest -q "$@"
