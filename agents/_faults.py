@@ -7,13 +7,13 @@ import logging
 import os
 import random
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import grpc
 from baton.v1 import faults_pb2, faults_pb2_grpc
 
-from agents._runtime import AgentError, AgentRuntime, InjectedFault, invalid_argument
+from agents._runtime import AgentError, AgentRuntime, InjectedFault, abort, invalid_argument
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +38,15 @@ class FaultState:
     code: grpc.StatusCode
     """The status code failed operations answer with."""
     seed: int
-    """The seed of `random`; 0 means nondeterministic."""
+    """The seed of `rng`; 0 means nondeterministic."""
     fail_next: int
     """Operations still to fail before error_rate applies."""
     crash_after: int
     """Operations left until the process exits; 0 means never."""
     operations: frozenset[str]
     """Operation names the configuration applies to; empty means every operation."""
-    random: random.Random = field(repr=False)
+    rng: random.Random = field(repr=False)
     """Picks the operations that fail by error_rate."""
-    exit: Callable[[int], object] = field(repr=False, default=os._exit)
-    """Ends the process on an injected crash; replaced only by tests of this module."""
 
     @property
     def inert(self) -> bool:
@@ -67,13 +65,13 @@ class FaultState:
                 logger.warning("fault injection: crashing at %s.%s", agent, operation)
                 sys.stderr.flush()
                 # os._exit skips every cleanup, as a SIGKILL or a power cut would.
-                self.exit(CRASH_EXIT_STATUS)
+                os._exit(CRASH_EXIT_STATUS)
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         if self.fail_next > 0:
             self.fail_next -= 1
             raise InjectedFault(self.code, f"injected fault: {agent}.{operation} failed (fail_next)")
-        if self.error_rate > 0 and self.random.random() < self.error_rate:
+        if self.error_rate > 0 and self.rng.random() < self.error_rate:
             raise InjectedFault(self.code, f"injected fault: {agent}.{operation} failed (error_rate)")
 
     def to_proto(self) -> faults_pb2.FaultConfig:
@@ -126,7 +124,7 @@ def fault_state(config: faults_pb2.FaultConfig, known_operations: frozenset[str]
         fail_next=config.fail_next,
         crash_after=config.crash_after,
         operations=frozenset(config.operations),
-        random=random.Random(config.seed or None),
+        rng=random.Random(config.seed or None),
     )
 
 
@@ -155,7 +153,7 @@ class FaultInjectionServicer(faults_pb2_grpc.FaultInjectionServicer):
                 for runtime in self._runtimes.values():
                     runtime.set_faults(state)
         except AgentError as error:
-            await context.abort(error.code, error.message)
+            await abort(context, error.code, error.message)
         logger.info("fault injection set: %s", state)
         return state.to_proto()
 
@@ -168,8 +166,8 @@ class FaultInjectionServicer(faults_pb2_grpc.FaultInjectionServicer):
         try:
             runtime = self._runtime(request.agent)
         except AgentError as error:
-            await context.abort(error.code, error.message)
-        config = runtime.faults.to_proto()
+            await abort(context, error.code, error.message)
+        config = (runtime.faults or self._default).to_proto()
         config.agent = request.agent
         return config
 

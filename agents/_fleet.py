@@ -8,7 +8,9 @@ import logging
 import math
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from baton.v1 import (
@@ -154,24 +156,27 @@ async def start_fleet(config: FleetConfig) -> Fleet:
         SecurityServicer(catalog),
     )
     runtimes = {s.runtime.name: s.runtime for s in servicers}
-    default = fault_state(
-        faults_pb2.FaultConfig(error_rate=config.error_rate, seed=config.seed),
-        frozenset().union(*(r.operations for r in runtimes.values())),
-    )
-    default.latency = config.latency_ms / 1000.0
+    start_faults = faults_pb2.FaultConfig(error_rate=config.error_rate, seed=config.seed)
+    start_faults.latency.FromNanoseconds(round(config.latency_ms * 1e6))
+    default = fault_state(start_faults, frozenset().union(*(r.operations for r in runtimes.values())))
     faults = FaultInjectionServicer(runtimes, default)
 
     # so_reuseport off: a second fleet on a taken port must fail, not share it silently.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    document, jobs, matching, automation, ui_ux, analytics, security = servicers
-    document_intelligence_pb2_grpc.add_DocumentIntelligenceServicer_to_server(document, server)
-    job_discovery_pb2_grpc.add_JobDiscoveryServicer_to_server(jobs, server)
-    matching_intelligence_pb2_grpc.add_MatchingIntelligenceServicer_to_server(matching, server)
-    automation_pb2_grpc.add_AutomationServicer_to_server(automation, server)
-    ui_ux_pb2_grpc.add_UiUxServicer_to_server(ui_ux, server)
-    analytics_pb2_grpc.add_AnalyticsServicer_to_server(analytics, server)
-    security_pb2_grpc.add_SecurityServicer_to_server(security, server)
-    faults_pb2_grpc.add_FaultInjectionServicer_to_server(faults, server)
+    # In the order of `servicers`; the generated functions are untyped, hence the annotation.
+    adders: tuple[Callable[[Any, grpc.aio.Server], None], ...] = (
+        document_intelligence_pb2_grpc.add_DocumentIntelligenceServicer_to_server,
+        job_discovery_pb2_grpc.add_JobDiscoveryServicer_to_server,
+        matching_intelligence_pb2_grpc.add_MatchingIntelligenceServicer_to_server,
+        automation_pb2_grpc.add_AutomationServicer_to_server,
+        ui_ux_pb2_grpc.add_UiUxServicer_to_server,
+        analytics_pb2_grpc.add_AnalyticsServicer_to_server,
+        security_pb2_grpc.add_SecurityServicer_to_server,
+    )
+    for add, servicer in zip(adders, servicers, strict=True):
+        add(servicer, server)
+    add_faults: Callable[[Any, grpc.aio.Server], None] = faults_pb2_grpc.add_FaultInjectionServicer_to_server
+    add_faults(faults, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

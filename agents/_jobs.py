@@ -31,6 +31,8 @@ BOARD_QUOTAS: MappingProxyType[str, int] = MappingProxyType(
 )
 #: Requests per hour of a board that BOARD_QUOTAS does not name.
 DEFAULT_QUOTA = 1_000
+#: Relevance points a posting gains when its seniority is the one a searched title names.
+SENIORITY_BONUS = 1.5
 #: Seconds after which every board's quota is whole again.
 QUOTA_WINDOW = 3600.0
 #: The postings a search returns when the request leaves ``limit`` unset.
@@ -110,7 +112,12 @@ class JobCatalog:
         if location == "remote":
             location = ""
         # The most a posting can score, to express relevance from 0 to 1.
-        best = 3.0 * len(skills) + (4.5 if titles else 0.0) + 2.0 * len(keywords) + (1.0 if location else 0.0)
+        best = (
+            3.0 * len(skills)
+            + (4.0 + SENIORITY_BONUS if titles else 0.0)
+            + 2.0 * len(keywords)
+            + (1.0 if location else 0.0)
+        )
         ranked: list[tuple[float, _Indexed]] = []
         for job in self._indexed:
             posting = job.posting
@@ -155,7 +162,7 @@ def _title_points(core: frozenset[str], seniority: str, job: _Indexed, job_senio
     overlap = len(core & job.title_core) / len(core | job.title_core)
     if overlap == 0.0:
         return 0.0
-    return 4.0 * overlap + (0.5 if seniority and seniority == job_seniority else 0.0)
+    return 4.0 * overlap + (SENIORITY_BONUS if seniority and seniority == job_seniority else 0.0)
 
 
 class JobDiscoveryServicer(job_discovery_pb2_grpc.JobDiscoveryServicer):
@@ -249,4 +256,4 @@ class JobDiscoveryServicer(job_discovery_pb2_grpc.JobDiscoveryServicer):
         coverage = 100.0 * len(skills & found) / len(skills) if skills else 100.0
         relevance = 100.0 * sum(score for score, _ in top) / len(top)
         age_days = sum(self._catalog.newest - job.posted_at for _, job in top) / len(top) / _SECONDS_PER_DAY
-        return quality(relevance=relevance, coverage=coverage, freshness=100.0 - 2.0 * age_days)
+        return quality(relevance=relevance, coverage=coverage, freshness=100.0 - age_days)

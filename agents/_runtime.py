@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import grpc
 from baton.v1 import common_pb2
@@ -21,6 +22,9 @@ logger = logging.getLogger(__name__)
 CAPACITY = 64
 #: Operations over which response time and error rate are measured.
 WINDOW = 256
+#: Seconds after which an operation no longer counts towards response time and error rate, so
+#: that an agent recovers its health once faults stop, even without traffic.
+RECENT_SECONDS = 60.0
 #: The error rate, in percent, above which an agent reports itself degraded.
 DEGRADED_ERROR_RATE = 5.0
 
@@ -105,6 +109,8 @@ class AgentRuntime:
         self.active_faults: FaultState | None = None
         self._durations = [0.0] * WINDOW
         self._failures = [False] * WINDOW
+        # perf_counter readings when each outcome was recorded; -inf marks an empty slot.
+        self._finished = [-math.inf] * WINDOW
         self._cursor = 0
 
     def set_faults(self, faults: FaultState) -> None:
@@ -115,8 +121,10 @@ class AgentRuntime:
     def finish(self, started: float, failed: bool) -> None:
         """Records one finished operation that started at `started` (a perf_counter reading)."""
         cursor = self._cursor
-        self._durations[cursor] = time.perf_counter() - started
+        now = time.perf_counter()
+        self._durations[cursor] = now - started
         self._failures[cursor] = failed
+        self._finished[cursor] = now
         self._cursor = (cursor + 1) % WINDOW
         self.served += 1
         self.in_flight -= 1
@@ -127,9 +135,9 @@ class AgentRuntime:
         Args:
             metrics: The agent-specific metrics by their seed names.
         """
-        samples = min(self.served, WINDOW)
-        mean_seconds = sum(self._durations) / samples if samples else 0.0
-        error_rate = 100.0 * sum(self._failures) / samples if samples else 0.0
+        recent = self._recent()
+        mean_seconds = sum(d for d, _ in recent) / len(recent) if recent else 0.0
+        error_rate = 100.0 * sum(f for _, f in recent) / len(recent) if recent else 0.0
         health = (
             common_pb2.AGENT_HEALTH_DEGRADED if error_rate > DEGRADED_ERROR_RATE else common_pb2.AGENT_HEALTH_HEALTHY
         )
@@ -149,8 +157,24 @@ class AgentRuntime:
     @property
     def error_rate(self) -> float:
         """The recent error rate, in percent."""
-        samples = min(self.served, WINDOW)
-        return 100.0 * sum(self._failures) / samples if samples else 0.0
+        recent = self._recent()
+        return 100.0 * sum(f for _, f in recent) / len(recent) if recent else 0.0
+
+    def _recent(self) -> list[tuple[float, bool]]:
+        """Returns (duration, failed) of the last WINDOW operations of the last RECENT_SECONDS."""
+        since = time.perf_counter() - RECENT_SECONDS
+        return [
+            (duration, failed)
+            for duration, failed, finished in zip(self._durations, self._failures, self._finished, strict=True)
+            if finished >= since
+        ]
+
+
+async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    """Ends the call with `code` and `message`; never returns."""
+    await context.abort(code, message)
+    # context.abort always raises; this line only tells type checkers so.
+    raise RuntimeError("grpc.aio context.abort returned")
 
 
 class Servicer(Protocol):
@@ -163,7 +187,6 @@ S = TypeVar("S", bound=Servicer)
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 
-SyncOperation = Callable[[S, Req, grpc.aio.ServicerContext], Resp]
 AsyncOperation = Callable[[S, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
 
 
@@ -190,12 +213,12 @@ def operation(fn: Callable[[S, Req, grpc.aio.ServicerContext], Resp]) -> AsyncOp
             return response
         except AgentError as error:
             failed = error.code not in _CALLER_ERRORS
-            await context.abort(error.code, error.message)
+            await abort(context, error.code, error.message)
         except InjectedFault as fault:
-            await context.abort(fault.code, fault.message)
+            await abort(context, fault.code, fault.message)
         except Exception:
             logger.exception("%s.%s failed", runtime.name, name)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{runtime.name}.{name} failed unexpectedly")
+            await abort(context, grpc.StatusCode.INTERNAL, f"{runtime.name}.{name} failed unexpectedly")
         finally:
             runtime.finish(started, failed)
 

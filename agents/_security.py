@@ -150,7 +150,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def verdict(findings: list[security_pb2.Finding]) -> security_pb2.ComplianceStatus.ValueType:
+def verdict(findings: list[security_pb2.Finding]) -> security_pb2.ComplianceStatus:
     """Returns the verdict of a screen: a critical finding forbids going on, any other needs review."""
     if any(f.severity == "critical" for f in findings):
         return security_pb2.COMPLIANCE_STATUS_NON_COMPLIANT

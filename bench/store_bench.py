@@ -73,10 +73,27 @@ async def _run(args: argparse.Namespace, path: str) -> dict[str, float]:
                 await store.append(execution_id, [event], execution_pb2.EXECUTION_STATE_RUNNING)
                 latencies.append(clock() - started)
 
+    spins = 0
+    done = False
+
+    async def busy() -> None:
+        # Stands in for the rest of the orchestrator (engine, gRPC) keeping the event loop busy:
+        # pure-Python work in slices of --busy-ms, which the writer thread competes with for the GIL.
+        nonlocal spins
+        while not done:
+            until = clock() + args.busy_ms / 1000
+            while clock() < until:
+                spins += 1
+            await asyncio.sleep(0)
+
     before = store.stats.commits
     started = clock()
+    spinner = asyncio.create_task(busy()) if args.busy_ms > 0 else None
     await asyncio.gather(*(appender() for _ in range(args.concurrency)))
     elapsed = clock() - started
+    done = True
+    if spinner is not None:
+        await spinner
     commits = store.stats.commits - before
     await store.close()
     events = args.executions * args.events
@@ -100,6 +117,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100, help="concurrent appenders (K)")
     parser.add_argument("--synchronous", default="NORMAL", help="SQLite synchronous level")
     parser.add_argument("--ordered-ids", action="store_true", help="time-ordered execution ids")
+    parser.add_argument("--busy-ms", type=float, default=0.0, help="keep the event loop busy in slices of this many ms")
     parser.add_argument("--runs", type=int, default=3, help="runs; the median is reported")
     parser.add_argument("--dir", default=None, help="where to put the database (a temporary directory by default)")
     args = parser.parse_args()

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -46,30 +47,39 @@ def free_port() -> int:
 
 
 def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 20.0) -> str:
-    """Reads the process's stdout until a line contains `needle`."""
+    """Polls the process's log until a line contains `needle`."""
+    log = _LOGS[proc.pid]
     deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
     while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if needle in line:
-            return line
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"process exited with {proc.returncode} before printing {needle!r}")
-    raise AssertionError(f"no {needle!r} within {timeout}s")
+        for line in log.read_text().splitlines():
+            if needle in line:
+                return line
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"process exited with {proc.returncode} before printing {needle!r}:\n{log.read_text()}"
+            )
+        time.sleep(0.05)
+    raise AssertionError(f"no {needle!r} within {timeout}s:\n{log.read_text()}")
+
+
+_LOGS: dict[int, Path] = {}
 
 
 def spawn(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
-    """Starts `python -m ...` from the repo root with unbuffered output."""
+    """Starts `python ARGS` from the repo root, its output going to a log file (never a full pipe)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kwargs,
-    )
+    log = Path(tempfile.mkstemp(prefix="baton-test-", suffix=".log")[1])
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, **kwargs
+        )
+    _LOGS[proc.pid] = log
+    return proc
+
+
+def output_of(proc: subprocess.Popen[str]) -> str:
+    """What the process printed so far."""
+    return _LOGS[proc.pid].read_text()
 
 
 @pytest.fixture
@@ -81,3 +91,6 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
+        log = _LOGS.pop(proc.pid, None)
+        if log is not None:
+            log.unlink(missing_ok=True)

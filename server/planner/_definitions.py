@@ -1,28 +1,27 @@
-"""Workflow definitions: YAML files read once at start-up into frozen, validated templates.
+"""Workflow definitions: YAML files read once at start-up into frozen, validated templates."""
 
-A definition file is the seed's orchestration_plan minus what only a request knows (ids, user,
-times, estimates). Its keys, all checked:
-
-    workflow_type   the canonical name; the file must be named <workflow_type>.yaml
-    version         a string, e.g. "1.0.0"; plans record it as workflow_version
-    description     one paragraph for people
-    aliases         other names a request may use for this workflow (e.g. job_search)
-    journey_types   JourneyType names planned with this workflow when a request gives no
-                    workflow_type (e.g. onboarding)
-    document_step   the step that analyses the user's documents; it must have no dependencies
-    timeout         the default execution timeout, a JSON duration such as "120s"
-    execution_strategy  an ExecutionStrategy in proto JSON
-    workflow_steps  WorkflowSteps in proto JSON, plus two planner keys:
-                      requires_approval: true   the step submits something on the user's
-                                                behalf; under automation_level manual it is
-                                                removed (see planner.py)
-                      manual_override: {...}    WorkflowStep fields that replace the step's own
-                                                under automation_level manual
-    quality_gates   QualityGates in proto JSON
-
-Enum values may be written as in the seed, in lower case without their prefix ("immediate",
-"skip", "gte", "continue_degraded", "hybrid", "exponential", "enabled"), or by their full names.
-"""
+# A definition file is the seed's orchestration_plan minus what only a request knows (ids, user,
+# times, estimates). Its keys, all checked:
+#
+#     workflow_type   the canonical name; the file must be named <workflow_type>.yaml
+#     version         a string, e.g. "1.0.0"; plans record it as workflow_version
+#     description     one paragraph for people
+#     aliases         other names a request may use for this workflow (e.g. job_search)
+#     journey_types   JourneyType names planned with this workflow when a request gives no
+#                     workflow_type (e.g. onboarding)
+#     document_step   the step that analyses the user's documents; it must have no dependencies
+#     timeout         the default execution timeout, a JSON duration such as "120s"
+#     execution_strategy  an ExecutionStrategy in proto JSON
+#     workflow_steps  WorkflowSteps in proto JSON, plus two planner keys:
+#                       requires_approval: true   the step submits something on the user's
+#                                                 behalf; under automation_level manual it is
+#                                                 removed (see planner.py)
+#                       manual_override: {...}    WorkflowStep fields that replace the step's own
+#                                                 under automation_level manual
+#     quality_gates   QualityGates in proto JSON
+#
+# Enum values may be written as in the seed, in lower case without their prefix ("immediate",
+# "skip", "gte", "continue_degraded", "hybrid", "exponential", "enabled"), or by their full names.
 
 from __future__ import annotations
 
@@ -93,7 +92,7 @@ class WorkflowDefinition:
     """What the workflow does, for people."""
     aliases: tuple[str, ...]
     """Other names a request may use."""
-    journey_types: tuple[journey_pb2.JourneyType.ValueType, ...]
+    journey_types: tuple[int, ...]
     """Journey types planned with this workflow when a request names none."""
     document_step: str
     """The step that analyses the user's documents; empty when the workflow has none."""
@@ -287,7 +286,7 @@ def _enum_name(value: Any, enum: EnumDescriptor) -> Any:
     return prefix + name if prefix + name in enum.values_by_name else value
 
 
-def _journey_type(source: str, value: Any) -> journey_pb2.JourneyType.ValueType:
+def _journey_type(source: str, value: Any) -> int:
     name = _enum_name(value, journey_pb2.JourneyType.DESCRIPTOR)
     if not isinstance(name, str) or name not in journey_pb2.JourneyType.DESCRIPTOR.values_by_name:
         valid = ", ".join(

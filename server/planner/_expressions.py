@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jmespath
+import jmespath.functions
 
 _EXPRESSION = re.compile(r"\$\{(.*)\}", re.DOTALL)
 
@@ -61,6 +62,28 @@ def strip_expressions(value: Any) -> Any:
     return value
 
 
+def compile_error(expression: str) -> str | None:
+    """Returns why an expression cannot be evaluated, or None when it compiles.
+
+    Besides syntax, it catches calls of functions JMESPath does not have, which would
+    otherwise only fail when the step is about to run.
+    """
+    if not expression.strip():
+        return "the expression is empty"
+    try:
+        parsed = jmespath.compile(expression).parsed
+    except jmespath.exceptions.LexerError as error:
+        return f"{error.message} at column {error.lexer_position}"
+    except jmespath.exceptions.IncompleteExpressionError:
+        return "the expression is incomplete"
+    except jmespath.exceptions.ParseError as error:
+        return f"{error.msg} at column {error.lex_position}"
+    unknown = sorted(_functions(parsed) - set(jmespath.functions.Functions.FUNCTION_TABLE))
+    if unknown:
+        return f"unknown function {unknown[0]}()"
+    return None
+
+
 def referenced_steps(expression: str) -> frozenset[str]:
     """Returns the step ids an expression reads as ``steps.<step_id>...`` from the context root.
 
@@ -86,15 +109,27 @@ def without_references(value: Any, step_id: str) -> Any:
     return value
 
 
-def _reads(value: Any, step_id: str) -> bool:
-    expression = expression_of(value)
-    if expression is None:
-        return False
+def expression_reads(expression: str, step_id: str) -> bool:
+    """Returns whether an expression reads ``steps.<step_id>``; False if it does not compile."""
     try:
         return step_id in referenced_steps(expression)
     except jmespath.exceptions.JMESPathError:
         # Validation reports the broken expression with its field; here it reads nothing.
         return False
+
+
+def _reads(value: Any, step_id: str) -> bool:
+    expression = expression_of(value)
+    return expression is not None and expression_reads(expression, step_id)
+
+
+def _functions(node: Any) -> set[str]:
+    if not isinstance(node, Mapping):
+        return set()
+    names = {str(node.get("value"))} if node.get("type") == "function_expression" else set()
+    for child in node.get("children", []):
+        names |= _functions(child)
+    return names
 
 
 def _walk(node: Any, *, at_root: bool, found: set[str]) -> None:

@@ -1,48 +1,51 @@
-"""The planner: a workflow definition adapted to one request, deterministically, into a valid plan.
+"""The planner: a workflow definition adapted to one request, deterministically, into a valid plan."""
 
-Rules, applied in this order to a fresh copy of the definition's template (each rule's effect
-on the plan is visible in it; drops and avoided boards are also listed, with their reason, in
-execution_strategy.fallback_strategy.fallback_paths):
-
-1. Manual automation (journey_context.user_preferences.automation_level MANUAL). Approval
-   needs signals, which are not built yet, so the plan stops before anything is submitted:
-   steps marked ``requires_approval`` are removed, and so is every step that (transitively)
-   depends on a removed step, unless the definition gives it a ``manual_override``. Overrides
-   are applied first: in application_automation, notify_user then runs right after the
-   compliance screen, is required, and tells the user "Approval required" with the job ids
-   awaiting approval (``data.approval_required: true``); record_analytics, which only records
-   the submission, is removed.
-2. Documents first. When current_data_state.profile_completeness < 50 or document_status is
-   UPLOADED or UNSPECIFIED, the definition's document_step is made the plan's only root (every
-   other root waits for it); a definition without one gets document_analysis's document step
-   prepended. The built-in definitions all start with analyze_resume already.
-3. Speed. execution_options.quality_level, when set, decides; otherwise
-   user_preferences.processing_speed. FAST: parallel mode, every optional step dropped, gate
-   thresholds loosened by GATE_THRESHOLD_STEP. THOROUGH: every optional step kept, thresholds
-   tightened by GATE_THRESHOLD_STEP and every criterion required (pass_score 100). BALANCED or
-   unset: the definition as written.
-4. Live health. An optional step whose agent reports AGENT_HEALTH_OFFLINE is dropped. Job
-   boards whose automation account_health is LIMITED or SUSPENDED are left out of every
-   request with a ``sources`` field (SearchJobs): a literal list is filtered; an absent one
-   becomes the other boards the agents report, sorted.
-5. Priority: execution_options.priority when set, else journey_context.urgency_level (low,
-   medium, high, critical map one to one), else the definition's.
-6. Timeout: execution_options.timeout when set, else the definition's.
-7. Estimates: each step's timing.estimated_duration is the p50 of `estimates(agent, operation)`
-   when it answers (capped at the step's timeout), else the definition's; the plan's is the sum
-   along the critical path, whose step ids are the fallback_strategy.primary_path.
-8. Shape: complexity_score and resource_requirements are computed from the final DAG.
-
-Dropping a step keeps the DAG's order: its dependants inherit its dependencies, request fields
-whose expression reads its output are removed (at run time they would be null, hence omitted),
-and gates checking it go with it.
-"""
+# Rules, applied in this order to a fresh copy of the definition's template (each rule's effect
+# on the plan is visible in it; drops and avoided boards are also listed, with their reason, in
+# execution_strategy.fallback_strategy.fallback_paths):
+#
+# 1. Manual automation (journey_context.user_preferences.automation_level MANUAL). Approval
+#    needs signals, which are not built yet, so the plan stops before anything is submitted:
+#    steps marked ``requires_approval`` are removed, and so is every step that (transitively)
+#    depends on a removed step, unless the definition gives it a ``manual_override``. Overrides
+#    are applied first: in application_automation, notify_user then runs right after the
+#    compliance screen, is required, and tells the user "Approval required" with the job ids
+#    awaiting approval (``data.approval_required: true``); record_analytics, which only records
+#    the submission, is removed.
+# 2. Documents first. When current_data_state.profile_completeness < 50 or document_status is
+#    UPLOADED or UNSPECIFIED, the definition's document_step is made the plan's only root (every
+#    other root waits for it); a definition without one gets document_analysis's document step
+#    prepended. The built-in definitions all start with analyze_resume already.
+# 3. Speed. execution_options.quality_level, when set, decides; otherwise
+#    user_preferences.processing_speed. FAST: parallel mode, every optional step dropped, gate
+#    thresholds loosened by GATE_THRESHOLD_STEP. THOROUGH: every optional step kept, thresholds
+#    tightened by GATE_THRESHOLD_STEP and every criterion required (pass_score 100). BALANCED or
+#    unset: the definition as written.
+# 4. Live health. An optional step whose agent reports AGENT_HEALTH_OFFLINE is dropped. Job
+#    boards whose automation account_health is LIMITED or SUSPENDED are left out of every
+#    request with a ``sources`` field (SearchJobs): a literal list is filtered; an absent one
+#    becomes the other boards job_discovery reports (its api_rate_limits keys), sorted, and stays
+#    absent, with a note, when job_discovery has reported none.
+# 5. Priority: execution_options.priority when set, else journey_context.urgency_level (low,
+#    medium, high, critical map one to one), else the definition's.
+# 6. Timeout: execution_options.timeout when set, else the definition's.
+# 7. Estimates: each step's timing.estimated_duration is the p50 of `estimates(agent, operation)`
+#    when it answers (capped at the step's timeout), else the definition's; the plan's is the sum
+#    along the critical path, whose step ids are the fallback_strategy.primary_path.
+# 8. Shape: complexity_score and resource_requirements are computed from the final DAG.
+#
+# Dropping a step keeps the DAG's order: its dependants inherit its dependencies, request fields
+# whose expression reads its output are removed (at run time they would be null, hence omitted),
+# gates checking it go with it, and a step whose condition reads it is dropped as well.
+#
+# fallback_paths lists, in order: every drop and avoided board with its reason, then every step's
+# failure path ("notify_user: skipped if it fails", "x: agent.Operation if it fails").
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -53,8 +56,10 @@ from google.protobuf import json_format
 from agents_clients.catalog import AGENTS, operation
 from server.planner._definitions import WorkflowDefinition, load_definitions
 from server.planner._errors import DefinitionError, PlanInvalidError, UnknownWorkflowError
-from server.planner._expressions import expression_of, iter_expressions, referenced_steps, without_references
+from server.planner._expressions import expression_of, expression_reads, without_references
 from server.planner.validation import MAX_PLAN_TIMEOUT, MIN_TIMEOUT, validate_plan
+
+__all__ = ["DEFINITIONS_DIR", "DOCUMENT_ANALYSIS", "GATE_THRESHOLD_STEP", "PROFILE_COMPLETE", "Estimates", "Planner"]
 
 DEFINITIONS_DIR = Path(__file__).with_name("definitions")
 """Where the built-in workflow definitions live (package data)."""
@@ -68,10 +73,10 @@ PROFILE_COMPLETE = 50.0
 GATE_THRESHOLD_STEP = 10.0
 """Points by which THOROUGH tightens and FAST loosens every gate criterion's threshold."""
 
-Estimates = Callable[[str, str], "tuple[float, float] | None"]
+Estimates = Callable[[str, str], tuple[float, float] | None]
 """(agent, operation) → (p50, p95) seconds of recorded durations, or None when unknown."""
 
-_URGENCY_PRIORITY: Mapping[int, plan_pb2.Priority.ValueType] = MappingProxyType(
+_URGENCY_PRIORITY: Mapping[int, plan_pb2.Priority] = MappingProxyType(
     {
         journey_pb2.URGENCY_LEVEL_LOW: plan_pb2.PRIORITY_LOW,
         journey_pb2.URGENCY_LEVEL_MEDIUM: plan_pb2.PRIORITY_MEDIUM,
@@ -99,7 +104,7 @@ _BAD_ACCOUNT = frozenset({common_pb2.ACCOUNT_HEALTH_LIMITED, common_pb2.ACCOUNT_
 _FAST, _BALANCED, _THOROUGH = "fast", "balanced", "thorough"
 # The requests the start-up self-check plans every definition with.
 _CHECK_USER = "definition-check"
-_CHECK_TIME = datetime(2000, 1, 1)
+_CHECK_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class Planner:
@@ -144,7 +149,7 @@ class Planner:
     def resolve(
         self,
         workflow_type: str,
-        journey_type: journey_pb2.JourneyType.ValueType = journey_pb2.JOURNEY_TYPE_UNSPECIFIED,
+        journey_type: journey_pb2.JourneyType = journey_pb2.JOURNEY_TYPE_UNSPECIFIED,
     ) -> str:
         """Returns the canonical workflow type a request names.
 
@@ -263,9 +268,7 @@ class Planner:
                         user.current_data_state.profile_completeness = completeness
                         user.current_data_state.document_status = journey_pb2.DOCUMENT_STATUS_ANALYZED
                         try:
-                            self.plan(
-                                definition.workflow_type, user, plan_id="check", now=_CHECK_TIME, health=health
-                            )
+                            self.plan(definition.workflow_type, user, plan_id="check", now=_CHECK_TIME, health=health)
                         except PlanInvalidError as error:
                             setting = (
                                 f"automation_level {journey_pb2.AutomationLevel.Name(level)}, "
@@ -303,7 +306,9 @@ def _require_approval(plan: plan_pb2.OrchestrationPlan, definition: WorkflowDefi
         if step is not None:
             override.apply(step)
             overridden.add(override.step_id)
-    removed = dict.fromkeys(sorted(approval), "automation_level manual: nothing is submitted without the user's approval")
+    removed = dict.fromkeys(
+        sorted(approval), "automation_level manual: nothing is submitted without the user's approval"
+    )
     grew = True
     while grew:
         grew = False
@@ -348,7 +353,7 @@ def _documents_first(
             step.dependencies.append(first)
 
 
-def _speed(quality: journey_pb2.QualityLevel.ValueType, speed: journey_pb2.ProcessingSpeed.ValueType) -> str:
+def _speed(quality: journey_pb2.QualityLevel, speed: journey_pb2.ProcessingSpeed) -> str:
     # The request's own option is more specific than the user's standing preference.
     if quality == journey_pb2.QUALITY_LEVEL_FAST:
         return _FAST
@@ -402,12 +407,12 @@ def _avoid_boards(
     plan: plan_pb2.OrchestrationPlan, health: Mapping[str, common_pb2.AgentStatus], notes: list[str]
 ) -> None:
     accounts = health["automation"].account_health if "automation" in health else {}
-    bad = {board: state for board, state in accounts.items() if state in _BAD_ACCOUNT}
+    bad = {board: state for board, state in sorted(accounts.items()) if state in _BAD_ACCOUNT}
     if not bad:
         return
-    known = set(accounts)
-    if "job_discovery" in health:
-        known |= set(health["job_discovery"].api_rate_limits)
+    # Only boards job_discovery reports may be named: it rejects any other source (automation
+    # also knows "direct", the employers' own sites, which no search covers).
+    searchable = sorted(health["job_discovery"].api_rate_limits) if "job_discovery" in health else []
     for step in plan.workflow_steps:
         field = operation(step.agent, step.operation).request_class.DESCRIPTOR.fields_by_name.get("sources")
         if field is None or not field.is_repeated:
@@ -415,7 +420,13 @@ def _avoid_boards(
         config: dict[str, Any] = json_format.MessageToDict(step.inputs.configuration)
         current = config.get("sources")
         if current is None:
-            candidates = sorted(known)
+            candidates = searchable
+            if not candidates:
+                notes.append(
+                    f"{step.step_id}: cannot avoid job boards {_boards(bad, list(bad))}: "
+                    "job_discovery has not reported its boards"
+                )
+                continue
         elif isinstance(current, list) and all(isinstance(b, str) and expression_of(b) is None for b in current):
             candidates = list(current)
         else:
@@ -425,13 +436,18 @@ def _avoid_boards(
         kept = [b for b in candidates if b not in bad]
         if not avoided:
             continue
-        reasons = ", ".join(f"{b} ({common_pb2.AccountHealth.Name(bad[b]).removeprefix('ACCOUNT_HEALTH_').lower()})" for b in avoided)
         if kept:
             config["sources"] = kept
             _set_configuration(step.inputs, config)
-            notes.append(f"{step.step_id}: avoiding job boards {reasons}; searching {', '.join(kept)}")
+            notes.append(f"{step.step_id}: avoiding job boards {_boards(bad, avoided)}; searching {', '.join(kept)}")
         else:
-            notes.append(f"{step.step_id}: every known job board is limited or suspended: {reasons}")
+            notes.append(f"{step.step_id}: every job board is limited or suspended: {_boards(bad, avoided)}")
+
+
+def _boards(states: Mapping[str, int], boards: Sequence[str]) -> str:
+    return ", ".join(
+        f"{b} ({common_pb2.AccountHealth.Name(states[b]).removeprefix('ACCOUNT_HEALTH_').lower()})" for b in boards
+    )
 
 
 def _apply_estimates(plan: plan_pb2.OrchestrationPlan, estimates: Estimates | None) -> None:
@@ -461,11 +477,9 @@ def _drop(plan: plan_pb2.OrchestrationPlan, step_id: str, reason: str, notes: li
     inherited = list(steps[index].dependencies)
     del steps[index]
     notes.append(f"{step_id}: dropped ({reason})")
-    gates = [g for g in plan.quality_gates if g.checkpoint != step_id]
-    if len(gates) != len(plan.quality_gates):
-        kept = [plan_pb2.QualityGate().__class__.FromString(g.SerializeToString()) for g in gates]
-        del plan.quality_gates[:]
-        plan.quality_gates.extend(kept)
+    for g in reversed(range(len(plan.quality_gates))):
+        if plan.quality_gates[g].checkpoint == step_id:
+            del plan.quality_gates[g]
     orphaned: list[str] = []
     for step in steps:
         if step_id in step.dependencies:
@@ -487,18 +501,11 @@ def _drop(plan: plan_pb2.OrchestrationPlan, step_id: str, reason: str, notes: li
             if alt_pruned != alt_config:
                 alternative.configuration.Clear()
                 alternative.configuration.update(alt_pruned)
-        if step.timing.condition and _reads(step.timing.condition, step_id):
+        if step.timing.condition and expression_reads(step.timing.condition, step_id):
             orphaned.append(step.step_id)
     for dependant in orphaned:
         # Its run-or-skip decision was about the dropped step's output; without it there is none.
         _drop(plan, dependant, f"its condition reads {step_id}, which was dropped", notes)
-
-
-def _reads(expression: str, step_id: str) -> bool:
-    try:
-        return step_id in referenced_steps(expression)
-    except ValueError:
-        return False
 
 
 def _set_configuration(inputs: plan_pb2.StepInputs, config: Mapping[str, Any]) -> None:
@@ -594,14 +601,3 @@ def _failure_paths(steps: Sequence[plan_pb2.WorkflowStep]) -> list[str]:
             alt = handling.alternative
             paths.append(f"{step.step_id}: {alt.agent}.{alt.operation} if it fails")
     return paths
-
-
-__all__ = [
-    "DEFINITIONS_DIR",
-    "DOCUMENT_ANALYSIS",
-    "GATE_THRESHOLD_STEP",
-    "PROFILE_COMPLETE",
-    "Estimates",
-    "Planner",
-    "iter_expressions",
-]

@@ -1,11 +1,10 @@
-"""Plan validation: every rule a plan keeps before it may run, each breach named by its field.
+"""Plan validation: every rule a plan keeps before it may run, each breach named by its field."""
 
-Client-built plans (ExecuteWorkflowRequest.plan) and planned plans pass through the same
-`validate_plan`; a breach raises `PlanInvalidError`, which the API answers with
-INVALID_ARGUMENT and the message ``<field>: <what is wrong>``. The first breach found is
-reported, checking in plan order: plan-level fields, the execution strategy, each step on its
-own, the dependency graph, the expressions' references, then the quality gates.
-"""
+# Client-built plans (ExecuteWorkflowRequest.plan) and planned plans pass through the same
+# `validate_plan`; a breach raises `PlanInvalidError`, which the API answers with
+# INVALID_ARGUMENT and the message ``<field>: <what is wrong>``. The first breach found is
+# reported, checking in plan order: plan-level fields, the execution strategy, each step on its
+# own, the dependency graph, the expressions' references, then the quality gates.
 
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ from agents_clients.catalog import (
     operations,
 )
 from server.planner._errors import PlanInvalidError
-from server.planner._expressions import iter_expressions, referenced_steps, strip_expressions
+from server.planner._expressions import compile_error, iter_expressions, referenced_steps, strip_expressions
 
 __all__ = [
     "MAX_CONCURRENCY",
@@ -224,13 +223,9 @@ def _check_configuration(field: str, configuration: Struct, op: Operation) -> No
 
 
 def _compile(field: str, expression: str) -> None:
-    if not expression.strip():
-        raise PlanInvalidError(field, 'the expression "${}" is empty')
-    try:
-        jmespath.compile(expression)
-    except jmespath.exceptions.JMESPathError as error:
-        detail = str(error).splitlines()[0]
-        raise PlanInvalidError(field, f'expression "{expression}" does not compile: {detail}') from None
+    problem = compile_error(expression)
+    if problem is not None:
+        raise PlanInvalidError(field, f'expression "{expression}" does not compile: {problem}')
 
 
 def _check_timing(field: str, timing: plan_pb2.StepTiming) -> None:

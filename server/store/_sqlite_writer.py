@@ -33,8 +33,12 @@ from server.store.base import ExecutionNotFoundError, ExecutionRecord, SequenceC
 
 logger = logging.getLogger(__name__)
 
-#: A row of the events table: (execution_id, sequence, kind, recorded_at, payload).
-EventRow = tuple[str, int, str, int, bytes]
+#: An event as the caller's side prepares it: (sequence, kind, recorded_at, payload). The
+#: writer adds the execution's execution_no in front.
+EventRow = tuple[int, str, int, bytes]
+
+#: An executions row without its execution_no, in _INSERT_EXECUTION's order after it.
+ExecutionRow = tuple[str, str, str, str, str, int, int, int, int, int]
 
 # Errors that belong to one write's data rather than to the database: replaying the batch one
 # write at a time pins them on the write that caused them.
@@ -50,13 +54,13 @@ _OP_ERRORS = (
 _IN_CHUNK = 500
 
 _INSERT_EXECUTION = (
-    "INSERT INTO executions (execution_id, user_id, workflow_type, plan_id, request_id, priority,"
-    " state, created_at, updated_at, last_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO executions (execution_no, execution_id, user_id, workflow_type, plan_id, request_id,"
+    " priority, state, created_at, updated_at, last_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_EVENT = "INSERT INTO events (execution_id, sequence, kind, recorded_at, payload) VALUES (?, ?, ?, ?, ?)"
+_INSERT_EVENT = "INSERT INTO events (execution_no, sequence, kind, recorded_at, payload) VALUES (?, ?, ?, ?, ?)"
 # updated_at never moves backwards, and an event without a time leaves it alone.
 _UPDATE_EXECUTION = (
-    "UPDATE executions SET state = ?, last_sequence = ?, updated_at = MAX(updated_at, ?) WHERE execution_id = ?"
+    "UPDATE executions SET state = ?, last_sequence = ?, updated_at = MAX(updated_at, ?) WHERE execution_no = ?"
 )
 
 
@@ -66,8 +70,8 @@ class CreateOp:
 
     record: ExecutionRecord
     """The record to insert (state QUEUED, last_sequence 1)."""
-    row: tuple[str, str, str, str, str, int, int, int, int, int]
-    """The executions row, in _INSERT_EXECUTION's column order."""
+    row: ExecutionRow
+    """The executions row (the writer assigns its execution_no)."""
     event_row: EventRow
     """The first event's row."""
     event: execution_pb2.ExecutionEvent
@@ -309,11 +313,13 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 def _apply(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outcome]:
     """Applies writes inside the open transaction; a constraint error propagates."""
-    last_sequences = _last_sequences(conn, {op.execution_id for op in batch if isinstance(op, AppendOp)})
+    # execution_id -> [execution_no, last_sequence], kept current as the batch is applied.
+    known = _known(conn, {op.execution_id for op in batch if isinstance(op, AppendOp)})
     by_request: dict[tuple[str, str], ExecutionRecord] = {}
-    new_rows: list[tuple[str, str, str, str, str, int, int, int, int, int]] = []
-    event_rows: list[EventRow] = []
-    updates: dict[str, tuple[int, int, int]] = {}
+    next_no = 0
+    new_rows: list[tuple[object, ...]] = []
+    event_rows: list[tuple[object, ...]] = []
+    updates: dict[int, tuple[int, int, int]] = {}
     outcomes: list[Outcome] = []
     for op in batch:
         if isinstance(op, CreateOp):
@@ -325,27 +331,33 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outcome]:
                     outcomes.append(Outcome(op.future, result=(existing, False)))
                     continue
                 by_request[key] = record
-            new_rows.append(op.row)
-            event_rows.append(op.event_row)
-            last_sequences[record.execution_id] = 1
+            if not next_no:
+                # The writer holds the write lock, so nobody else can take these numbers.
+                next_no = conn.execute("SELECT COALESCE(MAX(execution_no), 0) + 1 FROM executions").fetchone()[0]
+            no, next_no = next_no, next_no + 1
+            new_rows.append((no, *op.row))
+            event_rows.append((no, *op.event_row))
+            known[record.execution_id] = [no, 1]
             outcomes.append(Outcome(op.future, result=(record, True), committed=(record.execution_id, (op.event,))))
             continue
-        last = last_sequences.get(op.execution_id)
-        if last is None:
+        entry = known.get(op.execution_id)
+        if entry is None:
             outcomes.append(Outcome(op.future, error=ExecutionNotFoundError(op.execution_id)))
-        elif op.first_sequence != last + 1:
+            continue
+        no, last = entry
+        if op.first_sequence != last + 1:
             conflict = SequenceConflictError(
                 f"execution {op.execution_id}: append starts at sequence {op.first_sequence},"
                 f" but its last sequence is {last}"
             )
             outcomes.append(Outcome(op.future, error=conflict))
-        else:
-            last_sequences[op.execution_id] = op.last_sequence
-            event_rows.extend(op.rows)
-            earlier = updates.get(op.execution_id)
-            updated_at = op.updated_at if earlier is None else max(op.updated_at, earlier[2])
-            updates[op.execution_id] = (op.state, op.last_sequence, updated_at)
-            outcomes.append(Outcome(op.future, committed=(op.execution_id, op.events)))
+            continue
+        entry[1] = op.last_sequence
+        event_rows.extend((no, *row) for row in op.rows)
+        earlier = updates.get(no)
+        updated_at = op.updated_at if earlier is None else max(op.updated_at, earlier[2])
+        updates[no] = (op.state, op.last_sequence, updated_at)
+        outcomes.append(Outcome(op.future, committed=(op.execution_id, op.events)))
     if new_rows:
         conn.executemany(_INSERT_EXECUTION, new_rows)
     if event_rows:
@@ -353,24 +365,29 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outcome]:
     if updates:
         conn.executemany(
             _UPDATE_EXECUTION,
-            [(state, last, updated_at, execution_id) for execution_id, (state, last, updated_at) in updates.items()],
+            [(state, last, updated_at, no) for no, (state, last, updated_at) in updates.items()],
         )
     return outcomes
 
 
-def _last_sequences(conn: sqlite3.Connection, execution_ids: set[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
+def _known(conn: sqlite3.Connection, execution_ids: set[str]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
     ids = list(execution_ids)
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT execution_id, last_sequence FROM executions WHERE execution_id IN ({marks})", chunk
+            f"SELECT execution_id, execution_no, last_sequence FROM executions WHERE execution_id IN ({marks})",
+            chunk,
         )
-        found.update(rows)
+        for execution_id, no, last in rows:
+            found[execution_id] = [no, last]
     return found
 
 
 def _by_request(conn: sqlite3.Connection, key: tuple[str, str]) -> ExecutionRecord | None:
-    row = conn.execute(f"SELECT {RECORD_COLUMNS} FROM executions WHERE user_id = ? AND request_id = ?", key).fetchone()
+    # The repeated "request_id <> ''" lets SQLite use the partial unique index (else: a full scan).
+    row = conn.execute(
+        f"SELECT {RECORD_COLUMNS} FROM executions WHERE user_id = ? AND request_id = ? AND request_id <> ''", key
+    ).fetchone()
     return None if row is None else record_from_row(row)

@@ -14,6 +14,7 @@ The store is bound to the event loop that opens it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import queue
 import sqlite3
@@ -35,6 +36,7 @@ from server.store._sqlite_writer import (
     AppendOp,
     CreateOp,
     EventRow,
+    ExecutionRow,
     Outcome,
     SqliteWriter,
     WriterConfig,
@@ -59,8 +61,27 @@ SYNCHRONOUS_LEVELS = frozenset({"NORMAL", "FULL", "EXTRA"})
 _MAX_PAGE_SIZE = 1000
 _DEFAULT_PAGE_SIZE = 50
 
-# The partial index executions_unfinished_idx is used only when a query repeats its predicate.
-_UNFINISHED = "state NOT IN ({})".format(", ".join(str(state) for state in sorted(TERMINAL_STATES)))
+
+def _unfinished_query(terminal: frozenset[int]) -> str:
+    """Selects non-terminal executions, oldest first, as one index range per gap between terminal states.
+
+    ``state NOT IN (...)`` or an OR of ranges lets the planner scan the whole table; a UNION ALL
+    of ranges always searches the state index, so recovery reads only unfinished rows.
+    """
+    runs: list[list[int]] = []
+    for state in sorted(terminal):
+        if runs and runs[-1][1] == state - 1:
+            runs[-1][1] = state
+        else:
+            runs.append([state, state])
+    ranges = [f"state < {runs[0][0]}"]
+    ranges += [f"state > {low[1]} AND state < {high[0]}" for low, high in itertools.pairwise(runs)]
+    ranges.append(f"state > {runs[-1][1]}")
+    parts = " UNION ALL ".join(f"SELECT execution_id, created_at FROM executions WHERE {where}" for where in ranges)
+    return f"SELECT execution_id FROM ({parts}) ORDER BY created_at, execution_id"
+
+
+_UNFINISHED_QUERY = _unfinished_query(TERMINAL_STATES)
 
 
 class SqliteExecutionStore:
@@ -228,7 +249,7 @@ class SqliteExecutionStore:
             updated_at=from_micros(created_at),
             last_sequence=1,
         )
-        row = (
+        row: ExecutionRow = (
             new.execution_id,
             new.user_id,
             new.workflow_type,
@@ -241,7 +262,7 @@ class SqliteExecutionStore:
             1,
         )
         future: asyncio.Future[tuple[ExecutionRecord, bool]] = loop.create_future()
-        writer.submit(CreateOp(record, row, _event_row(new.execution_id, first_event), first_event, future))
+        writer.submit(CreateOp(record, row, _event_row(first_event), first_event, future))
         return await future
 
     async def append(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int) -> None:
@@ -266,8 +287,8 @@ class SqliteExecutionStore:
                 raise ValueError(
                     f"append to {execution_id}: event {offset} has sequence {event.sequence}, expected {first + offset}"
                 )
-            row = _event_row(execution_id, event)
-            updated_at = max(updated_at, row[3])
+            row = _event_row(event)
+            updated_at = max(updated_at, row[2])
             rows.append(row)
         future: asyncio.Future[None] = loop.create_future()
         writer.submit(AppendOp(execution_id, first, first + len(events) - 1, state, updated_at, rows, events, future))
@@ -324,9 +345,8 @@ class SqliteExecutionStore:
             self._readers.put(conn)
 
 
-def _event_row(execution_id: str, event: execution_pb2.ExecutionEvent) -> EventRow:
+def _event_row(event: execution_pb2.ExecutionEvent) -> EventRow:
     return (
-        execution_id,
         event.sequence,
         event.WhichOneof("kind") or "",
         event_micros(event),
@@ -338,7 +358,9 @@ def _read_events(
     conn: sqlite3.Connection, execution_id: str, after_sequence: int, limit: int | None
 ) -> list[execution_pb2.ExecutionEvent]:
     rows = conn.execute(
-        "SELECT payload FROM events WHERE execution_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+        "SELECT payload FROM events"
+        " WHERE execution_no = (SELECT execution_no FROM executions WHERE execution_id = ?) AND sequence > ?"
+        " ORDER BY sequence LIMIT ?",
         (execution_id, after_sequence, -1 if limit is None else limit),
     ).fetchall()
     parse = execution_pb2.ExecutionEvent.FromString
@@ -382,9 +404,7 @@ def _list_executions(conn: sqlite3.Connection, query: ExecutionQuery, after: tup
 
 
 def _unfinished_executions(conn: sqlite3.Connection) -> list[str]:
-    rows = conn.execute(
-        f"SELECT execution_id FROM executions WHERE {_UNFINISHED} ORDER BY created_at, execution_id"
-    ).fetchall()
+    rows = conn.execute(_UNFINISHED_QUERY).fetchall()
     return [execution_id for (execution_id,) in rows]
 
 

@@ -16,6 +16,7 @@ from baton.v1 import (
     orchestrator_pb2,
     orchestrator_pb2_grpc,
 )
+from google.protobuf import json_format
 
 from tests.conftest import free_port, spawn, wait_for_line
 from tests.integration.support import watch_all
@@ -50,7 +51,7 @@ async def test_an_execution_survives_kill_9_mid_run_and_completes_with_no_duplic
 
     first = _serve(tmp_path / "baton.db", agents_address, orchestrator_port)
     processes.append(first)
-    wait_for_line(first, "serving on")
+    wait_for_line(first, "baton serving on")
     target = f"127.0.0.1:{orchestrator_port}"
     async with grpc.aio.insecure_channel(target) as channel:
         stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
@@ -71,7 +72,7 @@ async def test_an_execution_survives_kill_9_mid_run_and_completes_with_no_duplic
 
     second = _serve(tmp_path / "baton.db", agents_address, orchestrator_port)
     processes.append(second)
-    wait_for_line(second, "serving on")
+    wait_for_line(second, "baton serving on")
     async with grpc.aio.insecure_channel(target) as channel:
         stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
         updates = await watch_all(stub, execution.execution_id, deadline=60)
@@ -89,12 +90,8 @@ async def test_an_execution_survives_kill_9_mid_run_and_completes_with_no_duplic
     assert job_ids, "no application was made"
     assert len(job_ids) == len(set(job_ids)), f"duplicate applications: {job_ids}"
     assert {a.idempotency_key for a in listed.applications} == {submit_key}
-    submitted = final.results.intermediate_results.fields
+    results = json_format.MessageToDict(final.results, preserving_proto_field_name=True)
+    outputs = {**results.get("intermediate_results", {}), **results.get("primary_outputs", {})}
     submit_step = next(t.step_id for t in final.performance_metrics.step_timings if t.operation == "SubmitApplication")
-    result_jobs = [
-        a.struct_value["job_id"]
-        for a in (submitted.get(submit_step) or final.results.primary_outputs.fields[submit_step])
-        .struct_value["applications"]
-        .list_value.values
-    ]
+    result_jobs = [a["job_id"] for a in outputs[submit_step]["applications"]]
     assert sorted(result_jobs) == sorted(job_ids)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, spawn, wait_for_line
+from tests.conftest import free_port, output_of, spawn, wait_for_line
+
+_SERVER: list[subprocess.Popen[str]] = []
 
 
 def _grpcurl() -> str:
@@ -35,7 +37,8 @@ def target(tmp_path: Path, processes: list[subprocess.Popen[str]]) -> Iterator[s
         "embedded",
     )
     processes.append(proc)
-    wait_for_line(proc, "serving on")
+    _SERVER[:] = [proc]
+    wait_for_line(proc, "baton serving on")
     yield f"127.0.0.1:{port}"
 
 
@@ -60,7 +63,7 @@ def test_grpcurl_executes_a_journey_and_watches_it_to_completion(target: str) ->
         "baton.v1.Orchestrator/ExecuteWorkflow",
         data={"workflow_type": "job_search", "user_context": {"user_id": "curl-user"}},
     )
-    assert executed.returncode == 0, executed.stderr
+    assert executed.returncode == 0, executed.stderr + output_of(_SERVER[0])
     execution_id = json.loads(executed.stdout)["execution_id"]
     watched = grpcurl(target, "baton.v1.Orchestrator/WatchExecution", data={"execution_id": execution_id})
     assert watched.returncode == 0, watched.stderr

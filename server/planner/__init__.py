@@ -1,0 +1,38 @@
+"""The planner: workflow definitions (YAML) adapted to a request into a validated OrchestrationPlan."""
+
+from server.planner._definitions import ManualOverride, WorkflowDefinition
+from server.planner._errors import DefinitionError, PlanInvalidError, PlanningError, UnknownWorkflowError
+from server.planner._expressions import expression_of, iter_expressions, referenced_steps
+from server.planner.planner import (
+    DEFINITIONS_DIR,
+    DOCUMENT_ANALYSIS,
+    GATE_THRESHOLD_STEP,
+    PROFILE_COMPLETE,
+    Estimates,
+    Planner,
+)
+from server.planner.validation import validate_plan
+
+__all__ = [
+    # Planning
+    "DEFINITIONS_DIR",
+    "DOCUMENT_ANALYSIS",
+    "GATE_THRESHOLD_STEP",
+    "PROFILE_COMPLETE",
+    "Estimates",
+    "ManualOverride",
+    "Planner",
+    "WorkflowDefinition",
+    # Validation
+    "validate_plan",
+    # Errors: PlanningError is what the API maps to INVALID_ARGUMENT (naming .field);
+    # DefinitionError is a start-up failure.
+    "DefinitionError",
+    "PlanInvalidError",
+    "PlanningError",
+    "UnknownWorkflowError",
+    # The "${EXPR}" convention of step inputs
+    "expression_of",
+    "iter_expressions",
+    "referenced_steps",
+]

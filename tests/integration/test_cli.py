@@ -1,0 +1,267 @@
+"""The baton CLI against real orchestrators on loopback: demo, run, watch, status, plan, health."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from baton.v1 import execution_pb2, faults_pb2, faults_pb2_grpc, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from google.protobuf import duration_pb2
+
+from server.app import RunningServer, start_server
+from server.cli import follow
+from server.config import ServerConfig
+
+pytestmark = pytest.mark.timeout(90)
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENTS = {
+    "document_intelligence",
+    "job_discovery",
+    "matching_intelligence",
+    "automation",
+    "ui_ux",
+    "analytics",
+    "security",
+}
+CLI_TIMEOUT = 60.0
+
+
+def _env() -> dict[str, str]:
+    # A narrow terminal would wrap tables; the CLI is not on a terminal here anyway.
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+
+
+async def baton(*args: str) -> subprocess.CompletedProcess[str]:
+    """Runs `python -m server.cli ARGS` without blocking the event loop the test's server runs on."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        *args,
+        cwd=ROOT,
+        env=_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(list(args), proc.returncode, out.decode(), err.decode())
+
+
+async def completed_execution(address: str, workflow_type: str = "document_analysis", user: str = "u-cli") -> str:
+    """Submits a workflow over gRPC and waits for its end; returns its id."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        execution = await stub.ExecuteWorkflow(
+            orchestrator_pb2.ExecuteWorkflowRequest(
+                workflow_type=workflow_type, user_context=journey_pb2.UserJourney(user_id=user)
+            ),
+            timeout=10,
+        )
+        async for update in stub.WatchExecution(
+            orchestrator_pb2.WatchExecutionRequest(execution_id=execution.execution_id), timeout=30
+        ):
+            if update.status.status == execution_pb2.EXECUTION_STATE_COMPLETED:
+                break
+        return str(execution.execution_id)
+
+
+def test_demo_exits_zero_and_prints_the_matched_jobs_and_the_applications_made() -> None:
+    script = Path(sys.executable).with_name("baton")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
+    result = subprocess.run(
+        [*command, "demo", "--latency", "0"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "Resume analysis" in out
+    assert "Top matches" in out
+    assert "Applications (" in out
+    assert "submitted" in out
+    assert "execution completed" in out
+    assert "Traceback" not in result.stderr
+
+
+async def test_run_exits_zero_when_the_document_analysis_workflow_completes(orchestrator: RunningServer) -> None:
+    result = await baton("run", "document_analysis", "--user", "u-run", "--target", orchestrator.address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    # Off a terminal, one plain line per update, in sequence order from #1.
+    assert lines[0].startswith("#1 execution started")
+    assert any("execution completed" in line for line in lines)
+    assert "completed in" in lines[-1]
+
+
+async def test_run_exits_two_and_names_workflow_type_for_an_unknown_workflow(orchestrator: RunningServer) -> None:
+    result = await baton("run", "no_such_workflow", "--target", orchestrator.address)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: INVALID_ARGUMENT: ")
+    assert "workflow_type" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_run_reads_a_wrapped_user_journey_with_seed_enum_spellings(
+    orchestrator: RunningServer, tmp_path: Path
+) -> None:
+    context = tmp_path / "journey.json"
+    context.write_text(
+        json.dumps(
+            {
+                "user_journey": {
+                    "user_id": "u-from-file",
+                    "journey_context": {
+                        "urgency_level": "high",
+                        "user_preferences": {"automation_level": "AUTOMATION_LEVEL_FULLY_AUTOMATIC"},
+                    },
+                }
+            }
+        )
+    )
+    result = await baton(
+        "plan", "document_analysis", "--context", str(context), "--json", "--target", orchestrator.address
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["user_id"] == "u-from-file"
+    assert plan["execution_strategy"]["priority"] == "PRIORITY_HIGH"
+
+
+async def test_a_context_file_that_is_not_a_user_journey_is_bad_usage(tmp_path: Path) -> None:
+    context = tmp_path / "bad.json"
+    context.write_text(json.dumps({"user_id": "u1", "no_such_field": 1}))
+    result = await baton("run", "document_analysis", "--context", str(context), "--target", "127.0.0.1:1")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: --context {context}")
+
+
+async def test_status_prints_a_summary_and_parseable_json(orchestrator: RunningServer) -> None:
+    execution_id = await completed_execution(orchestrator.address)
+
+    summary = await baton("status", execution_id, "--target", orchestrator.address)
+    assert summary.returncode == 0, summary.stderr
+    assert execution_id in summary.stdout
+    assert "completed" in summary.stdout
+    assert "analyze_resume" in summary.stdout
+
+    raw = await baton("status", execution_id, "--json", "--target", orchestrator.address)
+    assert raw.returncode == 0, raw.stderr
+    status = json.loads(raw.stdout)
+    assert status["execution_id"] == execution_id
+    assert status["status"] == "EXECUTION_STATE_COMPLETED"
+    assert "analyze_resume" in {**status["results"]["primary_outputs"], **status["results"]["intermediate_results"]}
+
+
+async def test_status_of_an_unknown_execution_prints_not_found_without_a_traceback(
+    orchestrator: RunningServer,
+) -> None:
+    result = await baton("status", "no-such-execution", "--target", orchestrator.address)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: NOT_FOUND: ")
+    assert "Traceback" not in result.stderr
+
+
+async def test_plan_json_prints_a_parseable_plan_and_the_table_names_every_step(orchestrator: RunningServer) -> None:
+    raw = await baton("plan", "application_automation", "--user", "u-plan", "--json", "--target", orchestrator.address)
+    assert raw.returncode == 0, raw.stderr
+    plan = json.loads(raw.stdout)
+    assert plan["workflow_type"] == "application_automation"
+    steps = plan["workflow_steps"]
+    assert steps
+    assert all(step["agent"] and step["operation"] for step in steps)
+
+    table = await baton("plan", "application_automation", "--user", "u-plan", "--target", orchestrator.address)
+    assert table.returncode == 0, table.stderr
+    for step in steps:
+        assert step["step_id"] in table.stdout
+        assert f"{step['agent']}.{step['operation']}" in table.stdout
+
+
+async def test_health_lists_the_seven_agents(orchestrator: RunningServer) -> None:
+    table = await baton("health", "--target", orchestrator.address)
+    assert table.returncode == 0, table.stderr
+    for agent in AGENTS:
+        assert agent in table.stdout
+
+    raw = await baton("health", "--json", "--target", orchestrator.address)
+    assert raw.returncode == 0, raw.stderr
+    assert set(json.loads(raw.stdout)["agent_statuses"]) == AGENTS
+
+
+async def test_watch_after_a_sequence_shows_only_the_later_events(orchestrator: RunningServer) -> None:
+    execution_id = await completed_execution(orchestrator.address)
+    result = await baton("watch", execution_id, "--after", "3", "--target", orchestrator.address)
+    assert result.returncode == 0, result.stderr
+    events = [line for line in result.stdout.splitlines() if line.startswith("#")]
+    assert events[0].startswith("#4 ")
+    assert "execution completed" in events[-1]
+
+
+async def test_an_unreachable_server_is_an_error_without_a_traceback() -> None:
+    result = await baton("health", "--target", "127.0.0.1:1")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: UNAVAILABLE: ")
+    assert "Traceback" not in result.stderr
+
+
+async def test_a_watch_resumes_after_the_last_sequence_seen_when_the_server_restarts(tmp_path: Path) -> None:
+    config = ServerConfig(listen="127.0.0.1:0", store_url=f"sqlite:///{tmp_path}/baton.db", agents="embedded")
+    first = await start_server(config)
+    second: RunningServer | None = None
+    try:
+        fleet_address = first.fleet.address  # type: ignore[union-attr]
+        async with grpc.aio.insecure_channel(fleet_address) as channel:
+            latency = duration_pb2.Duration()
+            latency.FromMilliseconds(300)
+            await faults_pb2_grpc.FaultInjectionStub(channel).SetFaults(faults_pb2.FaultConfig(latency=latency))
+        updates: list[orchestrator_pb2.ExecutionUpdate] = []
+        notes: list[str] = []
+        under_way = asyncio.Event()
+
+        def on_update(update: orchestrator_pb2.ExecutionUpdate) -> None:
+            updates.append(update)
+            if len(updates) >= 3:
+                under_way.set()
+
+        async with grpc.aio.insecure_channel(first.address) as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+            execution = await stub.ExecuteWorkflow(
+                orchestrator_pb2.ExecuteWorkflowRequest(
+                    workflow_type="document_analysis", user_context=journey_pb2.UserJourney(user_id="u-resume")
+                ),
+                timeout=10,
+            )
+            watching = asyncio.create_task(
+                follow(stub, execution.execution_id, on_update=on_update, on_note=notes.append)
+            )
+            await asyncio.wait_for(under_way.wait(), 30)
+            await first.stop(0.2)
+            second = await start_server(dataclasses.replace(config, listen=first.address))
+            final = await asyncio.wait_for(watching, 60)
+        assert final.status == execution_pb2.EXECUTION_STATE_COMPLETED
+        assert notes, "the watch never broke"
+        sequences = [u.sequence for u in updates]
+        assert sequences == list(range(1, len(sequences) + 1))
+        assert sequences[-1] == final.last_sequence
+    finally:
+        await first.stop(0.2)
+        if second is not None:
+            await second.stop(0.2)
