@@ -20,9 +20,12 @@ def _compiled(expression: str) -> ParsedResult:
 
 
 def expression_of(value: object) -> str | None:
-    """Returns EXPR when `value` is exactly "${EXPR}", else None."""
-    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
-        return value[2:-1].strip()
+    """Returns EXPR when `value` is exactly "${EXPR}", else None (a literal, even if it contains "${").
+
+    The planner validates with this same function, so what it accepts is what the engine resolves.
+    """
+    if isinstance(value, str) and len(value) >= 3 and value.startswith("${") and value.endswith("}"):
+        return value[2:-1]
     return None
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jmespath
 import jmespath.functions
 
-_EXPRESSION = re.compile(r"\$\{(.*)\}", re.DOTALL)
+from server.engine.expressions import expression_of as expression_of
 
 # Node types whose later children are evaluated against the first child's result (or its
 # elements), not against the context root, so a "steps" field there is not the context's steps.
@@ -20,18 +19,6 @@ _RELATIVE_TAIL = frozenset(
 _CHAIN = frozenset(
     {"subexpression", "index_expression", "projection", "value_projection", "filter_projection", "flatten"}
 )
-
-
-def expression_of(value: object) -> str | None:
-    """Returns the JMESPath expression of a "${EXPR}" string value, or None for any other value.
-
-    Only a string that is exactly ``${`` EXPR ``}`` is an expression (plan.proto's
-    StepInputs.configuration); anything else is a literal, even if it contains ``${``.
-    """
-    if not isinstance(value, str):
-        return None
-    match = _EXPRESSION.fullmatch(value)
-    return match.group(1) if match else None
 
 
 def iter_expressions(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
