@@ -209,7 +209,8 @@ class Child:
                         return line.strip()
                 seen = len(self._lines)
                 if self.proc.poll() is not None and not self._reader.is_alive():
-                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before {needle!r}; {self.tail()}")
+                    code = self.proc.returncode
+                    raise RuntimeError(f"{self.name} exited with {code} before {needle!r}; {self.tail()}")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise RuntimeError(f"{self.name} printed no {needle!r} within {timeout:.0f}s; {self.tail()}")

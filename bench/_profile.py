@@ -1,9 +1,9 @@
 """Profiling the orchestrator with py-spy while the client runs, and summarising the samples.
 
-py-spy samples the orchestrator's Python threads from outside (``--nonblocking``: the process is
-never paused) and writes collapsed stacks (``--format raw``: one ``frame;frame;... count`` line per
-distinct stack). `hot_spots` turns them into the functions with the most samples, by self time
-(the leaf frame) and by inclusive time (anywhere on the stack).
+py-spy samples the orchestrator from outside (see `KINDS`) and writes collapsed stacks
+(``--format raw``: one ``frame;frame;... count`` line per distinct stack). `hot_spots` turns them
+into the functions with the most samples, by self time (the leaf frame) and by inclusive time
+(anywhere on the stack, without the frames every sample shares).
 """
 
 from __future__ import annotations
@@ -24,23 +24,34 @@ def py_spy() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("py-spy")
 
 
-def start_recording(pid: int, output: Path, *, native: bool = False, rate: int = 250) -> subprocess.Popen[bytes]:
+KINDS: dict[str, tuple[str, ...]] = {
+    "all": ("--nonblocking", "--rate", "250"),
+    "gil": ("--nonblocking", "--gil", "--rate", "250"),
+    "native": ("--native", "--gil", "--rate", "100"),
+}
+"""The profiles py-spy can record, by name, and its flags for each.
+
+all: every thread's Python frames; the process is never paused. Time in native code (grpc's
+Cython and C core, sqlite3, protobuf's upb) shows up as self time of the Python frame that
+called it — mostly ``Handle._run``, the event loop running a callback of grpc's Cython code.
+gil: the same, but only the thread holding the GIL — what the process's one Python core is spent on.
+native: the GIL holder's Python and native frames (syscalls, upb, cygrpc). py-spy pauses the
+process at each sample to unwind it, which slows baton down (about a third at 100 Hz here).
+"""
+
+
+def start_recording(pid: int, output: Path, kind: str = "all") -> subprocess.Popen[bytes]:
     """Starts py-spy recording `pid` into `output` (collapsed stacks) until `stop_recording`.
 
     Args:
         pid: The process to sample.
         output: Where the collapsed stacks go.
-        native: Also sample C/Cython frames (grpc's core, sqlite3). py-spy then has to pause the
-            process at each sample, which slows it down; without it, time spent in native code
-            shows up as self time of the Python frame that called it (often ``Handle._run``,
-            the event loop running a callback of grpc's Cython code).
-        rate: Samples per second.
+        kind: Which profile, a key of `KINDS`.
     """
     exe = py_spy()
     if exe is None:
         raise RuntimeError("py-spy is not installed: .venv/bin/pip install py-spy")
-    argv = [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw"]
-    argv.append("--native" if native else "--nonblocking")
+    argv = [exe, "record", "--pid", str(pid), "--format", "raw", *KINDS[kind]]
     return subprocess.Popen(
         [*argv, "--output", str(output)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -65,12 +76,20 @@ BOILERPLATE = (
     "<module> (server/cli.py)",
     "main (server/cli.py)",
     "cmd_serve (server/cli.py)",
+    "_serve_until_stopped (server/cli.py)",
     "run (asyncio/runners.py)",
     "Runner.run (asyncio/runners.py)",
     "BaseEventLoop.run_until_complete ",
     "BaseEventLoop.run_forever ",
+    "BaseEventLoop._run_once ",
+    "Handle._run ",
+    "task_step ",
+    "task_step_impl ",
+    "TaskStepMethWrapper_call ",
     "Thread._bootstrap ",
     "Thread._bootstrap_inner ",
+    "thread_run ",
+    "[native] (libc",
 )
 """Frames under nearly every sample (the entry point, the loop, a thread's start): left out of the
 inclusive ranking, where they would only push the informative functions down."""
@@ -80,6 +99,8 @@ def _short(frame: str) -> str:
     """``fn (pkg/mod.py:123)`` → ``fn (pkg/mod.py)``: one entry per function (py-spy shortens paths)."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
+    if name.startswith("0x"):  # an unsymbolised native frame: one entry per library
+        name = "[native]"
     return f"{name} ({path})" if path else name
 
 
@@ -94,7 +115,7 @@ def hot_spots(collapsed: Path, top: int = 20) -> dict[str, Any]:
             continue
         count = int(count_text)
         frames = [_short(f) for f in stack.split(";") if f]
-        # The first frame is the thread ("process 123:..." / "thread (0x..)"); not a function.
+        # With py-spy --threads or --subprocesses, the first frames name the thread or process.
         frames = [f for f in frames if not f.startswith(("process ", "thread "))]
         if not frames:
             continue

@@ -36,7 +36,7 @@ async def run_client(target: str, n: int, concurrency: int, warmup: int = 0) -> 
     plan = w_plan()
     async with grpc.aio.insecure_channel(target) as channel:
         await asyncio.wait_for(channel.channel_ready(), SUBMIT_TIMEOUT_S)
-        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
         # Raw bytes per update (no deserializer): only the terminal one is decoded.
         watch = channel.unary_stream(
             WATCH_METHOD,

@@ -28,7 +28,7 @@ async def run_floor(agents: str, n: int, concurrency: int, warmup: int = 0) -> d
     """Runs `warmup` then `n` workflows of W against the agent process at `agents`; returns the figures."""
     async with grpc.aio.insecure_channel(agents) as channel:
         await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT_S)
-        stub = analytics_pb2_grpc.AnalyticsStub(channel)
+        stub = analytics_pb2_grpc.AnalyticsStub(channel)  # type: ignore[no-untyped-call]
 
         async def step() -> None:
             await stub.RecordEvents(analytics_pb2.RecordEventsRequest(user_id=USER_ID), timeout=CALL_TIMEOUT_S)

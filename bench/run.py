@@ -1,6 +1,6 @@
 """BENCH.md's benchmark in one command: baton beside the floor, on workloads W0 and W10, same run.
 
-    .venv/bin/python bench/run.py [--quick] [--repeat K] [--profile DIR]
+    .venv/bin/python bench/run.py [--quick] [--repeat K] [--profile DIR [--profile-native]]
 
 For each workload it starts the reference agent process (latency 0 ms for W0, 10 ms for W10;
 restarted between), then runs, repetition by repetition, the floor (``bench/floor.py``) and baton
@@ -30,8 +30,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import _profile  # noqa: E402
-from bench._common import LEVELS, ROOT, Child, address_in, free_port, python  # noqa: E402
+from bench import _profile
+from bench._common import LEVELS, ROOT, Child, address_in, free_port, python
 
 RESULTS_DIR = ROOT / "bench" / "results"
 START_TIMEOUT_S = 60.0
@@ -71,8 +71,8 @@ class Settings:
     workloads: tuple[str, ...] = ("W0", "W10")
     profile_dir: Path | None = None
     """When set, one extra (unmeasured) baton W0 run is profiled with py-spy into this folder."""
-    profile_native: bool = False
-    """Profile native frames too (py-spy --native: pauses the orchestrator at every sample)."""
+    profile_kinds: tuple[str, ...] = ("all", "gil")
+    """The py-spy profiles of that run (keys of bench._profile.KINDS)."""
 
     def plan(self) -> list[Workload]:
         known = {
@@ -154,25 +154,35 @@ def run_floor(agents: str, load: Workload, warmup: int) -> dict[str, Any]:
 
 
 def run_baton(
-    agents: str, load: Workload, warmup: int, workdir: Path, profile_to: Path | None = None, native: bool = False
+    agents: str,
+    load: Workload,
+    warmup: int,
+    workdir: Path,
+    profile_dir: Path | None = None,
+    profile_kinds: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One run of baton: a fresh orchestrator and store, the client, the orchestrator's peak RSS.
 
-    With `profile_to`, py-spy samples the orchestrator during the client's run into that file.
+    With `profile_dir`, py-spy samples the orchestrator during the client's run into
+    ``baton-w0-KIND.collapsed.txt`` there, for each of `profile_kinds`.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     with orchestrator_process(agents, workdir) as (orchestrator, address):
         args = ["--target", address, "--n", str(load.n), "--concurrency", str(load.concurrency)]
         args += ["--warmup", str(warmup)]
-        recorder = _profile.start_recording(orchestrator.pid, profile_to, native=native) if profile_to else None
+        recorders = []
+        if profile_dir is not None:
+            for kind in profile_kinds:
+                output = profile_dir / f"baton-w0-{kind}.collapsed.txt"
+                recorders.append((output, _profile.start_recording(orchestrator.pid, output, kind)))
         cpu0 = orchestrator.cpu_s()
         try:
             figures = _run_driver("bench.baton_client", args, load.n + warmup)
         finally:
-            if recorder is not None:
+            for output, recorder in recorders:
                 printed = _profile.stop_recording(recorder)
-                if not (profile_to and profile_to.is_file()):
-                    print(f"  py-spy wrote nothing: {printed[-500:]}", file=sys.stderr)
+                if not output.is_file():
+                    print(f"  py-spy wrote no {output.name}: {printed[-500:]}", file=sys.stderr)
         cpu1 = orchestrator.cpu_s()
         figures["orchestrator_peak_rss_kb"] = orchestrator.peak_rss_kb()
         if cpu0 is not None and cpu1 is not None:
@@ -245,16 +255,19 @@ def _profiled_run(agents: str, load: Workload, settings: Settings, workdir: Path
     """One extra baton W0 run under py-spy, not counted in the medians; returns its hot spots."""
     assert settings.profile_dir is not None
     settings.profile_dir.mkdir(parents=True, exist_ok=True)
-    kind = "native" if settings.profile_native else "python"
-    collapsed = settings.profile_dir / f"baton-w0-{kind}.collapsed.txt"
-    figures = run_baton(agents, load, settings.warmup, workdir, profile_to=collapsed, native=settings.profile_native)
+    figures = run_baton(agents, load, settings.warmup, workdir, settings.profile_dir, settings.profile_kinds)
     say(f"  {load.name} profiled (not counted) {_one_line(figures)}")
-    if not collapsed.is_file():
-        return {"error": "py-spy wrote no profile", "figures": figures}
-    spots = _profile.hot_spots(collapsed)
-    say(_profile.format_hot_spots(spots))
-    say(f"collapsed stacks: {collapsed} (flamegraph.pl or speedscope.app read them)")
-    return {"figures": figures, "collapsed": str(collapsed), **spots}
+    result: dict[str, Any] = {"figures": figures}
+    for kind in settings.profile_kinds:
+        collapsed = settings.profile_dir / f"baton-w0-{kind}.collapsed.txt"
+        if not collapsed.is_file():
+            result[kind] = {"error": "py-spy wrote no profile"}
+            continue
+        result[kind] = {"collapsed": str(collapsed), **_profile.hot_spots(collapsed)}
+        title = {"all": "every thread", "gil": "the GIL holder", "native": "the GIL holder, native frames"}[kind]
+        say(f"\nhot spots, {title} ({collapsed}; speedscope.app or flamegraph.pl read it):")
+        say(_profile.format_hot_spots(result[kind]))
+    return result
 
 
 def _one_line(figures: dict[str, Any]) -> str:
@@ -335,11 +348,12 @@ def markdown(report: Report) -> str:
     head = report.headline
     if "w0_throughput_ratio" in head:
         verdict = "met" if head["w0_bar_met"] else "MISSED"
-        lines.append(f"- W0 throughput, baton / floor: **{head['w0_throughput_ratio']:.2f}** (bar ≥ {W0_BAR}: {verdict})")
+        ratio = head["w0_throughput_ratio"]
+        lines.append(f"- W0 throughput, baton / floor: **{ratio:.2f}** (bar ≥ {W0_BAR}: {verdict})")
     if "w10_overhead_ms_per_step" in head:
         verdict = "met" if head["w10_bar_met"] else "MISSED"
         lines.append(
-            f"- W10 overhead per step, (baton p50 − floor p50) / {LEVELS}: "
+            f"- W10 overhead per step, (baton p50 - floor p50) / {LEVELS}: "
             f"**{head['w10_overhead_ms_per_step']:.2f} ms** (bar ≤ {W10_BAR_MS:g} ms: {verdict})"
         )
     failed = report.failures()
@@ -374,7 +388,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "--profile", type=Path, metavar="DIR", help="also profile one extra baton W0 run with py-spy into DIR"
     )
     parser.add_argument(
-        "--profile-native", action="store_true", help="with --profile: sample C/Cython frames too (slows baton down)"
+        "--profile-native",
+        action="store_true",
+        help="with --profile: sample native frames of the GIL holder (py-spy --native, slows baton down)",
     )
     args = parser.parse_args(argv)
     workloads = tuple(w.strip().upper() for w in args.workloads.split(",") if w.strip())
@@ -389,9 +405,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         warmup=args.warmup if args.warmup is not None else base.warmup,
         workloads=workloads,
         profile_dir=args.profile,
-        profile_native=args.profile_native,
+        profile_kinds=("native",) if args.profile_native else ("all", "gil"),
     )
-    if settings.profile_native and settings.profile_dir is None:
+    if args.profile_native and args.profile is None:
         parser.error("--profile-native needs --profile DIR")
     if settings.repeat < 1 or settings.n0 < 1 or settings.n10 < 1 or settings.warmup < 0:
         parser.error("--repeat, --n0 and --n10 must be at least 1, --warmup at least 0")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -118,9 +119,14 @@ def main() -> None:
     parser.add_argument("--synchronous", default="NORMAL", help="SQLite synchronous level")
     parser.add_argument("--ordered-ids", action="store_true", help="time-ordered execution ids")
     parser.add_argument("--busy-ms", type=float, default=0.0, help="keep the event loop busy in slices of this many ms")
+    parser.add_argument(
+        "--switch-interval", type=float, default=None, help="sys.setswitchinterval in seconds (default: Python's 0.005)"
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs; the median is reported")
     parser.add_argument("--dir", default=None, help="where to put the database (a temporary directory by default)")
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     results = []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(dir=args.dir) as folder:

@@ -79,65 +79,79 @@ def _storage_dir(db_path: str | None) -> str | None:
 
 
 async def start_server(config: ServerConfig) -> RunningServer:
-    """Starts everything the config describes and recovers unfinished executions."""
-    parse_address(config.listen, "listen")
-    store = open_store(config.store_url)
-    await store.open()
-    fleet = None
-    if config.agents == "embedded":
-        from agents import FleetConfig, start_fleet
+    """Starts everything the config describes and recovers unfinished executions.
 
-        db = _sqlite_path(config.store_url)
-        ledger = config.ledger_path or (f"{db}.ledger" if db else ":memory:")
-        fleet = await start_fleet(FleetConfig(listen="127.0.0.1:0", ledger_path=ledger))
-        endpoints = agent_endpoints(fleet.address)
-    else:
-        endpoints = agent_endpoints(config.agents)
-    grpc_caller = GrpcAgentCaller(endpoints)
-    caller = BreakingCaller(grpc_caller, config.breaker)
-    clock = SystemClock()
-    engine = Engine(store, caller, clock)
-    engine.add_terminal_listener(CallbackNotifier().on_terminal)
-    hub = ExecutionHub(store)
-    db_path = _sqlite_path(config.store_url)
-    monitor = HealthMonitor(
-        grpc_caller,
-        engine,
-        store,
-        breaker_states=caller.states,
-        storage_path=_storage_dir(db_path),
-    )
-    servicer = OrchestratorServicer(engine=engine, store=store, planner=Planner(), hub=hub, health=monitor, clock=clock)
+    The port is bound first, so a taken port fails before anything else starts; whatever was
+    started before a failure is stopped again.
+    """
+    parse_address(config.listen, "listen")
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
+        # A second orchestrator on the same port must fail, not share it silently.
+        ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(options=options)
-    orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
     port = server.add_insecure_port(config.listen)
-    await server.start()
-    host = config.listen.rpartition(":")[0]
-    running = RunningServer(
-        address=f"{host}:{port}",
-        port=port,
-        server=server,
-        engine=engine,
-        store=store,
-        hub=hub,
-        health_servicer=health_servicer,
-        caller=grpc_caller,
-        fleet=fleet,
-    )
-    resumed = await engine.recover()
-    running.background.append(asyncio.create_task(monitor.run(config.health_interval)))
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    async with contextlib.AsyncExitStack() as cleanup:
+        cleanup.push_async_callback(server.stop, None)
+        store = open_store(config.store_url)
+        await store.open()
+        cleanup.push_async_callback(store.close)
+        fleet = None
+        if config.agents == "embedded":
+            from agents import FleetConfig, start_fleet
+
+            db = _sqlite_path(config.store_url)
+            ledger = config.ledger_path or (f"{db}.ledger" if db else ":memory:")
+            fleet = await start_fleet(FleetConfig(listen="127.0.0.1:0", ledger_path=ledger))
+            cleanup.push_async_callback(fleet.stop, 0.5)
+            endpoints = agent_endpoints(fleet.address)
+        else:
+            endpoints = agent_endpoints(config.agents)
+        grpc_caller = GrpcAgentCaller(endpoints)
+        cleanup.push_async_callback(grpc_caller.close)
+        caller = BreakingCaller(grpc_caller, config.breaker)
+        clock = SystemClock()
+        engine = Engine(store, caller, clock)
+        engine.add_terminal_listener(CallbackNotifier().on_terminal)
+        hub = ExecutionHub(store)
+        monitor = HealthMonitor(
+            grpc_caller,
+            engine,
+            store,
+            breaker_states=caller.states,
+            storage_path=_storage_dir(_sqlite_path(config.store_url)),
+        )
+        servicer = OrchestratorServicer(
+            engine=engine, store=store, planner=Planner(), hub=hub, health=monitor, clock=clock
+        )
+        orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
+        await server.start()
+        host = config.listen.rpartition(":")[0]
+        running = RunningServer(
+            address=f"{host}:{port}",
+            port=port,
+            server=server,
+            engine=engine,
+            store=store,
+            hub=hub,
+            health_servicer=health_servicer,
+            caller=grpc_caller,
+            fleet=fleet,
+        )
+        cleanup.push_async_callback(engine.close)
+        resumed = await engine.recover()
+        running.background.append(asyncio.create_task(monitor.run(config.health_interval)))
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        cleanup.pop_all()  # started: from now on RunningServer.stop() owns the cleanup
     logger.info("baton serving on %s (store %s, %d executions resumed)", running.address, config.store_url, resumed)
     return running
 

@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -29,6 +29,7 @@ from baton.v1 import (
 )
 from google.protobuf import duration_pb2, json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 from rich.console import Console
 
 from server import cli_display as display
@@ -60,6 +61,10 @@ DEMO_LATENCY_MS = 100.0
 
 class UsageError(Exception):
     """The command line or a file it names is wrong; printed as `error: …` with exit status 2."""
+
+
+class CommandError(Exception):
+    """A command could not do its job (a server could not bind its port, say); `error: …`, exit status 1."""
 
 
 # ---- the user context -------------------------------------------------------------------------
@@ -182,6 +187,7 @@ async def follow(
 
     Raises:
         grpc.aio.AioRpcError: the server refused the watch, or stayed unreachable.
+        CommandError: the stream kept ending before the execution did.
     """
     last = after_sequence
     failures = 0
@@ -203,8 +209,7 @@ async def follow(
             )
             if status.status in display.TERMINAL and status.last_sequence <= last:
                 return status
-            if status.last_sequence > last and status.status in display.TERMINAL:
-                continue  # the end was recorded after the stream closed: fetch the rest, no gap
+            # Otherwise events after `last` remain (perhaps the end itself): fetch them, no gap.
             reason = "stream ended early"
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.UNAVAILABLE:
@@ -216,7 +221,7 @@ async def follow(
         else:
             failures += 1
             if failures > max_reconnects:
-                raise RuntimeError(f"the watch of {execution_id} kept ending before the execution did")
+                raise CommandError(f"the watch of {execution_id} kept ending before the execution did")
         on_note(f"{reason}; resuming after #{last}")
         await asyncio.sleep(min(0.1 * 2**failures, 2.0))
 
@@ -243,9 +248,8 @@ def _outcome(console: Console, status: execution_pb2.ExecutionStatus) -> int:
     return EXIT_OK if status.status == execution_pb2.EXECUTION_STATE_COMPLETED else EXIT_FAILED
 
 
-def _print_json(message: Any) -> None:
-    data = display.to_json(message) if not isinstance(message, dict) else message
-    print(json.dumps(data, indent=2, sort_keys=False))
+def _print_json(message: Message) -> None:
+    print(json.dumps(display.to_json(message), indent=2))
 
 
 # ---- commands ---------------------------------------------------------------------------------
@@ -259,10 +263,21 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def _serve_until_stopped(server: Coroutine[Any, Any, None]) -> int:
+    try:
+        asyncio.run(server)
+    except (OSError, RuntimeError) as exc:
+        # Binding a taken port surfaces as RuntimeError from grpc; the message says which port.
+        logging.getLogger(__name__).debug("server failed", exc_info=True)
+        raise CommandError(str(exc)) from None
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """`baton serve`: runs the orchestrator until SIGTERM."""
     from server.app import serve
     from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
+    from server.store import open_store
 
     _configure_logging(args.log_level)
     try:
@@ -274,8 +289,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    asyncio.run(serve(config))
-    return EXIT_OK
+    try:
+        open_store(args.store)  # only checks the URL: nothing is opened before `open()`
+    except (ValueError, NotImplementedError) as exc:
+        raise UsageError(f"--store: {exc}") from None
+    return _serve_until_stopped(serve(config))
 
 
 def cmd_agents_serve(args: argparse.Namespace) -> int:
@@ -294,8 +312,11 @@ def cmd_agents_serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         ledger_path=args.ledger,
     )
-    asyncio.run(agents.serve_fleet(config))
-    return EXIT_OK
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return _serve_until_stopped(agents.serve_fleet(config))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -580,7 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default="127.0.0.1:50061", metavar="HOST:PORT", help="address to serve on")
     p.add_argument("--latency", type=float, default=0.0, metavar="MS", help="added latency per call, in milliseconds")
     p.add_argument("--error-rate", type=float, default=0.0, metavar="R", help="fraction of calls that fail, 0 to 1")
-    p.add_argument("--seed", type=int, default=None, metavar="N", help="random seed of the fault injection")
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the fault injection's random failures (0: random)"
+    )
     p.add_argument("--ledger", default=":memory:", metavar="PATH", help="the automation agent's application ledger")
     _log_level(p, "info")
     p.set_defaults(handler=cmd_agents_serve)
@@ -680,6 +703,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except grpc.aio.AioRpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return EXIT_USAGE if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED

@@ -25,6 +25,7 @@ from typing import TypeVar
 from baton.v1 import execution_pb2
 
 from server.store._page_tokens import decode_page_token, encode_page_token
+from server.store._sqlite_batch import AppendOp, CreateOp, EventRow, ExecutionRow, Outcome
 from server.store._sqlite_rows import (
     RECORD_COLUMNS,
     event_micros,
@@ -32,16 +33,7 @@ from server.store._sqlite_rows import (
     record_from_row,
     to_micros,
 )
-from server.store._sqlite_writer import (
-    AppendOp,
-    CreateOp,
-    EventRow,
-    ExecutionRow,
-    Outcome,
-    SqliteWriter,
-    WriterConfig,
-    WriterStats,
-)
+from server.store._sqlite_writer import SqliteWriter, WriterConfig, WriterStats
 from server.store.base import (
     TERMINAL_STATES,
     CommitListener,

@@ -1,0 +1,218 @@
+"""One batch of writes applied inside an open SQLite transaction, in a handful of statements.
+
+Why a handful: the writer thread gives up the GIL around every ``sqlite3_step`` and must win
+it back from the busy event loop each time (up to ``sys.getswitchinterval()``, 5 ms by
+default). So a batch is one lookup statement, then multi-row INSERTs and one UPDATE ... FROM
+VALUES, however many writes it carries; never a statement per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from baton.v1 import execution_pb2
+
+from server.store._sqlite_rows import RECORD_COLUMNS, RecordRow, record_from_row
+from server.store.base import ExecutionNotFoundError, ExecutionRecord, SequenceConflictError
+
+#: An event as the caller's side prepares it: (sequence, kind, recorded_at, payload). The
+#: writer puts the execution's execution_no in front.
+EventRow = tuple[int, str, int, bytes]
+
+#: An executions row without its execution_no, in _EXECUTION_COLUMNS order after it.
+ExecutionRow = tuple[str, str, str, str, str, int, int, int, int, int]
+
+
+@dataclass(slots=True)
+class CreateOp:
+    """A queued create_execution."""
+
+    record: ExecutionRecord
+    """The record to insert (state QUEUED, last_sequence 1)."""
+    row: ExecutionRow
+    """The executions row (the writer assigns its execution_no)."""
+    event_row: EventRow
+    """The first event's row."""
+    event: execution_pb2.ExecutionEvent
+    """The first event, for commit listeners."""
+    future: asyncio.Future[tuple[ExecutionRecord, bool]]
+    """Resolved on the event loop after the commit."""
+
+    @property
+    def execution_id(self) -> str:
+        """The new execution's id."""
+        return self.record.execution_id
+
+
+@dataclass(slots=True)
+class AppendOp:
+    """A queued append."""
+
+    execution_id: str
+    first_sequence: int
+    last_sequence: int
+    state: int
+    updated_at: int
+    """The latest event time in microseconds (0 when the events carry none)."""
+    rows: list[EventRow]
+    events: Sequence[execution_pb2.ExecutionEvent]
+    """The events, for commit listeners."""
+    future: asyncio.Future[None]
+    """Resolved on the event loop after the commit."""
+
+
+WriteOp = CreateOp | AppendOp
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one write came to: a result or an error, and the events it committed."""
+
+    future: asyncio.Future[Any]
+    result: object = None
+    error: BaseException | None = None
+    committed: tuple[str, Sequence[execution_pb2.ExecutionEvent]] | None = None
+    """(execution_id, events) for commit listeners; None when nothing was written."""
+
+
+# Rows per multi-row statement. Row counts are padded up to a power of two (padding rows are
+# all NULL and filtered out), so at most eight shapes of each statement are ever prepared.
+_CHUNK = 128
+
+_EXECUTION_COLUMNS = (
+    "execution_no, execution_id, user_id, workflow_type, plan_id, request_id,"
+    " priority, state, created_at, updated_at, last_sequence"
+)
+_EVENT_COLUMNS = "execution_no, sequence, kind, recorded_at, payload"
+
+# Everything a batch must know before writing, in one row: the next execution_no, the
+# [execution_id, execution_no, last_sequence] of the appended executions, and the records
+# already holding the created executions' (user_id, request_id). The repeated
+# "request_id <> ''" lets SQLite use the partial unique index.
+_LOOKUP = f"""
+SELECT
+    (SELECT COALESCE(MAX(execution_no), 0) + 1 FROM executions),
+    (SELECT json_group_array(json_array(execution_id, execution_no, last_sequence))
+        FROM executions WHERE execution_id IN (SELECT value FROM json_each(?1))),
+    (SELECT json_group_array(json_array({", ".join(f"x.{c.strip()}" for c in RECORD_COLUMNS.split(","))}))
+        FROM json_each(?2) AS k JOIN executions AS x
+        ON x.user_id = json_extract(k.value, '$[0]') AND x.request_id = json_extract(k.value, '$[1]')
+        AND x.request_id <> '')
+"""
+
+
+def _insert_sql(table: str, columns: str, width: int, rows: int) -> str:
+    values = ", ".join(["(" + ", ".join("?" * width) + ")"] * rows)
+    selected = ", ".join(f"column{i}" for i in range(1, width + 1))
+    return f"INSERT INTO {table} ({columns}) SELECT {selected} FROM (VALUES {values}) WHERE column1 IS NOT NULL"
+
+
+def _update_sql(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?, ?)"] * rows)
+    # updated_at never moves backwards, and an event without a time leaves it alone.
+    return (
+        "UPDATE executions SET state = v.column2, last_sequence = v.column3,"
+        " updated_at = MAX(executions.updated_at, v.column4)"
+        f" FROM (VALUES {values}) AS v WHERE executions.execution_no = v.column1"
+    )
+
+
+_SIZES = tuple(2**power for power in range(_CHUNK.bit_length()) if 2**power <= _CHUNK)
+# Statement texts by padded row count; built once, so the connection's cache holds each shape.
+_INSERT_EXECUTIONS = {size: _insert_sql("executions", _EXECUTION_COLUMNS, 11, size) for size in _SIZES}
+_INSERT_EVENTS = {size: _insert_sql("events", _EVENT_COLUMNS, 5, size) for size in _SIZES}
+_UPDATE_EXECUTIONS = {size: _update_sql(size) for size in _SIZES}
+
+
+def _padded(rows: int) -> int:
+    size = 1
+    while size < rows:
+        size *= 2
+    return size
+
+
+def _execute_rows(
+    conn: sqlite3.Connection, statements: dict[int, str], width: int, rows: Sequence[tuple[object, ...]]
+) -> None:
+    """Runs the statement for each chunk's padded row count over rows, _CHUNK rows at a time."""
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        size = _padded(len(chunk))
+        params: list[object] = [value for row in chunk for value in row]
+        params.extend([None] * (width * (size - len(chunk))))
+        conn.execute(statements[size], params)
+
+
+def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outcome]:
+    """Applies writes, in order, inside the open transaction; returns one outcome per write.
+
+    Sequence conflicts and unknown executions become outcomes; a constraint violation (say, a
+    reused execution_id) raises, and the caller replays the batch write by write.
+    """
+    append_ids = sorted({op.execution_id for op in batch if isinstance(op, AppendOp)})
+    request_keys = [
+        [op.record.user_id, op.record.request_id] for op in batch if isinstance(op, CreateOp) and op.record.request_id
+    ]
+    next_no, known_json, requested_json = conn.execute(
+        _LOOKUP, (json.dumps(append_ids), json.dumps(request_keys))
+    ).fetchone()
+    # execution_id -> [execution_no, last_sequence], kept current as the batch is applied.
+    known: dict[str, list[int]] = {entry[0]: entry[1:] for entry in json.loads(known_json)}
+    by_request: dict[tuple[str, str], ExecutionRecord] = {}
+    for row in json.loads(requested_json):
+        record = record_from_row(cast(RecordRow, tuple(row)))
+        by_request[(record.user_id, record.request_id)] = record
+
+    new_rows: list[tuple[object, ...]] = []
+    event_rows: list[tuple[object, ...]] = []
+    updates: dict[int, tuple[int, int, int]] = {}
+    outcomes: list[Outcome] = []
+    for op in batch:
+        if isinstance(op, CreateOp):
+            record = op.record
+            key = (record.user_id, record.request_id)
+            existing = by_request.get(key) if record.request_id else None
+            if existing is not None:
+                outcomes.append(Outcome(op.future, result=(existing, False)))
+                continue
+            if record.request_id:
+                by_request[key] = record
+            # The writer holds the write lock, so nobody else can take these numbers.
+            no, next_no = next_no, next_no + 1
+            new_rows.append((no, *op.row))
+            event_rows.append((no, *op.event_row))
+            known[record.execution_id] = [no, 1]
+            outcomes.append(Outcome(op.future, result=(record, True), committed=(record.execution_id, (op.event,))))
+            continue
+        entry = known.get(op.execution_id)
+        if entry is None:
+            outcomes.append(Outcome(op.future, error=ExecutionNotFoundError(op.execution_id)))
+            continue
+        no, last = entry
+        if op.first_sequence != last + 1:
+            conflict = SequenceConflictError(
+                f"execution {op.execution_id}: append starts at sequence {op.first_sequence},"
+                f" but its last sequence is {last}"
+            )
+            outcomes.append(Outcome(op.future, error=conflict))
+            continue
+        entry[1] = op.last_sequence
+        event_rows.extend((no, *row) for row in op.rows)
+        earlier = updates.get(no)
+        updated_at = op.updated_at if earlier is None else max(op.updated_at, earlier[2])
+        updates[no] = (op.state, op.last_sequence, updated_at)
+        outcomes.append(Outcome(op.future, committed=(op.execution_id, op.events)))
+
+    if new_rows:
+        _execute_rows(conn, _INSERT_EXECUTIONS, 11, new_rows)
+    if event_rows:
+        _execute_rows(conn, _INSERT_EVENTS, 5, event_rows)
+    if updates:
+        update_rows = [(no, state, last, updated_at) for no, (state, last, updated_at) in updates.items()]
+        _execute_rows(conn, _UPDATE_EXECUTIONS, 4, update_rows)
+    return outcomes
