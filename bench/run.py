@@ -121,12 +121,14 @@ def orchestrator_process(agents: str, workdir: Path) -> Iterator[tuple[Child, st
     store = f"sqlite:///{workdir / 'baton.db'}"
     argv = [python(), "-m", "server.cli", "serve", "--listen", requested, "--store", store, "--agents", agents]
     child = Child("orchestrator", argv, workdir / "orchestrator.log")
+    serving = False
     try:
         line = child.wait_for("baton serving on", START_TIMEOUT_S)
+        serving = True
         yield child, address_in(line, requested)
     finally:
         code = child.stop()
-        if code not in (0, None):
+        if serving and code not in (0, None):
             print(f"  note: the orchestrator exited with {code} on SIGTERM; {child.tail(5)}", file=sys.stderr)
 
 

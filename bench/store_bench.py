@@ -49,7 +49,7 @@ def _event(sequence: int, execution_id: str, stamp: timestamp_pb2.Timestamp) -> 
 
 
 async def _run(args: argparse.Namespace, path: str) -> dict[str, float]:
-    store = SqliteExecutionStore(path, synchronous=args.synchronous)
+    store = SqliteExecutionStore(path, synchronous=args.synchronous, writer=args.writer)
     await store.open()
     now = datetime.now(UTC)
     stamp = timestamp_pb2.Timestamp()
@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10, help="events per execution (M), the first is the create")
     parser.add_argument("--concurrency", type=int, default=100, help="concurrent appenders (K)")
     parser.add_argument("--synchronous", default="NORMAL", help="SQLite synchronous level")
+    parser.add_argument("--writer", default="auto", help="auto, loop or thread")
     parser.add_argument("--ordered-ids", action="store_true", help="time-ordered execution ids")
     parser.add_argument("--busy-ms", type=float, default=0.0, help="keep the event loop busy in slices of this many ms")
     parser.add_argument(
@@ -135,7 +136,7 @@ def main() -> None:
         print(f"run {run + 1}: " + ", ".join(f"{key} {value:,.2f}" for key, value in result.items()))
     print(
         f"median of {args.runs} (N={args.executions} M={args.events} K={args.concurrency}"
-        f" synchronous={args.synchronous}): "
+        f" synchronous={args.synchronous} writer={args.writer}): "
         + ", ".join(f"{key} {statistics.median(r[key] for r in results):,.2f}" for key in results[0])
     )
 

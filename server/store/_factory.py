@@ -8,15 +8,16 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from server.store.base import ExecutionStore
 from server.store.sqlite import SqliteExecutionStore
 
-_SQLITE_OPTIONS = frozenset({"synchronous"})
+_SQLITE_OPTIONS = frozenset({"synchronous", "writer"})
 
 
 def open_store(url: str) -> ExecutionStore:
     """Makes the store a URL names; the caller then runs ``await store.open()``.
 
     ``sqlite:///relative/path.db`` is relative to the working directory and
-    ``sqlite:////abs/path.db`` absolute; the file's parent directories are created. A
-    ``?synchronous=FULL`` query sets SQLite's synchronous level (``NORMAL`` by default).
+    ``sqlite:////abs/path.db`` absolute; the file's parent directories are created. Query
+    options: ``synchronous=NORMAL|FULL|EXTRA`` (SQLite's level, NORMAL by default) and
+    ``writer=auto|loop|thread`` (where batches commit; see SqliteExecutionStore).
 
     Raises:
         NotImplementedError: a ``postgresql://`` URL (that store is not built yet).
@@ -44,5 +45,7 @@ def _open_sqlite(url: str) -> SqliteExecutionStore:
     if unknown:
         raise ValueError(f"unknown SQLite store option(s) {sorted(unknown)} in {url!r}")
     synchronous = options.get("synchronous", ["NORMAL"])[-1]
+    writer = options.get("writer", ["auto"])[-1]
+    store = SqliteExecutionStore(path, synchronous=synchronous, writer=writer)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return SqliteExecutionStore(path, synchronous=synchronous)
+    return store

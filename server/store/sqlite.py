@@ -6,9 +6,11 @@ hands before it is acknowledged, so it survives a ``kill -9`` of the process; it
 only if the machine itself loses power or crashes before the next checkpoint. ``FULL`` fsyncs
 the WAL on every commit and survives that too, at the cost of one fsync per batch.
 
-Concurrency: one writer thread commits writes in batches (see ``_sqlite_writer``); reads run on
-a small pool of read-only connections, beside the writer, since WAL readers never wait for it.
-The store is bound to the event loop that opens it.
+Writes are committed in batches by one writer (group commit): the LoopWriter commits each
+turn's writes on the event loop and checkpoints on a thread (the default with NORMAL), the
+ThreadWriter commits on its own thread (the default with FULL, whose fsyncs must not stall
+the loop). Reads run on a small pool of read-only connections beside the writer, since WAL
+readers never wait for it. The store is bound to the event loop that opens it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from baton.v1 import execution_pb2
 
 from server.store._page_tokens import decode_page_token, encode_page_token
 from server.store._sqlite_batch import AppendOp, CreateOp, EventRow, ExecutionRow, Outcome
+from server.store._sqlite_commit import Writer, WriterConfig, WriterStats
+from server.store._sqlite_loop_writer import LoopWriter
 from server.store._sqlite_rows import (
     RECORD_COLUMNS,
     event_micros,
@@ -33,7 +37,7 @@ from server.store._sqlite_rows import (
     record_from_row,
     to_micros,
 )
-from server.store._sqlite_writer import SqliteWriter, WriterConfig, WriterStats
+from server.store._sqlite_thread_writer import ThreadWriter
 from server.store.base import (
     TERMINAL_STATES,
     CommitListener,
@@ -49,6 +53,10 @@ _T = TypeVar("_T")
 
 #: synchronous levels that keep the ExecutionStore promise (a commit survives kill -9 in WAL).
 SYNCHRONOUS_LEVELS = frozenset({"NORMAL", "FULL", "EXTRA"})
+
+#: Writer choices: "loop" commits on the event loop, "thread" on a dedicated thread, "auto"
+#: picks "loop" for NORMAL and "thread" for FULL and EXTRA (which fsync every commit).
+WRITER_MODES = frozenset({"auto", "loop", "thread"})
 
 _MAX_PAGE_SIZE = 1000
 _DEFAULT_PAGE_SIZE = 50
@@ -85,7 +93,7 @@ class SqliteExecutionStore:
     later read or recovery will see it.
     """
 
-    def __init__(self, path: str, *, synchronous: str = "NORMAL", readers: int = 2) -> None:
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", writer: str = "auto", readers: int = 2) -> None:
         """Configures the store; nothing is opened until ``open()``.
 
         Args:
@@ -93,14 +101,20 @@ class SqliteExecutionStore:
                 to exist).
             synchronous: SQLite's ``synchronous`` pragma: ``NORMAL`` (survives a process kill),
                 ``FULL`` or ``EXTRA`` (also survive power loss; one fsync per commit).
+            writer: ``auto``, ``loop`` or ``thread`` (see WRITER_MODES).
             readers: read connections, each with its own thread.
 
         Raises:
-            ValueError: an unknown synchronous level or a reader count below 1.
+            ValueError: an unknown synchronous level or writer, or a reader count below 1.
         """
         level = synchronous.upper()
         if level not in SYNCHRONOUS_LEVELS:
             raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS_LEVELS)}, not {synchronous!r}")
+        if writer not in WRITER_MODES:
+            raise ValueError(f"writer must be one of {sorted(WRITER_MODES)}, not {writer!r}")
+        if writer == "auto":
+            writer = "loop" if level == "NORMAL" else "thread"
+        self._writer_mode = writer
         if readers < 1:
             raise ValueError(f"readers must be at least 1, not {readers}")
         if path == ":memory:" or not path:
@@ -110,7 +124,7 @@ class SqliteExecutionStore:
         self._reader_count = readers
         self._listeners: list[CommitListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._writer: SqliteWriter | None = None
+        self._writer: Writer | None = None
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._read_pool: ThreadPoolExecutor | None = None
         self._closed = False
@@ -119,6 +133,11 @@ class SqliteExecutionStore:
     def path(self) -> str:
         """The database file."""
         return self._path
+
+    @property
+    def writer_mode(self) -> str:
+        """``loop`` or ``thread``: where batches are committed."""
+        return self._writer_mode
 
     @property
     def stats(self) -> WriterStats:
@@ -138,7 +157,8 @@ class SqliteExecutionStore:
             raise RuntimeError("the store is already open (or was closed); make a new one")
         loop = asyncio.get_running_loop()
         self._loop = loop
-        writer = SqliteWriter(self._config, loop, self._deliver)
+        writer_type = LoopWriter if self._writer_mode == "loop" else ThreadWriter
+        writer: Writer = writer_type(self._config, loop, self._deliver)
         writer.start()
         await asyncio.wrap_future(writer.ready)
         self._writer = writer
@@ -206,7 +226,7 @@ class SqliteExecutionStore:
             else:
                 future.set_result(outcome.result)
 
-    def _live_writer(self) -> tuple[SqliteWriter, asyncio.AbstractEventLoop]:
+    def _live_writer(self) -> tuple[Writer, asyncio.AbstractEventLoop]:
         if self._writer is None or self._loop is None or self._closed:
             raise RuntimeError("the store is not open")
         return self._writer, self._loop
