@@ -66,7 +66,10 @@ async def _run(args: argparse.Namespace, path: str) -> dict[str, float]:
             first = execution_pb2.ExecutionEvent(sequence=1)
             first.time.CopyFrom(stamp)
             first.execution_started.request_id = execution_id
-            new = NewExecution(execution_id, "user-1", "job_search", "plan-1", execution_id, 2, now)
+            # Creation times increase as they would in service, so the time-ordered indexes grow
+            # at their ends; one shared time would scatter every insert by its random id.
+            created_at = datetime.now(UTC)
+            new = NewExecution(execution_id, "user-1", "job_search", "plan-1", execution_id, 2, created_at)
             await store.create_execution(new, first)
             for sequence in range(2, args.events + 1):
                 event = _event(sequence, execution_id, stamp)

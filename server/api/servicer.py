@@ -144,7 +144,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             if request.after_sequence < 0:
                 raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
             async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
-                yield orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=render(state))
+                # Results (every step's output) ride on the terminal update only: resending them with
+                # every event would make a watch quadratic in the outputs' size.
+                status = render(state, with_results=state.terminal)
+                yield orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
 
     async def ListExecutions(
         self, request: orchestrator_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from baton.v1 import execution_pb2, plan_pb2
-from google.protobuf import any_pb2, json_format
+from google.protobuf import any_pb2, json_format, timestamp_pb2
 
 from server.engine.model import Plan
 
@@ -29,6 +29,9 @@ E = execution_pb2
 TERMINAL = frozenset({E.EXECUTION_STATE_COMPLETED, E.EXECUTION_STATE_FAILED, E.EXECUTION_STATE_CANCELLED})
 STEP_DONE = frozenset({E.STEP_STATE_COMPLETED, E.STEP_STATE_FAILED, E.STEP_STATE_SKIPPED})
 """Step states after which a step never runs again (but for a gate retry)."""
+
+
+NO_DEADLINE = datetime.max.replace(tzinfo=UTC)
 
 
 class FoldError(ValueError):
@@ -62,8 +65,8 @@ class StepRun:
     operation: str = ""
     in_flight: bool = False
     """An attempt was started and has no outcome yet."""
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+    start_time: timestamp_pb2.Timestamp | None = None
+    end_time: timestamp_pb2.Timestamp | None = None
     start_at: datetime | None = None
     """When a delayed step or a retry is due; None when not waiting."""
     output: any_pb2.Any | None = None
@@ -98,9 +101,12 @@ class ExecutionState:
     status: execution_pb2.ExecutionState = E.EXECUTION_STATE_QUEUED
     steps: dict[str, StepRun] = field(default_factory=dict)
     last_sequence: int = 0
-    start_time: datetime | None = None
-    current_time: datetime | None = None
-    end_time: datetime | None = None
+    deadline: datetime = NO_DEADLINE
+    """The execution-level deadline."""
+    # Times are the events' own Timestamps (no conversions on the hot path).
+    start_time: timestamp_pb2.Timestamp | None = None
+    current_time: timestamp_pb2.Timestamp | None = None
+    end_time: timestamp_pb2.Timestamp | None = None
     failure_reason: str = ""
     degraded_reasons: list[str] = field(default_factory=list)
     errors: list[ErrorRecord] = field(default_factory=list)
@@ -111,12 +117,6 @@ class ExecutionState:
     def terminal(self) -> bool:
         """Whether the execution has ended."""
         return self.status in TERMINAL
-
-    @property
-    def deadline(self) -> datetime:
-        """The execution-level deadline."""
-        deadline: datetime = self.started.deadline.ToDatetime(tzinfo=UTC)
-        return deadline
 
     @property
     def user_id(self) -> str:
@@ -135,6 +135,7 @@ def start(event: execution_pb2.ExecutionEvent, execution_id: str) -> ExecutionSt
         started=started,
         plan=plan,
         steps={sid: StepRun(step_id=sid) for sid in plan.steps},
+        deadline=started.deadline.ToDatetime(tzinfo=UTC),
     )
     _account(state, event)
     state.start_time = state.current_time
@@ -166,7 +167,7 @@ def apply(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
 
 def _account(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
     state.last_sequence = event.sequence
-    state.current_time = event.time.ToDatetime(tzinfo=UTC)
+    state.current_time = event.time
     state.storage_bytes += event.ByteSize()
 
 

@@ -165,6 +165,8 @@ class Plan:
     """Checkpoint step id → its gates."""
     final_steps: tuple[str, ...]
     """Steps no other step depends on (their outputs are the primary outputs)."""
+    estimated: bool = False
+    """Whether any step declares an estimated duration (else no time-remaining estimate)."""
 
     @classmethod
     def from_proto(cls, proto: plan_pb2.OrchestrationPlan) -> Plan:
@@ -206,6 +208,7 @@ class Plan:
             degraded_mode=strategy.fallback_strategy.degraded_mode,
             gates=MappingProxyType({k: tuple(v) for k, v in gates.items()}),
             final_steps=tuple(sid for sid in steps if not dependents[sid]),
+            estimated=any(s.estimated_duration > 0 for s in steps.values()),
         )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from baton.v1 import execution_pb2
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
@@ -12,10 +10,10 @@ from server.engine.fold import STEP_DONE, ExecutionState
 E = execution_pb2
 
 
-def _ts(when: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(when)
-    return ts
+def _between(start: timestamp_pb2.Timestamp, end: timestamp_pb2.Timestamp) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(max(end.ToNanoseconds() - start.ToNanoseconds(), 0))
+    return d
 
 
 def _dur(seconds: float) -> duration_pb2.Duration:
@@ -46,24 +44,24 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
     runs = [state.steps[sid] for sid in plan.steps]
     done = sum(1 for r in runs if r.state in STEP_DONE)
     running = [r.step_id for r in runs if r.state == E.STEP_STATE_RUNNING]
-    remaining = _remaining_estimate(state)
+    remaining = _remaining_estimate(state) if plan.estimated and not state.terminal else 0.0
     progress = status.progress
     progress.total_steps = len(runs)
     progress.current_step = min(done + (1 if running else 0), len(runs))
     progress.completion_percentage = 100.0 * done / len(runs) if runs else 100.0
     progress.running_steps.extend(running)
-    progress.estimated_time_remaining.CopyFrom(_dur(0.0 if state.terminal else remaining))
+    progress.estimated_time_remaining.CopyFrom(_dur(remaining))
 
     perf = status.performance_metrics
-    if state.start_time:
-        perf.start_time.CopyFrom(_ts(state.start_time))
+    if state.start_time is not None:
+        perf.start_time.CopyFrom(state.start_time)
     now = state.end_time or state.current_time
-    if now:
-        perf.current_time.CopyFrom(_ts(state.current_time or now))
-        if state.start_time:
-            perf.total_duration.CopyFrom(_dur((now - state.start_time).total_seconds()))
-    if state.end_time:
-        perf.end_time.CopyFrom(_ts(state.end_time))
+    if now is not None:
+        perf.current_time.CopyFrom(state.current_time or now)
+        if state.start_time is not None:
+            perf.total_duration.CopyFrom(_between(state.start_time, now))
+    if state.end_time is not None:
+        perf.end_time.CopyFrom(state.end_time)
     for run in runs:
         step = plan.steps[run.step_id]
         report = perf.step_timings.add(
@@ -74,11 +72,11 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
             agent=run.agent or step.call.agent,
             operation=run.operation or step.call.operation,
         )
-        if run.start_time:
-            report.start_time.CopyFrom(_ts(run.start_time))
-            if run.end_time:
-                report.end_time.CopyFrom(_ts(run.end_time))
-                report.duration.CopyFrom(_dur((run.end_time - run.start_time).total_seconds()))
+        if run.start_time is not None:
+            report.start_time.CopyFrom(run.start_time)
+            if run.end_time is not None:
+                report.end_time.CopyFrom(run.end_time)
+                report.duration.CopyFrom(_between(run.start_time, run.end_time))
 
     status.resource_usage.total_network_io = state.network_bytes
     status.resource_usage.total_storage_io = state.storage_bytes
