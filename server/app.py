@@ -115,7 +115,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
         clock = SystemClock()
         engine = Engine(store, caller, clock)
         engine.add_terminal_listener(CallbackNotifier().on_terminal)
-        hub = ExecutionHub(store)
+        hub = ExecutionHub(store, plans=engine.plan_of)
         monitor = HealthMonitor(
             grpc_caller,
             engine,

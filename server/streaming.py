@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from baton.v1 import execution_pb2
 
-from server.engine import ExecutionState, apply, fold
+from server.engine import ExecutionState, Plan, apply, fold
 from server.store.base import ExecutionNotFoundError, ExecutionStore
 
 DEFAULT_BUFFER = 1024
@@ -41,9 +41,23 @@ class _Subscription:
 class ExecutionHub:
     """Watchers of executions, fed by the store's commits."""
 
-    def __init__(self, store: ExecutionStore, *, buffer: int = DEFAULT_BUFFER) -> None:
+    def __init__(
+        self,
+        store: ExecutionStore,
+        *,
+        buffer: int = DEFAULT_BUFFER,
+        plans: Callable[[str], Plan | None] | None = None,
+    ) -> None:
+        """Registers the hub as the store's commit listener.
+
+        Args:
+            store: the store whose commits feed the watchers.
+            buffer: events a watcher may lag behind before it reads from the store instead.
+            plans: the parsed plan of a running execution, if known, so watchers need not rebuild it.
+        """
         self.store = store
         self.buffer = buffer
+        self.plans = plans
         self._subscriptions: dict[str, set[_Subscription]] = {}
         self._closed = asyncio.Event()
         store.add_commit_listener(self.on_commit)
@@ -82,7 +96,7 @@ class ExecutionHub:
             history = await self.store.read_events(execution_id)
             if not history:
                 raise ExecutionNotFoundError(execution_id)
-            state = fold(execution_id, history[:1])
+            state = fold(execution_id, history[:1], self.plans(execution_id) if self.plans else None)
             if after_sequence < 1:
                 yield history[0], state
             for event in history[1:]:

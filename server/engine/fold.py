@@ -124,12 +124,18 @@ class ExecutionState:
         return self.started.plan.user_id or self.started.user_context.user_id
 
 
-def start(event: execution_pb2.ExecutionEvent, execution_id: str) -> ExecutionState:
-    """Creates the state from an execution's first event."""
+def start(event: execution_pb2.ExecutionEvent, execution_id: str, plan: Plan | None = None) -> ExecutionState:
+    """Creates the state from an execution's first event.
+
+    Args:
+        event: the execution_started event.
+        execution_id: the execution.
+        plan: the plan already built from this event's plan, to share instead of rebuilding.
+    """
     if event.WhichOneof("kind") != "execution_started":
         raise FoldError(f"execution {execution_id}: first event is {event.WhichOneof('kind')}, not execution_started")
     started = event.execution_started
-    plan = Plan.from_proto(started.plan)
+    plan = plan or Plan.from_proto(started.plan)
     state = ExecutionState(
         execution_id=execution_id,
         started=started,
@@ -142,11 +148,11 @@ def start(event: execution_pb2.ExecutionEvent, execution_id: str) -> ExecutionSt
     return state
 
 
-def fold(execution_id: str, events: list[execution_pb2.ExecutionEvent]) -> ExecutionState:
-    """Folds a whole history (its first event must be execution_started)."""
+def fold(execution_id: str, events: list[execution_pb2.ExecutionEvent], plan: Plan | None = None) -> ExecutionState:
+    """Folds a whole history (its first event must be execution_started); `plan` as in `start`."""
     if not events:
         raise FoldError(f"execution {execution_id} has no events")
-    state = start(events[0], execution_id)
+    state = start(events[0], execution_id, plan)
     for event in events[1:]:
         apply(state, event)
     return state

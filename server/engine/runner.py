@@ -22,7 +22,7 @@ from google.protobuf import any_pb2, json_format
 
 from server.engine.expressions import ExpressionError, evaluate, resolve
 from server.engine.fold import STEP_DONE, ExecutionState, apply, fold, start
-from server.engine.model import DEFAULT_EXECUTION_TIMEOUT, Call, Step, seconds
+from server.engine.model import DEFAULT_EXECUTION_TIMEOUT, Call, Plan, Step, seconds
 from server.engine.ports import AgentCall, AgentCaller, AgentCallError, AgentReply, Clock
 from server.store.base import ExecutionNotFoundError, ExecutionRecord, ExecutionStore, NewExecution
 
@@ -83,6 +83,11 @@ class Engine:
     def active(self) -> int:
         """Executions running in this engine now."""
         return len(self._runners)
+
+    def plan_of(self, execution_id: str) -> Plan | None:
+        """The parsed plan of an execution running here (immutable, so watchers may share it)."""
+        runner = self._runners.get(execution_id)
+        return runner.state.plan if runner is not None else None
 
     def add_terminal_listener(self, listener: TerminalListener) -> None:
         """Registers a function called with the final state of every execution that ends here."""

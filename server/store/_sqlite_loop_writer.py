@@ -41,6 +41,9 @@ _COMMITS_PER_CHECKPOINT = 16
 # Past this many WAL frames (4 KiB pages) the checkpointer waits for a quiet moment and
 # restarts the WAL, so the file stays bounded even if writes never pause.
 _RESTART_FRAMES = 8_192
+# Writes per transaction: bounds how long one commit holds the loop after a burst (about
+# 10 µs per write); the rest commit on the next turn.
+_MAX_BATCH = 1_000
 # Backoff while another process holds the write lock.
 _BUSY_RETRY_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 
@@ -165,7 +168,7 @@ class LoopWriter:
         conn = self._conn
         if conn is None:
             return
-        batch, self._pending = self._pending, []
+        batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
         try:
             outcomes = commit_batch(conn, batch, self.stats)
         except WriterBusyError as error:
@@ -184,6 +187,9 @@ class LoopWriter:
         if self._commits_since_checkpoint >= _COMMITS_PER_CHECKPOINT:
             self._commits_since_checkpoint = 0
             self._checkpointer.request()
+        if self._pending and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
         self._deliver(outcomes)
         if self._stopping and not self._scheduled:
             self._finish()

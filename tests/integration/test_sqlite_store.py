@@ -364,6 +364,20 @@ async def test_concurrent_appends_are_grouped_into_fewer_transactions(store: Sql
     assert await store.count_by_state() == {E.EXECUTION_STATE_RUNNING: count}
 
 
+async def test_a_burst_larger_than_one_batch_commits_in_several_transactions(tmp_path: Path) -> None:
+    store = SqliteExecutionStore(str(tmp_path / "store.db"), writer="loop")
+    await store.open()
+    try:
+        count = 2_500
+        await asyncio.gather(*(create(store, f"x{i}") for i in range(count)))
+
+        assert store.stats.largest_batch <= 1_000
+        assert store.stats.commits >= 3
+        assert await store.count_by_state() == {E.EXECUTION_STATE_QUEUED: count}
+    finally:
+        await store.close()
+
+
 async def test_close_commits_writes_still_queued(tmp_path: Path) -> None:
     for writer in WRITERS:
         path = str(tmp_path / f"{writer}.db")
