@@ -77,6 +77,32 @@ def spawn(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
     return proc
 
 
+def serve_orchestrator(
+    processes: list[subprocess.Popen[str]], store: Path, agents: str = "embedded", *extra: str, port: int = 0
+) -> tuple[subprocess.Popen[str], str]:
+    """Runs `baton serve` as a process (as a user would) and waits until it serves.
+
+    Returns:
+        The process and its HOST:PORT.
+    """
+    port = port or free_port()
+    proc = spawn(
+        "-m",
+        "server.cli",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--store",
+        f"sqlite:///{store}",
+        "--agents",
+        agents,
+        *extra,
+    )
+    processes.append(proc)
+    wait_for_line(proc, "baton serving on")
+    return proc, f"127.0.0.1:{port}"
+
+
 def output_of(proc: subprocess.Popen[str]) -> str:
     """What the process printed so far."""
     return _LOGS[proc.pid].read_text()

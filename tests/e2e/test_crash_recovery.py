@@ -18,7 +18,7 @@ from baton.v1 import (
 )
 from google.protobuf import json_format
 
-from tests.conftest import free_port, spawn, wait_for_line
+from tests.conftest import free_port, serve_orchestrator, spawn, wait_for_line
 from tests.integration.support import watch_all
 
 
@@ -49,10 +49,7 @@ async def test_an_execution_survives_kill_9_mid_run_and_completes_with_no_duplic
         slow_submit.latency.FromMilliseconds(1500)
         await faults_pb2_grpc.FaultInjectionStub(channel).SetFaults(slow_submit)
 
-    first = _serve(tmp_path / "baton.db", agents_address, orchestrator_port)
-    processes.append(first)
-    wait_for_line(first, "baton serving on")
-    target = f"127.0.0.1:{orchestrator_port}"
+    first, target = serve_orchestrator(processes, tmp_path / "baton.db", agents_address, port=orchestrator_port)
     async with grpc.aio.insecure_channel(target) as channel:
         stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
         request = orchestrator_pb2.ExecuteWorkflowRequest(workflow_type="application_automation")
@@ -70,9 +67,7 @@ async def test_an_execution_survives_kill_9_mid_run_and_completes_with_no_duplic
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
 
-    second = _serve(tmp_path / "baton.db", agents_address, orchestrator_port)
-    processes.append(second)
-    wait_for_line(second, "baton serving on")
+    serve_orchestrator(processes, tmp_path / "baton.db", agents_address, port=orchestrator_port)
     async with grpc.aio.insecure_channel(target) as channel:
         stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
         updates = await watch_all(stub, execution.execution_id, deadline=60)

@@ -10,29 +10,14 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import free_port, output_of, spawn, wait_for_line
+from tests.conftest import output_of, serve_orchestrator
 
 
 async def test_sigterm_turns_health_not_serving_and_exits_zero(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
-    port = free_port()
-    proc = spawn(
-        "-m",
-        "server.cli",
-        "serve",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--store",
-        f"sqlite:///{tmp_path}/baton.db",
-        "--agents",
-        "embedded",
-        "--grace",
-        "2",
-    )
-    processes.append(proc)
-    wait_for_line(proc, "baton serving on")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    proc, address = serve_orchestrator(processes, tmp_path / "baton.db", "embedded", "--grace", "2")
+    async with grpc.aio.insecure_channel(address) as channel:
         watch = health_pb2_grpc.HealthStub(channel).Watch(
             health_pb2.HealthCheckRequest(service="baton.v1.Orchestrator"), timeout=20
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, output_of, spawn, wait_for_line
+from tests.conftest import output_of, serve_orchestrator
 
 _SERVER: list[subprocess.Popen[str]] = []
 
@@ -24,22 +24,9 @@ def _grpcurl() -> str:
 
 @pytest.fixture
 def target(tmp_path: Path, processes: list[subprocess.Popen[str]]) -> Iterator[str]:
-    port = free_port()
-    proc = spawn(
-        "-m",
-        "server.cli",
-        "serve",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--store",
-        f"sqlite:///{tmp_path}/baton.db",
-        "--agents",
-        "embedded",
-    )
-    processes.append(proc)
+    proc, address = serve_orchestrator(processes, tmp_path / "baton.db")
     _SERVER[:] = [proc]
-    wait_for_line(proc, "baton serving on")
-    yield f"127.0.0.1:{port}"
+    yield address
 
 
 def grpcurl(*args: str, data: dict[str, object] | None = None) -> subprocess.CompletedProcess[str]:

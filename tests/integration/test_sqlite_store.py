@@ -161,8 +161,9 @@ async def test_an_append_that_skips_or_repeats_a_sequence_is_a_conflict(store: S
 
 
 async def test_an_append_to_an_unknown_execution_is_not_found(store: SqliteExecutionStore) -> None:
-    with pytest.raises(ExecutionNotFoundError):
+    with pytest.raises(ExecutionNotFoundError) as raised:
         await store.append("nope", step_events(2, 1), E.EXECUTION_STATE_RUNNING)
+    assert raised.value.args == ("nope",)
 
     assert await store.get_execution("nope") is None
     assert await store.read_events("nope") == []
