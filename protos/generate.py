@@ -28,9 +28,14 @@ def generate(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
-            sys.executable, "-m", "grpc_tools.protoc",
-            f"-I{PROTOS}", f"-I{site_packages}",
-            f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTOS}",
+            f"-I{site_packages}",
+            f"--python_out={out}",
+            f"--pyi_out={out}",
+            f"--grpc_python_out={out}",
             *sources,
         ],
         check=True,
@@ -43,9 +48,9 @@ def differences(left: Path, right: Path) -> list[str]:
     names = {p.relative_to(left) for p in left.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     names |= {p.relative_to(right) for p in right.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     return sorted(
-        str(n) for n in names
-        if not (left / n).is_file() or not (right / n).is_file()
-        or not filecmp.cmp(left / n, right / n, shallow=False)
+        str(n)
+        for n in names
+        if not (left / n).is_file() or not (right / n).is_file() or not filecmp.cmp(left / n, right / n, shallow=False)
     )
 
 
