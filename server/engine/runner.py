@@ -39,6 +39,9 @@ class EngineConfig:
 
     default_execution_timeout: float = DEFAULT_EXECUTION_TIMEOUT
     """Seconds an execution may take when neither request nor plan says. Default 600."""
+    restart_delays: tuple[float, ...] = (0.5, 2.0, 10.0, 30.0, 60.0)
+    """Waits before a runner that died on an unexpected error (a failed store write, say) is
+    started again from the stored events; after the last, the execution waits for recovery."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Engine:
         self.rng = rng or random.Random()
         self._runners: dict[str, _Runner] = {}
         self._terminal_listeners: list[TerminalListener] = []
+        self._restarts: set[asyncio.Task[None]] = set()
         self._closing = False
 
     @property
@@ -177,19 +181,42 @@ class Engine:
         """Stops every runner without recording anything: their executions resume on restart."""
         self._closing = True
         runners = list(self._runners.values())
-        for runner in runners:
-            runner.task.cancel()
-        await asyncio.gather(*(r.task for r in runners), return_exceptions=True)
+        for task in [*self._restarts, *(r.task for r in runners)]:
+            task.cancel()
+        await asyncio.gather(*self._restarts, *(r.task for r in runners), return_exceptions=True)
 
-    def _start(self, state: ExecutionState) -> None:
+    def _start(self, state: ExecutionState, failures: int = 0) -> None:
         if state.terminal or self._closing:
             return
-        runner = _Runner(self, state)
+        runner = _Runner(self, state, failures)
         self._runners[state.execution_id] = runner
         runner.task = asyncio.create_task(runner.run(), name=f"execution {state.execution_id}")
 
     def _forget(self, execution_id: str) -> None:
         self._runners.pop(execution_id, None)
+
+    def _restart_later(self, execution_id: str, failures: int) -> None:
+        """Starts a died runner again from the stored events, after a growing wait."""
+        delays = self.config.restart_delays
+        if self._closing or failures > len(delays):
+            logger.error("execution %s: runner died %d times; it waits for recovery", execution_id, failures)
+            return
+        wake = self.clock.now() + timedelta(seconds=delays[failures - 1])
+
+        async def restart() -> None:
+            await self.clock.sleep_until(wake)
+            if self._closing or execution_id in self._runners:
+                return
+            try:
+                events = await self.store.read_events(execution_id)
+                self._start(fold(execution_id, events), failures)
+            except Exception:
+                logger.exception("execution %s: restart failed", execution_id)
+                self._restart_later(execution_id, failures + 1)
+
+        task = asyncio.create_task(restart(), name=f"restart {execution_id}")
+        self._restarts.add(task)
+        task.add_done_callback(self._restarts.discard)
 
     def _notify_terminal(self, state: ExecutionState) -> None:
         for listener in self._terminal_listeners:
@@ -213,9 +240,11 @@ class _Runner:
 
     task: asyncio.Task[None]
 
-    def __init__(self, engine: Engine, state: ExecutionState) -> None:
+    def __init__(self, engine: Engine, state: ExecutionState, failures: int = 0) -> None:
         self.engine = engine
         self.state = state
+        self.failures = failures
+        """How many runners of this execution died before this one."""
         self.clock = engine.clock
         self._pending: list[execution_pb2.ExecutionEvent] = []
         self._launches: list[_Launch] = []
@@ -240,7 +269,9 @@ class _Runner:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("execution %s: runner stopped; it resumes on recovery", self.state.execution_id)
+            logger.exception("execution %s: runner died; restarting it from the store", self.state.execution_id)
+            self.engine._forget(self.state.execution_id)
+            self.engine._restart_later(self.state.execution_id, self.failures + 1)
         finally:
             self.engine._forget(self.state.execution_id)
             for task in [*self._calls, self._wakeup_task, self._timer[1] if self._timer else None]:

@@ -1,9 +1,10 @@
 """One batch of writes applied inside an open SQLite transaction, in a handful of statements.
 
-Why a handful: the writer thread gives up the GIL around every ``sqlite3_step`` and must win
-it back from the busy event loop each time (up to ``sys.getswitchinterval()``, 5 ms by
-default). So a batch is one lookup statement, then multi-row INSERTs and one UPDATE ... FROM
-VALUES, however many writes it carries; never a statement per event.
+Why a handful: every statement is a round trip from Python into SQLite, and on the
+ThreadWriter each also hands the GIL over and must win it back from a busy event loop (up to
+``sys.getswitchinterval()``, 5 ms by default). So a batch is one lookup statement, then
+multi-row INSERTs and one UPDATE ... FROM VALUES (SQLite 3.33+) per 128 rows, however many
+writes it carries; never a statement per event.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import concurrent.futures
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from server.store._migrations import apply_sqlite_migrations, load_migrations
@@ -29,6 +29,9 @@ _OP_ERRORS = (
     OverflowError,
 )
 
+# UPDATE ... FROM arrived in 3.33; batches update many executions in one statement with it.
+_MIN_SQLITE = (3, 33, 0)
+
 #: Receives each batch's outcomes on the event loop, in commit order.
 Deliver = Callable[[list[Outcome]], None]
 
@@ -45,8 +48,6 @@ class WriterConfig:
     """How long a write may wait for a lock held by another process before it fails."""
     cache_kib: int = 16_384
     """Page cache per connection."""
-    pragmas: tuple[str, ...] = field(default=())
-    """Extra ``PRAGMA`` statements run after the defaults (for experiments and tests)."""
 
 
 @dataclass
@@ -98,12 +99,22 @@ def connect_writer(config: WriterConfig, *, check_same_thread: bool = True) -> s
 
     Raises:
         sqlite3.Error: the file cannot be opened, put in WAL mode or migrated.
+        RuntimeError: the SQLite library is older than 3.33 or lacks JSON functions.
     """
+    if sqlite3.sqlite_version_info < _MIN_SQLITE:
+        raise RuntimeError(
+            f"the SQLite store needs SQLite {'.'.join(map(str, _MIN_SQLITE))} or newer"
+            f" (UPDATE ... FROM); Python is linked with {sqlite3.sqlite_version}"
+        )
     conn = sqlite3.connect(
         config.path, isolation_level=None, check_same_thread=check_same_thread, cached_statements=128
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
+        try:
+            conn.execute("SELECT json_array(1)").fetchone()
+        except sqlite3.OperationalError as error:
+            raise RuntimeError("the SQLite store needs SQLite's JSON functions (JSON1)") from error
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"{config.path}: could not switch to WAL (got {mode})")
@@ -112,8 +123,6 @@ def connect_writer(config: WriterConfig, *, check_same_thread: bool = True) -> s
         conn.execute("PRAGMA temp_store = MEMORY")
         # After a checkpoint, truncate the WAL back to this size rather than keep a large file.
         conn.execute("PRAGMA journal_size_limit = 67108864")
-        for pragma in config.pragmas:
-            conn.execute(pragma)
         apply_sqlite_migrations(conn, load_migrations("sqlite"))
     except BaseException:
         conn.close()

@@ -38,8 +38,9 @@ logger = logging.getLogger(__name__)
 
 # Ask for a checkpoint after this many commits; a PASSIVE checkpoint of few pages is cheap.
 _COMMITS_PER_CHECKPOINT = 16
-# Past this many WAL frames (4 KiB pages) the checkpointer waits for a quiet moment and
-# restarts the WAL, so the file stays bounded even if writes never pause.
+# PASSIVE checkpoints copy the WAL but, with commits landing meanwhile, rarely let it start
+# over. Past this many frames (4 KiB pages, 32 MiB) the checkpointer runs a RESTART one, which
+# holds writes off for a few milliseconds (the loop writer retries), so the WAL stays bounded.
 _RESTART_FRAMES = 8_192
 # Writes per transaction: bounds how long one commit holds the loop after a burst (about
 # 10 µs per write); the rest commit on the next turn.

@@ -357,3 +357,21 @@ def test_the_engine_imports_no_grpc_no_sql_driver_and_no_wall_clock() -> None:
                 assert not (isinstance(node.value, ast.Name) and node.value.id == "asyncio"), path.name
             if isinstance(node, ast.Attribute) and node.attr in ("now", "utcnow", "today"):
                 assert not (isinstance(node.value, ast.Name) and node.value.id in ("datetime", "date")), path.name
+
+
+async def test_a_runner_that_dies_on_a_failed_write_is_restarted_from_the_store() -> None:
+    h = Harness()
+    real_append = h.store.append
+    failures = [RuntimeError("disk full")]
+
+    async def flaky_append(*args: object, **kwargs: object) -> None:
+        if failures and h.store.appends == 2:
+            raise failures.pop()
+        await real_append(*args, **kwargs)  # type: ignore[arg-type]
+
+    h.store.append = flaky_append  # type: ignore[method-assign]
+    ex = await h.submit(w_plan())
+    state = await h.run(ex)
+    assert state.status == E.EXECUTION_STATE_COMPLETED
+    assert not failures  # the write did fail once
+    assert [e.sequence for e in h.store.events[ex]] == list(range(1, len(h.store.events[ex]) + 1))
