@@ -14,6 +14,7 @@ from typing import Any, cast
 import grpc
 from baton.v1 import common_pb2
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from agents_clients.catalog import AGENT_SERVICES, UnknownAgentError, UnknownOperationError, operation
@@ -40,6 +41,39 @@ _CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
 )
+
+
+_SCALAR_TYPES: dict[int, tuple[type, ...]] = {
+    FieldDescriptor.TYPE_STRING: (str,),
+    FieldDescriptor.TYPE_BOOL: (bool,),
+    FieldDescriptor.TYPE_INT32: (int,),
+    FieldDescriptor.TYPE_INT64: (int,),
+    FieldDescriptor.TYPE_UINT32: (int,),
+    FieldDescriptor.TYPE_UINT64: (int,),
+    FieldDescriptor.TYPE_DOUBLE: (int, float),
+    FieldDescriptor.TYPE_FLOAT: (int, float),
+}
+
+
+def _set_scalars(request: Message, payload: Mapping[str, Any]) -> bool:
+    """Sets a flat payload of singular scalar fields directly; False (nothing set) otherwise.
+
+    The common request is a handful of strings and numbers, for which json_format's generic
+    parser costs more than the call's own serialization; anything else goes to the parser.
+    """
+    fields = request.DESCRIPTOR.fields_by_name
+    for name, value in payload.items():
+        field = fields.get(name)
+        if (
+            field is None
+            or field.is_repeated
+            or not isinstance(value, _SCALAR_TYPES.get(field.type, ()))
+            or (isinstance(value, bool) and field.type != FieldDescriptor.TYPE_BOOL)
+        ):
+            return False
+    for name, value in payload.items():
+        setattr(request, name, value)
+    return True
 
 
 class _Endpoints:
@@ -105,7 +139,8 @@ class GrpcAgentCaller:
             raise AgentCallError("UNAVAILABLE", f"no endpoint for agent {call.agent}", retryable=True) from None
         request = op.new_request()
         try:
-            json_format.ParseDict(call.payload, request)
+            if not _set_scalars(request, call.payload):
+                json_format.ParseDict(call.payload, request)
         except json_format.ParseError as exc:
             raise AgentCallError(
                 "INVALID_ARGUMENT", f"request of {call.agent}.{call.operation}: {exc}", retryable=False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import cast
@@ -21,6 +22,8 @@ from server.streaming import ExecutionHub
 
 MAX_REQUEST_ID = 128
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
+VALID_PLAN_CACHE = 256
+"""Explicit plans remembered as valid (least recently used dropped first)."""
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
@@ -44,6 +47,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.health = health
         self.clock = clock
         self.new_id = new_id
+        self._valid_plans: OrderedDict[bytes, None] = OrderedDict()
 
     # ---- planning ---------------------------------------------------------------------------
 
@@ -68,10 +72,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             plan.workflow_type = plan.workflow_type or request.workflow_type or "custom"
             if not plan.HasField("created_at"):
                 plan.created_at.FromDatetime(now)
-            try:
-                validate_plan(plan)
-            except PlanningError as exc:
-                raise invalid(f"plan.{exc.field}", exc.message) from None
+            self._validate(request.plan, plan)
             return plan
         return self.planner.plan(
             request.workflow_type,
@@ -81,6 +82,24 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             now=now,
             health=self.health.agent_statuses(),
         )
+
+    def _validate(self, as_sent: plan_pb2.OrchestrationPlan, plan: plan_pb2.OrchestrationPlan) -> None:
+        """Validates an explicit plan; clients resend the same plan, so valid ones are remembered.
+
+        Validation is a pure function of the plan, so a plan byte-for-byte equal to one already
+        found valid (before the orchestrator filled in its id, owner and time) is valid too.
+        """
+        key = as_sent.SerializeToString(deterministic=True) + b"\0" + plan.user_id.encode()
+        if key in self._valid_plans:
+            self._valid_plans.move_to_end(key)
+            return
+        try:
+            validate_plan(plan)
+        except PlanningError as exc:
+            raise invalid(f"plan.{exc.field}", exc.message) from None
+        self._valid_plans[key] = None
+        if len(self._valid_plans) > VALID_PLAN_CACHE:
+            self._valid_plans.popitem(last=False)
 
     async def PlanWorkflow(
         self, request: orchestrator_pb2.PlanWorkflowRequest, context: grpc.aio.ServicerContext

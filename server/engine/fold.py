@@ -75,6 +75,8 @@ class StepRun:
     gate_retries: set[str] = field(default_factory=set)
     """Gates that have already re-run this step."""
     skip_reason: str = ""
+    report: execution_pb2.StepTimingReport | None = None
+    """The step's rendered timing report, cached until an event changes the step."""
     _output_json: dict[str, Any] | None = None
 
     def output_json(self) -> dict[str, Any] | None:
@@ -181,6 +183,7 @@ def _step(state: ExecutionState, step_id: str) -> StepRun:
     run = state.steps.get(step_id)
     if run is None:
         raise FoldError(f"execution {state.execution_id}: event names unknown step {step_id!r}")
+    run.report = None  # the event changes the step: its rendered report is stale
     return run
 
 
@@ -316,6 +319,7 @@ def _finish(state: ExecutionState, status: execution_pb2.ExecutionState) -> None
     state.end_time = state.current_time
     for run in state.steps.values():
         if run.state not in STEP_DONE:
+            run.report = None
             run.state = E.STEP_STATE_SKIPPED
             run.in_flight = False
             run.skip_reason = "execution ended"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from baton.v1 import execution_pb2
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
-from server.engine.fold import STEP_DONE, ExecutionState
+from server.engine.fold import STEP_DONE, ExecutionState, StepRun
 
 E = execution_pb2
 
@@ -62,21 +62,7 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
             perf.total_duration.CopyFrom(_between(state.start_time, now))
     if state.end_time is not None:
         perf.end_time.CopyFrom(state.end_time)
-    for run in runs:
-        step = plan.steps[run.step_id]
-        report = perf.step_timings.add(
-            step_id=run.step_id,
-            step_name=step.name,
-            status=run.state,
-            attempts=run.attempts,
-            agent=run.agent or step.call.agent,
-            operation=run.operation or step.call.operation,
-        )
-        if run.start_time is not None:
-            report.start_time.CopyFrom(run.start_time)
-            if run.end_time is not None:
-                report.end_time.CopyFrom(run.end_time)
-                report.duration.CopyFrom(_between(run.start_time, run.end_time))
+    perf.step_timings.extend([run.report or _step_report(state, run) for run in runs])
 
     status.resource_usage.total_network_io = state.network_bytes
     status.resource_usage.total_storage_io = state.storage_bytes
@@ -113,6 +99,26 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
     if with_results:
         _fill_results(state, status.results)
     return status
+
+
+def _step_report(state: ExecutionState, run: StepRun) -> execution_pb2.StepTimingReport:
+    """Builds (and caches on the step until an event changes it) the step's timing report."""
+    step = state.plan.steps[run.step_id]
+    report = E.StepTimingReport(
+        step_id=run.step_id,
+        step_name=step.name,
+        status=run.state,
+        attempts=run.attempts,
+        agent=run.agent or step.call.agent,
+        operation=run.operation or step.call.operation,
+    )
+    if run.start_time is not None:
+        report.start_time.CopyFrom(run.start_time)
+        if run.end_time is not None:
+            report.end_time.CopyFrom(run.end_time)
+            report.duration.CopyFrom(_between(run.start_time, run.end_time))
+    run.report = report
+    return report
 
 
 def _remaining_estimate(state: ExecutionState) -> float:
