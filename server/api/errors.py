@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 
@@ -12,6 +13,10 @@ from server.planner import PlanningError
 from server.store.base import ExecutionNotFoundError, InvalidPageTokenError
 
 logger = logging.getLogger(__name__)
+
+_S = TypeVar("_S")
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
 
 
 class RequestError(Exception):
@@ -47,17 +52,46 @@ def status_of(exc: Exception) -> tuple[grpc.StatusCode, str] | None:
     return None
 
 
-@asynccontextmanager
-async def mapped_errors(context: grpc.aio.ServicerContext, rpc: str) -> AsyncIterator[None]:
-    """Turns domain errors raised inside into the table's status; logs anything else."""
-    try:
-        yield
-    except Exception as exc:
-        if isinstance(exc, grpc.aio.AbortError):
+async def _abort(context: grpc.aio.ServicerContext, rpc: str, exc: Exception) -> None:
+    """Aborts the RPC with the table's status for `exc` (INTERNAL, logged, for anything else)."""
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc
+    status = status_of(exc)
+    if status is None:
+        logger.exception("%s failed", rpc, exc_info=exc)
+        await context.abort(grpc.StatusCode.INTERNAL, f"{rpc} failed: {type(exc).__name__}")
+    else:
+        await context.abort(*status)
+
+
+def unary(
+    method: Callable[[_S, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]],
+) -> Callable[[_S, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]:
+    """Wraps a unary RPC so that domain errors become the table's status codes."""
+
+    @functools.wraps(method)
+    async def wrapper(self: _S, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
+        try:
+            return await method(self, request, context)
+        except Exception as exc:
+            await _abort(context, method.__name__, exc)
+            raise  # abort() raises; this only tells the type checker
+
+    return wrapper
+
+
+def streaming(
+    method: Callable[[_S, _Req, grpc.aio.ServicerContext], AsyncIterator[_Resp]],
+) -> Callable[[_S, _Req, grpc.aio.ServicerContext], AsyncIterator[_Resp]]:
+    """Wraps a server-streaming RPC so that domain errors become the table's status codes."""
+
+    @functools.wraps(method)
+    async def wrapper(self: _S, request: _Req, context: grpc.aio.ServicerContext) -> AsyncIterator[_Resp]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except Exception as exc:
+            await _abort(context, method.__name__, exc)
             raise
-        status = status_of(exc)
-        if status is None:
-            logger.exception("%s failed", rpc)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{rpc} failed: {type(exc).__name__}")
-        else:
-            await context.abort(*status)
+
+    return wrapper

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import grpc
 from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 
-from server.api.errors import RequestError, invalid, mapped_errors
+from server.api.errors import RequestError, invalid, streaming, unary
 from server.engine import Clock, Engine, Submission, fold, render
 from server.engine.model import seconds
 from server.health import HealthMonitor
@@ -101,50 +101,47 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if len(self._valid_plans) > VALID_PLAN_CACHE:
             self._valid_plans.popitem(last=False)
 
+    @unary
     async def PlanWorkflow(
         self, request: orchestrator_pb2.PlanWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> plan_pb2.OrchestrationPlan:
-        async with mapped_errors(context, "PlanWorkflow"):
-            return self._plan(request, self.clock.now())
-        raise AssertionError("unreachable")
+        return self._plan(request, self.clock.now())
 
+    @unary
     async def ExecuteWorkflow(
         self, request: orchestrator_pb2.ExecuteWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.Execution:
-        async with mapped_errors(context, "ExecuteWorkflow"):
-            if len(request.request_id) > MAX_REQUEST_ID:
-                raise invalid("request_id", f"at most {MAX_REQUEST_ID} characters, got {len(request.request_id)}")
-            if request.callback_url:
-                url = urlparse(request.callback_url)
-                if url.scheme not in ("http", "https") or not url.netloc:
-                    raise invalid("callback_url", f"must be an http(s) URL, got {request.callback_url!r}")
-            plan = self._plan(request, self.clock.now())
-            record, created = await self.engine.submit(
-                Submission(
-                    execution_id=self.new_id(),
-                    plan=plan,
-                    user_context=request.user_context,
-                    options=request.execution_options,
-                    callback_url=request.callback_url,
-                    request_id=request.request_id,
-                )
+        if len(request.request_id) > MAX_REQUEST_ID:
+            raise invalid("request_id", f"at most {MAX_REQUEST_ID} characters, got {len(request.request_id)}")
+        if request.callback_url:
+            url = urlparse(request.callback_url)
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise invalid("callback_url", f"must be an http(s) URL, got {request.callback_url!r}")
+        plan = self._plan(request, self.clock.now())
+        record, created = await self.engine.submit(
+            Submission(
+                execution_id=self.new_id(),
+                plan=plan,
+                user_context=request.user_context,
+                options=request.execution_options,
+                callback_url=request.callback_url,
+                request_id=request.request_id,
             )
-            if not created:
-                first = await self.store.read_events(record.execution_id, limit=1)
-                plan = first[0].execution_started.plan
-            return orchestrator_pb2.Execution(
-                execution_id=record.execution_id, plan=plan, status=_state(record.state), created=created
-            )
-        raise AssertionError("unreachable")
+        )
+        if not created:
+            first = await self.store.read_events(record.execution_id, limit=1)
+            plan = first[0].execution_started.plan
+        return orchestrator_pb2.Execution(
+            execution_id=record.execution_id, plan=plan, status=_state(record.state), created=created
+        )
 
     # ---- reading ----------------------------------------------------------------------------
 
+    @unary
     async def GetExecution(
         self, request: orchestrator_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.ExecutionStatus:
-        async with mapped_errors(context, "GetExecution"):
-            return await self._status(request.execution_id)
-        raise AssertionError("unreachable")
+        return await self._status(request.execution_id)
 
     async def _status(self, execution_id: str) -> execution_pb2.ExecutionStatus:
         if not execution_id:
@@ -154,58 +151,55 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise ExecutionNotFoundError(execution_id)
         return render(fold(execution_id, events))
 
+    @streaming
     async def WatchExecution(
         self, request: orchestrator_pb2.WatchExecutionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[orchestrator_pb2.ExecutionUpdate]:
-        async with mapped_errors(context, "WatchExecution"):
-            if not request.execution_id:
-                raise invalid("execution_id", "required")
-            if request.after_sequence < 0:
-                raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
-            async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
-                # Results (every step's output) ride on the terminal update only: resending them with
-                # every event would make a watch quadratic in the outputs' size.
-                status = render(state, with_results=state.terminal)
-                yield orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
+        if not request.execution_id:
+            raise invalid("execution_id", "required")
+        if request.after_sequence < 0:
+            raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
+        async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
+            # Results (every step's output) ride on the terminal update only: resending them with
+            # every event would make a watch quadratic in the outputs' size.
+            status = render(state, with_results=state.terminal)
+            yield orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
 
+    @unary
     async def ListExecutions(
         self, request: orchestrator_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.ListExecutionsResponse:
-        async with mapped_errors(context, "ListExecutions"):
-            if not 0 <= request.page_size <= 1000:
-                raise invalid("page_size", f"must be from 1 to 1000 (0 means 50), got {request.page_size}")
-            page = await self.store.list_executions(
-                ExecutionQuery(
-                    user_id=request.user_id,
-                    states=tuple(request.status),
-                    workflow_type=request.workflow_type,
-                    page_size=request.page_size or 50,
-                    page_token=request.page_token,
-                )
+        if not 0 <= request.page_size <= 1000:
+            raise invalid("page_size", f"must be from 1 to 1000 (0 means 50), got {request.page_size}")
+        page = await self.store.list_executions(
+            ExecutionQuery(
+                user_id=request.user_id,
+                states=tuple(request.status),
+                workflow_type=request.workflow_type,
+                page_size=request.page_size or 50,
+                page_token=request.page_token,
             )
-            return orchestrator_pb2.ListExecutionsResponse(
-                executions=[_summary(r) for r in page.records], next_page_token=page.next_page_token
-            )
-        raise AssertionError("unreachable")
+        )
+        return orchestrator_pb2.ListExecutionsResponse(
+            executions=[_summary(r) for r in page.records], next_page_token=page.next_page_token
+        )
 
     # ---- controlling ------------------------------------------------------------------------
 
+    @unary
     async def CancelExecution(
         self, request: orchestrator_pb2.CancelExecutionRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.ExecutionStatus:
-        async with mapped_errors(context, "CancelExecution"):
-            if not request.execution_id:
-                raise invalid("execution_id", "required")
-            await self.engine.cancel(request.execution_id, request.reason or "cancelled by a client")
-            return await self._status(request.execution_id)
-        raise AssertionError("unreachable")
+        if not request.execution_id:
+            raise invalid("execution_id", "required")
+        await self.engine.cancel(request.execution_id, request.reason or "cancelled by a client")
+        return await self._status(request.execution_id)
 
+    @unary
     async def GetSystemHealth(
         self, request: orchestrator_pb2.GetSystemHealthRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.SystemHealth:
-        async with mapped_errors(context, "GetSystemHealth"):
-            return await self.health.system_health()
-        raise AssertionError("unreachable")
+        return await self.health.system_health()
 
 
 def _state(value: int) -> execution_pb2.ExecutionState:
