@@ -138,7 +138,7 @@ class QualityGate:
     gate_id: str
     checkpoint: str
     criteria: tuple[plan_pb2.QualityCriterion, ...]
-    action: int
+    action: plan_pb2.GateAction
     """A GateAction value, never UNSPECIFIED."""
     pass_score: float
 

@@ -22,7 +22,8 @@ from google.protobuf import any_pb2, json_format
 
 from server.engine.expressions import ExpressionError, evaluate, resolve
 from server.engine.fold import STEP_DONE, ExecutionState, apply, fold, start
-from server.engine.model import DEFAULT_EXECUTION_TIMEOUT, Call, Plan, Step, seconds
+from server.engine.gates import evaluate_gate
+from server.engine.model import DEFAULT_EXECUTION_TIMEOUT, Call, Plan, QualityGate, Step, seconds
 from server.engine.ports import AgentCall, AgentCaller, AgentCallError, AgentReply, Clock
 from server.store.base import ExecutionNotFoundError, ExecutionRecord, ExecutionStore, NewExecution
 
@@ -492,19 +493,10 @@ class _Runner:
             if self._evaluate_gate(gate, reply):
                 break
 
-    def _evaluate_gate(self, gate: Any, reply: AgentReply) -> bool:
+    def _evaluate_gate(self, gate: QualityGate, reply: AgentReply) -> bool:
         """Records the gate's evaluation; returns True when it ended or re-ran the step."""
-        total = passed_weight = 0.0
-        details = []
-        for criterion in gate.criteria:
-            value = reply.quality_score if criterion.metric == "score" else reply.quality_metrics.get(criterion.metric)
-            ok = value is not None and _compare(value, criterion.operator, criterion.value)
-            total += criterion.weight
-            passed_weight += criterion.weight if ok else 0.0
-            op = plan_pb2.ComparisonOperator.Name(criterion.operator).removeprefix("COMPARISON_OPERATOR_").lower()
-            details.append(f"{criterion.metric}={value} {op} {criterion.value}: {'pass' if ok else 'fail'}")
-        score = 100.0 * passed_weight / total if total else 100.0
-        passed = score >= gate.pass_score - 1e-9
+        verdict = evaluate_gate(gate, reply.quality_score, reply.quality_metrics)
+        score, passed = verdict.score, verdict.passed
         action = plan_pb2.GATE_ACTION_UNSPECIFIED
         run = self.state.steps[gate.checkpoint]
         if not passed:
@@ -514,7 +506,7 @@ class _Runner:
         evaluated = self._emit().gate_evaluated
         evaluated.gate_id, evaluated.checkpoint = gate.gate_id, gate.checkpoint
         evaluated.score, evaluated.passed, evaluated.action = score, passed, action
-        evaluated.details.extend(details)
+        evaluated.details.extend(verdict.details)
         self._applied()
         if action == plan_pb2.GATE_ACTION_STOP:
             failed = self._emit().execution_failed
@@ -565,17 +557,3 @@ class _Runner:
         skipped = self._emit().step_skipped
         skipped.step_id, skipped.reason = step_id, reason
         self._applied()
-
-
-def _compare(value: float, operator: int, target: float) -> bool:
-    if operator == plan_pb2.COMPARISON_OPERATOR_GT:
-        return value > target
-    if operator == plan_pb2.COMPARISON_OPERATOR_LT:
-        return value < target
-    if operator == plan_pb2.COMPARISON_OPERATOR_EQ:
-        return abs(value - target) < 1e-9
-    if operator == plan_pb2.COMPARISON_OPERATOR_GTE:
-        return value >= target
-    if operator == plan_pb2.COMPARISON_OPERATOR_LTE:
-        return value <= target
-    return False
