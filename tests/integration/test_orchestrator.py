@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import grpc
 import pytest
@@ -291,3 +292,28 @@ async def test_an_attempt_past_its_deadline_fails_with_deadline_exceeded(
     assert final.status == E.EXECUTION_STATE_FAILED
     assert final.error_summary.error_details[0].error_type == "DEADLINE_EXCEEDED"
     assert final.status in TERMINAL
+
+
+async def test_agents_from_a_yaml_file_serve_a_whole_journey(tmp_path: Path) -> None:
+    from agents import FleetConfig, start_fleet
+    from server.app import start_server
+    from server.config import ServerConfig
+
+    fleets = [await start_fleet(FleetConfig()) for _ in range(2)]
+    spec = tmp_path / "agents.yaml"
+    spec.write_text(f"job_discovery: [{fleets[0].address}, {fleets[1].address}]\ndefault: {fleets[0].address}\n")
+    running = await start_server(
+        ServerConfig(listen="127.0.0.1:0", store_url=f"sqlite:///{tmp_path}/b.db", agents=str(spec))
+    )
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+            request = orchestrator_pb2.ExecuteWorkflowRequest(workflow_type="job_search")
+            request.user_context.user_id = "yaml-user"
+            execution = await stub.ExecuteWorkflow(request)
+            final = (await watch_all(stub, execution.execution_id))[-1].status
+        assert final.status == E.EXECUTION_STATE_COMPLETED, final.failure_reason
+    finally:
+        await running.stop(0.5)
+        for fleet in fleets:
+            await fleet.stop(0.5)
