@@ -8,7 +8,7 @@ grpc, so the planner and the engine's tests may use it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -53,17 +53,17 @@ class Operation:
     method: MethodDescriptor
     """The RPC's descriptor."""
 
-    @property
+    @cached_property
     def path(self) -> str:
         """The gRPC method path, e.g. ``/baton.v1.JobDiscovery/SearchJobs``."""
         return f"/{self.method.containing_service.full_name}/{self.method.name}"
 
-    @property
+    @cached_property
     def request_class(self) -> type[Message]:
         """The request message class."""
         return message_factory.GetMessageClass(self.method.input_type)
 
-    @property
+    @cached_property
     def response_class(self) -> type[Message]:
         """The response message class."""
         return message_factory.GetMessageClass(self.method.output_type)
