@@ -317,3 +317,20 @@ async def test_agents_from_a_yaml_file_serve_a_whole_journey(tmp_path: Path) -> 
         await running.stop(0.5)
         for fleet in fleets:
             await fleet.stop(0.5)
+
+
+async def test_an_unread_watch_does_not_hold_back_the_execution_or_other_watchers(
+    stub: Stub, orchestrator: RunningServer
+) -> None:
+    orchestrator.hub.buffer = 2
+    await _set_faults(orchestrator, agent="analytics", latency_ms=10)
+    execution = await stub.ExecuteWorkflow(execute_plan(w_plan()))
+    request = orchestrator_pb2.WatchExecutionRequest(execution_id=execution.execution_id)
+    stalled = stub.WatchExecution(request, timeout=30)
+    first = await stalled.read()  # then this watcher reads nothing for a while
+    brisk = await watch_all(stub, execution.execution_id)
+    assert brisk[-1].status.status == E.EXECUTION_STATE_COMPLETED
+    rest = [first.sequence]
+    while (update := await stalled.read()) is not grpc.aio.EOF:
+        rest.append(update.sequence)
+    assert rest == [u.sequence for u in brisk]
