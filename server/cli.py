@@ -11,9 +11,9 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import grpc
 from baton.v1 import (
@@ -37,6 +37,7 @@ from server import cli_display as display
 DEFAULT_TARGET = "127.0.0.1:50051"
 """Where the client commands find the orchestrator unless --target says otherwise."""
 RPC_TIMEOUT = 10.0
+_Reply = TypeVar("_Reply", bound=Message)
 """The deadline, in seconds, of every unary call the CLI makes."""
 MAX_RECONNECTS = 20
 """Consecutive failed attempts to resume a broken watch before giving up."""
@@ -365,63 +366,49 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return asyncio.run(watch())
 
 
+def _ask(target: str, rpc: Callable[[orchestrator_pb2_grpc.OrchestratorStub], Awaitable[_Reply]]) -> _Reply:
+    """Makes one unary call to the orchestrator at `target` and returns its answer."""
+
+    async def ask() -> _Reply:
+        async with grpc.aio.insecure_channel(target) as channel:
+            return await rpc(orchestrator_stub(channel))
+
+    return asyncio.run(ask())
+
+
+def _show(args: argparse.Namespace, reply: _Reply, render: Callable[[Any, _Reply], None]) -> int:
+    """Prints a reply as JSON (--json) or with its display."""
+    if args.json:
+        _print_json(reply)
+    else:
+        render(display.make_console(), reply)
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """`baton status`: prints an execution's status."""
-
-    async def status() -> execution_pb2.ExecutionStatus:
-        async with grpc.aio.insecure_channel(args.target) as channel:
-            stub = orchestrator_stub(channel)
-            result: execution_pb2.ExecutionStatus = await stub.GetExecution(
-                orchestrator_pb2.GetExecutionRequest(execution_id=args.execution_id), timeout=RPC_TIMEOUT
-            )
-            return result
-
-    result = asyncio.run(status())
-    if args.json:
-        _print_json(result)
-    else:
-        display.render_status(display.make_console(), result)
-    return EXIT_OK
+    request = orchestrator_pb2.GetExecutionRequest(execution_id=args.execution_id)
+    status: execution_pb2.ExecutionStatus = _ask(
+        args.target, lambda stub: stub.GetExecution(request, timeout=RPC_TIMEOUT)
+    )
+    return _show(args, status, display.render_status)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """`baton plan`: plans a workflow without running it."""
     journey = load_user_context(args.context, args.user)
-
-    async def plan() -> plan_pb2.OrchestrationPlan:
-        async with grpc.aio.insecure_channel(args.target) as channel:
-            stub = orchestrator_stub(channel)
-            result: plan_pb2.OrchestrationPlan = await stub.PlanWorkflow(
-                orchestrator_pb2.PlanWorkflowRequest(workflow_type=args.workflow_type, user_context=journey),
-                timeout=RPC_TIMEOUT,
-            )
-            return result
-
-    result = asyncio.run(plan())
-    if args.json:
-        _print_json(result)
-    else:
-        display.render_plan(display.make_console(), result)
-    return EXIT_OK
+    request = orchestrator_pb2.PlanWorkflowRequest(workflow_type=args.workflow_type, user_context=journey)
+    plan: plan_pb2.OrchestrationPlan = _ask(args.target, lambda stub: stub.PlanWorkflow(request, timeout=RPC_TIMEOUT))
+    return _show(args, plan, display.render_plan)
 
 
 def cmd_health(args: argparse.Namespace) -> int:
     """`baton health`: prints the system's health."""
-
-    async def health() -> orchestrator_pb2.SystemHealth:
-        async with grpc.aio.insecure_channel(args.target) as channel:
-            stub = orchestrator_stub(channel)
-            result: orchestrator_pb2.SystemHealth = await stub.GetSystemHealth(
-                orchestrator_pb2.GetSystemHealthRequest(), timeout=RPC_TIMEOUT
-            )
-            return result
-
-    result = asyncio.run(health())
-    if args.json:
-        _print_json(result)
-    else:
-        display.render_health(display.make_console(), result)
-    return EXIT_OK
+    request = orchestrator_pb2.GetSystemHealthRequest()
+    health: orchestrator_pb2.SystemHealth = _ask(
+        args.target, lambda stub: stub.GetSystemHealth(request, timeout=RPC_TIMEOUT)
+    )
+    return _show(args, health, display.render_health)
 
 
 class _Fleet(Protocol):

@@ -22,20 +22,6 @@ from tests.conftest import free_port, serve_orchestrator, spawn, wait_for_line
 from tests.integration.support import watch_all
 
 
-def _serve(store: Path, agents: str, port: int) -> subprocess.Popen[str]:
-    return spawn(
-        "-m",
-        "server.cli",
-        "serve",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--store",
-        f"sqlite:///{store}",
-        "--agents",
-        agents,
-    )
-
-
 async def test_an_execution_survives_kill_9_mid_run_and_completes_with_no_duplicate_application(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
