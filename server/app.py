@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 from baton.v1 import orchestrator_pb2, orchestrator_pb2_grpc
@@ -25,6 +26,9 @@ from server.planner import Planner
 from server.store import open_store
 from server.store.base import ExecutionStore
 from server.streaming import ExecutionHub
+
+if TYPE_CHECKING:
+    from agents import Fleet
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ class RunningServer:
     hub: ExecutionHub
     health_servicer: health.aio.HealthServicer
     caller: GrpcAgentCaller
-    fleet: object | None = None
+    fleet: Fleet | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -62,7 +66,7 @@ class RunningServer:
         await self.caller.close()
         await self.store.close()
         if self.fleet is not None:
-            await self.fleet.stop(1.0)  # type: ignore[attr-defined]
+            await self.fleet.stop(1.0)
 
     async def wait(self) -> None:
         """Returns when the server terminates."""
@@ -118,7 +122,6 @@ async def start_server(config: ServerConfig) -> RunningServer:
         hub = ExecutionHub(store, plans=engine.plan_of)
         monitor = HealthMonitor(
             grpc_caller,
-            engine,
             store,
             breaker_states=caller.states,
             storage_path=_storage_dir(_sqlite_path(config.store_url)),

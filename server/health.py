@@ -14,7 +14,6 @@ from typing import Protocol
 from baton.v1 import common_pb2, execution_pb2, orchestrator_pb2
 
 from agents_clients.catalog import AGENTS
-from server.engine import Engine
 from server.store.base import ExecutionStore
 
 logger = logging.getLogger(__name__)
@@ -32,7 +31,6 @@ class HealthMonitor:
     def __init__(
         self,
         source: StatusSource,
-        engine: Engine,
         store: ExecutionStore,
         *,
         breaker_states: Callable[[], Mapping[str, str]] | None = None,
@@ -40,7 +38,6 @@ class HealthMonitor:
         max_age: float = 2.0,
     ) -> None:
         self.source = source
-        self.engine = engine
         self.store = store
         self.breaker_states = breaker_states
         self.storage_path = storage_path

@@ -251,29 +251,29 @@ _FALLBACK_NAMES = {
 }
 
 
+_FALLBACK_IMPACT = {
+    plan_pb2.FALLBACK_ACTION_SKIP: E.IMPACT_HIGH,
+    plan_pb2.FALLBACK_ACTION_ALTERNATIVE: E.IMPACT_MEDIUM,
+}
+
+
 def _on_step_failed(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
     e = event.step_failed
     run = _step(state, e.step_id)
     run.in_flight = False
     run.start_at = None
-    action = _FALLBACK_NAMES.get(e.fallback_action, "fail")
+    # The step's last attempt error now knows what followed it.
     if state.errors and state.errors[-1].step_id == e.step_id:
-        state.errors[-1].recovery_action = action
+        last = state.errors[-1]
+        last.recovery_action = _FALLBACK_NAMES.get(e.fallback_action, "fail")
+        last.impact = _FALLBACK_IMPACT.get(e.fallback_action, E.IMPACT_CRITICAL)
     if e.fallback_action == plan_pb2.FALLBACK_ACTION_ALTERNATIVE:
         run.on_alternative = True
         run.path_attempts = 0
-        if state.errors and state.errors[-1].step_id == e.step_id:
-            state.errors[-1].impact = E.IMPACT_MEDIUM
-        return
-    if e.fallback_action == plan_pb2.FALLBACK_ACTION_SKIP:
-        # The step_skipped event that follows settles the step's state.
-        if state.errors and state.errors[-1].step_id == e.step_id:
-            state.errors[-1].impact = E.IMPACT_HIGH
-        return
-    run.state = E.STEP_STATE_FAILED
-    run.end_time = state.current_time
-    if state.errors and state.errors[-1].step_id == e.step_id:
-        state.errors[-1].impact = E.IMPACT_CRITICAL
+    elif e.fallback_action != plan_pb2.FALLBACK_ACTION_SKIP:
+        # A skip is settled by the step_skipped event that follows.
+        run.state = E.STEP_STATE_FAILED
+        run.end_time = state.current_time
 
 
 def _on_step_skipped(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:

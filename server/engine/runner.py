@@ -452,8 +452,9 @@ class _Runner:
             self._wakeup.clear()
             self._wakeup_task = asyncio.create_task(self._wakeup.wait())
         waits.add(self._wakeup_task)
+        # The next due retry or delayed start, or the execution's deadline if that comes first.
         wake_at = min(
-            [r.start_at for r in state.steps.values() if r.start_at is not None and not r.in_flight],
+            (r.start_at for r in state.steps.values() if r.start_at is not None and not r.in_flight),
             default=state.deadline,
         )
         wake_at = min(wake_at, state.deadline)
