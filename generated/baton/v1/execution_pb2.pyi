@@ -25,6 +25,7 @@ class ExecutionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXECUTION_STATE_COMPLETED: _ClassVar[ExecutionState]
     EXECUTION_STATE_FAILED: _ClassVar[ExecutionState]
     EXECUTION_STATE_CANCELLED: _ClassVar[ExecutionState]
+    EXECUTION_STATE_COMPENSATING: _ClassVar[ExecutionState]
 
 class StepState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -34,6 +35,50 @@ class StepState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STEP_STATE_COMPLETED: _ClassVar[StepState]
     STEP_STATE_FAILED: _ClassVar[StepState]
     STEP_STATE_SKIPPED: _ClassVar[StepState]
+    STEP_STATE_WAITING: _ClassVar[StepState]
+
+class SkipCause(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SKIP_CAUSE_UNSPECIFIED: _ClassVar[SkipCause]
+    SKIP_CAUSE_CONDITION_FALSE: _ClassVar[SkipCause]
+    SKIP_CAUSE_FALLBACK: _ClassVar[SkipCause]
+    SKIP_CAUSE_DEGRADED: _ClassVar[SkipCause]
+    SKIP_CAUSE_EXECUTION_ENDED: _ClassVar[SkipCause]
+    SKIP_CAUSE_APPROVAL_TIMEOUT: _ClassVar[SkipCause]
+
+class EndCause(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    END_CAUSE_UNSPECIFIED: _ClassVar[EndCause]
+    END_CAUSE_STEP_FAILED: _ClassVar[EndCause]
+    END_CAUSE_QUALITY_GATE: _ClassVar[EndCause]
+    END_CAUSE_TIMEOUT: _ClassVar[EndCause]
+    END_CAUSE_CANCELLED: _ClassVar[EndCause]
+    END_CAUSE_REJECTED: _ClassVar[EndCause]
+    END_CAUSE_INTERNAL_ERROR: _ClassVar[EndCause]
+    END_CAUSE_HISTORY_UNREADABLE: _ClassVar[EndCause]
+    END_CAUSE_APPROVAL_TIMEOUT: _ClassVar[EndCause]
+
+class Signal(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SIGNAL_UNSPECIFIED: _ClassVar[Signal]
+    SIGNAL_APPROVE: _ClassVar[Signal]
+    SIGNAL_REJECT: _ClassVar[Signal]
+    SIGNAL_INPUT: _ClassVar[Signal]
+
+class WaitKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WAIT_KIND_UNSPECIFIED: _ClassVar[WaitKind]
+    WAIT_KIND_APPROVAL: _ClassVar[WaitKind]
+    WAIT_KIND_ESCALATION: _ClassVar[WaitKind]
+
+class CompensationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COMPENSATION_STATE_UNSPECIFIED: _ClassVar[CompensationState]
+    COMPENSATION_STATE_PENDING: _ClassVar[CompensationState]
+    COMPENSATION_STATE_RUNNING: _ClassVar[CompensationState]
+    COMPENSATION_STATE_SUCCEEDED: _ClassVar[CompensationState]
+    COMPENSATION_STATE_FAILED: _ClassVar[CompensationState]
+    COMPENSATION_STATE_NOT_NEEDED: _ClassVar[CompensationState]
 
 class Impact(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -49,12 +94,42 @@ EXECUTION_STATE_PAUSED: ExecutionState
 EXECUTION_STATE_COMPLETED: ExecutionState
 EXECUTION_STATE_FAILED: ExecutionState
 EXECUTION_STATE_CANCELLED: ExecutionState
+EXECUTION_STATE_COMPENSATING: ExecutionState
 STEP_STATE_UNSPECIFIED: StepState
 STEP_STATE_PENDING: StepState
 STEP_STATE_RUNNING: StepState
 STEP_STATE_COMPLETED: StepState
 STEP_STATE_FAILED: StepState
 STEP_STATE_SKIPPED: StepState
+STEP_STATE_WAITING: StepState
+SKIP_CAUSE_UNSPECIFIED: SkipCause
+SKIP_CAUSE_CONDITION_FALSE: SkipCause
+SKIP_CAUSE_FALLBACK: SkipCause
+SKIP_CAUSE_DEGRADED: SkipCause
+SKIP_CAUSE_EXECUTION_ENDED: SkipCause
+SKIP_CAUSE_APPROVAL_TIMEOUT: SkipCause
+END_CAUSE_UNSPECIFIED: EndCause
+END_CAUSE_STEP_FAILED: EndCause
+END_CAUSE_QUALITY_GATE: EndCause
+END_CAUSE_TIMEOUT: EndCause
+END_CAUSE_CANCELLED: EndCause
+END_CAUSE_REJECTED: EndCause
+END_CAUSE_INTERNAL_ERROR: EndCause
+END_CAUSE_HISTORY_UNREADABLE: EndCause
+END_CAUSE_APPROVAL_TIMEOUT: EndCause
+SIGNAL_UNSPECIFIED: Signal
+SIGNAL_APPROVE: Signal
+SIGNAL_REJECT: Signal
+SIGNAL_INPUT: Signal
+WAIT_KIND_UNSPECIFIED: WaitKind
+WAIT_KIND_APPROVAL: WaitKind
+WAIT_KIND_ESCALATION: WaitKind
+COMPENSATION_STATE_UNSPECIFIED: CompensationState
+COMPENSATION_STATE_PENDING: CompensationState
+COMPENSATION_STATE_RUNNING: CompensationState
+COMPENSATION_STATE_SUCCEEDED: CompensationState
+COMPENSATION_STATE_FAILED: CompensationState
+COMPENSATION_STATE_NOT_NEEDED: CompensationState
 IMPACT_UNSPECIFIED: Impact
 IMPACT_LOW: Impact
 IMPACT_MEDIUM: Impact
@@ -76,7 +151,7 @@ class Progress(_message.Message):
     def __init__(self, current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., completion_percentage: _Optional[float] = ..., estimated_time_remaining: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., running_steps: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StepTimingReport(_message.Message):
-    __slots__ = ("step_id", "start_time", "end_time", "duration", "status", "attempts", "agent", "operation", "step_name")
+    __slots__ = ("step_id", "start_time", "end_time", "duration", "status", "attempts", "agent", "operation", "step_name", "compensation")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +161,7 @@ class StepTimingReport(_message.Message):
     AGENT_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
+    COMPENSATION_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
@@ -95,7 +171,42 @@ class StepTimingReport(_message.Message):
     agent: str
     operation: str
     step_name: str
-    def __init__(self, step_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., status: _Optional[_Union[StepState, str]] = ..., attempts: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., step_name: _Optional[str] = ...) -> None: ...
+    compensation: CompensationState
+    def __init__(self, step_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., status: _Optional[_Union[StepState, str]] = ..., attempts: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., step_name: _Optional[str] = ..., compensation: _Optional[_Union[CompensationState, str]] = ...) -> None: ...
+
+class WaitingStep(_message.Message):
+    __slots__ = ("step_id", "kind", "gate_id", "prompt", "data", "since", "timeout_at")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    GATE_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_AT_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    kind: WaitKind
+    gate_id: str
+    prompt: str
+    data: _struct_pb2.Struct
+    since: _timestamp_pb2.Timestamp
+    timeout_at: _timestamp_pb2.Timestamp
+    def __init__(self, step_id: _Optional[str] = ..., kind: _Optional[_Union[WaitKind, str]] = ..., gate_id: _Optional[str] = ..., prompt: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timeout_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CompensationReport(_message.Message):
+    __slots__ = ("step_id", "state", "agent", "operation", "attempts", "error_message")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    state: CompensationState
+    agent: str
+    operation: str
+    attempts: int
+    error_message: str
+    def __init__(self, step_id: _Optional[str] = ..., state: _Optional[_Union[CompensationState, str]] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., attempts: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
 
 class PerformanceMetrics(_message.Message):
     __slots__ = ("start_time", "current_time", "end_time", "total_duration", "step_timings")
@@ -181,19 +292,28 @@ class ErrorSummary(_message.Message):
     def __init__(self, total_errors: _Optional[int] = ..., critical_errors: _Optional[int] = ..., recovered_errors: _Optional[int] = ..., error_details: _Optional[_Iterable[_Union[ErrorDetail, _Mapping]]] = ...) -> None: ...
 
 class Results(_message.Message):
-    __slots__ = ("primary_outputs", "intermediate_results", "metadata", "recommendations")
+    __slots__ = ("primary_outputs", "intermediate_results", "metadata", "recommendations", "omitted_outputs")
+    class OmittedOutputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     PRIMARY_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     INTERMEDIATE_RESULTS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATIONS_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     primary_outputs: _struct_pb2.Struct
     intermediate_results: _struct_pb2.Struct
     metadata: _struct_pb2.Struct
     recommendations: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, primary_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., intermediate_results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recommendations: _Optional[_Iterable[str]] = ...) -> None: ...
+    omitted_outputs: _containers.ScalarMap[str, int]
+    def __init__(self, primary_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., intermediate_results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recommendations: _Optional[_Iterable[str]] = ..., omitted_outputs: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ExecutionStatus(_message.Message):
-    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence")
+    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +329,9 @@ class ExecutionStatus(_message.Message):
     DEGRADED_REASONS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    COMPENSATIONS_FIELD_NUMBER: _ClassVar[int]
+    END_CAUSE_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     plan_id: str
     status: ExecutionState
@@ -224,7 +347,10 @@ class ExecutionStatus(_message.Message):
     degraded_reasons: _containers.RepeatedScalarFieldContainer[str]
     failure_reason: str
     last_sequence: int
-    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+    waiting: _containers.RepeatedCompositeFieldContainer[WaitingStep]
+    compensations: _containers.RepeatedCompositeFieldContainer[CompensationReport]
+    end_cause: EndCause
+    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ...) -> None: ...
 
 class ExecutionStarted(_message.Message):
     __slots__ = ("plan", "user_context", "execution_options", "callback_url", "request_id", "deadline")
@@ -301,32 +427,146 @@ class StepFailed(_message.Message):
     def __init__(self, step_id: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., fallback_action: _Optional[_Union[_plan_pb2.FallbackAction, str]] = ...) -> None: ...
 
 class StepSkipped(_message.Message):
-    __slots__ = ("step_id", "reason")
+    __slots__ = ("step_id", "reason", "cause")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     reason: str
-    def __init__(self, step_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    cause: SkipCause
+    def __init__(self, step_id: _Optional[str] = ..., reason: _Optional[str] = ..., cause: _Optional[_Union[SkipCause, str]] = ...) -> None: ...
 
 class ExecutionCompleted(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ExecutionFailed(_message.Message):
-    __slots__ = ("reason", "step_id", "error_type")
+    __slots__ = ("reason", "step_id", "error_type", "cause", "compensation_summary")
     REASON_FIELD_NUMBER: _ClassVar[int]
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    COMPENSATION_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     reason: str
     step_id: str
     error_type: str
-    def __init__(self, reason: _Optional[str] = ..., step_id: _Optional[str] = ..., error_type: _Optional[str] = ...) -> None: ...
+    cause: EndCause
+    compensation_summary: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, reason: _Optional[str] = ..., step_id: _Optional[str] = ..., error_type: _Optional[str] = ..., cause: _Optional[_Union[EndCause, str]] = ..., compensation_summary: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExecutionCancelled(_message.Message):
+    __slots__ = ("reason", "cause", "compensation_summary")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    COMPENSATION_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    cause: EndCause
+    compensation_summary: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, reason: _Optional[str] = ..., cause: _Optional[_Union[EndCause, str]] = ..., compensation_summary: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExecutionUnwinding(_message.Message):
+    __slots__ = ("outcome", "cause", "reason", "step_id", "error_type")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    outcome: ExecutionState
+    cause: EndCause
+    reason: str
+    step_id: str
+    error_type: str
+    def __init__(self, outcome: _Optional[_Union[ExecutionState, str]] = ..., cause: _Optional[_Union[EndCause, str]] = ..., reason: _Optional[str] = ..., step_id: _Optional[str] = ..., error_type: _Optional[str] = ...) -> None: ...
+
+class ExecutionPaused(_message.Message):
     __slots__ = ("reason",)
     REASON_FIELD_NUMBER: _ClassVar[int]
     reason: str
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class ExecutionResumed(_message.Message):
+    __slots__ = ("reason", "deadline")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    deadline: _timestamp_pb2.Timestamp
+    def __init__(self, reason: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SignalReceived(_message.Message):
+    __slots__ = ("step_id", "signal", "payload", "reason")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    signal: Signal
+    payload: _struct_pb2.Struct
+    reason: str
+    def __init__(self, step_id: _Optional[str] = ..., signal: _Optional[_Union[Signal, str]] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class StepWaiting(_message.Message):
+    __slots__ = ("step_id", "kind", "gate_id", "prompt", "data", "timeout_at")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    GATE_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_AT_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    kind: WaitKind
+    gate_id: str
+    prompt: str
+    data: _struct_pb2.Struct
+    timeout_at: _timestamp_pb2.Timestamp
+    def __init__(self, step_id: _Optional[str] = ..., kind: _Optional[_Union[WaitKind, str]] = ..., gate_id: _Optional[str] = ..., prompt: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CompensationStarted(_message.Message):
+    __slots__ = ("step_id", "attempt", "agent", "operation", "idempotency_key")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    attempt: int
+    agent: str
+    operation: str
+    idempotency_key: str
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class CompensationAttemptFailed(_message.Message):
+    __slots__ = ("step_id", "attempt", "error_type", "error_message", "retry_at")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AT_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    attempt: int
+    error_type: str
+    error_message: str
+    retry_at: _timestamp_pb2.Timestamp
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CompensationSucceeded(_message.Message):
+    __slots__ = ("step_id", "attempt", "output")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    attempt: int
+    output: _any_pb2.Any
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., output: _Optional[_Union[_any_pb2.Any, _Mapping]] = ...) -> None: ...
+
+class CompensationSettled(_message.Message):
+    __slots__ = ("step_id", "state", "reason")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    state: CompensationState
+    reason: str
+    def __init__(self, step_id: _Optional[str] = ..., state: _Optional[_Union[CompensationState, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class StepDelayed(_message.Message):
     __slots__ = ("step_id", "start_at")
@@ -353,7 +593,7 @@ class GateEvaluated(_message.Message):
     def __init__(self, gate_id: _Optional[str] = ..., checkpoint: _Optional[str] = ..., score: _Optional[float] = ..., passed: _Optional[bool] = ..., action: _Optional[_Union[_plan_pb2.GateAction, str]] = ..., details: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExecutionEvent(_message.Message):
-    __slots__ = ("sequence", "time", "execution_started", "step_started", "step_attempt_failed", "step_succeeded", "step_failed", "step_skipped", "execution_completed", "execution_failed", "execution_cancelled", "step_delayed", "gate_evaluated")
+    __slots__ = ("sequence", "time", "execution_started", "step_started", "step_attempt_failed", "step_succeeded", "step_failed", "step_skipped", "execution_completed", "execution_failed", "execution_cancelled", "step_delayed", "gate_evaluated", "execution_unwinding", "execution_paused", "execution_resumed", "signal_received", "step_waiting", "compensation_started", "compensation_attempt_failed", "compensation_succeeded", "compensation_settled")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -367,6 +607,15 @@ class ExecutionEvent(_message.Message):
     EXECUTION_CANCELLED_FIELD_NUMBER: _ClassVar[int]
     STEP_DELAYED_FIELD_NUMBER: _ClassVar[int]
     GATE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_UNWINDING_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_PAUSED_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_RESUMED_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    STEP_WAITING_FIELD_NUMBER: _ClassVar[int]
+    COMPENSATION_STARTED_FIELD_NUMBER: _ClassVar[int]
+    COMPENSATION_ATTEMPT_FAILED_FIELD_NUMBER: _ClassVar[int]
+    COMPENSATION_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    COMPENSATION_SETTLED_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     time: _timestamp_pb2.Timestamp
     execution_started: ExecutionStarted
@@ -380,4 +629,13 @@ class ExecutionEvent(_message.Message):
     execution_cancelled: ExecutionCancelled
     step_delayed: StepDelayed
     gate_evaluated: GateEvaluated
-    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., step_started: _Optional[_Union[StepStarted, _Mapping]] = ..., step_attempt_failed: _Optional[_Union[StepAttemptFailed, _Mapping]] = ..., step_succeeded: _Optional[_Union[StepSucceeded, _Mapping]] = ..., step_failed: _Optional[_Union[StepFailed, _Mapping]] = ..., step_skipped: _Optional[_Union[StepSkipped, _Mapping]] = ..., execution_completed: _Optional[_Union[ExecutionCompleted, _Mapping]] = ..., execution_failed: _Optional[_Union[ExecutionFailed, _Mapping]] = ..., execution_cancelled: _Optional[_Union[ExecutionCancelled, _Mapping]] = ..., step_delayed: _Optional[_Union[StepDelayed, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ...) -> None: ...
+    execution_unwinding: ExecutionUnwinding
+    execution_paused: ExecutionPaused
+    execution_resumed: ExecutionResumed
+    signal_received: SignalReceived
+    step_waiting: StepWaiting
+    compensation_started: CompensationStarted
+    compensation_attempt_failed: CompensationAttemptFailed
+    compensation_succeeded: CompensationSucceeded
+    compensation_settled: CompensationSettled
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., step_started: _Optional[_Union[StepStarted, _Mapping]] = ..., step_attempt_failed: _Optional[_Union[StepAttemptFailed, _Mapping]] = ..., step_succeeded: _Optional[_Union[StepSucceeded, _Mapping]] = ..., step_failed: _Optional[_Union[StepFailed, _Mapping]] = ..., step_skipped: _Optional[_Union[StepSkipped, _Mapping]] = ..., execution_completed: _Optional[_Union[ExecutionCompleted, _Mapping]] = ..., execution_failed: _Optional[_Union[ExecutionFailed, _Mapping]] = ..., execution_cancelled: _Optional[_Union[ExecutionCancelled, _Mapping]] = ..., step_delayed: _Optional[_Union[StepDelayed, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., execution_unwinding: _Optional[_Union[ExecutionUnwinding, _Mapping]] = ..., execution_paused: _Optional[_Union[ExecutionPaused, _Mapping]] = ..., execution_resumed: _Optional[_Union[ExecutionResumed, _Mapping]] = ..., signal_received: _Optional[_Union[SignalReceived, _Mapping]] = ..., step_waiting: _Optional[_Union[StepWaiting, _Mapping]] = ..., compensation_started: _Optional[_Union[CompensationStarted, _Mapping]] = ..., compensation_attempt_failed: _Optional[_Union[CompensationAttemptFailed, _Mapping]] = ..., compensation_succeeded: _Optional[_Union[CompensationSucceeded, _Mapping]] = ..., compensation_settled: _Optional[_Union[CompensationSettled, _Mapping]] = ...) -> None: ...

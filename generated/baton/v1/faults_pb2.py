@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62\x61ton/v1/faults.proto\x12\x08\x62\x61ton.v1\x1a\x1egoogle/protobuf/duration.proto\"\xba\x01\n\x0b\x46\x61ultConfig\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12*\n\x07latency\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x11\n\tfail_next\x18\x06 \x01(\x05\x12\x13\n\x0b\x63rash_after\x18\x07 \x01(\x05\x12\x12\n\noperations\x18\x08 \x03(\t\"!\n\x10GetFaultsRequest\x12\r\n\x05\x61gent\x18\x01 \x01(\t2\x8b\x01\n\x0e\x46\x61ultInjection\x12\x39\n\tSetFaults\x12\x15.baton.v1.FaultConfig\x1a\x15.baton.v1.FaultConfig\x12>\n\tGetFaults\x12\x1a.baton.v1.GetFaultsRequest\x1a\x15.baton.v1.FaultConfigb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62\x61ton/v1/faults.proto\x12\x08\x62\x61ton.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf3\x01\n\x0b\x46\x61ultConfig\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12*\n\x07latency\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x11\n\tfail_next\x18\x06 \x01(\x05\x12\x13\n\x0b\x63rash_after\x18\x07 \x01(\x05\x12\x12\n\noperations\x18\x08 \x03(\t\x12\x37\n\x14latency_after_effect\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\"!\n\x10GetFaultsRequest\x12\r\n\x05\x61gent\x18\x01 \x01(\t2\x8b\x01\n\x0e\x46\x61ultInjection\x12\x39\n\tSetFaults\x12\x15.baton.v1.FaultConfig\x1a\x15.baton.v1.FaultConfig\x12>\n\tGetFaults\x12\x1a.baton.v1.GetFaultsRequest\x1a\x15.baton.v1.FaultConfigb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'baton.v1.faults_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FAULTCONFIG']._serialized_start=68
-  _globals['_FAULTCONFIG']._serialized_end=254
-  _globals['_GETFAULTSREQUEST']._serialized_start=256
-  _globals['_GETFAULTSREQUEST']._serialized_end=289
-  _globals['_FAULTINJECTION']._serialized_start=292
-  _globals['_FAULTINJECTION']._serialized_end=431
+  _globals['_FAULTCONFIG']._serialized_end=311
+  _globals['_GETFAULTSREQUEST']._serialized_start=313
+  _globals['_GETFAULTSREQUEST']._serialized_end=346
+  _globals['_FAULTINJECTION']._serialized_start=349
+  _globals['_FAULTINJECTION']._serialized_end=488
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FaultConfig(_message.Message):
-    __slots__ = ("agent", "latency", "error_rate", "error_code", "seed", "fail_next", "crash_after", "operations")
+    __slots__ = ("agent", "latency", "error_rate", "error_code", "seed", "fail_next", "crash_after", "operations", "latency_after_effect")
     AGENT_FIELD_NUMBER: _ClassVar[int]
     LATENCY_FIELD_NUMBER: _ClassVar[int]
     ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class FaultConfig(_message.Message):
     FAIL_NEXT_FIELD_NUMBER: _ClassVar[int]
     CRASH_AFTER_FIELD_NUMBER: _ClassVar[int]
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_AFTER_EFFECT_FIELD_NUMBER: _ClassVar[int]
     agent: str
     latency: _duration_pb2.Duration
     error_rate: float
@@ -27,7 +28,8 @@ class FaultConfig(_message.Message):
     fail_next: int
     crash_after: int
     operations: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, agent: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error_rate: _Optional[float] = ..., error_code: _Optional[str] = ..., seed: _Optional[int] = ..., fail_next: _Optional[int] = ..., crash_after: _Optional[int] = ..., operations: _Optional[_Iterable[str]] = ...) -> None: ...
+    latency_after_effect: _duration_pb2.Duration
+    def __init__(self, agent: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error_rate: _Optional[float] = ..., error_code: _Optional[str] = ..., seed: _Optional[int] = ..., fail_next: _Optional[int] = ..., crash_after: _Optional[int] = ..., operations: _Optional[_Iterable[str]] = ..., latency_after_effect: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GetFaultsRequest(_message.Message):
     __slots__ = ("agent",)

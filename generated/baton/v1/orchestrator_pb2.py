@@ -23,6 +23,7 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from baton.v1 import common_pb2 as baton_dot_v1_dot_common__pb2
 from baton.v1 import execution_pb2 as baton_dot_v1_dot_execution__pb2
@@ -30,7 +31,7 @@ from baton.v1 import journey_pb2 as baton_dot_v1_dot_journey__pb2
 from baton.v1 import plan_pb2 as baton_dot_v1_dot_plan__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62\x61ton/v1/orchestrator.proto\x12\x08\x62\x61ton.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15\x62\x61ton/v1/common.proto\x1a\x18\x62\x61ton/v1/execution.proto\x1a\x16\x62\x61ton/v1/journey.proto\x1a\x13\x62\x61ton/v1/plan.proto\"\xe8\x01\n\x16\x45xecuteWorkflowRequest\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12+\n\x0cuser_context\x18\x02 \x01(\x0b\x32\x15.baton.v1.UserJourney\x12\x35\n\x11\x65xecution_options\x18\x03 \x01(\x0b\x32\x1a.baton.v1.ExecutionOptions\x12\x14\n\x0c\x63\x61llback_url\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12)\n\x04plan\x18\x06 \x01(\x0b\x32\x1b.baton.v1.OrchestrationPlan\"\x87\x01\n\tExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12)\n\x04plan\x18\x02 \x01(\x0b\x32\x1b.baton.v1.OrchestrationPlan\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.baton.v1.ExecutionState\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\"\x90\x01\n\x13PlanWorkflowRequest\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12+\n\x0cuser_context\x18\x02 \x01(\x0b\x32\x15.baton.v1.UserJourney\x12\x35\n\x11\x65xecution_options\x18\x03 \x01(\x0b\x32\x1a.baton.v1.ExecutionOptions\"+\n\x13GetExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"E\n\x15WatchExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"w\n\x0f\x45xecutionUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x18.baton.v1.ExecutionEvent\x12)\n\x06status\x18\x03 \x01(\x0b\x32\x19.baton.v1.ExecutionStatus\"\x90\x01\n\x15ListExecutionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x03(\x0e\x32\x18.baton.v1.ExecutionState\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\xeb\x01\n\x10\x45xecutionSummary\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.baton.v1.ExecutionState\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07plan_id\x18\x07 \x01(\t\"a\n\x16ListExecutionsResponse\x12.\n\nexecutions\x18\x01 \x03(\x0b\x32\x1a.baton.v1.ExecutionSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x16\x43\x61ncelExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x18\n\x16GetSystemHealthRequest\"T\n\x13ResourceUtilization\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0e\n\x06memory\x18\x02 \x01(\x01\x12\x0f\n\x07storage\x18\x03 \x01(\x01\x12\x0f\n\x07network\x18\x04 \x01(\x01\"\xeb\x02\n\x0cSystemHealth\x12/\n\x0eoverall_health\x18\x01 \x01(\x0e\x32\x17.baton.v1.OverallHealth\x12\x41\n\x0e\x61gent_statuses\x18\x02 \x03(\x0b\x32).baton.v1.SystemHealth.AgentStatusesEntry\x12\x18\n\x10\x61\x63tive_workflows\x18\x03 \x01(\x03\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\x03\x12;\n\x14resource_utilization\x18\x05 \x01(\x0b\x32\x1d.baton.v1.ResourceUtilization\x12.\n\nchecked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aK\n\x12\x41gentStatusesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.baton.v1.AgentStatus:\x02\x38\x01*\x85\x01\n\rOverallHealth\x12\x1e\n\x1aOVERALL_HEALTH_UNSPECIFIED\x10\x00\x12\x1a\n\x16OVERALL_HEALTH_HEALTHY\x10\x01\x12\x1b\n\x17OVERALL_HEALTH_DEGRADED\x10\x02\x12\x1b\n\x17OVERALL_HEALTH_CRITICAL\x10\x03\x32\xf4\x06\n\x0cOrchestrator\x12r\n\x0f\x45xecuteWorkflow\x12 .baton.v1.ExecuteWorkflowRequest\x1a\x13.baton.v1.Execution\"(\x82\xd3\xe4\x93\x02\"\"\x1d/api/v1/orchestration/execute:\x01*\x12q\n\x0cPlanWorkflow\x12\x1d.baton.v1.PlanWorkflowRequest\x1a\x1b.baton.v1.OrchestrationPlan\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/orchestration/plan:\x01*\x12}\n\x0cGetExecution\x12\x1d.baton.v1.GetExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"3\x82\xd3\xe4\x93\x02-\x12+/api/v1/orchestration/status/{execution_id}\x12\x82\x01\n\x0eWatchExecution\x12\x1f.baton.v1.WatchExecutionRequest\x1a\x19.baton.v1.ExecutionUpdate\"2\x82\xd3\xe4\x93\x02,\x12*/api/v1/orchestration/watch/{execution_id}0\x01\x12}\n\x0eListExecutions\x12\x1f.baton.v1.ListExecutionsRequest\x1a .baton.v1.ListExecutionsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/orchestration/executions\x12\x86\x01\n\x0f\x43\x61ncelExecution\x12 .baton.v1.CancelExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/orchestration/cancel/{execution_id}:\x01*\x12q\n\x0fGetSystemHealth\x12 .baton.v1.GetSystemHealthRequest\x1a\x16.baton.v1.SystemHealth\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/orchestration/healthb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62\x61ton/v1/orchestrator.proto\x12\x08\x62\x61ton.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15\x62\x61ton/v1/common.proto\x1a\x18\x62\x61ton/v1/execution.proto\x1a\x16\x62\x61ton/v1/journey.proto\x1a\x13\x62\x61ton/v1/plan.proto\"=\n\x15PauseExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\x16ResumeExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x9b\x01\n\x16SignalExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\x12 \n\x06signal\x18\x03 \x01(\x0e\x32\x10.baton.v1.Signal\x12(\n\x07payload\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06reason\x18\x05 \x01(\t\"=\n\x14GetStepOutputRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\"\\\n\nStepOutput\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\x12\'\n\x06output\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xe8\x01\n\x16\x45xecuteWorkflowRequest\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12+\n\x0cuser_context\x18\x02 \x01(\x0b\x32\x15.baton.v1.UserJourney\x12\x35\n\x11\x65xecution_options\x18\x03 \x01(\x0b\x32\x1a.baton.v1.ExecutionOptions\x12\x14\n\x0c\x63\x61llback_url\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12)\n\x04plan\x18\x06 \x01(\x0b\x32\x1b.baton.v1.OrchestrationPlan\"\x87\x01\n\tExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12)\n\x04plan\x18\x02 \x01(\x0b\x32\x1b.baton.v1.OrchestrationPlan\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.baton.v1.ExecutionState\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\"\x90\x01\n\x13PlanWorkflowRequest\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12+\n\x0cuser_context\x18\x02 \x01(\x0b\x32\x15.baton.v1.UserJourney\x12\x35\n\x11\x65xecution_options\x18\x03 \x01(\x0b\x32\x1a.baton.v1.ExecutionOptions\"+\n\x13GetExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"E\n\x15WatchExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"w\n\x0f\x45xecutionUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x18.baton.v1.ExecutionEvent\x12)\n\x06status\x18\x03 \x01(\x0b\x32\x19.baton.v1.ExecutionStatus\"\x90\x01\n\x15ListExecutionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x03(\x0e\x32\x18.baton.v1.ExecutionState\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\xeb\x01\n\x10\x45xecutionSummary\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.baton.v1.ExecutionState\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07plan_id\x18\x07 \x01(\t\"a\n\x16ListExecutionsResponse\x12.\n\nexecutions\x18\x01 \x03(\x0b\x32\x1a.baton.v1.ExecutionSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x16\x43\x61ncelExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x18\n\x16GetSystemHealthRequest\"T\n\x13ResourceUtilization\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0e\n\x06memory\x18\x02 \x01(\x01\x12\x0f\n\x07storage\x18\x03 \x01(\x01\x12\x0f\n\x07network\x18\x04 \x01(\x01\"\xeb\x02\n\x0cSystemHealth\x12/\n\x0eoverall_health\x18\x01 \x01(\x0e\x32\x17.baton.v1.OverallHealth\x12\x41\n\x0e\x61gent_statuses\x18\x02 \x03(\x0b\x32).baton.v1.SystemHealth.AgentStatusesEntry\x12\x18\n\x10\x61\x63tive_workflows\x18\x03 \x01(\x03\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\x03\x12;\n\x14resource_utilization\x18\x05 \x01(\x0b\x32\x1d.baton.v1.ResourceUtilization\x12.\n\nchecked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aK\n\x12\x41gentStatusesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.baton.v1.AgentStatus:\x02\x38\x01*\x85\x01\n\rOverallHealth\x12\x1e\n\x1aOVERALL_HEALTH_UNSPECIFIED\x10\x00\x12\x1a\n\x16OVERALL_HEALTH_HEALTHY\x10\x01\x12\x1b\n\x17OVERALL_HEALTH_DEGRADED\x10\x02\x12\x1b\n\x17OVERALL_HEALTH_CRITICAL\x10\x03\x32\x93\x0b\n\x0cOrchestrator\x12r\n\x0f\x45xecuteWorkflow\x12 .baton.v1.ExecuteWorkflowRequest\x1a\x13.baton.v1.Execution\"(\x82\xd3\xe4\x93\x02\"\"\x1d/api/v1/orchestration/execute:\x01*\x12q\n\x0cPlanWorkflow\x12\x1d.baton.v1.PlanWorkflowRequest\x1a\x1b.baton.v1.OrchestrationPlan\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/orchestration/plan:\x01*\x12}\n\x0cGetExecution\x12\x1d.baton.v1.GetExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"3\x82\xd3\xe4\x93\x02-\x12+/api/v1/orchestration/status/{execution_id}\x12\x82\x01\n\x0eWatchExecution\x12\x1f.baton.v1.WatchExecutionRequest\x1a\x19.baton.v1.ExecutionUpdate\"2\x82\xd3\xe4\x93\x02,\x12*/api/v1/orchestration/watch/{execution_id}0\x01\x12}\n\x0eListExecutions\x12\x1f.baton.v1.ListExecutionsRequest\x1a .baton.v1.ListExecutionsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/orchestration/executions\x12\x86\x01\n\x0f\x43\x61ncelExecution\x12 .baton.v1.CancelExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/orchestration/cancel/{execution_id}:\x01*\x12q\n\x0fGetSystemHealth\x12 .baton.v1.GetSystemHealthRequest\x1a\x16.baton.v1.SystemHealth\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/orchestration/health\x12\x83\x01\n\x0ePauseExecution\x12\x1f.baton.v1.PauseExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"5\x82\xd3\xe4\x93\x02/\"*/api/v1/orchestration/pause/{execution_id}:\x01*\x12\x86\x01\n\x0fResumeExecution\x12 .baton.v1.ResumeExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/orchestration/resume/{execution_id}:\x01*\x12\x86\x01\n\x0fSignalExecution\x12 .baton.v1.SignalExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/orchestration/signal/{execution_id}:\x01*\x12\x84\x01\n\rGetStepOutput\x12\x1e.baton.v1.GetStepOutputRequest\x1a\x14.baton.v1.StepOutput\"=\x82\xd3\xe4\x93\x02\x37\x12\x35/api/v1/orchestration/output/{execution_id}/{step_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,36 +54,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORCHESTRATOR'].methods_by_name['CancelExecution']._serialized_options = b'\202\323\344\223\0020\"+/api/v1/orchestration/cancel/{execution_id}:\001*'
   _globals['_ORCHESTRATOR'].methods_by_name['GetSystemHealth']._loaded_options = None
   _globals['_ORCHESTRATOR'].methods_by_name['GetSystemHealth']._serialized_options = b'\202\323\344\223\002\036\022\034/api/v1/orchestration/health'
-  _globals['_OVERALLHEALTH']._serialized_start=1982
-  _globals['_OVERALLHEALTH']._serialized_end=2115
-  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_start=199
-  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_end=431
-  _globals['_EXECUTION']._serialized_start=434
-  _globals['_EXECUTION']._serialized_end=569
-  _globals['_PLANWORKFLOWREQUEST']._serialized_start=572
-  _globals['_PLANWORKFLOWREQUEST']._serialized_end=716
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=718
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=761
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=763
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=832
-  _globals['_EXECUTIONUPDATE']._serialized_start=834
-  _globals['_EXECUTIONUPDATE']._serialized_end=953
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=956
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1100
-  _globals['_EXECUTIONSUMMARY']._serialized_start=1103
-  _globals['_EXECUTIONSUMMARY']._serialized_end=1338
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1340
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1437
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1439
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1501
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=1503
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=1527
-  _globals['_RESOURCEUTILIZATION']._serialized_start=1529
-  _globals['_RESOURCEUTILIZATION']._serialized_end=1613
-  _globals['_SYSTEMHEALTH']._serialized_start=1616
-  _globals['_SYSTEMHEALTH']._serialized_end=1979
-  _globals['_SYSTEMHEALTH_AGENTSTATUSESENTRY']._serialized_start=1904
-  _globals['_SYSTEMHEALTH_AGENTSTATUSESENTRY']._serialized_end=1979
-  _globals['_ORCHESTRATOR']._serialized_start=2118
-  _globals['_ORCHESTRATOR']._serialized_end=3002
+  _globals['_ORCHESTRATOR'].methods_by_name['PauseExecution']._loaded_options = None
+  _globals['_ORCHESTRATOR'].methods_by_name['PauseExecution']._serialized_options = b'\202\323\344\223\002/\"*/api/v1/orchestration/pause/{execution_id}:\001*'
+  _globals['_ORCHESTRATOR'].methods_by_name['ResumeExecution']._loaded_options = None
+  _globals['_ORCHESTRATOR'].methods_by_name['ResumeExecution']._serialized_options = b'\202\323\344\223\0020\"+/api/v1/orchestration/resume/{execution_id}:\001*'
+  _globals['_ORCHESTRATOR'].methods_by_name['SignalExecution']._loaded_options = None
+  _globals['_ORCHESTRATOR'].methods_by_name['SignalExecution']._serialized_options = b'\202\323\344\223\0020\"+/api/v1/orchestration/signal/{execution_id}:\001*'
+  _globals['_ORCHESTRATOR'].methods_by_name['GetStepOutput']._loaded_options = None
+  _globals['_ORCHESTRATOR'].methods_by_name['GetStepOutput']._serialized_options = b'\202\323\344\223\0027\0225/api/v1/orchestration/output/{execution_id}/{step_id}'
+  _globals['_OVERALLHEALTH']._serialized_start=2454
+  _globals['_OVERALLHEALTH']._serialized_end=2587
+  _globals['_PAUSEEXECUTIONREQUEST']._serialized_start=228
+  _globals['_PAUSEEXECUTIONREQUEST']._serialized_end=289
+  _globals['_RESUMEEXECUTIONREQUEST']._serialized_start=291
+  _globals['_RESUMEEXECUTIONREQUEST']._serialized_end=353
+  _globals['_SIGNALEXECUTIONREQUEST']._serialized_start=356
+  _globals['_SIGNALEXECUTIONREQUEST']._serialized_end=511
+  _globals['_GETSTEPOUTPUTREQUEST']._serialized_start=513
+  _globals['_GETSTEPOUTPUTREQUEST']._serialized_end=574
+  _globals['_STEPOUTPUT']._serialized_start=576
+  _globals['_STEPOUTPUT']._serialized_end=668
+  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_start=671
+  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_end=903
+  _globals['_EXECUTION']._serialized_start=906
+  _globals['_EXECUTION']._serialized_end=1041
+  _globals['_PLANWORKFLOWREQUEST']._serialized_start=1044
+  _globals['_PLANWORKFLOWREQUEST']._serialized_end=1188
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=1190
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=1233
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1235
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1304
+  _globals['_EXECUTIONUPDATE']._serialized_start=1306
+  _globals['_EXECUTIONUPDATE']._serialized_end=1425
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1428
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1572
+  _globals['_EXECUTIONSUMMARY']._serialized_start=1575
+  _globals['_EXECUTIONSUMMARY']._serialized_end=1810
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1812
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1909
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1911
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1973
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=1975
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=1999
+  _globals['_RESOURCEUTILIZATION']._serialized_start=2001
+  _globals['_RESOURCEUTILIZATION']._serialized_end=2085
+  _globals['_SYSTEMHEALTH']._serialized_start=2088
+  _globals['_SYSTEMHEALTH']._serialized_end=2451
+  _globals['_SYSTEMHEALTH_AGENTSTATUSESENTRY']._serialized_start=2376
+  _globals['_SYSTEMHEALTH_AGENTSTATUSESENTRY']._serialized_end=2451
+  _globals['_ORCHESTRATOR']._serialized_start=2590
+  _globals['_ORCHESTRATOR']._serialized_end=4017
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from baton.v1 import common_pb2 as _common_pb2
 from baton.v1 import execution_pb2 as _execution_pb2
@@ -25,6 +26,54 @@ OVERALL_HEALTH_UNSPECIFIED: OverallHealth
 OVERALL_HEALTH_HEALTHY: OverallHealth
 OVERALL_HEALTH_DEGRADED: OverallHealth
 OVERALL_HEALTH_CRITICAL: OverallHealth
+
+class PauseExecutionRequest(_message.Message):
+    __slots__ = ("execution_id", "reason")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    reason: str
+    def __init__(self, execution_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ResumeExecutionRequest(_message.Message):
+    __slots__ = ("execution_id", "reason")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    reason: str
+    def __init__(self, execution_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SignalExecutionRequest(_message.Message):
+    __slots__ = ("execution_id", "step_id", "signal", "payload", "reason")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    step_id: str
+    signal: _execution_pb2.Signal
+    payload: _struct_pb2.Struct
+    reason: str
+    def __init__(self, execution_id: _Optional[str] = ..., step_id: _Optional[str] = ..., signal: _Optional[_Union[_execution_pb2.Signal, str]] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetStepOutputRequest(_message.Message):
+    __slots__ = ("execution_id", "step_id")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    step_id: str
+    def __init__(self, execution_id: _Optional[str] = ..., step_id: _Optional[str] = ...) -> None: ...
+
+class StepOutput(_message.Message):
+    __slots__ = ("execution_id", "step_id", "output")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    step_id: str
+    output: _struct_pb2.Struct
+    def __init__(self, execution_id: _Optional[str] = ..., step_id: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ExecuteWorkflowRequest(_message.Message):
     __slots__ = ("workflow_type", "user_context", "execution_options", "callback_url", "request_id", "plan")

@@ -30,7 +30,9 @@ if _version_not_supported:
 class OrchestratorStub:
     """Orchestrator plans users' journeys into DAGs of agent calls, runs them durably, and reports
     their status. Errors: INVALID_ARGUMENT names the offending field; NOT_FOUND names the missing
-    execution; RESOURCE_EXHAUSTED means the admission queue is full.
+    execution; FAILED_PRECONDITION names the state that forbids a control (pausing a finished
+    execution, approving a step that does not wait); RESOURCE_EXHAUSTED means the admission queue
+    is full.
     """
 
     def __init__(self, channel):
@@ -74,12 +76,34 @@ class OrchestratorStub:
                 request_serializer=baton_dot_v1_dot_orchestrator__pb2.GetSystemHealthRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_orchestrator__pb2.SystemHealth.FromString,
                 _registered_method=True)
+        self.PauseExecution = channel.unary_unary(
+                '/baton.v1.Orchestrator/PauseExecution',
+                request_serializer=baton_dot_v1_dot_orchestrator__pb2.PauseExecutionRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_execution__pb2.ExecutionStatus.FromString,
+                _registered_method=True)
+        self.ResumeExecution = channel.unary_unary(
+                '/baton.v1.Orchestrator/ResumeExecution',
+                request_serializer=baton_dot_v1_dot_orchestrator__pb2.ResumeExecutionRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_execution__pb2.ExecutionStatus.FromString,
+                _registered_method=True)
+        self.SignalExecution = channel.unary_unary(
+                '/baton.v1.Orchestrator/SignalExecution',
+                request_serializer=baton_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_execution__pb2.ExecutionStatus.FromString,
+                _registered_method=True)
+        self.GetStepOutput = channel.unary_unary(
+                '/baton.v1.Orchestrator/GetStepOutput',
+                request_serializer=baton_dot_v1_dot_orchestrator__pb2.GetStepOutputRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_orchestrator__pb2.StepOutput.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServicer:
     """Orchestrator plans users' journeys into DAGs of agent calls, runs them durably, and reports
     their status. Errors: INVALID_ARGUMENT names the offending field; NOT_FOUND names the missing
-    execution; RESOURCE_EXHAUSTED means the admission queue is full.
+    execution; FAILED_PRECONDITION names the state that forbids a control (pausing a finished
+    execution, approving a step that does not wait); RESOURCE_EXHAUSTED means the admission queue
+    is full.
     """
 
     def ExecuteWorkflow(self, request, context):
@@ -133,6 +157,38 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseExecution(self, request, context):
+        """Pauses a running execution: no new step starts; calls in flight finish and are recorded.
+        The execution's timeout stops running until it is resumed. FAILED_PRECONDITION when the
+        execution is not running (already paused, unwinding or finished).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeExecution(self, request, context):
+        """Resumes a paused execution. FAILED_PRECONDITION when it is not paused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignalExecution(self, request, context):
+        """Gives a waiting step a signal: approve, reject or input. Returns once the signal is recorded.
+        FAILED_PRECONDITION when no step waits (or the named one does not).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStepOutput(self, request, context):
+        """Returns one step's output, for outputs too large to ride in a status (see
+        Results.omitted_outputs). NOT_FOUND when the step has no output.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +227,26 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     request_deserializer=baton_dot_v1_dot_orchestrator__pb2.GetSystemHealthRequest.FromString,
                     response_serializer=baton_dot_v1_dot_orchestrator__pb2.SystemHealth.SerializeToString,
             ),
+            'PauseExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseExecution,
+                    request_deserializer=baton_dot_v1_dot_orchestrator__pb2.PauseExecutionRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_execution__pb2.ExecutionStatus.SerializeToString,
+            ),
+            'ResumeExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeExecution,
+                    request_deserializer=baton_dot_v1_dot_orchestrator__pb2.ResumeExecutionRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_execution__pb2.ExecutionStatus.SerializeToString,
+            ),
+            'SignalExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignalExecution,
+                    request_deserializer=baton_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_execution__pb2.ExecutionStatus.SerializeToString,
+            ),
+            'GetStepOutput': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStepOutput,
+                    request_deserializer=baton_dot_v1_dot_orchestrator__pb2.GetStepOutputRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_orchestrator__pb2.StepOutput.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'baton.v1.Orchestrator', rpc_method_handlers)
@@ -182,7 +258,9 @@ def add_OrchestratorServicer_to_server(servicer, server):
 class Orchestrator:
     """Orchestrator plans users' journeys into DAGs of agent calls, runs them durably, and reports
     their status. Errors: INVALID_ARGUMENT names the offending field; NOT_FOUND names the missing
-    execution; RESOURCE_EXHAUSTED means the admission queue is full.
+    execution; FAILED_PRECONDITION names the state that forbids a control (pausing a finished
+    execution, approving a step that does not wait); RESOURCE_EXHAUSTED means the admission queue
+    is full.
     """
 
     @staticmethod
@@ -364,6 +442,114 @@ class Orchestrator:
             '/baton.v1.Orchestrator/GetSystemHealth',
             baton_dot_v1_dot_orchestrator__pb2.GetSystemHealthRequest.SerializeToString,
             baton_dot_v1_dot_orchestrator__pb2.SystemHealth.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/PauseExecution',
+            baton_dot_v1_dot_orchestrator__pb2.PauseExecutionRequest.SerializeToString,
+            baton_dot_v1_dot_execution__pb2.ExecutionStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/ResumeExecution',
+            baton_dot_v1_dot_orchestrator__pb2.ResumeExecutionRequest.SerializeToString,
+            baton_dot_v1_dot_execution__pb2.ExecutionStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignalExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/SignalExecution',
+            baton_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.SerializeToString,
+            baton_dot_v1_dot_execution__pb2.ExecutionStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStepOutput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/GetStepOutput',
+            baton_dot_v1_dot_orchestrator__pb2.GetStepOutputRequest.SerializeToString,
+            baton_dot_v1_dot_orchestrator__pb2.StepOutput.FromString,
             options,
             channel_credentials,
             insecure,

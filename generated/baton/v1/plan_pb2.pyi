@@ -40,6 +40,19 @@ class CircuitBreakerMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CIRCUIT_BREAKER_MODE_ENABLED: _ClassVar[CircuitBreakerMode]
     CIRCUIT_BREAKER_MODE_DISABLED: _ClassVar[CircuitBreakerMode]
 
+class StepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STEP_KIND_UNSPECIFIED: _ClassVar[StepKind]
+    STEP_KIND_CALL: _ClassVar[StepKind]
+    STEP_KIND_APPROVAL: _ClassVar[StepKind]
+
+class ApprovalTimeoutAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    APPROVAL_TIMEOUT_ACTION_UNSPECIFIED: _ClassVar[ApprovalTimeoutAction]
+    APPROVAL_TIMEOUT_ACTION_FAIL: _ClassVar[ApprovalTimeoutAction]
+    APPROVAL_TIMEOUT_ACTION_SKIP: _ClassVar[ApprovalTimeoutAction]
+    APPROVAL_TIMEOUT_ACTION_APPROVE: _ClassVar[ApprovalTimeoutAction]
+
 class Scheduling(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SCHEDULING_UNSPECIFIED: _ClassVar[Scheduling]
@@ -86,6 +99,13 @@ BACKOFF_STRATEGY_CUSTOM: BackoffStrategy
 CIRCUIT_BREAKER_MODE_UNSPECIFIED: CircuitBreakerMode
 CIRCUIT_BREAKER_MODE_ENABLED: CircuitBreakerMode
 CIRCUIT_BREAKER_MODE_DISABLED: CircuitBreakerMode
+STEP_KIND_UNSPECIFIED: StepKind
+STEP_KIND_CALL: StepKind
+STEP_KIND_APPROVAL: StepKind
+APPROVAL_TIMEOUT_ACTION_UNSPECIFIED: ApprovalTimeoutAction
+APPROVAL_TIMEOUT_ACTION_FAIL: ApprovalTimeoutAction
+APPROVAL_TIMEOUT_ACTION_SKIP: ApprovalTimeoutAction
+APPROVAL_TIMEOUT_ACTION_APPROVE: ApprovalTimeoutAction
 SCHEDULING_UNSPECIFIED: Scheduling
 SCHEDULING_IMMEDIATE: Scheduling
 SCHEDULING_SCHEDULED: Scheduling
@@ -191,7 +211,7 @@ class ExecutionStrategy(_message.Message):
     def __init__(self, execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., priority: _Optional[_Union[Priority, str]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., fallback_strategy: _Optional[_Union[FallbackStrategy, _Mapping]] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class WorkflowStep(_message.Message):
-    __slots__ = ("step_id", "step_name", "agent", "operation", "dependencies", "inputs", "outputs", "timing", "error_handling", "optional")
+    __slots__ = ("step_id", "step_name", "agent", "operation", "dependencies", "inputs", "outputs", "timing", "error_handling", "optional", "compensation", "kind", "approval")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +222,9 @@ class WorkflowStep(_message.Message):
     TIMING_FIELD_NUMBER: _ClassVar[int]
     ERROR_HANDLING_FIELD_NUMBER: _ClassVar[int]
     OPTIONAL_FIELD_NUMBER: _ClassVar[int]
+    COMPENSATION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     step_name: str
     agent: str
@@ -212,7 +235,36 @@ class WorkflowStep(_message.Message):
     timing: StepTiming
     error_handling: ErrorHandling
     optional: bool
-    def __init__(self, step_id: _Optional[str] = ..., step_name: _Optional[str] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Union[StepInputs, _Mapping]] = ..., outputs: _Optional[_Union[StepOutputs, _Mapping]] = ..., timing: _Optional[_Union[StepTiming, _Mapping]] = ..., error_handling: _Optional[_Union[ErrorHandling, _Mapping]] = ..., optional: _Optional[bool] = ...) -> None: ...
+    compensation: Compensation
+    kind: StepKind
+    approval: Approval
+    def __init__(self, step_id: _Optional[str] = ..., step_name: _Optional[str] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Union[StepInputs, _Mapping]] = ..., outputs: _Optional[_Union[StepOutputs, _Mapping]] = ..., timing: _Optional[_Union[StepTiming, _Mapping]] = ..., error_handling: _Optional[_Union[ErrorHandling, _Mapping]] = ..., optional: _Optional[bool] = ..., compensation: _Optional[_Union[Compensation, _Mapping]] = ..., kind: _Optional[_Union[StepKind, str]] = ..., approval: _Optional[_Union[Approval, _Mapping]] = ...) -> None: ...
+
+class Approval(_message.Message):
+    __slots__ = ("timeout", "on_timeout", "prompt", "data")
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    ON_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    timeout: _duration_pb2.Duration
+    on_timeout: ApprovalTimeoutAction
+    prompt: str
+    data: _struct_pb2.Struct
+    def __init__(self, timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., on_timeout: _Optional[_Union[ApprovalTimeoutAction, str]] = ..., prompt: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class Compensation(_message.Message):
+    __slots__ = ("agent", "operation", "configuration", "timeout", "retry_count")
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURATION_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    agent: str
+    operation: str
+    configuration: _struct_pb2.Struct
+    timeout: _duration_pb2.Duration
+    retry_count: int
+    def __init__(self, agent: _Optional[str] = ..., operation: _Optional[str] = ..., configuration: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry_count: _Optional[int] = ...) -> None: ...
 
 class StepInputs(_message.Message):
     __slots__ = ("data_requirements", "configuration", "quality_requirements")
