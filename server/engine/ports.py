@@ -38,7 +38,11 @@ class AgentCall:
     timeout: float
     """The attempt's timeout in seconds, sent as the gRPC deadline."""
     idempotency_key: str
-    """Sent as ``baton-idempotency-key``: ``execution_id/step_id/attempt``."""
+    """Sent as ``baton-idempotency-key``: the same for every attempt of a step's call
+    (``execution_id/step_id``; ``…/alt`` for its alternative call, ``…/compensate`` for its
+    compensation), so an agent applies the call's effect once."""
+    attempt: int = 1
+    """The attempt number, from 1; sent apart from the key as ``baton-attempt`` metadata."""
     use_breaker: bool = True
     """Whether the agent's circuit breaker guards the call."""
     metadata: tuple[tuple[str, str], ...] = ()

@@ -23,6 +23,7 @@ from google.protobuf import any_pb2, json_format
 from server.engine.expressions import ExpressionError, evaluate, resolve
 from server.engine.fold import STEP_DONE, ExecutionState, apply, fold, start
 from server.engine.gates import evaluate_gate
+from server.engine.inbox import SignalCommand
 from server.engine.model import DEFAULT_EXECUTION_TIMEOUT, Call, Plan, QualityGate, Step, seconds
 from server.engine.ports import AgentCall, AgentCaller, AgentCallError, AgentReply, Clock
 from server.store.base import ExecutionNotFoundError, ExecutionRecord, ExecutionStore, NewExecution
@@ -177,6 +178,34 @@ class Engine:
         apply(state, event)
         await self.store.append(execution_id, [event], state.status)
         self._notify_terminal(state)
+
+    async def pause(self, execution_id: str, reason: str) -> None:
+        """Pauses a running execution; returns once the pause is durable.
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+            ExecutionStateError: the execution is not running (the message names its state).
+        """
+        raise NotImplementedError
+
+    async def resume(self, execution_id: str, reason: str) -> None:
+        """Resumes a paused execution; returns once the resumption is durable.
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+            ExecutionStateError: the execution is not paused (the message names its state).
+        """
+        raise NotImplementedError
+
+    async def signal(self, execution_id: str, command: SignalCommand) -> None:
+        """Gives a waiting step a signal; returns once the signal is durable.
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+            ExecutionStateError: no step waits, the named one does not, or the payload does not
+                fit it (the message says which).
+        """
+        raise NotImplementedError
 
     async def close(self) -> None:
         """Stops every runner without recording anything: their executions resume on restart."""

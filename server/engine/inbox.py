@@ -1,0 +1,73 @@
+"""What reaches a runner from outside: agent outcomes and clients' commands, the input of `decide`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.engine.ports import AgentCallError, AgentReply
+
+
+class ExecutionStateError(Exception):
+    """A command that the execution's current state forbids; the message names the state.
+
+    The API answers it FAILED_PRECONDITION.
+    """
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The end of one attempt of a step's call (or of its compensation)."""
+
+    step_id: str
+    attempt: int
+    result: AgentReply | AgentCallError
+    compensation: bool = False
+    """Whether the attempt was of the step's compensation."""
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """A client cancels the execution."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A client pauses the execution."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A client resumes the paused execution."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class SignalCommand:
+    """A signal for a waiting step."""
+
+    signal: int
+    """A baton.v1.Signal value (APPROVE, REJECT or INPUT)."""
+    step_id: str = ""
+    """The waiting step; empty means the only one that waits."""
+    payload: dict[str, Any] = field(default_factory=dict)
+    """The signal's payload as JSON."""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class InternalFailure:
+    """The engine gives up running the execution (its runner kept dying): fail it, with compensation."""
+
+    reason: str
+
+
+Command = Cancel | Pause | Resume | SignalCommand | InternalFailure
+"""A client's or the engine's request that the runner checks against the state, then records."""
+
+InboxItem = Outcome | Command
