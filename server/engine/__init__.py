@@ -1,10 +1,12 @@
 """The engine: durable, event-sourced scheduling of plans over injected ports (no grpc here)."""
 
-from server.engine.fold import ExecutionState, FoldError, StepRun, apply, fold
+from server.engine.decide import Decision, Launch, decide
+from server.engine.fold import apply, fold
 from server.engine.inbox import ExecutionStateError, SignalCommand
 from server.engine.model import Plan, RetryPolicy, Step
 from server.engine.ports import AgentCall, AgentCaller, AgentCallError, AgentReply, Clock
 from server.engine.runner import Engine, EngineConfig, Submission
+from server.engine.state import ExecutionState, FoldError, Phase, StepRun
 from server.engine.status import render
 
 __all__ = [
@@ -14,21 +16,25 @@ __all__ = [
     "AgentCaller",
     "AgentReply",
     "Clock",
-    # Running executions.
+    # Running and controlling executions.
     "Engine",
     "EngineConfig",
-    # The fold and its rendering.
-    "ExecutionState",
     "ExecutionStateError",
+    "SignalCommand",
+    "Submission",
+    # Deciding, folding and rendering.
+    "Decision",
+    "ExecutionState",
     "FoldError",
+    "Launch",
+    "Phase",
+    "StepRun",
+    "apply",
+    "decide",
+    "fold",
+    "render",
     # The plan model.
     "Plan",
     "RetryPolicy",
-    "SignalCommand",
     "Step",
-    "StepRun",
-    "Submission",
-    "apply",
-    "fold",
-    "render",
 ]

@@ -1,132 +1,88 @@
-"""The fold: an execution's state is its events applied in order by `apply`.
+"""The fold: an execution's state is its events applied in order by `apply`, by two tables.
 
 Rules (every event kind's effect lives here and nowhere else):
-1. `execution_started` creates the state; every other kind needs it first.
-2. Step lifecycle: PENDING → (step_delayed) → RUNNING on `step_started` → COMPLETED on
-   `step_succeeded`, or back to a retry wait on `step_attempt_failed`, → FAILED/SKIPPED on
-   `step_failed` (by its fallback action) and `step_skipped`. `gate_evaluated` with action
-   RETRY puts a completed step back to RUNNING.
-3. Execution lifecycle: QUEUED until the first `step_started` (RUNNING); `execution_completed`,
-   `execution_failed` and `execution_cancelled` are terminal, and steps still pending or running
-   then become SKIPPED.
-4. A terminal execution accepts no more events; unknown event kinds are ignored, so a newer
-   history can be read by an older fold.
+1. `execution_started` creates the state (`start`); every other kind needs it first, and each
+   event's sequence is the previous one's + 1.
+2. The execution's phase decides which kinds may come at all (`_ALLOWED`): while it runs,
+   anything but a resume or compensation events; while paused, only outcomes of calls already in
+   flight, gate verdicts on them, a resume and the roads to an end; while unwinding, only
+   outcomes, probes of steps in doubt, compensation events and the end; after the end, nothing.
+3. A step event may come only in the step phases its row of `_STEP_EVENTS` names; anything else
+   is a `FoldError` naming the event, the step and its phase. An outcome must be of the step's
+   latest attempt (a stale outcome of an older one is refused, not applied).
+4. Step phases: PENDING → (step_delayed) DELAYED → (step_started) IN_FLIGHT → step_succeeded
+   COMPLETED, or step_attempt_failed → BACKOFF (a retry due) or FAILED (none left) → step_failed
+   names the fallback: ALTERNATIVE → BACKOFF (due at once, on the alternative call), SKIP →
+   step_skipped → SKIPPED, FAIL → stays FAILED. A gate's RETRY puts a COMPLETED step back in
+   BACKOFF; an approval step or an escalated checkpoint WAITs until a signal or its timeout.
+5. `execution_unwinding` starts compensation (status COMPENSATING); each compensated step's
+   CompensationRun moves PENDING → RUNNING → SUCCEEDED, or is settled FAILED / NOT_NEEDED.
+6. `execution_completed`, `execution_failed` and `execution_cancelled` are terminal; steps not
+   done then become SKIPPED (cause EXECUTION_ENDED).
+7. Unknown event kinds (written by a newer release) are counted and otherwise ignored.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from baton.v1 import execution_pb2, plan_pb2
-from google.protobuf import any_pb2, json_format, timestamp_pb2
+from google.protobuf import any_pb2, struct_pb2
 
-from server.engine.model import Plan
+from server.engine.model import Plan, struct_json
+from server.engine.state import (
+    DONE,
+    NEVER_SENT,
+    NO_DEADLINE,
+    NOT_APPLIED,
+    TERMINAL,
+    CompensationRun,
+    ErrorRecord,
+    ExecutionState,
+    FoldError,
+    Phase,
+    StepRun,
+    Unwinding,
+    Wait,
+)
 
 E = execution_pb2
+Event = execution_pb2.ExecutionEvent
 
-TERMINAL = frozenset({E.EXECUTION_STATE_COMPLETED, E.EXECUTION_STATE_FAILED, E.EXECUTION_STATE_CANCELLED})
-STEP_DONE = frozenset({E.STEP_STATE_COMPLETED, E.STEP_STATE_FAILED, E.STEP_STATE_SKIPPED})
-"""Step states after which a step never runs again (but for a gate retry)."""
+# ---- rule 2: which kinds each execution phase allows ----------------------------------------
 
-
-NO_DEADLINE = datetime.max.replace(tzinfo=UTC)
-
-
-class FoldError(ValueError):
-    """An event does not fit the state it is applied to (a corrupt or foreign history)."""
-
-
-@dataclass
-class ErrorRecord:
-    """One error of the execution, for the error summary."""
-
-    step_id: str
-    error_type: str
-    message: str
-    recovery_action: str
-    impact: execution_pb2.Impact
-    attempt: int = 0
+_OUTCOMES = frozenset({"step_succeeded", "step_attempt_failed", "step_failed", "step_skipped"})
+_ENDS = frozenset({"execution_unwinding", "execution_completed", "execution_failed", "execution_cancelled"})
+_COMPENSATION = frozenset(
+    {"compensation_started", "compensation_attempt_failed", "compensation_succeeded", "compensation_settled"}
+)
+_ALLOWED: dict[str, frozenset[str]] = {
+    "running": _OUTCOMES
+    | _ENDS
+    | {"step_delayed", "step_started", "gate_evaluated", "step_waiting", "signal_received", "execution_paused"},
+    "paused": _OUTCOMES | _ENDS | {"gate_evaluated", "step_waiting", "execution_resumed"},
+    "unwinding": _COMPENSATION
+    | {"step_started", "step_succeeded", "step_attempt_failed", "execution_failed", "execution_cancelled"},
+    "terminal": frozenset(),
+}
 
 
-@dataclass
-class StepRun:
-    """What has happened to one step so far."""
-
-    step_id: str
-    state: execution_pb2.StepState = E.STEP_STATE_PENDING
-    attempts: int = 0
-    """Attempts started, over every path."""
-    path_attempts: int = 0
-    """Attempts started on the current path (primary or alternative)."""
-    on_alternative: bool = False
-    agent: str = ""
-    operation: str = ""
-    in_flight: bool = False
-    """An attempt was started and has no outcome yet."""
-    start_time: timestamp_pb2.Timestamp | None = None
-    end_time: timestamp_pb2.Timestamp | None = None
-    start_at: datetime | None = None
-    """When a delayed step or a retry is due; None when not waiting."""
-    output: any_pb2.Any | None = None
-    quality_score: float = 0.0
-    quality_metrics: dict[str, float] = field(default_factory=dict)
-    gate_retries: set[str] = field(default_factory=set)
-    """Gates that have already re-run this step."""
-    skip_reason: str = ""
-    report: execution_pb2.StepTimingReport | None = None
-    """The step's rendered timing report, cached until an event changes the step."""
-    _output_json: dict[str, Any] | None = None
-
-    def output_json(self) -> dict[str, Any] | None:
-        """The output as JSON with proto field names (cached; None without output)."""
-        if self.output is None:
-            return None
-        if self._output_json is None:
-            converted = json_format.MessageToDict(self.output, preserving_proto_field_name=True)
-            type_url = converted.pop("@type", "")
-            if type_url.startswith("type.googleapis.com/google.protobuf.") and "value" in converted:
-                # Well-known types (a Struct, say) are wrapped as {"value": ...} in JSON.
-                converted = converted["value"]
-            self._output_json = converted
-        return self._output_json
+def _phase_of(state: ExecutionState) -> str:
+    if state.status in TERMINAL:
+        return "terminal"
+    if state.status == E.EXECUTION_STATE_COMPENSATING:
+        return "unwinding"
+    if state.status == E.EXECUTION_STATE_PAUSED:
+        return "paused"
+    return "running"
 
 
-@dataclass
-class ExecutionState:
-    """The fold of an execution's events."""
-
-    execution_id: str
-    started: execution_pb2.ExecutionStarted
-    plan: Plan
-    status: execution_pb2.ExecutionState = E.EXECUTION_STATE_QUEUED
-    steps: dict[str, StepRun] = field(default_factory=dict)
-    last_sequence: int = 0
-    deadline: datetime = NO_DEADLINE
-    """The execution-level deadline."""
-    # Times are the events' own Timestamps (no conversions on the hot path).
-    start_time: timestamp_pb2.Timestamp | None = None
-    current_time: timestamp_pb2.Timestamp | None = None
-    end_time: timestamp_pb2.Timestamp | None = None
-    failure_reason: str = ""
-    degraded_reasons: list[str] = field(default_factory=list)
-    errors: list[ErrorRecord] = field(default_factory=list)
-    network_bytes: int = 0
-    storage_bytes: int = 0
-
-    @property
-    def terminal(self) -> bool:
-        """Whether the execution has ended."""
-        return self.status in TERMINAL
-
-    @property
-    def user_id(self) -> str:
-        """The owner."""
-        return self.started.plan.user_id or self.started.user_context.user_id
+# ---- the entry points --------------------------------------------------------------------------
 
 
-def start(event: execution_pb2.ExecutionEvent, execution_id: str, plan: Plan | None = None) -> ExecutionState:
+def start(event: Event, execution_id: str, plan: Plan | None = None) -> ExecutionState:
     """Creates the state from an execution's first event.
 
     Args:
@@ -136,21 +92,26 @@ def start(event: execution_pb2.ExecutionEvent, execution_id: str, plan: Plan | N
     """
     if event.WhichOneof("kind") != "execution_started":
         raise FoldError(f"execution {execution_id}: first event is {event.WhichOneof('kind')}, not execution_started")
+    if event.sequence != 1:
+        raise FoldError(f"execution {execution_id}: execution_started has sequence {event.sequence}, not 1")
     started = event.execution_started
-    plan = plan or Plan.from_proto(started.plan)
+    try:
+        plan = plan or Plan.from_proto(started.plan)
+    except (ValueError, KeyError) as exc:
+        raise FoldError(f"execution {execution_id}: its plan cannot be read: {exc}") from exc
     state = ExecutionState(
         execution_id=execution_id,
         started=started,
         plan=plan,
         steps={sid: StepRun(step_id=sid) for sid in plan.steps},
-        deadline=started.deadline.ToDatetime(tzinfo=UTC),
+        deadline=started.deadline.ToDatetime(tzinfo=UTC) if started.HasField("deadline") else NO_DEADLINE,
     )
     _account(state, event)
     state.start_time = state.current_time
     return state
 
 
-def fold(execution_id: str, events: list[execution_pb2.ExecutionEvent], plan: Plan | None = None) -> ExecutionState:
+def fold(execution_id: str, events: list[Event], plan: Plan | None = None) -> ExecutionState:
     """Folds a whole history (its first event must be execution_started); `plan` as in `start`."""
     if not events:
         raise FoldError(f"execution {execution_id} has no events")
@@ -160,61 +121,136 @@ def fold(execution_id: str, events: list[execution_pb2.ExecutionEvent], plan: Pl
     return state
 
 
-def apply(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
-    """Applies one event to the state in place (rules at the top of this module)."""
+def apply(state: ExecutionState, event: Event) -> None:
+    """Applies one event to the state in place (rules at the top of this module).
+
+    Raises:
+        FoldError: the event does not fit the state (checked before anything changes).
+    """
     if event.sequence != state.last_sequence + 1:
         raise FoldError(f"execution {state.execution_id}: event {event.sequence} follows {state.last_sequence}")
     kind = event.WhichOneof("kind")
-    if state.terminal and kind is not None:
-        raise FoldError(f"execution {state.execution_id}: {kind} after the terminal event")
+    if kind is None:
+        _account(state, event)  # rule 7
+        return
+    phase = _phase_of(state)
+    if kind not in _ALLOWED[phase]:
+        after = "after the terminal event" if phase == "terminal" else f"while the execution is {state.state_name}"
+        raise FoldError(f"execution {state.execution_id}: {kind} is not allowed {after}")
+    step_rule = _STEP_EVENTS.get(kind)
+    if step_rule is not None:
+        phases, step_handler = step_rule
+        body = getattr(event, kind)
+        step_id = body.checkpoint if kind == "gate_evaluated" else body.step_id
+        run = state.steps.get(step_id)
+        if run is None:
+            raise FoldError(f"execution {state.execution_id}: {kind} names unknown step {step_id!r}")
+        if run.phase not in phases:
+            where = f"for step {run.step_id} in phase {run.phase.value}"
+            raise FoldError(f"execution {state.execution_id}: {kind} is not allowed {where}")
+        _check_step(state, kind, body, run)
+        _account(state, event)
+        run.report = None  # the event changes the step: its rendered report is stale
+        step_handler(state, run, event)
+        return
+    execution_handler = _EXECUTION_EVENTS.get(kind)
+    if execution_handler is None:
+        raise FoldError(f"execution {state.execution_id}: {kind} cannot follow execution_started")
     _account(state, event)
-    handler = _HANDLERS.get(kind or "")
-    if handler is not None:
-        handler(state, event)
+    execution_handler(state, event)
 
 
-def _account(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
+def _account(state: ExecutionState, event: Event) -> None:
     state.last_sequence = event.sequence
     state.current_time = event.time
     state.storage_bytes += event.ByteSize()
 
 
-def _step(state: ExecutionState, step_id: str) -> StepRun:
-    run = state.steps.get(step_id)
-    if run is None:
-        raise FoldError(f"execution {state.execution_id}: event names unknown step {step_id!r}")
-    run.report = None  # the event changes the step: its rendered report is stale
-    return run
+def _check_step(state: ExecutionState, kind: str, body: Any, run: StepRun) -> None:
+    """Rule 3's guards beyond the phase: the attempt named is the latest (no stale outcome), a
+    probe is of a step in doubt, a compensation event fits where the compensation stands."""
+    comp = run.compensation
+    if kind == "step_started" and state.unwinding is not None and not run.in_doubt:
+        raise FoldError(f"execution {state.execution_id}: step_started of {run.step_id} while unwinding, not in doubt")
+    if (
+        kind == "compensation_started"
+        and comp is not None
+        and (comp.in_flight or comp.state > E.COMPENSATION_STATE_RUNNING)
+    ):
+        raise FoldError(f"execution {state.execution_id}: compensation_started of {run.step_id}, already {comp.state}")
+    if kind in ("compensation_attempt_failed", "compensation_succeeded") and (comp is None or not comp.in_flight):
+        raise FoldError(f"execution {state.execution_id}: {kind} of step {run.step_id} with no compensation in flight")
+    if kind == "compensation_settled" and (
+        (comp is not None and comp.in_flight)
+        or body.state not in (E.COMPENSATION_STATE_FAILED, E.COMPENSATION_STATE_NOT_NEEDED)
+    ):
+        raise FoldError(f"execution {state.execution_id}: compensation_settled of {run.step_id} does not fit")
+    attempt = getattr(body, "attempt", None)
+    if attempt is None:
+        return
+    comp_attempts = comp.attempts if comp is not None else 0
+    if kind == "step_started":
+        expected = run.attempts + 1
+    elif kind == "compensation_started":
+        expected = comp_attempts + 1
+    elif kind.startswith("compensation_"):
+        expected = comp_attempts
+    elif run.phase == Phase.WAITING:
+        expected = 0  # an approval step's outcome, which no attempt made
+    else:
+        expected = run.attempts
+    if attempt != expected:
+        raise FoldError(
+            f"execution {state.execution_id}: {kind} of step {run.step_id} names attempt {attempt}, expected {expected}"
+        )
 
 
-def _on_step_delayed(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
-    e = event.step_delayed
-    _step(state, e.step_id).start_at = e.start_at.ToDatetime(tzinfo=UTC)
+def _at(ts: object) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined, no-any-return]
 
 
-def _on_step_started(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
+# ---- step events -------------------------------------------------------------------------------
+
+
+def _on_step_delayed(state: ExecutionState, run: StepRun, event: Event) -> None:
+    run.phase = Phase.DELAYED
+    run.due = _at(event.step_delayed.start_at)
+
+
+def _on_step_started(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.step_started
-    run = _step(state, e.step_id)
-    run.state = E.STEP_STATE_RUNNING
+    run.phase = Phase.IN_FLIGHT
     run.attempts = e.attempt
     run.path_attempts += 1
     run.agent, run.operation = e.agent, e.operation
-    run.in_flight = True
-    run.start_at = None
+    run.due = None
+    run.doubt_before = run.in_doubt
+    run.in_doubt = True  # from now on the call may take effect without a reply
+    if state.unwinding is not None:
+        run.probes += 1
     if run.start_time is None:
         run.start_time = state.current_time
     run.end_time = None
-    state.status = E.EXECUTION_STATE_RUNNING
+    if state.status == E.EXECUTION_STATE_QUEUED:
+        state.status = E.EXECUTION_STATE_RUNNING
+    state.resume_status = E.EXECUTION_STATE_RUNNING
 
 
-def _on_attempt_failed(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
+def _on_attempt_failed(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.step_attempt_failed
-    run = _step(state, e.step_id)
-    run.in_flight = False
     state.network_bytes += e.request_bytes
+    if e.error_type in NEVER_SENT:
+        run.in_doubt = run.doubt_before
+    elif e.error_type in NOT_APPLIED:
+        # Refused: with one key for every attempt, a refusal also tells that no earlier attempt
+        # took effect (the agent would have answered with that attempt's result).
+        run.in_doubt = False
     retrying = e.HasField("retry_at")
     if retrying:
-        run.start_at = e.retry_at.ToDatetime(tzinfo=UTC)
+        run.phase, run.due = Phase.BACKOFF, _at(e.retry_at)
+    else:
+        run.phase, run.due = Phase.FAILED, None
+        run.end_time = state.current_time
     state.errors.append(
         ErrorRecord(
             step_id=e.step_id,
@@ -227,16 +263,18 @@ def _on_attempt_failed(state: ExecutionState, event: execution_pb2.ExecutionEven
     )
 
 
-def _on_step_succeeded(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
+def _on_step_succeeded(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.step_succeeded
-    run = _step(state, e.step_id)
-    run.state = E.STEP_STATE_COMPLETED
-    run.in_flight = False
+    run.phase = Phase.COMPLETED
+    run.due = None
+    run.wait = None
+    run.in_doubt = False
     run.end_time = state.current_time
     run.output = e.output
     run._output_json = None
     run.quality_score = e.quality.score
     run.quality_metrics = dict(e.quality.metrics)
+    run.completed_at = event.sequence
     state.network_bytes += e.request_bytes + e.response_bytes
     # The step's earlier errors were recovered from (by a retry or the alternative call).
     for err in state.errors:
@@ -249,46 +287,53 @@ _FALLBACK_NAMES = {
     plan_pb2.FALLBACK_ACTION_ALTERNATIVE: "alternative",
     plan_pb2.FALLBACK_ACTION_FAIL: "fail",
 }
-
-
 _FALLBACK_IMPACT = {
     plan_pb2.FALLBACK_ACTION_SKIP: E.IMPACT_HIGH,
     plan_pb2.FALLBACK_ACTION_ALTERNATIVE: E.IMPACT_MEDIUM,
 }
 
 
-def _on_step_failed(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
+def _on_step_failed(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.step_failed
-    run = _step(state, e.step_id)
-    run.in_flight = False
-    run.start_at = None
+    run.wait = None
     # The step's last attempt error now knows what followed it.
-    if state.errors and state.errors[-1].step_id == e.step_id:
+    if state.errors and state.errors[-1].step_id == e.step_id and run.attempts:
         last = state.errors[-1]
         last.recovery_action = _FALLBACK_NAMES.get(e.fallback_action, "fail")
         last.impact = _FALLBACK_IMPACT.get(e.fallback_action, E.IMPACT_CRITICAL)
+    else:
+        # Failed without an attempt of its own (an approval that timed out, say).
+        state.errors.append(
+            ErrorRecord(
+                step_id=e.step_id,
+                error_type=e.error_type,
+                message=e.error_message,
+                recovery_action=_FALLBACK_NAMES.get(e.fallback_action, "fail"),
+                impact=_FALLBACK_IMPACT.get(e.fallback_action, E.IMPACT_CRITICAL),
+            )
+        )
     if e.fallback_action == plan_pb2.FALLBACK_ACTION_ALTERNATIVE:
         run.on_alternative = True
         run.path_attempts = 0
-    elif e.fallback_action != plan_pb2.FALLBACK_ACTION_SKIP:
+        run.phase, run.due = Phase.BACKOFF, None
+    else:
         # A skip is settled by the step_skipped event that follows.
-        run.state = E.STEP_STATE_FAILED
+        run.phase = Phase.FAILED
         run.end_time = state.current_time
 
 
-def _on_step_skipped(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
+def _on_step_skipped(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.step_skipped
-    run = _step(state, e.step_id)
-    run.state = E.STEP_STATE_SKIPPED
-    run.in_flight = False
-    run.start_at = None
-    run.skip_reason = e.reason
+    run.phase = Phase.SKIPPED
+    run.due = None
+    run.wait = None
+    run.skip_cause = e.cause
     run.end_time = state.current_time
-    if e.reason.startswith(("fallback", "degraded")):
+    if e.cause in (E.SKIP_CAUSE_FALLBACK, E.SKIP_CAUSE_DEGRADED, E.SKIP_CAUSE_APPROVAL_TIMEOUT):
         state.degraded_reasons.append(f"step {e.step_id} skipped: {e.reason}")
 
 
-def _on_gate_evaluated(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
+def _on_gate_evaluated(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.gate_evaluated
     if e.passed:
         return
@@ -300,6 +345,7 @@ def _on_gate_evaluated(state: ExecutionState, event: execution_pb2.ExecutionEven
             recovery_action={
                 plan_pb2.GATE_ACTION_CONTINUE_DEGRADED: "continue_degraded",
                 plan_pb2.GATE_ACTION_RETRY: "retry",
+                plan_pb2.GATE_ACTION_ESCALATE: "escalate",
             }.get(e.action, "fail"),
             impact=E.IMPACT_MEDIUM if e.action != plan_pb2.GATE_ACTION_STOP else E.IMPACT_CRITICAL,
         )
@@ -307,32 +353,197 @@ def _on_gate_evaluated(state: ExecutionState, event: execution_pb2.ExecutionEven
     if e.action == plan_pb2.GATE_ACTION_CONTINUE_DEGRADED:
         state.degraded_reasons.append(f"quality gate {e.gate_id} failed (score {e.score:.1f})")
     elif e.action == plan_pb2.GATE_ACTION_RETRY:
-        run = _step(state, e.checkpoint)
         run.gate_retries.add(e.gate_id)
-        run.state = E.STEP_STATE_RUNNING
+        run.phase, run.due = Phase.BACKOFF, None
         run.path_attempts = 0
         run.end_time = None
+
+
+def _on_step_waiting(state: ExecutionState, run: StepRun, event: Event) -> None:
+    e = event.step_waiting
+    run.phase = Phase.WAITING
+    run.wait = Wait(
+        kind=e.kind,
+        gate_id=e.gate_id,
+        prompt=e.prompt,
+        data=_struct_json(e.data),
+        since=event.time,
+        timeout_at=_at(e.timeout_at) if e.HasField("timeout_at") else None,
+    )
+    if run.start_time is None:
+        run.start_time = state.current_time
+        run.end_time = None
+
+
+def _on_signal_received(state: ExecutionState, run: StepRun, event: Event) -> None:
+    e = event.signal_received
+    wait = run.wait
+    if wait is None:  # the phase check guarantees WAITING, which always has a wait
+        raise FoldError(f"execution {state.execution_id}: step {run.step_id} waits for nothing")
+    payload = _struct_json(e.payload)
+    if e.signal == E.SIGNAL_INPUT:
+        wait.data.update(payload)
+    elif e.signal == E.SIGNAL_REJECT:
+        wait.rejected, wait.reason = True, e.reason
+    elif e.signal == E.SIGNAL_APPROVE:
+        run.wait = None
+        run.phase = Phase.COMPLETED
+        if wait.kind == E.WAIT_KIND_APPROVAL:
+            output = struct_pb2.Struct()
+            output.update({**wait.data, **payload})
+            packed = any_pb2.Any()
+            packed.Pack(output)
+            run.output, run._output_json = packed, None
+            run.end_time = state.current_time
+            run.completed_at = event.sequence
+    else:
+        raise FoldError(f"execution {state.execution_id}: signal_received with unknown signal {e.signal}")
+
+
+def _compensation(state: ExecutionState, run: StepRun) -> CompensationRun:
+    comp = run.compensation
+    if comp is None:
+        comp = run.compensation = CompensationRun()
+    return comp
+
+
+def _on_compensation_started(state: ExecutionState, run: StepRun, event: Event) -> None:
+    e = event.compensation_started
+    comp = _compensation(state, run)
+    if comp.state == E.COMPENSATION_STATE_PENDING:
+        state.compensations_run += 1
+        comp.order = state.compensations_run
+    comp.state = E.COMPENSATION_STATE_RUNNING
+    comp.attempts = e.attempt
+    comp.in_flight = True
+    comp.due = None
+    comp.agent, comp.operation = e.agent, e.operation
+
+
+def _in_flight_compensation(state: ExecutionState, run: StepRun, kind: str) -> CompensationRun:
+    comp = _compensation(state, run)  # in flight: `_check_step` made sure
+    comp.in_flight = False
+    return comp
+
+
+def _on_compensation_attempt_failed(state: ExecutionState, run: StepRun, event: Event) -> None:
+    e = event.compensation_attempt_failed
+    comp = _in_flight_compensation(state, run, "compensation_attempt_failed")
+    comp.error = f"{e.error_type}: {e.error_message}"
+    if e.HasField("retry_at"):
+        comp.due = _at(e.retry_at)
+
+
+def _on_compensation_succeeded(state: ExecutionState, run: StepRun, event: Event) -> None:
+    comp = _in_flight_compensation(state, run, "compensation_succeeded")
+    comp.state = E.COMPENSATION_STATE_SUCCEEDED
+    comp.error = ""
+    state.errors.append(
+        ErrorRecord(
+            step_id=run.step_id,
+            error_type="COMPENSATION",
+            message=f"compensated by {comp.agent}.{comp.operation}",
+            recovery_action="compensate",
+            impact=E.IMPACT_LOW,
+            attempt=comp.attempts,
+        )
+    )
+
+
+def _on_compensation_settled(state: ExecutionState, run: StepRun, event: Event) -> None:
+    e = event.compensation_settled
+    comp = _compensation(state, run)
+    if comp.state == E.COMPENSATION_STATE_PENDING:
+        state.compensations_run += 1
+        comp.order = state.compensations_run
+    comp.state = e.state
+    comp.due = None
+    comp.error = e.reason
+    failed = e.state == E.COMPENSATION_STATE_FAILED
+    state.errors.append(
+        ErrorRecord(
+            step_id=run.step_id,
+            error_type="COMPENSATION",
+            message=e.reason,
+            recovery_action="compensate",
+            impact=E.IMPACT_CRITICAL if failed else E.IMPACT_LOW,
+            attempt=comp.attempts,
+        )
+    )
+
+
+_ANY = frozenset(Phase)
+_STEP_EVENTS: dict[str, tuple[frozenset[Phase], Callable[[ExecutionState, StepRun, Event], None]]] = {
+    "step_delayed": (frozenset({Phase.PENDING}), _on_step_delayed),
+    # FAILED: a probe of a step in doubt while unwinding (checked in the handler).
+    "step_started": (frozenset({Phase.PENDING, Phase.DELAYED, Phase.BACKOFF, Phase.FAILED}), _on_step_started),
+    "step_attempt_failed": (frozenset({Phase.IN_FLIGHT}), _on_attempt_failed),
+    # WAITING: an approval granted by its timeout.
+    "step_succeeded": (frozenset({Phase.IN_FLIGHT, Phase.WAITING}), _on_step_succeeded),
+    # PENDING, WAITING: an approval step that could not start waiting, or timed out.
+    "step_failed": (frozenset({Phase.FAILED, Phase.PENDING, Phase.WAITING}), _on_step_failed),
+    "step_skipped": (frozenset({Phase.PENDING, Phase.DELAYED, Phase.FAILED, Phase.WAITING}), _on_step_skipped),
+    "gate_evaluated": (frozenset({Phase.COMPLETED}), _on_gate_evaluated),
+    "step_waiting": (frozenset({Phase.PENDING, Phase.COMPLETED}), _on_step_waiting),
+    "signal_received": (frozenset({Phase.WAITING}), _on_signal_received),
+    # Compensation of a completed step, or settling one whose effect never happened.
+    "compensation_started": (frozenset({Phase.COMPLETED}), _on_compensation_started),
+    "compensation_attempt_failed": (frozenset({Phase.COMPLETED}), _on_compensation_attempt_failed),
+    "compensation_succeeded": (frozenset({Phase.COMPLETED}), _on_compensation_succeeded),
+    "compensation_settled": (_ANY - {Phase.IN_FLIGHT}, _on_compensation_settled),
+}
+
+
+# ---- execution events --------------------------------------------------------------------------
+
+
+def _on_unwinding(state: ExecutionState, event: Event) -> None:
+    e = event.execution_unwinding
+    if e.outcome not in (E.EXECUTION_STATE_FAILED, E.EXECUTION_STATE_CANCELLED):
+        raise FoldError(f"execution {state.execution_id}: execution_unwinding toward {e.outcome}")
+    state.unwinding = Unwinding(
+        outcome=e.outcome, cause=e.cause, reason=e.reason, step_id=e.step_id, error_type=e.error_type
+    )
+    state.status = E.EXECUTION_STATE_COMPENSATING
+    state.paused_at = None
+
+
+def _on_paused(state: ExecutionState, event: Event) -> None:
+    state.resume_status = state.status
+    state.status = E.EXECUTION_STATE_PAUSED
+    state.paused_at = _at(event.time)
+
+
+def _on_resumed(state: ExecutionState, event: Event) -> None:
+    e = event.execution_resumed
+    state.status = state.resume_status
+    state.paused_at = None
+    if e.HasField("deadline"):
+        state.deadline = _at(e.deadline)
 
 
 def _finish(state: ExecutionState, status: execution_pb2.ExecutionState) -> None:
     state.status = status
     state.end_time = state.current_time
+    state.paused_at = None
     for run in state.steps.values():
-        if run.state not in STEP_DONE:
+        if run.phase not in DONE:
             run.report = None
-            run.state = E.STEP_STATE_SKIPPED
-            run.in_flight = False
-            run.skip_reason = "execution ended"
+            run.phase = Phase.SKIPPED
+            run.skip_cause = E.SKIP_CAUSE_EXECUTION_ENDED
+            run.due = None
+            run.wait = None
             run.end_time = run.end_time or (state.current_time if run.start_time else None)
 
 
-def _on_completed(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
+def _on_completed(state: ExecutionState, event: Event) -> None:
     _finish(state, E.EXECUTION_STATE_COMPLETED)
 
 
-def _on_failed(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
+def _on_failed(state: ExecutionState, event: Event) -> None:
     e = event.execution_failed
     state.failure_reason = e.reason
+    state.end_cause = e.cause
     if not e.step_id:
         state.errors.append(
             ErrorRecord(
@@ -346,22 +557,22 @@ def _on_failed(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> No
     _finish(state, E.EXECUTION_STATE_FAILED)
 
 
-def _on_cancelled(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
-    state.failure_reason = (
-        f"cancelled: {event.execution_cancelled.reason}" if event.execution_cancelled.reason else "cancelled"
-    )
+def _on_cancelled(state: ExecutionState, event: Event) -> None:
+    e = event.execution_cancelled
+    state.failure_reason = f"cancelled: {e.reason}" if e.reason else "cancelled"
+    state.end_cause = e.cause or E.END_CAUSE_CANCELLED
     _finish(state, E.EXECUTION_STATE_CANCELLED)
 
 
-_HANDLERS = {
-    "step_delayed": _on_step_delayed,
-    "step_started": _on_step_started,
-    "step_attempt_failed": _on_attempt_failed,
-    "step_succeeded": _on_step_succeeded,
-    "step_failed": _on_step_failed,
-    "step_skipped": _on_step_skipped,
-    "gate_evaluated": _on_gate_evaluated,
+_EXECUTION_EVENTS: dict[str, Callable[[ExecutionState, Event], None]] = {
+    "execution_unwinding": _on_unwinding,
+    "execution_paused": _on_paused,
+    "execution_resumed": _on_resumed,
     "execution_completed": _on_completed,
     "execution_failed": _on_failed,
     "execution_cancelled": _on_cancelled,
 }
+
+
+def _struct_json(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return dict(struct_json(struct))

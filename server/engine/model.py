@@ -6,6 +6,7 @@ valid plan and only resolves the "unset means ..." defaults that plan.proto docu
 
 from __future__ import annotations
 
+import graphlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -29,6 +30,10 @@ DEFAULT_MULTIPLIER = 2.0
 """Growth factor of exponential backoff when unset."""
 DEFAULT_MAX_CONCURRENCY = 2
 """Steps running at once in hybrid mode when unset."""
+DEFAULT_APPROVAL_TIMEOUT = 3600.0
+"""Seconds an approval step waits when its timeout is unset."""
+DEFAULT_COMPENSATION_RETRIES = 5
+"""Retries of a compensation after its first attempt when unset."""
 
 
 def seconds(duration: Duration) -> float:
@@ -105,12 +110,37 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """What an approval step shows and how long it waits."""
+
+    timeout: float
+    """Seconds the step waits for a signal. Default 1 hour."""
+    on_timeout: int
+    """An ApprovalTimeoutAction value, never UNSPECIFIED."""
+    prompt: str
+    data: Mapping[str, Any]
+    """What an approval lets happen; string values "${EXPR}" are resolved when the step starts waiting."""
+
+
+@dataclass(frozen=True)
+class Compensation:
+    """The call that undoes a completed step's effect."""
+
+    call: Call
+    timeout: float
+    """Seconds per attempt. Default: the step's own timeout."""
+    retries: int
+    """Retries after the first attempt. Default 5."""
+
+
+@dataclass(frozen=True)
 class Step:
     """One step of a plan, defaults applied."""
 
     step_id: str
     name: str
     call: Call
+    """The agent call; for an approval step, an empty one (never called)."""
     dependencies: tuple[str, ...]
     timeout: float
     """Seconds per attempt (the gRPC deadline)."""
@@ -129,6 +159,14 @@ class Step:
     quality_requirement: float
     estimated_duration: float
     """Seconds, 0 when unknown."""
+    approval: Approval | None = None
+    """Set for approval steps (which wait for a signal instead of calling an agent)."""
+    compensation: Compensation | None = None
+    """The call that undoes the step's effect; None when it has nothing to undo."""
+
+    def call_on(self, alternative: bool) -> Call:
+        """The call an attempt makes: the alternative one after a fallback to it, else the step's own."""
+        return self.alternative if alternative and self.alternative is not None else self.call
 
 
 @dataclass(frozen=True)
@@ -223,12 +261,30 @@ def _step_from_proto(proto: plan_pb2.WorkflowStep, default_retries: int) -> Step
             alt.operation,
             _struct(alt.configuration) if alt.HasField("configuration") else _struct(proto.inputs.configuration),
         )
+    approval = None
+    if proto.kind == plan_pb2.STEP_KIND_APPROVAL:
+        spec = proto.approval
+        approval = Approval(
+            timeout=seconds(spec.timeout) if spec.HasField("timeout") else DEFAULT_APPROVAL_TIMEOUT,
+            on_timeout=spec.on_timeout or plan_pb2.APPROVAL_TIMEOUT_ACTION_FAIL,
+            prompt=spec.prompt,
+            data=_struct(spec.data),
+        )
+    compensation = None
+    step_timeout = seconds(timing.timeout) if timing.HasField("timeout") else DEFAULT_STEP_TIMEOUT
+    if proto.HasField("compensation") and proto.compensation.agent:
+        comp = proto.compensation
+        compensation = Compensation(
+            call=_call(comp.agent, comp.operation, _struct(comp.configuration)),
+            timeout=seconds(comp.timeout) if comp.HasField("timeout") else step_timeout,
+            retries=comp.retry_count if comp.HasField("retry_count") else DEFAULT_COMPENSATION_RETRIES,
+        )
     return Step(
         step_id=proto.step_id,
         name=proto.step_name or proto.step_id,
         call=_call(proto.agent, proto.operation, _struct(proto.inputs.configuration)),
         dependencies=tuple(proto.dependencies),
-        timeout=seconds(timing.timeout) if timing.HasField("timeout") else DEFAULT_STEP_TIMEOUT,
+        timeout=step_timeout,
         retries=handling.retry_count if handling.HasField("retry_count") else default_retries,
         fallback=handling.fallback_action or plan_pb2.FALLBACK_ACTION_FAIL,
         alternative=alternative,
@@ -238,6 +294,8 @@ def _step_from_proto(proto: plan_pb2.WorkflowStep, default_retries: int) -> Step
         optional=proto.optional,
         quality_requirement=proto.inputs.quality_requirements,
         estimated_duration=seconds(timing.estimated_duration),
+        approval=approval,
+        compensation=compensation,
     )
 
 
@@ -245,8 +303,13 @@ def _call(agent: str, operation: str, configuration: Mapping[str, Any]) -> Call:
     return Call(agent, operation, configuration, dynamic=has_expressions(configuration))
 
 
+def struct_json(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as plain JSON (json_format's generic printer is several times slower)."""
+    return {key: _value(value) for key, value in struct.fields.items()}
+
+
 def _struct(struct: struct_pb2.Struct) -> Mapping[str, Any]:
-    return MappingProxyType({key: _value(value) for key, value in struct.fields.items()})
+    return MappingProxyType(struct_json(struct))
 
 
 def _value(value: struct_pb2.Value) -> Any:
@@ -262,16 +325,18 @@ def _value(value: struct_pb2.Value) -> Any:
 
 
 def _topological_order(steps: Mapping[str, Step]) -> tuple[str, ...]:
-    """Kahn's algorithm, taking ready steps in plan order so the order is deterministic."""
-    remaining = {sid: set(s.dependencies) for sid, s in steps.items()}
+    """A topological order taking ready steps in plan order, so the order is deterministic."""
+    position = {sid: index for index, sid in enumerate(steps)}
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for sid, step in steps.items():
+        sorter.add(sid, *step.dependencies)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        raise ValueError(f"plan has a cycle: {' -> '.join(exc.args[1])}") from None
     order: list[str] = []
-    while remaining:
-        ready = [sid for sid, deps in remaining.items() if not deps]
-        if not ready:
-            raise ValueError(f"plan has a cycle among {sorted(remaining)}")
-        for sid in ready:
-            del remaining[sid]
-            order.append(sid)
-        for deps in remaining.values():
-            deps.difference_update(ready)
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        order.extend(ready)
+        sorter.done(*ready)
     return tuple(order)

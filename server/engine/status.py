@@ -5,7 +5,7 @@ from __future__ import annotations
 from baton.v1 import execution_pb2
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
-from server.engine.fold import STEP_DONE, ExecutionState, StepRun
+from server.engine.state import ExecutionState, Phase, StepRun
 
 E = execution_pb2
 
@@ -40,10 +40,11 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
         degraded_reasons=state.degraded_reasons,
         failure_reason=state.failure_reason,
         last_sequence=state.last_sequence,
+        end_cause=state.end_cause,
     )
     runs = [state.steps[sid] for sid in plan.steps]
-    done = sum(1 for r in runs if r.state in STEP_DONE)
-    running = [r.step_id for r in runs if r.state == E.STEP_STATE_RUNNING]
+    done = sum(1 for r in runs if r.done)
+    running = [r.step_id for r in runs if r.phase == Phase.IN_FLIGHT]
     remaining = _remaining_estimate(state) if plan.estimated and not state.terminal else 0.0
     progress = status.progress
     progress.total_steps = len(runs)
@@ -77,8 +78,9 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
             )
     if scores:
         quality.overall_quality_score = sum(scores) / len(scores)
+        # A step skipped because its condition was false is the plan working as meant, not a miss.
         missed = sum(
-            1 for r in runs if r.state in (E.STEP_STATE_FAILED, E.STEP_STATE_SKIPPED) and r.skip_reason != "condition"
+            1 for r in runs if r.phase in (Phase.FAILED, Phase.SKIPPED) and r.skip_cause != E.SKIP_CAUSE_CONDITION_FALSE
         )
         quality.user_satisfaction_prediction = max(0.0, quality.overall_quality_score - 20.0 * missed)
 
@@ -96,9 +98,37 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
     summary.critical_errors = sum(1 for e in state.errors if e.impact == E.IMPACT_CRITICAL)
     summary.recovered_errors = sum(1 for e in state.errors if e.impact == E.IMPACT_LOW)
 
+    for run in runs:
+        wait = run.wait
+        if wait is not None:
+            waiting = status.waiting.add(
+                step_id=run.step_id, kind=wait.kind, gate_id=wait.gate_id, prompt=wait.prompt, since=wait.since
+            )
+            waiting.data.update(wait.data)
+            if wait.timeout_at is not None:
+                waiting.timeout_at.FromDatetime(wait.timeout_at)
+    compensated = sorted((r for r in runs if r.compensation is not None), key=_compensation_order)
+    for run in compensated:
+        comp = run.compensation
+        if comp is not None:
+            status.compensations.add(
+                step_id=run.step_id,
+                state=comp.state,
+                agent=comp.agent,
+                operation=comp.operation,
+                attempts=comp.attempts,
+                error_message=comp.error,
+            )
+
     if with_results:
         _fill_results(state, status.results)
     return status
+
+
+def _compensation_order(run: StepRun) -> int:
+    # Those not started yet (order 0) come after those that ran, in the order they ran.
+    order = run.compensation.order if run.compensation is not None else 0
+    return order or 1 << 30
 
 
 def _step_report(state: ExecutionState, run: StepRun) -> execution_pb2.StepTimingReport:
@@ -111,6 +141,7 @@ def _step_report(state: ExecutionState, run: StepRun) -> execution_pb2.StepTimin
         attempts=run.attempts,
         agent=run.agent or step.call.agent,
         operation=run.operation or step.call.operation,
+        compensation=run.compensation.state if run.compensation is not None else E.COMPENSATION_STATE_UNSPECIFIED,
     )
     if run.start_time is not None:
         report.start_time.CopyFrom(run.start_time)
@@ -127,7 +158,7 @@ def _remaining_estimate(state: ExecutionState) -> float:
     finish: dict[str, float] = {}
     for sid in plan.order:
         step = plan.steps[sid]
-        own = 0.0 if state.steps[sid].state in STEP_DONE else step.estimated_duration
+        own = 0.0 if state.steps[sid].done else step.estimated_duration
         finish[sid] = own + max((finish[d] for d in step.dependencies), default=0.0)
     return max(finish.values(), default=0.0)
 

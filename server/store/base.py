@@ -92,6 +92,26 @@ class ExecutionPage:
     """Empty on the last page."""
 
 
+@dataclass(frozen=True)
+class UnfinishedExecution:
+    """An execution not in a terminal state, as recovery needs it."""
+
+    execution_id: str
+    parked: bool
+    """Whether its runner parked it (nothing to do until wake_at or a command)."""
+    wake_at: datetime | None
+    """When a parked execution must be woken; None when not parked or parked until a command."""
+
+
+class CorruptHistoryError(Exception):
+    """A stored event of an execution cannot be decoded."""
+
+    def __init__(self, execution_id: str, sequence: int, message: str) -> None:
+        super().__init__(f"execution {execution_id}: event {sequence} cannot be read: {message}")
+        self.execution_id = execution_id
+        self.sequence = sequence
+
+
 class SequenceConflictError(Exception):
     """An append's first sequence is not the execution's last sequence + 1 (a second writer)."""
 
@@ -164,8 +184,16 @@ class ExecutionStore(Protocol):
         """
         ...
 
-    async def unfinished_executions(self) -> list[str]:
-        """Returns the ids of executions not in a terminal state, oldest first."""
+    async def unfinished_executions(self) -> list[UnfinishedExecution]:
+        """Returns the executions not in a terminal state, oldest first."""
+        ...
+
+    async def park(self, execution_id: str, wake_at: datetime | None) -> None:
+        """Marks the execution parked until wake_at (None: until a command). Any later append un-parks it."""
+        ...
+
+    async def quarantine(self, execution_id: str, error: str) -> None:
+        """Marks the execution FAILED with the error, so that its unreadable history stops nothing."""
         ...
 
     async def count_by_state(self) -> dict[int, int]:

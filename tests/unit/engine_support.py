@@ -8,9 +8,10 @@ from typing import Any
 
 from baton.v1 import journey_pb2, plan_pb2
 
-from server.engine import Engine, ExecutionState, Submission, fold
+from server.engine import AgentCaller, Engine, EngineConfig, ExecutionState, Submission, fold
 from server.store.base import TERMINAL_STATES
 from tests.unit.fakes import FakeCaller, FakeClock, MemoryStore
+from tests.unit.fleet import LedgerFleet
 
 
 def step(
@@ -37,6 +38,38 @@ def step(
     return s
 
 
+def submit_step(
+    step_id: str = "submit", *deps: str, job_ids: list[str] | str = "j1,j2", **kw: Any
+) -> plan_pb2.WorkflowStep:
+    """A SubmitApplication step compensated by WithdrawApplication of what it submitted."""
+    jobs: Any = job_ids.split(",") if isinstance(job_ids, str) and not job_ids.startswith("$") else job_ids
+    s = step(
+        step_id,
+        *deps,
+        agent="automation",
+        operation="SubmitApplication",
+        config={"user_id": "${user.user_id}", "job_ids": jobs},
+        **kw,
+    )
+    s.compensation.agent, s.compensation.operation = "automation", "WithdrawApplication"
+    s.compensation.configuration.update(
+        {"user_id": "${user.user_id}", "application_ids": f"${{steps.{step_id}.applications[*].application_id}}"}
+    )
+    return s
+
+
+def approval_step(
+    step_id: str, *deps: str, data: dict[str, Any], timeout: float = 3600.0, on_timeout: int = 0
+) -> plan_pb2.WorkflowStep:
+    """An approval step showing `data`."""
+    s = plan_pb2.WorkflowStep(step_id=step_id, kind=plan_pb2.STEP_KIND_APPROVAL, dependencies=deps)
+    s.approval.prompt = f"approve {step_id}?"
+    s.approval.data.update(data)
+    s.approval.timeout.FromNanoseconds(int(timeout * 1e9))
+    s.approval.on_timeout = on_timeout  # type: ignore[assignment]
+    return s
+
+
 def plan(
     *steps: plan_pb2.WorkflowStep, mode: int = 0, max_concurrency: int = 0, **retry: Any
 ) -> plan_pb2.OrchestrationPlan:
@@ -58,14 +91,39 @@ def w_plan() -> plan_pb2.OrchestrationPlan:
 
 
 class Harness:
-    """An engine over a fake clock, a fake caller and a memory store."""
+    """An engine over a fake clock, a fake caller (or a ledger fleet) and a memory store."""
 
-    def __init__(self, latency: float = 0.0, seed: int = 7) -> None:
+    def __init__(
+        self,
+        latency: float = 0.0,
+        seed: int = 7,
+        *,
+        store: MemoryStore | None = None,
+        config: EngineConfig | None = None,
+    ) -> None:
         self.clock = FakeClock()
         self.caller = FakeCaller(self.clock, latency=latency)
-        self.store = MemoryStore()
-        self.engine = Engine(self.store, self.caller, self.clock, rng=random.Random(seed))
+        self.fleet = LedgerFleet(self.clock, latency=latency)
+        self.store = store or MemoryStore()
+        self.config = config
+        self.seed = seed
+        self.engine = self._engine(self.caller)
         self._ids = 0
+
+    def _engine(self, caller: AgentCaller) -> Engine:
+        return Engine(self.store, caller, self.clock, config=self.config, rng=random.Random(self.seed))
+
+    def use_fleet(self) -> LedgerFleet:
+        """Makes the engine call the ledger fleet instead of the scripted caller."""
+        self.engine = self._engine(self.fleet)
+        return self.fleet
+
+    async def restart(self) -> None:
+        """The process dies (nothing more is recorded) and a new engine recovers from the store."""
+        caller = self.engine.caller
+        await self.engine.close()
+        self.engine = self._engine(caller)
+        await self.engine.recover()
 
     async def submit(
         self,
@@ -84,6 +142,9 @@ class Harness:
             ctx.data.update(user)
         await self.engine.submit(Submission(execution_id=execution_id, plan=p, user_context=ctx, options=options))
         return execution_id
+
+    def status(self, execution_id: str) -> int:
+        return self.store.records[execution_id].state
 
     async def settle(self) -> None:
         for _ in range(50):

@@ -21,6 +21,7 @@ from server.store.base import (
     ExecutionRecord,
     NewExecution,
     SequenceConflictError,
+    UnfinishedExecution,
 )
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -132,6 +133,8 @@ class MemoryStore:
         self.records: dict[str, ExecutionRecord] = {}
         self.events: dict[str, list[execution_pb2.ExecutionEvent]] = {}
         self.appends = 0
+        self.parked: dict[str, datetime | None] = {}
+        self.quarantined: dict[str, str] = {}
         self._listeners: list[CommitListener] = []
 
     async def open(self) -> None:
@@ -169,6 +172,7 @@ class MemoryStore:
         if events[0].sequence != record.last_sequence + 1:
             raise SequenceConflictError(f"{events[0].sequence} after {record.last_sequence}")
         self.appends += 1
+        self.parked.pop(execution_id, None)
         self.events[execution_id].extend(events)
         self.records[execution_id] = ExecutionRecord(
             **{**record.__dict__, "state": state, "last_sequence": events[-1].sequence}
@@ -187,8 +191,24 @@ class MemoryStore:
     async def list_executions(self, query: ExecutionQuery) -> ExecutionPage:
         return ExecutionPage(records=list(self.records.values()))
 
-    async def unfinished_executions(self) -> list[str]:
-        return [r.execution_id for r in self.records.values() if r.state not in TERMINAL_STATES]
+    async def unfinished_executions(self) -> list[UnfinishedExecution]:
+        return [
+            UnfinishedExecution(r.execution_id, r.execution_id in self.parked, self.parked.get(r.execution_id))
+            for r in self.records.values()
+            if r.state not in TERMINAL_STATES
+        ]
+
+    async def park(self, execution_id: str, wake_at: datetime | None) -> None:
+        await asyncio.sleep(0)
+        self.parked[execution_id] = wake_at
+
+    async def quarantine(self, execution_id: str, error: str) -> None:
+        self.quarantined[execution_id] = error
+        self.parked.pop(execution_id, None)
+        record = self.records[execution_id]
+        self.records[execution_id] = ExecutionRecord(
+            **{**record.__dict__, "state": execution_pb2.EXECUTION_STATE_FAILED}
+        )
 
     async def count_by_state(self) -> dict[int, int]:
         counts: dict[int, int] = {}

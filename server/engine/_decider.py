@@ -1,0 +1,143 @@
+"""The decider's shared parts: what a decision holds, recording events, the expression context.
+
+`decide` (decide.py) is one `_Decider`, assembled from this base, the unwinding (unwind.py) and
+the waiting for people (waits.py); each part calls the others only through the methods declared
+here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from baton.v1 import execution_pb2, plan_pb2
+from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
+
+from server.engine.expressions import resolve
+from server.engine.fold import apply
+from server.engine.model import Call, Step
+from server.engine.ports import AgentCall, AgentCallError
+from server.engine.state import ExecutionState, StepRun
+
+E = execution_pb2
+P = plan_pb2
+logger = logging.getLogger(__name__)
+
+ESCALATION_NOTICE = "escalate"
+"""The key suffix of the ui_ux notification sent when a gate escalates to a person."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A call for the runner to perform; its outcome comes back as an inbox `Outcome`."""
+
+    step_id: str
+    attempt: int
+    call: AgentCall
+    compensation: bool = False
+    notice: bool = False
+    """A notification whose outcome nothing waits for (an escalation's)."""
+
+
+@dataclass
+class Decision:
+    """What `decide` decided."""
+
+    events: list[execution_pb2.ExecutionEvent] = field(default_factory=list)
+    """To append, in order (already applied to the state)."""
+    launches: list[Launch] = field(default_factory=list)
+    """Calls to make once the events are durable."""
+    refused: dict[int, str] = field(default_factory=dict)
+    """Inbox index of a refused command → why (names the state)."""
+    wake_at: datetime | None = None
+    """When `decide` must run again if nothing arrives; None: only the inbox wakes it."""
+
+
+class DeciderBase:
+    """State and helpers of one `decide` call."""
+
+    def __init__(self, state: ExecutionState, now: datetime, rng: Callable[[], float]) -> None:
+        self.state = state
+        self.plan = state.plan
+        self.now = now
+        self.rng = rng
+        self.decision = Decision()
+        self.now_ts = timestamp_pb2.Timestamp()
+        self.now_ts.FromDatetime(now)
+        self._context: dict[str, Any] | None = None
+
+    # ---- recording ------------------------------------------------------------------------
+
+    def record(self, kind: str, body: Message) -> None:
+        """Makes the next event of `kind` and applies it to the state (one call: never one without the other)."""
+        event = E.ExecutionEvent(sequence=self.state.last_sequence + 1, time=self.now_ts)
+        getattr(event, kind).CopyFrom(body)
+        apply(self.state, event)
+        self.decision.events.append(event)
+        if kind in ("step_succeeded", "signal_received"):
+            self._context = None  # outputs changed
+
+    def at(self, seconds: float) -> timestamp_pb2.Timestamp:
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(self.now + timedelta(seconds=seconds))
+        return ts
+
+    def payload(self, call: Call) -> dict[str, Any]:
+        if not call.dynamic:
+            return dict(call.configuration)
+        resolved: dict[str, Any] = resolve(call.configuration, self.context())
+        return resolved
+
+    def context(self) -> Mapping[str, Any]:
+        if self._context is None:
+            state = self.state
+            self._context = {
+                "user": state.user_json(),
+                "steps": {sid: run.output_json() for sid, run in state.steps.items() if run.output is not None},
+                "execution": {
+                    "execution_id": state.execution_id,
+                    "user_id": state.user_id,
+                    "workflow_type": self.plan.workflow_type,
+                },
+            }
+        return self._context
+
+    def key(self, step: Step, run: StepRun) -> str:
+        """The idempotency key of the step's current call: the same for every attempt."""
+        key = f"{self.state.execution_id}/{step.step_id}"
+        return f"{key}/alt" if run.on_alternative and step.alternative is not None else key
+
+    # ---- provided by the other parts ------------------------------------------------------------
+
+    def start_attempt(self, step: Step, run: StepRun) -> None:
+        """Records and launches the step's next attempt (decide.py)."""
+        raise NotImplementedError
+
+    def exhausted(self, step: Step, run: StepRun, error: AgentCallError) -> None:
+        """Records that the step's retries are exhausted, and its fallback (decide.py)."""
+        raise NotImplementedError
+
+    def skip(self, step_id: str, cause: int, reason: str) -> None:
+        """Records that the step is skipped (decide.py)."""
+        raise NotImplementedError
+
+    def unwind(
+        self,
+        outcome: execution_pb2.ExecutionState,
+        cause: execution_pb2.EndCause,
+        reason: str,
+        *,
+        step_id: str = "",
+        error_type: str = "",
+    ) -> None:
+        """The one road to a failed or cancelled end (unwind.py)."""
+        raise NotImplementedError
+
+
+def expression_error(what: str, exc: Exception) -> AgentCallError:
+    """Any exception from evaluating an expression, as the step's non-retryable failure."""
+    return AgentCallError("EXPRESSION_ERROR", f"{what}: {type(exc).__name__}: {exc}"[:2000], retryable=False)

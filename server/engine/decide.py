@@ -1,0 +1,399 @@
+"""Decisions as a pure function: `decide(state, now, inbox)` → the events to record and the calls to make.
+
+Rules (every decision of the engine lives here; the runner only performs them):
+1. `decide` reads the state, the time and the inbox it is given and nothing else: no I/O, no
+   clock, no randomness but the injected `rng`. It applies each event it makes to the state as it
+   makes it (`_Decider.record`, one call), so afterwards the state is the fold of the history
+   plus the returned events.
+2. Commands are checked against the state before anything is recorded; a refused command is
+   answered with the reason (`Decision.refused`) and records nothing.
+3. **One unwind path.** Every road to an end other than completion (a step failing with no
+   fallback left, a gate that stops or that a person rejects, the execution's timeout, a cancel,
+   an approval rejected or timed out, the engine giving up) goes through `_Decider.unwind`. It
+   records `execution_unwinding` when some completed (or in-doubt) step declares a compensation,
+   and the end at once otherwise. Only `_Decider.end` records `execution_failed` or
+   `execution_cancelled`.
+4. While unwinding: forward calls in flight of steps that declare a compensation finish first;
+   a step in doubt (a call sent, its effect unknown) is probed with its own call under its own
+   key (the agent answers a repeat with the original result); then compensations run one at a
+   time, in reverse order of completion, each retried with the plan's backoff and finally
+   settled, never dropped; then the end is recorded with one line per compensation.
+5. Launches carry fully built calls (payload resolved, key, attempt, timeout). Any exception
+   from evaluating an expression is the step's recorded, non-retryable failure
+   (EXPRESSION_ERROR), never the runner's.
+6. Idempotency keys name a step, not an attempt: `execution/step` for every attempt of its own
+   call, `…/alt` for its alternative call, `…/compensate` for its compensation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from baton.v1 import execution_pb2, plan_pb2
+from google.protobuf import any_pb2
+
+from server.engine._decider import Decision as Decision
+from server.engine._decider import Launch as Launch
+from server.engine._decider import expression_error
+from server.engine.expressions import evaluate
+from server.engine.gates import evaluate_gate
+from server.engine.inbox import Cancel, Command, InboxItem, InternalFailure, Outcome, Pause, Resume
+from server.engine.model import Step
+from server.engine.ports import AgentCall, AgentCallError, AgentReply
+from server.engine.state import NO_DEADLINE, ExecutionState, Phase, StepRun
+from server.engine.unwind import Unwinder
+from server.engine.waits import Waiter
+
+E = execution_pb2
+P = plan_pb2
+logger = logging.getLogger(__name__)
+
+#: Errors that mean the agent could not serve, as opposed to a bad request.
+UNAVAILABILITY = frozenset({"UNAVAILABLE", "CIRCUIT_OPEN", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
+
+
+def decide(
+    state: ExecutionState,
+    now: datetime,
+    inbox: Sequence[InboxItem] = (),
+    *,
+    rng: Callable[[], float],
+    relaunch: bool = False,
+) -> Decision:
+    """Decides what happens next (rules at the top of this module).
+
+    Args:
+        state: the execution's folded state; updated in place by the events decided.
+        now: the current time.
+        inbox: outcomes of calls and commands, in arrival order.
+        rng: numbers in [0, 1) that place retry jitter.
+        relaunch: the runner is new and no call is live: issue every in-flight attempt again.
+    """
+    decider = _Decider(state, now, rng)
+    decider.run(inbox, relaunch)
+    return decider.decision
+
+
+class _Decider(Unwinder, Waiter):
+    """The decider: going forward, outcomes and commands (unwinding and waiting in their modules)."""
+
+    # ---- the round --------------------------------------------------------------------------
+
+    def run(self, inbox: Sequence[InboxItem], relaunch: bool) -> None:
+        state = self.state
+        if relaunch and not state.terminal:
+            self.relaunch()
+        for index, item in enumerate(inbox):
+            if isinstance(item, Outcome):
+                if not state.terminal:
+                    self.outcome(item)
+                continue
+            refusal = self.command(item)
+            if refusal is not None:
+                self.decision.refused[index] = refusal
+        if state.terminal:
+            return
+        if state.unwinding is not None:
+            self.compensate()
+        else:
+            self.advance()
+        self.decision.wake_at = None if state.terminal else self.next_wake()
+
+    def relaunch(self) -> None:
+        """Issues again every attempt that was started and has no recorded outcome (same key)."""
+        for sid in self.plan.order:
+            run = self.state.steps[sid]
+            step = self.plan.steps[sid]
+            if run.phase == Phase.IN_FLIGHT:
+                self.launch_step(step, run, run.attempts)
+            comp = run.compensation
+            if comp is not None and comp.in_flight and step.compensation is not None:
+                self.launch_compensation(step, run, comp.attempts)
+
+    # ---- commands ---------------------------------------------------------------------------
+
+    def command(self, item: Command) -> str | None:
+        state = self.state
+        if isinstance(item, Cancel):
+            if not state.terminal and state.unwinding is None:
+                self.unwind(E.EXECUTION_STATE_CANCELLED, E.END_CAUSE_CANCELLED, item.reason)
+            return None  # cancelling what is ending or ended does nothing
+        if isinstance(item, InternalFailure):
+            if not state.terminal and state.unwinding is None:
+                self.unwind(E.EXECUTION_STATE_FAILED, E.END_CAUSE_INTERNAL_ERROR, item.reason, error_type="INTERNAL")
+            return None
+        where = f"execution {state.execution_id} is {state.state_name}"
+        if isinstance(item, Pause):
+            if state.status not in (E.EXECUTION_STATE_QUEUED, E.EXECUTION_STATE_RUNNING):
+                return where
+            self.record("execution_paused", E.ExecutionPaused(reason=item.reason))
+            return None
+        if isinstance(item, Resume):
+            if state.status != E.EXECUTION_STATE_PAUSED or state.paused_at is None:
+                return f"{where}, not paused"
+            resumed = E.ExecutionResumed(reason=item.reason)
+            if state.deadline != NO_DEADLINE:
+                resumed.deadline.FromDatetime(state.deadline + (self.now - state.paused_at))
+            self.record("execution_resumed", resumed)
+            return None
+        return self.signal(item)
+
+    # ---- going forward ----------------------------------------------------------------------
+
+    def advance(self) -> None:
+        state, plan, now = self.state, self.plan, self.now
+        if state.status == E.EXECUTION_STATE_PAUSED:
+            self.complete_if_done()  # calls in flight may have finished the plan
+            return
+        if now >= state.deadline:
+            self.unwind(E.EXECUTION_STATE_FAILED, E.END_CAUSE_TIMEOUT, "execution timed out", error_type="TIMEOUT")
+            return
+        for sid in plan.order:
+            run = state.steps[sid]
+            if run.phase == Phase.WAITING:
+                self.check_wait(plan.steps[sid], run)
+                if state.unwinding is not None:
+                    return
+        occupied = sum(1 for r in state.steps.values() if r.phase in (Phase.IN_FLIGHT, Phase.BACKOFF))
+        limit = plan.max_concurrency
+        for sid in plan.order:
+            if state.unwinding is not None or state.terminal:
+                return
+            run = state.steps[sid]
+            step = plan.steps[sid]
+            if run.phase == Phase.BACKOFF:
+                if run.due is None or run.due <= now:
+                    self.start_attempt(step, run)
+                continue
+            if run.phase == Phase.DELAYED:
+                if run.due is not None and run.due <= now and not (limit and occupied >= limit):
+                    self.start_attempt(step, run)
+                    occupied += 1
+                continue
+            if run.phase != Phase.PENDING or any(not state.steps[d].done for d in step.dependencies):
+                continue
+            if limit and occupied >= limit:
+                continue
+            if step.approval is not None:
+                self.start_waiting(step, run)
+                continue
+            if step.scheduling == P.SCHEDULING_CONDITIONAL:
+                holds = self.condition(step)
+                if holds is None:
+                    continue  # the step failed on its condition (recorded)
+                if not holds:
+                    skipped = E.StepSkipped(step_id=sid, reason=f"condition {step.condition} is false")
+                    skipped.cause = E.SKIP_CAUSE_CONDITION_FALSE
+                    self.record("step_skipped", skipped)
+                    continue
+            if step.scheduling == P.SCHEDULING_SCHEDULED and step.delay > 0:
+                self.record("step_delayed", E.StepDelayed(step_id=sid, start_at=self.at(step.delay)))
+                continue
+            self.start_attempt(step, run)
+            occupied += 1
+        self.complete_if_done()
+
+    def complete_if_done(self) -> None:
+        state = self.state
+        if not state.terminal and state.unwinding is None and all(r.done for r in state.steps.values()):
+            self.record("execution_completed", E.ExecutionCompleted())
+
+    def condition(self, step: Step) -> bool | None:
+        """The step's condition; None when evaluating it failed (then the step's failure is recorded)."""
+        try:
+            return bool(evaluate(step.condition, self.context()))
+        except Exception as exc:
+            run = self.state.steps[step.step_id]
+            self.exhausted(step, run, expression_error(f"condition {step.condition!r}", exc))
+            return None
+
+    def start_attempt(self, step: Step, run: StepRun) -> None:
+        call = step.call_on(run.on_alternative)
+        attempt = run.attempts + 1
+        started = E.StepStarted(
+            step_id=step.step_id,
+            attempt=attempt,
+            agent=call.agent,
+            operation=call.operation,
+            idempotency_key=self.key(step, run),
+        )
+        self.record("step_started", started)
+        self.launch_step(step, run, attempt)
+
+    def launch_step(self, step: Step, run: StepRun, attempt: int) -> None:
+        call = step.call_on(run.on_alternative)
+        try:
+            payload = self.payload(call)
+        except Exception as exc:
+            self.attempt_failed(step, run, attempt, expression_error(f"step {step.step_id} inputs", exc))
+            return
+        timeout = step.timeout
+        if self.state.unwinding is None:
+            timeout = min(timeout, (self.state.deadline - self.now).total_seconds())
+        self.decision.launches.append(
+            Launch(
+                step_id=step.step_id,
+                attempt=attempt,
+                call=AgentCall(
+                    agent=call.agent,
+                    operation=call.operation,
+                    payload=payload,
+                    timeout=max(0.001, timeout),
+                    idempotency_key=self.key(step, run),
+                    attempt=attempt,
+                    use_breaker=self.plan.retry.use_breaker,
+                ),
+            )
+        )
+
+    # ---- outcomes ---------------------------------------------------------------------------
+
+    def outcome(self, item: Outcome) -> None:
+        run = self.state.steps.get(item.step_id)
+        if run is None:
+            return
+        step = self.plan.steps[item.step_id]
+        if item.compensation:
+            comp = run.compensation
+            if comp is not None and comp.in_flight and comp.attempts == item.attempt:
+                self.compensation_outcome(step, run, item.result)
+            return
+        if run.phase != Phase.IN_FLIGHT or run.attempts != item.attempt:
+            return  # overtaken: a newer attempt, or an escalation's notice
+        result = item.result
+        if isinstance(result, AgentReply):
+            self.succeeded(step, run, item.attempt, result)
+        else:
+            self.attempt_failed(step, run, item.attempt, result)
+
+    def succeeded(self, step: Step, run: StepRun, attempt: int, reply: AgentReply) -> None:
+        output = any_pb2.Any()
+        output.Pack(reply.output)
+        done = E.StepSucceeded(
+            step_id=step.step_id,
+            attempt=attempt,
+            output=output,
+            request_bytes=reply.request_bytes,
+            response_bytes=reply.response_bytes,
+        )
+        done.quality.score = reply.quality_score
+        done.quality.metrics.update(reply.quality_metrics)
+        self.record("step_succeeded", done)
+        if self.state.unwinding is not None:
+            return  # a call that finished while unwinding: its effect is compensated, its gates moot
+        for gate in self.plan.gates.get(step.step_id, ()):
+            verdict = evaluate_gate(gate, reply.quality_score, reply.quality_metrics)
+            action = P.GATE_ACTION_UNSPECIFIED
+            if not verdict.passed:
+                action = gate.action
+                if action == P.GATE_ACTION_RETRY and gate.gate_id in run.gate_retries:
+                    action = P.GATE_ACTION_STOP  # the one re-run did not help
+            evaluated = E.GateEvaluated(
+                gate_id=gate.gate_id,
+                checkpoint=gate.checkpoint,
+                score=verdict.score,
+                passed=verdict.passed,
+                action=action,
+                details=verdict.details,
+            )
+            self.record("gate_evaluated", evaluated)
+            if action == P.GATE_ACTION_STOP:
+                reason = f"quality gate {gate.gate_id} failed after step {gate.checkpoint} (score {verdict.score:.1f})"
+                self.unwind(
+                    E.EXECUTION_STATE_FAILED,
+                    E.END_CAUSE_QUALITY_GATE,
+                    reason,
+                    step_id=gate.checkpoint,
+                    error_type="QUALITY_GATE",
+                )
+                return
+            if action == P.GATE_ACTION_RETRY:
+                return
+            if action == P.GATE_ACTION_ESCALATE:
+                self.escalate(step, gate.gate_id, verdict.score, verdict.details)
+                return
+
+    def attempt_failed(self, step: Step, run: StepRun, attempt: int, error: AgentCallError) -> None:
+        unwinding = self.state.unwinding is not None
+        if unwinding:
+            # A probe (or a call that was in flight when unwinding began): retried only while the
+            # step is in doubt, within its compensation's retries.
+            spec = step.compensation
+            retry = (
+                spec is not None
+                and error.retryable
+                and error.error_type not in ("CIRCUIT_OPEN",)
+                and run.probes <= spec.retries
+                and run.probes > 0
+            )
+            wait = self.plan.retry.backoff(max(run.probes, 1), self.rng()) if retry else 0.0
+        else:
+            retry = error.retryable and run.path_attempts <= step.retries
+            wait = self.plan.retry.backoff(run.path_attempts, self.rng()) if retry else 0.0
+        failed = E.StepAttemptFailed(
+            step_id=step.step_id,
+            attempt=attempt,
+            error_type=error.error_type,
+            error_message=error.message,
+            request_bytes=error.request_bytes,
+        )
+        if retry:
+            failed.retry_at.CopyFrom(self.at(wait))
+        self.record("step_attempt_failed", failed)
+        if not retry and not unwinding:
+            self.exhausted(step, run, error)
+
+    def exhausted(self, step: Step, run: StepRun, error: AgentCallError) -> None:
+        """Records that a step's retries are exhausted, and its fallback."""
+        failed = E.StepFailed(step_id=step.step_id, error_type=error.error_type, error_message=error.message)
+        if step.optional and self.plan.degraded_mode and error.error_type in UNAVAILABILITY:
+            failed.fallback_action = P.FALLBACK_ACTION_SKIP
+            self.record("step_failed", failed)
+            agent = run.agent or step.call.agent
+            self.skip(step.step_id, E.SKIP_CAUSE_DEGRADED, f"agent {agent} unavailable ({error.error_type})")
+        elif step.fallback == P.FALLBACK_ACTION_ALTERNATIVE and step.alternative and not run.on_alternative:
+            failed.fallback_action = P.FALLBACK_ACTION_ALTERNATIVE
+            self.record("step_failed", failed)
+        elif step.fallback == P.FALLBACK_ACTION_SKIP:
+            failed.fallback_action = P.FALLBACK_ACTION_SKIP
+            self.record("step_failed", failed)
+            self.skip(step.step_id, E.SKIP_CAUSE_FALLBACK, f"{error.error_type}: {error.message}")
+        else:
+            failed.fallback_action = P.FALLBACK_ACTION_FAIL
+            self.record("step_failed", failed)
+            self.unwind(
+                E.EXECUTION_STATE_FAILED,
+                E.END_CAUSE_STEP_FAILED,
+                f"step {step.step_id} failed: {error.error_type}: {error.message}",
+                step_id=step.step_id,
+                error_type=error.error_type,
+            )
+
+    def skip(self, step_id: str, cause: int, reason: str) -> None:
+        skipped = E.StepSkipped(step_id=step_id, reason=reason)
+        skipped.cause = cause  # type: ignore[assignment]
+        self.record("step_skipped", skipped)
+
+    # ---- time -----------------------------------------------------------------------------------
+
+    def next_wake(self) -> datetime | None:
+        """The earliest future time at which `decide` has something to do without any input."""
+        state, now = self.state, self.now
+        if state.status == E.EXECUTION_STATE_PAUSED:
+            return None
+        times: list[datetime] = []
+        unwinding = state.unwinding is not None
+        if not unwinding and state.deadline != NO_DEADLINE:
+            times.append(state.deadline)
+        for sid, run in state.steps.items():
+            waits_on_due = run.phase in (Phase.DELAYED, Phase.BACKOFF) and run.due is not None
+            if waits_on_due and (not unwinding or self.plan.steps[sid].compensation is not None):
+                times.append(run.due)  # type: ignore[arg-type]
+            if not unwinding and run.wait is not None and run.wait.timeout_at is not None:
+                times.append(run.wait.timeout_at)
+            if run.compensation is not None and run.compensation.due is not None:
+                times.append(run.compensation.due)
+        future = [t for t in times if t > now]
+        return min(future, default=None)

@@ -1,0 +1,262 @@
+"""The folded state of an execution: its phase, each step's phase, and what the status reports.
+
+The sub-states that used to be flag combinations on a step (``in_flight`` with a ``start_at``,
+say) are named phases here; the fold (fold.py) moves between them by its transition table and
+`decide` (decide.py) reads them. Everything here is derived from the events: nothing is
+persisted apart from them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from baton.v1 import execution_pb2, journey_pb2
+from google.protobuf import any_pb2, json_format, timestamp_pb2
+
+from server.engine.model import Plan
+
+E = execution_pb2
+
+NO_DEADLINE = datetime.max.replace(tzinfo=UTC)
+
+TERMINAL = frozenset({E.EXECUTION_STATE_COMPLETED, E.EXECUTION_STATE_FAILED, E.EXECUTION_STATE_CANCELLED})
+"""Execution states that end it."""
+
+
+class FoldError(ValueError):
+    """An event does not fit the state it is applied to (a corrupt or foreign history)."""
+
+
+class Phase(enum.Enum):
+    """Where a step is. The status shows it as a StepState (see `STEP_STATE_OF`)."""
+
+    PENDING = "pending"
+    """Not started: waiting for its dependencies or its turn."""
+    DELAYED = "delayed"
+    """A scheduled step waiting for its start time (`StepRun.due`)."""
+    IN_FLIGHT = "in flight"
+    """An attempt was started and has no outcome yet."""
+    BACKOFF = "backoff"
+    """Waiting to start another attempt at `StepRun.due`: a retry, a gate's re-run or the switch to
+    the alternative call (the last two due at once)."""
+    WAITING = "waiting"
+    """Waiting for a signal: an approval step, or a checkpoint whose gate escalated."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+DONE = frozenset({Phase.COMPLETED, Phase.FAILED, Phase.SKIPPED})
+"""Phases after which a step never runs again (but for a gate's re-run)."""
+
+STEP_STATE_OF = {
+    Phase.PENDING: E.STEP_STATE_PENDING,
+    Phase.DELAYED: E.STEP_STATE_PENDING,
+    Phase.IN_FLIGHT: E.STEP_STATE_RUNNING,
+    Phase.BACKOFF: E.STEP_STATE_RUNNING,
+    Phase.WAITING: E.STEP_STATE_WAITING,
+    Phase.COMPLETED: E.STEP_STATE_COMPLETED,
+    Phase.FAILED: E.STEP_STATE_FAILED,
+    Phase.SKIPPED: E.STEP_STATE_SKIPPED,
+}
+
+#: Errors of calls that were never sent: an open breaker, a request that could not be built.
+NEVER_SENT = frozenset({"CIRCUIT_OPEN", "EXPRESSION_ERROR"})
+
+#: Errors after which an agent certainly did not apply the call: it was never sent (an open
+#: breaker, a request that could not be built) or the agent refused it. After any other error the
+#: call may have taken effect, so a step that declares a compensation is in doubt.
+NOT_APPLIED = frozenset(
+    {
+        "CIRCUIT_OPEN",
+        "EXPRESSION_ERROR",
+        "INVALID_ARGUMENT",
+        "NOT_FOUND",
+        "FAILED_PRECONDITION",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "UNAUTHENTICATED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+    }
+)
+
+
+@dataclass
+class ErrorRecord:
+    """One error of the execution, for the error summary."""
+
+    step_id: str
+    error_type: str
+    message: str
+    recovery_action: str
+    impact: execution_pb2.Impact
+    attempt: int = 0
+
+
+@dataclass
+class Wait:
+    """What a waiting step waits for."""
+
+    kind: execution_pb2.WaitKind
+    gate_id: str
+    prompt: str
+    data: dict[str, Any]
+    """What an approval lets happen, with inputs given so far merged in."""
+    since: timestamp_pb2.Timestamp
+    timeout_at: datetime | None
+    rejected: bool = False
+    """A reject signal arrived; `decide` unwinds the execution."""
+    reason: str = ""
+    """The reason given with the reject."""
+
+
+@dataclass
+class CompensationRun:
+    """A step's compensation (or the probe that settles whether its effect happened)."""
+
+    state: execution_pb2.CompensationState = E.COMPENSATION_STATE_PENDING
+    attempts: int = 0
+    in_flight: bool = False
+    due: datetime | None = None
+    """When a retry is due; None when none waits."""
+    error: str = ""
+    agent: str = ""
+    operation: str = ""
+    order: int = 0
+    """Position among the compensations that ran, from 1."""
+
+
+@dataclass
+class StepRun:
+    """What has happened to one step so far."""
+
+    step_id: str
+    phase: Phase = Phase.PENDING
+    attempts: int = 0
+    """Attempts started, over every path."""
+    path_attempts: int = 0
+    """Attempts started on the current path (primary or alternative)."""
+    on_alternative: bool = False
+    agent: str = ""
+    operation: str = ""
+    due: datetime | None = None
+    """When a delayed step or another attempt is due (DELAYED, BACKOFF); None means at once."""
+    start_time: timestamp_pb2.Timestamp | None = None
+    end_time: timestamp_pb2.Timestamp | None = None
+    output: any_pb2.Any | None = None
+    quality_score: float = 0.0
+    quality_metrics: dict[str, float] = field(default_factory=dict)
+    gate_retries: set[str] = field(default_factory=set)
+    """Gates that have already re-run this step."""
+    skip_cause: execution_pb2.SkipCause = E.SKIP_CAUSE_UNSPECIFIED
+    completed_at: int = 0
+    """The sequence of the step's latest step_succeeded (0 before): the order of completion."""
+    in_doubt: bool = False
+    """A call was sent whose effect is not known: it may have been applied without a reply."""
+    doubt_before: bool = False
+    """`in_doubt` before the latest attempt (restored when that attempt was never sent)."""
+    probes: int = 0
+    """Attempts started while unwinding, to find out whether the step's effect happened."""
+    wait: Wait | None = None
+    """Set while WAITING."""
+    compensation: CompensationRun | None = None
+    """Set once the execution unwinds and the step needs its compensation."""
+    report: execution_pb2.StepTimingReport | None = None
+    """The step's rendered timing report, cached until an event changes the step."""
+    _output_json: dict[str, Any] | None = None
+
+    @property
+    def state(self) -> execution_pb2.StepState:
+        """The step's state as the status shows it."""
+        return STEP_STATE_OF[self.phase]
+
+    @property
+    def done(self) -> bool:
+        """Whether the step will not run again."""
+        return self.phase in DONE
+
+    def output_json(self) -> dict[str, Any] | None:
+        """The output as JSON with proto field names (cached; None without output)."""
+        if self.output is None:
+            return None
+        if self._output_json is None:
+            converted = json_format.MessageToDict(self.output, preserving_proto_field_name=True)
+            type_url = converted.pop("@type", "")
+            if type_url.startswith("type.googleapis.com/google.protobuf.") and "value" in converted:
+                # Well-known types (a Struct, say) are wrapped as {"value": ...} in JSON.
+                converted = converted["value"]
+            self._output_json = converted
+        return self._output_json
+
+
+@dataclass(frozen=True)
+class Unwinding:
+    """How an unwinding execution will end, once its compensations have run."""
+
+    outcome: execution_pb2.ExecutionState
+    cause: execution_pb2.EndCause
+    reason: str
+    step_id: str = ""
+    error_type: str = ""
+
+
+@dataclass
+class ExecutionState:
+    """The fold of an execution's events."""
+
+    execution_id: str
+    started: execution_pb2.ExecutionStarted
+    plan: Plan
+    status: execution_pb2.ExecutionState = E.EXECUTION_STATE_QUEUED
+    steps: dict[str, StepRun] = field(default_factory=dict)
+    last_sequence: int = 0
+    deadline: datetime = NO_DEADLINE
+    """The execution-level deadline (moved on by the time spent paused)."""
+    # Times are the events' own Timestamps (no conversions on the hot path).
+    start_time: timestamp_pb2.Timestamp | None = None
+    current_time: timestamp_pb2.Timestamp | None = None
+    end_time: timestamp_pb2.Timestamp | None = None
+    paused_at: datetime | None = None
+    """When the execution was paused; None unless PAUSED."""
+    resume_status: execution_pb2.ExecutionState = E.EXECUTION_STATE_QUEUED
+    """The state a resume returns to (QUEUED until a step has started, else RUNNING)."""
+    unwinding: Unwinding | None = None
+    """Set from execution_unwinding on."""
+    end_cause: execution_pb2.EndCause = E.END_CAUSE_UNSPECIFIED
+    failure_reason: str = ""
+    degraded_reasons: list[str] = field(default_factory=list)
+    errors: list[ErrorRecord] = field(default_factory=list)
+    compensations_run: int = 0
+    network_bytes: int = 0
+    storage_bytes: int = 0
+    _user_json: dict[str, Any] | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the execution has ended."""
+        return self.status in TERMINAL
+
+    @property
+    def user_id(self) -> str:
+        """The owner."""
+        return self.started.plan.user_id or self.started.user_context.user_id
+
+    @property
+    def state_name(self) -> str:
+        """The execution's state in words ("running", "paused", ...), for messages."""
+        return E.ExecutionState.Name(self.status).removeprefix("EXECUTION_STATE_").lower()
+
+    def user_json(self) -> dict[str, Any]:
+        """The request's user context as JSON with proto field names (cached)."""
+        if self._user_json is None:
+            self._user_json = user_context_json(self.started.user_context)
+        return self._user_json
+
+
+def user_context_json(user_context: journey_pb2.UserJourney) -> dict[str, Any]:
+    """A user context as the JSON that expressions see."""
+    return json_format.MessageToDict(user_context, preserving_proto_field_name=True)
