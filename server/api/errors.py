@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import grpc
 
+from server.engine import ExecutionStateError
 from server.planner import PlanningError
 from server.store.base import ExecutionNotFoundError, InvalidPageTokenError
 
@@ -37,6 +38,7 @@ _TABLE: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (PlanningError, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidPageTokenError, grpc.StatusCode.INVALID_ARGUMENT),
     (ExecutionNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (ExecutionStateError, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
 

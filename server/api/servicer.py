@@ -11,9 +11,10 @@ from urllib.parse import urlparse
 
 import grpc
 from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
+from google.protobuf import json_format
 
 from server.api.errors import RequestError, invalid, streaming, unary
-from server.engine import Clock, Engine, Submission, fold, render
+from server.engine import Clock, Engine, SignalCommand, Submission, fold, render
 from server.engine.model import seconds
 from server.health import HealthMonitor
 from server.planner import Planner, PlanningError, validate_plan
@@ -24,6 +25,12 @@ MAX_REQUEST_ID = 128
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
 VALID_PLAN_CACHE = 256
 """Explicit plans remembered as valid (least recently used dropped first)."""
+MAX_REASON = 1024
+"""Characters of a pause's, resume's or signal's reason (it is stored in the history)."""
+MAX_STEP_ID = 64
+"""Characters of a signal's step_id: no plan step has a longer id."""
+SIGNALS = frozenset({execution_pb2.SIGNAL_APPROVE, execution_pb2.SIGNAL_REJECT, execution_pb2.SIGNAL_INPUT})
+"""The signals a waiting step can be given."""
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
@@ -196,10 +203,63 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         return await self._status(request.execution_id)
 
     @unary
+    async def PauseExecution(
+        self, request: orchestrator_pb2.PauseExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.ExecutionStatus:
+        _check_control(request.execution_id, request.reason)
+        await self.engine.pause(request.execution_id, request.reason or "paused by a client")
+        return await self._status(request.execution_id)
+
+    @unary
+    async def ResumeExecution(
+        self, request: orchestrator_pb2.ResumeExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.ExecutionStatus:
+        _check_control(request.execution_id, request.reason)
+        await self.engine.resume(request.execution_id, request.reason or "resumed by a client")
+        return await self._status(request.execution_id)
+
+    @unary
+    async def SignalExecution(
+        self, request: orchestrator_pb2.SignalExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.ExecutionStatus:
+        _check_control(request.execution_id, request.reason)
+        if request.signal not in SIGNALS:
+            raise invalid(
+                "signal", f"must be SIGNAL_APPROVE, SIGNAL_REJECT or SIGNAL_INPUT, got {_signal_name(request.signal)}"
+            )
+        if len(request.step_id) > MAX_STEP_ID:
+            raise invalid("step_id", f"at most {MAX_STEP_ID} characters, got {len(request.step_id)}")
+        # TODO(limits): bound the payload with server.api.limits.check_struct("payload", request.payload) at merge.
+        command = SignalCommand(
+            signal=request.signal,
+            step_id=request.step_id,
+            payload=json_format.MessageToDict(request.payload),
+            reason=request.reason,
+        )
+        await self.engine.signal(request.execution_id, command)
+        return await self._status(request.execution_id)
+
+    @unary
     async def GetSystemHealth(
         self, request: orchestrator_pb2.GetSystemHealthRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.SystemHealth:
         return await self.health.system_health()
+
+
+def _check_control(execution_id: str, reason: str) -> None:
+    """Validates what every control request has: the execution and a bounded reason."""
+    if not execution_id:
+        raise invalid("execution_id", "required")
+    if len(reason) > MAX_REASON:
+        raise invalid("reason", f"at most {MAX_REASON} characters, got {len(reason)}")
+
+
+def _signal_name(value: int) -> str:
+    """The enum name of a Signal value, or the bare number for one this release does not know."""
+    try:
+        return execution_pb2.Signal.Name(value)
+    except ValueError:
+        return str(value)
 
 
 def _state(value: int) -> execution_pb2.ExecutionState:

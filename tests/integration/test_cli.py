@@ -1,4 +1,4 @@
-"""The baton CLI against real orchestrators on loopback: demo, run, watch, status, plan, health."""
+"""The baton CLI against real orchestrators on loopback: demo, run, watch, status, plan, health, controls."""
 
 from __future__ import annotations
 
@@ -6,13 +6,23 @@ import asyncio
 import dataclasses
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import grpc
 import pytest
-from baton.v1 import execution_pb2, faults_pb2, faults_pb2_grpc, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from baton.v1 import (
+    automation_pb2,
+    automation_pb2_grpc,
+    execution_pb2,
+    faults_pb2,
+    faults_pb2_grpc,
+    journey_pb2,
+    orchestrator_pb2,
+    orchestrator_pb2_grpc,
+)
 from google.protobuf import duration_pb2
 
 from server.app import RunningServer, start_server
@@ -265,3 +275,209 @@ async def test_a_watch_resumes_after_the_last_sequence_seen_when_the_server_rest
         await first.stop(0.2)
         if second is not None:
             await second.stop(0.2)
+
+
+# ---- approvals, pause, resume, cancel ----------------------------------------------------------
+
+
+async def _slow_fleet(orchestrator: RunningServer, latency_ms: int) -> None:
+    assert orchestrator.fleet is not None
+    latency = duration_pb2.Duration()
+    latency.FromMilliseconds(latency_ms)
+    async with grpc.aio.insecure_channel(orchestrator.fleet.address) as channel:  # type: ignore[attr-defined]
+        await faults_pb2_grpc.FaultInjectionStub(channel).SetFaults(faults_pb2.FaultConfig(latency=latency))
+
+
+async def _running_execution(address: str) -> str:
+    """Submits a document analysis and returns its id once its first step has started."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        execution = await stub.ExecuteWorkflow(
+            orchestrator_pb2.ExecuteWorkflowRequest(
+                workflow_type="document_analysis", user_context=journey_pb2.UserJourney(user_id="u-control")
+            ),
+            timeout=10,
+        )
+        async for update in stub.WatchExecution(
+            orchestrator_pb2.WatchExecutionRequest(execution_id=execution.execution_id), timeout=30
+        ):
+            if update.event.HasField("step_started"):
+                break
+        return str(execution.execution_id)
+
+
+async def test_cancel_prints_the_resulting_state_in_one_line(orchestrator: RunningServer) -> None:
+    await _slow_fleet(orchestrator, 2000)
+    execution_id = await _running_execution(orchestrator.address)
+    result = await baton("cancel", execution_id, "--reason", "changed my mind", "--target", orchestrator.address)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"cancelled: execution {execution_id} ")
+    assert lines[0].split()[3] in ("cancelled", "compensating")
+
+
+async def test_a_control_whose_reason_is_too_long_exits_two_naming_reason(orchestrator: RunningServer) -> None:
+    result = await baton("pause", "some-id", "--reason", "r" * 1025, "--target", orchestrator.address)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: INVALID_ARGUMENT: reason: ")
+
+
+async def test_a_payload_that_is_not_json_exits_two_before_calling_the_server() -> None:
+    result = await baton("approve", "some-id", "--payload", "{job_ids: 1", "--target", "127.0.0.1:1")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --payload: not JSON")
+    assert "Traceback" not in result.stderr
+
+
+async def test_pausing_a_completed_execution_exits_one_with_failed_precondition(orchestrator: RunningServer) -> None:
+    execution_id = await completed_execution(orchestrator.address)
+    result = await baton("pause", execution_id, "--target", orchestrator.address)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: FAILED_PRECONDITION: ")
+    assert "completed" in result.stderr
+
+
+async def test_pause_and_resume_print_the_state_they_leave(orchestrator: RunningServer) -> None:
+    await _slow_fleet(orchestrator, 300)
+    execution_id = await _running_execution(orchestrator.address)
+    paused = await baton("pause", execution_id, "--target", orchestrator.address)
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout.strip() == f"paused: execution {execution_id} paused"
+    resumed = await baton("resume", execution_id, "--target", orchestrator.address)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip() == f"resumed: execution {execution_id} running"
+    watched = await baton("watch", execution_id, "--target", orchestrator.address)
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert "execution paused" in watched.stdout
+    assert "execution resumed" in watched.stdout
+
+
+class _Run:
+    """`baton run` as a child process whose output is read line by line as it comes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+
+    @classmethod
+    async def start(cls, *args: str) -> _Run:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server.cli",
+            *args,
+            cwd=ROOT,
+            env=_env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        return cls(proc)
+
+    async def line_starting(self, prefix: str) -> str:
+        """Reads until a line starts with `prefix` (after indentation) and returns it."""
+
+        async def read() -> str:
+            assert self.proc.stdout is not None
+            while raw := await self.proc.stdout.readline():
+                self.lines.append(raw.decode().rstrip())
+                if self.lines[-1].strip().startswith(prefix):
+                    return self.lines[-1].strip()
+            raise AssertionError(f"no line starting with {prefix!r}:\n" + "\n".join(self.lines))
+
+        return await asyncio.wait_for(read(), CLI_TIMEOUT)
+
+    async def end(self) -> tuple[int, str]:
+        """Waits for the process to end; returns its exit status and everything it printed."""
+        assert self.proc.stdout is not None
+        rest = await asyncio.wait_for(self.proc.stdout.read(), CLI_TIMEOUT)
+        await self.proc.wait()
+        assert self.proc.returncode is not None
+        return self.proc.returncode, "\n".join([*self.lines, rest.decode()])
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+
+
+def _manual_context(tmp_path: Path, user: str) -> Path:
+    context = tmp_path / "manual.json"
+    context.write_text(
+        json.dumps({"user_id": user, "journey_context": {"user_preferences": {"automation_level": "manual"}}})
+    )
+    return context
+
+
+async def test_a_manual_application_waits_showing_its_jobs_until_approved_from_another_shell(
+    orchestrator: RunningServer, tmp_path: Path
+) -> None:
+    context = _manual_context(tmp_path, "u-manual")
+    run = await _Run.start("run", "application", "--context", str(context), "--target", orchestrator.address)
+    try:
+        await run.line_starting("waiting for approval")
+        approve = shlex.split(await run.line_starting("baton approve"))
+        assert approve[:2] == ["baton", "approve"]
+        assert approve[-2:] == ["--target", orchestrator.address]
+        shown = "\n".join(run.lines)
+        assert "job-" in shown
+
+        status = await baton("status", approve[2], "--target", orchestrator.address)
+        assert status.returncode == 0, status.stderr
+        assert "waiting for approval" in status.stdout
+
+        approved = await baton(*approve[1:])
+        assert approved.returncode == 0, approved.stderr
+        assert approved.stdout.startswith(f"approved: execution {approve[2]} ")
+        code, out = await run.end()
+    finally:
+        run.kill()
+    assert code == 0, out
+    assert "got approve" in out
+    assert "execution completed" in out
+
+
+async def test_a_rejected_manual_application_ends_cancelled_with_nothing_applied(
+    orchestrator: RunningServer, tmp_path: Path
+) -> None:
+    context = _manual_context(tmp_path, "u-reject")
+    run = await _Run.start("run", "application", "--context", str(context), "--target", orchestrator.address)
+    try:
+        reject = shlex.split(await run.line_starting("baton reject"))
+        rejected = await baton(*reject[1:])
+        assert rejected.returncode == 0, rejected.stderr
+        code, out = await run.end()
+    finally:
+        run.kill()
+    assert code == 1
+    assert "cancelled" in out.splitlines()[-2] + out.splitlines()[-1]
+    async with grpc.aio.insecure_channel(orchestrator.fleet.address) as channel:  # type: ignore[union-attr]
+        listed = await automation_pb2_grpc.AutomationStub(channel).ListApplications(
+            automation_pb2.ListApplicationsRequest(user_id="u-reject")
+        )
+    assert all(a.state != automation_pb2.APPLICATION_STATE_SUBMITTED for a in listed.applications)
+
+
+def test_demo_with_an_error_rate_ends_with_how_failures_were_handled() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "demo", "--latency", "0", "--error-rate", "0.3", "--seed", "7"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    out = result.stdout
+    assert "faults        30% of agent calls fail with UNAVAILABLE (seed 7)" in out
+    summary = out[out.index("How failures were handled") :]
+    for row in ("retries", "breaker trips", "fallbacks", "compensations", "outcome"):
+        assert row in summary
+    assert "attempts retried" in summary or "attempt retried" in summary
+    assert "Traceback" not in result.stderr
+
+
+async def test_demo_refuses_an_error_rate_outside_zero_to_one() -> None:
+    result = await baton("demo", "--error-rate", "1.5")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --error-rate: ")

@@ -1,0 +1,182 @@
+"""The CLI's server and reading commands: serve, agents serve, run, watch, status, plan, health."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import grpc
+from baton.v1 import execution_pb2, orchestrator_pb2, plan_pb2
+from google.protobuf.message import Message
+from rich.console import Console
+
+from server.cli._client import outcome, submit, watch_with_view
+from server.cli._common import EXIT_OK, RPC_TIMEOUT, CommandError, UsageError, ask, orchestrator_stub, print_json
+from server.cli._format import make_console
+from server.cli._journey import load_user_context
+from server.cli._render import render_health, render_plan, render_status
+
+PRIORITIES = {
+    "low": plan_pb2.PRIORITY_LOW,
+    "medium": plan_pb2.PRIORITY_MEDIUM,
+    "high": plan_pb2.PRIORITY_HIGH,
+    "critical": plan_pb2.PRIORITY_CRITICAL,
+}
+"""--priority's choices."""
+
+_Reply = TypeVar("_Reply", bound=Message)
+
+
+def configure_logging(level: str) -> None:
+    """Sends log records at `level` and above to stderr."""
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def _serve_until_stopped(server: Coroutine[Any, Any, None]) -> int:
+    try:
+        asyncio.run(server)
+    except (OSError, RuntimeError) as exc:
+        # Binding a taken port surfaces as RuntimeError from grpc; the message says which port.
+        logging.getLogger(__name__).debug("server failed", exc_info=True)
+        raise CommandError(str(exc)) from None
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`baton serve`: runs the orchestrator until SIGTERM."""
+    from server.app import serve
+    from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
+    from server.store import open_store
+
+    configure_logging(args.log_level)
+    try:
+        parse_address(args.listen, "listen")
+        if args.agents != "embedded":
+            agent_endpoints(args.agents)
+        config = ServerConfig(
+            listen=args.listen, store_url=args.store, agents=args.agents, grace=args.grace, ledger_path=args.ledger
+        )
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        open_store(args.store)  # only checks the URL: nothing is opened before `open()`
+    except (ValueError, NotImplementedError) as exc:
+        raise UsageError(f"--store: {exc}") from None
+    return _serve_until_stopped(serve(config))
+
+
+def cmd_agents_serve(args: argparse.Namespace) -> int:
+    """`baton agents serve`: runs the reference agent fleet until SIGTERM."""
+    import agents
+
+    configure_logging(args.log_level)
+    if not 0.0 <= args.error_rate <= 1.0:
+        raise UsageError(f"--error-rate: expected a fraction from 0 to 1, got {args.error_rate}")
+    if args.latency < 0:
+        raise UsageError(f"--latency: expected milliseconds of 0 or more, got {args.latency}")
+    config = agents.FleetConfig(
+        listen=args.listen,
+        latency_ms=args.latency,
+        error_rate=args.error_rate,
+        seed=args.seed,
+        ledger_path=args.ledger,
+    )
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return _serve_until_stopped(agents.serve_fleet(config))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`baton run`: submits a workflow and follows it to the end."""
+    journey = load_user_context(args.context, args.user)
+    request = orchestrator_pb2.ExecuteWorkflowRequest(
+        workflow_type=args.workflow_type,
+        user_context=journey,
+        request_id=args.request_id or f"cli-{uuid.uuid4()}",
+    )
+    if args.priority:
+        request.execution_options.priority = PRIORITIES[args.priority]
+    if args.timeout is not None:
+        if args.timeout <= 0:
+            raise UsageError(f"--timeout: expected seconds above 0, got {args.timeout:g}")
+        request.execution_options.timeout.FromNanoseconds(int(args.timeout * 1e9))
+    console = make_console()
+
+    async def run() -> int:
+        async with grpc.aio.insecure_channel(args.target) as channel:
+            stub = orchestrator_stub(channel)
+            execution = await submit(stub, request)
+            if args.detach:
+                print(execution.execution_id)
+                return EXIT_OK
+            if not execution.created:
+                console.print(f"request_id {request.request_id} matched execution {execution.execution_id}")
+            status = await watch_with_view(
+                stub, console, execution.execution_id, plan=execution.plan, target=args.target
+            )
+            return outcome(console, status)
+
+    return asyncio.run(run())
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """`baton watch`: follows an existing execution to the end."""
+    if args.after < 0:
+        raise UsageError(f"--after: expected a sequence of 0 or more, got {args.after}")
+    console = make_console()
+
+    async def watch() -> int:
+        async with grpc.aio.insecure_channel(args.target) as channel:
+            stub = orchestrator_stub(channel)
+            status = await watch_with_view(
+                stub, console, args.execution_id, after_sequence=args.after, target=args.target
+            )
+            return outcome(console, status)
+
+    return asyncio.run(watch())
+
+
+def _show(args: argparse.Namespace, reply: _Reply, render: Callable[[Console, _Reply], None]) -> int:
+    """Prints a reply as JSON (--json) or with its display."""
+    if args.json:
+        print_json(reply)
+    else:
+        render(make_console(), reply)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """`baton status`: prints an execution's status."""
+    request = orchestrator_pb2.GetExecutionRequest(execution_id=args.execution_id)
+    status: execution_pb2.ExecutionStatus = ask(
+        args.target, lambda stub: stub.GetExecution(request, timeout=RPC_TIMEOUT)
+    )
+    return _show(args, status, lambda console, reply: render_status(console, reply, target=args.target))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """`baton plan`: plans a workflow without running it."""
+    journey = load_user_context(args.context, args.user)
+    request = orchestrator_pb2.PlanWorkflowRequest(workflow_type=args.workflow_type, user_context=journey)
+    plan: plan_pb2.OrchestrationPlan = ask(args.target, lambda stub: stub.PlanWorkflow(request, timeout=RPC_TIMEOUT))
+    return _show(args, plan, render_plan)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """`baton health`: prints the system's health."""
+    request = orchestrator_pb2.GetSystemHealthRequest()
+    health: orchestrator_pb2.SystemHealth = ask(
+        args.target, lambda stub: stub.GetSystemHealth(request, timeout=RPC_TIMEOUT)
+    )
+    return _show(args, health, render_health)

@@ -1,0 +1,202 @@
+"""`baton demo`: the orchestrator, the reference fleet and a SQLite store in one process, one sample journey."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+import grpc
+from baton.v1 import (
+    automation_pb2,
+    automation_pb2_grpc,
+    execution_pb2,
+    faults_pb2,
+    faults_pb2_grpc,
+    journey_pb2,
+    orchestrator_pb2,
+)
+from google.protobuf import duration_pb2
+from rich.console import Console
+
+from server.cli._client import outcome, submit, watch_with_view
+from server.cli._common import RPC_TIMEOUT, UsageError, orchestrator_stub
+from server.cli._format import make_console
+from server.cli._results import render_journey_results, render_run_report, run_report
+
+DEMO_USER = "demo-user"
+DEMO_WORKFLOW = "application_automation"
+DEMO_LATENCY_MS = 100.0
+"""Latency the demo's agents add per call: enough to see the progress, little enough to end in a second."""
+DEMO_SEED = 7
+"""The default seed of --error-rate's random failures, so that a demo can be shown again the same way."""
+
+
+class _Fleet(Protocol):
+    address: str
+
+
+@dataclass(frozen=True)
+class DemoFaults:
+    """The faults the demo injects into the reference fleet."""
+
+    latency_ms: float = 0.0
+    """Milliseconds every agent adds to each operation."""
+    error_rate: float = 0.0
+    """The fraction of operations, from 0 to 1, that fail with UNAVAILABLE."""
+    seed: int = DEMO_SEED
+    """The seed of the random generator that picks the failing operations (0: a different run each time)."""
+    fail_search_once: bool = False
+    """Whether job_discovery's next SearchJobs answers UNAVAILABLE (to show a retry)."""
+
+    @property
+    def any(self) -> bool:
+        """Whether any fault is injected at all."""
+        return self.latency_ms > 0 or self.error_rate > 0 or self.fail_search_once
+
+
+def demo_request() -> orchestrator_pb2.ExecuteWorkflowRequest:
+    """Returns the demo's request: the demo user applies, fully automatically, with the sample resume."""
+    journey = journey_pb2.UserJourney(
+        user_id=DEMO_USER,
+        journey_type=journey_pb2.JOURNEY_TYPE_APPLICATION,
+        current_step="demo",
+        journey_context=journey_pb2.JourneyContext(
+            entry_point=journey_pb2.ENTRY_POINT_API,
+            user_intent=journey_pb2.USER_INTENT_APPLY,
+            urgency_level=journey_pb2.URGENCY_LEVEL_MEDIUM,
+            user_preferences=journey_pb2.UserPreferences(
+                automation_level=journey_pb2.AUTOMATION_LEVEL_FULLY_AUTOMATIC,
+                communication_style=journey_pb2.COMMUNICATION_STYLE_STANDARD,
+                processing_speed=journey_pb2.PROCESSING_SPEED_BALANCED,
+            ),
+        ),
+        current_data_state=journey_pb2.CurrentDataState(document_status=journey_pb2.DOCUMENT_STATUS_UPLOADED),
+    )
+    # No user_journey.data.resume_text: the document agent reads its bundled sample resume.
+    return orchestrator_pb2.ExecuteWorkflowRequest(
+        workflow_type=DEMO_WORKFLOW, user_context=journey, request_id=f"demo-{uuid.uuid4()}"
+    )
+
+
+async def inject_faults(address: str, faults: DemoFaults) -> None:
+    """Sets the reference fleet's fault injection: latency and random failures on every call, and
+    optionally one failed job search.
+
+    Args:
+        address: the fleet's HOST:PORT.
+        faults: what to inject.
+    """
+    latency = duration_pb2.Duration()
+    latency.FromNanoseconds(int(faults.latency_ms * 1e6))
+    every = faults_pb2.FaultConfig(latency=latency, error_rate=faults.error_rate, seed=faults.seed)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = faults_pb2_grpc.FaultInjectionStub(channel)  # type: ignore[no-untyped-call]
+        await stub.SetFaults(every, timeout=RPC_TIMEOUT)
+        if faults.fail_search_once:
+            # An agent's own configuration replaces the fleet's, so it repeats the fleet's faults.
+            flaky = faults_pb2.FaultConfig(
+                agent="job_discovery",
+                latency=latency,
+                error_rate=faults.error_rate,
+                seed=faults.seed,
+                fail_next=1,
+                error_code="UNAVAILABLE",
+                operations=["SearchJobs"],
+            )
+            await stub.SetFaults(flaky, timeout=RPC_TIMEOUT)
+
+
+async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = None) -> tuple[int, str]:
+    """Starts the embedded orchestrator and fleet, runs the sample journey, prints its results.
+
+    The results are the resume analysis, the matches and the applications (with their state:
+    a run that failed after submitting withdraws them), then how failures were handled: retries,
+    breaker trips, fallbacks and compensations.
+
+    Args:
+        console: where to print.
+        workdir: a directory for the SQLite store and the fleet's ledger.
+        faults: the faults to inject into the reference fleet (none by default).
+
+    Returns:
+        The exit status (0 when the execution completed) and the execution's id.
+    """
+    from server.app import start_server
+    from server.config import ServerConfig
+
+    faults = faults or DemoFaults()
+    config = ServerConfig(listen="127.0.0.1:0", store_url=f"sqlite:///{workdir}/baton.db", agents="embedded")
+    running = await start_server(config)
+    try:
+        fleet_address = cast(_Fleet, running.fleet).address
+        console.print(f"orchestrator  {running.address}", markup=False)
+        console.print(f"agents        {fleet_address} (the seven reference agents)", markup=False)
+        console.print(f"store         {config.store_url}", markup=False)
+        if faults.any:
+            await inject_faults(fleet_address, faults)
+        if faults.error_rate > 0:
+            seed = f"seed {faults.seed}" if faults.seed else "unseeded"
+            console.print(f"faults        {faults.error_rate:.0%} of agent calls fail with UNAVAILABLE ({seed})")
+        request = demo_request()
+        console.print(f"running {DEMO_WORKFLOW} for {DEMO_USER} (fully automatic, bundled sample resume)", markup=False)
+        events: list[execution_pb2.ExecutionEvent] = []
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = orchestrator_stub(channel)
+            execution = await submit(stub, request)
+            status = await watch_with_view(
+                stub,
+                console,
+                execution.execution_id,
+                plan=execution.plan,
+                target=running.address,
+                on_update=lambda update: events.append(update.event),
+            )
+        # The run is over: faults off, so that an injected failure of the listing cannot hide its results.
+        if faults.any:
+            await inject_faults(fleet_address, DemoFaults(seed=0))
+        async with grpc.aio.insecure_channel(fleet_address) as channel:
+            automation = automation_pb2_grpc.AutomationStub(channel)  # type: ignore[no-untyped-call]
+            listing: automation_pb2.ListApplicationsResponse = await automation.ListApplications(
+                automation_pb2.ListApplicationsRequest(user_id=DEMO_USER), timeout=RPC_TIMEOUT
+            )
+        console.print()
+        render_journey_results(console, execution.plan, status, list(listing.applications))
+        console.print()
+        render_run_report(console, run_report(status, events))
+        console.print()
+        return outcome(console, status), execution.execution_id
+    finally:
+        await running.stop(1.0)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`baton demo`: the whole system in one process, one sample journey, end to end."""
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    if args.latency < 0:
+        raise UsageError(f"--latency: expected milliseconds of 0 or more, got {args.latency:g}")
+    if not 0.0 <= args.error_rate <= 1.0:
+        raise UsageError(f"--error-rate: expected a fraction from 0 to 1, got {args.error_rate:g}")
+    faults = DemoFaults(
+        latency_ms=args.latency, error_rate=args.error_rate, seed=args.seed, fail_search_once=args.inject_failure
+    )
+    console = make_console()
+    workdir = tempfile.mkdtemp(prefix="baton-demo-")
+    try:
+        code, execution_id = asyncio.run(run_demo(console, workdir, faults))
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.keep:
+        console.print(
+            f"kept {workdir}; to look again: baton serve --store sqlite:///{workdir}/baton.db, "
+            f"then baton status {execution_id}",
+            markup=False,
+        )
+    return code

@@ -1,0 +1,299 @@
+"""The command line's parser and entry point: every subcommand, its options, and the exit statuses."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import cast
+
+import grpc
+
+from server.cli._commands import (
+    PRIORITIES,
+    cmd_agents_serve,
+    cmd_health,
+    cmd_plan,
+    cmd_run,
+    cmd_serve,
+    cmd_status,
+    cmd_watch,
+)
+from server.cli._common import (
+    DEFAULT_TARGET,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CommandError,
+    UsageError,
+)
+from server.cli._control import SIGNALS, cmd_approve, cmd_cancel, cmd_pause, cmd_reject, cmd_resume, cmd_signal
+from server.cli._demo import DEMO_LATENCY_MS, DEMO_SEED, cmd_demo
+
+
+def _target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target", default=DEFAULT_TARGET, metavar="HOST:PORT", help=f"the orchestrator (default {DEFAULT_TARGET})"
+    )
+
+
+def _log_level(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--log-level",
+        default=default,
+        choices=("debug", "info", "warning", "error"),
+        help=f"log level of the messages written to stderr (default {default})",
+    )
+
+
+def _control_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds approve, reject, signal, pause, resume and cancel."""
+
+    def control(name: str, help_: str, description: str) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help_, description=description)
+        p.add_argument("execution_id", metavar="EXECUTION_ID")
+        return p
+
+    def step(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--step", metavar="STEP_ID", help="the waiting step (needed only when several wait)")
+
+    def payload(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--payload", metavar="JSON", help=what)
+
+    def reason(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--reason", metavar="TEXT", help="why, recorded in the history (at most 1024 characters)")
+        _target(p)
+
+    narrow = 'narrows what is approved to a subset of what was shown, e.g. \'{"job_ids": ["job-0068"]}\''
+    p = control(
+        "approve",
+        "approve the step that waits for approval",
+        "Approve the execution's waiting step (an approval, or a gate that escalated): the execution goes on.",
+    )
+    step(p)
+    payload(p, narrow)
+    reason(p)
+    p.set_defaults(handler=cmd_approve)
+
+    p = control(
+        "reject",
+        "reject the step that waits for approval",
+        "Reject the execution's waiting step: an approval ends it CANCELLED, an escalated gate ends it FAILED; "
+        "either way its completed steps are undone first (applications withdrawn).",
+    )
+    step(p)
+    reason(p)
+    p.set_defaults(handler=cmd_reject)
+
+    p = control(
+        "signal",
+        "give the waiting step a signal",
+        "Give the execution's waiting step a signal: approve, reject, or input (its payload merged into the "
+        "step's data, without deciding).",
+    )
+    p.add_argument("signal", choices=tuple(SIGNALS), metavar="SIGNAL", help="approve, reject or input")
+    step(p)
+    payload(p, f"a JSON object: for approve it {narrow}; for input, fields merged into the step's data")
+    reason(p)
+    p.set_defaults(handler=cmd_signal)
+
+    p = control(
+        "pause",
+        "pause an execution",
+        "Pause a running execution: no new step starts; calls in flight finish and are recorded. "
+        "Its timeout stops running until it is resumed.",
+    )
+    reason(p)
+    p.set_defaults(handler=cmd_pause)
+
+    p = control("resume", "resume a paused execution", "Resume a paused execution.")
+    reason(p)
+    p.set_defaults(handler=cmd_resume)
+
+    p = control(
+        "cancel",
+        "cancel an execution",
+        "Cancel an execution: it ends CANCELLED once its completed steps are undone (applications withdrawn). "
+        "Cancelling a finished execution changes nothing.",
+    )
+    reason(p)
+    p.set_defaults(handler=cmd_cancel)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="baton",
+        description="baton: a durable gRPC control plane for a fleet of AI agent services.",
+        epilog="Start with `baton demo`. Exit status: 0 success (or a completed execution), "
+        "1 a failed or cancelled execution or a server error, 2 bad usage or INVALID_ARGUMENT.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser(
+        "serve",
+        help="run the orchestrator",
+        description="Run the orchestrator until SIGTERM or Ctrl-C, then drain gracefully.",
+    )
+    p.add_argument("--listen", default="127.0.0.1:50051", metavar="HOST:PORT", help="address to serve on (port 0: any)")
+    p.add_argument("--store", default="sqlite:///baton.db", metavar="URL", help="execution store, sqlite:///PATH")
+    p.add_argument(
+        "--agents",
+        default="embedded",
+        metavar="embedded|HOST:PORT|FILE.yaml",
+        help="embedded (start the reference fleet in-process), one address serving all seven agents, "
+        "or a YAML file mapping agents to endpoints (default embedded)",
+    )
+    p.add_argument(
+        "--ledger", default="", metavar="PATH", help="the embedded fleet's ledger (default beside the store)"
+    )
+    p.add_argument("--grace", type=float, default=5.0, metavar="S", help="seconds in-flight RPCs get on shutdown")
+    _log_level(p, "info")
+    p.set_defaults(handler=cmd_serve)
+
+    p = commands.add_parser(
+        "agents", help="the reference agent fleet", description="Commands for the reference agent fleet."
+    )
+    agent_commands = p.add_subparsers(dest="agents_command", required=True, metavar="COMMAND")
+    p = agent_commands.add_parser(
+        "serve",
+        help="serve all seven reference agents on one address",
+        description="Serve all seven reference agents on one address, with optional fault injection.",
+    )
+    p.add_argument("--listen", default="127.0.0.1:50061", metavar="HOST:PORT", help="address to serve on")
+    p.add_argument("--latency", type=float, default=0.0, metavar="MS", help="added latency per call, in milliseconds")
+    p.add_argument("--error-rate", type=float, default=0.0, metavar="R", help="fraction of calls that fail, 0 to 1")
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the fault injection's random failures (0: random)"
+    )
+    p.add_argument("--ledger", default=":memory:", metavar="PATH", help="the automation agent's application ledger")
+    _log_level(p, "info")
+    p.set_defaults(handler=cmd_agents_serve)
+
+    p = commands.add_parser(
+        "run",
+        help="run a workflow and watch it",
+        description="Submit a workflow, then show its progress live until it ends. Exit status 0 only if it completed.",
+    )
+    p.add_argument("workflow_type", metavar="WORKFLOW_TYPE", help="e.g. document_analysis, application_automation")
+    p.add_argument(
+        "--context",
+        metavar="FILE.json",
+        help='the user_journey as JSON with proto field names (bare or as {"user_journey": …})',
+    )
+    p.add_argument("--user", metavar="USER_ID", help="the user (default: the context's, else a fresh user-… id)")
+    p.add_argument("--request-id", metavar="ID", help="idempotency key: the same id returns the same execution")
+    p.add_argument("--priority", choices=tuple(PRIORITIES), help="admission priority (default from the journey)")
+    p.add_argument("--timeout", type=float, metavar="S", help="execution timeout in seconds")
+    p.add_argument("--detach", action="store_true", help="print the execution id and return without watching")
+    _target(p)
+    p.set_defaults(handler=cmd_run)
+
+    p = commands.add_parser(
+        "watch",
+        help="watch an execution",
+        description="Show an execution's progress live until it ends, resuming if the stream breaks.",
+    )
+    p.add_argument("execution_id", metavar="EXECUTION_ID")
+    p.add_argument("--after", type=int, default=0, metavar="N", help="show only events after sequence N")
+    _target(p)
+    p.set_defaults(handler=cmd_watch)
+
+    p = commands.add_parser("status", help="show an execution's status", description="Print an execution's status.")
+    p.add_argument("execution_id", metavar="EXECUTION_ID")
+    p.add_argument("--json", action="store_true", help="print the ExecutionStatus as JSON (proto field names)")
+    _target(p)
+    p.set_defaults(handler=cmd_status)
+
+    _control_commands(commands)
+
+    p = commands.add_parser(
+        "plan",
+        help="plan a workflow without running it",
+        description="Ask the orchestrator for the plan it would run (a dry run) and print its steps.",
+    )
+    p.add_argument("workflow_type", metavar="WORKFLOW_TYPE")
+    p.add_argument("--context", metavar="FILE.json", help="the user_journey, as for `baton run`")
+    p.add_argument("--user", metavar="USER_ID", help="the user (default: the context's, else a fresh id)")
+    p.add_argument("--json", action="store_true", help="print the OrchestrationPlan as JSON (proto field names)")
+    _target(p)
+    p.set_defaults(handler=cmd_plan)
+
+    p = commands.add_parser(
+        "health", help="show the system's health", description="Print the orchestrator's and the agents' health."
+    )
+    p.add_argument("--json", action="store_true", help="print the SystemHealth as JSON (proto field names)")
+    _target(p)
+    p.set_defaults(handler=cmd_health)
+
+    p = commands.add_parser(
+        "demo",
+        help="run a sample journey end to end, all in one process",
+        description="Start the orchestrator, the seven reference agents and a SQLite store in a temporary "
+        "directory, run the application_automation workflow for a demo user with the bundled sample resume, "
+        "print the matches and applications, and stop. Exit status 0 only if the execution completed.",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (store and ledger)")
+    p.add_argument(
+        "--latency",
+        type=float,
+        default=DEMO_LATENCY_MS,
+        metavar="MS",
+        help=f"latency the reference agents add to each call, to watch the progress (default {DEMO_LATENCY_MS:g})",
+    )
+    p.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="fraction of agent calls, 0 to 1, that fail with UNAVAILABLE (seeded), to watch retries, breaker "
+        "trips, fallbacks and compensations; a summary of them ends the demo",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=DEMO_SEED,
+        metavar="N",
+        help=f"seed of --error-rate's random failures (default {DEMO_SEED}; 0: different each time)",
+    )
+    p.add_argument(
+        "--inject-failure",
+        action="store_true",
+        help="make the first job search fail with UNAVAILABLE, to watch the step being retried",
+    )
+    _log_level(p, "warning")
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the baton command line.
+
+    Args:
+        argv: the arguments (default sys.argv[1:]).
+
+    Returns:
+        The exit status.
+    """
+    args = build_parser().parse_args(argv)
+    handler = cast(Callable[[argparse.Namespace], int], args.handler)
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except grpc.aio.AioRpcError as exc:
+        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return EXIT_USAGE if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader (head, say) went away: stop quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED

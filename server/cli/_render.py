@@ -1,0 +1,217 @@
+"""Printed views of one answer each: an execution's status, a plan, the system's health."""
+
+from __future__ import annotations
+
+from baton.v1 import common_pb2, execution_pb2, orchestrator_pb2, plan_pb2
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from server.cli._common import DEFAULT_TARGET
+from server.cli._format import (
+    TERMINAL,
+    enum_label,
+    execution_state,
+    format_seconds,
+    format_setting,
+    grid,
+    seconds,
+    struct_dict,
+    styled,
+    when,
+)
+from server.cli._results import step_outputs
+from server.cli._view import steps_done, steps_table
+from server.cli._waiting import compensations_table, render_paused, render_waiting
+
+E = execution_pb2
+
+
+def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, target: str = DEFAULT_TARGET) -> None:
+    """Prints an ExecutionStatus as a readable summary, with its waiting steps and compensations.
+
+    Args:
+        console: where to print.
+        status: the status.
+        target: the orchestrator it came from, named in the commands that continue a waiting step.
+    """
+    perf = status.performance_metrics
+    rows: list[tuple[str, RenderableType | str]] = [
+        ("execution", status.execution_id),
+        ("workflow", status.workflow_type),
+        ("user", status.user_id),
+        ("state", styled(execution_state(status.status))),
+        (
+            "progress",
+            f"{steps_done(status)}/{status.progress.total_steps} steps ({status.progress.completion_percentage:.0f}%)",
+        ),
+        ("duration", format_seconds(seconds(perf.total_duration))),
+        ("quality", f"{status.quality_metrics.overall_quality_score:.1f}"),
+        (
+            "errors",
+            f"{status.error_summary.total_errors} ({status.error_summary.recovered_errors} recovered, "
+            f"{status.error_summary.critical_errors} critical)",
+        ),
+        ("last sequence", str(status.last_sequence)),
+    ]
+    if perf.HasField("start_time"):
+        rows.insert(4, ("started", f"{when(perf.start_time):%Y-%m-%d %H:%M:%S} UTC"))
+    if status.degraded:
+        rows.append(("degraded", "; ".join(status.degraded_reasons)))
+    if status.end_cause != E.END_CAUSE_UNSPECIFIED:
+        rows.append(("cause", enum_label(E.EndCause, status.end_cause).replace("_", " ")))
+    if status.failure_reason:
+        rows.append(("failure", Text(status.failure_reason, style="red")))
+    console.print(grid(rows))
+    console.print()
+    console.print(steps_table(status, None))
+    if status.waiting and status.status not in TERMINAL:
+        console.print()
+        console.print(render_waiting(status.execution_id, status.waiting, target))
+    if status.status == E.EXECUTION_STATE_PAUSED:
+        console.print()
+        console.print(render_paused(status.execution_id, target))
+    undo = compensations_table(status)
+    if undo is not None:
+        console.print()
+        console.print(undo)
+    if status.error_summary.error_details:
+        console.print()
+        errors = Table(box=None, pad_edge=False, header_style="bold", title="errors", title_justify="left")
+        for column in ("step", "attempt", "error", "recovery", "impact"):
+            errors.add_column(column)
+        for err in status.error_summary.error_details:
+            errors.add_row(
+                err.step_id,
+                str(err.attempt or ""),
+                f"{err.error_type}: {err.error_message}",
+                err.recovery_action,
+                enum_label(E.Impact, err.impact),
+            )
+        console.print(errors)
+    outputs = step_outputs(status)
+    if outputs:
+        ordered = [t.step_id for t in status.performance_metrics.step_timings if t.step_id in outputs]
+        console.print()
+        console.print(f"[bold]results[/bold] of {', '.join(ordered)}  (baton status --json shows them)")
+    for text in status.results.recommendations[:5]:
+        console.print(f"  • {text}", markup=False)
+
+
+def _retries(step: plan_pb2.WorkflowStep, plan: plan_pb2.OrchestrationPlan) -> int:
+    if step.error_handling.HasField("retry_count"):
+        return step.error_handling.retry_count
+    return plan.execution_strategy.retry_policy.max_retries
+
+
+def _call_of(step: plan_pb2.WorkflowStep) -> str:
+    if step.kind == plan_pb2.STEP_KIND_APPROVAL:
+        return "approval (waits for a person)"
+    return f"{step.agent}.{step.operation}"
+
+
+def _timeout_of(step: plan_pb2.WorkflowStep) -> str:
+    if step.kind == plan_pb2.STEP_KIND_APPROVAL:
+        wait = format_setting(seconds(step.approval.timeout)) if step.approval.HasField("timeout") else "1h"
+        on_timeout = step.approval.on_timeout or plan_pb2.APPROVAL_TIMEOUT_ACTION_FAIL
+        return f"{wait}, then {enum_label(plan_pb2.ApprovalTimeoutAction, on_timeout)}"
+    return format_setting(seconds(step.timing.timeout)) if step.timing.HasField("timeout") else "30s"
+
+
+def _fallback_of(step: plan_pb2.WorkflowStep) -> str:
+    fallback = enum_label(plan_pb2.FallbackAction, step.error_handling.fallback_action)
+    if step.error_handling.fallback_action == plan_pb2.FALLBACK_ACTION_ALTERNATIVE:
+        alt = step.error_handling.alternative
+        fallback += f" ({alt.agent}.{alt.operation})"
+    return "fail" if fallback == "unspecified" else fallback
+
+
+def render_plan(console: Console, plan: plan_pb2.OrchestrationPlan) -> None:
+    """Prints an OrchestrationPlan: its strategy, its steps as a table, and its quality gates."""
+    strategy = plan.execution_strategy
+    version = f" v{plan.workflow_version}" if plan.workflow_version else ""
+    console.print(
+        grid(
+            [
+                ("plan", plan.plan_id),
+                ("workflow", f"{plan.workflow_type}{version}"),
+                ("user", plan.user_id),
+                ("mode", enum_label(plan_pb2.ExecutionMode, strategy.execution_mode)),
+                ("priority", enum_label(plan_pb2.Priority, strategy.priority)),
+                ("estimated", format_setting(seconds(plan.estimated_duration))),
+                ("timeout", format_setting(seconds(plan.timeout)) if plan.HasField("timeout") else "default (10m)"),
+                ("degraded mode", "allowed" if strategy.fallback_strategy.degraded_mode else "no"),
+            ]
+        )
+    )
+    console.print()
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    undoable = any(step.HasField("compensation") for step in plan.workflow_steps)
+    columns = ["step", "agent.operation", "depends on", "timeout", "retries", "fallback", "optional"]
+    for column in [*columns, "undone by"] if undoable else columns:
+        table.add_column(column)
+    for step in plan.workflow_steps:
+        row = [
+            step.step_id,
+            _call_of(step),
+            ", ".join(step.dependencies) or "—",
+            _timeout_of(step),
+            str(_retries(step, plan)),
+            _fallback_of(step),
+            "yes" if step.optional else "",
+        ]
+        if undoable:
+            undo = step.compensation
+            row.append(f"{undo.agent}.{undo.operation}" if step.HasField("compensation") else "")
+        table.add_row(*row)
+    console.print(table)
+    for step in plan.workflow_steps:
+        if step.kind == plan_pb2.STEP_KIND_APPROVAL and step.approval.prompt:
+            console.print(f"approval {step.step_id} asks: {step.approval.prompt}", markup=False)
+    for gate in plan.quality_gates:
+        criteria = ", ".join(
+            f"{c.metric} {enum_label(plan_pb2.ComparisonOperator, c.operator)} {c.value:g} (w{c.weight:g})"
+            for c in gate.criteria
+        )
+        action = enum_label(plan_pb2.GateAction, gate.action_on_failure)
+        console.print(f"gate {gate.gate_id} after {gate.checkpoint}: {criteria}; on failure {action}", markup=False)
+
+
+def render_health(console: Console, health: orchestrator_pb2.SystemHealth) -> None:
+    """Prints SystemHealth: the overall figures and a table of agents."""
+    util = health.resource_utilization
+    console.print(
+        grid(
+            [
+                ("overall", styled(enum_label(orchestrator_pb2.OverallHealth, health.overall_health))),
+                ("active workflows", str(health.active_workflows)),
+                ("queue depth", str(health.queue_depth)),
+                ("cpu / memory / storage", f"{util.cpu:.1f}% / {util.memory:.1f}% / {util.storage:.1f}%"),
+            ]
+        )
+    )
+    console.print()
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column, justify in (
+        ("agent", "left"),
+        ("status", "left"),
+        ("load", "right"),
+        ("response time", "right"),
+        ("error rate", "right"),
+        ("queue", "right"),
+        ("served", "right"),
+        ("breaker", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for name, agent in sorted(health.agent_statuses.items()):
+        table.add_row(
+            name,
+            styled(enum_label(common_pb2.AgentHealth, agent.status)),
+            f"{agent.load:.0f}",
+            f"{seconds(agent.response_time) * 1000:.1f} ms",
+            f"{agent.error_rate:.1f}%",
+            str(agent.queue_depth),
+            str(agent.requests_served),
+            str(struct_dict(agent.metrics).get("circuit_breaker", "")),
+        )
+    console.print(table)

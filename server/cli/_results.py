@@ -1,0 +1,226 @@
+"""What a finished journey produced (analysis, matches, applications) and how its failures were handled."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from baton.v1 import automation_pb2, execution_pb2, plan_pb2
+from rich.console import Console, RenderableType
+from rich.table import Table
+
+from server.cli._format import enum_label, execution_state, grid, struct_dict, styled
+from server.cli._waiting import compensation_label
+
+E = execution_pb2
+
+CIRCUIT_OPEN = "CIRCUIT_OPEN"
+"""The error type of an attempt an open circuit breaker refused without calling the agent."""
+
+
+def step_outputs(status: execution_pb2.ExecutionStatus) -> dict[str, dict[str, Any]]:
+    """Returns every completed step's response as JSON, keyed by step_id (intermediate and primary)."""
+    outputs: dict[str, dict[str, Any]] = {}
+    for struct in (status.results.intermediate_results, status.results.primary_outputs):
+        for step_id, value in struct_dict(struct).items():
+            if isinstance(value, dict):
+                outputs[step_id] = value
+    return outputs
+
+
+def outputs_of(
+    plan: plan_pb2.OrchestrationPlan, outputs: Mapping[str, dict[str, Any]], operation: str
+) -> list[dict[str, Any]]:
+    """Returns the outputs of the plan's steps that call `operation`, in plan order."""
+    return [outputs[s.step_id] for s in plan.workflow_steps if s.operation == operation and s.step_id in outputs]
+
+
+def render_journey_results(
+    console: Console,
+    plan: plan_pb2.OrchestrationPlan,
+    status: execution_pb2.ExecutionStatus,
+    applications: Sequence[automation_pb2.Application],
+    *,
+    top: int = 5,
+) -> None:
+    """Prints what a job-application journey found: the resume analysis, the best matches, the applications."""
+    outputs = step_outputs(status)
+    for analysis in outputs_of(plan, outputs, "AnalyzeDocument")[:1]:
+        console.print("[bold]Resume analysis[/bold]")
+        years = analysis.get("years_experience", 0)
+        rows: list[tuple[str, RenderableType | str]] = [
+            ("candidate", str(analysis.get("candidate_name", "—"))),
+            ("titles", ", ".join(analysis.get("titles", [])) or "—"),
+            ("experience", f"{years:g} years"),
+            ("skills", ", ".join(analysis.get("skills", [])) or "—"),
+            ("profile", f"{analysis.get('profile_completeness', 0):.0f}% complete"),
+        ]
+        console.print(grid(rows))
+        console.print()
+    searches = outputs_of(plan, outputs, "SearchJobs")
+    if searches:
+        found = sum(int(s.get("total_matches", len(s.get("jobs", [])))) for s in searches)
+        boards = sorted({b for s in searches for b in s.get("sources_searched", [])})
+        console.print(f"[bold]Job search[/bold]: {found} postings on {', '.join(boards) or 'the boards'}")
+        console.print()
+    titles: dict[str, str] = {}
+    for scored in outputs_of(plan, outputs, "ScoreMatches")[:1]:
+        matches = scored.get("matches", [])
+        table = Table(
+            box=None, pad_edge=False, header_style="bold", title=f"Top matches ({len(matches)})", title_justify="left"
+        )
+        for column, justify in (("score", "right"), ("title", "left"), ("company", "left"), ("job", "left")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for match in matches:
+            titles[str(match.get("job_id", ""))] = f"{match.get('title', '')} at {match.get('company', '')}"
+        for match in matches[:top]:
+            table.add_row(
+                f"{float(match.get('score', 0)):.1f}",
+                str(match.get("title", "")),
+                str(match.get("company", "")),
+                str(match.get("job_id", "")),
+            )
+        console.print(table)
+        console.print()
+    table = Table(
+        box=None, pad_edge=False, header_style="bold", title=f"Applications ({len(applications)})", title_justify="left"
+    )
+    for column in ("job", "state", "board", "application", "for"):
+        table.add_column(column)
+    for app in applications:
+        table.add_row(
+            app.job_id,
+            styled(enum_label(automation_pb2.ApplicationState, app.state)),
+            app.source,
+            app.application_id,
+            titles.get(app.job_id, ""),
+        )
+    console.print(table)
+
+
+# ---- how failures were handled ---------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    """What went wrong during a run and what the orchestrator did about it, one line per fact."""
+
+    retries: list[str] = field(default_factory=list)
+    """Per step: how many attempts were retried, and why."""
+    retry_count: int = 0
+    """Attempts that failed and were retried."""
+    breaker_trips: list[str] = field(default_factory=list)
+    """Per agent: the attempts an open circuit breaker refused."""
+    breaker_count: int = 0
+    """Attempts refused by an open breaker (failed with CIRCUIT_OPEN)."""
+    fallbacks: list[str] = field(default_factory=list)
+    """Steps skipped or switched to an alternative after failing, or skipped in degraded mode."""
+    gates: list[str] = field(default_factory=list)
+    """Quality gates that failed, and their action."""
+    compensations: list[str] = field(default_factory=list)
+    """Per compensated step: the undoing call and its outcome."""
+    outcome: str = ""
+    """The execution's end, its cause and reason."""
+
+    @property
+    def quiet(self) -> bool:
+        """Whether nothing failed at all."""
+        return not (self.retries or self.breaker_trips or self.fallbacks or self.gates or self.compensations)
+
+
+def _count(count: int, one: str, many: str = "") -> str:
+    """`1 retry`, `2 retries`: the count with the word in the right number."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def run_report(status: execution_pb2.ExecutionStatus, events: Sequence[execution_pb2.ExecutionEvent]) -> RunReport:
+    """Reads a run's retries, breaker trips, fallbacks, gate failures and compensations from its history.
+
+    Args:
+        status: the execution's final status (its compensations and step timings).
+        events: its events, in sequence order.
+    """
+    report = RunReport()
+    agents: dict[tuple[str, int, bool], str] = {}
+    retried: dict[str, Counter[str]] = defaultdict(Counter)
+    refused: dict[str, list[str]] = defaultdict(list)
+    timings = {t.step_id: t for t in status.performance_metrics.step_timings}
+    for event in events:
+        kind = event.WhichOneof("kind")
+        if kind == "step_started":
+            s = event.step_started
+            agents[(s.step_id, s.attempt, False)] = s.agent
+        elif kind == "compensation_started":
+            c = event.compensation_started
+            agents[(c.step_id, c.attempt, True)] = c.agent
+        elif kind in ("step_attempt_failed", "compensation_attempt_failed"):
+            undo = kind == "compensation_attempt_failed"
+            f = event.compensation_attempt_failed if undo else event.step_attempt_failed
+            name = f"{f.step_id} (compensation)" if undo else f.step_id
+            if f.HasField("retry_at"):
+                retried[name][f.error_type] += 1
+                report.retry_count += 1
+            if f.error_type == CIRCUIT_OPEN:
+                agent = agents.get((f.step_id, f.attempt, undo), "?")
+                refused[agent].append(f"{name} attempt {f.attempt}")
+                report.breaker_count += 1
+        elif kind == "step_failed":
+            sf = event.step_failed
+            if sf.fallback_action == plan_pb2.FALLBACK_ACTION_SKIP:
+                report.fallbacks.append(f"{sf.step_id} skipped after failing ({sf.error_type})")
+            elif sf.fallback_action == plan_pb2.FALLBACK_ACTION_ALTERNATIVE:
+                timing = timings.get(sf.step_id)
+                alternative = f" {timing.agent}.{timing.operation}" if timing is not None else ""
+                report.fallbacks.append(f"{sf.step_id} switched to its alternative{alternative} ({sf.error_type})")
+        elif kind == "step_skipped":
+            sk = event.step_skipped
+            if sk.cause in (E.SKIP_CAUSE_DEGRADED, E.SKIP_CAUSE_APPROVAL_TIMEOUT):
+                report.fallbacks.append(f"{sk.step_id} skipped: {sk.reason}")
+        elif kind == "gate_evaluated" and not event.gate_evaluated.passed:
+            g = event.gate_evaluated
+            action = enum_label(plan_pb2.GateAction, g.action).replace("_", " ")
+            report.gates.append(f"{g.gate_id} on {g.checkpoint}: score {g.score:.0f} → {action}")
+    for name, errors in retried.items():
+        why = ", ".join(f"{n} {error}" for error, n in errors.items())
+        report.retries.append(f"{name}: {_count(sum(errors.values()), 'retry', 'retries')} after {why}")
+    for agent, attempts in refused.items():
+        report.breaker_trips.append(f"{agent}: refused {', '.join(attempts)}")
+    for undo in status.compensations:
+        tries = f", {_count(undo.attempts, 'attempt')}" if undo.attempts else ""
+        error = f": {undo.error_message}" if undo.state == E.COMPENSATION_STATE_FAILED and undo.error_message else ""
+        report.compensations.append(
+            f"{undo.step_id} by {undo.agent}.{undo.operation}: {compensation_label(undo.state)}{tries}{error}"
+        )
+    report.outcome = execution_state(status.status)
+    if status.end_cause != E.END_CAUSE_UNSPECIFIED:
+        report.outcome += f" ({enum_label(E.EndCause, status.end_cause).replace('_', ' ')})"
+    if status.failure_reason:
+        report.outcome += f": {status.failure_reason}"
+    return report
+
+
+def render_run_report(console: Console, report: RunReport) -> None:
+    """Prints a RunReport: a heading, then one row per kind of handling, each with its facts."""
+    console.print("[bold]How failures were handled[/bold]")
+    if report.quiet:
+        console.print("nothing failed: no retry, no breaker trip, no fallback, nothing to undo", markup=False)
+        console.print(grid([("outcome", report.outcome)]))
+        return
+    rows: list[tuple[str, RenderableType | str]] = [
+        ("retries", "\n".join([_count(report.retry_count, "attempt") + " retried", *report.retries])),
+        (
+            "breaker trips",
+            "\n".join([_count(report.breaker_count, "attempt") + " refused by an open breaker", *report.breaker_trips]),
+        ),
+        ("fallbacks", "\n".join([_count(len(report.fallbacks), "step") + " fell back", *report.fallbacks])),
+        (
+            "compensations",
+            "\n".join([_count(len(report.compensations), "step") + " to undo", *report.compensations]),
+        ),
+    ]
+    if report.gates:
+        rows.insert(3, ("failed gates", "\n".join(report.gates)))
+    rows.append(("outcome", report.outcome))
+    console.print(grid(rows))
