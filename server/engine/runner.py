@@ -143,11 +143,17 @@ class Engine:
     async def recover(self) -> int:
         """Continues every unfinished execution of the store; returns how many."""
         resumed = 0
-        for execution_id in await self.store.unfinished_executions():
+        for execution_id in [u.execution_id for u in await self.store.unfinished_executions()]:
             if execution_id in self._runners:
                 continue
-            events = await self.store.read_events(execution_id)
-            self._start(fold(execution_id, events))
+            try:
+                state = fold(execution_id, await self.store.read_events(execution_id))
+            except Exception as error:
+                # An unreadable history must not stop start-up: quarantine it, run the others.
+                logger.error("execution %s quarantined: %s: %s", execution_id, type(error).__name__, error)
+                await self.store.quarantine(execution_id, f"{type(error).__name__}: {error}")
+                continue
+            self._start(state)
             resumed += 1
         if resumed:
             logger.info("recovered %d unfinished executions", resumed)
