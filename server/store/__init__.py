@@ -4,6 +4,7 @@ from server.store._factory import open_store
 from server.store.base import (
     TERMINAL_STATES,
     CommitListener,
+    CorruptHistoryError,
     ExecutionNotFoundError,
     ExecutionPage,
     ExecutionQuery,
@@ -12,12 +13,14 @@ from server.store.base import (
     InvalidPageTokenError,
     NewExecution,
     SequenceConflictError,
+    UnfinishedExecution,
 )
 from server.store.sqlite import SqliteExecutionStore
 
 __all__ = [
     "TERMINAL_STATES",
     "CommitListener",
+    "CorruptHistoryError",
     "ExecutionNotFoundError",
     "ExecutionPage",
     "ExecutionQuery",
@@ -27,5 +30,6 @@ __all__ = [
     "NewExecution",
     "SequenceConflictError",
     "SqliteExecutionStore",
+    "UnfinishedExecution",
     "open_store",
 ]

@@ -67,7 +67,26 @@ class AppendOp:
     """Resolved on the event loop after the commit."""
 
 
-WriteOp = CreateOp | AppendOp
+@dataclass(slots=True)
+class ParkOp:
+    """A queued park."""
+
+    execution_id: str
+    wake_at: int | None
+    """Microseconds since the epoch; None to wait for a command."""
+    future: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class QuarantineOp:
+    """A queued quarantine."""
+
+    execution_id: str
+    error: str
+    future: asyncio.Future[None]
+
+
+WriteOp = CreateOp | AppendOp | ParkOp | QuarantineOp
 
 
 @dataclass(slots=True)
@@ -115,10 +134,31 @@ def _insert_sql(table: str, columns: str, width: int, rows: int) -> str:
 
 def _update_sql(rows: int) -> str:
     values = ", ".join(["(?, ?, ?, ?)"] * rows)
-    # updated_at never moves backwards, and an event without a time leaves it alone.
+    # updated_at never moves backwards, and an event without a time leaves it alone. An append
+    # un-parks (the row's page is rewritten anyway, so this costs nothing measurable), and a
+    # quarantined execution stays FAILED.
     return (
-        "UPDATE executions SET state = v.column2, last_sequence = v.column3,"
-        " updated_at = MAX(executions.updated_at, v.column4)"
+        "UPDATE executions SET"
+        " state = CASE WHEN executions.quarantine_error = '' THEN v.column2 ELSE executions.state END,"
+        " last_sequence = v.column3, updated_at = MAX(executions.updated_at, v.column4),"
+        " parked = 0, wake_at = NULL"
+        f" FROM (VALUES {values}) AS v WHERE executions.execution_no = v.column1"
+    )
+
+
+def _park_sql(rows: int) -> str:
+    values = ", ".join(["(?, ?)"] * rows)
+    return (
+        "UPDATE executions SET parked = 1, wake_at = v.column2"
+        f" FROM (VALUES {values}) AS v WHERE executions.execution_no = v.column1"
+    )
+
+
+def _quarantine_sql(rows: int) -> str:
+    values = ", ".join(["(?, ?)"] * rows)
+    return (
+        f"UPDATE executions SET state = {execution_pb2.EXECUTION_STATE_FAILED}, quarantine_error = v.column2,"
+        " parked = 0, wake_at = NULL"
         f" FROM (VALUES {values}) AS v WHERE executions.execution_no = v.column1"
     )
 
@@ -128,6 +168,8 @@ _SIZES = tuple(2**power for power in range(_CHUNK.bit_length()) if 2**power <= _
 _INSERT_EXECUTIONS = {size: _insert_sql("executions", _EXECUTION_COLUMNS, 11, size) for size in _SIZES}
 _INSERT_EVENTS = {size: _insert_sql("events", _EVENT_COLUMNS, 5, size) for size in _SIZES}
 _UPDATE_EXECUTIONS = {size: _update_sql(size) for size in _SIZES}
+_PARK_EXECUTIONS = {size: _park_sql(size) for size in _SIZES}
+_QUARANTINE_EXECUTIONS = {size: _quarantine_sql(size) for size in _SIZES}
 
 
 def _padded(rows: int) -> int:
@@ -154,8 +196,12 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outc
 
     Sequence conflicts and unknown executions become outcomes; a constraint violation (say, a
     reused execution_id) raises, and the caller replays the batch write by write.
+
+    The summary rows are updated at the end, appends first, then parks, then quarantines; a
+    park that an append of the same batch follows is dropped, so the order of the writes is
+    kept (an append un-parks; a quarantine holds whatever follows it).
     """
-    append_ids = sorted({op.execution_id for op in batch if isinstance(op, AppendOp)})
+    append_ids = sorted({op.execution_id for op in batch if not isinstance(op, CreateOp)})
     request_keys = [
         [op.record.user_id, op.record.request_id] for op in batch if isinstance(op, CreateOp) and op.record.request_id
     ]
@@ -172,6 +218,8 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outc
     new_rows: list[tuple[object, ...]] = []
     event_rows: list[tuple[object, ...]] = []
     updates: dict[int, tuple[int, int, int]] = {}
+    parks: dict[int, int | None] = {}
+    quarantines: dict[int, str] = {}
     outcomes: list[Outcome] = []
     for op in batch:
         if isinstance(op, CreateOp):
@@ -195,6 +243,14 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outc
             outcomes.append(Outcome(op.future, error=ExecutionNotFoundError(op.execution_id)))
             continue
         no, last = entry
+        if isinstance(op, ParkOp):
+            parks[no] = op.wake_at
+            outcomes.append(Outcome(op.future))
+            continue
+        if isinstance(op, QuarantineOp):
+            quarantines[no] = op.error
+            outcomes.append(Outcome(op.future))
+            continue
         if op.first_sequence != last + 1:
             conflict = SequenceConflictError(
                 f"execution {op.execution_id}: append starts at sequence {op.first_sequence},"
@@ -203,6 +259,7 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outc
             outcomes.append(Outcome(op.future, error=conflict))
             continue
         entry[1] = op.last_sequence
+        parks.pop(no, None)
         event_rows.extend((no, *row) for row in op.rows)
         earlier = updates.get(no)
         updated_at = op.updated_at if earlier is None else max(op.updated_at, earlier[2])
@@ -216,4 +273,8 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outc
     if updates:
         update_rows = [(no, state, last, updated_at) for no, (state, last, updated_at) in updates.items()]
         _execute_rows(conn, _UPDATE_EXECUTIONS, 4, update_rows)
+    if parks:
+        _execute_rows(conn, _PARK_EXECUTIONS, 2, list(parks.items()))
+    if quarantines:
+        _execute_rows(conn, _QUARANTINE_EXECUTIONS, 2, list(quarantines.items()))
     return outcomes

@@ -14,11 +14,11 @@ _MICROSECOND = timedelta(microseconds=1)
 #: The executions columns in ExecutionRecord field order; every SELECT of a record uses it.
 RECORD_COLUMNS = (
     "execution_id, user_id, workflow_type, plan_id, request_id, priority, state,"
-    " created_at, updated_at, last_sequence, owner, lease_expires_at"
+    " created_at, updated_at, last_sequence, owner, lease_expires_at, quarantine_error"
 )
 
 #: A row of RECORD_COLUMNS.
-RecordRow = tuple[str, str, str, str, str, int, int, int, int, int, str, int | None]
+RecordRow = tuple[str, str, str, str, str, int, int, int, int, int, str, int | None, str]
 
 
 def to_micros(moment: datetime) -> int:
@@ -59,4 +59,5 @@ def record_from_row(row: RecordRow) -> ExecutionRecord:
         last_sequence=row[9],
         owner=row[10],
         lease_expires_at=None if lease_expires_at is None else from_micros(lease_expires_at),
+        quarantine_error=row[12],
     )

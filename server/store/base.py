@@ -65,6 +65,21 @@ class ExecutionRecord:
     """The orchestrator replica that holds the execution's lease; empty for none."""
     lease_expires_at: datetime | None = None
     """When the owner's lease expires; None for no lease."""
+    quarantine_error: str = ""
+    """Why the execution was quarantined (its history cannot be read or folded); empty when it
+    was not. A quarantined execution is FAILED whatever its events say."""
+
+
+@dataclass(frozen=True)
+class UnfinishedExecution:
+    """An execution not in a terminal state, as recovery sees it."""
+
+    execution_id: str
+    """The execution."""
+    parked: bool
+    """Whether nothing needs to run it until wake_at (or, with no wake_at, until a command)."""
+    wake_at: datetime | None
+    """When a parked execution is due (UTC); None when not parked or parked until a command."""
 
 
 @dataclass(frozen=True)
@@ -92,26 +107,6 @@ class ExecutionPage:
     """Empty on the last page."""
 
 
-@dataclass(frozen=True)
-class UnfinishedExecution:
-    """An execution not in a terminal state, as recovery needs it."""
-
-    execution_id: str
-    parked: bool
-    """Whether its runner parked it (nothing to do until wake_at or a command)."""
-    wake_at: datetime | None
-    """When a parked execution must be woken; None when not parked or parked until a command."""
-
-
-class CorruptHistoryError(Exception):
-    """A stored event of an execution cannot be decoded."""
-
-    def __init__(self, execution_id: str, sequence: int, message: str) -> None:
-        super().__init__(f"execution {execution_id}: event {sequence} cannot be read: {message}")
-        self.execution_id = execution_id
-        self.sequence = sequence
-
-
 class SequenceConflictError(Exception):
     """An append's first sequence is not the execution's last sequence + 1 (a second writer)."""
 
@@ -122,6 +117,22 @@ class ExecutionNotFoundError(LookupError):
 
 class InvalidPageTokenError(ValueError):
     """The page token was not made by this store."""
+
+
+class CorruptHistoryError(Exception):
+    """A stored event of an execution cannot be decoded (truncated bytes, nesting too deep ...).
+
+    Attributes:
+        execution_id: the execution whose history is unreadable.
+        sequence: the sequence of the first event that cannot be decoded.
+        message: what the decoder said.
+    """
+
+    def __init__(self, execution_id: str, sequence: int, message: str) -> None:
+        super().__init__(f"execution {execution_id}: event {sequence} cannot be decoded: {message}")
+        self.execution_id = execution_id
+        self.sequence = sequence
+        self.message = message
 
 
 #: Called after each commit with the execution id and its newly committed events, in order.
@@ -160,6 +171,9 @@ class ExecutionStore(Protocol):
     async def append(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int) -> None:
         """Appends events (their sequence fields already set, contiguous) and sets the state.
 
+        The same transaction un-parks the execution. A quarantined execution stays FAILED: the
+        events are stored, its state is not changed.
+
         Raises:
             SequenceConflictError: the first event's sequence is not last_sequence + 1.
             ExecutionNotFoundError: no such execution.
@@ -169,7 +183,14 @@ class ExecutionStore(Protocol):
     async def read_events(
         self, execution_id: str, after_sequence: int = 0, limit: int | None = None
     ) -> list[execution_pb2.ExecutionEvent]:
-        """Returns the execution's events with sequence > after_sequence, in order."""
+        """Returns the execution's events with sequence > after_sequence, in order.
+
+        An unknown execution has no events (an empty list).
+
+        Raises:
+            CorruptHistoryError: a stored event cannot be decoded (nothing else escapes a
+                decoding failure).
+        """
         ...
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
@@ -185,15 +206,30 @@ class ExecutionStore(Protocol):
         ...
 
     async def unfinished_executions(self) -> list[UnfinishedExecution]:
-        """Returns the executions not in a terminal state, oldest first."""
+        """Returns the executions not in a terminal state, oldest first, with their parked marks."""
         ...
 
     async def park(self, execution_id: str, wake_at: datetime | None) -> None:
-        """Marks the execution parked until wake_at (None: until a command). Any later append un-parks it."""
+        """Marks the execution parked until wake_at (None: until a command wakes it). Any later append un-parks it.
+
+        Parking is a hint for recovery and timers, not an event: it changes no state and no
+        sequence. Parking a terminal execution does nothing.
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+            ValueError: wake_at is naive.
+        """
         ...
 
     async def quarantine(self, execution_id: str, error: str) -> None:
-        """Marks the execution FAILED with the error, so that its unreadable history stops nothing."""
+        """Marks the execution FAILED because its history cannot be read or folded, recording why.
+
+        It is then no longer unfinished (recovery skips it) and stays FAILED whatever is
+        appended later. Quarantining again replaces the error.
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+        """
         ...
 
     async def count_by_state(self) -> dict[int, int]:

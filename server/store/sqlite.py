@@ -22,12 +22,13 @@ import queue
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from datetime import datetime
+from typing import NoReturn, TypeVar
 
 from baton.v1 import execution_pb2
 
 from server.store._page_tokens import decode_page_token, encode_page_token
-from server.store._sqlite_batch import AppendOp, CreateOp, EventRow, ExecutionRow, Outcome
+from server.store._sqlite_batch import AppendOp, CreateOp, EventRow, ExecutionRow, Outcome, ParkOp, QuarantineOp
 from server.store._sqlite_commit import Writer, WriterConfig, WriterStats
 from server.store._sqlite_loop_writer import LoopWriter
 from server.store._sqlite_rows import (
@@ -41,10 +42,12 @@ from server.store._sqlite_thread_writer import ThreadWriter
 from server.store.base import (
     TERMINAL_STATES,
     CommitListener,
+    CorruptHistoryError,
     ExecutionPage,
     ExecutionQuery,
     ExecutionRecord,
     NewExecution,
+    UnfinishedExecution,
 )
 
 logger = logging.getLogger(__name__)
@@ -77,8 +80,9 @@ def _unfinished_query(terminal: frozenset[int]) -> str:
     ranges = [f"state < {runs[0][0]}"]
     ranges += [f"state > {low[1]} AND state < {high[0]}" for low, high in itertools.pairwise(runs)]
     ranges.append(f"state > {runs[-1][1]}")
-    parts = " UNION ALL ".join(f"SELECT execution_id, created_at FROM executions WHERE {where}" for where in ranges)
-    return f"SELECT execution_id FROM ({parts}) ORDER BY created_at, execution_id"
+    columns = "execution_id, created_at, parked, wake_at"
+    parts = " UNION ALL ".join(f"SELECT {columns} FROM executions WHERE {where}" for where in ranges)
+    return f"SELECT execution_id, parked, wake_at FROM ({parts}) ORDER BY created_at, execution_id"
 
 
 _UNFINISHED_QUERY = _unfinished_query(TERMINAL_STATES)
@@ -306,12 +310,40 @@ class SqliteExecutionStore:
         writer.submit(AppendOp(execution_id, first, first + len(events) - 1, state, updated_at, rows, events, future))
         await future
 
+    async def park(self, execution_id: str, wake_at: datetime | None) -> None:
+        """Marks the execution parked until wake_at (None: until a command); an append un-parks it.
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+            ValueError: wake_at is naive.
+        """
+        writer, loop = self._live_writer()
+        micros = None if wake_at is None else to_micros(wake_at)
+        future: asyncio.Future[None] = loop.create_future()
+        writer.submit(ParkOp(execution_id, micros, future))
+        await future
+
+    async def quarantine(self, execution_id: str, error: str) -> None:
+        """Marks the execution FAILED with the reason its history is unreadable.
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+        """
+        writer, loop = self._live_writer()
+        future: asyncio.Future[None] = loop.create_future()
+        writer.submit(QuarantineOp(execution_id, error, future))
+        await future
+
     async def read_events(
         self, execution_id: str, after_sequence: int = 0, limit: int | None = None
     ) -> list[execution_pb2.ExecutionEvent]:
         """Returns the execution's events with sequence > after_sequence, in order.
 
         An unknown execution has no events (an empty list).
+
+        Raises:
+            CorruptHistoryError: a stored event cannot be decoded, or is not the event its row
+                says (another sequence).
         """
         if limit is not None and limit <= 0:
             return []
@@ -335,8 +367,8 @@ class SqliteExecutionStore:
         after = decode_page_token(query.page_token) if query.page_token else None
         return await self._read(_list_executions, query, after)
 
-    async def unfinished_executions(self) -> list[str]:
-        """Returns the ids of executions not in a terminal state, oldest first."""
+    async def unfinished_executions(self) -> list[UnfinishedExecution]:
+        """Returns the executions not in a terminal state, oldest first, with their parked marks."""
         return await self._read(_unfinished_executions)
 
     async def count_by_state(self) -> dict[int, int]:
@@ -370,13 +402,33 @@ def _read_events(
     conn: sqlite3.Connection, execution_id: str, after_sequence: int, limit: int | None
 ) -> list[execution_pb2.ExecutionEvent]:
     rows = conn.execute(
-        "SELECT payload FROM events"
+        "SELECT sequence, payload FROM events"
         " WHERE execution_no = (SELECT execution_no FROM executions WHERE execution_id = ?) AND sequence > ?"
         " ORDER BY sequence LIMIT ?",
         (execution_id, after_sequence, -1 if limit is None else limit),
     ).fetchall()
     parse = execution_pb2.ExecutionEvent.FromString
-    return [parse(payload) for (payload,) in rows]
+    try:
+        events = [parse(payload) for (_, payload) in rows]
+    except Exception:
+        # Rare: find the first bad row again, one by one, to name it.
+        return _first_corrupt(execution_id, rows)
+    for (sequence, _), event in zip(rows, events, strict=True):
+        if event.sequence != sequence:
+            raise CorruptHistoryError(execution_id, sequence, f"the stored event says sequence {event.sequence}")
+    return events
+
+
+def _first_corrupt(execution_id: str, rows: list[tuple[int, object]]) -> NoReturn:
+    """Raises CorruptHistoryError naming the first row whose payload does not decode."""
+    for sequence, payload in rows:
+        try:
+            if not isinstance(payload, bytes):
+                raise TypeError(f"payload is {type(payload).__name__}, not bytes")
+            execution_pb2.ExecutionEvent.FromString(payload)
+        except Exception as error:
+            raise CorruptHistoryError(execution_id, sequence, f"{type(error).__name__}: {error}") from error
+    raise CorruptHistoryError(execution_id, rows[0][0] if rows else 0, "the history failed to decode")
 
 
 def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
@@ -415,9 +467,16 @@ def _list_executions(conn: sqlite3.Connection, query: ExecutionQuery, after: tup
     return ExecutionPage(records=records, next_page_token=token)
 
 
-def _unfinished_executions(conn: sqlite3.Connection) -> list[str]:
+def _unfinished_executions(conn: sqlite3.Connection) -> list[UnfinishedExecution]:
     rows = conn.execute(_UNFINISHED_QUERY).fetchall()
-    return [execution_id for (execution_id,) in rows]
+    return [
+        UnfinishedExecution(
+            execution_id=execution_id,
+            parked=bool(parked),
+            wake_at=None if not parked or wake_at is None else from_micros(wake_at),
+        )
+        for execution_id, parked, wake_at in rows
+    ]
 
 
 def _count_by_state(conn: sqlite3.Connection) -> dict[int, int]:

@@ -5,24 +5,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from baton.v1 import execution_pb2
 from google.protobuf import struct_pb2
 
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
-from server.store.base import (
-    TERMINAL_STATES,
-    CommitListener,
-    ExecutionPage,
-    ExecutionQuery,
-    ExecutionRecord,
-    NewExecution,
-    SequenceConflictError,
-    UnfinishedExecution,
-)
+from tests.unit.memory_store import MemoryStore
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -126,99 +116,4 @@ def invalid(message: str = "bad request") -> AgentCallError:
     return AgentCallError("INVALID_ARGUMENT", message, retryable=False)
 
 
-class MemoryStore:
-    """An in-memory ExecutionStore with the real one's contract checks (no durability)."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, ExecutionRecord] = {}
-        self.events: dict[str, list[execution_pb2.ExecutionEvent]] = {}
-        self.appends = 0
-        self.parked: dict[str, datetime | None] = {}
-        self.quarantined: dict[str, str] = {}
-        self._listeners: list[CommitListener] = []
-
-    async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def create_execution(
-        self, new: NewExecution, first_event: execution_pb2.ExecutionEvent
-    ) -> tuple[ExecutionRecord, bool]:
-        for record in self.records.values():
-            if new.request_id and (record.user_id, record.request_id) == (new.user_id, new.request_id):
-                return record, False
-        record = ExecutionRecord(
-            execution_id=new.execution_id,
-            user_id=new.user_id,
-            workflow_type=new.workflow_type,
-            plan_id=new.plan_id,
-            request_id=new.request_id,
-            priority=new.priority,
-            state=execution_pb2.EXECUTION_STATE_QUEUED,
-            created_at=new.created_at,
-            updated_at=new.created_at,
-            last_sequence=1,
-        )
-        self.records[new.execution_id] = record
-        self.events[new.execution_id] = [first_event]
-        self._notify(new.execution_id, [first_event])
-        return record, True
-
-    async def append(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int) -> None:
-        await asyncio.sleep(0)  # a commit is a suspension point, as in the real stores
-        record = self.records[execution_id]
-        if events[0].sequence != record.last_sequence + 1:
-            raise SequenceConflictError(f"{events[0].sequence} after {record.last_sequence}")
-        self.appends += 1
-        self.parked.pop(execution_id, None)
-        self.events[execution_id].extend(events)
-        self.records[execution_id] = ExecutionRecord(
-            **{**record.__dict__, "state": state, "last_sequence": events[-1].sequence}
-        )
-        self._notify(execution_id, list(events))
-
-    async def read_events(
-        self, execution_id: str, after_sequence: int = 0, limit: int | None = None
-    ) -> list[execution_pb2.ExecutionEvent]:
-        events = [e for e in self.events.get(execution_id, []) if e.sequence > after_sequence]
-        return events[:limit] if limit else events
-
-    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
-        return self.records.get(execution_id)
-
-    async def list_executions(self, query: ExecutionQuery) -> ExecutionPage:
-        return ExecutionPage(records=list(self.records.values()))
-
-    async def unfinished_executions(self) -> list[UnfinishedExecution]:
-        return [
-            UnfinishedExecution(r.execution_id, r.execution_id in self.parked, self.parked.get(r.execution_id))
-            for r in self.records.values()
-            if r.state not in TERMINAL_STATES
-        ]
-
-    async def park(self, execution_id: str, wake_at: datetime | None) -> None:
-        await asyncio.sleep(0)
-        self.parked[execution_id] = wake_at
-
-    async def quarantine(self, execution_id: str, error: str) -> None:
-        self.quarantined[execution_id] = error
-        self.parked.pop(execution_id, None)
-        record = self.records[execution_id]
-        self.records[execution_id] = ExecutionRecord(
-            **{**record.__dict__, "state": execution_pb2.EXECUTION_STATE_FAILED}
-        )
-
-    async def count_by_state(self) -> dict[int, int]:
-        counts: dict[int, int] = {}
-        for r in self.records.values():
-            counts[r.state] = counts.get(r.state, 0) + 1
-        return counts
-
-    def add_commit_listener(self, listener: CommitListener) -> None:
-        self._listeners.append(listener)
-
-    def _notify(self, execution_id: str, events: list[execution_pb2.ExecutionEvent]) -> None:
-        for listener in self._listeners:
-            listener(execution_id, events)
+__all__ = ["FakeCaller", "FakeClock", "MemoryStore", "RecordedCall", "invalid", "reply", "unavailable"]

@@ -34,7 +34,7 @@ async def test_an_approval_step_waits_parked_with_no_task_and_approving_a_narrow
     assert dict(status.waiting[0].data)["job_ids"] == ["j1", "j2", "j3"]
     assert status.waiting[0].timeout_at.ToDatetime().replace(tzinfo=START.tzinfo) == START + timedelta(hours=1)
     assert h.engine.active == 0 and h.engine.parked == 1  # stored state, not a sleeping task
-    assert h.store.parked[ex] == START + timedelta(hours=1)
+    assert h.store.parked(ex) == (True, START + timedelta(hours=1))
     await h.engine.signal(ex, SignalCommand(E.SIGNAL_APPROVE, payload={"job_ids": ["j2"]}, reason="just one"))
     state = await h.run(ex)
     assert state.status == E.EXECUTION_STATE_COMPLETED

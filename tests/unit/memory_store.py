@@ -1,0 +1,248 @@
+"""An in-memory ExecutionStore with the SQLite store's contract, for the engine's tests and simulations.
+
+It behaves as the real store does wherever a caller could tell: events are serialized when
+appended and decoded when read (so a caller's later change to an event changes nothing stored,
+and an undecodable payload is a CorruptHistoryError), a commit is a suspension point, sequence
+conflicts and unknown executions fail the write alone, create_execution is idempotent on
+(user_id, request_id), an append un-parks, a quarantined execution stays FAILED, and lists
+filter and page newest first with the same page tokens. It is not durable and has no writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+
+from baton.v1 import execution_pb2
+
+from server.store._page_tokens import decode_page_token, encode_page_token
+from server.store._sqlite_rows import event_micros, from_micros, to_micros
+from server.store.base import (
+    TERMINAL_STATES,
+    CommitListener,
+    CorruptHistoryError,
+    ExecutionNotFoundError,
+    ExecutionPage,
+    ExecutionQuery,
+    ExecutionRecord,
+    NewExecution,
+    SequenceConflictError,
+    UnfinishedExecution,
+)
+
+logger = logging.getLogger(__name__)
+
+_MAX_PAGE_SIZE = 1000
+_DEFAULT_PAGE_SIZE = 50
+
+
+def _decode(execution_id: str, sequence: int, payload: bytes) -> execution_pb2.ExecutionEvent:
+    try:
+        event = execution_pb2.ExecutionEvent.FromString(payload)
+    except Exception as error:
+        raise CorruptHistoryError(execution_id, sequence, f"{type(error).__name__}: {error}") from error
+    if event.sequence != sequence:
+        raise CorruptHistoryError(execution_id, sequence, f"the stored event says sequence {event.sequence}")
+    return event
+
+
+class _EventsView(Mapping[str, list[execution_pb2.ExecutionEvent]]):
+    """execution_id → its decoded events (a fresh copy on every lookup), for tests to inspect."""
+
+    def __init__(self, payloads: dict[str, list[bytes]]) -> None:
+        self._payloads = payloads
+
+    def __getitem__(self, execution_id: str) -> list[execution_pb2.ExecutionEvent]:
+        payloads = self._payloads[execution_id]
+        return [_decode(execution_id, n, payload) for n, payload in enumerate(payloads, start=1)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._payloads)
+
+    def __len__(self) -> int:
+        return len(self._payloads)
+
+
+class MemoryStore:
+    """An ExecutionStore in memory; see the module docstring for what it shares with SQLite."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, ExecutionRecord] = {}
+        """The summary rows by execution id (read them; write through the store's methods)."""
+        self.appends = 0
+        """Appends committed so far."""
+        self._payloads: dict[str, list[bytes]] = {}
+        self._parked: dict[str, datetime | None] = {}
+        self._listeners: list[CommitListener] = []
+
+    @property
+    def events(self) -> Mapping[str, list[execution_pb2.ExecutionEvent]]:
+        """Each execution's events, decoded afresh on every lookup."""
+        return _EventsView(self._payloads)
+
+    def write_raw(self, execution_id: str, payload: bytes) -> None:
+        """Appends stored bytes as they are, bypassing every check (tests poison histories with it)."""
+        self._payloads[execution_id].append(payload)
+
+    def parked(self, execution_id: str) -> tuple[bool, datetime | None]:
+        """Whether the execution is parked, and until when."""
+        return execution_id in self._parked, self._parked.get(execution_id)
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def create_execution(
+        self, new: NewExecution, first_event: execution_pb2.ExecutionEvent
+    ) -> tuple[ExecutionRecord, bool]:
+        if first_event.sequence != 1:
+            raise ValueError(f"the first event's sequence must be 1, not {first_event.sequence}")
+        created_at = from_micros(to_micros(new.created_at))
+        payload = first_event.SerializeToString()
+        await asyncio.sleep(0)  # a commit is a suspension point, as in the real stores
+        if new.request_id:
+            for record in self.records.values():
+                if (record.user_id, record.request_id) == (new.user_id, new.request_id):
+                    return record, False
+        if new.execution_id in self.records:
+            raise ValueError(f"execution_id {new.execution_id!r} is taken by another request")
+        record = ExecutionRecord(
+            execution_id=new.execution_id,
+            user_id=new.user_id,
+            workflow_type=new.workflow_type,
+            plan_id=new.plan_id,
+            request_id=new.request_id,
+            priority=new.priority,
+            state=execution_pb2.EXECUTION_STATE_QUEUED,
+            created_at=created_at,
+            updated_at=created_at,
+            last_sequence=1,
+        )
+        self.records[new.execution_id] = record
+        self._payloads[new.execution_id] = [payload]
+        self._notify(new.execution_id, [first_event])
+        return record, True
+
+    async def append(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int) -> None:
+        if not events:
+            raise ValueError(f"append to {execution_id} carries no events")
+        first = events[0].sequence
+        for offset, event in enumerate(events):
+            if event.sequence != first + offset:
+                raise ValueError(
+                    f"append to {execution_id}: event {offset} has sequence {event.sequence}, expected {first + offset}"
+                )
+        # Serialized now: a caller's later change to the events changes nothing stored.
+        payloads = [event.SerializeToString() for event in events]
+        latest = max(event_micros(event) for event in events)
+        await asyncio.sleep(0)  # a commit is a suspension point, as in the real stores
+        record = self.records.get(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(execution_id)
+        if first != record.last_sequence + 1:
+            raise SequenceConflictError(
+                f"execution {execution_id}: append starts at sequence {first}, but its last sequence is"
+                f" {record.last_sequence}"
+            )
+        self.appends += 1
+        self._payloads[execution_id].extend(payloads)
+        self._parked.pop(execution_id, None)
+        self.records[execution_id] = dataclasses.replace(
+            record,
+            state=record.state if record.quarantine_error else state,
+            last_sequence=events[-1].sequence,
+            updated_at=max(record.updated_at, from_micros(latest)),
+        )
+        self._notify(execution_id, list(events))
+
+    async def park(self, execution_id: str, wake_at: datetime | None) -> None:
+        if wake_at is not None:
+            wake_at = from_micros(to_micros(wake_at))
+        await asyncio.sleep(0)
+        if execution_id not in self.records:
+            raise ExecutionNotFoundError(execution_id)
+        self._parked[execution_id] = wake_at
+
+    async def quarantine(self, execution_id: str, error: str) -> None:
+        await asyncio.sleep(0)
+        record = self.records.get(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(execution_id)
+        self._parked.pop(execution_id, None)
+        self.records[execution_id] = dataclasses.replace(
+            record, state=execution_pb2.EXECUTION_STATE_FAILED, quarantine_error=error
+        )
+
+    async def read_events(
+        self, execution_id: str, after_sequence: int = 0, limit: int | None = None
+    ) -> list[execution_pb2.ExecutionEvent]:
+        if limit is not None and limit <= 0:
+            return []
+        payloads = self._payloads.get(execution_id, [])
+        start = max(after_sequence, 0)
+        stop = len(payloads) if limit is None else start + limit
+        return [_decode(execution_id, n, p) for n, p in enumerate(payloads[start:stop], start=start + 1)]
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        return self.records.get(execution_id)
+
+    async def list_executions(self, query: ExecutionQuery) -> ExecutionPage:
+        if query.page_size < 0:
+            raise ValueError(f"page_size must not be negative, not {query.page_size}")
+        after = decode_page_token(query.page_token) if query.page_token else None
+        size = min(query.page_size or _DEFAULT_PAGE_SIZE, _MAX_PAGE_SIZE)
+        rows = sorted(self.records.values(), key=_position, reverse=True)
+        picked = [
+            record
+            for record in rows
+            if (not query.user_id or record.user_id == query.user_id)
+            and (not query.states or record.state in query.states)
+            and (not query.workflow_type or record.workflow_type == query.workflow_type)
+            and (after is None or _position(record) < after)
+        ]
+        page = picked[:size]
+        token = encode_page_token(*_position(page[-1])) if len(picked) > size else ""
+        return ExecutionPage(records=page, next_page_token=token)
+
+    async def unfinished_executions(self) -> list[UnfinishedExecution]:
+        rows = sorted((r for r in self.records.values() if r.state not in TERMINAL_STATES), key=_position)
+        return [
+            UnfinishedExecution(
+                execution_id=r.execution_id,
+                parked=r.execution_id in self._parked,
+                wake_at=self._parked.get(r.execution_id),
+            )
+            for r in rows
+        ]
+
+    async def count_by_state(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for r in self.records.values():
+            counts[r.state] = counts.get(r.state, 0) + 1
+        return counts
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    def inject_raw_event(self, execution_id: str, payload: bytes) -> None:
+        """Stores raw bytes as the execution's next event (for tests of corrupt histories)."""
+        record = self.records[execution_id]
+        self._payloads[execution_id].append(payload)
+        self.records[execution_id] = dataclasses.replace(record, last_sequence=record.last_sequence + 1)
+
+    def _notify(self, execution_id: str, events: list[execution_pb2.ExecutionEvent]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(execution_id, events)
+            except Exception:
+                logger.exception("commit listener failed for execution %s", execution_id)
+
+
+def _position(record: ExecutionRecord) -> tuple[int, str]:
+    """Where a record sorts in lists: (created_at microseconds, execution_id)."""
+    return to_micros(record.created_at.astimezone(UTC)), record.execution_id
