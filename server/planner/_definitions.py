@@ -149,8 +149,8 @@ def _load(path: Path) -> WorkflowDefinition:
         _parse(source, "timeout", {"timeout": raw["timeout"]}, template)
     _parse(source, "execution_strategy", raw["execution_strategy"], template.execution_strategy)
 
-    approvals: list[ApprovalTemplate] = []
-    approval_places: list[str] = []
+    # Each approval with where the file describes it, for errors.
+    approvals: list[tuple[str, ApprovalTemplate]] = []
     for i, raw_step in enumerate(_list(source, "workflow_steps", raw["workflow_steps"])):
         where = f"workflow_steps[{i}]"
         if not isinstance(raw_step, dict):
@@ -158,7 +158,6 @@ def _load(path: Path) -> WorkflowDefinition:
         fields = {k: v for k, v in raw_step.items() if k not in _PLANNER_STEP_KEYS}
         step = template.workflow_steps.add()
         _parse(source, where, fields, step)
-        # Every built-in step states its deadline and its default estimate; nothing is implicit.
         if step.kind == plan_pb2.STEP_KIND_APPROVAL:
             # Whether to ask is the user's choice (automation_level), so the planner inserts them.
             raise DefinitionError(
@@ -166,6 +165,7 @@ def _load(path: Path) -> WorkflowDefinition:
                 f"{where}.kind: approval steps are not written in a definition; mark the step they guard "
                 "with requires_approval: true and describe the approval in its approval block",
             )
+        # Every built-in step states its deadline and its default estimate; nothing is implicit.
         if not step.timing.HasField("timeout"):
             raise DefinitionError(source, f"{where}.timing.timeout is required in a definition")
         if not step.timing.HasField("estimated_duration"):
@@ -180,8 +180,8 @@ def _load(path: Path) -> WorkflowDefinition:
                 "(the block describes the approval step inserted before this one)",
             )
         if requires:
-            approvals.append(parse_approval(source, f"{where}.approval", step, raw_step["approval"]))
-            approval_places.append(f"{where}.approval")
+            place = f"{where}.approval"
+            approvals.append((place, parse_approval(source, place, step, raw_step["approval"])))
 
     for g, raw_gate in enumerate(_list(source, "quality_gates", raw.get("quality_gates", []))):
         _parse(source, f"quality_gates[{g}]", raw_gate, template.quality_gates.add())
@@ -200,9 +200,9 @@ def _load(path: Path) -> WorkflowDefinition:
         aliases=aliases,
         journey_types=journey_types,
         document_step=document_step,
-        approvals=tuple(approvals),
+        approvals=tuple(a for _, a in approvals),
         source=source,
-        template_bytes=_validated(source, template, zip(approval_places, approvals, strict=True)),
+        template_bytes=_validated(source, template, approvals),
     )
 
 

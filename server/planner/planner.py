@@ -215,6 +215,12 @@ class Planner:
         plan = definition.template()
         notes: list[str] = []
         preferences = user_context.journey_context.user_preferences
+        if preferences.automation_level not in journey_pb2.AutomationLevel.DESCRIPTOR.values_by_number:
+            # An unknown level must not pass for one that asks nothing: the user may expect approvals.
+            raise PlanInvalidError(
+                "user_context.journey_context.user_preferences.automation_level",
+                f"{preferences.automation_level} is not an AutomationLevel value",
+            )
         if _needs_documents_first(user_context.current_data_state):
             _documents_first(plan, definition, self._definitions.get(DOCUMENT_ANALYSIS), notes)
         _apply_speed(plan, _speed(options.quality_level, preferences.processing_speed), notes)

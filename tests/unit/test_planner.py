@@ -346,6 +346,14 @@ def test_fully_automatic_and_unset_levels_submit_without_asking(planner: Planner
     assert list(_step(plan, "submit_applications").dependencies) == ["screen_compliance"]
 
 
+def test_an_unknown_automation_level_is_rejected_naming_the_field(planner: Planner) -> None:
+    user = _user()
+    user.journey_context.user_preferences.automation_level = 9  # type: ignore[assignment]
+    with pytest.raises(PlanInvalidError) as caught:
+        _plan(planner, user=user)
+    assert caught.value.field == "user_context.journey_context.user_preferences.automation_level"
+
+
 def test_manual_automation_keeps_the_approval_in_fast_mode(planner: Planner) -> None:
     user = _prefs(automation_level="AUTOMATION_LEVEL_MANUAL", processing_speed="PROCESSING_SPEED_FAST")
     plan = _plan(planner, user=user)
