@@ -1,4 +1,8 @@
-"""Automation: submits and withdraws applications in the ledger, once per idempotency key."""
+"""Automation: submits and withdraws applications in the ledger, once per idempotency key.
+
+A repeated key is answered with the original response, even for a different request (see
+ApplicationLedger.once for why).
+"""
 
 from __future__ import annotations
 

@@ -47,11 +47,19 @@ class FaultState:
     """Operation names the configuration applies to; empty means every operation."""
     rng: random.Random = field(repr=False)
     """Picks the operations that fail by error_rate."""
+    latency_after_effect: float = 0.0
+    """Seconds added after an operation has taken effect and before it answers."""
 
     @property
     def inert(self) -> bool:
         """Whether the configuration injects nothing, so operations may skip it entirely."""
-        return self.latency <= 0 and self.error_rate <= 0 and self.fail_next <= 0 and self.crash_after <= 0
+        return (
+            self.latency <= 0
+            and self.error_rate <= 0
+            and self.fail_next <= 0
+            and self.crash_after <= 0
+            and self.latency_after_effect <= 0
+        )
 
     async def inject(self, agent: str, operation: str) -> None:
         """Applies the faults to one operation: crash, then latency, then failure.
@@ -74,6 +82,16 @@ class FaultState:
         if self.error_rate > 0 and self.rng.random() < self.error_rate:
             raise InjectedFault(self.code, f"injected fault: {agent}.{operation} failed (error_rate)")
 
+    async def after_effect(self) -> None:
+        """Delays the answer of an operation that has taken effect (its handler returned).
+
+        With a delay past the caller's deadline, the caller sees DEADLINE_EXCEEDED although the
+        effect happened: the case an idempotency key exists for. gRPC cancels the handler at the
+        deadline, which ends this sleep; the effect stays.
+        """
+        if self.latency_after_effect > 0:
+            await asyncio.sleep(self.latency_after_effect)
+
     def to_proto(self) -> faults_pb2.FaultConfig:
         """Returns the configuration with its remaining counters."""
         config = faults_pb2.FaultConfig(
@@ -86,6 +104,7 @@ class FaultState:
             operations=sorted(self.operations),
         )
         config.latency.FromNanoseconds(round(self.latency * 1e9))
+        config.latency_after_effect.FromNanoseconds(round(self.latency_after_effect * 1e9))
         return config
 
 
@@ -102,6 +121,9 @@ def fault_state(config: faults_pb2.FaultConfig, known_operations: frozenset[str]
     latency = config.latency.ToNanoseconds() / 1e9
     if latency < 0:
         raise invalid_argument("latency", "must not be negative")
+    latency_after_effect = config.latency_after_effect.ToNanoseconds() / 1e9
+    if latency_after_effect < 0:
+        raise invalid_argument("latency_after_effect", "must not be negative")
     if not 0.0 <= config.error_rate <= 1.0:
         raise invalid_argument("error_rate", f"must be from 0 to 1, got {config.error_rate}")
     code_name = config.error_code.strip().upper() or "UNAVAILABLE"
@@ -125,6 +147,7 @@ def fault_state(config: faults_pb2.FaultConfig, known_operations: frozenset[str]
         crash_after=config.crash_after,
         operations=frozenset(config.operations),
         rng=random.Random(config.seed or None),
+        latency_after_effect=latency_after_effect,
     )
 
 

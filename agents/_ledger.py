@@ -112,6 +112,13 @@ class ApplicationLedger:
         Returns:
             The stored response when the key was already applied (nothing is written), else
             the new response, stored under the key in the same transaction as its effects.
+
+        The key names the effect, not the request: a repeated key is answered with the stored
+        response even when the request differs. The orchestrator sends one key for every
+        attempt of a step and rebuilds each attempt's request from the execution's context, so
+        what the first attempt applied must stay the step's only effect, whatever a later
+        attempt asks; refusing the differing request instead would fail a step whose effect
+        already happened.
         """
         self._db.execute("BEGIN IMMEDIATE")
         self._pending_submitted = self._pending_withdrawn = 0

@@ -193,6 +193,9 @@ AsyncOperation = Callable[[S, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
 def operation(fn: Callable[[S, Req, grpc.aio.ServicerContext], Resp]) -> AsyncOperation[S, Req, Resp]:
     """Turns a synchronous operation into a gRPC handler that injects faults and measures itself.
 
+    Faults come before the operation (crash, latency, failure) except latency_after_effect,
+    which delays the answer of an operation that succeeded.
+
     The operation does its work synchronously (it is small and CPU-bound, so one coroutine per
     call is enough) and reports bad input by raising :class:`AgentError`.
     """
@@ -206,10 +209,15 @@ def operation(fn: Callable[[S, Req, grpc.aio.ServicerContext], Resp]) -> AsyncOp
         failed = True
         try:
             faults = runtime.active_faults
-            if faults is not None and (not faults.operations or name in faults.operations):
+            if faults is not None and faults.operations and name not in faults.operations:
+                faults = None
+            if faults is not None:
                 await faults.inject(runtime.name, name)
             response = fn(self, request, context)
             failed = False
+            if faults is not None:
+                # The effect is done (and, for the ledger, committed); only the answer waits.
+                await faults.after_effect()
             return response
         except AgentError as error:
             failed = error.code not in _CALLER_ERRORS

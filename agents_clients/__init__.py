@@ -2,7 +2,7 @@
 
 from agents_clients.breakers import BreakerConfig, BreakingCaller
 from agents_clients.catalog import AGENT_SERVICES, AGENTS, Operation, operation, operations
-from agents_clients.grpc_caller import IDEMPOTENCY_KEY, GrpcAgentCaller
+from agents_clients.grpc_caller import ATTEMPT, IDEMPOTENCY_KEY, GrpcAgentCaller
 
 __all__ = [
     # What agents there are and what they can do.
@@ -13,6 +13,7 @@ __all__ = [
     "BreakingCaller",
     # Calling them.
     "GrpcAgentCaller",
+    "ATTEMPT",
     "IDEMPOTENCY_KEY",
     "Operation",
     "operation",

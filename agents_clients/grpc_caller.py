@@ -1,8 +1,10 @@
 """Calls agent operations over gRPC, generically: JSON payload → request message → response.
 
 Requests are built from the operation's descriptor (no table of operations), every call has a
-deadline and carries its idempotency key as ``baton-idempotency-key`` metadata, and gRPC errors
-become AgentCallError with the status code's name and whether a retry may help.
+deadline and carries its idempotency key as ``baton-idempotency-key`` metadata and its attempt
+number apart, as ``baton-attempt`` (the key is the same for every attempt, so an agent applies the
+effect once; the attempt is for its logs and metrics), and gRPC errors become AgentCallError with
+the status code's name and whether a retry may help.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from agents_clients.catalog import AGENT_SERVICES, UnknownAgentError, UnknownOpe
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
 
 IDEMPOTENCY_KEY = "baton-idempotency-key"
+"""The request metadata key of a call's idempotency key."""
+ATTEMPT = "baton-attempt"
+"""The request metadata key of a call's attempt number, from "1"."""
 
 #: Status codes that mean the request itself is wrong: retrying cannot help, and they say
 #: nothing about the agent's health (so they never trip a breaker).
@@ -155,7 +160,7 @@ class GrpcAgentCaller:
                 response_deserializer=op.response_class.FromString,
             )
             self._methods[key] = method
-        metadata = ((IDEMPOTENCY_KEY, call.idempotency_key), *call.metadata)
+        metadata = ((IDEMPOTENCY_KEY, call.idempotency_key), (ATTEMPT, str(call.attempt)), *call.metadata)
         request_bytes = request.ByteSize()
         try:
             response: Message = await method(request, timeout=call.timeout, metadata=metadata)

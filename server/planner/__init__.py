@@ -1,6 +1,7 @@
 """The planner: workflow definitions (YAML) adapted to a request into a validated OrchestrationPlan."""
 
-from server.planner._definitions import ManualOverride, WorkflowDefinition
+from server.planner._approvals import ApprovalTemplate
+from server.planner._definitions import WorkflowDefinition
 from server.planner._errors import DefinitionError, PlanInvalidError, PlanningError, UnknownWorkflowError
 from server.planner._expressions import expression_of, iter_expressions, referenced_steps
 from server.planner.planner import (
@@ -20,7 +21,7 @@ __all__ = [
     "GATE_THRESHOLD_STEP",
     "PROFILE_COMPLETE",
     "Estimates",
-    "ManualOverride",
+    "ApprovalTemplate",
     "Planner",
     "WorkflowDefinition",
     # Validation

@@ -12,12 +12,24 @@
 #     document_step   the step that analyses the user's documents; it must have no dependencies
 #     timeout         the default execution timeout, a JSON duration such as "120s"
 #     execution_strategy  an ExecutionStrategy in proto JSON
-#     workflow_steps  WorkflowSteps in proto JSON, plus two planner keys:
-#                       requires_approval: true   the step submits something on the user's
-#                                                 behalf; under automation_level manual it is
-#                                                 removed (see planner.py)
-#                       manual_override: {...}    WorkflowStep fields that replace the step's own
-#                                                 under automation_level manual
+#     workflow_steps  WorkflowSteps in proto JSON (``compensation: {agent, operation,
+#                     configuration, timeout, retry_count}`` among them), plus two planner keys:
+#                       requires_approval: true   the step acts in the user's name (it submits);
+#                                                 when the automation level asks for approvals
+#                                                 the planner inserts an approval step before it
+#                                                 (rule 4 of planner.py)
+#                       approval: {...}           required with requires_approval, allowed only
+#                                                 with it: the approval step to insert (see
+#                                                 _approvals.py):
+#                           step_id, step_name, prompt   required strings
+#                           data                what the person is shown, with "${EXPR}"
+#                           timeout             a JSON duration; unset means 1 hour
+#                           on_timeout          fail (default) or skip; approve is refused
+#                           approved_inputs     configuration fields of the guarded step that
+#                                               replace its own, e.g. job_ids read from the
+#                                               approval's (possibly narrowed) output
+#                           approved_condition  the guarded step's condition once the approval
+#                                               is inserted; unset means "it was approved"
 #     quality_gates   QualityGates in proto JSON
 #
 # Enum values may be written as in the seed, in lower case without their prefix ("immediate",
@@ -26,6 +38,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +48,7 @@ from baton.v1 import journey_pb2, plan_pb2
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
 
+from server.planner._approvals import ApprovalTemplate, insert_approval, parse_approval
 from server.planner._errors import DefinitionError, PlanInvalidError
 from server.planner.validation import validate_plan
 
@@ -51,33 +65,10 @@ _KEYS = (
     "quality_gates",
 )
 _REQUIRED_KEYS = ("workflow_type", "version", "description", "execution_strategy", "workflow_steps")
-_PLANNER_STEP_KEYS = ("requires_approval", "manual_override")
-# An override may change how a step runs, never which call it is.
-_OVERRIDABLE = ("step_name", "dependencies", "inputs", "outputs", "timing", "error_handling", "optional")
+_PLANNER_STEP_KEYS = ("requires_approval", "approval")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # The user id templates are validated with; real plans carry the requester's.
 _PLACEHOLDER_USER = "definition-check"
-
-
-@dataclass(frozen=True)
-class ManualOverride:
-    """WorkflowStep fields that replace a step's own when the user's automation level is manual."""
-
-    step_id: str
-    """The step overridden."""
-    fields: tuple[str, ...]
-    """The WorkflowStep field names replaced, in file order."""
-    replacement: bytes
-    """A serialized WorkflowStep holding the replacement values."""
-
-    def apply(self, step: plan_pb2.WorkflowStep) -> None:
-        """Replaces the overridden fields of `step` (in place) with the override's values."""
-        replacement = plan_pb2.WorkflowStep.FromString(self.replacement)
-        for name in self.fields:
-            step.ClearField(name)
-        # After the clears, MergeFrom copies exactly the overridden fields: the replacement
-        # sets nothing else, and a field it leaves at its default stays cleared.
-        step.MergeFrom(replacement)
 
 
 @dataclass(frozen=True)
@@ -96,14 +87,17 @@ class WorkflowDefinition:
     """Journey types planned with this workflow when a request names none."""
     document_step: str
     """The step that analyses the user's documents; empty when the workflow has none."""
-    approval_steps: frozenset[str]
-    """Steps that submit on the user's behalf and so need approval under manual automation."""
-    manual_overrides: tuple[ManualOverride, ...]
-    """How steps change under manual automation."""
+    approvals: tuple[ApprovalTemplate, ...]
+    """The approval steps to insert, in plan order, before the steps that act in the user's name."""
     source: str
     """The file the definition was read from."""
     template_bytes: bytes
     """The serialized OrchestrationPlan template (immutable; see `template`)."""
+
+    @property
+    def approval_steps(self) -> frozenset[str]:
+        """The steps that need the user's approval when the automation level asks for one."""
+        return frozenset(a.guarded_step for a in self.approvals)
 
     def template(self) -> plan_pb2.OrchestrationPlan:
         """Returns a fresh copy of the definition's plan: strategy, timeout, steps and gates."""
@@ -155,8 +149,8 @@ def _load(path: Path) -> WorkflowDefinition:
         _parse(source, "timeout", {"timeout": raw["timeout"]}, template)
     _parse(source, "execution_strategy", raw["execution_strategy"], template.execution_strategy)
 
-    approval: set[str] = set()
-    overrides: list[ManualOverride] = []
+    # Each approval with where the file describes it, for errors.
+    approvals: list[tuple[str, ApprovalTemplate]] = []
     for i, raw_step in enumerate(_list(source, "workflow_steps", raw["workflow_steps"])):
         where = f"workflow_steps[{i}]"
         if not isinstance(raw_step, dict):
@@ -164,6 +158,13 @@ def _load(path: Path) -> WorkflowDefinition:
         fields = {k: v for k, v in raw_step.items() if k not in _PLANNER_STEP_KEYS}
         step = template.workflow_steps.add()
         _parse(source, where, fields, step)
+        if step.kind == plan_pb2.STEP_KIND_APPROVAL:
+            # Whether to ask is the user's choice (automation_level), so the planner inserts them.
+            raise DefinitionError(
+                source,
+                f"{where}.kind: approval steps are not written in a definition; mark the step they guard "
+                "with requires_approval: true and describe the approval in its approval block",
+            )
         # Every built-in step states its deadline and its default estimate; nothing is implicit.
         if not step.timing.HasField("timeout"):
             raise DefinitionError(source, f"{where}.timing.timeout is required in a definition")
@@ -172,10 +173,15 @@ def _load(path: Path) -> WorkflowDefinition:
         requires = raw_step.get("requires_approval", False)
         if not isinstance(requires, bool):
             raise DefinitionError(source, f"{where}.requires_approval must be true or false")
+        if requires != ("approval" in raw_step):
+            raise DefinitionError(
+                source,
+                f"{where}: requires_approval: true and an approval block go together "
+                "(the block describes the approval step inserted before this one)",
+            )
         if requires:
-            approval.add(step.step_id)
-        if "manual_override" in raw_step:
-            overrides.append(_override(source, f"{where}.manual_override", step.step_id, raw_step["manual_override"]))
+            place = f"{where}.approval"
+            approvals.append((place, parse_approval(source, place, step, raw_step["approval"])))
 
     for g, raw_gate in enumerate(_list(source, "quality_gates", raw.get("quality_gates", []))):
         _parse(source, f"quality_gates[{g}]", raw_gate, template.quality_gates.add())
@@ -194,14 +200,16 @@ def _load(path: Path) -> WorkflowDefinition:
         aliases=aliases,
         journey_types=journey_types,
         document_step=document_step,
-        approval_steps=frozenset(approval),
-        manual_overrides=tuple(overrides),
+        approvals=tuple(a for _, a in approvals),
         source=source,
-        template_bytes=_validated(source, template),
+        template_bytes=_validated(source, template, approvals),
     )
 
 
-def _validated(source: str, template: plan_pb2.OrchestrationPlan) -> bytes:
+def _validated(
+    source: str, template: plan_pb2.OrchestrationPlan, approvals: Iterable[tuple[str, ApprovalTemplate]]
+) -> bytes:
+    """Validates the template as it is and with each approval step inserted; returns it serialized."""
     check = plan_pb2.OrchestrationPlan()
     check.CopyFrom(template)
     check.user_id = _PLACEHOLDER_USER
@@ -209,24 +217,19 @@ def _validated(source: str, template: plan_pb2.OrchestrationPlan) -> bytes:
         validate_plan(check)
     except PlanInvalidError as error:
         raise DefinitionError(source, str(error)) from None
+    ids = {s.step_id for s in template.workflow_steps}
+    for where, approval in approvals:
+        if approval.step_id in ids:
+            raise DefinitionError(source, f"{where}.step_id {approval.step_id!r} is already a step's id")
+        ids.add(approval.step_id)
+        approved = plan_pb2.OrchestrationPlan()
+        approved.CopyFrom(check)
+        insert_approval(approved, approval)
+        try:
+            validate_plan(approved)
+        except PlanInvalidError as error:
+            raise DefinitionError(source, f"{where}: with the approval step inserted, {error}") from None
     return template.SerializeToString(deterministic=True)
-
-
-def _override(source: str, where: str, step_id: str, raw: Any) -> ManualOverride:
-    if not isinstance(raw, dict) or not raw:
-        raise DefinitionError(source, f"{where} must be a non-empty mapping of WorkflowStep fields")
-    for key in raw:
-        if key not in _OVERRIDABLE:
-            raise DefinitionError(
-                source, f"{where} may not override {key!r}; it may override: {', '.join(_OVERRIDABLE)}"
-            )
-    replacement = plan_pb2.WorkflowStep()
-    _parse(source, where, raw, replacement)
-    return ManualOverride(
-        step_id=step_id,
-        fields=tuple(raw),
-        replacement=replacement.SerializeToString(deterministic=True),
-    )
 
 
 def _check_unique(definitions: list[WorkflowDefinition]) -> None:

@@ -1,45 +1,53 @@
 """The planner: a workflow definition adapted to one request, deterministically, into a valid plan."""
 
 # Rules, applied in this order to a fresh copy of the definition's template (each rule's effect
-# on the plan is visible in it; drops and avoided boards are also listed, with their reason, in
-# execution_strategy.fallback_strategy.fallback_paths):
+# on the plan is visible in it; drops, avoided boards and inserted approvals are also listed, with
+# their reason, in execution_strategy.fallback_strategy.fallback_paths):
 #
-# 1. Manual automation (journey_context.user_preferences.automation_level MANUAL). Approval
-#    needs signals, which are not built yet, so the plan stops before anything is submitted:
-#    steps marked ``requires_approval`` are removed, and so is every step that (transitively)
-#    depends on a removed step, unless the definition gives it a ``manual_override``. Overrides
-#    are applied first: in application_automation, notify_user then runs right after the
-#    compliance screen, is required, and tells the user "Approval required" with the job ids
-#    awaiting approval (``data.approval_required: true``); record_analytics, which only records
-#    the submission, is removed.
-# 2. Documents first. When current_data_state.profile_completeness < 50 or document_status is
+# 1. Documents first. When current_data_state.profile_completeness < 50 or document_status is
 #    UPLOADED or UNSPECIFIED, the definition's document_step is made the plan's only root (every
 #    other root waits for it); a definition without one gets document_analysis's document step
 #    prepended. The built-in definitions all start with analyze_resume already.
-# 3. Speed. execution_options.quality_level, when set, decides; otherwise
+# 2. Speed. execution_options.quality_level, when set, decides; otherwise
 #    user_preferences.processing_speed. FAST: parallel mode, every optional step dropped, gate
 #    thresholds loosened by GATE_THRESHOLD_STEP. THOROUGH: every optional step kept, thresholds
 #    tightened by GATE_THRESHOLD_STEP and every criterion required (pass_score 100). BALANCED or
 #    unset: the definition as written.
-# 4. Live health. An optional step whose agent reports AGENT_HEALTH_OFFLINE is dropped. Job
+# 3. Live health. An optional step whose agent reports AGENT_HEALTH_OFFLINE is dropped. Job
 #    boards whose automation account_health is LIMITED or SUSPENDED are left out of every
 #    request with a ``sources`` field (SearchJobs): a literal list is filtered; an absent one
 #    becomes the other boards job_discovery reports (its api_rate_limits keys), sorted, and stays
 #    absent, with a note, when job_discovery has reported none.
+# 4. Approvals (journey_context.user_preferences.automation_level). A definition marks with
+#    ``requires_approval`` its high-stakes steps: those that act in the user's name (submitting
+#    applications), and only those. MANUAL ("nothing is submitted without the user's approval")
+#    and SEMI_AUTOMATIC ("asks only before high-stakes steps") therefore both get an approval step
+#    inserted before every requires_approval step still in the plan, as the definition's
+#    ``approval`` block describes (see _approvals.py: the approval takes the step's dependencies
+#    and condition, the step then waits for it and reads the approved inputs). FULLY_AUTOMATIC
+#    and an unset level get none. Approvals come after the drops of rules 2-3, so a dropped step
+#    is never guarded and an approval never shows a dropped step's output.
 # 5. Priority: execution_options.priority when set, else journey_context.urgency_level (low,
 #    medium, high, critical map one to one), else the definition's.
-# 6. Timeout: execution_options.timeout when set, else the definition's.
-# 7. Estimates: each step's timing.estimated_duration is the p50 of `estimates(agent, operation)`
-#    when it answers (capped at the step's timeout), else the definition's; the plan's is the sum
-#    along the critical path, whose step ids are the fallback_strategy.primary_path.
+# 6. Timeout: execution_options.timeout when set, else the definition's (else the engine's
+#    default), extended by the wait of every approval step (its approval.timeout, 1 hour when
+#    unset), capped at 24 hours: the execution timeout bounds the work, each approval's own
+#    timeout bounds the wait for the person.
+# 7. Estimates: each call step's timing.estimated_duration is the p50 of `estimates(agent,
+#    operation)` when it answers (capped at the step's timeout), else the definition's; the
+#    plan's is the sum along the critical path, whose step ids are the
+#    fallback_strategy.primary_path. An approval step's estimate stays 0: a person's answer
+#    cannot be estimated.
 # 8. Shape: complexity_score and resource_requirements are computed from the final DAG.
 #
-# Dropping a step keeps the DAG's order: its dependants inherit its dependencies, request fields
-# whose expression reads its output are removed (at run time they would be null, hence omitted),
-# gates checking it go with it, and a step whose condition reads it is dropped as well.
+# Dropping a step keeps the DAG's order (_drops.py): its dependants inherit its dependencies,
+# request fields (of inputs, alternatives and compensations) whose expression reads its output
+# are removed (at run time they would be null, hence omitted), gates checking it go with it, and
+# a step whose condition reads it is dropped as well.
 #
-# fallback_paths lists, in order: every drop and avoided board with its reason, then every step's
-# failure path ("notify_user: skipped if it fails", "x: agent.Operation if it fails").
+# fallback_paths lists, in order: every drop, avoided board and inserted approval with its
+# reason, then every step's failure path ("notify_user: skipped if it fails", "x: agent.Operation
+# if it fails").
 
 from __future__ import annotations
 
@@ -54,9 +62,15 @@ from baton.v1 import common_pb2, journey_pb2, plan_pb2
 from google.protobuf import json_format
 
 from agents_clients.catalog import AGENTS, operation
+from server.engine.model import DEFAULT_EXECUTION_TIMEOUT
+from server.planner._approvals import approval_wait, insert_approval
 from server.planner._definitions import WorkflowDefinition, load_definitions
+from server.planner._drops import drop_step
 from server.planner._errors import DefinitionError, PlanInvalidError, UnknownWorkflowError
-from server.planner._expressions import expression_of, expression_reads, without_references
+from server.planner._expressions import expression_of
+from server.planner._shape import complexity, failure_paths, resources
+from server.planner._shape import critical_path as critical_path_of
+from server.planner._steps import is_approval
 from server.planner.validation import MAX_PLAN_TIMEOUT, MIN_TIMEOUT, validate_plan
 
 __all__ = ["DEFINITIONS_DIR", "DOCUMENT_ANALYSIS", "GATE_THRESHOLD_STEP", "PROFILE_COMPLETE", "Estimates", "Planner"]
@@ -85,21 +99,8 @@ _URGENCY_PRIORITY: Mapping[int, plan_pb2.Priority] = MappingProxyType(
     }
 )
 
-# What each agent's work leans on, for resource_requirements: parsing and scoring are CPU work,
-# scoring holds every posting in memory, boards and notifications are remote calls, and
-# submissions and analytics write records.
-_AGENT_RESOURCES: Mapping[str, frozenset[str]] = MappingProxyType(
-    {
-        "document_intelligence": frozenset({"cpu"}),
-        "job_discovery": frozenset({"network"}),
-        "matching_intelligence": frozenset({"cpu", "memory"}),
-        "automation": frozenset({"network", "storage"}),
-        "ui_ux": frozenset({"network"}),
-        "analytics": frozenset({"storage"}),
-        "security": frozenset({"cpu"}),
-    }
-)
-
+# The automation levels under which the planner inserts approvals (rule 4).
+_ASKING_LEVELS = frozenset({journey_pb2.AUTOMATION_LEVEL_MANUAL, journey_pb2.AUTOMATION_LEVEL_SEMI_AUTOMATIC})
 _BAD_ACCOUNT = frozenset({common_pb2.ACCOUNT_HEALTH_LIMITED, common_pb2.ACCOUNT_HEALTH_SUSPENDED})
 _FAST, _BALANCED, _THOROUGH = "fast", "balanced", "thorough"
 # The requests the start-up self-check plans every definition with.
@@ -214,12 +215,17 @@ class Planner:
         plan = definition.template()
         notes: list[str] = []
         preferences = user_context.journey_context.user_preferences
-        if preferences.automation_level == journey_pb2.AUTOMATION_LEVEL_MANUAL:
-            _require_approval(plan, definition, notes)
+        if preferences.automation_level not in journey_pb2.AutomationLevel.DESCRIPTOR.values_by_number:
+            # An unknown level must not pass for one that asks nothing: the user may expect approvals.
+            raise PlanInvalidError(
+                "user_context.journey_context.user_preferences.automation_level",
+                f"{preferences.automation_level} is not an AutomationLevel value",
+            )
         if _needs_documents_first(user_context.current_data_state):
             _documents_first(plan, definition, self._definitions.get(DOCUMENT_ANALYSIS), notes)
         _apply_speed(plan, _speed(options.quality_level, preferences.processing_speed), notes)
         _apply_health(plan, health, notes)
+        _apply_approvals(plan, definition, preferences.automation_level, notes)
 
         strategy = plan.execution_strategy
         urgency = user_context.journey_context.urgency_level
@@ -231,15 +237,16 @@ class Planner:
             strategy.priority = plan_pb2.PRIORITY_MEDIUM
         if options.HasField("timeout"):
             plan.timeout.CopyFrom(options.timeout)
+        _extend_timeout(plan)
 
         _apply_estimates(plan, estimates)
-        critical_path, total = _critical_path(plan.workflow_steps)
+        critical_path, total = critical_path_of(plan.workflow_steps)
         plan.estimated_duration.FromNanoseconds(round(total * 1e9))
         fallback = strategy.fallback_strategy
         fallback.primary_path = " -> ".join(critical_path)
-        fallback.fallback_paths.extend(notes + _failure_paths(plan.workflow_steps))
-        plan.complexity_score = _complexity(plan)
-        plan.resource_requirements.CopyFrom(_resources(plan.workflow_steps))
+        fallback.fallback_paths.extend(notes + failure_paths(plan.workflow_steps))
+        plan.complexity_score = complexity(plan)
+        plan.resource_requirements.CopyFrom(resources(plan.workflow_steps))
 
         plan.plan_id = plan_id
         plan.user_id = user_context.user_id
@@ -251,7 +258,11 @@ class Planner:
 
     def _self_check(self) -> None:
         """Plans every definition under each adaptation so a definition's flaw fails start-up."""
-        levels = (journey_pb2.AUTOMATION_LEVEL_UNSPECIFIED, journey_pb2.AUTOMATION_LEVEL_MANUAL)
+        levels = (
+            journey_pb2.AUTOMATION_LEVEL_UNSPECIFIED,
+            journey_pb2.AUTOMATION_LEVEL_MANUAL,
+            journey_pb2.AUTOMATION_LEVEL_SEMI_AUTOMATIC,
+        )
         speeds = (
             journey_pb2.PROCESSING_SPEED_BALANCED,
             journey_pb2.PROCESSING_SPEED_FAST,
@@ -293,34 +304,6 @@ def _check_options(options: journey_pb2.ExecutionOptions) -> None:
             raise PlanInvalidError(
                 "execution_options.timeout", f"must be between 1ms and 24h, not {options.timeout.ToJsonString()}"
             )
-
-
-def _require_approval(plan: plan_pb2.OrchestrationPlan, definition: WorkflowDefinition, notes: list[str]) -> None:
-    present = {s.step_id for s in plan.workflow_steps}
-    approval = {sid for sid in definition.approval_steps if sid in present}
-    if not approval:
-        return
-    overridden = set()
-    for override in definition.manual_overrides:
-        step = _find(plan.workflow_steps, override.step_id)
-        if step is not None:
-            override.apply(step)
-            overridden.add(override.step_id)
-    removed = dict.fromkeys(
-        sorted(approval), "automation_level manual: nothing is submitted without the user's approval"
-    )
-    grew = True
-    while grew:
-        grew = False
-        for step in plan.workflow_steps:
-            if step.step_id in removed or step.step_id in overridden:
-                continue
-            blocker = next((d for d in step.dependencies if d in removed), None)
-            if blocker is not None:
-                removed[step.step_id] = f"it follows {blocker}, which awaits the user's approval"
-                grew = True
-    for step_id in [s.step_id for s in plan.workflow_steps if s.step_id in removed]:
-        _drop(plan, step_id, removed[step_id], notes)
 
 
 def _needs_documents_first(state: journey_pb2.CurrentDataState) -> bool:
@@ -373,7 +356,7 @@ def _apply_speed(plan: plan_pb2.OrchestrationPlan, speed: str, notes: list[str])
         plan.execution_strategy.execution_mode = plan_pb2.EXECUTION_MODE_PARALLEL
         plan.execution_strategy.max_concurrency = 0
         for step_id in [s.step_id for s in plan.workflow_steps if s.optional]:
-            _drop(plan, step_id, "processing speed fast: optional steps are left out", notes)
+            drop_step(plan, step_id, "processing speed fast: optional steps are left out", notes)
         _shift_gates(plan, -GATE_THRESHOLD_STEP)
     elif speed == _THOROUGH:
         _shift_gates(plan, GATE_THRESHOLD_STEP)
@@ -399,7 +382,7 @@ def _apply_health(
     for step_id, agent in [(s.step_id, s.agent) for s in plan.workflow_steps if s.optional]:
         status = health.get(agent)
         if status is not None and status.status == common_pb2.AGENT_HEALTH_OFFLINE:
-            _drop(plan, step_id, f"agent {agent} is offline", notes)
+            drop_step(plan, step_id, f"agent {agent} is offline", notes)
     _avoid_boards(plan, health, notes)
 
 
@@ -414,6 +397,7 @@ def _avoid_boards(
     # also knows "direct", the employers' own sites, which no search covers).
     searchable = sorted(health["job_discovery"].api_rate_limits) if "job_discovery" in health else []
     for step in plan.workflow_steps:
+        # Approvals are inserted after this rule (rule 4), so every step here is a call.
         field = operation(step.agent, step.operation).request_class.DESCRIPTOR.fields_by_name.get("sources")
         if field is None or not field.is_repeated:
             continue
@@ -450,10 +434,38 @@ def _boards(states: Mapping[str, int], boards: Sequence[str]) -> str:
     )
 
 
+def _apply_approvals(
+    plan: plan_pb2.OrchestrationPlan,
+    definition: WorkflowDefinition,
+    level: journey_pb2.AutomationLevel,
+    notes: list[str],
+) -> None:
+    if level not in _ASKING_LEVELS:
+        return
+    why = (
+        "automation_level manual: nothing is submitted without the user's approval"
+        if level == journey_pb2.AUTOMATION_LEVEL_MANUAL
+        else "automation_level semi_automatic: high-stakes steps wait for the user's approval"
+    )
+    for approval in definition.approvals:
+        if insert_approval(plan, approval):
+            notes.append(f"{approval.step_id}: asks the user before {approval.guarded_step} ({why})")
+
+
+def _extend_timeout(plan: plan_pb2.OrchestrationPlan) -> None:
+    waits = [approval_wait(s) for s in plan.workflow_steps if is_approval(s)]
+    if not waits:
+        return
+    base = plan.timeout.ToNanoseconds() / 1e9 if plan.HasField("timeout") else DEFAULT_EXECUTION_TIMEOUT
+    plan.timeout.FromNanoseconds(round(min(base + sum(waits), MAX_PLAN_TIMEOUT) * 1e9))
+
+
 def _apply_estimates(plan: plan_pb2.OrchestrationPlan, estimates: Estimates | None) -> None:
     if estimates is None:
         return
     for step in plan.workflow_steps:
+        if is_approval(step):
+            continue
         recorded = estimates(step.agent, step.operation)
         if recorded is None:
             continue
@@ -466,48 +478,6 @@ def _apply_estimates(plan: plan_pb2.OrchestrationPlan, estimates: Estimates | No
         step.timing.estimated_duration.FromNanoseconds(round(p50 * 1e9))
 
 
-# ---- dropping steps -----------------------------------------------------------------------
-
-
-def _drop(plan: plan_pb2.OrchestrationPlan, step_id: str, reason: str, notes: list[str]) -> None:
-    steps = plan.workflow_steps
-    index = next((i for i, s in enumerate(steps) if s.step_id == step_id), None)
-    if index is None:
-        return
-    inherited = list(steps[index].dependencies)
-    del steps[index]
-    notes.append(f"{step_id}: dropped ({reason})")
-    for g in reversed(range(len(plan.quality_gates))):
-        if plan.quality_gates[g].checkpoint == step_id:
-            del plan.quality_gates[g]
-    orphaned: list[str] = []
-    for step in steps:
-        if step_id in step.dependencies:
-            rewired: list[str] = []
-            for dep in step.dependencies:
-                for new in inherited if dep == step_id else [dep]:
-                    if new not in rewired:
-                        rewired.append(new)
-            del step.dependencies[:]
-            step.dependencies.extend(rewired)
-        config = json_format.MessageToDict(step.inputs.configuration)
-        pruned = without_references(config, step_id)
-        if pruned != config:
-            _set_configuration(step.inputs, pruned)
-        alternative = step.error_handling.alternative
-        if step.error_handling.HasField("alternative") and alternative.HasField("configuration"):
-            alt_config = json_format.MessageToDict(alternative.configuration)
-            alt_pruned = without_references(alt_config, step_id)
-            if alt_pruned != alt_config:
-                alternative.configuration.Clear()
-                alternative.configuration.update(alt_pruned)
-        if step.timing.condition and expression_reads(step.timing.condition, step_id):
-            orphaned.append(step.step_id)
-    for dependant in orphaned:
-        # Its run-or-skip decision was about the dropped step's output; without it there is none.
-        _drop(plan, dependant, f"its condition reads {step_id}, which was dropped", notes)
-
-
 def _set_configuration(inputs: plan_pb2.StepInputs, config: Mapping[str, Any]) -> None:
     inputs.configuration.Clear()
     inputs.configuration.update(config)
@@ -515,89 +485,3 @@ def _set_configuration(inputs: plan_pb2.StepInputs, config: Mapping[str, Any]) -
 
 def _find(steps: Sequence[plan_pb2.WorkflowStep], step_id: str) -> plan_pb2.WorkflowStep | None:
     return next((s for s in steps if s.step_id == step_id), None) if step_id else None
-
-
-# ---- shape --------------------------------------------------------------------------------
-
-
-def _topological(steps: Sequence[plan_pb2.WorkflowStep]) -> list[plan_pb2.WorkflowStep]:
-    """Kahn's algorithm taking ready steps in plan order; steps left in a cycle come last."""
-    pending = list(steps)
-    done: set[str] = set()
-    order: list[plan_pb2.WorkflowStep] = []
-    while pending:
-        ready = [s for s in pending if all(d in done for d in s.dependencies)]
-        if not ready:
-            # Validation names the cycle; the order only has to be total.
-            ready = pending[:1]
-        for step in ready:
-            order.append(step)
-            done.add(step.step_id)
-        pending = [s for s in pending if s.step_id not in done]
-    return order
-
-
-def _critical_path(steps: Sequence[plan_pb2.WorkflowStep]) -> tuple[list[str], float]:
-    """The longest chain by estimated seconds (plus scheduling delays) and its length."""
-    finish: dict[str, float] = {}
-    previous: dict[str, str] = {}
-    for step in _topological(steps):
-        start = 0.0
-        for dep in step.dependencies:
-            if dep in finish and finish[dep] > start:
-                start, previous[step.step_id] = finish[dep], dep
-        own = step.timing.estimated_duration.ToNanoseconds() / 1e9
-        if step.timing.scheduling == plan_pb2.SCHEDULING_SCHEDULED:
-            own += step.timing.delay.ToNanoseconds() / 1e9
-        finish[step.step_id] = start + own
-    if not finish:
-        return [], 0.0
-    last = max(finish, key=lambda sid: finish[sid])
-    path = [last]
-    while path[-1] in previous:
-        path.append(previous[path[-1]])
-    return path[::-1], finish[last]
-
-
-def _depth(steps: Sequence[plan_pb2.WorkflowStep]) -> int:
-    level: dict[str, int] = {}
-    for step in _topological(steps):
-        level[step.step_id] = 1 + max((level.get(d, 0) for d in step.dependencies), default=0)
-    return max(level.values(), default=0)
-
-
-def _complexity(plan: plan_pb2.OrchestrationPlan) -> float:
-    """0-100: 40 for size (20 steps), 25 for depth (10 levels), 25 for breadth (7 agents), 10 for gates (5)."""
-    steps = plan.workflow_steps
-    agents = {s.agent for s in steps}
-    score = (
-        40 * min(len(steps) / 20, 1.0)
-        + 25 * min(_depth(steps) / 10, 1.0)
-        + 25 * min(len(agents) / len(AGENTS), 1.0)
-        + 10 * min(len(plan.quality_gates) / 5, 1.0)
-    )
-    return round(score, 1)
-
-
-def _resources(steps: Sequence[plan_pb2.WorkflowStep]) -> plan_pb2.ResourceRequirements:
-    kinds: set[str] = set()
-    for step in steps:
-        kinds |= _AGENT_RESOURCES.get(step.agent, frozenset())
-    return plan_pb2.ResourceRequirements(
-        cpu_intensive="cpu" in kinds,
-        memory_intensive="memory" in kinds,
-        network_intensive="network" in kinds,
-        storage_intensive="storage" in kinds,
-    )
-
-
-def _failure_paths(steps: Sequence[plan_pb2.WorkflowStep]) -> list[str]:
-    paths: list[str] = []
-    for step in steps:
-        handling = step.error_handling
-        if handling.fallback_action == plan_pb2.FALLBACK_ACTION_SKIP:
-            paths.append(f"{step.step_id}: skipped if it fails")
-        elif handling.fallback_action == plan_pb2.FALLBACK_ACTION_ALTERNATIVE:
-            alt = handling.alternative
-            paths.append(f"{step.step_id}: {alt.agent}.{alt.operation} if it fails")
-    return paths

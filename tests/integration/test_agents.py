@@ -34,6 +34,7 @@ from baton.v1 import (
     ui_ux_pb2,
     ui_ux_pb2_grpc,
 )
+from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -425,6 +426,50 @@ async def test_withdrawing_an_unknown_or_another_users_application_answers_not_f
     assert listed.applications[0].state == automation_pb2.APPLICATION_STATE_SUBMITTED
 
 
+async def test_a_repeated_submission_key_is_answered_with_the_original_even_for_a_different_request(
+    channel: grpc.aio.Channel,
+) -> None:
+    # The key names the effect, not the request: a step's retry rebuilds its request from the
+    # execution's context, and whatever it rebuilds, the jobs first applied to stay the only ones.
+    stub = automation_pb2_grpc.AutomationStub(channel)
+    first = await stub.SubmitApplication(
+        automation_pb2.SubmitApplicationRequest(user_id="u1", job_ids=["job-0001"]), metadata=((KEY, "exec-1/apply"),)
+    )
+    other = automation_pb2.SubmitApplicationRequest(user_id="u1", job_ids=["job-0002", "job-0003"])
+    assert await stub.SubmitApplication(other, metadata=((KEY, "exec-1/apply"),)) == first
+    listed = await stub.ListApplications(automation_pb2.ListApplicationsRequest(user_id="u1"))
+    assert [a.job_id for a in listed.applications] == ["job-0001"]
+    # The same key of another user is another effect.
+    theirs = await stub.SubmitApplication(
+        automation_pb2.SubmitApplicationRequest(user_id="u2", job_ids=["job-0002"]), metadata=((KEY, "exec-1/apply"),)
+    )
+    assert [a.job_id for a in theirs.applications] == ["job-0002"]
+
+
+async def test_a_repeated_withdrawal_key_is_answered_with_the_original_even_for_a_different_request(
+    channel: grpc.aio.Channel,
+) -> None:
+    stub = automation_pb2_grpc.AutomationStub(channel)
+    submitted = await stub.SubmitApplication(
+        automation_pb2.SubmitApplicationRequest(user_id="u1", job_ids=["job-0001", "job-0002"])
+    )
+    first_id, second_id = (a.application_id for a in submitted.applications)
+    key = ((KEY, "exec-1/apply/compensate"),)
+    withdrawn = await stub.WithdrawApplication(
+        automation_pb2.WithdrawApplicationRequest(user_id="u1", application_ids=[first_id]), metadata=key
+    )
+    again = await stub.WithdrawApplication(
+        automation_pb2.WithdrawApplicationRequest(user_id="u1", application_ids=[second_id], reason="other"),
+        metadata=key,
+    )
+    assert again == withdrawn
+    listed = await stub.ListApplications(automation_pb2.ListApplicationsRequest(user_id="u1"))
+    assert [a.state for a in listed.applications] == [
+        automation_pb2.APPLICATION_STATE_WITHDRAWN,
+        automation_pb2.APPLICATION_STATE_SUBMITTED,
+    ]
+
+
 @pytest.mark.parametrize(
     ("job_ids", "field"),
     [([], "job_ids"), ([f"job-{i}" for i in range(51)], "job_ids"), (["job-1", ""], "job_ids[1]")],
@@ -633,6 +678,47 @@ async def test_fault_injection_error_rate_follows_its_seed(channel: grpc.aio.Cha
     assert 5 < first.count(False) < 25
 
 
+async def test_latency_after_effect_applies_the_submission_and_answers_past_the_callers_deadline(
+    channel: grpc.aio.Channel,
+) -> None:
+    config = faults_pb2.FaultConfig(agent="automation", operations=["SubmitApplication"])
+    config.latency_after_effect.FromSeconds(60)
+    await faults_pb2_grpc.FaultInjectionStub(channel).SetFaults(config)
+    stub = automation_pb2_grpc.AutomationStub(channel)
+    request = automation_pb2.SubmitApplicationRequest(user_id="u1", job_ids=["job-0001"])
+    error = await rpc_error(stub.SubmitApplication(request, timeout=1.0, metadata=((KEY, "exec-1/apply"),)))
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    listed = await stub.ListApplications(automation_pb2.ListApplicationsRequest(user_id="u1"))
+    assert [a.job_id for a in listed.applications] == ["job-0001"]
+    # Once the fault is gone, the retry under the same key is answered with what was applied.
+    await set_faults(channel, agent="automation")
+    retried = await stub.SubmitApplication(request, timeout=10, metadata=((KEY, "exec-1/apply"),))
+    assert list(retried.applications) == list(listed.applications)
+    listed = await stub.ListApplications(automation_pb2.ListApplicationsRequest(user_id="u1"))
+    assert len(listed.applications) == 1
+
+
+async def test_latency_after_effect_delays_only_operations_that_succeed(channel: grpc.aio.Channel) -> None:
+    config = faults_pb2.FaultConfig(agent="automation")
+    config.latency_after_effect.FromSeconds(60)
+    await faults_pb2_grpc.FaultInjectionStub(channel).SetFaults(config)
+    stub = automation_pb2_grpc.AutomationStub(channel)
+    error = await rpc_error(
+        stub.SubmitApplication(automation_pb2.SubmitApplicationRequest(user_id="u1", job_ids=[]), timeout=10)
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_latency_after_effect_round_trips_through_set_and_get_faults(channel: grpc.aio.Channel) -> None:
+    config = faults_pb2.FaultConfig(agent="automation", operations=["SubmitApplication"])
+    config.latency_after_effect.FromMilliseconds(1500)
+    answer = await faults_pb2_grpc.FaultInjectionStub(channel).SetFaults(config)
+    assert answer.latency_after_effect.ToMilliseconds() == 1500
+    got = await faults_pb2_grpc.FaultInjectionStub(channel).GetFaults(faults_pb2.GetFaultsRequest(agent="automation"))
+    assert got.latency_after_effect.ToMilliseconds() == 1500
+    assert not got.HasField("latency") or got.latency.ToNanoseconds() == 0
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
@@ -642,6 +728,7 @@ async def test_fault_injection_error_rate_follows_its_seed(channel: grpc.aio.Cha
         ({"agent": "nobody"}, "agent"),
         ({"agent": "analytics", "operations": ["SearchJobs"]}, "operations"),
         ({"fail_next": -1}, "fail_next"),
+        ({"latency_after_effect": Duration(seconds=-1)}, "latency_after_effect"),
     ],
 )
 async def test_set_faults_with_a_bad_field_answers_invalid_argument_naming_it(

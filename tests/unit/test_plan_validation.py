@@ -24,6 +24,34 @@ def _step(step_id: str, *dependencies: str, **overrides: Any) -> dict[str, Any]:
     return step
 
 
+def _approval(step_id: str, *dependencies: str, **approval: Any) -> dict[str, Any]:
+    return {
+        "step_id": step_id,
+        "kind": "STEP_KIND_APPROVAL",
+        "dependencies": list(dependencies),
+        "approval": {"prompt": "Go on?", **approval},
+    }
+
+
+def _submit(step_id: str, *dependencies: str, **overrides: Any) -> dict[str, Any]:
+    inputs = overrides.pop("inputs", {"configuration": {"user_id": "${user.user_id}", "job_ids": ["job-1"]}})
+    return _step(step_id, *dependencies, agent="automation", operation="SubmitApplication", inputs=inputs, **overrides)
+
+
+def _withdraw(**overrides: Any) -> dict[str, Any]:
+    compensation: dict[str, Any] = {
+        "agent": "automation",
+        "operation": "WithdrawApplication",
+        "configuration": {
+            "user_id": "${user.user_id}",
+            "application_ids": "${steps.submit.applications[*].application_id}",
+            "reason": "undone",
+        },
+    }
+    compensation.update(overrides)
+    return compensation
+
+
 def _plan(*steps: dict[str, Any], **fields: Any) -> plan_pb2.OrchestrationPlan:
     body: dict[str, Any] = {"workflow_steps": list(steps) or [_step("a")]}
     body.update(fields)
@@ -364,6 +392,198 @@ def test_a_valid_alternative_is_accepted() -> None:
     validate_plan(_plan(_step("a", error_handling=handling)))
 
 
+# ---- step kinds and approvals -------------------------------------------------------------
+
+
+def test_an_unknown_step_kind_is_rejected_listing_the_kinds() -> None:
+    plan = _plan()
+    plan.workflow_steps[0].kind = 7  # type: ignore[assignment]
+    error = _rejected(plan)
+    assert error.field == "workflow_steps[0].kind"
+    assert "STEP_KIND_APPROVAL" in error.message
+
+
+def test_an_explicit_call_kind_is_a_call_step() -> None:
+    validate_plan(_plan(_step("a", kind="STEP_KIND_CALL")))
+
+
+def test_an_approval_step_between_calls_is_valid() -> None:
+    data = {"job_ids": "${steps.a.events[*].name}", "note": "literal", "nested": {"n": "${user.data.n}"}}
+    validate_plan(
+        _plan(
+            _step("a"),
+            _approval("ok", "a", timeout="600s", on_timeout="APPROVAL_TIMEOUT_ACTION_SKIP", data=data),
+            _step("b", "ok"),
+        )
+    )
+
+
+def test_an_approval_step_with_nothing_but_its_id_is_valid() -> None:
+    validate_plan(_plan({"step_id": "ok", "kind": "STEP_KIND_APPROVAL"}))
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"agent": "analytics"}, "agent"),
+        ({"operation": "RecordEvents"}, "operation"),
+        ({"inputs": {"configuration": {"user_id": "u"}}}, "inputs.configuration"),
+        ({"compensation": {"agent": "analytics", "operation": "RecordEvents"}}, "compensation"),
+        ({"error_handling": {"fallback_action": "FALLBACK_ACTION_ALTERNATIVE"}}, "error_handling.alternative"),
+        ({"error_handling": {"alternative": {"agent": "ui_ux", "operation": "Notify"}}}, "error_handling.alternative"),
+    ],
+)
+def test_an_approval_step_that_describes_a_call_is_rejected(fields: dict[str, Any], field: str) -> None:
+    error = _rejected(_plan({**_approval("ok"), **fields}))
+    assert error.field == f"workflow_steps[0].{field}"
+
+
+@pytest.mark.parametrize("timeout", ["1s", "3600s", "86400s"])
+def test_an_approval_timeout_from_1s_to_24h_is_accepted(timeout: str) -> None:
+    validate_plan(_plan(_approval("ok", timeout=timeout)))
+
+
+@pytest.mark.parametrize("timeout", ["0.999s", "0s", "86401s", "-1s"])
+def test_an_approval_timeout_out_of_range_is_rejected(timeout: str) -> None:
+    error = _rejected(_plan(_approval("ok", timeout=timeout)))
+    assert error.field == "workflow_steps[0].approval.timeout"
+
+
+def test_an_unknown_approval_timeout_action_is_rejected() -> None:
+    plan = _plan(_approval("ok"))
+    plan.workflow_steps[0].approval.on_timeout = 9  # type: ignore[assignment]
+    error = _rejected(plan)
+    assert error.field == "workflow_steps[0].approval.on_timeout"
+    assert "APPROVAL_TIMEOUT_ACTION_APPROVE" in error.message
+
+
+def test_an_approval_prompt_of_2000_characters_is_accepted_and_longer_rejected() -> None:
+    validate_plan(_plan(_approval("ok", prompt="x" * 2000)))
+    error = _rejected(_plan(_approval("ok", prompt="x" * 2001)))
+    assert error.field == "workflow_steps[0].approval.prompt"
+    assert "2001" in error.message
+
+
+def test_approval_data_whose_expression_does_not_compile_is_rejected_naming_its_path() -> None:
+    error = _rejected(_plan(_approval("ok", data={"shown": {"jobs": "${user.[}"}})))
+    assert error.field == "workflow_steps[0].approval.data.shown.jobs"
+    assert "does not compile" in error.message
+
+
+def test_approval_data_reading_a_step_it_does_not_wait_for_is_rejected() -> None:
+    error = _rejected(_plan(_step("a"), _approval("ok", data={"x": "${steps.a.recorded}"})))
+    assert error.field == "workflow_steps[1].approval.data.x"
+    assert 'does not depend on "a"' in error.message
+
+
+def test_a_call_step_with_approval_settings_is_rejected() -> None:
+    error = _rejected(_plan(_step("a", approval={"prompt": "sure?"})))
+    assert error.field == "workflow_steps[0].approval"
+    assert "STEP_KIND_APPROVAL" in error.message
+
+
+def test_steps_after_an_approval_may_read_its_output() -> None:
+    plan = _plan(
+        _step("a"),
+        _approval("ok", "a", data={"job_ids": ["job-1", "job-2"]}),
+        _submit("submit", "ok", inputs={"configuration": {"user_id": "u", "job_ids": "${steps.ok.job_ids}"}}),
+    )
+    validate_plan(plan)
+
+
+def test_a_step_reading_an_approval_it_does_not_wait_for_is_rejected() -> None:
+    plan = _plan(
+        _approval("ok"),
+        _submit("submit", inputs={"configuration": {"user_id": "u", "job_ids": "${steps.ok.job_ids}"}}),
+    )
+    assert _rejected(plan).field == "workflow_steps[1].inputs.configuration.job_ids"
+
+
+# ---- compensation -------------------------------------------------------------------------
+
+
+def test_a_compensation_reading_its_own_steps_output_is_valid() -> None:
+    validate_plan(_plan(_submit("submit", compensation=_withdraw(timeout="5s", retry_count=10))))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        ({"agent": "astrology"}, "compensation.agent", 'unknown agent "astrology"'),
+        ({"agent": ""}, "compensation.agent", "is required"),
+        ({"operation": "Unsubmit"}, "compensation.operation", 'no operation "Unsubmit"'),
+        ({"operation": "SearchJobs"}, "compensation.operation", 'no operation "SearchJobs"'),
+        ({"configuration": {"user_id": "u", "why": "x"}}, "compensation.configuration.why", "is not a field"),
+        ({"configuration": {"reason": 3}}, "compensation.configuration.reason", "does not parse"),
+        ({"configuration": {"user_id": "${steps.[}"}}, "compensation.configuration.user_id", "does not compile"),
+        ({"timeout": "0s"}, "compensation.timeout", "between 1ms and 1h"),
+        ({"timeout": "3601s"}, "compensation.timeout", "between 1ms and 1h"),
+        ({"retry_count": 11}, "compensation.retry_count", "between 0 and 10"),
+        ({"retry_count": -1}, "compensation.retry_count", "between 0 and 10"),
+    ],
+)
+def test_a_bad_compensation_is_rejected_naming_its_field(overrides: dict[str, Any], field: str, words: str) -> None:
+    error = _rejected(_plan(_submit("submit", compensation=_withdraw(**overrides))))
+    assert error.field == f"workflow_steps[0].{field}"
+    assert words in error.message
+
+
+def test_a_compensation_with_zero_retries_is_accepted() -> None:
+    validate_plan(_plan(_submit("submit", compensation=_withdraw(retry_count=0))))
+
+
+def test_a_compensation_reading_a_step_that_does_not_precede_it_is_rejected() -> None:
+    config = {"user_id": "u", "application_ids": "${steps.later.events[*].name}"}
+    plan = _plan(_submit("submit", compensation=_withdraw(configuration=config)), _step("later", "submit"))
+    error = _rejected(plan)
+    assert error.field == "workflow_steps[0].compensation.configuration.application_ids"
+    assert 'does not depend on "later"' in error.message
+
+
+def test_a_compensation_reading_an_unknown_step_is_rejected() -> None:
+    config = {"user_id": "u", "application_ids": "${steps.ghost.ids}"}
+    error = _rejected(_plan(_submit("submit", compensation=_withdraw(configuration=config))))
+    assert error.field == "workflow_steps[0].compensation.configuration.application_ids"
+    assert 'no step "ghost"' in error.message
+
+
+# ---- JSON depth ---------------------------------------------------------------------------
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
+def _events(properties: Any) -> dict[str, Any]:
+    """A RecordEvents request whose one event's properties (a Struct) are `properties`: 3 levels above them."""
+    return {"user_id": "u", "events": [{"name": "x", "properties": properties}]}
+
+
+@pytest.mark.parametrize(
+    ("make", "above", "field"),
+    [
+        (lambda v: _step("a", inputs={"configuration": _events(v)}), 3, "inputs.configuration.events[0].properties"),
+        (lambda v: _approval("a", data={"shown": v}), 1, "approval.data.shown"),
+        (
+            lambda v: _step(
+                "a", compensation={"agent": "analytics", "operation": "RecordEvents", "configuration": _events(v)}
+            ),
+            3,
+            "compensation.configuration.events[0].properties",
+        ),
+        (lambda v: _step("a", outputs={"success_criteria": {"c": v}}), 1, "outputs.success_criteria.c"),
+    ],
+)
+def test_json_nested_deeper_than_16_levels_is_rejected_naming_where(make: Any, above: int, field: str) -> None:
+    validate_plan(_plan(make(_nested(16 - above))))
+    error = _rejected(_plan(make(_nested(17 - above))))
+    assert error.field == f"workflow_steps[0].{field}" + ".n" * (16 - above)
+    assert "deeper than 16 levels" in error.message
+
+
 # ---- strategy and plan level --------------------------------------------------------------
 
 
@@ -480,10 +700,23 @@ def test_a_pass_score_above_100_is_rejected() -> None:
     assert _rejected(_plan(quality_gates=[_gate(pass_score=150)])).field == "quality_gates[0].pass_score"
 
 
-def test_an_escalating_gate_is_rejected_as_not_supported_yet() -> None:
-    error = _rejected(_plan(quality_gates=[_gate(action_on_failure="GATE_ACTION_ESCALATE")]))
+def test_an_escalating_gate_is_accepted() -> None:
+    validate_plan(_plan(quality_gates=[_gate(action_on_failure="GATE_ACTION_ESCALATE")]))
+
+
+def test_an_unknown_gate_action_is_rejected() -> None:
+    plan = _plan(quality_gates=[_gate()])
+    plan.quality_gates[0].action_on_failure = 9  # type: ignore[assignment]
+    error = _rejected(plan)
     assert error.field == "quality_gates[0].action_on_failure"
-    assert error.message == "escalate is not supported yet"
+    assert "GATE_ACTION_ESCALATE" in error.message
+
+
+def test_a_gate_on_an_approval_step_is_rejected() -> None:
+    plan = _plan(_approval("a"), quality_gates=[_gate()])
+    error = _rejected(plan)
+    assert error.field == "quality_gates[0].checkpoint"
+    assert "approval step" in error.message
 
 
 def test_an_expression_calling_an_unknown_function_is_rejected() -> None:

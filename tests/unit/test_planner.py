@@ -80,6 +80,10 @@ def _status(agent: str, health: int = common_pb2.AGENT_HEALTH_HEALTHY, **fields:
     return status
 
 
+def _timeout_option(timeout: str) -> journey_pb2.ExecutionOptions:
+    return json_format.ParseDict({"timeout": timeout}, journey_pb2.ExecutionOptions())
+
+
 def _seconds(duration: Duration) -> float:
     return duration.ToNanoseconds() / 1e9
 
@@ -261,38 +265,121 @@ def test_the_same_request_always_gives_the_same_plan(planner: Planner) -> None:
 # ---- automation level ---------------------------------------------------------------------
 
 
-def test_manual_automation_stops_before_submitting_and_asks_for_approval(planner: Planner) -> None:
+_SCREENED = "steps.screen_compliance.compliant == `true` && steps.score_matches.matches[0] != `null`"
+
+
+def test_manual_automation_asks_for_approval_before_submitting(planner: Planner) -> None:
     plan = _plan(planner, user=_prefs(automation_level="AUTOMATION_LEVEL_MANUAL"))
-    assert "submit_applications" not in _ids(plan)
-    assert all(s.agent != "automation" for s in plan.workflow_steps)
-    # record_analytics only recorded the submission, so it goes with it.
-    assert "record_analytics" not in _ids(plan)
-    notify = _step(plan, "notify_user")
-    assert list(notify.dependencies) == ["screen_compliance"]
-    assert not notify.optional
-    config = _config(notify)
-    assert config["title"] == "Approval required"
-    assert config["data"]["approval_required"] is True
-    assert config["data"]["job_ids"] == "${steps.score_matches.matches[:3].job_id}"
-    paths = list(plan.execution_strategy.fallback_strategy.fallback_paths)
-    assert any(p.startswith("submit_applications: dropped (automation_level manual") for p in paths)
-    assert any(p.startswith("record_analytics: dropped (it follows submit_applications") for p in paths)
+    assert _deps(plan) == {
+        "analyze_resume": [],
+        "search_jobs": ["analyze_resume"],
+        "score_matches": ["search_jobs"],
+        "screen_compliance": ["score_matches"],
+        "approve_applications": ["screen_compliance"],
+        "submit_applications": ["approve_applications"],
+        "notify_user": ["submit_applications"],
+        "record_analytics": ["submit_applications"],
+    }
+    approve = _step(plan, "approve_applications")
+    assert approve.kind == plan_pb2.STEP_KIND_APPROVAL
+    assert (approve.agent, approve.operation, _config(approve)) == ("", "", {})
+    assert "Apply to these jobs?" in approve.approval.prompt
+    assert _seconds(approve.approval.timeout) == 3600
+    assert approve.approval.on_timeout == plan_pb2.APPROVAL_TIMEOUT_ACTION_FAIL
+    # The user is shown the chosen jobs: their ids and the matches themselves.
+    data = json_format.MessageToDict(approve.approval.data)
+    assert data["job_ids"] == "${steps.score_matches.matches[:3].job_id}"
+    assert data["matches"] == (
+        "${steps.score_matches.matches[:3].{job_id: job_id, title: title, company: company, score: score}}"
+    )
+    # Asked only when there is something compliant to submit.
+    assert approve.timing.scheduling == plan_pb2.SCHEDULING_CONDITIONAL
+    assert approve.timing.condition == _SCREENED
 
 
-def test_manual_automation_keeps_the_approval_request_even_in_fast_mode(planner: Planner) -> None:
+def test_under_manual_automation_the_submission_applies_only_to_the_approved_jobs(planner: Planner) -> None:
+    plan = _plan(planner, user=_prefs(automation_level="AUTOMATION_LEVEL_MANUAL"))
+    submit = _step(plan, "submit_applications")
+    config = _config(submit)
+    assert config["job_ids"] == "${steps.approve_applications.job_ids}"
+    assert config["document_id"] == "${steps.analyze_resume.document_id}"
+    # An approval narrowed to nothing, or skipped, submits nothing.
+    assert submit.timing.scheduling == plan_pb2.SCHEDULING_CONDITIONAL
+    assert submit.timing.condition == "length(steps.approve_applications.job_ids || `[]`) > `0`"
+    assert submit.HasField("compensation")
+    assert "approve_applications: asks the user before submit_applications (automation_level manual" in (
+        " | ".join(plan.execution_strategy.fallback_strategy.fallback_paths)
+    )
+
+
+def test_a_plan_with_an_approval_waits_for_it_within_the_execution_timeout(planner: Planner) -> None:
+    manual = _prefs(automation_level="AUTOMATION_LEVEL_MANUAL")
+    assert _seconds(_plan(planner).timeout) == 180
+    assert _seconds(_plan(planner, user=manual).timeout) == 180 + 3600
+    assert _seconds(_plan(planner, user=manual, options=_timeout_option("60s")).timeout) == 60 + 3600
+    # Never past 24 hours.
+    assert _seconds(_plan(planner, user=manual, options=_timeout_option("86000s")).timeout) == 86400
+
+
+def test_the_approval_adds_nothing_to_the_estimated_duration(planner: Planner) -> None:
+    def estimates(agent: str, op: str) -> tuple[float, float]:
+        return (0.25, 0.9)
+
+    manual = _plan(planner, user=_prefs(automation_level="AUTOMATION_LEVEL_MANUAL"), estimates=estimates)
+    assert not _step(manual, "approve_applications").timing.HasField("estimated_duration")
+    assert manual.estimated_duration == _plan(planner, estimates=estimates).estimated_duration
+
+
+def test_semi_automatic_asks_before_the_same_high_stakes_steps(planner: Planner) -> None:
+    semi = _plan(planner, user=_prefs(automation_level="AUTOMATION_LEVEL_SEMI_AUTOMATIC"))
+    manual = _plan(planner, user=_prefs(automation_level="AUTOMATION_LEVEL_MANUAL"))
+    assert list(semi.workflow_steps) == list(manual.workflow_steps)
+    assert semi.timeout == manual.timeout
+    assert any("automation_level semi_automatic" in p for p in semi.execution_strategy.fallback_strategy.fallback_paths)
+
+
+@pytest.mark.parametrize("level", ["AUTOMATION_LEVEL_UNSPECIFIED", "AUTOMATION_LEVEL_FULLY_AUTOMATIC"])
+def test_fully_automatic_and_unset_levels_submit_without_asking(planner: Planner, level: str) -> None:
+    plan = _plan(planner, user=_prefs(automation_level=level))
+    assert plan == _plan(planner)
+    assert all(s.kind != plan_pb2.STEP_KIND_APPROVAL for s in plan.workflow_steps)
+    assert list(_step(plan, "submit_applications").dependencies) == ["screen_compliance"]
+
+
+def test_an_unknown_automation_level_is_rejected_naming_the_field(planner: Planner) -> None:
+    user = _user()
+    user.journey_context.user_preferences.automation_level = 9  # type: ignore[assignment]
+    with pytest.raises(PlanInvalidError) as caught:
+        _plan(planner, user=user)
+    assert caught.value.field == "user_context.journey_context.user_preferences.automation_level"
+
+
+def test_manual_automation_keeps_the_approval_in_fast_mode(planner: Planner) -> None:
     user = _prefs(automation_level="AUTOMATION_LEVEL_MANUAL", processing_speed="PROCESSING_SPEED_FAST")
-    assert _ids(_plan(planner, user=user)) == [
+    plan = _plan(planner, user=user)
+    # 6 steps of 20, 6 levels of 10, 5 agents of 7 (an approval calls none), 2 gates of 5.
+    assert plan.complexity_score == round(40 * 6 / 20 + 25 * 6 / 10 + 25 * 5 / 7 + 10 * 2 / 5, 1)
+    assert _ids(plan) == [
         "analyze_resume",
         "search_jobs",
         "score_matches",
         "screen_compliance",
-        "notify_user",
+        "approve_applications",
+        "submit_applications",
     ]
 
 
-@pytest.mark.parametrize("level", ["AUTOMATION_LEVEL_SEMI_AUTOMATIC", "AUTOMATION_LEVEL_FULLY_AUTOMATIC"])
-def test_unattended_automation_levels_submit(planner: Planner, level: str) -> None:
-    assert "submit_applications" in _ids(_plan(planner, user=_prefs(automation_level=level)))
+def test_the_application_workflow_withdraws_its_submissions_when_it_unwinds(planner: Planner) -> None:
+    compensation = _step(_plan(planner), "submit_applications").compensation
+    assert (compensation.agent, compensation.operation) == ("automation", "WithdrawApplication")
+    assert json_format.MessageToDict(compensation.configuration) == {
+        "user_id": "${user.user_id}",
+        "application_ids": "${steps.submit_applications.applications[*].application_id}",
+        "reason": "execution did not finish; withdrawn by baton",
+    }
+    assert compensation.retry_count == 5
+    others = [s.step_id for s in _plan(planner).workflow_steps if s.HasField("compensation")]
+    assert others == ["submit_applications"]
 
 
 @pytest.mark.parametrize("workflow_type", ["document_analysis", "job_discovery", "optimization"])
@@ -662,6 +749,7 @@ def _broken(tmp_path: Path, text: str, name: str = "quick_search") -> Path:
         (("{execution_mode: parallel}", "{execution_mode: sideways}"), "execution_strategy"),
         (("timing: {estimated_duration: 1s, timeout: 5s}", "timing: {timeout: 5s}"), "estimated_duration is required"),
         (("workflow_type: quick_search", "workflow_type: other"), "must be named other.yaml"),
+        (("    agent: analytics\n", "    kind: approval\n"), "workflow_steps[1].kind: approval steps are not written"),
     ],
 )
 def test_a_bad_definition_fails_at_start_up(tmp_path: Path, mutation: tuple[str, str], expected: str) -> None:
@@ -680,16 +768,129 @@ def test_two_definitions_claiming_one_journey_type_fail_at_start_up(tmp_path: Pa
         Planner(_broken(tmp_path, _NO_DOCUMENTS))
 
 
-def test_a_manual_override_that_breaks_the_plan_fails_at_start_up(tmp_path: Path) -> None:
-    text = _NO_DOCUMENTS.replace(
-        "    timing: {estimated_duration: 1s, timeout: 5s}\n",
-        "    timing: {estimated_duration: 1s, timeout: 5s}\n    requires_approval: true\n",
-    ).replace(
-        "  - step_id: record_start\n",
-        "  - step_id: record_start\n    manual_override: {dependencies: [ghost]}\n",
-    )
-    with pytest.raises(DefinitionError, match="AUTOMATION_LEVEL_MANUAL"):
-        Planner(_broken(tmp_path, text))
+_GUARDED = """
+workflow_type: quick_apply
+version: "0.1"
+description: Searches, applies to the first result after asking, and records it.
+execution_strategy: {execution_mode: sequential}
+workflow_steps:
+  - step_id: search_jobs
+    agent: job_discovery
+    operation: SearchJobs
+    inputs: {configuration: {user_id: "${user.user_id}"}}
+    timing: {estimated_duration: 1s, timeout: 5s}
+  - step_id: rank
+    agent: matching_intelligence
+    operation: ScoreMatches
+    dependencies: [search_jobs]
+    optional: true
+    inputs: {configuration: {user_id: "${user.user_id}", jobs: "${steps.search_jobs.jobs}"}}
+    timing: {estimated_duration: 1s, timeout: 5s}
+  - step_id: submit
+    agent: automation
+    operation: SubmitApplication
+    dependencies: [rank]
+    inputs: {configuration: {user_id: "${user.user_id}", job_ids: "${steps.search_jobs.jobs[:1].job_id}"}}
+    timing: {estimated_duration: 1s, timeout: 5s}
+    compensation:
+      agent: automation
+      operation: WithdrawApplication
+      configuration:
+        user_id: "${user.user_id}"
+        application_ids: "${steps.submit.applications[*].application_id}"
+        reason: "${steps.rank.skill_gaps[0]}"
+    requires_approval: true
+    approval:
+      step_id: approve
+      step_name: Approve
+      prompt: Apply?
+      data: {job_ids: "${steps.search_jobs.jobs[:1].job_id}", best: "${steps.rank.matches[0]}"}
+      timeout: 60s
+      on_timeout: skip
+      approved_inputs: {job_ids: "${steps.approve.job_ids}"}
+  - step_id: record
+    agent: analytics
+    operation: RecordEvents
+    dependencies: [submit]
+    inputs: {configuration: {user_id: "${user.user_id}"}}
+    timing: {estimated_duration: 0.1s, timeout: 5s}
+"""
+
+_APPROVAL_BLOCK = _GUARDED[_GUARDED.index("    approval:\n") : _GUARDED.index("  - step_id: record")]
+_APPROVAL_DATA = 'data: {job_ids: "${steps.search_jobs.jobs[:1].job_id}", best: "${steps.rank.matches[0]}"}'
+_ANALYSED = {"profile_completeness": 100, "document_status": "DOCUMENT_STATUS_ANALYZED"}
+
+
+def _guarded_plan(tmp_path: Path, **prefs: str) -> plan_pb2.OrchestrationPlan:
+    (tmp_path / "quick_apply.yaml").write_text(_GUARDED, encoding="utf-8")
+    user = _user(current_data_state=_ANALYSED, journey_context={"user_preferences": prefs})
+    return _plan(Planner(tmp_path), "quick_apply", user)
+
+
+def test_an_approval_without_approved_condition_lets_the_step_run_only_when_approved(tmp_path: Path) -> None:
+    plan = _guarded_plan(tmp_path, automation_level="AUTOMATION_LEVEL_MANUAL")
+    assert _ids(plan) == ["search_jobs", "rank", "approve", "submit", "record"]
+    submit = _step(plan, "submit")
+    assert submit.timing.condition == "steps.approve != `null`"
+    assert _config(submit)["job_ids"] == "${steps.approve.job_ids}"
+    approve = _step(plan, "approve")
+    # The guarded step was not conditional, so neither is its approval.
+    assert approve.timing.scheduling == plan_pb2.SCHEDULING_UNSPECIFIED
+    assert approve.approval.on_timeout == plan_pb2.APPROVAL_TIMEOUT_ACTION_SKIP
+    assert _seconds(plan.timeout) == 600 + 60
+
+
+def test_an_approval_never_shows_a_dropped_steps_output(tmp_path: Path) -> None:
+    plan = _guarded_plan(tmp_path, automation_level="AUTOMATION_LEVEL_MANUAL", processing_speed="PROCESSING_SPEED_FAST")
+    assert _ids(plan) == ["search_jobs", "approve", "submit", "record"]
+    assert list(_step(plan, "approve").dependencies) == ["search_jobs"]
+    assert json_format.MessageToDict(_step(plan, "approve").approval.data) == {
+        "job_ids": "${steps.search_jobs.jobs[:1].job_id}"
+    }
+
+
+def test_a_compensation_field_reading_a_dropped_step_is_removed(tmp_path: Path) -> None:
+    plan = _guarded_plan(tmp_path, processing_speed="PROCESSING_SPEED_FAST")
+    assert "rank" not in _ids(plan)
+    assert "reason" not in json_format.MessageToDict(_step(plan, "submit").compensation.configuration)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [
+        (("    requires_approval: true\n", ""), "requires_approval: true and an approval block go together"),
+        ((_APPROVAL_BLOCK, ""), "requires_approval: true and an approval block go together"),
+        (("      prompt: Apply?\n", ""), "workflow_steps[2].approval.prompt is required"),
+        (("      prompt: Apply?\n", "      prompt: Apply?\n      colour: red\n"), "unknown key 'colour'"),
+        (("on_timeout: skip", "on_timeout: approve"), "on_timeout approve would let submit run without an answer"),
+        (("on_timeout: skip", "on_timeout: shrug"), "on_timeout must be one of fail, skip, approve"),
+        (("timeout: 60s", "timeout: forever"), "workflow_steps[2].approval.timeout"),
+        (("timeout: 60s", "timeout: 0.5s"), "approval.timeout: must be between 1s and 24h"),
+        (("step_id: approve\n", "step_id: record\n"), "approval.step_id 'record' is already a step's id"),
+        ((_APPROVAL_DATA, "data: shown"), "workflow_steps[2].approval.data must be a mapping"),
+        (
+            ("approved_inputs: {job_ids:", "approved_inputs: {jobz:"),
+            "workflow_steps[2].approval: with the approval step inserted, "
+            'workflow_steps[3].inputs.configuration.jobz: "jobz" is not a field',
+        ),
+        (
+            ('best: "${steps.rank.matches[0]}"', 'best: "${steps.record.recorded}"'),
+            "with the approval step inserted, workflow_steps[2].approval.data.best: expression reads steps.record",
+        ),
+        (
+            ("      timeout: 60s\n", "      timeout: 60s\n      approved_condition: 'steps.approve.['\n"),
+            "with the approval step inserted, workflow_steps[3].timing.condition",
+        ),
+    ],
+)
+def test_a_bad_approval_block_fails_at_start_up(tmp_path: Path, mutation: tuple[str, str], expected: str) -> None:
+    old, new = mutation
+    assert old in _GUARDED
+    directory = _broken(tmp_path, _GUARDED.replace(old, new, 1), "quick_apply")
+    with pytest.raises(DefinitionError) as caught:
+        Planner(directory)
+    assert expected in str(caught.value)
+    assert "quick_apply.yaml" in str(caught.value)
 
 
 def test_an_empty_definitions_directory_fails_at_start_up(tmp_path: Path) -> None:
@@ -702,6 +903,7 @@ def test_definitions_expose_their_version_aliases_and_template(planner: Planner)
     assert definition.workflow_type == "application_automation"
     assert definition.aliases == ("application",)
     assert definition.approval_steps == frozenset({"submit_applications"})
+    assert [a.step_id for a in definition.approvals] == ["approve_applications"]
     template = definition.template()
     template.workflow_steps[0].step_id = "mutated"
     assert definition.template().workflow_steps[0].step_id == "analyze_resume"
