@@ -68,8 +68,8 @@ _PREFIXES = (
 
 
 def make_console() -> Console:
-    """Returns the stdout console; off a terminal it is wide enough not to wrap tables."""
-    return Console(highlight=False) if sys.stdout.isatty() else Console(highlight=False, width=140)
+    """Returns the stdout console; off a terminal it is wide enough not to cut tables (pipes, files)."""
+    return Console(highlight=False) if sys.stdout.isatty() else Console(highlight=False, width=200)
 
 
 def label(full_name: str) -> str:

@@ -176,9 +176,6 @@ class _Decider(Unwinder, Waiter):
                 continue
             if limit and occupied >= limit:
                 continue
-            if step.approval is not None:
-                self.start_waiting(step, run)
-                continue
             if step.scheduling == P.SCHEDULING_CONDITIONAL:
                 holds = self.condition(step)
                 if holds is None:
@@ -188,6 +185,9 @@ class _Decider(Unwinder, Waiter):
                     skipped.cause = E.SKIP_CAUSE_CONDITION_FALSE
                     self.record("step_skipped", skipped)
                     continue
+            if step.approval is not None:
+                self.start_waiting(step, run)
+                continue
             if step.scheduling == P.SCHEDULING_SCHEDULED and step.delay > 0:
                 self.record("step_delayed", E.StepDelayed(step_id=sid, start_at=self.at(step.delay)))
                 continue

@@ -151,9 +151,12 @@ def test_the_application_workflow_fails_rather_than_submit_unscreened(planner: P
     screen = _step(plan, "screen_compliance")
     assert screen.error_handling.fallback_action == plan_pb2.FALLBACK_ACTION_FAIL
     for optional in ("notify_user", "record_analytics"):
-        step = _step(plan, optional)
-        assert step.optional
-        assert step.error_handling.fallback_action == plan_pb2.FALLBACK_ACTION_SKIP
+        assert _step(plan, optional).optional
+    # Telling the user is part of applying: a failed notification fails (and unwinds) the run.
+    assert _step(plan, "notify_user").error_handling.fallback_action == plan_pb2.FALLBACK_ACTION_FAIL
+    assert _step(plan, "record_analytics").error_handling.fallback_action == plan_pb2.FALLBACK_ACTION_SKIP
+    submit = _step(plan, "submit_applications")
+    assert (submit.compensation.agent, submit.compensation.operation) == ("automation", "WithdrawApplication")
 
 
 def test_the_first_step_reads_the_users_resume_so_a_bare_user_id_runs_on_the_sample(planner: Planner) -> None:
@@ -726,7 +729,7 @@ def test_complexity_and_resources_follow_the_plans_shape(planner: Planner) -> No
 
 def test_fallback_paths_list_what_is_skipped_on_failure(planner: Planner) -> None:
     paths = list(_plan(planner).execution_strategy.fallback_strategy.fallback_paths)
-    assert paths == ["notify_user: skipped if it fails", "record_analytics: skipped if it fails"]
+    assert paths == ["record_analytics: skipped if it fails"]
 
 
 # ---- definitions at start-up --------------------------------------------------------------
