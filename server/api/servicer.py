@@ -13,12 +13,19 @@ import grpc
 from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 
 from server.api.errors import RequestError, invalid, streaming, unary
-from server.engine import Clock, Engine, Submission, fold, render
+from server.api.quarantine import quarantine, quarantined_error, quarantined_status
+from server.engine import Clock, Engine, ExecutionState, FoldError, Submission, fold, render
 from server.engine.model import seconds
 from server.health import HealthMonitor
 from server.planner import Planner, PlanningError, validate_plan
-from server.store.base import ExecutionNotFoundError, ExecutionQuery, ExecutionRecord, ExecutionStore
-from server.streaming import ExecutionHub
+from server.store.base import (
+    CorruptHistoryError,
+    ExecutionNotFoundError,
+    ExecutionQuery,
+    ExecutionRecord,
+    ExecutionStore,
+)
+from server.streaming import ExecutionHub, HistoryUnreadableError
 
 MAX_REQUEST_ID = 128
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
@@ -143,13 +150,37 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     ) -> execution_pb2.ExecutionStatus:
         return await self._status(request.execution_id)
 
-    async def _status(self, execution_id: str) -> execution_pb2.ExecutionStatus:
+    async def _state(self, execution_id: str) -> ExecutionState | ExecutionRecord:
+        """Folds the execution; returns its record instead when it is (or now gets) quarantined.
+
+        Raises:
+            RequestError: no execution_id.
+            ExecutionNotFoundError: no such execution.
+        """
         if not execution_id:
             raise invalid("execution_id", "required")
-        events = await self.store.read_events(execution_id)
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(execution_id)
+        if record.quarantine_error:
+            return record
+        try:
+            events = await self.store.read_events(execution_id)
+        except CorruptHistoryError as error:
+            return await quarantine(self.store, record, error)
         if not events:
             raise ExecutionNotFoundError(execution_id)
-        return render(fold(execution_id, events))
+        try:
+            return fold(execution_id, events)
+        except Exception as error:
+            # Whatever the fold raises on a stored history, it will raise again: quarantine.
+            return await quarantine(self.store, record, error)
+
+    async def _status(self, execution_id: str) -> execution_pb2.ExecutionStatus:
+        state = await self._state(execution_id)
+        if isinstance(state, ExecutionRecord):
+            return quarantined_status(state)
+        return render(state)
 
     @streaming
     async def WatchExecution(
@@ -159,11 +190,19 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise invalid("execution_id", "required")
         if request.after_sequence < 0:
             raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
-        async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
-            # Results (every step's output) ride on the terminal update only: resending them with
-            # every event would make a watch quadratic in the outputs' size.
-            status = render(state, with_results=state.terminal)
-            yield orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
+        record = await self.store.get_execution(request.execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(request.execution_id)
+        if record.quarantine_error:
+            raise quarantined_error(record)
+        try:
+            async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
+                # Results (every step's output) ride on the terminal update only: resending them
+                # with every event would make a watch quadratic in the outputs' size.
+                status = render(state, with_results=state.terminal)
+                yield orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
+        except HistoryUnreadableError as error:
+            raise quarantined_error(await quarantine(self.store, record, error.cause)) from None
 
     @unary
     async def ListExecutions(
@@ -192,7 +231,15 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     ) -> execution_pb2.ExecutionStatus:
         if not request.execution_id:
             raise invalid("execution_id", "required")
-        await self.engine.cancel(request.execution_id, request.reason or "cancelled by a client")
+        record = await self.store.get_execution(request.execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(request.execution_id)
+        if record.quarantine_error:
+            return quarantined_status(record)
+        try:
+            await self.engine.cancel(request.execution_id, request.reason or "cancelled by a client")
+        except (CorruptHistoryError, FoldError) as error:
+            return quarantined_status(await quarantine(self.store, record, error))
         return await self._status(request.execution_id)
 
     @unary
