@@ -13,6 +13,7 @@ import grpc
 from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 
 from server.api.errors import RequestError, invalid, streaming, unary
+from server.api.limits import check_plan, check_request
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
 from server.engine import Clock, Engine, ExecutionState, FoldError, Submission, fold, render
 from server.engine.model import seconds
@@ -61,6 +62,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     def _plan(
         self, request: orchestrator_pb2.ExecuteWorkflowRequest | orchestrator_pb2.PlanWorkflowRequest, now: datetime
     ) -> plan_pb2.OrchestrationPlan:
+        # An explicit plan is walked only when not already known valid (see _validate).
+        check_request(request, with_plan=False)
         options = request.execution_options
         if options.HasField("timeout"):
             timeout = seconds(options.timeout)
@@ -94,12 +97,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         """Validates an explicit plan; clients resend the same plan, so valid ones are remembered.
 
         Validation is a pure function of the plan, so a plan byte-for-byte equal to one already
-        found valid (before the orchestrator filled in its id, owner and time) is valid too.
+        found valid (before the orchestrator filled in its id, owner and time) is valid too; the
+        same holds for the request bounds of server.api.limits, checked here with it.
         """
         key = as_sent.SerializeToString(deterministic=True) + b"\0" + plan.user_id.encode()
         if key in self._valid_plans:
             self._valid_plans.move_to_end(key)
             return
+        check_plan(as_sent)
         try:
             validate_plan(plan)
         except PlanningError as exc:
