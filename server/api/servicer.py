@@ -15,6 +15,7 @@ from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, pla
 from server.api.errors import RequestError, invalid, streaming, unary
 from server.api.limits import check_plan, check_request
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
+from server.api.sizing import fit_status, fit_update, message_budget
 from server.engine import Clock, Engine, ExecutionState, FoldError, Submission, fold, render
 from server.engine.model import seconds
 from server.health import HealthMonitor
@@ -47,7 +48,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         health: HealthMonitor,
         clock: Clock,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        max_message_bytes: int = 4 * 1024 * 1024,
     ) -> None:
+        """Wires the servicer.
+
+        Args:
+            max_message_bytes: the server's message size limit; no status or update it sends
+                is larger than this or than a default client's 4 MiB (see server.api.sizing).
+        """
         self.engine = engine
         self.store = store
         self.planner = planner
@@ -55,6 +63,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.health = health
         self.clock = clock
         self.new_id = new_id
+        self.budget = message_budget(max_message_bytes)
+        """The bytes a status or an update may take."""
         self._valid_plans: OrderedDict[bytes, None] = OrderedDict()
 
     # ---- planning ---------------------------------------------------------------------------
@@ -185,7 +195,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         state = await self._state(execution_id)
         if isinstance(state, ExecutionRecord):
             return quarantined_status(state)
-        return render(state)
+        return fit_status(render(state), self.budget)
 
     @streaming
     async def WatchExecution(
@@ -205,9 +215,44 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 # Results (every step's output) ride on the terminal update only: resending them
                 # with every event would make a watch quadratic in the outputs' size.
                 status = render(state, with_results=state.terminal)
-                yield orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
+                update = orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
+                yield fit_update(update, self.budget)
         except HistoryUnreadableError as error:
             raise quarantined_error(await quarantine(self.store, record, error.cause)) from None
+
+    @unary
+    async def GetStepOutput(
+        self, request: orchestrator_pb2.GetStepOutputRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.StepOutput:
+        if not request.execution_id:
+            raise invalid("execution_id", "required")
+        if not request.step_id:
+            raise invalid("step_id", "required")
+        state = await self._state(request.execution_id)
+        if isinstance(state, ExecutionRecord):
+            raise quarantined_error(state)
+        run = state.steps.get(request.step_id)
+        if run is None:
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                f"step_id: execution {request.execution_id!r} has no step {request.step_id!r}",
+            )
+        output = run.output_json()
+        if output is None:
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                f"step_id: step {request.step_id!r} of execution {request.execution_id!r} has no output"
+                f" (it is {execution_pb2.StepState.Name(run.state)})",
+            )
+        reply = orchestrator_pb2.StepOutput(execution_id=request.execution_id, step_id=request.step_id)
+        reply.output.update(output if isinstance(output, dict) else {"value": output})
+        if reply.ByteSize() > self.budget:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"step_id: the output of step {request.step_id!r} is {reply.ByteSize()} bytes,"
+                f" more than the {self.budget} a reply may take",
+            )
+        return reply
 
     @unary
     async def ListExecutions(

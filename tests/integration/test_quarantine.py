@@ -133,6 +133,9 @@ async def test_poisoned_histories_are_quarantined_and_the_server_starts_and_runs
             assert watched.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert execution_id in (watched.value.details() or "")
             assert "quarantined" in (watched.value.details() or "")
+            with pytest.raises(grpc.aio.AioRpcError) as output:
+                await stub.GetStepOutput(orchestrator_pb2.GetStepOutputRequest(execution_id=execution_id, step_id="A"))
+            assert output.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
         assert (
             "DecodeError"
