@@ -127,7 +127,13 @@ async def start_server(config: ServerConfig) -> RunningServer:
             storage_path=_storage_dir(_sqlite_path(config.store_url)),
         )
         servicer = OrchestratorServicer(
-            engine=engine, store=store, planner=Planner(), hub=hub, health=monitor, clock=clock
+            engine=engine,
+            store=store,
+            planner=Planner(),
+            hub=hub,
+            health=monitor,
+            clock=clock,
+            max_message_bytes=config.max_message_bytes,
         )
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         health_servicer = health.aio.HealthServicer()

@@ -15,10 +15,24 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from baton.v1 import execution_pb2
 
 from server.engine import ExecutionState, Plan, apply, fold
-from server.store.base import ExecutionNotFoundError, ExecutionStore
+from server.store.base import CorruptHistoryError, ExecutionNotFoundError, ExecutionStore
 
 DEFAULT_BUFFER = 1024
 """Events a watcher may lag behind before it falls back to reading the store."""
+
+
+class HistoryUnreadableError(Exception):
+    """A watched execution's history cannot be read or folded; the watch cannot go on.
+
+    Attributes:
+        execution_id: the execution.
+        cause: the CorruptHistoryError of the store, or what the fold raised.
+    """
+
+    def __init__(self, execution_id: str, cause: Exception) -> None:
+        super().__init__(f"execution {execution_id}: history unreadable: {cause}")
+        self.execution_id = execution_id
+        self.cause = cause
 
 
 class _Subscription:
@@ -88,19 +102,23 @@ class ExecutionHub:
 
         Raises:
             ExecutionNotFoundError: no such execution.
+            HistoryUnreadableError: a stored event cannot be decoded, or an event cannot be folded.
         """
         subscription = _Subscription(self.buffer)
         # Subscribe before reading the history, so nothing committed in between is missed.
         self._subscriptions.setdefault(execution_id, set()).add(subscription)
         try:
-            history = await self.store.read_events(execution_id)
+            history = await self._read(execution_id, 0)
             if not history:
                 raise ExecutionNotFoundError(execution_id)
-            state = fold(execution_id, history[:1], self.plans(execution_id) if self.plans else None)
+            try:
+                state = fold(execution_id, history[:1], self.plans(execution_id) if self.plans else None)
+            except Exception as error:
+                raise HistoryUnreadableError(execution_id, error) from error
             if after_sequence < 1:
                 yield history[0], state
             for event in history[1:]:
-                apply(state, event)
+                _advance(state, event)
                 if event.sequence > after_sequence:
                     yield event, state
             while not state.terminal and not self._closed.is_set():
@@ -108,9 +126,7 @@ class ExecutionHub:
                 subscription.wakeup.clear()
                 if subscription.overflowed:
                     subscription.overflowed = False
-                    fresh: Sequence[execution_pb2.ExecutionEvent] = await self.store.read_events(
-                        execution_id, after_sequence=state.last_sequence
-                    )
+                    fresh: Sequence[execution_pb2.ExecutionEvent] = await self._read(execution_id, state.last_sequence)
                 else:
                     fresh = list(subscription.buffer)
                     subscription.buffer.clear()
@@ -119,14 +135,14 @@ class ExecutionHub:
                         continue  # committed before the history read returned
                     if event.sequence != state.last_sequence + 1:
                         # Cannot happen with an ordered commit stream; heal from the store anyway.
-                        fresh_gap = await self.store.read_events(execution_id, after_sequence=state.last_sequence)
+                        fresh_gap = await self._read(execution_id, state.last_sequence)
                         for missing in fresh_gap:
                             if missing.sequence > state.last_sequence:
-                                apply(state, missing)
+                                _advance(state, missing)
                                 if missing.sequence > after_sequence:
                                     yield missing, state
                         break
-                    apply(state, event)
+                    _advance(state, event)
                     if event.sequence > after_sequence:
                         yield event, state
         finally:
@@ -135,3 +151,17 @@ class ExecutionHub:
                 subscriptions.discard(subscription)
                 if not subscriptions:
                     del self._subscriptions[execution_id]
+
+    async def _read(self, execution_id: str, after_sequence: int) -> list[execution_pb2.ExecutionEvent]:
+        try:
+            return await self.store.read_events(execution_id, after_sequence=after_sequence)
+        except CorruptHistoryError as error:
+            raise HistoryUnreadableError(execution_id, error) from error
+
+
+def _advance(state: ExecutionState, event: execution_pb2.ExecutionEvent) -> None:
+    """Applies one event; whatever the fold raises means the history cannot be folded."""
+    try:
+        apply(state, event)
+    except Exception as error:
+        raise HistoryUnreadableError(state.execution_id, error) from error

@@ -9,9 +9,9 @@ from typing import TypeVar
 
 import grpc
 
-from server.engine import ExecutionStateError
+from server.engine import ExecutionStateError, FoldError
 from server.planner import PlanningError
-from server.store.base import ExecutionNotFoundError, InvalidPageTokenError
+from server.store.base import CorruptHistoryError, ExecutionNotFoundError, InvalidPageTokenError
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ _TABLE: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (InvalidPageTokenError, grpc.StatusCode.INVALID_ARGUMENT),
     (ExecutionNotFoundError, grpc.StatusCode.NOT_FOUND),
     (ExecutionStateError, grpc.StatusCode.FAILED_PRECONDITION),
+    # An execution whose history cannot be read or folded (the RPCs that read histories
+    # quarantine it first; this keeps any other road from answering INTERNAL).
+    (CorruptHistoryError, grpc.StatusCode.FAILED_PRECONDITION),
+    (FoldError, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
 

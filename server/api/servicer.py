@@ -14,12 +14,21 @@ from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, pla
 from google.protobuf import json_format
 
 from server.api.errors import RequestError, invalid, streaming, unary
-from server.engine import Clock, Engine, SignalCommand, Submission, fold, render
+from server.api.limits import check_plan, check_request, check_struct
+from server.api.quarantine import quarantine, quarantined_error, quarantined_status
+from server.api.sizing import fit_status, fit_update, message_budget
+from server.engine import Clock, Engine, ExecutionState, FoldError, SignalCommand, Submission, fold, render
 from server.engine.model import seconds
 from server.health import HealthMonitor
 from server.planner import Planner, PlanningError, validate_plan
-from server.store.base import ExecutionNotFoundError, ExecutionQuery, ExecutionRecord, ExecutionStore
-from server.streaming import ExecutionHub
+from server.store.base import (
+    CorruptHistoryError,
+    ExecutionNotFoundError,
+    ExecutionQuery,
+    ExecutionRecord,
+    ExecutionStore,
+)
+from server.streaming import ExecutionHub, HistoryUnreadableError
 
 MAX_REQUEST_ID = 128
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
@@ -46,7 +55,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         health: HealthMonitor,
         clock: Clock,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        max_message_bytes: int = 4 * 1024 * 1024,
     ) -> None:
+        """Wires the servicer.
+
+        Args:
+            max_message_bytes: the server's message size limit; no status or update it sends
+                is larger than this or than a default client's 4 MiB (see server.api.sizing).
+        """
         self.engine = engine
         self.store = store
         self.planner = planner
@@ -54,6 +70,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.health = health
         self.clock = clock
         self.new_id = new_id
+        self.budget = message_budget(max_message_bytes)
+        """The bytes a status or an update may take."""
         self._valid_plans: OrderedDict[bytes, None] = OrderedDict()
 
     # ---- planning ---------------------------------------------------------------------------
@@ -61,6 +79,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     def _plan(
         self, request: orchestrator_pb2.ExecuteWorkflowRequest | orchestrator_pb2.PlanWorkflowRequest, now: datetime
     ) -> plan_pb2.OrchestrationPlan:
+        # An explicit plan is walked only when not already known valid (see _validate).
+        check_request(request, with_plan=False)
         options = request.execution_options
         if options.HasField("timeout"):
             timeout = seconds(options.timeout)
@@ -94,12 +114,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         """Validates an explicit plan; clients resend the same plan, so valid ones are remembered.
 
         Validation is a pure function of the plan, so a plan byte-for-byte equal to one already
-        found valid (before the orchestrator filled in its id, owner and time) is valid too.
+        found valid (before the orchestrator filled in its id, owner and time) is valid too; the
+        same holds for the request bounds of server.api.limits, checked here with it.
         """
         key = as_sent.SerializeToString(deterministic=True) + b"\0" + plan.user_id.encode()
         if key in self._valid_plans:
             self._valid_plans.move_to_end(key)
             return
+        check_plan(as_sent)
         try:
             validate_plan(plan)
         except PlanningError as exc:
@@ -150,13 +172,37 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     ) -> execution_pb2.ExecutionStatus:
         return await self._status(request.execution_id)
 
-    async def _status(self, execution_id: str) -> execution_pb2.ExecutionStatus:
+    async def _state(self, execution_id: str) -> ExecutionState | ExecutionRecord:
+        """Folds the execution; returns its record instead when it is (or now gets) quarantined.
+
+        Raises:
+            RequestError: no execution_id.
+            ExecutionNotFoundError: no such execution.
+        """
         if not execution_id:
             raise invalid("execution_id", "required")
-        events = await self.store.read_events(execution_id)
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(execution_id)
+        if record.quarantine_error:
+            return record
+        try:
+            events = await self.store.read_events(execution_id)
+        except CorruptHistoryError as error:
+            return await quarantine(self.store, record, error)
         if not events:
             raise ExecutionNotFoundError(execution_id)
-        return render(fold(execution_id, events))
+        try:
+            return fold(execution_id, events)
+        except Exception as error:
+            # Whatever the fold raises on a stored history, it will raise again: quarantine.
+            return await quarantine(self.store, record, error)
+
+    async def _status(self, execution_id: str) -> execution_pb2.ExecutionStatus:
+        state = await self._state(execution_id)
+        if isinstance(state, ExecutionRecord):
+            return quarantined_status(state)
+        return fit_status(render(state), self.budget)
 
     @streaming
     async def WatchExecution(
@@ -166,11 +212,54 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise invalid("execution_id", "required")
         if request.after_sequence < 0:
             raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
-        async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
-            # Results (every step's output) ride on the terminal update only: resending them with
-            # every event would make a watch quadratic in the outputs' size.
-            status = render(state, with_results=state.terminal)
-            yield orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
+        record = await self.store.get_execution(request.execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(request.execution_id)
+        if record.quarantine_error:
+            raise quarantined_error(record)
+        try:
+            async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
+                # Results (every step's output) ride on the terminal update only: resending them
+                # with every event would make a watch quadratic in the outputs' size.
+                status = render(state, with_results=state.terminal)
+                update = orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
+                yield fit_update(update, self.budget)
+        except HistoryUnreadableError as error:
+            raise quarantined_error(await quarantine(self.store, record, error.cause)) from None
+
+    @unary
+    async def GetStepOutput(
+        self, request: orchestrator_pb2.GetStepOutputRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.StepOutput:
+        if not request.execution_id:
+            raise invalid("execution_id", "required")
+        if not request.step_id:
+            raise invalid("step_id", "required")
+        state = await self._state(request.execution_id)
+        if isinstance(state, ExecutionRecord):
+            raise quarantined_error(state)
+        run = state.steps.get(request.step_id)
+        if run is None:
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                f"step_id: execution {request.execution_id!r} has no step {request.step_id!r}",
+            )
+        output = run.output_json()
+        if output is None:
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                f"step_id: step {request.step_id!r} of execution {request.execution_id!r} has no output"
+                f" (it is {execution_pb2.StepState.Name(run.state)})",
+            )
+        reply = orchestrator_pb2.StepOutput(execution_id=request.execution_id, step_id=request.step_id)
+        reply.output.update(output if isinstance(output, dict) else {"value": output})
+        if reply.ByteSize() > self.budget:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"step_id: the output of step {request.step_id!r} is {reply.ByteSize()} bytes,"
+                f" more than the {self.budget} a reply may take",
+            )
+        return reply
 
     @unary
     async def ListExecutions(
@@ -199,7 +288,15 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     ) -> execution_pb2.ExecutionStatus:
         if not request.execution_id:
             raise invalid("execution_id", "required")
-        await self.engine.cancel(request.execution_id, request.reason or "cancelled by a client")
+        record = await self.store.get_execution(request.execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(request.execution_id)
+        if record.quarantine_error:
+            return quarantined_status(record)
+        try:
+            await self.engine.cancel(request.execution_id, request.reason or "cancelled by a client")
+        except (CorruptHistoryError, FoldError) as error:
+            return quarantined_status(await quarantine(self.store, record, error))
         return await self._status(request.execution_id)
 
     @unary
@@ -229,7 +326,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             )
         if len(request.step_id) > MAX_STEP_ID:
             raise invalid("step_id", f"at most {MAX_STEP_ID} characters, got {len(request.step_id)}")
-        # TODO(limits): bound the payload with server.api.limits.check_struct("payload", request.payload) at merge.
+        check_struct("payload", request.payload)
         command = SignalCommand(
             signal=request.signal,
             step_id=request.step_id,
