@@ -506,6 +506,16 @@ def _on_unwinding(state: ExecutionState, event: Event) -> None:
     )
     state.status = E.EXECUTION_STATE_COMPENSATING
     state.paused_at = None
+    for run in state.steps.values():
+        if run.wait is None:
+            continue
+        if run.wait.kind == E.WAIT_KIND_ESCALATION:
+            # The checkpoint did complete (its effect happened); only its verdict was pending.
+            run.phase = Phase.COMPLETED
+        else:
+            # Nobody is asked any more: the execution is ending.
+            run.phase, run.skip_cause, run.end_time = Phase.SKIPPED, E.SKIP_CAUSE_EXECUTION_ENDED, state.current_time
+        run.wait, run.report = None, None
 
 
 def _on_paused(state: ExecutionState, event: Event) -> None:

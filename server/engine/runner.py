@@ -375,7 +375,12 @@ class _Runner:
         self._waiters.append((command, future))
         self.inbox.append(command)
         self._wakeup.set()
-        await asyncio.shield(future)
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The caller went away (its RPC was cancelled): the outcome is no one's to read.
+            future.add_done_callback(_consume)
+            raise
 
     async def run(self) -> None:
         engine = self.engine
@@ -491,3 +496,8 @@ class _Runner:
                 outcome = task.result()
                 if outcome is not None:
                     self.inbox.append(outcome)
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -61,7 +61,8 @@ class Unwinder(DeciderBase):
         run = self.state.steps[step_id]
         if self.plan.steps[step_id].compensation is None:
             return False
-        return run.phase in (Phase.COMPLETED, Phase.IN_FLIGHT) or run.in_doubt
+        escalated = run.wait is not None and run.wait.kind == E.WAIT_KIND_ESCALATION
+        return run.phase in (Phase.COMPLETED, Phase.IN_FLIGHT) or escalated or run.in_doubt
 
     def compensate(self) -> None:
         """Rule 4: one compensation at a time, then the end."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -60,8 +59,11 @@ class LedgerFleet:
     """(operation, key) of every effect applied, in order (a repeat would be a duplicate effect)."""
     calls: list[AgentCall] = field(default_factory=list)
     faults: dict[str, list[Fault]] = field(default_factory=dict)
-    on_effect: Callable[[str, str], None] | None = None
-    """Called after each effect is applied, before the answer (the simulation crashes there)."""
+    hang_at_effect: int | None = None
+    """Apply this effect (counted from 1 over the fleet's life), then never answer: the simulation
+    crashes the process there, between an agent's effect and its reply."""
+    hung: bool = False
+    """Whether the fleet has hung at `hang_at_effect`."""
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def fail(self, operation: str, *faults: Fault) -> None:
@@ -89,8 +91,9 @@ class LedgerFleet:
                 self.effects.append((call.operation, key))
                 if key:
                     self.answers[(call.operation, key)] = reply
-                if self.on_effect is not None:
-                    self.on_effect(call.operation, key)
+                if len(self.effects) == self.hang_at_effect:
+                    self.hung = True
+                    await asyncio.get_running_loop().create_future()  # never answers
         if fault is not None and fault.hang_after_effect:
             await asyncio.get_running_loop().create_future()  # never answers
         if fault is not None:
