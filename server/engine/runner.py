@@ -38,9 +38,17 @@ from server.engine.inbox import (
     SignalCommand,
 )
 from server.engine.model import DEFAULT_EXECUTION_TIMEOUT, Plan, seconds
-from server.engine.ports import AgentCaller, AgentCallError, AgentReply, Clock
+from server.engine.ports import (
+    AgentCaller,
+    AgentCallError,
+    AgentReply,
+    Clock,
+    ExecutionNotFoundError,
+    ExecutionRecord,
+    ExecutionStore,
+    NewExecution,
+)
 from server.engine.state import TERMINAL, ExecutionState
-from server.store.base import ExecutionNotFoundError, ExecutionRecord, ExecutionStore, NewExecution
 
 E = execution_pb2
 logger = logging.getLogger(__name__)
