@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import timedelta
 from typing import Any
 
-from baton.v1 import journey_pb2, plan_pb2
+from baton.v1 import execution_pb2, journey_pb2, plan_pb2
 
 from server.engine import AgentCaller, Engine, EngineConfig, ExecutionState, Submission, fold
 from server.store.base import TERMINAL_STATES
-from tests.unit.fakes import FakeCaller, FakeClock, MemoryStore
+from tests.unit.fakes import START, FakeCaller, FakeClock, MemoryStore
 from tests.unit.fleet import LedgerFleet
 
 
@@ -167,3 +168,13 @@ class Harness:
 
     def kinds(self, execution_id: str) -> list[str]:
         return [e.WhichOneof("kind") or "" for e in self.store.events[execution_id]]
+
+
+def started_event(p: plan_pb2.OrchestrationPlan | None = None) -> execution_pb2.ExecutionEvent:
+    """The execution_started event of execution "ex" for user u1, at START, with a 600 s deadline."""
+    event = execution_pb2.ExecutionEvent(sequence=1)
+    event.time.FromDatetime(START)
+    event.execution_started.plan.CopyFrom(p or plan(step("A"), step("B", "A")))
+    event.execution_started.user_context.user_id = "u1"
+    event.execution_started.deadline.FromDatetime(START + timedelta(seconds=600))
+    return event

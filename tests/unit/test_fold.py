@@ -13,24 +13,15 @@ from google.protobuf.message import Message
 
 from server.engine import ExecutionState, FoldError, Phase, apply, fold
 from server.engine.fold import start
-from tests.unit.engine_support import plan, step
+from tests.unit.engine_support import plan, started_event, step
 from tests.unit.fakes import START
-
-
-def _started(p: P.OrchestrationPlan | None = None) -> E.ExecutionEvent:
-    event = E.ExecutionEvent(sequence=1)
-    event.time.FromDatetime(START)
-    event.execution_started.plan.CopyFrom(p or plan(step("A"), step("B", "A")))
-    event.execution_started.user_context.user_id = "u1"
-    event.execution_started.deadline.FromDatetime(START + timedelta(seconds=600))
-    return event
 
 
 class History:
     """Builds a history event by event, applying each as it goes."""
 
     def __init__(self, p: P.OrchestrationPlan | None = None) -> None:
-        self.events = [_started(p)]
+        self.events = [started_event(p)]
         self.state: ExecutionState = start(self.events[0], "ex")
 
     def event(self, kind: str, body: Message) -> E.ExecutionEvent:
