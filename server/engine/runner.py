@@ -376,6 +376,8 @@ class _Runner:
         self._waiters: list[tuple[Command, asyncio.Future[None]]] = []
         self._calls: set[asyncio.Task[Outcome | None]] = set()
         self._wakeup = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_at: datetime | None = None
 
     async def submit(self, command: Command) -> None:
         """Hands the runner a command; returns once it is recorded (or raises why it was refused)."""
@@ -406,8 +408,9 @@ class _Runner:
             self._fail_waiters(RuntimeError(f"execution {self.execution_id}: runner died"))
             engine._runner_died(self, exc)
         finally:
-            for task in self._calls:
-                task.cancel()
+            for task in [*self._calls, self._timer]:
+                if task is not None:
+                    task.cancel()
 
     async def _load(self) -> ExecutionState | None:
         engine = self.engine
@@ -435,7 +438,9 @@ class _Runner:
                 await engine.store.append(self.execution_id, decision.events, state.status)
             self._answer(inbox, waiters, decision)
             for launch in decision.launches:
-                self._calls.add(asyncio.create_task(self._perform(launch)))
+                task = asyncio.create_task(self._perform(launch))
+                task.add_done_callback(self._call_done)
+                self._calls.add(task)
             if state.terminal:
                 engine._runner_ended(self, None, parked=False)
                 engine._notify_terminal(state)
@@ -482,28 +487,30 @@ class _Runner:
         return Outcome(launch.step_id, launch.attempt, result, compensation=launch.compensation)
 
     async def _wait(self, wake_at: datetime | None) -> None:
-        clock = self.engine.clock
+        """Returns when an outcome or a command arrives, or at `wake_at`."""
         if self.inbox:
-            return  # a command came in while the last decision was being written
+            return  # something came in while the last decision was being written
+        if self._timer is None or self._timer_at != wake_at or self._timer.done():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_at = None, wake_at
+            if wake_at is not None:
+                self._timer = asyncio.create_task(self._ring(wake_at))
         self._wakeup.clear()
-        waits: set[asyncio.Future[object]] = set(self._calls)  # type: ignore[arg-type]
-        wakeup = asyncio.ensure_future(self._wakeup.wait())
-        waits.add(wakeup)  # type: ignore[arg-type]
-        timer = asyncio.ensure_future(clock.sleep_until(wake_at)) if wake_at is not None else None
-        if timer is not None:
-            waits.add(timer)  # type: ignore[arg-type]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            wakeup.cancel()
-            if timer is not None:
-                timer.cancel()
-        for task in list(self._calls):
-            if task.done():
-                self._calls.discard(task)
-                outcome = task.result()
-                if outcome is not None:
-                    self.inbox.append(outcome)
+        await self._wakeup.wait()
+
+    async def _ring(self, when: datetime) -> None:
+        await self.engine.clock.sleep_until(when)
+        self._wakeup.set()
+
+    def _call_done(self, task: asyncio.Task[Outcome | None]) -> None:
+        self._calls.discard(task)
+        if task.cancelled():
+            return
+        outcome = task.result()  # `_perform` turns every error into an outcome
+        if outcome is not None:
+            self.inbox.append(outcome)
+        self._wakeup.set()
 
 
 def _consume(future: asyncio.Future[None]) -> None:
