@@ -21,7 +21,7 @@ from server.engine.expressions import resolve
 from server.engine.fold import apply
 from server.engine.model import Call, Step
 from server.engine.ports import AgentCall, AgentCallError
-from server.engine.state import ExecutionState, StepRun
+from server.engine.state import ExecutionState, StepRun, Unwinding
 
 E = execution_pb2
 P = plan_pb2
@@ -125,15 +125,7 @@ class DeciderBase:
         """Records that the step is skipped (decide.py)."""
         raise NotImplementedError
 
-    def unwind(
-        self,
-        outcome: execution_pb2.ExecutionState,
-        cause: execution_pb2.EndCause,
-        reason: str,
-        *,
-        step_id: str = "",
-        error_type: str = "",
-    ) -> None:
+    def unwind(self, end: Unwinding) -> None:
         """The one road to a failed or cancelled end (unwind.py)."""
         raise NotImplementedError
 

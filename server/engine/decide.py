@@ -42,7 +42,7 @@ from server.engine.gates import evaluate_gate
 from server.engine.inbox import Cancel, Command, InboxItem, InternalFailure, Outcome, Pause, Resume
 from server.engine.model import Step
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
-from server.engine.state import NO_DEADLINE, ExecutionState, Phase, StepRun
+from server.engine.state import NO_DEADLINE, ExecutionState, Phase, StepRun, Unwinding
 from server.engine.unwind import Unwinder
 from server.engine.waits import Waiter
 
@@ -118,11 +118,13 @@ class _Decider(Unwinder, Waiter):
         state = self.state
         if isinstance(item, Cancel):
             if not state.terminal and state.unwinding is None:
-                self.unwind(E.EXECUTION_STATE_CANCELLED, E.END_CAUSE_CANCELLED, item.reason)
+                self.unwind(Unwinding(E.EXECUTION_STATE_CANCELLED, E.END_CAUSE_CANCELLED, item.reason))
             return None  # cancelling what is ending or ended does nothing
         if isinstance(item, InternalFailure):
             if not state.terminal and state.unwinding is None:
-                self.unwind(E.EXECUTION_STATE_FAILED, E.END_CAUSE_INTERNAL_ERROR, item.reason, error_type="INTERNAL")
+                self.unwind(
+                    Unwinding(E.EXECUTION_STATE_FAILED, E.END_CAUSE_INTERNAL_ERROR, item.reason, error_type="INTERNAL")
+                )
             return None
         where = f"execution {state.execution_id} is {state.state_name}"
         if isinstance(item, Pause):
@@ -148,7 +150,9 @@ class _Decider(Unwinder, Waiter):
             self.complete_if_done()  # calls in flight may have finished the plan
             return
         if now >= state.deadline:
-            self.unwind(E.EXECUTION_STATE_FAILED, E.END_CAUSE_TIMEOUT, "execution timed out", error_type="TIMEOUT")
+            self.unwind(
+                Unwinding(E.EXECUTION_STATE_FAILED, E.END_CAUSE_TIMEOUT, "execution timed out", error_type="TIMEOUT")
+            )
             return
         for sid in plan.order:
             run = state.steps[sid]
@@ -302,11 +306,13 @@ class _Decider(Unwinder, Waiter):
             if action == P.GATE_ACTION_STOP:
                 reason = f"quality gate {gate.gate_id} failed after step {gate.checkpoint} (score {verdict.score:.1f})"
                 self.unwind(
-                    E.EXECUTION_STATE_FAILED,
-                    E.END_CAUSE_QUALITY_GATE,
-                    reason,
-                    step_id=gate.checkpoint,
-                    error_type="QUALITY_GATE",
+                    Unwinding(
+                        E.EXECUTION_STATE_FAILED,
+                        E.END_CAUSE_QUALITY_GATE,
+                        reason,
+                        step_id=gate.checkpoint,
+                        error_type="QUALITY_GATE",
+                    )
                 )
                 return
             if action == P.GATE_ACTION_RETRY:
@@ -364,11 +370,13 @@ class _Decider(Unwinder, Waiter):
             failed.fallback_action = P.FALLBACK_ACTION_FAIL
             self.record("step_failed", failed)
             self.unwind(
-                E.EXECUTION_STATE_FAILED,
-                E.END_CAUSE_STEP_FAILED,
-                f"step {step.step_id} failed: {error.error_type}: {error.message}",
-                step_id=step.step_id,
-                error_type=error.error_type,
+                Unwinding(
+                    E.EXECUTION_STATE_FAILED,
+                    E.END_CAUSE_STEP_FAILED,
+                    f"step {step.step_id} failed: {error.error_type}: {error.message}",
+                    step_id=step.step_id,
+                    error_type=error.error_type,
+                )
             )
 
     def skip(self, step_id: str, cause: int, reason: str) -> None:

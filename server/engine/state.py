@@ -195,7 +195,7 @@ class StepRun:
 
 @dataclass(frozen=True)
 class Unwinding:
-    """How an unwinding execution will end, once its compensations have run."""
+    """How an execution is to end when it does not complete: the input of the one unwind path."""
 
     outcome: execution_pb2.ExecutionState
     cause: execution_pb2.EndCause

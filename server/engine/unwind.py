@@ -24,7 +24,7 @@ from google.protobuf import any_pb2
 from server.engine._decider import DeciderBase, Launch, expression_error
 from server.engine.model import Step
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
-from server.engine.state import ExecutionState, Phase, StepRun
+from server.engine.state import ExecutionState, Phase, StepRun, Unwinding
 
 E = execution_pb2
 P = plan_pb2
@@ -34,27 +34,19 @@ logger = logging.getLogger(__name__)
 class Unwinder(DeciderBase):
     """Unwinding and compensation, as part of the decider."""
 
-    def unwind(
-        self,
-        outcome: execution_pb2.ExecutionState,
-        cause: execution_pb2.EndCause,
-        reason: str,
-        *,
-        step_id: str = "",
-        error_type: str = "",
-    ) -> None:
+    def unwind(self, end: Unwinding) -> None:
         """The one road to a failed or cancelled end (rule 3)."""
         state = self.state
         if state.terminal or state.unwinding is not None:
             return
         if any(self.needs_compensation(sid) for sid in self.plan.order):
             unwinding = E.ExecutionUnwinding(
-                outcome=outcome, cause=cause, reason=reason, step_id=step_id, error_type=error_type
+                outcome=end.outcome, cause=end.cause, reason=end.reason, step_id=end.step_id, error_type=end.error_type
             )
             self.record("execution_unwinding", unwinding)
             self.compensate()
         else:
-            self.end(outcome, cause, reason, step_id=step_id, error_type=error_type)
+            self.end(end)
 
     def needs_compensation(self, step_id: str) -> bool:
         """Whether the step has an effect to undo, or one whose fate is to be found out."""
@@ -183,35 +175,22 @@ class Unwinder(DeciderBase):
             self.record("compensation_settled", settled)
 
     def end_unwinding(self) -> None:
-        unwinding = self.state.unwinding
-        if unwinding is None:
-            return
-        self.end(
-            unwinding.outcome,
-            unwinding.cause,
-            unwinding.reason,
-            step_id=unwinding.step_id,
-            error_type=unwinding.error_type,
-        )
+        if self.state.unwinding is not None:
+            self.end(self.state.unwinding)
 
-    def end(
-        self,
-        outcome: execution_pb2.ExecutionState,
-        cause: execution_pb2.EndCause,
-        reason: str,
-        *,
-        step_id: str = "",
-        error_type: str = "",
-    ) -> None:
+    def end(self, end: Unwinding) -> None:
         """Records the end of a failed or cancelled execution (the only place that does)."""
         summary = compensation_summary(self.state)
-        if outcome == E.EXECUTION_STATE_CANCELLED:
-            self.record(
-                "execution_cancelled", E.ExecutionCancelled(reason=reason, cause=cause, compensation_summary=summary)
-            )
+        if end.outcome == E.EXECUTION_STATE_CANCELLED:
+            cancelled = E.ExecutionCancelled(reason=end.reason, cause=end.cause, compensation_summary=summary)
+            self.record("execution_cancelled", cancelled)
         else:
             failed = E.ExecutionFailed(
-                reason=reason, step_id=step_id, error_type=error_type, cause=cause, compensation_summary=summary
+                reason=end.reason,
+                step_id=end.step_id,
+                error_type=end.error_type,
+                cause=end.cause,
+                compensation_summary=summary,
             )
             self.record("execution_failed", failed)
 

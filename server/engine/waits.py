@@ -24,7 +24,7 @@ from server.engine.expressions import resolve
 from server.engine.inbox import SignalCommand
 from server.engine.model import Step
 from server.engine.ports import AgentCall
-from server.engine.state import Phase, StepRun
+from server.engine.state import Phase, StepRun, Unwinding
 
 E = execution_pb2
 P = plan_pb2
@@ -129,15 +129,17 @@ class Waiter(DeciderBase):
             because = f": {wait.reason}" if wait.reason else ""
             if wait.kind == E.WAIT_KIND_APPROVAL:
                 reason = f"approval {step.step_id} rejected{because}"
-                self.unwind(E.EXECUTION_STATE_CANCELLED, E.END_CAUSE_REJECTED, reason, step_id=step.step_id)
+                self.unwind(Unwinding(E.EXECUTION_STATE_CANCELLED, E.END_CAUSE_REJECTED, reason, step_id=step.step_id))
             else:
                 reason = f"quality gate {wait.gate_id} escalated and rejected{because}"
                 self.unwind(
-                    E.EXECUTION_STATE_FAILED,
-                    E.END_CAUSE_QUALITY_GATE,
-                    reason,
-                    step_id=step.step_id,
-                    error_type="QUALITY_GATE",
+                    Unwinding(
+                        E.EXECUTION_STATE_FAILED,
+                        E.END_CAUSE_QUALITY_GATE,
+                        reason,
+                        step_id=step.step_id,
+                        error_type="QUALITY_GATE",
+                    )
                 )
             return
         if wait.timeout_at is None or self.now < wait.timeout_at or step.approval is None:
@@ -157,11 +159,13 @@ class Waiter(DeciderBase):
             failed.fallback_action = P.FALLBACK_ACTION_FAIL
             self.record("step_failed", failed)
             self.unwind(
-                E.EXECUTION_STATE_FAILED,
-                E.END_CAUSE_APPROVAL_TIMEOUT,
-                f"approval {step.step_id} timed out",
-                step_id=step.step_id,
-                error_type="APPROVAL_TIMEOUT",
+                Unwinding(
+                    E.EXECUTION_STATE_FAILED,
+                    E.END_CAUSE_APPROVAL_TIMEOUT,
+                    f"approval {step.step_id} timed out",
+                    step_id=step.step_id,
+                    error_type="APPROVAL_TIMEOUT",
+                )
             )
 
 
