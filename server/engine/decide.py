@@ -247,7 +247,8 @@ class _Decider(Unwinder, Waiter):
                     timeout=max(0.001, timeout),
                     idempotency_key=self.key(step, run),
                     attempt=attempt,
-                    use_breaker=self.plan.retry.use_breaker,
+                    # A probe while unwinding must reach the agent: it does not wait out a breaker.
+                    use_breaker=self.plan.retry.use_breaker and self.state.unwinding is None,
                 ),
             )
         )

@@ -113,6 +113,7 @@ async def test_a_step_in_doubt_when_the_run_fails_is_probed_under_its_key_then_c
     assert fleet.effects.count(("SubmitApplication", f"{ex}/submit")) == 1
     assert fleet.live() == [] and len(fleet.applications) == 2
     assert render(state).compensations[0].state == E.COMPENSATION_STATE_SUCCEEDED
+    assert [c.use_breaker for c in submits] == [True, True, False]  # a probe does not wait out a breaker
 
 
 async def test_a_step_refused_by_its_agent_needs_no_compensation() -> None:
