@@ -53,12 +53,16 @@ def result_line(verb: str, status: execution_pb2.ExecutionStatus) -> str:
     For example `approved: execution 6a32… running` or `paused: execution 6a32… paused`; a step
     still waiting, or the reason a finished execution ended, follows.
     """
-    line = f"{verb}: execution {status.execution_id} {execution_state(status.status)}"
+    state = execution_state(status.status)
+    line = f"{verb}: execution {status.execution_id} {state}"
     if status.waiting and status.status not in TERMINAL:
         waiting = ", ".join(w.step_id for w in status.waiting)
         line += f" ({waiting_summary(status.waiting)}: {waiting})"
     elif status.status in TERMINAL and status.failure_reason:
-        line += f" ({status.failure_reason})"
+        # A cancel's reason starts with "cancelled: ", which the line has just said.
+        reason = status.failure_reason.removeprefix(f"{state}: ")
+        if reason != state:
+            line += f" ({reason})"
     return line
 
 

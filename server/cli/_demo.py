@@ -54,11 +54,14 @@ class DemoFaults:
     """The seed of the random generator that picks the failing operations (0: a different run each time)."""
     fail_search_once: bool = False
     """Whether job_discovery's next SearchJobs answers UNAVAILABLE (to show a retry)."""
+    fail_notify: bool = False
+    """Whether every ui_ux Notify answers INTERNAL, so the run fails after submitting (to show the
+    applications withdrawn). Not UNAVAILABLE: an unavailable ui_ux only skips the optional notification."""
 
     @property
     def any(self) -> bool:
         """Whether any fault is injected at all."""
-        return self.latency_ms > 0 or self.error_rate > 0 or self.fail_search_once
+        return self.latency_ms > 0 or self.error_rate > 0 or self.fail_search_once or self.fail_notify
 
 
 def demo_request() -> orchestrator_pb2.ExecuteWorkflowRequest:
@@ -87,7 +90,7 @@ def demo_request() -> orchestrator_pb2.ExecuteWorkflowRequest:
 
 async def inject_faults(address: str, faults: DemoFaults) -> None:
     """Sets the reference fleet's fault injection: latency and random failures on every call, and
-    optionally one failed job search.
+    optionally one failed job search and failing notifications.
 
     Args:
         address: the fleet's HOST:PORT.
@@ -111,6 +114,11 @@ async def inject_faults(address: str, faults: DemoFaults) -> None:
                 operations=["SearchJobs"],
             )
             await stub.SetFaults(flaky, timeout=RPC_TIMEOUT)
+        if faults.fail_notify:
+            failing = faults_pb2.FaultConfig(
+                agent="ui_ux", latency=latency, error_rate=1.0, error_code="INTERNAL", operations=["Notify"]
+            )
+            await stub.SetFaults(failing, timeout=RPC_TIMEOUT)
 
 
 async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = None) -> tuple[int, str]:
@@ -144,6 +152,10 @@ async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = N
         if faults.error_rate > 0:
             seed = f"seed {faults.seed}" if faults.seed else "unseeded"
             console.print(f"faults        {faults.error_rate:.0%} of agent calls fail with UNAVAILABLE ({seed})")
+        if faults.fail_notify:
+            console.print(
+                "faults        ui_ux.Notify fails with INTERNAL (the run fails after submitting)", markup=False
+            )
         request = demo_request()
         console.print(f"running {DEMO_WORKFLOW} for {DEMO_USER} (fully automatic, bundled sample resume)", markup=False)
         events: list[execution_pb2.ExecutionEvent] = []
@@ -184,7 +196,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not 0.0 <= args.error_rate <= 1.0:
         raise UsageError(f"--error-rate: expected a fraction from 0 to 1, got {args.error_rate:g}")
     faults = DemoFaults(
-        latency_ms=args.latency, error_rate=args.error_rate, seed=args.seed, fail_search_once=args.inject_failure
+        latency_ms=args.latency,
+        error_rate=args.error_rate,
+        seed=args.seed,
+        fail_search_once=args.inject_failure,
+        fail_notify=args.fail_notify,
     )
     console = make_console()
     workdir = tempfile.mkdtemp(prefix="baton-demo-")

@@ -93,6 +93,11 @@ def execution_state(value: int) -> str:
     return enum_label(E.ExecutionState, value)
 
 
+def end_cause(value: int) -> str:
+    """Returns an EndCause value in words: step failed, quality gate, rejected."""
+    return enum_label(E.EndCause, value).replace("_", " ")
+
+
 def step_state(value: int) -> str:
     """Returns the short name of a StepState value."""
     return enum_label(E.StepState, value)
@@ -178,7 +183,7 @@ def _execution_event(event: execution_pb2.ExecutionEvent, kind: str) -> str | No
     if kind == "execution_unwinding":
         u = event.execution_unwinding
         outcome = execution_state(u.outcome)
-        cause = enum_label(E.EndCause, u.cause)
+        cause = end_cause(u.cause)
         return f"execution unwinding before it ends {outcome} ({cause}): {u.reason}; undoing completed steps"
     if kind == "execution_paused":
         return f"execution paused: {event.execution_paused.reason or 'by a client'}"

@@ -262,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="make the first job search fail with UNAVAILABLE, to watch the step being retried",
     )
+    p.add_argument(
+        "--fail-notify",
+        action="store_true",
+        help="make the notification sent after the submission fail with INTERNAL, so the run fails and its "
+        "applications are withdrawn, to watch the compensation",
+    )
     _log_level(p, "warning")
     p.set_defaults(handler=cmd_demo)
     return parser

@@ -10,6 +10,7 @@ from rich.text import Text
 from server.cli._common import DEFAULT_TARGET
 from server.cli._format import (
     TERMINAL,
+    end_cause,
     enum_label,
     execution_state,
     format_seconds,
@@ -59,7 +60,7 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
     if status.degraded:
         rows.append(("degraded", "; ".join(status.degraded_reasons)))
     if status.end_cause != E.END_CAUSE_UNSPECIFIED:
-        rows.append(("cause", enum_label(E.EndCause, status.end_cause).replace("_", " ")))
+        rows.append(("cause", end_cause(status.end_cause)))
     if status.failure_reason:
         rows.append(("failure", Text(status.failure_reason, style="red")))
     console.print(grid(rows))

@@ -11,7 +11,7 @@ from baton.v1 import automation_pb2, execution_pb2, plan_pb2
 from rich.console import Console, RenderableType
 from rich.table import Table
 
-from server.cli._format import enum_label, execution_state, grid, struct_dict, styled
+from server.cli._format import end_cause, enum_label, execution_state, grid, struct_dict, styled
 from server.cli._waiting import compensation_label
 
 E = execution_pb2
@@ -84,6 +84,9 @@ def render_journey_results(
             )
         console.print(table)
         console.print()
+    if not applications:
+        console.print("[bold]Applications[/bold]: none submitted")
+        return
     table = Table(
         box=None, pad_edge=False, header_style="bold", title=f"Applications ({len(applications)})", title_justify="left"
     )
@@ -117,6 +120,8 @@ class RunReport:
     """Attempts refused by an open breaker (failed with CIRCUIT_OPEN)."""
     fallbacks: list[str] = field(default_factory=list)
     """Steps skipped or switched to an alternative after failing, or skipped in degraded mode."""
+    fallback_count: int = 0
+    """Steps that fell back (one that switched to its alternative and was then skipped counts once)."""
     gates: list[str] = field(default_factory=list)
     """Quality gates that failed, and their action."""
     compensations: list[str] = field(default_factory=list)
@@ -144,6 +149,9 @@ def run_report(status: execution_pb2.ExecutionStatus, events: Sequence[execution
     """
     report = RunReport()
     agents: dict[tuple[str, int, bool], str] = {}
+    # (step, how it fell back) → the line: a skip is recorded as step_failed then step_skipped, and
+    # the skip's cause (fallback or degraded mode) replaces the first line instead of adding one.
+    fallbacks: dict[tuple[str, str], str] = {}
     retried: dict[str, Counter[str]] = defaultdict(Counter)
     refused: dict[str, list[str]] = defaultdict(list)
     timings = {t.step_id: t for t in status.performance_metrics.step_timings}
@@ -169,19 +177,24 @@ def run_report(status: execution_pb2.ExecutionStatus, events: Sequence[execution
         elif kind == "step_failed":
             sf = event.step_failed
             if sf.fallback_action == plan_pb2.FALLBACK_ACTION_SKIP:
-                report.fallbacks.append(f"{sf.step_id} skipped after failing ({sf.error_type})")
+                fallbacks[(sf.step_id, "skip")] = f"{sf.step_id} skipped after failing ({sf.error_type})"
             elif sf.fallback_action == plan_pb2.FALLBACK_ACTION_ALTERNATIVE:
                 timing = timings.get(sf.step_id)
                 alternative = f" {timing.agent}.{timing.operation}" if timing is not None else ""
-                report.fallbacks.append(f"{sf.step_id} switched to its alternative{alternative} ({sf.error_type})")
+                line = f"{sf.step_id} switched to its alternative{alternative} ({sf.error_type})"
+                fallbacks[(sf.step_id, "alternative")] = line
         elif kind == "step_skipped":
             sk = event.step_skipped
-            if sk.cause in (E.SKIP_CAUSE_DEGRADED, E.SKIP_CAUSE_APPROVAL_TIMEOUT):
-                report.fallbacks.append(f"{sk.step_id} skipped: {sk.reason}")
+            if sk.cause == E.SKIP_CAUSE_DEGRADED:
+                fallbacks[(sk.step_id, "skip")] = f"{sk.step_id} skipped in degraded mode: {sk.reason}"
+            elif sk.cause == E.SKIP_CAUSE_APPROVAL_TIMEOUT:
+                fallbacks[(sk.step_id, "skip")] = f"{sk.step_id} skipped: {sk.reason}"
         elif kind == "gate_evaluated" and not event.gate_evaluated.passed:
             g = event.gate_evaluated
             action = enum_label(plan_pb2.GateAction, g.action).replace("_", " ")
             report.gates.append(f"{g.gate_id} on {g.checkpoint}: score {g.score:.0f} → {action}")
+    report.fallbacks = list(fallbacks.values())
+    report.fallback_count = len({step_id for step_id, _ in fallbacks})
     for name, errors in retried.items():
         why = ", ".join(f"{n} {error}" for error, n in errors.items())
         report.retries.append(f"{name}: {_count(sum(errors.values()), 'retry', 'retries')} after {why}")
@@ -195,7 +208,7 @@ def run_report(status: execution_pb2.ExecutionStatus, events: Sequence[execution
         )
     report.outcome = execution_state(status.status)
     if status.end_cause != E.END_CAUSE_UNSPECIFIED:
-        report.outcome += f" ({enum_label(E.EndCause, status.end_cause).replace('_', ' ')})"
+        report.outcome += f" ({end_cause(status.end_cause)})"
     if status.failure_reason:
         report.outcome += f": {status.failure_reason}"
     return report
@@ -214,7 +227,7 @@ def render_run_report(console: Console, report: RunReport) -> None:
             "breaker trips",
             "\n".join([_count(report.breaker_count, "attempt") + " refused by an open breaker", *report.breaker_trips]),
         ),
-        ("fallbacks", "\n".join([_count(len(report.fallbacks), "step") + " fell back", *report.fallbacks])),
+        ("fallbacks", "\n".join([_count(report.fallback_count, "step") + " fell back", *report.fallbacks])),
         (
             "compensations",
             "\n".join([_count(len(report.compensations), "step") + " to undo", *report.compensations]),

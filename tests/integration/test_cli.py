@@ -457,9 +457,9 @@ async def test_a_rejected_manual_application_ends_cancelled_with_nothing_applied
     assert all(a.state != automation_pb2.APPLICATION_STATE_SUBMITTED for a in listed.applications)
 
 
-def test_demo_with_an_error_rate_ends_with_how_failures_were_handled() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "demo", "--latency", "0", "--error-rate", "0.3", "--seed", "7"],
+def _demo(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", "demo", "--latency", "0", *args],
         cwd=ROOT,
         env=_env(),
         capture_output=True,
@@ -467,13 +467,65 @@ def test_demo_with_an_error_rate_ends_with_how_failures_were_handled() -> None:
         timeout=CLI_TIMEOUT,
         check=False,
     )
+
+
+def _handling_summary(out: str) -> dict[str, list[str]]:
+    """The demo's closing summary, row by row (a row's continuation lines under it); asserts it ends the output."""
+    tail = out[out.index("How failures were handled") :].splitlines()[1:]
+    rows: dict[str, list[str]] = {}
+    row = ""
+    for line in tail:
+        if not line.strip():
+            break
+        if not line.startswith(" "):
+            row, _, value = line.partition("  ")
+            rows[row] = [value.strip()]
+        else:
+            rows[row].append(line.strip())
+    # After the summary only the execution's one-line outcome (and its reason) follows.
+    rest = [line for line in tail[tail.index("") :] if line.strip()] if "" in tail else []
+    assert rest, out
+    assert rest[0].startswith("execution "), rest
+    assert all(line.startswith("reason: ") for line in rest[1:]), rest
+    return rows
+
+
+def _fallen_back_steps(rows: dict[str, list[str]]) -> int:
+    count = int(rows["fallbacks"][0].split()[0])
+    assert count == len({line.split()[0] for line in rows["fallbacks"][1:]}), rows["fallbacks"]
+    return count
+
+
+def test_demo_with_an_error_rate_ends_with_how_failures_were_handled() -> None:
+    result = _demo("--error-rate", "0.3", "--seed", "7")
     assert result.returncode in (0, 1), result.stdout + result.stderr
     out = result.stdout
     assert "faults        30% of agent calls fail with UNAVAILABLE (seed 7)" in out
-    summary = out[out.index("How failures were handled") :]
-    for row in ("retries", "breaker trips", "fallbacks", "compensations", "outcome"):
-        assert row in summary
-    assert "attempts retried" in summary or "attempt retried" in summary
+    rows = _handling_summary(out)
+    assert list(rows) == ["retries", "breaker trips", "fallbacks", "compensations", "outcome"]
+    retried = int(rows["retries"][0].split()[0])
+    assert retried > 0, rows["retries"]
+    # Each step's line says how many of its attempts were retried; they add up to the total.
+    assert retried == sum(int(line.split(": ")[1].split()[0]) for line in rows["retries"][1:])
+    _fallen_back_steps(rows)
+    assert rows["outcome"][0] == "completed" if result.returncode == 0 else rows["outcome"][0].startswith("failed")
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_whose_notification_fails_withdraws_its_applications_and_says_so_at_the_end() -> None:
+    result = _demo("--error-rate", "0.3", "--seed", "7", "--fail-notify")
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "execution unwinding before it ends failed (step failed): step notify_user failed: INTERNAL" in out
+    applications = out[out.index("Applications (") : out.index("How failures were handled")].splitlines()[2:]
+    states = {line.split()[1] for line in applications if line.strip()}
+    assert states == {"withdrawn"}, applications
+    rows = _handling_summary(out)
+    assert rows["compensations"][0] == "1 step to undo"
+    assert rows["compensations"][1].startswith("submit_applications by automation.WithdrawApplication: undone")
+    assert rows["outcome"][0].startswith("failed (step failed): step notify_user failed: INTERNAL")
+    assert "notify_user: 2 retries after 2 INTERNAL" in rows["retries"]
+    assert out.rstrip().splitlines()[-1].startswith("reason: step notify_user failed: INTERNAL")
     assert "Traceback" not in result.stderr
 
 

@@ -14,7 +14,7 @@ from server.cli._control import parse_payload, result_line
 from server.cli._format import describe_event
 from server.cli._render import render_status
 from server.cli._results import run_report
-from server.cli._view import ExecutionView
+from server.cli._view import ExecutionView, summary_line
 from server.cli._waiting import continue_commands, render_waiting
 
 E = execution_pb2
@@ -60,8 +60,12 @@ def test_every_event_kind_has_a_line_of_its_own() -> None:
     ("event", "expected"),
     [
         (
-            _event(execution_unwinding=E.ExecutionUnwinding(outcome=E.EXECUTION_STATE_FAILED, reason="step x failed")),
-            "execution unwinding before it ends failed",
+            _event(
+                execution_unwinding=E.ExecutionUnwinding(
+                    outcome=E.EXECUTION_STATE_FAILED, cause=E.END_CAUSE_STEP_FAILED, reason="step x failed"
+                )
+            ),
+            "execution unwinding before it ends failed (step failed): step x failed",
         ),
         (_event(execution_paused=E.ExecutionPaused(reason="lunch")), "execution paused: lunch"),
         (_event(execution_resumed=E.ExecutionResumed(reason="back")), "execution resumed: back"),
@@ -265,6 +269,26 @@ def test_the_report_counts_retries_breaker_trips_fallbacks_and_compensations() -
     assert not report.quiet
 
 
+def test_a_step_skipped_in_degraded_mode_after_failing_is_one_fallback() -> None:
+    events = [
+        _event(step_started=E.StepStarted(step_id="record", attempt=1, agent="analytics")),
+        _failed_attempt("record", 1, "UNAVAILABLE", retry=False),
+        _event(
+            step_failed=E.StepFailed(
+                step_id="record", error_type="UNAVAILABLE", fallback_action=plan_pb2.FALLBACK_ACTION_SKIP
+            )
+        ),
+        _event(
+            step_skipped=E.StepSkipped(
+                step_id="record", cause=E.SKIP_CAUSE_DEGRADED, reason="agent analytics unavailable (UNAVAILABLE)"
+            )
+        ),
+    ]
+    report = run_report(E.ExecutionStatus(status=E.EXECUTION_STATE_COMPLETED), events)
+    assert report.fallback_count == 1
+    assert report.fallbacks == ["record skipped in degraded mode: agent analytics unavailable (UNAVAILABLE)"]
+
+
 def test_a_run_without_failures_has_a_quiet_report() -> None:
     report = run_report(E.ExecutionStatus(status=E.EXECUTION_STATE_COMPLETED), [])
     assert report.quiet
@@ -305,6 +329,26 @@ def test_a_result_line_names_the_state_and_what_still_waits() -> None:
     )
     done = E.ExecutionStatus(execution_id=ID, status=E.EXECUTION_STATE_CANCELLED, failure_reason="rejected")
     assert result_line("rejected", done) == f"rejected: execution {ID} cancelled (rejected)"
+
+
+@pytest.mark.parametrize(("errors", "counted"), [(0, "0 errors"), (1, "1 error"), (4, "4 errors")])
+def test_the_outcome_line_counts_errors_in_the_right_number(errors: int, counted: str) -> None:
+    status = E.ExecutionStatus(execution_id=ID, status=E.EXECUTION_STATE_CANCELLED)
+    status.error_summary.total_errors = errors
+    assert summary_line(status).endswith(f"steps, {counted}")
+
+
+def test_a_result_line_does_not_repeat_the_state_the_reason_starts_with() -> None:
+    rejected = E.ExecutionStatus(
+        execution_id=ID,
+        status=E.EXECUTION_STATE_CANCELLED,
+        failure_reason="cancelled: approval approve_applications rejected: not now",
+    )
+    assert result_line("rejected", rejected) == (
+        f"rejected: execution {ID} cancelled (approval approve_applications rejected: not now)"
+    )
+    cancelled = E.ExecutionStatus(execution_id=ID, status=E.EXECUTION_STATE_CANCELLED, failure_reason="cancelled")
+    assert result_line("cancelled", cancelled) == f"cancelled: execution {ID} cancelled"
 
 
 def test_the_live_view_shows_the_waiting_step_the_commands_and_the_compensations() -> None:
