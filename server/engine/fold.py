@@ -257,7 +257,8 @@ def _on_attempt_failed(state: ExecutionState, run: StepRun, event: Event) -> Non
             error_type=e.error_type,
             message=e.error_message,
             recovery_action="retry" if retrying else "none",
-            impact=E.IMPACT_LOW if retrying else E.IMPACT_MEDIUM,
+            # Recovered (LOW) only once a later attempt of the step succeeds (`_on_step_succeeded`).
+            impact=E.IMPACT_MEDIUM,
             attempt=e.attempt,
         )
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from baton.v1 import execution_pb2 as E
 from baton.v1 import plan_pb2 as P
 
@@ -30,11 +29,6 @@ def test_a_failed_attempt_whose_retry_succeeds_is_recovered() -> None:
     assert (summary.total_errors, summary.recovered_errors, summary.critical_errors) == (1, 1, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (server/engine/fold.py): a retried attempt keeps IMPACT_LOW when the step finally fails, "
-    "so recovered_errors counts it although no retry succeeded",
-)
 def test_failed_attempts_of_a_step_that_finally_failed_are_not_counted_as_recovered() -> None:
     # ErrorSummary.recovered_errors: "Errors followed by a successful retry or fallback". Here every
     # retry failed and the step failed the execution: nothing was recovered.
