@@ -7,15 +7,16 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import grpc
-from baton.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from baton.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 
 from agents_clients import BreakingCaller, GrpcAgentCaller
+from server.api.probes import report, serve_health_and_reflection
 from server.api.servicer import OrchestratorServicer
 from server.callbacks import CallbackNotifier
 from server.clock import SystemClock
@@ -52,12 +53,23 @@ class RunningServer:
     background: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Drains: NOT_SERVING, end watches, finish in-flight RPCs, stop runners, close the store."""
+    async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
+        """Drains and stops, in this order.
+
+        1. Health says NOT_SERVING at once, while RPCs are still served for `drain` seconds, so
+           load balancers stop sending traffic before the server stops taking it.
+        2. Watches end UNAVAILABLE (their clients resume elsewhere with after_sequence); new RPCs
+           are refused and those in flight get `grace` seconds.
+        3. The runners stop without recording anything (their executions resume wherever the
+           store is next opened), then the agents' channels and the store close.
+        """
         if self._stopped:
             return
         self._stopped = True
         await self.health_servicer.enter_graceful_shutdown()
+        if drain > 0:
+            logger.info("draining for %.1fs (health NOT_SERVING, still serving)", drain)
+            await asyncio.sleep(drain)
         self.hub.close()
         await self.server.stop(grace)
         for task in self.background:
@@ -94,6 +106,15 @@ async def start_server(config: ServerConfig) -> RunningServer:
         ("grpc.max_send_message_length", config.max_message_bytes),
         # A second orchestrator on the same port must fail, not share it silently.
         ("grpc.so_reuseport", 0),
+        # Keepalive: clients that ping every 10 s or more (grpc-js, grpc-go, Envoy) on long watch
+        # streams, even with no call open, are never cut off with "too many pings" (gRPC's default
+        # expects at most one ping per 5 minutes and sends GOAWAY after two strikes); the server
+        # pings idle connections each minute to find dead peers.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.max_ping_strikes", 0),
     ]
     server = grpc.aio.server(options=options)
     port = server.add_insecure_port(config.listen)
@@ -119,7 +140,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
         clock = SystemClock()
         engine = Engine(store, caller, clock)
         engine.add_terminal_listener(CallbackNotifier().on_terminal)
-        hub = ExecutionHub(store, plans=engine.plan_of)
+        hub = ExecutionHub(store, plans=engine.plan_of, heartbeat=config.watch_heartbeat)
         monitor = HealthMonitor(
             grpc_caller,
             store,
@@ -136,12 +157,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
             max_message_bytes=config.max_message_bytes,
         )
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            server,
-        )
+        health_servicer = serve_health_and_reflection(server, (SERVICE_NAME,))
         await server.start()
         host = config.listen.rpartition(":")[0]
         running = RunningServer(
@@ -157,9 +173,13 @@ async def start_server(config: ServerConfig) -> RunningServer:
         )
         cleanup.push_async_callback(engine.close)
         resumed = await engine.recover()
-        running.background.append(asyncio.create_task(monitor.run(config.health_interval)))
         for name in ("", SERVICE_NAME):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        async def report_health(store_ok: bool, agents: Mapping[str, common_pb2.AgentStatus]) -> None:
+            await report(health_servicer, SERVICE_NAME, store_ok=store_ok, agents=agents)
+
+        running.background.append(asyncio.create_task(monitor.run(config.health_interval, report_health)))
         cleanup.pop_all()  # started: from now on RunningServer.stop() owns the cleanup
     logger.info("baton serving on %s (store %s, %d executions resumed)", running.address, config.store_url, resumed)
     return running
@@ -177,5 +197,5 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    logger.info("shutting down (grace %.1fs)", config.grace)
-    await running.stop(config.grace)
+    logger.info("shutting down (drain %.1fs, grace %.1fs)", config.drain, config.grace)
+    await running.stop(config.grace, config.drain)

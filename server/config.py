@@ -31,11 +31,24 @@ class ServerConfig:
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     """Circuit breaker settings of every agent."""
     grace: float = 5.0
-    """Seconds in-flight RPCs get on shutdown."""
+    """Seconds in-flight RPCs get on shutdown, after the drain."""
+    drain: float = 0.0
+    """Seconds between SIGTERM and refusing new RPCs: health says NOT_SERVING at once while RPCs
+    are still served, so load balancers (Kubernetes endpoints, Envoy's health checks) stop
+    sending traffic before the server stops taking it."""
+    watch_heartbeat: float = 15.0
+    """Seconds a watch may go without an event before the server sends it a heartbeat."""
     health_interval: float = 5.0
     """Seconds between agent status refreshes."""
     max_message_bytes: int = 8 * 1024 * 1024
     """The largest request or response the orchestrator accepts."""
+
+    def __post_init__(self) -> None:
+        for name in ("grace", "drain"):
+            if not 0 <= getattr(self, name) <= 3600:
+                raise ConfigError(f"{name}: expected seconds from 0 to 3600, got {getattr(self, name)}")
+        if not 0.1 <= self.watch_heartbeat <= 3600:
+            raise ConfigError(f"watch_heartbeat: expected seconds from 0.1 to 3600, got {self.watch_heartbeat}")
 
 
 def parse_address(value: str, setting: str) -> str:

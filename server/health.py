@@ -8,7 +8,7 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from baton.v1 import common_pb2, execution_pb2, orchestrator_pb2
@@ -18,11 +18,18 @@ from server.store.base import ExecutionStore
 
 logger = logging.getLogger(__name__)
 
+STORE_PROBE_TIMEOUT = 2.0
+"""Seconds the store has to answer the health probe's read before it counts as unreachable."""
+
 
 class StatusSource(Protocol):
     """Something that can ask an agent for its status."""
 
     async def status(self, agent: str, deadline: float = 1.0) -> common_pb2.AgentStatus: ...
+
+
+#: Called after each refresh with whether the store answered and the agents' statuses.
+OnRefresh = Callable[[bool, Mapping[str, common_pb2.AgentStatus]], Awaitable[None]]
 
 
 class HealthMonitor:
@@ -66,13 +73,27 @@ class HealthMonitor:
             self._statuses = statuses
             self._refreshed_at = time.monotonic()
 
-    async def run(self, interval: float = 5.0) -> None:
-        """Refreshes forever (a background task of the server)."""
+    async def store_ok(self) -> bool:
+        """Whether the store answers a read within STORE_PROBE_TIMEOUT seconds."""
+        try:
+            await asyncio.wait_for(self.store.count_by_state(), STORE_PROBE_TIMEOUT)
+        except Exception as error:
+            logger.warning("the store does not answer: %r", error)
+            return False
+        return True
+
+    async def run(self, interval: float = 5.0, on_refresh: OnRefresh | None = None) -> None:
+        """Refreshes forever (a background task of the server), then reports to `on_refresh`."""
         while True:
             try:
                 await self.refresh()
             except Exception:
                 logger.exception("agent status refresh failed")
+            if on_refresh is not None:
+                try:
+                    await on_refresh(await self.store_ok(), self.agent_statuses())
+                except Exception:
+                    logger.exception("health report failed")
             await asyncio.sleep(interval)
 
     async def system_health(self) -> orchestrator_pb2.SystemHealth:
@@ -88,6 +109,7 @@ class HealthMonitor:
                     execution_pb2.EXECUTION_STATE_QUEUED,
                     execution_pb2.EXECUTION_STATE_RUNNING,
                     execution_pb2.EXECUTION_STATE_PAUSED,
+                    execution_pb2.EXECUTION_STATE_COMPENSATING,
                 )
             ),
             queue_depth=counts.get(execution_pb2.EXECUTION_STATE_QUEUED, 0),

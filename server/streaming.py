@@ -19,6 +19,26 @@ from server.store.base import CorruptHistoryError, ExecutionNotFoundError, Execu
 
 DEFAULT_BUFFER = 1024
 """Events a watcher may lag behind before it falls back to reading the store."""
+DEFAULT_HEARTBEAT = 15.0
+"""Seconds a watch may go without an event before it is sent a heartbeat; well under the idle
+timeouts of common proxies (Envoy's stream idle timeout is 5 minutes, many load balancers 60 s)."""
+
+
+class WatchInterruptedError(Exception):
+    """The hub closed (the server is shutting down) before the watched execution ended.
+
+    Attributes:
+        execution_id: the execution.
+        resume_after: the after_sequence that resumes the watch without a gap or a repeat.
+    """
+
+    def __init__(self, execution_id: str, resume_after: int) -> None:
+        super().__init__(
+            f"the server is shutting down; resume the watch of execution {execution_id} "
+            f"with after_sequence={resume_after}"
+        )
+        self.execution_id = execution_id
+        self.resume_after = resume_after
 
 
 class HistoryUnreadableError(Exception):
@@ -61,6 +81,7 @@ class ExecutionHub:
         *,
         buffer: int = DEFAULT_BUFFER,
         plans: Callable[[str], Plan | None] | None = None,
+        heartbeat: float = DEFAULT_HEARTBEAT,
     ) -> None:
         """Registers the hub as the store's commit listener.
 
@@ -68,9 +89,11 @@ class ExecutionHub:
             store: the store whose commits feed the watchers.
             buffer: events a watcher may lag behind before it reads from the store instead.
             plans: the parsed plan of a running execution, if known, so watchers need not rebuild it.
+            heartbeat: seconds without an event after which a watch yields a heartbeat.
         """
         self.store = store
         self.buffer = buffer
+        self.heartbeat = heartbeat
         self.plans = plans
         self._subscriptions: dict[str, set[_Subscription]] = {}
         self._closed = asyncio.Event()
@@ -87,7 +110,7 @@ class ExecutionHub:
             subscription.push(events)
 
     def close(self) -> None:
-        """Ends every watch (on shutdown); watchers resume elsewhere with after_sequence."""
+        """Ends every watch (on shutdown) with WatchInterruptedError; watchers resume elsewhere."""
         self._closed.set()
         for subscriptions in self._subscriptions.values():
             for subscription in subscriptions:
@@ -95,14 +118,16 @@ class ExecutionHub:
 
     async def watch(
         self, execution_id: str, after_sequence: int = 0
-    ) -> AsyncIterator[tuple[execution_pb2.ExecutionEvent, ExecutionState]]:
+    ) -> AsyncIterator[tuple[execution_pb2.ExecutionEvent | None, ExecutionState]]:
         """Yields (event, state after it) for every event after `after_sequence`, then live ones.
 
-        Ends after the terminal event (or when the hub closes).
+        While no event comes for `heartbeat` seconds it yields (None, state): a heartbeat. Ends
+        after the terminal event.
 
         Raises:
             ExecutionNotFoundError: no such execution.
             HistoryUnreadableError: a stored event cannot be decoded, or an event cannot be folded.
+            WatchInterruptedError: the hub closed before the execution ended.
         """
         subscription = _Subscription(self.buffer)
         # Subscribe before reading the history, so nothing committed in between is missed.
@@ -122,7 +147,12 @@ class ExecutionHub:
                 if event.sequence > after_sequence:
                     yield event, state
             while not state.terminal and not self._closed.is_set():
-                await subscription.wakeup.wait()
+                if not subscription.wakeup.is_set():
+                    try:
+                        await asyncio.wait_for(subscription.wakeup.wait(), self.heartbeat)
+                    except TimeoutError:
+                        yield None, state
+                        continue
                 subscription.wakeup.clear()
                 if subscription.overflowed:
                     subscription.overflowed = False
@@ -145,6 +175,8 @@ class ExecutionHub:
                     _advance(state, event)
                     if event.sequence > after_sequence:
                         yield event, state
+            if not state.terminal:
+                raise WatchInterruptedError(execution_id, max(after_sequence, state.last_sequence))
         finally:
             subscriptions = self._subscriptions.get(execution_id)
             if subscriptions is not None:

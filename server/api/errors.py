@@ -12,6 +12,7 @@ import grpc
 from server.engine import ExecutionStateError, FoldError
 from server.planner import PlanningError
 from server.store.base import CorruptHistoryError, ExecutionNotFoundError, InvalidPageTokenError
+from server.streaming import WatchInterruptedError
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ _TABLE: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     # quarantine it first; this keeps any other road from answering INTERNAL).
     (CorruptHistoryError, grpc.StatusCode.FAILED_PRECONDITION),
     (FoldError, grpc.StatusCode.FAILED_PRECONDITION),
+    # A watch the server ends before its execution did: the client resumes with after_sequence.
+    (WatchInterruptedError, grpc.StatusCode.UNAVAILABLE),
 )
 
 

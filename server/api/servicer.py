@@ -219,6 +219,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise quarantined_error(record)
         try:
             async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
+                if event is None:
+                    sent = max(request.after_sequence, state.last_sequence)
+                    yield orchestrator_pb2.ExecutionUpdate(sequence=sent, heartbeat=True)
+                    continue
                 # Results (every step's output) ride on the terminal update only: resending them
                 # with every event would make a watch quadratic in the outputs' size.
                 status = render(state, with_results=state.terminal)

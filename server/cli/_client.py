@@ -67,6 +67,8 @@ async def follow(
             )
             async for update in call:
                 failures = 0
+                if update.heartbeat:
+                    continue  # the stream is alive; nothing happened
                 last = update.sequence
                 on_update(update)
                 if update.status.status in TERMINAL:

@@ -63,7 +63,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.agents != "embedded":
             agent_endpoints(args.agents)
         config = ServerConfig(
-            listen=args.listen, store_url=args.store, agents=args.agents, grace=args.grace, ledger_path=args.ledger
+            listen=args.listen,
+            store_url=args.store,
+            agents=args.agents,
+            grace=args.grace,
+            drain=args.drain,
+            watch_heartbeat=args.watch_heartbeat,
+            ledger_path=args.ledger,
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None

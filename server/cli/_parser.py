@@ -149,6 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--ledger", default="", metavar="PATH", help="the embedded fleet's ledger (default beside the store)"
     )
     p.add_argument("--grace", type=float, default=5.0, metavar="S", help="seconds in-flight RPCs get on shutdown")
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds after SIGTERM during which health says NOT_SERVING but RPCs are still served",
+    )
+    p.add_argument(
+        "--watch-heartbeat",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="seconds a watch may go without an event before it is sent a heartbeat",
+    )
     _log_level(p, "info")
     p.set_defaults(handler=cmd_serve)
 

@@ -374,6 +374,9 @@ def _on_step_waiting(state: ExecutionState, run: StepRun, event: Event) -> None:
     if run.start_time is None:
         run.start_time = state.current_time
         run.end_time = None
+    if state.status == E.EXECUTION_STATE_QUEUED:
+        state.status = E.EXECUTION_STATE_RUNNING  # waiting for a person is running, not queued
+    state.resume_status = E.EXECUTION_STATE_RUNNING
 
 
 def _on_signal_received(state: ExecutionState, run: StepRun, event: Event) -> None:

@@ -128,14 +128,16 @@ class WatchExecutionRequest(_message.Message):
     def __init__(self, execution_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
 class ExecutionUpdate(_message.Message):
-    __slots__ = ("sequence", "event", "status")
+    __slots__ = ("sequence", "event", "status", "heartbeat")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     event: _execution_pb2.ExecutionEvent
     status: _execution_pb2.ExecutionStatus
-    def __init__(self, sequence: _Optional[int] = ..., event: _Optional[_Union[_execution_pb2.ExecutionEvent, _Mapping]] = ..., status: _Optional[_Union[_execution_pb2.ExecutionStatus, _Mapping]] = ...) -> None: ...
+    heartbeat: bool
+    def __init__(self, sequence: _Optional[int] = ..., event: _Optional[_Union[_execution_pb2.ExecutionEvent, _Mapping]] = ..., status: _Optional[_Union[_execution_pb2.ExecutionStatus, _Mapping]] = ..., heartbeat: _Optional[bool] = ...) -> None: ...
 
 class ListExecutionsRequest(_message.Message):
     __slots__ = ("user_id", "status", "workflow_type", "page_size", "page_token")

@@ -130,7 +130,9 @@ class OrchestratorServicer:
 
     def WatchExecution(self, request, context):
         """Streams an execution's updates: first every recorded event after after_sequence, then live
-        ones, in order and without gaps. The stream ends after the terminal event.
+        ones, in order and without gaps. The stream ends (OK) after the terminal event; a stream the
+        server must end earlier (it is shutting down) ends UNAVAILABLE, and the client resumes with
+        after_sequence. While nothing happens, heartbeats keep the stream alive.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
