@@ -1,11 +1,11 @@
 """The engine: durable, event-sourced scheduling of plans over injected ports (no grpc here)."""
 
 from server.engine.decide import Decision, Launch, decide
+from server.engine.engine import Engine, EngineConfig, ReplicaConfig, Submission
 from server.engine.fold import apply, fold
 from server.engine.inbox import ExecutionStateError, SignalCommand
 from server.engine.model import Plan, RetryPolicy, Step
 from server.engine.ports import AgentCall, AgentCaller, AgentCallError, AgentReply, Clock
-from server.engine.runner import Engine, EngineConfig, Submission
 from server.engine.state import ExecutionState, FoldError, Phase, StepRun
 from server.engine.status import render
 
@@ -19,6 +19,7 @@ __all__ = [
     # Running and controlling executions.
     "Engine",
     "EngineConfig",
+    "ReplicaConfig",
     "ExecutionStateError",
     "SignalCommand",
     "Submission",

@@ -258,3 +258,64 @@ class ExecutionStore(Protocol):
             ExecutionNotFoundError: no such execution.
         """
         ...
+
+
+# ---- replicas: leases over executions -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A replica's hold on the executions it runs, until a time."""
+
+    owner: str
+    """The replica (unique per process)."""
+    until: datetime
+    """When the hold lapses unless renewed (UTC)."""
+
+
+class LeaseLostError(Exception):
+    """A fenced append found the execution's lease held by another replica, or lapsed: the
+    runner must stop (the new owner goes on from the stored history); it never fights."""
+
+    def __init__(self, execution_id: str, owner: str) -> None:
+        super().__init__(f"execution {execution_id}: lease lost (held by {owner or 'nobody'})")
+        self.execution_id = execution_id
+        self.owner = owner
+
+
+class ReplicaStore(ExecutionStore, Protocol):
+    """A store that several orchestrator processes share: executions are held by renewable leases.
+
+    Rules: an execution is free when it has no owner or its lease lapsed; `claim` takes free
+    executions that are due (not parked, or parked with wake_at <= now) in one statement per
+    batch with row locks skipped, not waited for (``FOR UPDATE SKIP LOCKED``), so replicas
+    never take the same work; `append_fenced` commits only while the lease is the caller's and
+    unexpired; parking and quarantining release the lease.
+    """
+
+    async def claim(self, lease: Lease, now: datetime, limit: int, execution_ids: Sequence[str] = ()) -> list[str]:
+        """Takes up to `limit` free, due executions (with `execution_ids`: those, due or not).
+
+        Returns:
+            The ids now held under `lease`, oldest first (ids already held by it included).
+        """
+        ...
+
+    async def renew(self, lease: Lease, execution_ids: Sequence[str]) -> set[str]:
+        """Extends the lease on those of `execution_ids` it still holds; returns them."""
+        ...
+
+    async def release(self, owner: str, execution_ids: Sequence[str]) -> None:
+        """Frees the executions `owner` holds among `execution_ids` (a draining replica's)."""
+        ...
+
+    async def append_fenced(
+        self, lease: Lease, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int
+    ) -> None:
+        """`append`, committed only while `lease` holds the execution and has not lapsed.
+
+        Raises:
+            LeaseLostError: another replica holds it, or the lease lapsed (nothing is written).
+            SequenceConflictError, ExecutionNotFoundError: as `append`.
+        """
+        ...

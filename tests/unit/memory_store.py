@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from baton.v1 import execution_pb2
 
+from server.engine.ports import Lease, LeaseLostError
 from server.store._page_tokens import decode_page_token, encode_page_token
 from server.store._sqlite_rows import event_micros, from_micros, to_micros
 from server.store.base import (
@@ -167,9 +168,61 @@ class MemoryStore:
         if execution_id not in self.records:
             raise ExecutionNotFoundError(execution_id)
         self._parked[execution_id] = wake_at
+        self._free(execution_id)  # a parked execution needs no holder until it is due
+
+    # ---- leases (ReplicaStore) -------------------------------------------------------------------
+
+    async def claim(self, lease: Lease, now: datetime, limit: int, execution_ids: Sequence[str] = ()) -> list[str]:
+        await asyncio.sleep(0)
+        named = bool(execution_ids)
+        candidates = list(execution_ids) or [r.execution_id for r in sorted(self.records.values(), key=_age)]
+        taken: list[str] = []
+        for execution_id in candidates:
+            record = self.records.get(execution_id)
+            if record is None or record.state in TERMINAL_STATES or len(taken) >= limit:
+                continue
+            held = record.owner and record.owner != lease.owner
+            if held and record.lease_expires_at is not None and record.lease_expires_at > now:
+                continue
+            if not named and execution_id in self._parked:
+                wake_at = self._parked[execution_id]
+                if wake_at is None or wake_at > now:
+                    continue
+            self.records[execution_id] = dataclasses.replace(record, owner=lease.owner, lease_expires_at=lease.until)
+            taken.append(execution_id)
+        return taken
+
+    async def renew(self, lease: Lease, execution_ids: Sequence[str]) -> set[str]:
+        await asyncio.sleep(0)
+        held = set()
+        for execution_id in execution_ids:
+            record = self.records.get(execution_id)
+            if record is not None and record.owner == lease.owner:
+                self.records[execution_id] = dataclasses.replace(record, lease_expires_at=lease.until)
+                held.add(execution_id)
+        return held
+
+    async def release(self, owner: str, execution_ids: Sequence[str]) -> None:
+        await asyncio.sleep(0)
+        for execution_id in execution_ids:
+            self._free(execution_id, owner)
+
+    async def append_fenced(
+        self, lease: Lease, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int
+    ) -> None:
+        record = self.records.get(execution_id)
+        if record is not None and record.owner != lease.owner:
+            raise LeaseLostError(execution_id, record.owner)
+        await self.append(execution_id, events, state)
+
+    def _free(self, execution_id: str, owner: str | None = None) -> None:
+        record = self.records.get(execution_id)
+        if record is not None and record.owner and owner in (None, record.owner):
+            self.records[execution_id] = dataclasses.replace(record, owner="", lease_expires_at=None)
 
     async def quarantine(self, execution_id: str, error: str) -> None:
         await asyncio.sleep(0)
+        self._free(execution_id)
         record = self.records.get(execution_id)
         if record is None:
             raise ExecutionNotFoundError(execution_id)
@@ -246,3 +299,7 @@ class MemoryStore:
 def _position(record: ExecutionRecord) -> tuple[int, str]:
     """Where a record sorts in lists: (created_at microseconds, execution_id)."""
     return to_micros(record.created_at.astimezone(UTC)), record.execution_id
+
+
+def _age(record: ExecutionRecord) -> tuple[datetime, str]:
+    return record.created_at, record.execution_id
