@@ -1,0 +1,271 @@
+"""The Helm chart: it renders, lints and validates against Kubernetes 1.32, and the orchestrator's
+Deployment does what production needs (probes, drain, secrets, scaling, disruption, hardening)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+
+from server.cli._parser import build_parser
+from tests.integration.helm_support import (
+    CHART,
+    KUBERNETES,
+    NAMESPACE,
+    container,
+    environment,
+    expand,
+    find,
+    pod_labels,
+    render,
+    selects,
+)
+
+SECRETS = {"baton-database/url": "postgresql://baton:secret@db.example:5432/baton"}
+
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "three replicas without autoscaling": {"orchestrator": {"replicas": 3}, "autoscaling": {"enabled": False}},
+    "reference agents enabled": {"agents": {"enabled": True}},
+    "network policies off": {"networkPolicy": {"enabled": False}},
+    "TLS secret, drain and extra settings": {
+        "tls": {"secretName": "baton-tls"},
+        "orchestrator": {"drain": 10, "settings": {"OTEL_SERVICE_NAME": "baton"}},
+    },
+    "external agents, no Envoy, maxUnavailable": {
+        "envoy": {"enabled": False},
+        "agentEndpoints": {"default": "agents.fleet.svc:50061", "job_discovery": ["a.jobs:1", "b.jobs:1"]},
+        "podDisruptionBudget": {"minAvailable": None, "maxUnavailable": "50%"},
+    },
+}
+
+
+def _orchestrator(values: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    manifests = render(values)
+    return manifests, find(manifests, "Deployment", "orchestrator")
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_every_rendered_manifest_validates_strictly_against_kubernetes_1_32(values: dict[str, Any]) -> None:
+    manifests = render(values)
+    assert manifests
+    for manifest in manifests:
+        assert manifest["metadata"]["namespace"] == NAMESPACE
+        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_strict_lint_finds_nothing(values: dict[str, Any]) -> None:
+    report = helm.lint(str(CHART), values, strict=True, kube_version=f"v{KUBERNETES}")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_strict_validation_would_catch_an_unknown_field() -> None:
+    # The validation above is worth something only if a misspelt field fails it.
+    _, deployment = _orchestrator()
+    deployment["spec"]["bogus"] = 1
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"orchestrator": {"replicas": 0}}, "at '/orchestrator/replicas': minimum"),
+        ({"orchestrator": {"replics": 2}}, "additional properties 'replics' not allowed"),
+        ({"orchestrator": {"logLevel": "verbose"}}, "at '/orchestrator/logLevel'"),
+        ({"orchestrator": {"grace": 0}}, "at '/orchestrator/grace'"),
+        ({"orchestrator": {"settings": {"BATON_GRACE": "1"}}}, "BATON_GRACE"),
+        ({"agentEndpoints": {"scheduler": "a:1"}}, "invalid propertyName 'scheduler'"),
+        ({"agentEndpoints": {"default": "no-port"}}, "at '/agentEndpoints/default'"),
+        ({"agents": {"errorRate": 2}}, "at '/agents/errorRate': maximum"),
+        ({"database": {"existingSecret": ""}}, "at '/database/existingSecret'"),
+        ({"podSecurityContext": {"runAsNonRoot": False}}, "at '/podSecurityContext/runAsNonRoot'"),
+    ],
+)
+def test_the_schema_refuses_a_bad_value_naming_it(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmValuesError) as caught:
+        render(values)
+    assert message in str(caught.value)
+
+
+def test_the_orchestrator_probes_ask_grpc_health_on_the_serving_port() -> None:
+    _, deployment = _orchestrator()
+    c = container(deployment)
+    assert c["ports"] == [{"name": "grpc", "containerPort": 50051, "protocol": "TCP"}]
+    assert c["readinessProbe"]["grpc"] == {"port": 50051, "service": "baton.v1.Orchestrator"}
+    assert c["livenessProbe"]["grpc"] == {"port": 50051, "service": ""}
+    assert c["startupProbe"]["grpc"] == {"port": 50051, "service": ""}
+
+
+def test_the_probes_follow_a_changed_port() -> None:
+    manifests, deployment = _orchestrator({"orchestrator": {"port": 6000}})
+    c = container(deployment)
+    assert {c[p]["grpc"]["port"] for p in ("readinessProbe", "livenessProbe", "startupProbe")} == {6000}
+    env = environment(manifests, deployment, SECRETS)
+    assert env["BATON_LISTEN"] == "0.0.0.0:6000"
+
+
+@pytest.mark.parametrize(("drain", "grace"), [(None, 5), (10, 5), (2.5, 0.5), (60, 30)])
+def test_the_termination_grace_outlasts_drain_and_grace(drain: float | None, grace: float) -> None:
+    _, deployment = _orchestrator({"orchestrator": {"drain": drain, "grace": grace}})
+    period = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert period == math.ceil((drain or 0) + grace + 10)
+    assert period > (drain or 0) + grace
+
+
+def test_a_termination_grace_given_must_exceed_drain_and_grace() -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"terminationGracePeriodSeconds \(15\) must exceed"):
+        render({"orchestrator": {"drain": 10, "grace": 5, "terminationGracePeriodSeconds": 15}})
+    _, deployment = _orchestrator({"orchestrator": {"drain": 10, "grace": 5, "terminationGracePeriodSeconds": 16}})
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 16
+
+
+def test_the_drain_flag_is_passed_only_when_drain_is_set() -> None:
+    manifests, deployment = _orchestrator()
+    assert "--drain" not in container(deployment)["args"]
+    assert "BATON_DRAIN" not in find(manifests, "ConfigMap", "orchestrator")["data"]
+
+    manifests, deployment = _orchestrator({"orchestrator": {"drain": 7}})
+    args = expand(container(deployment)["args"], environment(manifests, deployment, SECRETS))
+    assert args[args.index("--drain") + 1] == "7"
+
+
+def test_the_orchestrator_arguments_parse_with_baton_serves_own_parser() -> None:
+    manifests, deployment = _orchestrator({"orchestrator": {"grace": 8, "logLevel": "debug"}})
+    args = expand(container(deployment)["args"], environment(manifests, deployment, SECRETS))
+    parsed = build_parser().parse_args(args)
+    assert parsed.command == "serve"
+    assert parsed.listen == "0.0.0.0:50051"
+    assert parsed.store == SECRETS["baton-database/url"]
+    assert parsed.agents == "embedded"
+    assert parsed.grace == 8.0
+    assert parsed.log_level == "debug"
+
+
+def test_the_drain_argument_parses_with_baton_serves_own_parser() -> None:
+    # Waits for `baton serve --drain S` (being added to server/cli by the lead).
+    manifests, deployment = _orchestrator({"orchestrator": {"drain": 12.5}})
+    args = expand(container(deployment)["args"], environment(manifests, deployment, SECRETS))
+    assert build_parser().parse_args(args).drain == 12.5
+
+
+def test_the_database_url_comes_from_the_named_secret_and_the_chart_holds_no_secret() -> None:
+    secrets = {"pg-credentials/dsn": "postgresql://u:p@pg:5432/baton"}
+    manifests, deployment = _orchestrator({"database": {"existingSecret": "pg-credentials", "key": "dsn"}})
+    c = container(deployment)
+    database_url = next(v for v in c["env"] if v["name"] == "DATABASE_URL")
+    assert database_url["valueFrom"] == {"secretKeyRef": {"name": "pg-credentials", "key": "dsn"}}
+    assert c["args"][c["args"].index("--store") + 1] == "$(DATABASE_URL)"
+    assert expand(c["args"], environment(manifests, deployment, secrets))[c["args"].index("--store") + 1] == (
+        "postgresql://u:p@pg:5432/baton"
+    )
+    assert not [m for m in manifests if m["kind"] == "Secret"]
+
+
+def test_extra_settings_reach_the_orchestrator_through_the_config_map() -> None:
+    values = {"orchestrator": {"settings": {"OTEL_SERVICE_NAME": "baton", "OTEL_TRACES_SAMPLER_ARG": 0.25}}}
+    manifests, deployment = _orchestrator(values)
+    env = environment(manifests, deployment, SECRETS)
+    assert env["OTEL_SERVICE_NAME"] == "baton"
+    assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
+
+
+def test_a_changed_config_map_changes_the_pod_template_so_pods_restart() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        _, deployment = _orchestrator(values)
+        return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    assert checksum({}) == checksum({})
+    assert checksum({}) != checksum({"orchestrator": {"grace": 9}})
+
+
+def test_with_autoscaling_the_hpa_owns_the_replica_count() -> None:
+    manifests, deployment = _orchestrator({"autoscaling": {"minReplicas": 3, "maxReplicas": 9}})
+    assert "replicas" not in deployment["spec"]
+    hpa = find(manifests, "HorizontalPodAutoscaler", "orchestrator")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "prod-baton-orchestrator",
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 9)
+    assert hpa["spec"]["metrics"] == [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+    ]
+
+
+def test_without_autoscaling_the_deployment_sets_the_replicas_and_there_is_no_hpa() -> None:
+    manifests, deployment = _orchestrator(VALUE_SETS["three replicas without autoscaling"])
+    assert deployment["spec"]["replicas"] == 3
+    assert not [m for m in manifests if m["kind"] == "HorizontalPodAutoscaler"]
+
+
+def test_an_hpa_minimum_above_its_maximum_is_refused() -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"minReplicas \(5\) must not exceed autoscaling.maxReplicas \(3\)"):
+        render({"autoscaling": {"minReplicas": 5, "maxReplicas": 3}})
+
+
+def test_the_disruption_budget_protects_the_orchestrator_pods() -> None:
+    manifests, deployment = _orchestrator()
+    pdb = find(manifests, "PodDisruptionBudget", "orchestrator")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert "maxUnavailable" not in pdb["spec"]
+    assert selects(pdb["spec"]["selector"]["matchLabels"], pod_labels(deployment))
+
+    manifests = render(VALUE_SETS["external agents, no Envoy, maxUnavailable"])
+    spec = find(manifests, "PodDisruptionBudget", "orchestrator")["spec"]
+    assert spec["maxUnavailable"] == "50%"
+    assert "minAvailable" not in spec
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"podDisruptionBudget": {"maxUnavailable": 1}}, "exactly one of minAvailable and maxUnavailable"),
+        ({"podDisruptionBudget": {"minAvailable": None}}, "exactly one of minAvailable and maxUnavailable"),
+        ({"podDisruptionBudget": {"minAvailable": 2}}, r"minAvailable \(2\) must be below the orchestrator's replica"),
+        (
+            {"autoscaling": {"enabled": False}, "orchestrator": {"replicas": 1}},
+            r"minAvailable \(1\) must be below the orchestrator's replica count \(1\)",
+        ),
+    ],
+)
+def test_a_disruption_budget_that_would_block_every_drain_is_refused(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmRenderError, match=message):
+        render(values)
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_every_pod_runs_unprivileged_without_a_service_account_token(values: dict[str, Any]) -> None:
+    manifests = render(values)
+    for sa in (m for m in manifests if m["kind"] == "ServiceAccount"):
+        assert sa["automountServiceAccountToken"] is False
+    deployments = [m for m in manifests if m["kind"] == "Deployment"]
+    assert deployments
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] > 0
+        for c in pod["containers"]:
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+            assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_the_replicas_spread_across_nodes() -> None:
+    _, deployment = _orchestrator()
+    pod = deployment["spec"]["template"]["spec"]
+    labels = pod_labels(deployment)
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert selects(spread["labelSelector"]["matchLabels"], labels)
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert selects(term["podAffinityTerm"]["labelSelector"]["matchLabels"], labels)
