@@ -146,9 +146,12 @@ class GrpcAgentCaller:
         try:
             if not _set_scalars(request, call.payload):
                 json_format.ParseDict(call.payload, request)
-        except json_format.ParseError as exc:
+        except Exception as exc:
+            # Nothing was sent: whatever building the request raised (a ParseError, or a
+            # RecursionError on a too-deep value) is this call's refusal, never worth a retry.
+            detail = str(exc) if isinstance(exc, json_format.ParseError) else f"{type(exc).__name__}: {exc}"
             raise AgentCallError(
-                "INVALID_ARGUMENT", f"request of {call.agent}.{call.operation}: {exc}", retryable=False
+                "INVALID_ARGUMENT", f"request of {call.agent}.{call.operation}: {detail}"[:2000], retryable=False
             ) from None
         channel = endpoints.next()
         key = (id(channel), op.path)

@@ -152,7 +152,8 @@ class Runner:
             result = exc
         except Exception as exc:
             logger.exception("execution %s: step %s: the caller raised", self.execution_id, launch.step_id)
-            result = AgentCallError("UNKNOWN", repr(exc), retryable=True)
+            # The caller broke its contract (it raises only AgentCallError): a bug, not a reason to retry.
+            result = AgentCallError("INTERNAL", repr(exc)[:2000], retryable=False)
         if launch.notice:
             if isinstance(result, AgentCallError):
                 logger.warning("execution %s: notice for step %s failed: %s", self.execution_id, launch.step_id, result)

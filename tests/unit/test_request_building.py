@@ -31,3 +31,19 @@ def test_the_fast_path_takes_only_flat_scalars_and_builds_what_the_parser_builds
         assert request == json_format.ParseDict(payload, cls())
     else:
         assert request == cls()  # nothing was set; the parser decides
+
+
+async def test_a_request_that_cannot_be_built_is_refused_without_a_retry_and_nothing_is_sent() -> None:
+    from agents_clients import GrpcAgentCaller
+    from server.engine import AgentCall, AgentCallError
+
+    caller = GrpcAgentCaller.single("127.0.0.1:1")  # nothing listens there: a sent call would be UNAVAILABLE
+    try:
+        call = AgentCall("ui_ux", "Notify", payload={"user_id": object()}, timeout=1.0, idempotency_key="k")
+        with pytest.raises(AgentCallError) as refused:
+            await caller.call(call)
+    finally:
+        await caller.close()
+    assert refused.value.error_type == "INVALID_ARGUMENT"
+    assert not refused.value.retryable
+    assert "request of ui_ux.Notify" in refused.value.message
