@@ -20,8 +20,8 @@ from server.api.probes import report, serve_health_and_reflection
 from server.api.servicer import OrchestratorServicer
 from server.callbacks import CallbackNotifier
 from server.clock import SystemClock
-from server.config import ServerConfig, agent_endpoints, parse_address
-from server.engine import Engine
+from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
+from server.engine import Engine, EngineConfig, ReplicaConfig
 from server.health import HealthMonitor
 from server.planner import Planner
 from server.store import open_store
@@ -138,7 +138,11 @@ async def start_server(config: ServerConfig) -> RunningServer:
         cleanup.push_async_callback(grpc_caller.close)
         caller = BreakingCaller(grpc_caller, config.breaker)
         clock = SystemClock()
-        engine = Engine(store, caller, clock)
+        replica = ReplicaConfig(owner=config.replica, lease_seconds=config.lease_seconds) if config.replica else None
+        try:
+            engine = Engine(store, caller, clock, config=EngineConfig(replica=replica))
+        except ValueError as error:
+            raise ConfigError(f"replica: {error}") from None
         engine.add_terminal_listener(CallbackNotifier().on_terminal)
         hub = ExecutionHub(store, plans=engine.plan_of, heartbeat=config.watch_heartbeat)
         monitor = HealthMonitor(

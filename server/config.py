@@ -38,6 +38,12 @@ class ServerConfig:
     sending traffic before the server stops taking it."""
     watch_heartbeat: float = 15.0
     """Seconds a watch may go without an event before the server sends it a heartbeat."""
+    replica: str = ""
+    """This process's name among replicas sharing one store (which must have leases: PostgreSQL);
+    empty when it is the store's only user."""
+    lease_seconds: float = 15.0
+    """With replicas: how long a hold on an execution lasts unless renewed, so how soon a dead
+    replica's executions are taken over."""
     health_interval: float = 5.0
     """Seconds between agent status refreshes."""
     max_message_bytes: int = 8 * 1024 * 1024
@@ -47,6 +53,8 @@ class ServerConfig:
         for name in ("grace", "drain"):
             if not 0 <= getattr(self, name) <= 3600:
                 raise ConfigError(f"{name}: expected seconds from 0 to 3600, got {getattr(self, name)}")
+        if self.replica and not 1 <= self.lease_seconds <= 600:
+            raise ConfigError(f"lease_seconds: expected seconds from 1 to 600, got {self.lease_seconds}")
         if not 0.1 <= self.watch_heartbeat <= 3600:
             raise ConfigError(f"watch_heartbeat: expected seconds from 0.1 to 3600, got {self.watch_heartbeat}")
 

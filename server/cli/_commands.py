@@ -42,8 +42,12 @@ def configure_logging(level: str) -> None:
 
 
 def _serve_until_stopped(server: Coroutine[Any, Any, None]) -> int:
+    from server.config import ConfigError
+
     try:
         asyncio.run(server)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     except (OSError, RuntimeError) as exc:
         # Binding a taken port surfaces as RuntimeError from grpc; the message says which port.
         logging.getLogger(__name__).debug("server failed", exc_info=True)
@@ -69,6 +73,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             grace=args.grace,
             drain=args.drain,
             watch_heartbeat=args.watch_heartbeat,
+            replica=args.replica,
+            lease_seconds=args.lease,
             ledger_path=args.ledger,
         )
     except ConfigError as exc:

@@ -157,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds after SIGTERM during which health says NOT_SERVING but RPCs are still served",
     )
     p.add_argument(
+        "--replica",
+        default="",
+        metavar="NAME",
+        help="run as one of several replicas sharing the store (PostgreSQL); NAME is unique per process",
+    )
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="with --replica: seconds a replica holds an execution unless it renews (takeover delay)",
+    )
+    p.add_argument(
         "--watch-heartbeat",
         type=float,
         default=15.0,

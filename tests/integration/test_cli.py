@@ -533,3 +533,9 @@ async def test_demo_refuses_an_error_rate_outside_zero_to_one() -> None:
     result = await baton("demo", "--error-rate", "1.5")
     assert result.returncode == 2
     assert result.stderr.startswith("error: --error-rate: ")
+
+
+async def test_serve_as_a_replica_on_a_store_without_leases_is_refused_naming_why(tmp_path: Path) -> None:
+    done = await baton("serve", "--listen", "127.0.0.1:0", "--store", f"sqlite:///{tmp_path}/b.db", "--replica", "a")
+    assert done.returncode == 2
+    assert "replica: replicas need a store with leases (PostgreSQL)" in done.stderr
