@@ -126,9 +126,20 @@ def test_envoy_runs_the_chart_config_file_with_ready_probes_on_its_admin_port() 
     mount = next(m for m in c["volumeMounts"] if m["name"] == "config")
     assert mount["mountPath"] == "/etc/envoy"
     config_map = find(manifests, "ConfigMap", "envoy")
-    assert config_map["data"]["envoy.yaml"].strip() == (CHART / "files" / "envoy.yaml").read_text().strip().replace(
-        "{{`", ""
-    ).replace("`}}", "")
+    # The generated config, rendered with the release's values: the ports of the Deployment and
+    # the orchestrators' headless Service as the one upstream.
+    envoy = yaml.safe_load(config_map["data"]["envoy.yaml"])
+    assert envoy["admin"]["address"]["socket_address"]["port_value"] == 9901
+    (listener,) = envoy["static_resources"]["listeners"]
+    assert listener["address"]["socket_address"]["port_value"] == 8080
+    upstreams = {
+        endpoint["endpoint"]["address"]["socket_address"]["address"]
+        for cluster in envoy["static_resources"]["clusters"]
+        for group in cluster["load_assignment"]["endpoints"]
+        for endpoint in group["lb_endpoints"]
+    }
+    headless = [s for s in manifests if s["kind"] == "Service" and s["spec"].get("clusterIP") == "None"]
+    assert upstreams and all(any(s["metadata"]["name"] in address for s in headless) for address in upstreams)
     service = find(manifests, "Service", "envoy")
     assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "listener", "protocol": "TCP"}]
     assert selects(service["spec"]["selector"], pod_labels(deployment))
