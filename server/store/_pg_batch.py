@@ -133,7 +133,11 @@ SELECT
     ARRAY(
         SELECT ROW(l.execution_no, l.execution_id, l.state, l.updated_at, l.last_sequence, l.parked, l.wake_at,
                    l.quarantine_error)
-        FROM (SELECT * FROM executions WHERE execution_id = ANY($2::text[]) ORDER BY execution_no FOR UPDATE) AS l
+        FROM (
+            SELECT x.* FROM unnest($2::text[]) AS k(execution_id)
+            JOIN executions AS x ON x.execution_id = k.execution_id
+            ORDER BY x.execution_no FOR UPDATE OF x
+        ) AS l
     ),
     ARRAY(
         SELECT ROW({", ".join(f"x.{c.strip()}" for c in RECORD_COLUMNS.split(","))})
