@@ -10,13 +10,18 @@ Rules:
    the WAL is flushed: an acknowledged write survives a crash of the database server, too.
 3. A batch that hits a constraint only the server can see (another process created the same
    request a moment ago) is replayed write by write under savepoints, so one bad write fails
-   alone. A batch that loses its connection fails whole (the caller cannot know whether the
-   COMMIT landed; recovery reads what did), and the next batch reconnects.
+   alone.
+4. A lost connection is reopened. A batch whose connection was lost before COMMIT was sent
+   (nothing of it can have committed) is run once more on a new connection, so a database
+   restart or a connection cut by a proxy costs a reconnection, not failed writes. One lost
+   during COMMIT fails whole: whether it committed is unknown to the caller (recovery reads
+   what did).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +41,18 @@ _MAX_BATCH = 1_000
 # Errors that belong to one write's data rather than to the connection: replaying the batch
 # one write at a time pins them on the write that caused them.
 _OP_ERRORS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError, OverflowError)
+# Errors of the database or the connection: they fail a batch whole.
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# Errors that say the server ended the session (a restart, pg_terminate_backend, a failover).
+_SESSION_ENDED = (OSError, asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError)
+
+
+class _NotCommittedError(Exception):
+    """The connection was lost before COMMIT was sent: nothing of the batch was committed."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 async def connect_writer(dsn: str, *, connect_timeout: float, application_name: str = "baton") -> asyncpg.Connection:
@@ -155,33 +172,56 @@ class PostgresWriter:
 
     async def _commit(self, batch: list[WriteOp]) -> list[Outcome]:
         """Runs a batch in one transaction; returns one outcome per write, in order."""
-        try:
-            conn = await self._connection()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            logger.error("store batch of %d writes failed: cannot connect: %s", len(batch), error)
-            return [Outcome(op.future, error=error) for op in batch]
-        try:
-            async with conn.transaction():
-                outcomes = await apply_batch(conn, batch, self._instance)
-        except _OP_ERRORS:
-            self.stats.replays += 1
+        for attempt in (1, 2):
             try:
-                outcomes = await self._replay(conn, batch)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as replay_error:
-                return self._failed(conn, batch, replay_error)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            return self._failed(conn, batch, error)
+                conn = await self._connection()
+            except _DB_ERRORS as error:
+                logger.error("store batch of %d writes failed: cannot connect: %s", len(batch), error)
+                return [Outcome(op.future, error=error) for op in batch]
+            try:
+                outcomes = await self._transaction(conn, batch)
+            except _NotCommittedError as lost:
+                conn.terminate()
+                if attempt == 1:
+                    logger.warning("the store's writer lost its connection (%s); retrying the batch", lost.cause)
+                    continue
+                return self._failed(conn, batch, lost.cause)
+            except _DB_ERRORS as error:
+                return self._failed(conn, batch, error)
+            break
         self.stats.commits += 1
         self.stats.writes += len(batch)
         self.stats.events += sum(len(o.committed.events) for o in outcomes if o.committed is not None)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         return outcomes
 
+    async def _transaction(self, conn: asyncpg.Connection, batch: list[WriteOp]) -> list[Outcome]:
+        """One transaction for the batch (or its replay after a constraint error).
+
+        Raises:
+            _NotCommittedError: the session ended before COMMIT was sent.
+        """
+        transaction = conn.transaction()
+        try:
+            await transaction.start()
+            outcomes = await apply_batch(conn, batch, self._instance)
+        except _OP_ERRORS:
+            await transaction.rollback()
+            self.stats.replays += 1
+            return await self._replay(conn, batch)
+        except BaseException as error:
+            if isinstance(error, _SESSION_ENDED) or conn.is_closed():
+                raise _NotCommittedError(error) from error
+            with contextlib.suppress(*_DB_ERRORS):
+                await transaction.rollback()
+            raise
+        await transaction.commit()
+        return outcomes
+
     def _failed(self, conn: asyncpg.Connection, batch: list[WriteOp], error: BaseException) -> list[Outcome]:
         logger.error("store batch of %d writes failed: %s", len(batch), error)
-        if isinstance(error, (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)):
-            # The connection is gone or unusable; the next batch opens a new one.
-            conn.terminate()
+        # Whatever went wrong, a new session starts clean (no transaction left open on it).
+        conn.terminate()
         return [Outcome(op.future, error=error) for op in batch]
 
     async def _replay(self, conn: asyncpg.Connection, batch: list[WriteOp]) -> list[Outcome]:

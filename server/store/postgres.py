@@ -45,7 +45,10 @@ logger = logging.getLogger(__name__)
 
 _MAX_PAGE_SIZE = 1000
 _DEFAULT_PAGE_SIZE = 50
-_APPLICATION_NAME = "baton"
+# application_name of each connection, so that pg_stat_activity tells the store's roles apart.
+_WRITER_NAME = "baton-writer"
+_READER_NAME = "baton-reader"
+_LISTEN_NAME = "baton-listen"
 
 
 def _unfinished_where(terminal: frozenset[int]) -> str:
@@ -121,15 +124,13 @@ class PostgresExecutionStore:
         """The server process of the LISTEN connection (None when not connected)."""
         return None if self._listener is None else self._listener.backend_pid
 
-    async def _connect(self) -> asyncpg.Connection:
+    async def _connect_listen(self) -> asyncpg.Connection:
         return await asyncpg.connect(
-            self._dsn, timeout=self._connect_timeout, server_settings={"application_name": _APPLICATION_NAME}
+            self._dsn, timeout=self._connect_timeout, server_settings={"application_name": _LISTEN_NAME}
         )
 
     async def _connect_writer(self) -> asyncpg.Connection:
-        return await connect_writer(
-            self._dsn, connect_timeout=self._connect_timeout, application_name=_APPLICATION_NAME
-        )
+        return await connect_writer(self._dsn, connect_timeout=self._connect_timeout, application_name=_WRITER_NAME)
 
     async def open(self) -> None:
         """Connects, applies pending migrations, and starts the writer, the readers and LISTEN.
@@ -149,10 +150,10 @@ class PostgresExecutionStore:
                 min_size=1,
                 max_size=self._readers,
                 timeout=self._connect_timeout,
-                server_settings={"application_name": _APPLICATION_NAME},
+                server_settings={"application_name": _READER_NAME},
             )
             self._fanout = CommitFanout(self._pool, self._listeners)
-            self._listener = NotificationListener(self._connect, self._fanout, self._instance)
+            self._listener = NotificationListener(self._connect_listen, self._fanout, self._instance)
             await self._listener.start()
         except BaseException:
             conn.terminate()
@@ -296,6 +297,10 @@ class PostgresExecutionStore:
             raise RuntimeError("the store is not open")
         return self._pool
 
+    async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        # The pool replaces a connection whose session has ended when it hands it out.
+        return await self._live_pool().fetch(query, *args)
+
     async def read_events(
         self, execution_id: str, after_sequence: int = 0, limit: int | None = None
     ) -> list[execution_pb2.ExecutionEvent]:
@@ -307,10 +312,9 @@ class PostgresExecutionStore:
             CorruptHistoryError: a stored event cannot be decoded, or is not the event its row
                 says (another sequence).
         """
-        pool = self._live_pool()
         if limit is not None and limit <= 0:
             return []
-        rows = await pool.fetch(
+        rows = await self._fetch(
             "SELECT sequence, payload FROM events"
             " WHERE execution_no = (SELECT execution_no FROM executions WHERE execution_id = $1) AND sequence > $2"
             " ORDER BY sequence LIMIT $3",
@@ -322,10 +326,8 @@ class PostgresExecutionStore:
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         """Returns the execution's summary row, or None."""
-        row = await self._live_pool().fetchrow(
-            f"SELECT {RECORD_COLUMNS} FROM executions WHERE execution_id = $1", execution_id
-        )
-        return None if row is None else record_from_row(row)
+        rows = await self._fetch(f"SELECT {RECORD_COLUMNS} FROM executions WHERE execution_id = $1", execution_id)
+        return record_from_row(rows[0]) if rows else None
 
     async def list_executions(self, query: ExecutionQuery) -> ExecutionPage:
         """Returns a page of executions, newest first (ties broken by execution_id).
@@ -336,7 +338,6 @@ class PostgresExecutionStore:
             InvalidPageTokenError: the token is malformed.
             ValueError: a negative page_size.
         """
-        pool = self._live_pool()
         if query.page_size < 0:
             raise ValueError(f"page_size must not be negative, not {query.page_size}")
         clauses: list[str] = []
@@ -359,7 +360,7 @@ class PostgresExecutionStore:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         # One row more than the page tells whether another page follows.
         limit = param(size + 1)
-        rows = await pool.fetch(
+        rows = await self._fetch(
             f"SELECT {RECORD_COLUMNS} FROM executions {where}"
             f" ORDER BY created_at DESC, execution_id DESC LIMIT {limit}",
             *params,
@@ -373,14 +374,14 @@ class PostgresExecutionStore:
 
     async def unfinished_executions(self) -> list[UnfinishedExecution]:
         """Returns the executions not in a terminal state, oldest first, with their parked marks."""
-        rows = await self._live_pool().fetch(_UNFINISHED_QUERY)
+        rows = await self._fetch(_UNFINISHED_QUERY)
         return [
             UnfinishedExecution(execution_id=row[0], parked=row[1], wake_at=row[2] if row[1] else None) for row in rows
         ]
 
     async def count_by_state(self) -> dict[int, int]:
         """Returns the number of executions in each ExecutionState (states with none omitted)."""
-        rows = await self._live_pool().fetch("SELECT state, count(*) FROM executions GROUP BY state")
+        rows = await self._fetch("SELECT state, count(*) FROM executions GROUP BY state")
         return {row[0]: row[1] for row in rows}
 
 

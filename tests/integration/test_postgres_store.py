@@ -236,6 +236,66 @@ async def test_every_acknowledged_append_survives_kill_9(url: str) -> None:
         await store.close()
 
 
+async def test_writes_and_reads_go_on_when_the_server_ends_the_store_sessions(
+    store: PostgresExecutionStore, url: str
+) -> None:
+    await create(store, "x1")
+    assert await store.get_execution("x1") is not None
+
+    assert await _terminate_sessions(url, "baton-writer", "baton-reader") == 2
+    await store.append("x1", step_events(2, 1), E.EXECUTION_STATE_RUNNING)
+
+    assert [e.sequence for e in await store.read_events("x1")] == [1, 2]
+    assert store.stats.reconnects == 1
+
+
+async def test_a_batch_whose_session_ends_before_its_commit_is_committed_on_a_new_one(
+    store: PostgresExecutionStore, url: str
+) -> None:
+    await create(store, "x1")
+    blocker = await asyncpg.connect(url)
+    try:
+        # Holding x1's row makes the writer's batch wait inside its transaction, before COMMIT.
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("SELECT 1 FROM executions WHERE execution_id = 'x1' FOR UPDATE")
+        append = asyncio.ensure_future(store.append("x1", step_events(2, 1), E.EXECUTION_STATE_RUNNING))
+        await _until_waiting_for_a_lock(blocker, "baton-writer")
+        assert await _terminate_sessions(url, "baton-writer") == 1
+        await transaction.rollback()
+        await asyncio.wait_for(append, WAIT_S)
+    finally:
+        await blocker.close()
+
+    assert [e.sequence for e in await store.read_events("x1")] == [1, 2]
+    assert store.stats.reconnects == 1
+
+
+async def _terminate_sessions(url: str, *application_names: str) -> int:
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        ended: int = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND application_name = ANY($2::text[])",
+            url.rsplit("/", 1)[1],
+            list(application_names),
+        )
+    finally:
+        await admin.close()
+    return ended
+
+
+async def _until_waiting_for_a_lock(conn: asyncpg.Connection, application_name: str) -> None:
+    """Polls pg_stat_activity (the server offers nothing to await) until the session waits for a lock."""
+
+    query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'"
+    for _ in range(int(WAIT_S / 0.01)):
+        if await conn.fetchval(query, application_name):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{application_name} never waited for a lock")
+
+
 async def test_an_undecodable_payload_written_with_raw_sql_is_a_corrupt_history(
     store: PostgresExecutionStore, url: str
 ) -> None:
