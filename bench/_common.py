@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import math
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,10 +18,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from baton.v1 import plan_pb2
 
@@ -268,3 +270,53 @@ def address_in(line: str, fallback: str) -> str:
 def python() -> str:
     """The interpreter the benchmark runs under (the venv's), for every child."""
     return sys.executable
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: every run gets a fresh database, as every SQLite run gets a fresh file.
+
+
+def is_postgres(url: str) -> bool:
+    """Whether a store URL names PostgreSQL."""
+    return url.split("://", 1)[0].lower() in ("postgresql", "postgres", "postgresql+asyncpg")
+
+
+async def _admin_execute(server_url: str, statement: str) -> None:
+    """Runs one statement on the database `server_url` names (used to create and drop others)."""
+    import asyncpg
+
+    admin = await asyncpg.connect("postgresql://" + server_url.split("://", 1)[1], timeout=10)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+def _database_url(server_url: str, name: str) -> str:
+    parts = urlsplit("postgresql://" + server_url.split("://", 1)[1])
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_database(server_url: str) -> AsyncIterator[str]:
+    """Creates ``baton_bench_<random>`` on the server `server_url` names, yields its URL, drops it.
+
+    `server_url`'s own database is used only to create and drop the new one.
+    """
+    name = f"baton_bench_{secrets.token_hex(4)}"
+    await _admin_execute(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield _database_url(server_url, name)
+    finally:
+        await _admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """fresh_postgres_database for code with no event loop running."""
+    name = f"baton_bench_{secrets.token_hex(4)}"
+    asyncio.run(_admin_execute(server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield _database_url(server_url, name)
+    finally:
+        asyncio.run(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

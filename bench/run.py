@@ -1,11 +1,14 @@
 """BENCH.md's benchmark in one command: baton beside the floor, on workloads W0 and W10, same run.
 
-    .venv/bin/python bench/run.py [--quick] [--repeat K] [--profile DIR [--profile-native]]
+    .venv/bin/python bench/run.py [--quick] [--repeat K] [--stores sqlite,postgresql] [--profile DIR [--profile-native]]
 
 For each workload it starts the reference agent process (latency 0 ms for W0, 10 ms for W10;
 restarted between), then runs, repetition by repetition, the floor (``bench/floor.py``) and baton
 (a fresh ``python -m server.cli serve`` on a fresh SQLite store in a temporary directory, driven
 by ``bench/baton_client.py``), alternating which goes first. Each run warms up before measuring.
+With ``--stores sqlite,postgresql`` (or ``--store postgresql://USER@HOST:PORT/DB``) baton also runs
+on PostgreSQL, beside SQLite in the same run, each run on a fresh database of that server
+(system ``baton-pg``).
 It prints a markdown table of the medians, writes every raw figure to ``bench/results/`` and
 exits 1 when any workflow failed.
 """
@@ -31,7 +34,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable from t
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _profile
-from bench._common import LEVELS, ROOT, Child, address_in, free_port, python
+from bench._common import LEVELS, ROOT, Child, address_in, free_port, is_postgres, postgres_database, python
 
 RESULTS_DIR = ROOT / "bench" / "results"
 START_TIMEOUT_S = 60.0
@@ -41,6 +44,14 @@ W0_BAR = 0.5
 """baton's bar: W0 throughput at least half the floor's, same run."""
 W10_BAR_MS = 1.0
 """baton's bar: W10 overhead per step at most 1 ms above the floor, at p50."""
+
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+"""The server ``--stores postgresql`` means (its own database only creates and drops the runs')."""
+
+
+def system_of(store: str) -> str:
+    """The system name of baton on a store: ``baton`` on SQLite, ``baton-pg`` on PostgreSQL."""
+    return "baton-pg" if is_postgres(store) else "baton"
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,8 @@ class Settings:
     n10: int = 60
     warmup: int = 20
     workloads: tuple[str, ...] = ("W0", "W10")
+    stores: tuple[str, ...] = ("sqlite",)
+    """Where baton stores executions: ``sqlite`` and/or PostgreSQL server URLs."""
     profile_dir: Path | None = None
     """When set, one extra (unmeasured) baton W0 run is profiled with py-spy into this folder."""
     profile_kinds: tuple[str, ...] = ("all", "gil")
@@ -115,10 +128,19 @@ def agent_process(latency_ms: float, logs: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def orchestrator_process(agents: str, workdir: Path) -> Iterator[tuple[Child, str]]:
-    """``python -m server.cli serve`` on a fresh SQLite store in `workdir`; yields it and its address."""
+def store_url(store: str, workdir: Path) -> Iterator[str]:
+    """A fresh store: a SQLite file in `workdir`, or a new database on the PostgreSQL server `store`."""
+    if is_postgres(store):
+        with postgres_database(store) as url:
+            yield url
+    else:
+        yield f"sqlite:///{workdir / 'baton.db'}"
+
+
+@contextlib.contextmanager
+def orchestrator_process(agents: str, workdir: Path, store: str) -> Iterator[tuple[Child, str]]:
+    """``python -m server.cli serve`` on the store URL `store`; yields it and its address."""
     requested = f"127.0.0.1:{free_port()}"
-    store = f"sqlite:///{workdir / 'baton.db'}"
     argv = [python(), "-m", "server.cli", "serve", "--listen", requested, "--store", store, "--agents", agents]
     child = Child("orchestrator", argv, workdir / "orchestrator.log")
     serving = False
@@ -162,14 +184,16 @@ def run_baton(
     workdir: Path,
     profile_dir: Path | None = None,
     profile_kinds: tuple[str, ...] = (),
+    store: str = "sqlite",
 ) -> dict[str, Any]:
     """One run of baton: a fresh orchestrator and store, the client, the orchestrator's peak RSS.
 
     With `profile_dir`, py-spy samples the orchestrator during the client's run into
-    ``baton-w0-KIND.collapsed.txt`` there, for each of `profile_kinds`.
+    ``baton-w0-KIND.collapsed.txt`` there, for each of `profile_kinds`. `store` is ``sqlite`` or
+    a PostgreSQL server URL (the run gets a fresh database there).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    with orchestrator_process(agents, workdir) as (orchestrator, address):
+    with store_url(store, workdir) as url, orchestrator_process(agents, workdir, url) as (orchestrator, address):
         args = ["--target", address, "--n", str(load.n), "--concurrency", str(load.concurrency)]
         args += ["--warmup", str(warmup)]
         recorders = []
@@ -189,6 +213,7 @@ def run_baton(
         figures["orchestrator_peak_rss_kb"] = orchestrator.peak_rss_kb()
         if cpu0 is not None and cpu1 is not None:
             figures["orchestrator_cpu_ms_per_wf"] = round(1000.0 * (cpu1 - cpu0) / (load.n + warmup), 3)
+    figures["system"] = system_of(store)
     return figures
 
 
@@ -233,12 +258,14 @@ def run_all(settings: Settings, results_dir: Path = RESULTS_DIR, say: Callable[[
             say(f"== {load.label()}: agents at {load.latency_ms:g} ms")
             with agent_process(load.latency_ms, scratch) as agents:
                 for rep in range(settings.repeat):
-                    order = ("floor", "baton") if rep % 2 == 0 else ("baton", "floor")
+                    systems = ["floor", *settings.stores]
+                    order = systems if rep % 2 == 0 else systems[::-1]
                     for system in order:
                         if system == "floor":
                             figures = run_floor(agents, load, settings.warmup)
                         else:
-                            figures = run_baton(agents, load, settings.warmup, scratch / f"{load.name}-{rep}")
+                            workdir = scratch / f"{load.name}-{rep}-{system_of(system)}"
+                            figures = run_baton(agents, load, settings.warmup, workdir, store=system)
                         figures.update(workload=load.name, rep=rep)
                         report.runs.append(figures)
                         say(f"  {load.name} rep {rep + 1}/{settings.repeat} {_one_line(figures)}")
@@ -315,6 +342,10 @@ def headline(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
         ratio = w0["baton"]["throughput_wf_s"] / w0["floor"]["throughput_wf_s"]
         result["w0_throughput_ratio"] = round(ratio, 3)
         result["w0_bar_met"] = ratio >= W0_BAR
+    if "baton-pg" in w0 and "floor" in w0 and w0["floor"].get("throughput_wf_s"):
+        result["w0_postgres_throughput_ratio"] = round(
+            w0["baton-pg"]["throughput_wf_s"] / w0["floor"]["throughput_wf_s"], 3
+        )
     w10 = summary.get("W10", {})
     if "baton" in w10 and "floor" in w10 and w10["baton"].get("p50_ms") and w10["floor"].get("p50_ms"):
         overhead = (w10["baton"]["p50_ms"] - w10["floor"]["p50_ms"]) / LEVELS
@@ -334,7 +365,7 @@ def markdown(report: Report) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, systems in report.summary.items():
-        for system in ("floor", "baton"):
+        for system in ("floor", "baton", "baton-pg"):
             entry = systems.get(system)
             if entry is None:
                 continue
@@ -352,6 +383,8 @@ def markdown(report: Report) -> str:
         verdict = "met" if head["w0_bar_met"] else "MISSED"
         ratio = head["w0_throughput_ratio"]
         lines.append(f"- W0 throughput, baton / floor: **{ratio:.2f}** (bar ≥ {W0_BAR}: {verdict})")
+    if "w0_postgres_throughput_ratio" in head:
+        lines.append(f"- W0 throughput, baton on PostgreSQL / floor: **{head['w0_postgres_throughput_ratio']:.2f}**")
     if "w10_overhead_ms_per_step" in head:
         verdict = "met" if head["w10_bar_met"] else "MISSED"
         lines.append(
@@ -387,6 +420,19 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--warmup", type=int, help="unmeasured workflows before each run (default 20)")
     parser.add_argument("--workloads", default="W0,W10", help="comma-separated, from W0 and W10 (default %(default)s)")
     parser.add_argument(
+        "--stores",
+        default="",
+        help="comma-separated stores for baton: sqlite, postgresql (the local server) or postgresql:// URLs"
+        " (default sqlite)",
+    )
+    parser.add_argument(
+        "--store",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="one more store for baton (sqlite or a postgresql:// server URL); may be repeated",
+    )
+    parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="also profile one extra baton W0 run with py-spy into DIR"
     )
     parser.add_argument(
@@ -398,6 +444,16 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     workloads = tuple(w.strip().upper() for w in args.workloads.split(",") if w.strip())
     if not workloads or set(workloads) - {"W0", "W10"}:
         parser.error(f"--workloads: expected W0 and/or W10, got {args.workloads!r}")
+    stores: list[str] = []
+    for item in [*args.stores.split(","), *args.store]:
+        item = item.strip()
+        if not item:
+            continue
+        store = LOCAL_POSTGRES if item.lower() == "postgresql" else item
+        if store != "sqlite" and not is_postgres(store):
+            parser.error(f"--stores/--store: sqlite, postgresql or a postgresql:// URL, not {item.split('://')[0]!r}")
+        if store not in stores:
+            stores.append(store)
     base = Settings(repeat=1, n0=100, n10=20, warmup=5) if args.quick else Settings()
     settings = Settings(
         repeat=args.repeat if args.repeat is not None else base.repeat,
@@ -406,6 +462,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         n10=args.n10 if args.n10 is not None else base.n10,
         warmup=args.warmup if args.warmup is not None else base.warmup,
         workloads=workloads,
+        stores=tuple(stores) or base.stores,
         profile_dir=args.profile,
         profile_kinds=("native",) if args.profile_native else ("all", "gil"),
     )

@@ -1,11 +1,14 @@
-"""Micro-benchmark of the SQLite execution store: N executions x M events, K concurrent appenders.
+"""Micro-benchmark of an execution store: N executions x M events, K concurrent appenders.
 
-Run: ``python bench/store_bench.py [--executions N] [--events M] [--concurrency K]``. Each
+Run: ``python bench/store_bench.py [--store sqlite|postgresql://USER@HOST:PORT/DB] [--executions N]
+[--events M] [--concurrency K]``. SQLite runs on a fresh file in a temporary directory; with a
+PostgreSQL URL each run creates a fresh database ``baton_bench_<random>`` on that server (the
+URL's own database is used only to create and drop it). Each
 appender takes executions one at a time, creates it, then appends its events one per call
 (as the engine does), so every event is one awaited, durable append. Prints events/s,
 appends/s, commits/s, the mean batch and append latency percentiles.
 
-``--writer loop|thread`` picks where batches commit; ``--busy-ms X`` keeps the event loop busy
+``--writer loop|thread`` picks where SQLite's batches commit; ``--busy-ms X`` keeps the event loop busy
 with pure-Python work in X ms slices, as the rest of the orchestrator would, which is where
 the two writers differ (a thread must win the GIL back from the loop after every SQLite call).
 """
@@ -22,10 +25,14 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: make `bench` importable from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from baton.v1 import execution_pb2
 from google.protobuf import any_pb2, timestamp_pb2
 
-from server.store import NewExecution, SqliteExecutionStore
+from bench._common import fresh_postgres_database, is_postgres
+from server.store import NewExecution, PostgresExecutionStore, SqliteExecutionStore
 
 
 def _event(sequence: int, execution_id: str, stamp: timestamp_pb2.Timestamp) -> execution_pb2.ExecutionEvent:
@@ -52,8 +59,20 @@ def _event(sequence: int, execution_id: str, stamp: timestamp_pb2.Timestamp) -> 
     return event
 
 
-async def _run(args: argparse.Namespace, path: str) -> dict[str, float]:
-    store = SqliteExecutionStore(path, synchronous=args.synchronous, writer=args.writer)
+async def _run_postgres(args: argparse.Namespace) -> dict[str, float]:
+    async with fresh_postgres_database(args.store) as url:
+        return await _run(args, PostgresExecutionStore(url))
+
+
+def _run_once(args: argparse.Namespace) -> dict[str, float]:
+    if is_postgres(args.store):
+        return asyncio.run(_run_postgres(args))
+    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+        path = str(Path(folder) / "bench.db")
+        return asyncio.run(_run(args, SqliteExecutionStore(path, synchronous=args.synchronous, writer=args.writer)))
+
+
+async def _run(args: argparse.Namespace, store: SqliteExecutionStore | PostgresExecutionStore) -> dict[str, float]:
     await store.open()
     now = datetime.now(UTC)
     stamp = timestamp_pb2.Timestamp()
@@ -121,6 +140,9 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=2000, help="executions (N)")
     parser.add_argument("--events", type=int, default=10, help="events per execution (M), the first is the create")
     parser.add_argument("--concurrency", type=int, default=100, help="concurrent appenders (K)")
+    parser.add_argument(
+        "--store", default="sqlite", help="sqlite (a temporary file) or a postgresql:// server URL (default sqlite)"
+    )
     parser.add_argument("--synchronous", default="NORMAL", help="SQLite synchronous level")
     parser.add_argument("--writer", default="auto", help="auto, loop or thread")
     parser.add_argument("--busy-ms", type=float, default=0.0, help="keep the event loop busy in slices of this many ms")
@@ -130,17 +152,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs; the median is reported")
     parser.add_argument("--dir", default=None, help="where to put the database (a temporary directory by default)")
     args = parser.parse_args()
+    if args.store != "sqlite" and not is_postgres(args.store):
+        parser.error(f"--store: sqlite or a postgresql:// URL, not {args.store.split('://', 1)[0]!r}")
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
     results = []
     for run in range(args.runs):
-        with tempfile.TemporaryDirectory(dir=args.dir) as folder:
-            result = asyncio.run(_run(args, str(Path(folder) / "bench.db")))
+        result = _run_once(args)
         results.append(result)
         print(f"run {run + 1}: " + ", ".join(f"{key} {value:,.2f}" for key, value in result.items()))
+    where = (
+        f"postgresql on {args.store.split('@')[-1].split('/')[0]}"
+        if is_postgres(args.store)
+        else f"sqlite synchronous={args.synchronous} writer={args.writer}"
+    )
     print(
-        f"median of {args.runs} (N={args.executions} M={args.events} K={args.concurrency}"
-        f" synchronous={args.synchronous} writer={args.writer}): "
+        f"median of {args.runs} (N={args.executions} M={args.events} K={args.concurrency} {where}): "
         + ", ".join(f"{key} {statistics.median(r[key] for r in results):,.2f}" for key in results[0])
     )
 

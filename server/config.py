@@ -22,7 +22,7 @@ class ServerConfig:
     listen: str = "127.0.0.1:50051"
     """HOST:PORT the orchestrator listens on; port 0 picks a free port."""
     store_url: str = "sqlite:///baton.db"
-    """Where executions are stored: sqlite:///PATH."""
+    """Where executions are stored: sqlite:///PATH or postgresql://USER@HOST[:PORT]/DATABASE."""
     agents: str = "embedded"
     """embedded (start the reference fleet alongside), HOST:PORT (one address serving all seven
     agents) or a YAML file mapping each agent to its endpoints."""

@@ -78,9 +78,16 @@ def spawn(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
 
 
 def serve_orchestrator(
-    processes: list[subprocess.Popen[str]], store: Path, agents: str = "embedded", *extra: str, port: int = 0
+    processes: list[subprocess.Popen[str]], store: Path | str, agents: str = "embedded", *extra: str, port: int = 0
 ) -> tuple[subprocess.Popen[str], str]:
     """Runs `baton serve` as a process (as a user would) and waits until it serves.
+
+    Args:
+        processes: where the process is recorded (killed at the end of the test).
+        store: a SQLite file, or a store URL (``postgresql://...``).
+        agents: the --agents argument.
+        extra: more arguments.
+        port: the port to listen on; a free one by default.
 
     Returns:
         The process and its HOST:PORT.
@@ -93,7 +100,7 @@ def serve_orchestrator(
         "--listen",
         f"127.0.0.1:{port}",
         "--store",
-        f"sqlite:///{store}",
+        store if isinstance(store, str) else f"sqlite:///{store}",
         "--agents",
         agents,
         *extra,

@@ -137,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the orchestrator until SIGTERM or Ctrl-C, then drain gracefully.",
     )
     p.add_argument("--listen", default="127.0.0.1:50051", metavar="HOST:PORT", help="address to serve on (port 0: any)")
-    p.add_argument("--store", default="sqlite:///baton.db", metavar="URL", help="execution store, sqlite:///PATH")
+    p.add_argument(
+        "--store",
+        default="sqlite:///baton.db",
+        metavar="URL",
+        help="execution store, sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB",
+    )
     p.add_argument(
         "--agents",
         default="embedded",

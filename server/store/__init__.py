@@ -1,4 +1,4 @@
-"""Durable storage of executions and their events: the interface, its SQLite implementation, and open_store."""
+"""Durable storage of executions and their events: the interface, the SQLite and PostgreSQL stores, open_store."""
 
 from server.store._factory import open_store
 from server.store.base import (
@@ -15,6 +15,7 @@ from server.store.base import (
     SequenceConflictError,
     UnfinishedExecution,
 )
+from server.store.postgres import PostgresExecutionStore
 from server.store.sqlite import SqliteExecutionStore
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "ExecutionStore",
     "InvalidPageTokenError",
     "NewExecution",
+    "PostgresExecutionStore",
     "SequenceConflictError",
     "SqliteExecutionStore",
     "UnfinishedExecution",

@@ -1,4 +1,4 @@
-"""open_store: a store from a URL (``sqlite:///path.db``; ``postgresql://`` later)."""
+"""open_store: a store from a URL (``sqlite:///path.db`` or ``postgresql://user@host/db``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from server.store.base import ExecutionStore
+from server.store.postgres import PostgresExecutionStore
 from server.store.sqlite import SqliteExecutionStore
 
 _SQLITE_OPTIONS = frozenset({"synchronous", "writer"})
@@ -19,18 +20,39 @@ def open_store(url: str) -> ExecutionStore:
     options: ``synchronous=NORMAL|FULL|EXTRA`` (SQLite's level, NORMAL by default) and
     ``writer=auto|loop|thread`` (where batches commit; see SqliteExecutionStore).
 
+    ``postgresql://user[:password]@host[:port]/database`` (also ``postgres://`` and
+    ``postgresql+asyncpg://``) is a database several orchestrator processes may share; any
+    libpq query option asyncpg understands (``sslmode``, ``connect_timeout`` ...) is passed on.
+
     Raises:
-        NotImplementedError: a ``postgresql://`` URL (that store is not built yet).
-        ValueError: any other scheme, or a malformed SQLite URL.
+        ValueError: any other scheme, or a malformed URL (the message never quotes a
+            PostgreSQL URL, which may hold a password).
     """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
         return _open_sqlite(url)
-    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise NotImplementedError("PostgreSQL store is not built yet")
+    if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+        return _open_postgres(url)
     # Only the scheme is named: the rest of a database URL may hold a password.
-    raise ValueError(f"unsupported store URL scheme {scheme!r}; use sqlite:///path.db")
+    raise ValueError(f"unsupported store URL scheme {scheme!r}; use sqlite:///path.db or postgresql://host/db")
+
+
+def _open_postgres(url: str) -> PostgresExecutionStore:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("a PostgreSQL store URL has a port that is not a number") from None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"a PostgreSQL store URL has port {port}, outside 1-65535")
+    if not parts.hostname and "host=" not in parts.query:
+        raise ValueError("a PostgreSQL store URL names a host: postgresql://user@host[:port]/database")
+    if not unquote(parts.path.lstrip("/")):
+        raise ValueError("a PostgreSQL store URL names a database: postgresql://user@host[:port]/database")
+    # asyncpg reads postgresql:// and postgres:// (libpq's forms), not SQLAlchemy's driver suffix.
+    dsn = "postgresql://" + url.split("://", 1)[1]
+    return PostgresExecutionStore(dsn)
 
 
 def _open_sqlite(url: str) -> SqliteExecutionStore:

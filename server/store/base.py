@@ -2,7 +2,7 @@
 
 The engine owns the port and its value types (server/engine/ports.py: dependencies point inward);
 this module re-exports them and adds listing, counts and commit listeners. One interface, two
-implementations (SQLite now, PostgreSQL next). Events are serialized
+implementations (SQLite, PostgreSQL). Events are serialized
 ``baton.v1.ExecutionEvent`` messages; the store never interprets them beyond what the caller
 tells it (the resulting execution state), so the fold stays in the engine.
 """

@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 from baton.v1 import execution_pb2
 
-from server.store import SequenceConflictError, SqliteExecutionStore, UnfinishedExecution, open_store
+from server.store import (
+    PostgresExecutionStore,
+    SequenceConflictError,
+    SqliteExecutionStore,
+    UnfinishedExecution,
+    open_store,
+)
 from server.store._migrations import apply_sqlite_migrations, load_migrations
 from tests.integration.store_support import create, new_execution, started, step_events
 
@@ -213,8 +219,7 @@ def test_open_store_understands_sqlite_urls_and_refuses_others(tmp_path: Path, m
     assert relative.writer_mode == "thread"
     assert (tmp_path / "var").is_dir()
 
-    with pytest.raises(NotImplementedError, match="PostgreSQL store is not built yet"):
-        open_store("postgresql://baton:secret@db/baton")
+    assert isinstance(open_store("postgresql://baton:secret@db/baton"), PostgresExecutionStore)
     with pytest.raises(ValueError, match="'mysql'"):
         open_store("mysql://db/baton")
     with pytest.raises(ValueError):

@@ -1,4 +1,4 @@
-"""The ExecutionStore contract, run against every store: SQLite (both writers) and the in-memory one.
+"""The ExecutionStore contract, run against every store: SQLite (both writers), PostgreSQL and the in-memory one.
 
 A new store joins by adding a Backend to the `backend` fixture. What only one store can show
 (SQLite's writers, migrations, durability) lives in that store's own test file.
@@ -7,7 +7,7 @@ A new store joins by adding a Backend to the `backend` fixture. What only one st
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,10 +21,12 @@ from server.store import (
     ExecutionQuery,
     ExecutionStore,
     InvalidPageTokenError,
+    PostgresExecutionStore,
     SequenceConflictError,
     SqliteExecutionStore,
     UnfinishedExecution,
 )
+from tests.integration.pg_support import fresh_database, inject_postgres_event
 from tests.integration.store_support import (
     T0,
     create,
@@ -44,25 +46,42 @@ class Backend:
     """A store under test and a way to write a raw event behind its back."""
 
     store: ExecutionStore
-    inject: Callable[[str, bytes], None]
+    inject: Callable[[str, bytes], Awaitable[None]]
     """Stores raw bytes as an execution's next event."""
 
 
-@pytest.fixture(params=["sqlite-loop", "sqlite-thread", "memory"])
+@pytest.fixture(params=["sqlite-loop", "sqlite-thread", "postgres", "memory"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "memory":
         memory = MemoryStore()
-        yield Backend(memory, memory.inject_raw_event)
+
+        async def inject_memory(execution_id: str, payload: bytes) -> None:
+            memory.inject_raw_event(execution_id, payload)
+
+        yield Backend(memory, inject_memory)
+        return
+    if request.param == "postgres":
+        async with fresh_database() as url:
+            postgres = PostgresExecutionStore(url)
+            await postgres.open()
+
+            async def inject_postgres(execution_id: str, payload: bytes) -> None:
+                await inject_postgres_event(url, execution_id, payload)
+
+            try:
+                yield Backend(postgres, inject_postgres)
+            finally:
+                await postgres.close()
         return
     path = str(tmp_path / "store.db")
     sqlite = SqliteExecutionStore(path, writer=request.param.removeprefix("sqlite-"))
     await sqlite.open()
 
-    def inject(execution_id: str, payload: bytes) -> None:
+    async def inject_sqlite(execution_id: str, payload: bytes) -> None:
         inject_sqlite_event(path, execution_id, payload)
 
     try:
-        yield Backend(sqlite, inject)
+        yield Backend(sqlite, inject_sqlite)
     finally:
         await sqlite.close()
 
@@ -251,7 +270,7 @@ async def test_an_event_that_cannot_be_decoded_is_a_corrupt_history_naming_it(ba
     store = backend.store
     await create(store, "x1")
     await store.append("x1", step_events(2, 1), E.EXECUTION_STATE_RUNNING)
-    backend.inject("x1", b"\xff\xff\xff\xff")
+    await backend.inject("x1", b"\xff\xff\xff\xff")
 
     with pytest.raises(CorruptHistoryError) as raised:
         await store.read_events("x1")
@@ -278,7 +297,7 @@ async def test_an_event_nested_past_the_decoder_limit_is_a_corrupt_history(store
 
 async def test_a_stored_event_with_another_sequence_is_a_corrupt_history(backend: Backend) -> None:
     await create(backend.store, "x1")
-    backend.inject("x1", step_events(7, 1)[0].SerializeToString())
+    await backend.inject("x1", step_events(7, 1)[0].SerializeToString())
 
     with pytest.raises(CorruptHistoryError, match="sequence 7"):
         await backend.store.read_events("x1")

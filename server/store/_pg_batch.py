@@ -1,0 +1,293 @@
+"""One batch of writes applied inside an open PostgreSQL transaction, in two statements.
+
+Why two: every statement is a round trip to the server. A batch is one lookup that locks the
+rows it will change (``FOR UPDATE``, in execution_no order, so two replicas' batches never
+deadlock) and takes execution numbers for the new executions; then the writes are decided in
+Python, row by row, as the SQLite store decides them; then ONE statement inserts the new
+executions and the events, updates the changed rows to their final values and queues the
+``baton_events`` notifications, whatever the batch carries. Parameters are arrays
+(``unnest``), so the statement has one shape and is prepared once per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from baton.v1 import execution_pb2
+
+from server.store._pg_rows import NOTIFY_CHANNEL, RECORD_COLUMNS, notify_payload, record_from_row
+from server.store.base import ExecutionNotFoundError, ExecutionRecord, SequenceConflictError
+
+#: An event as the caller's side prepares it: (sequence, recorded_at, kind, payload).
+EventRow = tuple[int, datetime | None, str, bytes]
+
+
+class ExecutionIdTakenError(ValueError):
+    """create_execution with an execution_id another execution already has."""
+
+
+@dataclass(slots=True)
+class CreateOp:
+    """A queued create_execution."""
+
+    record: ExecutionRecord
+    """The record to insert (state QUEUED, last_sequence 1)."""
+    event_row: EventRow
+    """The first event's row."""
+    event: execution_pb2.ExecutionEvent
+    """The first event, for commit listeners."""
+    future: asyncio.Future[tuple[ExecutionRecord, bool]]
+    """Resolved on the event loop after the commit."""
+
+
+@dataclass(slots=True)
+class AppendOp:
+    """A queued append."""
+
+    execution_id: str
+    first_sequence: int
+    last_sequence: int
+    state: int
+    updated_at: datetime | None
+    """The latest event time (None when the events carry none)."""
+    rows: list[EventRow]
+    events: Sequence[execution_pb2.ExecutionEvent]
+    """The events, for commit listeners."""
+    future: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class ParkOp:
+    """A queued park."""
+
+    execution_id: str
+    wake_at: datetime | None
+    """None to wait for a command."""
+    future: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class QuarantineOp:
+    """A queued quarantine."""
+
+    execution_id: str
+    error: str
+    future: asyncio.Future[None]
+
+
+WriteOp = CreateOp | AppendOp | ParkOp | QuarantineOp
+
+
+@dataclass(slots=True)
+class Committed:
+    """Events one write committed, for commit listeners."""
+
+    execution_no: int
+    execution_id: str
+    events: Sequence[execution_pb2.ExecutionEvent]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one write came to: a result or an error, and the events it committed."""
+
+    future: asyncio.Future[Any]
+    result: object = None
+    error: BaseException | None = None
+    committed: Committed | None = None
+    """None when nothing was written."""
+
+
+@dataclass(slots=True)
+class _Row:
+    """An executions row as the batch leaves it."""
+
+    no: int
+    state: int
+    updated_at: datetime
+    last_sequence: int
+    parked: bool
+    wake_at: datetime | None
+    quarantine_error: str
+    record: ExecutionRecord | None = None
+    """Set for an execution this batch creates (it is inserted rather than updated)."""
+    changed: bool = False
+    notify_from: int = 0
+    """The first sequence this batch adds (0 for none): the batch's appends to one execution
+    are contiguous, so one notification (notify_from, last_sequence) covers them all."""
+
+
+_STATE_FAILED = execution_pb2.EXECUTION_STATE_FAILED
+
+# The rows this batch changes, locked; numbers for its new executions; the records already
+# holding its creates' (user_id, request_id). The repeated "request_id <> ''" lets PostgreSQL
+# use the partial unique index.
+_LOOKUP = f"""
+SELECT
+    ARRAY(SELECT nextval(pg_get_serial_sequence('executions', 'execution_no')) FROM generate_series(1, $1::int)),
+    ARRAY(
+        SELECT ROW(l.execution_no, l.execution_id, l.state, l.updated_at, l.last_sequence, l.parked, l.wake_at,
+                   l.quarantine_error)
+        FROM (
+            SELECT x.* FROM unnest($2::text[]) AS k(execution_id)
+            JOIN executions AS x ON x.execution_id = k.execution_id
+            ORDER BY x.execution_no FOR UPDATE OF x
+        ) AS l
+    ),
+    ARRAY(
+        SELECT ROW({", ".join(f"x.{c.strip()}" for c in RECORD_COLUMNS.split(","))})
+        FROM unnest($3::text[], $4::text[]) AS k(user_id, request_id)
+        JOIN executions AS x ON x.user_id = k.user_id AND x.request_id = k.request_id AND x.request_id <> ''
+    )
+"""
+
+_WRITE = f"""
+WITH
+new_executions AS (
+    INSERT INTO executions (execution_no, execution_id, user_id, workflow_type, plan_id, request_id, priority,
+                            state, created_at, updated_at, last_sequence, parked, wake_at, quarantine_error)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
+                         $8::int[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::bool[],
+                         $13::timestamptz[], $14::text[])
+),
+new_events AS (
+    INSERT INTO events (execution_no, sequence, recorded_at, kind, payload)
+    SELECT * FROM unnest($15::bigint[], $16::bigint[], $17::timestamptz[], $18::text[], $19::bytea[])
+),
+changed AS (
+    UPDATE executions AS x SET state = v.state, updated_at = v.updated_at, last_sequence = v.last_sequence,
+        parked = v.parked, wake_at = v.wake_at, quarantine_error = v.quarantine_error
+    FROM unnest($20::bigint[], $21::int[], $22::timestamptz[], $23::bigint[], $24::bool[], $25::timestamptz[],
+                $26::text[]) AS v(execution_no, state, updated_at, last_sequence, parked, wake_at, quarantine_error)
+    WHERE x.execution_no = v.execution_no
+)
+SELECT count(pg_notify('{NOTIFY_CHANNEL}', payload)) FROM unnest($27::text[]) AS payload
+"""
+
+
+async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instance: str) -> list[Outcome]:
+    """Applies writes, in order, inside the open transaction; returns one outcome per write.
+
+    Sequence conflicts, unknown executions and taken execution ids become outcomes; a
+    constraint violation found by the server (another process created the same request a
+    moment ago) raises, and the caller replays the batch write by write.
+
+    Args:
+        conn: the connection, inside a transaction.
+        batch: the writes.
+        instance: this store's instance id, put in the notifications so it can skip its own.
+    """
+    creates = [op for op in batch if isinstance(op, CreateOp)]
+    keyed = [op.record for op in creates if op.record.request_id]
+    touched = sorted({op.record.execution_id if isinstance(op, CreateOp) else op.execution_id for op in batch})
+    found = await conn.fetchrow(
+        _LOOKUP,
+        len(creates),
+        touched,
+        [record.user_id for record in keyed],
+        [record.request_id for record in keyed],
+    )
+    if found is None:  # a SELECT without FROM always returns one row
+        raise RuntimeError("the store's lookup returned no row")
+    numbers, locked, requested = found
+    rows: dict[str, _Row] = {item[1]: _Row(item[0], *item[2:]) for item in locked}
+    by_request = {(r.user_id, r.request_id): r for r in (record_from_row(tuple(item)) for item in requested)}
+    free_numbers = iter(numbers)
+
+    event_rows: list[tuple[int, int, datetime | None, str, bytes]] = []
+    outcomes: list[Outcome] = []
+    for op in batch:
+        if isinstance(op, CreateOp):
+            record = op.record
+            key = (record.user_id, record.request_id)
+            existing = by_request.get(key) if record.request_id else None
+            if existing is not None:
+                outcomes.append(Outcome(op.future, result=(existing, False)))
+                continue
+            if record.execution_id in rows:
+                taken = ExecutionIdTakenError(f"execution_id {record.execution_id!r} is taken by another execution")
+                outcomes.append(Outcome(op.future, error=taken))
+                continue
+            if record.request_id:
+                by_request[key] = record
+            no = next(free_numbers)
+            rows[record.execution_id] = _Row(
+                no, record.state, record.updated_at, 1, False, None, "", record=record, notify_from=1
+            )
+            event_rows.append((no, *op.event_row))
+            committed = Committed(no, record.execution_id, (op.event,))
+            outcomes.append(Outcome(op.future, result=(record, True), committed=committed))
+            continue
+        row = rows.get(op.execution_id)
+        if row is None:
+            outcomes.append(Outcome(op.future, error=ExecutionNotFoundError(op.execution_id)))
+            continue
+        if isinstance(op, ParkOp):
+            row.parked, row.wake_at, row.changed = True, op.wake_at, True
+            outcomes.append(Outcome(op.future))
+            continue
+        if isinstance(op, QuarantineOp):
+            row.state, row.quarantine_error, row.changed = _STATE_FAILED, op.error, True
+            row.parked, row.wake_at = False, None
+            outcomes.append(Outcome(op.future))
+            continue
+        if op.first_sequence != row.last_sequence + 1:
+            conflict = SequenceConflictError(
+                f"execution {op.execution_id}: append starts at sequence {op.first_sequence},"
+                f" but its last sequence is {row.last_sequence}"
+            )
+            outcomes.append(Outcome(op.future, error=conflict))
+            continue
+        row.last_sequence = op.last_sequence
+        if not row.quarantine_error:
+            row.state = op.state
+        if op.updated_at is not None and op.updated_at > row.updated_at:
+            row.updated_at = op.updated_at
+        # An append un-parks (a park earlier in the batch is undone; one later in it stands).
+        row.parked, row.wake_at, row.changed = False, None, True
+        row.notify_from = row.notify_from or op.first_sequence
+        event_rows.extend((row.no, *event) for event in op.rows)
+        outcomes.append(Outcome(op.future, committed=Committed(row.no, op.execution_id, op.events)))
+
+    await conn.fetchval(_WRITE, *_write_arguments(rows, event_rows, instance))
+    return outcomes
+
+
+def _write_arguments(
+    rows: dict[str, _Row], event_rows: list[tuple[int, int, datetime | None, str, bytes]], instance: str
+) -> list[list[Any]]:
+    """The 27 arrays of _WRITE: new executions, events, changed executions, notifications."""
+    created = [row for row in rows.values() if row.record is not None]
+    changed = [row for row in rows.values() if row.record is None and row.changed]
+    arguments: list[list[Any]] = [[row.no for row in created]]
+    arguments += [
+        [getattr(row.record, name) for row in created]
+        for name in ("execution_id", "user_id", "workflow_type", "plan_id", "request_id", "priority")
+    ]
+    arguments += [
+        [row.state for row in created],
+        [row.record.created_at for row in created if row.record is not None],
+        [row.updated_at for row in created],
+        [row.last_sequence for row in created],
+        [row.parked for row in created],
+        [row.wake_at for row in created],
+        [row.quarantine_error for row in created],
+    ]
+    arguments += [list(column) for column in zip(*event_rows, strict=True)] if event_rows else [[]] * 5
+    arguments += [
+        [row.no for row in changed],
+        [row.state for row in changed],
+        [row.updated_at for row in changed],
+        [row.last_sequence for row in changed],
+        [row.parked for row in changed],
+        [row.wake_at for row in changed],
+        [row.quarantine_error for row in changed],
+    ]
+    announced = [row for row in rows.values() if row.notify_from]
+    arguments.append([notify_payload(instance, row.no, row.notify_from, row.last_sequence) for row in announced])
+    return arguments

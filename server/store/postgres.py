@@ -1,0 +1,389 @@
+"""The shared execution store: PostgreSQL through asyncpg, with group commit and cross-process listeners.
+
+Several orchestrator processes may open one database. Durability: every ``append`` and
+``create_execution`` returns after its transaction commits with ``synchronous_commit`` on (the
+store turns it back on for its writer if the database has it off), so an acknowledged write
+survives a crash of the orchestrator and of the database server.
+
+Pieces: one writer connection commits each event-loop turn's writes as one transaction
+(``_pg_writer``, ``_pg_batch``); a small pool serves reads; a LISTEN connection receives the
+announcements of other processes' commits, whose events are read and handed to this store's
+commit listeners (``_pg_fanout``); migrations are applied on open under an advisory lock
+(``_pg_migrations``). The store is bound to the event loop that opens it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+from baton.v1 import execution_pb2
+
+from server.store._page_tokens import decode_page_token, encode_page_token
+from server.store._pg_batch import AppendOp, CreateOp, EventRow, Outcome, ParkOp, QuarantineOp
+from server.store._pg_fanout import CommitFanout, FanoutStats, NotificationListener
+from server.store._pg_migrations import apply_postgres_migrations
+from server.store._pg_rows import RECORD_COLUMNS, decode_events, event_time, record_from_row, utc
+from server.store._pg_writer import PostgresWriter, PostgresWriterStats, connect_writer
+from server.store._sqlite_rows import from_micros, to_micros
+from server.store.base import (
+    TERMINAL_STATES,
+    CommitListener,
+    ExecutionPage,
+    ExecutionQuery,
+    ExecutionRecord,
+    NewExecution,
+    UnfinishedExecution,
+)
+
+logger = logging.getLogger(__name__)
+
+_MAX_PAGE_SIZE = 1000
+_DEFAULT_PAGE_SIZE = 50
+# application_name of each connection, so that pg_stat_activity tells the store's roles apart.
+_WRITER_NAME = "baton-writer"
+_READER_NAME = "baton-reader"
+_LISTEN_NAME = "baton-listen"
+
+
+def _unfinished_where(terminal: frozenset[int]) -> str:
+    """The non-terminal states as one index range per gap between terminal states (OR-ed)."""
+    runs: list[list[int]] = []
+    for state in sorted(terminal):
+        if runs and runs[-1][1] == state - 1:
+            runs[-1][1] = state
+        else:
+            runs.append([state, state])
+    ranges = [f"state < {runs[0][0]}"]
+    ranges += [f"(state > {low[1]} AND state < {high[0]})" for low, high in itertools.pairwise(runs)]
+    ranges.append(f"state > {runs[-1][1]}")
+    return " OR ".join(ranges)
+
+
+_UNFINISHED_QUERY = (
+    "SELECT execution_id, parked, wake_at FROM executions"
+    f" WHERE {_unfinished_where(TERMINAL_STATES)} ORDER BY created_at, execution_id"
+)
+
+
+class PostgresExecutionStore:
+    """An ExecutionStore on a PostgreSQL database, shareable by several processes.
+
+    Call ``await open()`` before anything else and ``await close()`` at the end, on the event
+    loop that uses the store. Cancelling an ``append`` or ``create_execution`` after it is
+    queued does not withdraw it: it may still commit, and a later read or recovery will see it.
+    """
+
+    def __init__(self, dsn: str, *, readers: int = 4, connect_timeout: float = 10.0) -> None:
+        """Configures the store; nothing is opened until ``open()``.
+
+        Args:
+            dsn: a libpq-style URL, ``postgresql://user[:password]@host[:port]/database``.
+            readers: the most connections of the read pool.
+            connect_timeout: seconds one connection attempt may take.
+
+        Raises:
+            ValueError: a reader count below 1.
+        """
+        if readers < 1:
+            raise ValueError(f"readers must be at least 1, not {readers}")
+        self._dsn = dsn
+        self._readers = readers
+        self._connect_timeout = connect_timeout
+        self._instance = secrets.token_hex(8)
+        self._listeners: list[CommitListener] = []
+        self._writer: PostgresWriter | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._fanout: CommitFanout | None = None
+        self._listener: NotificationListener | None = None
+        self._opened = False
+        self._closed = False
+
+    @property
+    def instance_id(self) -> str:
+        """This store's id in the commit announcements (other stores skip nothing of it)."""
+        return self._instance
+
+    @property
+    def stats(self) -> PostgresWriterStats:
+        """Counters of the writer: commits, writes, events, largest batch, replays."""
+        return PostgresWriterStats() if self._writer is None else self._writer.stats
+
+    @property
+    def fanout_stats(self) -> FanoutStats:
+        """Counters of the cross-process fan-out: announcements, reads, reconnections."""
+        return FanoutStats() if self._fanout is None else self._fanout.stats
+
+    @property
+    def listen_backend_pid(self) -> int | None:
+        """The server process of the LISTEN connection (None when not connected)."""
+        return None if self._listener is None else self._listener.backend_pid
+
+    async def _connect_listen(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self._dsn, timeout=self._connect_timeout, server_settings={"application_name": _LISTEN_NAME}
+        )
+
+    async def _connect_writer(self) -> asyncpg.Connection:
+        return await connect_writer(self._dsn, connect_timeout=self._connect_timeout, application_name=_WRITER_NAME)
+
+    async def open(self) -> None:
+        """Connects, applies pending migrations, and starts the writer, the readers and LISTEN.
+
+        Raises:
+            RuntimeError: the store was opened before.
+            OSError, asyncpg.PostgresError: the database cannot be reached or migrated.
+        """
+        if self._opened:
+            raise RuntimeError("the store is already open (or was closed); make a new one")
+        self._opened = True
+        conn = await self._connect_writer()
+        try:
+            await apply_postgres_migrations(conn)
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=self._readers,
+                timeout=self._connect_timeout,
+                server_settings={"application_name": _READER_NAME},
+            )
+            self._fanout = CommitFanout(self._pool, self._listeners)
+            self._listener = NotificationListener(self._connect_listen, self._fanout, self._instance)
+            await self._listener.start()
+        except BaseException:
+            conn.terminate()
+            await self.close()
+            raise
+        self._writer = PostgresWriter(self._connect_writer, conn, self._deliver, self._instance)
+
+    async def close(self) -> None:
+        """Commits every write queued so far, then closes the connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            await self._writer.stop()
+        if self._listener is not None:
+            await self._listener.close()
+        if self._fanout is not None:
+            await self._fanout.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Registers a function called on the event loop after every commit of events.
+
+        It gets (execution_id, events) for each create and append, this process's and other
+        processes' on the same database, each execution's in order and without gaps from the
+        first it gets. It must not block; an exception it raises is logged and does not reach
+        the writer or the other listeners.
+        """
+        self._listeners.append(listener)
+
+    def _deliver(self, outcomes: list[Outcome]) -> None:
+        """Runs on the event loop: notifies listeners, then resolves the batch's futures."""
+        fanout = self._fanout
+        for outcome in outcomes:
+            if outcome.committed is not None and fanout is not None:
+                fanout.local(outcome.committed)
+        for outcome in outcomes:
+            future = outcome.future
+            if future.done():
+                continue
+            if outcome.error is not None:
+                future.set_exception(outcome.error)
+            else:
+                future.set_result(outcome.result)
+
+    def _live_writer(self) -> PostgresWriter:
+        if self._writer is None or self._closed:
+            raise RuntimeError("the store is not open")
+        return self._writer
+
+    async def create_execution(
+        self, new: NewExecution, first_event: execution_pb2.ExecutionEvent
+    ) -> tuple[ExecutionRecord, bool]:
+        """Records a new execution (state QUEUED) and its first event, sequence 1, atomically.
+
+        Returns:
+            The execution's record and whether this call created it; with a request_id some
+            execution of the same user already has, that execution's record and False.
+
+        Raises:
+            ValueError: the first event's sequence is not 1, or created_at is naive.
+            ExecutionIdTakenError: another execution has the execution_id (a ValueError).
+        """
+        writer = self._live_writer()
+        if first_event.sequence != 1:
+            raise ValueError(f"the first event's sequence must be 1, not {first_event.sequence}")
+        created_at = utc(new.created_at)
+        record = ExecutionRecord(
+            execution_id=new.execution_id,
+            user_id=new.user_id,
+            workflow_type=new.workflow_type,
+            plan_id=new.plan_id,
+            request_id=new.request_id,
+            priority=new.priority,
+            state=execution_pb2.EXECUTION_STATE_QUEUED,
+            created_at=created_at,
+            updated_at=created_at,
+            last_sequence=1,
+        )
+        future: asyncio.Future[tuple[ExecutionRecord, bool]] = asyncio.get_running_loop().create_future()
+        writer.submit(CreateOp(record, _event_row(first_event), first_event, future))
+        return await future
+
+    async def append(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int) -> None:
+        """Appends contiguous events and sets the state, returning once they are committed.
+
+        The events are serialized when this is called; changing them afterwards changes nothing
+        stored. updated_at becomes the latest event time (it never moves backwards).
+
+        Raises:
+            SequenceConflictError: the first event's sequence is not last_sequence + 1.
+            ExecutionNotFoundError: no such execution.
+            ValueError: no events, or their sequences are not contiguous.
+        """
+        writer = self._live_writer()
+        if not events:
+            raise ValueError(f"append to {execution_id} carries no events")
+        first = events[0].sequence
+        rows: list[EventRow] = []
+        updated_at: datetime | None = None
+        for offset, event in enumerate(events):
+            if event.sequence != first + offset:
+                raise ValueError(
+                    f"append to {execution_id}: event {offset} has sequence {event.sequence}, expected {first + offset}"
+                )
+            row = _event_row(event)
+            if row[1] is not None and (updated_at is None or row[1] > updated_at):
+                updated_at = row[1]
+            rows.append(row)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        writer.submit(AppendOp(execution_id, first, first + len(events) - 1, state, updated_at, rows, events, future))
+        await future
+
+    async def park(self, execution_id: str, wake_at: datetime | None) -> None:
+        """Marks the execution parked until wake_at (None: until a command); an append un-parks it.
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+            ValueError: wake_at is naive.
+        """
+        writer = self._live_writer()
+        wake = None if wake_at is None else utc(wake_at)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        writer.submit(ParkOp(execution_id, wake, future))
+        await future
+
+    async def quarantine(self, execution_id: str, error: str) -> None:
+        """Marks the execution FAILED with the reason its history is unreadable.
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+        """
+        writer = self._live_writer()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        writer.submit(QuarantineOp(execution_id, error, future))
+        await future
+
+    def _live_pool(self) -> asyncpg.Pool:
+        if self._pool is None or self._writer is None or self._closed:
+            raise RuntimeError("the store is not open")
+        return self._pool
+
+    async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        # The pool replaces a connection whose session has ended when it hands it out.
+        return await self._live_pool().fetch(query, *args)
+
+    async def read_events(
+        self, execution_id: str, after_sequence: int = 0, limit: int | None = None
+    ) -> list[execution_pb2.ExecutionEvent]:
+        """Returns the execution's events with sequence > after_sequence, in order.
+
+        An unknown execution has no events (an empty list).
+
+        Raises:
+            CorruptHistoryError: a stored event cannot be decoded, or is not the event its row
+                says (another sequence).
+        """
+        if limit is not None and limit <= 0:
+            return []
+        rows = await self._fetch(
+            "SELECT sequence, payload FROM events"
+            " WHERE execution_no = (SELECT execution_no FROM executions WHERE execution_id = $1) AND sequence > $2"
+            " ORDER BY sequence LIMIT $3",
+            execution_id,
+            after_sequence,
+            limit,
+        )
+        return decode_events(execution_id, [(row[0], row[1]) for row in rows])
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        """Returns the execution's summary row, or None."""
+        rows = await self._fetch(f"SELECT {RECORD_COLUMNS} FROM executions WHERE execution_id = $1", execution_id)
+        return record_from_row(rows[0]) if rows else None
+
+    async def list_executions(self, query: ExecutionQuery) -> ExecutionPage:
+        """Returns a page of executions, newest first (ties broken by execution_id).
+
+        A page_size of 0 means 50; above 1000 it is 1000.
+
+        Raises:
+            InvalidPageTokenError: the token is malformed.
+            ValueError: a negative page_size.
+        """
+        if query.page_size < 0:
+            raise ValueError(f"page_size must not be negative, not {query.page_size}")
+        clauses: list[str] = []
+        params: list[object] = []
+
+        def param(value: object) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        if query.user_id:
+            clauses.append(f"user_id = {param(query.user_id)}")
+        if query.states:
+            clauses.append(f"state = ANY({param(list(query.states))}::int[])")
+        if query.workflow_type:
+            clauses.append(f"workflow_type = {param(query.workflow_type)}")
+        if query.page_token:
+            created_at, execution_id = decode_page_token(query.page_token)
+            clauses.append(f"(created_at, execution_id) < ({param(from_micros(created_at))}, {param(execution_id)})")
+        size = min(query.page_size or _DEFAULT_PAGE_SIZE, _MAX_PAGE_SIZE)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        # One row more than the page tells whether another page follows.
+        limit = param(size + 1)
+        rows = await self._fetch(
+            f"SELECT {RECORD_COLUMNS} FROM executions {where}"
+            f" ORDER BY created_at DESC, execution_id DESC LIMIT {limit}",
+            *params,
+        )
+        records = [record_from_row(row) for row in rows[:size]]
+        token = ""
+        if len(rows) > size:
+            last = records[-1]
+            token = encode_page_token(to_micros(last.created_at), last.execution_id)
+        return ExecutionPage(records=records, next_page_token=token)
+
+    async def unfinished_executions(self) -> list[UnfinishedExecution]:
+        """Returns the executions not in a terminal state, oldest first, with their parked marks."""
+        rows = await self._fetch(_UNFINISHED_QUERY)
+        return [
+            UnfinishedExecution(execution_id=row[0], parked=row[1], wake_at=row[2] if row[1] else None) for row in rows
+        ]
+
+    async def count_by_state(self) -> dict[int, int]:
+        """Returns the number of executions in each ExecutionState (states with none omitted)."""
+        rows = await self._fetch("SELECT state, count(*) FROM executions GROUP BY state")
+        return {row[0]: row[1] for row in rows}
+
+
+def _event_row(event: execution_pb2.ExecutionEvent) -> EventRow:
+    return (event.sequence, event_time(event), event.WhichOneof("kind") or "", event.SerializeToString())
