@@ -35,7 +35,7 @@ MAX_TIMEOUT_SECONDS = 24 * 3600.0
 VALID_PLAN_CACHE = 256
 """Explicit plans remembered as valid (least recently used dropped first)."""
 MAX_REASON = 1024
-"""Characters of a pause's, resume's or signal's reason (it is stored in the history)."""
+"""Characters of a cancel's, pause's, resume's or signal's reason (it is stored in the history)."""
 MAX_STEP_ID = 64
 """Characters of a signal's step_id: no plan step has a longer id."""
 SIGNALS = frozenset({execution_pb2.SIGNAL_APPROVE, execution_pb2.SIGNAL_REJECT, execution_pb2.SIGNAL_INPUT})
@@ -290,8 +290,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def CancelExecution(
         self, request: orchestrator_pb2.CancelExecutionRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.ExecutionStatus:
-        if not request.execution_id:
-            raise invalid("execution_id", "required")
+        _check_control(request.execution_id, request.reason)
         record = await self.store.get_execution(request.execution_id)
         if record is None:
             raise ExecutionNotFoundError(request.execution_id)

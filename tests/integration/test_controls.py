@@ -74,6 +74,7 @@ async def test_a_control_without_an_execution_id_is_invalid_and_names_the_field(
 @pytest.mark.parametrize(
     "call",
     [
+        lambda stub, reason: stub.CancelExecution(O.CancelExecutionRequest(execution_id="x", reason=reason)),
         lambda stub, reason: stub.PauseExecution(O.PauseExecutionRequest(execution_id="x", reason=reason)),
         lambda stub, reason: stub.ResumeExecution(O.ResumeExecutionRequest(execution_id="x", reason=reason)),
         lambda stub, reason: stub.SignalExecution(
