@@ -61,7 +61,7 @@ async def _until(
         lambda stub: stub.ResumeExecution(O.ResumeExecutionRequest()),
         lambda stub: stub.SignalExecution(O.SignalExecutionRequest(signal=E.SIGNAL_APPROVE)),
     ],
-    ids=["pause", "resume", "signal"],
+    ids=["cancel", "pause", "resume", "signal"],
 )
 async def test_a_control_without_an_execution_id_is_invalid_and_names_the_field(
     stub: Stub, call: Callable[[Stub], Awaitable[object]]
@@ -81,7 +81,7 @@ async def test_a_control_without_an_execution_id_is_invalid_and_names_the_field(
             O.SignalExecutionRequest(execution_id="x", signal=E.SIGNAL_APPROVE, reason=reason)
         ),
     ],
-    ids=["pause", "resume", "signal"],
+    ids=["cancel", "pause", "resume", "signal"],
 )
 async def test_a_reason_past_1024_characters_is_invalid_and_names_the_field(
     stub: Stub, call: Callable[[Stub, str], Awaitable[object]]
@@ -118,7 +118,7 @@ async def test_a_step_id_longer_than_any_plan_step_is_invalid(stub: Stub) -> Non
         lambda stub: stub.ResumeExecution(O.ResumeExecutionRequest(execution_id="no-such")),
         lambda stub: stub.SignalExecution(O.SignalExecutionRequest(execution_id="no-such", signal=E.SIGNAL_APPROVE)),
     ],
-    ids=["pause", "resume", "signal"],
+    ids=["cancel", "pause", "resume", "signal"],
 )
 async def test_a_control_of_an_unknown_execution_is_not_found(
     stub: Stub, call: Callable[[Stub], Awaitable[object]]
