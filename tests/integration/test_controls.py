@@ -57,6 +57,7 @@ async def _until(
 @pytest.mark.parametrize(
     "call",
     [
+        lambda stub: stub.CancelExecution(O.CancelExecutionRequest()),
         lambda stub: stub.PauseExecution(O.PauseExecutionRequest()),
         lambda stub: stub.ResumeExecution(O.ResumeExecutionRequest()),
         lambda stub: stub.SignalExecution(O.SignalExecutionRequest(signal=E.SIGNAL_APPROVE)),
