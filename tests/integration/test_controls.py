@@ -115,6 +115,7 @@ async def test_a_step_id_longer_than_any_plan_step_is_invalid(stub: Stub) -> Non
 @pytest.mark.parametrize(
     "call",
     [
+        lambda stub: stub.CancelExecution(O.CancelExecutionRequest(execution_id="no-such")),
         lambda stub: stub.PauseExecution(O.PauseExecutionRequest(execution_id="no-such")),
         lambda stub: stub.ResumeExecution(O.ResumeExecutionRequest(execution_id="no-such")),
         lambda stub: stub.SignalExecution(O.SignalExecutionRequest(execution_id="no-such", signal=E.SIGNAL_APPROVE)),
