@@ -24,11 +24,12 @@ from datetime import datetime
 import asyncpg
 from baton.v1 import execution_pb2
 
+from server.store._events import decode_events
 from server.store._page_tokens import decode_page_token, encode_page_token
 from server.store._pg_batch import AppendOp, CreateOp, EventRow, Outcome, ParkOp, QuarantineOp
 from server.store._pg_fanout import CommitFanout, FanoutStats, NotificationListener
 from server.store._pg_migrations import apply_postgres_migrations
-from server.store._pg_rows import RECORD_COLUMNS, decode_events, event_time, record_from_row, utc
+from server.store._pg_rows import RECORD_COLUMNS, event_time, record_from_row, utc
 from server.store._pg_writer import PostgresWriter, PostgresWriterStats, connect_writer
 from server.store._sqlite_rows import from_micros, to_micros
 from server.store.base import (

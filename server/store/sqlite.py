@@ -23,10 +23,11 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 
 from baton.v1 import execution_pb2
 
+from server.store._events import decode_events
 from server.store._page_tokens import decode_page_token, encode_page_token
 from server.store._sqlite_batch import AppendOp, CreateOp, EventRow, ExecutionRow, Outcome, ParkOp, QuarantineOp
 from server.store._sqlite_commit import Writer, WriterConfig, WriterStats
@@ -42,7 +43,6 @@ from server.store._sqlite_thread_writer import ThreadWriter
 from server.store.base import (
     TERMINAL_STATES,
     CommitListener,
-    CorruptHistoryError,
     ExecutionPage,
     ExecutionQuery,
     ExecutionRecord,
@@ -407,28 +407,7 @@ def _read_events(
         " ORDER BY sequence LIMIT ?",
         (execution_id, after_sequence, -1 if limit is None else limit),
     ).fetchall()
-    parse = execution_pb2.ExecutionEvent.FromString
-    try:
-        events = [parse(payload) for (_, payload) in rows]
-    except Exception:
-        # Rare: find the first bad row again, one by one, to name it.
-        return _first_corrupt(execution_id, rows)
-    for (sequence, _), event in zip(rows, events, strict=True):
-        if event.sequence != sequence:
-            raise CorruptHistoryError(execution_id, sequence, f"the stored event says sequence {event.sequence}")
-    return events
-
-
-def _first_corrupt(execution_id: str, rows: list[tuple[int, object]]) -> NoReturn:
-    """Raises CorruptHistoryError naming the first row whose payload does not decode."""
-    for sequence, payload in rows:
-        try:
-            if not isinstance(payload, bytes):
-                raise TypeError(f"payload is {type(payload).__name__}, not bytes")
-            execution_pb2.ExecutionEvent.FromString(payload)
-        except Exception as error:
-            raise CorruptHistoryError(execution_id, sequence, f"{type(error).__name__}: {error}") from error
-    raise CorruptHistoryError(execution_id, rows[0][0] if rows else 0, "the history failed to decode")
+    return decode_events(execution_id, rows)
 
 
 def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
