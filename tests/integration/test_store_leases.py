@@ -10,12 +10,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import asyncpg
 import pytest
 from baton.v1 import execution_pb2
 
+import server.store
 from server.engine.ports import Lease, LeaseLostError, ReplicaStore
 from server.store import PostgresExecutionStore
+from server.store._pg_leases import CLAIM, unfinished_where
 from tests.integration.pg_support import fresh_database
 from tests.integration.store_support import T0, create, step_events
 from tests.unit.memory_store import MemoryStore
@@ -235,3 +239,30 @@ async def test_postgres_refuses_a_fenced_append_whose_lease_lapsed_even_if_nobod
             assert [event.sequence for event in await store.read_events("x1")] == [1, 2]
         finally:
             await store.close()
+
+
+def test_the_claim_index_predicate_is_the_claim_querys_so_the_planner_can_use_it() -> None:
+    migration = Path(server.store.__file__).parent / "migrations" / "postgres" / "0002_claim_index.sql"
+    statement = next(line for line in migration.read_text().splitlines() if line.startswith("CREATE INDEX"))
+
+    assert statement.endswith(f"WHERE {unfinished_where()};")
+    assert f"WHERE ({unfinished_where()})" in CLAIM
+
+
+async def test_postgres_claims_through_the_claim_index() -> None:
+    async with fresh_database() as url:
+        store = PostgresExecutionStore(url)
+        await store.open()
+        try:
+            await make(store, "x1")
+            conn = await asyncpg.connect(url)
+            try:
+                # On a table this small a sequential scan wins; forbid it to see what the plan can use.
+                await conn.execute("SET enable_seqscan = off")
+                plan = await conn.fetch("EXPLAIN " + CLAIM, "a", now(), now(), 10)
+            finally:
+                await conn.close()
+        finally:
+            await store.close()
+
+    assert "executions_claim_idx" in "\n".join(row[0] for row in plan)
