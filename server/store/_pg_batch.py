@@ -7,6 +7,14 @@ Python, row by row, as the SQLite store decides them; then ONE statement inserts
 executions and the events, updates the changed rows to their final values and queues the
 ``baton_events`` notifications, whatever the batch carries. Parameters are arrays
 (``unnest``), so the statement has one shape and is prepared once per connection.
+
+Fencing (replicas): a fenced append is checked against the row the lookup locked, so the check
+and the write are one transaction and no claim can slip between them (a claim skips locked rows).
+The row must be held by the append's owner with a lease that has not lapsed at the batch's
+time; otherwise that write alone fails with LeaseLostError and none of its events is written,
+and the rest of the batch commits. Parking and quarantining free the row's lease in the same
+UPDATE. Lease times are the replicas' clocks (the engine passes them; the batch's time is this
+process's clock), never the database server's, so one clock rules every lease comparison.
 """
 
 from __future__ import annotations
@@ -14,12 +22,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from baton.v1 import execution_pb2
 
+from server.engine.ports import Lease, LeaseLostError
 from server.store._pg_rows import NOTIFY_CHANNEL, RECORD_COLUMNS, notify_payload, record_from_row
 from server.store.base import ExecutionNotFoundError, ExecutionRecord, SequenceConflictError
 
@@ -59,6 +68,8 @@ class AppendOp:
     events: Sequence[execution_pb2.ExecutionEvent]
     """The events, for commit listeners."""
     future: asyncio.Future[None]
+    lease: Lease | None = None
+    """For a fenced append: the lease that must hold the execution (None: not fenced)."""
 
 
 @dataclass(slots=True)
@@ -114,9 +125,13 @@ class _Row:
     parked: bool
     wake_at: datetime | None
     quarantine_error: str
+    owner: str = ""
+    lease_expires_at: datetime | None = None
     record: ExecutionRecord | None = None
     """Set for an execution this batch creates (it is inserted rather than updated)."""
     changed: bool = False
+    released: bool = False
+    """Parked or quarantined by this batch: its lease is freed."""
     notify_from: int = 0
     """The first sequence this batch adds (0 for none): the batch's appends to one execution
     are contiguous, so one notification (notify_from, last_sequence) covers them all."""
@@ -132,7 +147,7 @@ SELECT
     ARRAY(SELECT nextval(pg_get_serial_sequence('executions', 'execution_no')) FROM generate_series(1, $1::int)),
     ARRAY(
         SELECT ROW(l.execution_no, l.execution_id, l.state, l.updated_at, l.last_sequence, l.parked, l.wake_at,
-                   l.quarantine_error)
+                   l.quarantine_error, l.owner, l.lease_expires_at)
         FROM (
             SELECT x.* FROM unnest($2::text[]) AS k(execution_id)
             JOIN executions AS x ON x.execution_id = k.execution_id
@@ -161,12 +176,15 @@ new_events AS (
 ),
 changed AS (
     UPDATE executions AS x SET state = v.state, updated_at = v.updated_at, last_sequence = v.last_sequence,
-        parked = v.parked, wake_at = v.wake_at, quarantine_error = v.quarantine_error
+        parked = v.parked, wake_at = v.wake_at, quarantine_error = v.quarantine_error,
+        owner = CASE WHEN v.released THEN '' ELSE x.owner END,
+        lease_expires_at = CASE WHEN v.released THEN NULL ELSE x.lease_expires_at END
     FROM unnest($20::bigint[], $21::int[], $22::timestamptz[], $23::bigint[], $24::bool[], $25::timestamptz[],
-                $26::text[]) AS v(execution_no, state, updated_at, last_sequence, parked, wake_at, quarantine_error)
+                $26::text[], $27::bool[])
+        AS v(execution_no, state, updated_at, last_sequence, parked, wake_at, quarantine_error, released)
     WHERE x.execution_no = v.execution_no
 )
-SELECT count(pg_notify('{NOTIFY_CHANNEL}', payload)) FROM unnest($27::text[]) AS payload
+SELECT count(pg_notify('{NOTIFY_CHANNEL}', payload)) FROM unnest($28::text[]) AS payload
 """
 
 
@@ -195,6 +213,8 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
     if found is None:  # a SELECT without FROM always returns one row
         raise RuntimeError("the store's lookup returned no row")
     numbers, locked, requested = found
+    # Taken once the rows are locked: a fenced append's lease must outlast this moment.
+    fence_time = datetime.now(UTC)
     rows: dict[str, _Row] = {item[1]: _Row(item[0], *item[2:]) for item in locked}
     by_request = {(r.user_id, r.request_id): r for r in (record_from_row(tuple(item)) for item in requested)}
     free_numbers = iter(numbers)
@@ -229,12 +249,17 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
             continue
         if isinstance(op, ParkOp):
             row.parked, row.wake_at, row.changed = True, op.wake_at, True
+            _release(row)
             outcomes.append(Outcome(op.future))
             continue
         if isinstance(op, QuarantineOp):
             row.state, row.quarantine_error, row.changed = _STATE_FAILED, op.error, True
             row.parked, row.wake_at = False, None
+            _release(row)
             outcomes.append(Outcome(op.future))
+            continue
+        if op.lease is not None and not _holds(row, op.lease, fence_time):
+            outcomes.append(Outcome(op.future, error=LeaseLostError(op.execution_id, row.owner)))
             continue
         if op.first_sequence != row.last_sequence + 1:
             conflict = SequenceConflictError(
@@ -258,10 +283,20 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
     return outcomes
 
 
+def _release(row: _Row) -> None:
+    """A parked or quarantined execution needs no holder: its lease is freed."""
+    row.owner, row.lease_expires_at, row.released = "", None, True
+
+
+def _holds(row: _Row, lease: Lease, now: datetime) -> bool:
+    """Whether `lease`'s owner holds the row with a lease that has not lapsed at `now`."""
+    return row.owner == lease.owner and row.lease_expires_at is not None and row.lease_expires_at > now
+
+
 def _write_arguments(
     rows: dict[str, _Row], event_rows: list[tuple[int, int, datetime | None, str, bytes]], instance: str
 ) -> list[list[Any]]:
-    """The 27 arrays of _WRITE: new executions, events, changed executions, notifications."""
+    """The 28 arrays of _WRITE: new executions, events, changed executions, notifications."""
     created = [row for row in rows.values() if row.record is not None]
     changed = [row for row in rows.values() if row.record is None and row.changed]
     arguments: list[list[Any]] = [[row.no for row in created]]
@@ -287,6 +322,7 @@ def _write_arguments(
         [row.parked for row in changed],
         [row.wake_at for row in changed],
         [row.quarantine_error for row in changed],
+        [row.released for row in changed],
     ]
     announced = [row for row in rows.values() if row.notify_from]
     arguments.append([notify_payload(instance, row.no, row.notify_from, row.last_sequence) for row in announced])

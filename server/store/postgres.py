@@ -15,7 +15,6 @@ commit listeners (``_pg_fanout``); migrations are applied on open under an advis
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import secrets
 from collections.abc import Sequence
@@ -24,16 +23,17 @@ from datetime import datetime
 import asyncpg
 from baton.v1 import execution_pb2
 
+from server.engine.ports import Lease
 from server.store._events import decode_events
 from server.store._page_tokens import decode_page_token, encode_page_token
 from server.store._pg_batch import AppendOp, CreateOp, EventRow, Outcome, ParkOp, QuarantineOp
 from server.store._pg_fanout import CommitFanout, FanoutStats, NotificationListener
+from server.store._pg_leases import CLAIM, CLAIM_NAMED, RELEASE, RENEW, unfinished_where
 from server.store._pg_migrations import apply_postgres_migrations
 from server.store._pg_rows import RECORD_COLUMNS, event_time, record_from_row, utc
 from server.store._pg_writer import PostgresWriter, PostgresWriterStats, connect_writer
 from server.store._sqlite_rows import from_micros, to_micros
 from server.store.base import (
-    TERMINAL_STATES,
     CommitListener,
     ExecutionPage,
     ExecutionQuery,
@@ -52,23 +52,8 @@ _READER_NAME = "baton-reader"
 _LISTEN_NAME = "baton-listen"
 
 
-def _unfinished_where(terminal: frozenset[int]) -> str:
-    """The non-terminal states as one index range per gap between terminal states (OR-ed)."""
-    runs: list[list[int]] = []
-    for state in sorted(terminal):
-        if runs and runs[-1][1] == state - 1:
-            runs[-1][1] = state
-        else:
-            runs.append([state, state])
-    ranges = [f"state < {runs[0][0]}"]
-    ranges += [f"(state > {low[1]} AND state < {high[0]})" for low, high in itertools.pairwise(runs)]
-    ranges.append(f"state > {runs[-1][1]}")
-    return " OR ".join(ranges)
-
-
 _UNFINISHED_QUERY = (
-    "SELECT execution_id, parked, wake_at FROM executions"
-    f" WHERE {_unfinished_where(TERMINAL_STATES)} ORDER BY created_at, execution_id"
+    f"SELECT execution_id, parked, wake_at FROM executions WHERE {unfinished_where()} ORDER BY created_at, execution_id"
 )
 
 
@@ -250,6 +235,25 @@ class PostgresExecutionStore:
             ExecutionNotFoundError: no such execution.
             ValueError: no events, or their sequences are not contiguous.
         """
+        await self._append(None, execution_id, events, state)
+
+    async def append_fenced(
+        self, lease: Lease, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int
+    ) -> None:
+        """`append`, committed only while `lease.owner` holds the execution with an unlapsed lease.
+
+        The check runs in the group commit's transaction on the locked row; a refused write
+        fails alone (the rest of its batch commits) and writes none of its events.
+
+        Raises:
+            LeaseLostError: another replica holds it, nobody does, or the lease lapsed.
+            SequenceConflictError, ExecutionNotFoundError, ValueError: as `append`.
+        """
+        await self._append(lease, execution_id, events, state)
+
+    async def _append(
+        self, lease: Lease | None, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int
+    ) -> None:
         writer = self._live_writer()
         if not events:
             raise ValueError(f"append to {execution_id} carries no events")
@@ -266,11 +270,15 @@ class PostgresExecutionStore:
                 updated_at = row[1]
             rows.append(row)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        writer.submit(AppendOp(execution_id, first, first + len(events) - 1, state, updated_at, rows, events, future))
+        writer.submit(
+            AppendOp(execution_id, first, first + len(events) - 1, state, updated_at, rows, events, future, lease)
+        )
         await future
 
     async def park(self, execution_id: str, wake_at: datetime | None) -> None:
-        """Marks the execution parked until wake_at (None: until a command); an append un-parks it.
+        """Marks the execution parked until wake_at (None: until a command) and frees its lease.
+
+        An append un-parks it.
 
         Raises:
             ExecutionNotFoundError: no such execution.
@@ -283,7 +291,7 @@ class PostgresExecutionStore:
         await future
 
     async def quarantine(self, execution_id: str, error: str) -> None:
-        """Marks the execution FAILED with the reason its history is unreadable.
+        """Marks the execution FAILED with the reason its history is unreadable, and frees its lease.
 
         Raises:
             ExecutionNotFoundError: no such execution.
@@ -379,6 +387,40 @@ class PostgresExecutionStore:
         return [
             UnfinishedExecution(execution_id=row[0], parked=row[1], wake_at=row[2] if row[1] else None) for row in rows
         ]
+
+    # ---- leases (ReplicaStore): single statements on the read pool, outside the group commit ---
+
+    async def claim(self, lease: Lease, now: datetime, limit: int, execution_ids: Sequence[str] = ()) -> list[str]:
+        """Takes up to `limit` free, due, unfinished executions, oldest first, in one statement.
+
+        Free: no owner, this owner, or a lease lapsed at `now`. Due: not parked, or parked with
+        wake_at <= `now`. With `execution_ids`: those of them that are free and unfinished, due or
+        not. Rows another transaction has locked (a replica's claim or commit) are skipped, so two
+        replicas claiming at once take disjoint sets.
+
+        Returns:
+            The ids now held under `lease`, oldest first.
+        """
+        if limit <= 0:
+            return []
+        until, at = utc(lease.until), utc(now)
+        if execution_ids:
+            rows = await self._fetch(CLAIM_NAMED, lease.owner, until, at, limit, list(execution_ids))
+        else:
+            rows = await self._fetch(CLAIM, lease.owner, until, at, limit)
+        return [row[0] for row in rows]
+
+    async def renew(self, lease: Lease, execution_ids: Sequence[str]) -> set[str]:
+        """Extends `lease` to lease.until on those of `execution_ids` its owner still holds; returns them."""
+        if not execution_ids:
+            return set()
+        rows = await self._fetch(RENEW, lease.owner, utc(lease.until), list(execution_ids))
+        return {row[0] for row in rows}
+
+    async def release(self, owner: str, execution_ids: Sequence[str]) -> None:
+        """Frees the executions `owner` holds among `execution_ids` (a draining replica's)."""
+        if execution_ids:
+            await self._fetch(RELEASE, owner, list(execution_ids))
 
     async def count_by_state(self) -> dict[int, int]:
         """Returns the number of executions in each ExecutionState (states with none omitted)."""
