@@ -45,6 +45,9 @@ from server.engine.state import TERMINAL, ExecutionState
 E = execution_pb2
 logger = logging.getLogger(__name__)
 
+HANDOVER_POLL = 0.1
+"""Seconds between a replica's tries to claim an execution whose holder it asked to hand it over."""
+
 
 @dataclass(frozen=True)
 class ReplicaConfig:
@@ -272,15 +275,11 @@ class Engine:
                 name = E.ExecutionState.Name(record.state).removeprefix("EXECUTION_STATE_").lower()
                 raise ExecutionStateError(f"execution {execution_id} is {name}")
             runner = self._runners.get(execution_id)
-            if runner is None and self._leases is not None:
-                taken = await self._leases.claim(self.lease(), self.clock.now(), 1, [execution_id])
-                runner = self._runners.get(execution_id)
-                if runner is None and execution_id not in taken:
-                    # Forwarding commands to the replica that runs it is not built yet.
-                    raise ExecutionStateError(
-                        f"execution {execution_id} is being run by another replica; retry in a moment"
-                    )
-            runner = runner or self._spawn(execution_id)
+            if runner is None and self._leases is not None and not await self._take_over(execution_id):
+                raise ExecutionStateError(
+                    f"execution {execution_id} is held by another replica that did not hand it over; retry"
+                )
+            runner = self._runners.get(execution_id) or self._spawn(execution_id)
         await runner.submit(command)
 
     # ---- stopping -------------------------------------------------------------------------------
@@ -318,6 +317,42 @@ class Engine:
             raise RuntimeError("this engine runs without replicas")
         return Lease(replica.owner, self.clock.now() + timedelta(seconds=replica.lease_seconds))
 
+    async def _take_over(self, execution_id: str) -> bool:
+        """Holds the execution here for a command: claims it, asking its holder to hand it over.
+
+        The holder stops its runner and releases the execution at its next look (every
+        claim_interval); this waits for that, at most a lease and two looks (a dead holder's
+        lease lapses in that time too).
+        """
+        leases, replica = self._leases, self.replica
+        if leases is None or replica is None:
+            return False
+        if execution_id in await leases.claim(self.lease(), self.clock.now(), 1, [execution_id]):
+            return True
+        await leases.want(execution_id, replica.owner)
+        give_up = self.clock.now() + timedelta(seconds=replica.lease_seconds + 2 * replica.claim_interval)
+        while self.clock.now() < give_up:
+            await self.clock.sleep_until(self.clock.now() + timedelta(seconds=HANDOVER_POLL))
+            if execution_id in self._runners:
+                return True  # taken by this replica's own claim loop meanwhile
+            if execution_id in await leases.claim(self.lease(), self.clock.now(), 1, [execution_id]):
+                return True
+        return False
+
+    async def _hand_over(self) -> None:
+        """Stops and releases the executions other replicas asked for (a command reached them)."""
+        leases, replica = self._leases, self.replica
+        if leases is None or replica is None:
+            return
+        wanted = await leases.wanted(replica.owner)
+        for execution_id in wanted:
+            runner = self._runners.get(execution_id)
+            if runner is not None:
+                logger.info("execution %s: handed over to the replica that got a command for it", execution_id)
+                self._runner_lost(runner)
+        if wanted:
+            await leases.release(replica.owner, wanted)
+
     async def _claim_due(self) -> int:
         """Takes due work no replica holds (new, recovered, due, abandoned) and starts it here."""
         if self._leases is None or self.replica is None or self._closing:
@@ -349,15 +384,17 @@ class Engine:
                         runner = self._runners.get(execution_id)
                         if execution_id not in held and runner is not None:
                             self._runner_lost(runner)
+                await self._hand_over()
                 await self._claim_due()
             except Exception:
-                logger.exception("lease renewal or claim failed; trying again")
+                logger.exception("lease renewal, hand-over or claim failed; trying again")
 
     def _runner_lost(self, runner: Runner) -> None:
-        """Another replica holds the execution now: stop here quietly, record nothing."""
-        logger.warning("execution %s: lease lost; another replica goes on with it", runner.execution_id)
+        """Another replica holds (or is taking) the execution now: stop here quietly, record nothing."""
+        logger.warning("execution %s: another replica goes on with it", runner.execution_id)
         if self._runners.get(runner.execution_id) is runner:
             del self._runners[runner.execution_id]
+        runner.fail_waiters(ExecutionStateError(f"execution {runner.execution_id} moved to another replica; retry"))
         runner.task.cancel()
 
     async def _append(self, execution_id: str, events: list[execution_pb2.ExecutionEvent], state: int) -> None:

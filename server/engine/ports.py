@@ -290,7 +290,10 @@ class ReplicaStore(ExecutionStore, Protocol):
     executions that are due (not parked, or parked with wake_at <= now) in one statement per
     batch with row locks skipped, not waited for (``FOR UPDATE SKIP LOCKED``), so replicas
     never take the same work; `append_fenced` commits only while the lease is the caller's and
-    unexpired; parking and quarantining release the lease.
+    unexpired; parking and quarantining release the lease. A replica that receives a command for
+    an execution another live replica holds asks for it (`want`); the holder hands it over at its
+    next look (`wanted`, then stop and `release`), and the asker claims it by name: until then no
+    other replica's claim of due work takes an execution someone asked for.
     """
 
     async def claim(self, lease: Lease, now: datetime, limit: int, execution_ids: Sequence[str] = ()) -> list[str]:
@@ -307,6 +310,15 @@ class ReplicaStore(ExecutionStore, Protocol):
 
     async def release(self, owner: str, execution_ids: Sequence[str]) -> None:
         """Frees the executions `owner` holds among `execution_ids` (a draining replica's)."""
+        ...
+
+    async def want(self, execution_id: str, owner: str) -> None:
+        """Asks the replica that holds the execution to hand it over to `owner` (a command came
+        to `owner`); nothing happens when nobody else holds it. The next claim clears the ask."""
+        ...
+
+    async def wanted(self, owner: str) -> list[str]:
+        """The executions `owner` holds that another replica asked for."""
         ...
 
     async def append_fenced(

@@ -69,11 +69,11 @@ class Runner:
                     return
             await self._loop(self.state)
         except asyncio.CancelledError:
-            self._fail_waiters(RuntimeError("the orchestrator is stopping"))
+            self.fail_waiters(RuntimeError("the orchestrator is stopping"))
             raise
         except Exception as exc:
             logger.exception("execution %s: runner died", self.execution_id)
-            self._fail_waiters(RuntimeError(f"execution {self.execution_id}: runner died"))
+            self.fail_waiters(RuntimeError(f"execution {self.execution_id}: runner died"))
             engine._runner_died(self, exc)
         finally:
             for task in [*self._calls, self._timer]:
@@ -90,7 +90,7 @@ class Runner:
         except Exception as exc:
             # Nothing stored may stop the engine: an unreadable history is set aside.
             engine._runner_ended(self, None, parked=False)
-            self._fail_waiters(ExecutionStateError(f"execution {self.execution_id} is quarantined: {exc}"))
+            self.fail_waiters(ExecutionStateError(f"execution {self.execution_id} is quarantined: {exc}"))
             await engine._quarantine(self.execution_id, f"its history cannot be read: {exc}")
             return None
 
@@ -106,7 +106,7 @@ class Runner:
                 try:
                     await engine._append(self.execution_id, decision.events, state.status)
                 except LeaseLostError:
-                    self._fail_waiters(ExecutionStateError(f"execution {self.execution_id} moved to another replica"))
+                    self.fail_waiters(ExecutionStateError(f"execution {self.execution_id} moved to another replica"))
                     engine._runner_lost(self)
                     return
             self._answer(inbox, waiters, decision)
@@ -138,7 +138,7 @@ class Runner:
             else:
                 future.set_exception(ExecutionStateError(reason))
 
-    def _fail_waiters(self, error: Exception) -> None:
+    def fail_waiters(self, error: Exception) -> None:
         for _, future in self._waiters:
             if not future.done():
                 future.set_exception(error)

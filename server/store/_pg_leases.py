@@ -42,7 +42,7 @@ _FREE = "(owner = '' OR owner = $1 OR lease_expires_at IS NULL OR lease_expires_
 def _claim(extra: str) -> str:
     return f"""
 WITH taken AS (
-    UPDATE executions AS x SET owner = $1, lease_expires_at = $2
+    UPDATE executions AS x SET owner = $1, lease_expires_at = $2, wanted_by = ''
     WHERE x.execution_no IN (
         SELECT execution_no FROM executions
         WHERE ({unfinished_where()}) AND {_FREE} AND {extra}
@@ -56,8 +56,8 @@ SELECT execution_id FROM taken ORDER BY created_at, execution_id
 """
 
 
-#: Free, due executions: $1 owner, $2 until, $3 now, $4 limit.
-CLAIM = _claim("(NOT parked OR wake_at <= $3)")
+#: Free, due executions no other replica asked for: $1 owner, $2 until, $3 now, $4 limit.
+CLAIM = _claim("(NOT parked OR wake_at <= $3) AND (wanted_by = '' OR wanted_by = $1)")
 
 #: Free executions among $5 (text[]), due or not: $1 owner, $2 until, $3 now, $4 limit.
 CLAIM_NAMED = _claim("execution_id = ANY($5::text[])")
@@ -81,3 +81,13 @@ WHERE x.execution_no IN (
 )
 RETURNING x.execution_id
 """
+
+
+#: $1 id, $2 the replica that wants it: marks an execution another replica holds as wanted.
+WANT = """
+UPDATE executions SET wanted_by = $2
+WHERE execution_id = $1 AND owner <> '' AND owner <> $2 AND wanted_by <> $2
+"""
+
+#: $1 owner: the executions $1 holds that another replica wants.
+WANTED = "SELECT execution_id FROM executions WHERE owner = $1 AND wanted_by <> '' ORDER BY execution_no"

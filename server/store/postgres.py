@@ -28,7 +28,7 @@ from server.store._events import decode_events
 from server.store._page_tokens import decode_page_token, encode_page_token
 from server.store._pg_batch import AppendOp, CreateOp, EventRow, Outcome, ParkOp, QuarantineOp
 from server.store._pg_fanout import CommitFanout, FanoutStats, NotificationListener
-from server.store._pg_leases import CLAIM, CLAIM_NAMED, RELEASE, RENEW, unfinished_where
+from server.store._pg_leases import CLAIM, CLAIM_NAMED, RELEASE, RENEW, WANT, WANTED, unfinished_where
 from server.store._pg_migrations import apply_postgres_migrations
 from server.store._pg_rows import RECORD_COLUMNS, event_time, record_from_row, utc
 from server.store._pg_writer import PostgresWriter, PostgresWriterStats, connect_writer
@@ -421,6 +421,14 @@ class PostgresExecutionStore:
         """Frees the executions `owner` holds among `execution_ids` (a draining replica's)."""
         if execution_ids:
             await self._fetch(RELEASE, owner, list(execution_ids))
+
+    async def want(self, execution_id: str, owner: str) -> None:
+        """Asks the replica that holds the execution to hand it over to `owner`."""
+        await self._fetch(WANT, execution_id, owner)
+
+    async def wanted(self, owner: str) -> list[str]:
+        """The executions `owner` holds that another replica asked for."""
+        return [row[0] for row in await self._fetch(WANTED, owner)]
 
     async def count_by_state(self) -> dict[int, int]:
         """Returns the number of executions in each ExecutionState (states with none omitted)."""

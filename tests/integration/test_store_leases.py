@@ -266,3 +266,25 @@ async def test_postgres_claims_through_the_claim_index() -> None:
             await store.close()
 
     assert "executions_claim_idx" in "\n".join(row[0] for row in plan)
+
+
+async def test_an_execution_another_replica_wants_is_listed_to_its_holder_until_it_is_claimed(
+    replicas: Replicas,
+) -> None:
+    a, b = replicas.a, replicas.b
+    await make(a, "held", "free", "mine")
+    assert await a.claim(lease("a"), now(), 1, ["held"]) == ["held"]
+    assert await b.claim(lease("b"), now(), 1, ["mine"]) == ["mine"]
+
+    await b.want("held", "b")  # a command for "held" reached b
+    await b.want("free", "b")  # nobody holds it: nothing to ask
+    await b.want("mine", "b")  # b holds it already: nothing to ask
+    assert await a.wanted("a") == ["held"]
+    assert await b.wanted("b") == []
+    assert await b.claim(lease("b"), now(), 1, ["held"]) == []  # still a's until a lets go
+
+    await a.release("a", ["held"])  # a hands it over
+    assert await a.claim(lease("a"), now(), 100) == ["free"]  # a's look for due work leaves it to b
+    assert await b.claim(lease("b"), now(), 1, ["held"]) == ["held"]
+    assert await a.wanted("a") == []
+    assert await b.wanted("b") == []  # the claim cleared the ask

@@ -77,6 +77,7 @@ class MemoryStore:
         """Appends committed so far."""
         self._payloads: dict[str, list[bytes]] = {}
         self._parked: dict[str, datetime | None] = {}
+        self._wanted: dict[str, str] = {}
         self._listeners: list[CommitListener] = []
 
     @property
@@ -184,13 +185,26 @@ class MemoryStore:
             held = record.owner and record.owner != lease.owner
             if held and record.lease_expires_at is not None and record.lease_expires_at > now:
                 continue
+            if not named and self._wanted.get(execution_id, lease.owner) != lease.owner:
+                continue  # another replica asked for it: it takes it
             if not named and execution_id in self._parked:
                 wake_at = self._parked[execution_id]
                 if wake_at is None or wake_at > now:
                     continue
             self.records[execution_id] = dataclasses.replace(record, owner=lease.owner, lease_expires_at=lease.until)
+            self._wanted.pop(execution_id, None)
             taken.append(execution_id)
         return taken
+
+    async def want(self, execution_id: str, owner: str) -> None:
+        await asyncio.sleep(0)
+        record = self.records.get(execution_id)
+        if record is not None and record.owner and record.owner != owner:
+            self._wanted[execution_id] = owner
+
+    async def wanted(self, owner: str) -> list[str]:
+        await asyncio.sleep(0)
+        return [i for i in self._wanted if (r := self.records.get(i)) is not None and r.owner == owner]
 
     async def renew(self, lease: Lease, execution_ids: Sequence[str]) -> set[str]:
         await asyncio.sleep(0)

@@ -119,7 +119,7 @@ async def test_a_draining_replica_releases_its_executions_at_once(replicas: Repl
 
 
 async def test_a_replica_that_lost_its_lease_cannot_append_and_stops_without_fighting() -> None:
-    r = Replicas(latency=5.0)
+    r = Replicas(latency=8.0)  # three levels of 8 s calls: still running when the 15 s lease lapses
     await r.start()
     ex = await r.submit(r.a)
     await r.settle()
@@ -127,7 +127,7 @@ async def test_a_replica_that_lost_its_lease_cannot_append_and_stops_without_fig
     r.a._lease_task.cancel()  # a stalls: it stops renewing, but its runner is alive
     await r.advance(20)  # b takes it over once a's lease lapses
     assert r.owner(ex) == "b"
-    await r.advance(20)
+    await r.advance(30)
     assert r.state(ex) == E.EXECUTION_STATE_COMPLETED
     assert r.a.active == 0  # a's runner found the lease gone at its next append and stopped
     history = r.store.events[ex]
@@ -172,3 +172,41 @@ def test_replicas_need_a_store_with_leases() -> None:
     config = EngineConfig(replica=ReplicaConfig(owner="a"))
     with pytest.raises(ValueError, match="replicas need a store with leases"):
         Engine(NoLeases(), FakeCaller(FakeClock()), FakeClock(), config=config)  # type: ignore[arg-type]
+
+
+async def test_a_command_to_a_replica_that_does_not_hold_the_execution_is_handed_over_and_applied_there(
+    replicas: Replicas,
+) -> None:
+    ex = await replicas.submit(replicas.a)
+    await replicas.settle()
+    assert replicas.owner(ex) == "a" and replicas.a.active == 1  # a is running it, a call in flight
+
+    pause = asyncio.create_task(replicas.b.pause(ex, "from b"))
+    await replicas.advance(1.5)  # a's next look sees the ask, stops and releases; b claims it
+    await pause
+    assert replicas.owner(ex) == "b"
+    assert replicas.a.active == 0
+    assert replicas.state(ex) == E.EXECUTION_STATE_PAUSED
+    kinds = [e.WhichOneof("kind") for e in replicas.store.events[ex]]
+    assert kinds[-1] == "execution_paused"
+    await replicas.b.resume(ex, "go on")
+    await replicas.advance(10)
+    assert replicas.state(ex) == E.EXECUTION_STATE_COMPLETED
+    history = replicas.store.events[ex]
+    assert [e.sequence for e in history] == list(range(1, len(history) + 1))
+    # A's call in flight was issued again by b under the same key: each step's effect once.
+    assert {c.idempotency_key for c in replicas.fleet.calls} == {f"{ex}/{s}" for s in "ABCDE"}
+
+
+async def test_a_command_for_an_execution_whose_holder_never_hands_it_over_waits_for_its_lease() -> None:
+    r = Replicas(latency=2.0, lease=4.0)
+    await r.start()
+    ex = await r.submit(r.a)
+    await r.settle()
+    await r.a.close(release=False)  # a died holding it: nobody answers the ask
+    cancel = asyncio.create_task(r.b.cancel(ex, "from b"))
+    await r.advance(8)
+    await cancel  # taken once a's lease lapsed
+    assert r.owner(ex) in ("", "b")
+    assert r.state(ex) == E.EXECUTION_STATE_CANCELLED
+    await r.close()
