@@ -16,7 +16,7 @@ from google.protobuf import json_format
 from server.api.errors import RequestError, invalid, streaming, unary
 from server.api.limits import check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
-from server.api.sizing import fit_status, fit_update, message_budget
+from server.api.sizing import fit_status, fit_update, message_budget, surely_fits
 from server.engine import Clock, Engine, ExecutionState, FoldError, SignalCommand, Submission, fold, render
 from server.engine.model import seconds
 from server.health import HealthMonitor
@@ -212,14 +212,15 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise invalid("execution_id", "required")
         if request.after_sequence < 0:
             raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
-        record = await self.store.get_execution(request.execution_id)
-        if record is None:
-            raise ExecutionNotFoundError(request.execution_id)
-        if record.quarantine_error:
-            raise quarantined_error(record)
+        # No summary-row read up front (a watch is on every journey's hot path): a quarantined
+        # execution shows itself by a history that cannot be read or folded, or, for one the
+        # engine quarantined with a readable history, by its record when the watch goes idle.
         try:
             async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
                 if event is None:
+                    record = await self.store.get_execution(request.execution_id)
+                    if record is not None and record.quarantine_error:
+                        raise quarantined_error(record)
                     sent = max(request.after_sequence, state.last_sequence)
                     yield orchestrator_pb2.ExecutionUpdate(sequence=sent, heartbeat=True)
                     continue
@@ -227,8 +228,16 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 # with every event would make a watch quadratic in the outputs' size.
                 status = render(state, with_results=state.terminal)
                 update = orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
-                yield fit_update(update, self.budget)
+                if surely_fits(state.storage_bytes, len(state.steps), self.budget):
+                    yield update
+                else:
+                    yield fit_update(update, self.budget)
         except HistoryUnreadableError as error:
+            record = await self.store.get_execution(request.execution_id)
+            if record is None:
+                raise ExecutionNotFoundError(request.execution_id) from None
+            if record.quarantine_error:
+                raise quarantined_error(record) from None  # already set aside (and logged) once
             raise quarantined_error(await quarantine(self.store, record, error.cause)) from None
 
     @unary

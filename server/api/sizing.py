@@ -64,6 +64,23 @@ def fit_status(status: execution_pb2.ExecutionStatus, budget: int) -> execution_
     return status
 
 
+#: How much larger than the events it comes from an update can be: everything in an update is
+#: the event itself, texts copied from events, and outputs re-encoded as a Struct (keys spelled
+#: out, numbers as doubles), at most a few times their proto size; 8 leaves room to spare.
+_GROWTH = 8
+_PER_STEP = 2048
+"""Bytes of an update that do not come from events, per step (its timing report, names, ids)."""
+
+
+def surely_fits(events_bytes: int, steps: int, budget: int) -> bool:
+    """Whether any update of an execution whose events take `events_bytes` fits `budget` as it is.
+
+    A cheap upper bound that spares the exact size (a walk of the whole message) on every update
+    of the ordinary, small execution; an execution near the limit still gets `fit_update`.
+    """
+    return _GROWTH * events_bytes + _PER_STEP * steps + ENVELOPE_BYTES <= budget
+
+
 def fit_update(update: orchestrator_pb2.ExecutionUpdate, budget: int) -> orchestrator_pb2.ExecutionUpdate:
     """Shrinks an update in place until it takes at most `budget` bytes; its event is its own copy.
 

@@ -112,3 +112,12 @@ def test_a_terminal_update_sheds_status_outputs_and_keeps_its_small_event() -> N
     assert update.ByteSize() <= 64 * KIB
     assert update.event == event
     assert len(update.status.results.omitted_outputs) >= 4
+
+
+def test_an_update_is_measured_exactly_only_when_its_execution_could_come_near_the_limit() -> None:
+    from server.api.sizing import ENVELOPE_BYTES, surely_fits
+
+    budget = 4 * 1024 * 1024 - ENVELOPE_BYTES
+    assert surely_fits(6_000, 5, budget)  # an ordinary journey: no exact measure needed
+    assert not surely_fits(budget // 8, 5, budget)  # outputs that could grow past the limit
+    assert not surely_fits(0, budget // 2048, budget)  # so many steps their reports could
