@@ -198,10 +198,12 @@ class Engine:
         return record, created
 
     async def recover(self) -> int:
-        """Takes up every unfinished execution of the store; returns how many.
+        """Takes up every unfinished execution of the store; returns how many it started.
 
-        Parked ones go back on the timer (or wait for a command); the others are started. An
-        execution whose history cannot be read or folded is quarantined, never raised.
+        Alone on its store: parked ones go back on the timer (or wait for a command); the others
+        are started. With replicas: takes the due work no replica holds, and starts the loop that
+        keeps doing so, renews leases and hands executions over. An execution whose history
+        cannot be read or folded is quarantined by its runner, never raised.
         """
         if self._leases is not None:
             taken = await self._claim_due()
