@@ -371,7 +371,7 @@ def _on_step_waiting(state: ExecutionState, run: StepRun, event: Event) -> None:
         kind=e.kind,
         gate_id=e.gate_id,
         prompt=e.prompt,
-        data=_struct_json(e.data),
+        data=struct_json(e.data),
         since=event.time,
         timeout_at=_at(e.timeout_at) if e.HasField("timeout_at") else None,
     )
@@ -388,7 +388,7 @@ def _on_signal_received(state: ExecutionState, run: StepRun, event: Event) -> No
     wait = run.wait
     if wait is None:  # the phase check guarantees WAITING, which always has a wait
         raise FoldError(f"execution {state.execution_id}: step {run.step_id} waits for nothing")
-    payload = _struct_json(e.payload)
+    payload = struct_json(e.payload)
     if e.signal == E.SIGNAL_INPUT:
         wait.data.update(payload)
     elif e.signal == E.SIGNAL_REJECT:
@@ -590,7 +590,3 @@ _EXECUTION_EVENTS: dict[str, Callable[[ExecutionState, Event], None]] = {
     "execution_failed": _on_failed,
     "execution_cancelled": _on_cancelled,
 }
-
-
-def _struct_json(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return dict(struct_json(struct))

@@ -117,6 +117,22 @@ class NewExecution:
     created_at: datetime
     """When the execution was created (UTC)."""
 
+    def queued_record(self, created_at: datetime) -> ExecutionRecord:
+        """Its summary row as created: QUEUED, at sequence 1, created and updated at `created_at`
+        (the store's own rendering of the time, which may be coarser than this value's)."""
+        return ExecutionRecord(
+            execution_id=self.execution_id,
+            user_id=self.user_id,
+            workflow_type=self.workflow_type,
+            plan_id=self.plan_id,
+            request_id=self.request_id,
+            priority=self.priority,
+            state=execution_pb2.EXECUTION_STATE_QUEUED,
+            created_at=created_at,
+            updated_at=created_at,
+            last_sequence=1,
+        )
+
 
 @dataclass(frozen=True)
 class ExecutionRecord:

@@ -16,23 +16,13 @@ nothing; replicas' clocks must agree to well within a lease (NTP does).
 
 from __future__ import annotations
 
-import itertools
-
+from server.store._states import unfinished_ranges
 from server.store.base import TERMINAL_STATES
 
 
 def unfinished_where(terminal: frozenset[int] = TERMINAL_STATES) -> str:
     """The non-terminal states as one index range per gap between terminal states (OR-ed)."""
-    runs: list[list[int]] = []
-    for state in sorted(terminal):
-        if runs and runs[-1][1] == state - 1:
-            runs[-1][1] = state
-        else:
-            runs.append([state, state])
-    ranges = [f"state < {runs[0][0]}"]
-    ranges += [f"(state > {low[1]} AND state < {high[0]})" for low, high in itertools.pairwise(runs)]
-    ranges.append(f"state > {runs[-1][1]}")
-    return " OR ".join(ranges)
+    return " OR ".join(r if " AND " not in r else f"({r})" for r in unfinished_ranges(terminal))
 
 
 # $1 owner, $2 lease until, $3 now. lease_expires_at <= now is lapsed (as the memory store).

@@ -208,18 +208,7 @@ class PostgresExecutionStore:
         if first_event.sequence != 1:
             raise ValueError(f"the first event's sequence must be 1, not {first_event.sequence}")
         created_at = utc(new.created_at)
-        record = ExecutionRecord(
-            execution_id=new.execution_id,
-            user_id=new.user_id,
-            workflow_type=new.workflow_type,
-            plan_id=new.plan_id,
-            request_id=new.request_id,
-            priority=new.priority,
-            state=execution_pb2.EXECUTION_STATE_QUEUED,
-            created_at=created_at,
-            updated_at=created_at,
-            last_sequence=1,
-        )
+        record = new.queued_record(created_at)
         future: asyncio.Future[tuple[ExecutionRecord, bool]] = asyncio.get_running_loop().create_future()
         writer.submit(CreateOp(record, _event_row(first_event), first_event, future))
         return await future

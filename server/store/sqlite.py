@@ -16,7 +16,6 @@ readers never wait for it. The store is bound to the event loop that opens it.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import queue
 import sqlite3
@@ -40,6 +39,7 @@ from server.store._sqlite_rows import (
     to_micros,
 )
 from server.store._sqlite_thread_writer import ThreadWriter
+from server.store._states import unfinished_ranges
 from server.store.base import (
     TERMINAL_STATES,
     CommitListener,
@@ -71,15 +71,7 @@ def _unfinished_query(terminal: frozenset[int]) -> str:
     ``state NOT IN (...)`` or an OR of ranges lets the planner scan the whole table; a UNION ALL
     of ranges always searches the state index, so recovery reads only unfinished rows.
     """
-    runs: list[list[int]] = []
-    for state in sorted(terminal):
-        if runs and runs[-1][1] == state - 1:
-            runs[-1][1] = state
-        else:
-            runs.append([state, state])
-    ranges = [f"state < {runs[0][0]}"]
-    ranges += [f"state > {low[1]} AND state < {high[0]}" for low, high in itertools.pairwise(runs)]
-    ranges.append(f"state > {runs[-1][1]}")
+    ranges = unfinished_ranges(terminal)
     columns = "execution_id, created_at, parked, wake_at"
     parts = " UNION ALL ".join(f"SELECT {columns} FROM executions WHERE {where}" for where in ranges)
     return f"SELECT execution_id, parked, wake_at FROM ({parts}) ORDER BY created_at, execution_id"
@@ -253,18 +245,7 @@ class SqliteExecutionStore:
             raise ValueError(f"the first event's sequence must be 1, not {first_event.sequence}")
         created_at = to_micros(new.created_at)
         state = execution_pb2.EXECUTION_STATE_QUEUED
-        record = ExecutionRecord(
-            execution_id=new.execution_id,
-            user_id=new.user_id,
-            workflow_type=new.workflow_type,
-            plan_id=new.plan_id,
-            request_id=new.request_id,
-            priority=new.priority,
-            state=state,
-            created_at=from_micros(created_at),
-            updated_at=from_micros(created_at),
-            last_sequence=1,
-        )
+        record = new.queued_record(from_micros(created_at))
         row: ExecutionRow = (
             new.execution_id,
             new.user_id,

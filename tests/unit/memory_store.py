@@ -113,18 +113,7 @@ class MemoryStore:
                     return record, False
         if new.execution_id in self.records:
             raise ValueError(f"execution_id {new.execution_id!r} is taken by another request")
-        record = ExecutionRecord(
-            execution_id=new.execution_id,
-            user_id=new.user_id,
-            workflow_type=new.workflow_type,
-            plan_id=new.plan_id,
-            request_id=new.request_id,
-            priority=new.priority,
-            state=execution_pb2.EXECUTION_STATE_QUEUED,
-            created_at=created_at,
-            updated_at=created_at,
-            last_sequence=1,
-        )
+        record = new.queued_record(created_at)
         self.records[new.execution_id] = record
         self._payloads[new.execution_id] = [payload]
         self._notify(new.execution_id, [first_event])
