@@ -225,3 +225,57 @@ class SystemHealth(_message.Message):
     resource_utilization: ResourceUtilization
     checked_at: _timestamp_pb2.Timestamp
     def __init__(self, overall_health: _Optional[_Union[OverallHealth, str]] = ..., agent_statuses: _Optional[_Mapping[str, _common_pb2.AgentStatus]] = ..., active_workflows: _Optional[int] = ..., queue_depth: _Optional[int] = ..., resource_utilization: _Optional[_Union[ResourceUtilization, _Mapping]] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListAuditEventsRequest(_message.Message):
+    __slots__ = ("subject", "execution_id", "user_id", "page_size", "page_token")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    execution_id: str
+    user_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, subject: _Optional[str] = ..., execution_id: _Optional[str] = ..., user_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class AuditEntry(_message.Message):
+    __slots__ = ("execution_id", "user_id", "sequence", "time", "actor", "action", "reason")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    user_id: str
+    sequence: int
+    time: _timestamp_pb2.Timestamp
+    actor: _execution_pb2.Actor
+    action: str
+    reason: str
+    def __init__(self, execution_id: _Optional[str] = ..., user_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[_execution_pb2.Actor, _Mapping]] = ..., action: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListAuditEventsResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteUserDataRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class DeleteUserDataResponse(_message.Message):
+    __slots__ = ("executions_deleted", "events_deleted")
+    EXECUTIONS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    executions_deleted: int
+    events_deleted: int
+    def __init__(self, executions_deleted: _Optional[int] = ..., events_deleted: _Optional[int] = ...) -> None: ...

@@ -31,8 +31,10 @@ class OrchestratorStub:
     """Orchestrator plans users' journeys into DAGs of agent calls, runs them durably, and reports
     their status. Errors: INVALID_ARGUMENT names the offending field; NOT_FOUND names the missing
     execution; FAILED_PRECONDITION names the state that forbids a control (pausing a finished
-    execution, approving a step that does not wait); RESOURCE_EXHAUSTED means the admission queue
-    is full.
+    execution, approving a step that does not wait); RESOURCE_EXHAUSTED names the limit reached
+    (the admission queue, a size, a per-user rate); UNAUTHENTICATED means a missing, expired or
+    badly signed bearer token; PERMISSION_DENIED names the role an RPC needs. Another user's
+    execution is NOT_FOUND, exactly as one that does not exist.
     """
 
     def __init__(self, channel):
@@ -96,14 +98,26 @@ class OrchestratorStub:
                 request_serializer=baton_dot_v1_dot_orchestrator__pb2.GetStepOutputRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_orchestrator__pb2.StepOutput.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/baton.v1.Orchestrator/ListAuditEvents',
+                request_serializer=baton_dot_v1_dot_orchestrator__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_orchestrator__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+        self.DeleteUserData = channel.unary_unary(
+                '/baton.v1.Orchestrator/DeleteUserData',
+                request_serializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServicer:
     """Orchestrator plans users' journeys into DAGs of agent calls, runs them durably, and reports
     their status. Errors: INVALID_ARGUMENT names the offending field; NOT_FOUND names the missing
     execution; FAILED_PRECONDITION names the state that forbids a control (pausing a finished
-    execution, approving a step that does not wait); RESOURCE_EXHAUSTED means the admission queue
-    is full.
+    execution, approving a step that does not wait); RESOURCE_EXHAUSTED names the limit reached
+    (the admission queue, a size, a per-user rate); UNAUTHENTICATED means a missing, expired or
+    badly signed bearer token; PERMISSION_DENIED names the role an RPC needs. Another user's
+    execution is NOT_FOUND, exactly as one that does not exist.
     """
 
     def ExecuteWorkflow(self, request, context):
@@ -191,6 +205,22 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """Lists the audit trail: the events clients caused (submissions, cancels, pauses, resumes,
+        signals), newest first, across executions. Operators and admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUserData(self, request, context):
+        """Deletes everything stored about a user: their executions, events and payloads. Admins only.
+        FAILED_PRECONDITION while any of the user's executions is unfinished (cancel them first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -249,6 +279,16 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     request_deserializer=baton_dot_v1_dot_orchestrator__pb2.GetStepOutputRequest.FromString,
                     response_serializer=baton_dot_v1_dot_orchestrator__pb2.StepOutput.SerializeToString,
             ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=baton_dot_v1_dot_orchestrator__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_orchestrator__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'DeleteUserData': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUserData,
+                    request_deserializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'baton.v1.Orchestrator', rpc_method_handlers)
@@ -261,8 +301,10 @@ class Orchestrator:
     """Orchestrator plans users' journeys into DAGs of agent calls, runs them durably, and reports
     their status. Errors: INVALID_ARGUMENT names the offending field; NOT_FOUND names the missing
     execution; FAILED_PRECONDITION names the state that forbids a control (pausing a finished
-    execution, approving a step that does not wait); RESOURCE_EXHAUSTED means the admission queue
-    is full.
+    execution, approving a step that does not wait); RESOURCE_EXHAUSTED names the limit reached
+    (the admission queue, a size, a per-user rate); UNAUTHENTICATED means a missing, expired or
+    badly signed bearer token; PERMISSION_DENIED names the role an RPC needs. Another user's
+    execution is NOT_FOUND, exactly as one that does not exist.
     """
 
     @staticmethod
@@ -552,6 +594,60 @@ class Orchestrator:
             '/baton.v1.Orchestrator/GetStepOutput',
             baton_dot_v1_dot_orchestrator__pb2.GetStepOutputRequest.SerializeToString,
             baton_dot_v1_dot_orchestrator__pb2.StepOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/ListAuditEvents',
+            baton_dot_v1_dot_orchestrator__pb2.ListAuditEventsRequest.SerializeToString,
+            baton_dot_v1_dot_orchestrator__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUserData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/DeleteUserData',
+            baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataRequest.SerializeToString,
+            baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataResponse.FromString,
             options,
             channel_credentials,
             insecure,
