@@ -30,9 +30,27 @@ def parse_args(argv: list[str] | None = None) -> FleetConfig:
         metavar="PATH",
         help="Automation's SQLite ledger (default %(default)s)",
     )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="serve baton.v1.FaultInjection: any caller may then make the agents fail, stall or exit (default off)",
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=defaults.max_message_bytes,
+        metavar="N",
+        help="largest request accepted and response sent, in bytes (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     config = FleetConfig(
-        listen=args.listen, ledger_path=args.ledger, latency_ms=args.latency, error_rate=args.error_rate, seed=args.seed
+        listen=args.listen,
+        ledger_path=args.ledger,
+        latency_ms=args.latency,
+        error_rate=args.error_rate,
+        seed=args.seed,
+        faults=args.faults,
+        max_message_bytes=args.max_message_bytes,
     )
     try:
         config.validate()

@@ -151,51 +151,80 @@ def fault_state(config: faults_pb2.FaultConfig, known_operations: frozenset[str]
     )
 
 
-class FaultInjectionServicer(faults_pb2_grpc.FaultInjectionServicer):
-    """Sets and reports the faults of the fleet's agents."""
+class FaultControl:
+    """The faults in force in the fleet's agents; what FaultInjection serves, and what the process
+    that runs the fleet may set directly (``Fleet.set_faults``) without serving it."""
 
     def __init__(self, runtimes: Mapping[str, AgentRuntime], default: FaultState) -> None:
+        """Controls the faults of `runtimes`, which start with `default`."""
         self._runtimes = runtimes
-        self._default = default
+        self.default = default
         for runtime in runtimes.values():
             runtime.set_faults(default)
+
+    def set(self, config: faults_pb2.FaultConfig) -> FaultState:
+        """Replaces the configuration of one agent, or of every agent when ``agent`` is empty.
+
+        Raises:
+            AgentError: INVALID_ARGUMENT naming the first bad field.
+        """
+        if config.agent:
+            runtime = self.runtime(config.agent)
+            state = fault_state(config, runtime.operations)
+            runtime.set_faults(state)
+        else:
+            every = frozenset().union(*(r.operations for r in self._runtimes.values()))
+            state = fault_state(config, every)
+            self.default = state
+            for runtime in self._runtimes.values():
+                runtime.set_faults(state)
+        logger.info("fault injection set: %s", state)
+        return state
+
+    def get(self, agent: str) -> faults_pb2.FaultConfig:
+        """An agent's configuration, or the default one for an empty `agent`.
+
+        Raises:
+            AgentError: INVALID_ARGUMENT for an unknown agent.
+        """
+        if not agent:
+            return self.default.to_proto()
+        config = (self.runtime(agent).faults or self.default).to_proto()
+        config.agent = agent
+        return config
+
+    def runtime(self, agent: str) -> AgentRuntime:
+        """The runtime of a named agent.
+
+        Raises:
+            AgentError: INVALID_ARGUMENT for an unknown agent.
+        """
+        runtime = self._runtimes.get(agent)
+        if runtime is None:
+            raise invalid_argument("agent", f"unknown agent {agent[:64]!r}; known: {', '.join(self._runtimes)}")
+        return runtime
+
+
+class FaultInjectionServicer(faults_pb2_grpc.FaultInjectionServicer):
+    """Sets and reports the faults of the fleet's agents over gRPC (served only when enabled)."""
+
+    def __init__(self, control: FaultControl) -> None:
+        self._control = control
 
     async def SetFaults(
         self, request: faults_pb2.FaultConfig, context: grpc.aio.ServicerContext
     ) -> faults_pb2.FaultConfig:
         """Replaces the configuration of one agent, or of every agent when ``agent`` is empty."""
         try:
-            if request.agent:
-                runtime = self._runtime(request.agent)
-                state = fault_state(request, runtime.operations)
-                runtime.set_faults(state)
-            else:
-                every = frozenset().union(*(r.operations for r in self._runtimes.values()))
-                state = fault_state(request, every)
-                self._default = state
-                for runtime in self._runtimes.values():
-                    runtime.set_faults(state)
+            return self._control.set(request).to_proto()
         except AgentError as error:
             await abort(context, error.code, error.message)
-        logger.info("fault injection set: %s", state)
-        return state.to_proto()
 
     async def GetFaults(
         self, request: faults_pb2.GetFaultsRequest, context: grpc.aio.ServicerContext
     ) -> faults_pb2.FaultConfig:
         """Returns an agent's configuration, or the default one when ``agent`` is empty."""
-        if not request.agent:
-            return self._default.to_proto()
         try:
-            runtime = self._runtime(request.agent)
+            return self._control.get(request.agent)
         except AgentError as error:
             await abort(context, error.code, error.message)
-        config = (runtime.faults or self._default).to_proto()
-        config.agent = request.agent
-        return config
-
-    def _runtime(self, agent: str) -> AgentRuntime:
-        runtime = self._runtimes.get(agent)
-        if runtime is None:
-            raise invalid_argument("agent", f"unknown agent {agent!r}; known: {', '.join(self._runtimes)}")
-        return runtime

@@ -1,4 +1,11 @@
-"""The composition root: one grpc.aio server with the seven agents, fault injection, health and reflection."""
+"""The composition root: one grpc.aio server with the seven agents, fault injection, health and reflection.
+
+FaultInjection lets anyone who reaches the fleet make its agents fail, stall or (``crash_after``)
+exit, so it is served only when asked for (``FleetConfig.faults``: ``baton agents serve
+--faults``, the embedded fleet of ``baton serve --faults`` and of ``baton demo``'s fault flags);
+without it, the faults set at start (latency, error rate) are the only ones, and they cannot
+crash anything.
+"""
 
 from __future__ import annotations
 
@@ -37,16 +44,18 @@ from grpc_reflection.v1alpha import reflection
 from agents._analytics import AnalyticsServicer
 from agents._automation import AutomationServicer
 from agents._documents import DocumentIntelligenceServicer
-from agents._faults import FaultInjectionServicer, fault_state
+from agents._faults import FaultControl, FaultInjectionServicer, fault_state
 from agents._jobs import JobCatalog, JobDiscoveryServicer
 from agents._ledger import ApplicationLedger
 from agents._matching import MatchingIntelligenceServicer
+from agents._runtime import AgentError
 from agents._security import SecurityServicer
 from agents._uiux import UiUxServicer
 
 logger = logging.getLogger(__name__)
 
-#: The full names of the services the fleet serves, agents first, in the seed's order.
+#: The full names of the services the fleet serves, agents first, in the seed's order; the last,
+#: FaultInjection, only with ``FleetConfig.faults``.
 SERVICE_NAMES: tuple[str, ...] = (
     document_intelligence_pb2.DESCRIPTOR.services_by_name["DocumentIntelligence"].full_name,
     job_discovery_pb2.DESCRIPTOR.services_by_name["JobDiscovery"].full_name,
@@ -73,6 +82,12 @@ class FleetConfig:
     """The fraction of operations, from 0 to 1, that every agent fails at start. Default 0."""
     seed: int = 0
     """The seed of the generator that picks failures; 0 (the default) is nondeterministic."""
+    faults: bool = False
+    """Whether to serve baton.v1.FaultInjection, through which any caller can change the faults
+    (and crash the process with ``crash_after``). Default off."""
+    max_message_bytes: int = 4 * 1024 * 1024
+    """The largest request the agents accept and response they send, in bytes: the orchestrator's
+    ``max_message_bytes`` (the one limit of every hop). Default 4 MiB, gRPC's default."""
 
     def validate(self) -> None:
         """Checks the configuration.
@@ -89,6 +104,8 @@ class FleetConfig:
             raise ValueError(f"latency_ms must be 0 or more, got {self.latency_ms}")
         if not 0.0 <= self.error_rate <= 1.0:
             raise ValueError(f"error_rate must be from 0 to 1, got {self.error_rate}")
+        if not 64 * 1024 <= self.max_message_bytes <= 1024 * 1024 * 1024:
+            raise ValueError(f"max_message_bytes must be from 65536 to 1073741824, got {self.max_message_bytes}")
 
 
 class Fleet:
@@ -101,8 +118,10 @@ class Fleet:
         ledger: ApplicationLedger,
         host: str,
         port: int,
+        faults: FaultControl,
     ) -> None:
         self._server = server
+        self._faults = faults
         self._health = health_servicer
         self._ledger = ledger
         self.port = port
@@ -125,13 +144,24 @@ class Fleet:
         await self._server.stop(grace)
         self._ledger.close()
 
+    def set_faults(self, config: faults_pb2.FaultConfig) -> faults_pb2.FaultConfig:
+        """Sets faults in this process, as FaultInjection.SetFaults would, whether or not it is served.
+
+        Raises:
+            ValueError: the configuration is invalid (the message names the field).
+        """
+        try:
+            return self._faults.set(config).to_proto()
+        except AgentError as error:
+            raise ValueError(error.message) from None
+
     async def wait_for_termination(self) -> None:
         """Returns when the server has stopped."""
         await self._server.wait_for_termination()
 
 
 async def start_fleet(config: FleetConfig) -> Fleet:
-    """Starts the seven reference agents and FaultInjection on one gRPC server.
+    """Starts the seven reference agents (and FaultInjection, if configured) on one gRPC server.
 
     Args:
         config: Where to listen, the ledger, and the faults every agent starts with.
@@ -159,10 +189,16 @@ async def start_fleet(config: FleetConfig) -> Fleet:
     start_faults = faults_pb2.FaultConfig(error_rate=config.error_rate, seed=config.seed)
     start_faults.latency.FromNanoseconds(round(config.latency_ms * 1e6))
     default = fault_state(start_faults, frozenset().union(*(r.operations for r in runtimes.values())))
-    faults = FaultInjectionServicer(runtimes, default)
+    control = FaultControl(runtimes, default)
 
     # so_reuseport off: a second fleet on a taken port must fail, not share it silently.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+        ]
+    )
     # In the order of `servicers`; the generated functions are untyped, hence the annotation.
     adders: tuple[Callable[[Any, grpc.aio.Server], None], ...] = (
         document_intelligence_pb2_grpc.add_DocumentIntelligenceServicer_to_server,
@@ -175,12 +211,16 @@ async def start_fleet(config: FleetConfig) -> Fleet:
     )
     for add, servicer in zip(adders, servicers, strict=True):
         add(servicer, server)
-    add_faults: Callable[[Any, grpc.aio.Server], None] = faults_pb2_grpc.add_FaultInjectionServicer_to_server
-    add_faults(faults, server)
+    served = SERVICE_NAMES
+    if config.faults:
+        add_faults: Callable[[Any, grpc.aio.Server], None] = faults_pb2_grpc.add_FaultInjectionServicer_to_server
+        add_faults(FaultInjectionServicer(control), server)
+    else:
+        served = SERVICE_NAMES[:-1]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        (*served, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
     try:
@@ -192,11 +232,16 @@ async def start_fleet(config: FleetConfig) -> Fleet:
         ledger.close()
         raise RuntimeError(f"cannot listen on {config.listen}")
     await server.start()
-    for name in ("", *SERVICE_NAMES):
+    for name in ("", *served):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = config.listen.rpartition(":")[0]
-    fleet = Fleet(server, health_servicer, ledger, host, port)
-    logger.info("reference agents serving on %s (ledger %s)", fleet.address, config.ledger_path)
+    fleet = Fleet(server, health_servicer, ledger, host, port, control)
+    logger.info(
+        "reference agents serving on %s (ledger %s, fault injection %s)",
+        fleet.address,
+        config.ledger_path,
+        "ON: any caller can make the agents fail or exit" if config.faults else "off",
+    )
     return fleet
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
@@ -42,10 +43,33 @@ BUSINESS_CODES = frozenset(
     }
 )
 
-_CHANNEL_OPTIONS = (
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 30_000),
-)
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""The one message size limit of every hop (server.config.ServerConfig.max_message_bytes): what
+a call sends at most and accepts at most, and what the reference agents accept."""
+
+
+def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[tuple[str, int], ...]:
+    """The options of a channel to the agents."""
+    return (
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+    )
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A call whose request message is built and checked: what `send` needs."""
+
+    call: AgentCall
+    request: Message
+    request_bytes: int
+
+
+def _too_large(code: grpc.StatusCode, details: str) -> bool:
+    """Whether a RESOURCE_EXHAUSTED is gRPC's refusal of a message's size (the same request
+    would be refused again), not an agent's quota (which may refill)."""
+    return code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details
 
 
 _SCALAR_TYPES: dict[int, tuple[type, ...]] = {
@@ -100,17 +124,22 @@ class GrpcAgentCaller:
         endpoints: Mapping[str, Sequence[str]],
         *,
         channel_factory: Callable[[str], grpc.aio.Channel] | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         """Creates the channels (they connect lazily).
 
         Args:
             endpoints: agent name → its addresses ("host:port"), used round-robin.
             channel_factory: makes a channel for an address; insecure by default.
+            max_message_bytes: the largest request sent (a larger one fails its call at once,
+                unsent) and the largest response accepted.
         """
         unknown = set(endpoints) - set(AGENT_SERVICES)
         if unknown:
             raise UnknownAgentError(f"unknown agents in endpoints: {', '.join(sorted(unknown))}")
-        make = channel_factory or (lambda target: grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS))
+        self.max_message_bytes = max_message_bytes
+        options = channel_options(max_message_bytes)
+        make = channel_factory or (lambda target: grpc.aio.insecure_channel(target, options=options))
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._agents: dict[str, _Endpoints] = {}
         for agent, addresses in endpoints.items():
@@ -135,24 +164,50 @@ class GrpcAgentCaller:
 
     async def call(self, call: AgentCall) -> AgentReply:
         """Performs one attempt of the call within its timeout."""
+        return await self.send(self.prepare(call))
+
+    def prepare(self, call: AgentCall) -> PreparedCall:
+        """Builds and checks the call's request, sending nothing.
+
+        Raises:
+            AgentCallError: not retryable, with nothing sent: an unknown agent or operation
+                (INVALID_ARGUMENT), a payload that does not make the request (INVALID_ARGUMENT:
+                a wrong type, an int32 out of range, a value nested too deep), or a request past
+                the message limit (RESOURCE_EXHAUSTED, which the agent would answer anyway).
+        """
         try:
             op = operation(call.agent, call.operation)
-            endpoints = self._agents[call.agent]
         except (UnknownAgentError, UnknownOperationError) as exc:
             raise AgentCallError("INVALID_ARGUMENT", str(exc), retryable=False) from None
-        except KeyError:
-            raise AgentCallError("UNAVAILABLE", f"no endpoint for agent {call.agent}", retryable=True) from None
         request = op.new_request()
         try:
             if not _set_scalars(request, call.payload):
                 json_format.ParseDict(call.payload, request)
+            request_bytes = request.ByteSize()
         except Exception as exc:
-            # Nothing was sent: whatever building the request raised (a ParseError, or a
-            # RecursionError on a too-deep value) is this call's refusal, never worth a retry.
+            # Nothing was sent: whatever building the request raised (a ParseError, a ValueError
+            # for an int32 out of range, a RecursionError on a too-deep value) is this call's
+            # refusal, never worth a retry.
             detail = str(exc) if isinstance(exc, json_format.ParseError) else f"{type(exc).__name__}: {exc}"
             raise AgentCallError(
                 "INVALID_ARGUMENT", f"request of {call.agent}.{call.operation}: {detail}"[:2000], retryable=False
             ) from None
+        if request_bytes > self.max_message_bytes:
+            raise AgentCallError(
+                "RESOURCE_EXHAUSTED",
+                f"request of {call.agent}.{call.operation}: {request_bytes} bytes, more than the"
+                f" {self.max_message_bytes} an agent accepts (max_message_bytes); not sent",
+                retryable=False,
+            )
+        return PreparedCall(call, request, request_bytes)
+
+    async def send(self, prepared: PreparedCall) -> AgentReply:
+        """Sends a prepared call once, within its timeout."""
+        call = prepared.call
+        op = operation(call.agent, call.operation)
+        endpoints = self._agents.get(call.agent)
+        if endpoints is None:
+            raise AgentCallError("UNAVAILABLE", f"no endpoint for agent {call.agent}", retryable=True)
         channel = endpoints.next()
         key = (id(channel), op.path)
         method = self._methods.get(key)
@@ -164,15 +219,16 @@ class GrpcAgentCaller:
             )
             self._methods[key] = method
         metadata = ((IDEMPOTENCY_KEY, call.idempotency_key), (ATTEMPT, str(call.attempt)), *call.metadata)
-        request_bytes = request.ByteSize()
+        request_bytes = prepared.request_bytes
         try:
-            response: Message = await method(request, timeout=call.timeout, metadata=metadata)
+            response: Message = await method(prepared.request, timeout=call.timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
+            details = exc.details() or code.name
             raise AgentCallError(
                 code.name,
-                exc.details() or code.name,
-                retryable=code not in BUSINESS_CODES,
+                details,
+                retryable=code not in BUSINESS_CODES and not _too_large(code, details),
                 request_bytes=request_bytes,
             ) from None
         quality = getattr(response, "quality", None)

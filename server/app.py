@@ -16,6 +16,7 @@ from baton.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, seed_a
 from grpc_health.v1 import health, health_pb2
 
 from agents_clients import BreakingCaller, GrpcAgentCaller
+from server.api.handlers import HandlerGuard
 from server.api.probes import report, serve_health_and_reflection
 from server.api.seed import SeedApiServicer
 from server.api.servicer import OrchestratorServicer
@@ -131,12 +132,19 @@ async def start_server(config: ServerConfig) -> RunningServer:
 
             db = _sqlite_path(config.store_url)
             ledger = config.ledger_path or (f"{db}.ledger" if db else ":memory:")
-            fleet = await start_fleet(FleetConfig(listen="127.0.0.1:0", ledger_path=ledger))
+            fleet = await start_fleet(
+                FleetConfig(
+                    listen="127.0.0.1:0",
+                    ledger_path=ledger,
+                    faults=config.agent_faults,
+                    max_message_bytes=config.max_message_bytes,
+                )
+            )
             cleanup.push_async_callback(fleet.stop, 0.5)
             endpoints = agent_endpoints(fleet.address)
         else:
             endpoints = agent_endpoints(config.agents)
-        grpc_caller = GrpcAgentCaller(endpoints)
+        grpc_caller = GrpcAgentCaller(endpoints, max_message_bytes=config.max_message_bytes)
         cleanup.push_async_callback(grpc_caller.close)
         caller = BreakingCaller(grpc_caller, config.breaker)
         clock = SystemClock()
@@ -161,10 +169,13 @@ async def start_server(config: ServerConfig) -> RunningServer:
             health=monitor,
             clock=clock,
             max_message_bytes=config.max_message_bytes,
+            limits=config.limits,
         )
-        orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        # Malformed requests are INVALID_ARGUMENT, streams nobody reads end (server.api.handlers).
+        guarded = HandlerGuard(config.limits).server(server)
+        orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, guarded)  # type: ignore[no-untyped-call]
         # The seed's REST shapes (transcoded by Envoy), delegating every RPC to `servicer`.
-        seed_api_pb2_grpc.add_SeedApiServicer_to_server(SeedApiServicer(servicer), server)  # type: ignore[no-untyped-call]
+        seed_api_pb2_grpc.add_SeedApiServicer_to_server(SeedApiServicer(servicer), guarded)  # type: ignore[no-untyped-call]
         health_servicer = serve_health_and_reflection(server, (SERVICE_NAME, SEED_SERVICE_NAME))
         await server.start()
         host = config.listen.rpartition(":")[0]
@@ -201,7 +212,9 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
         from server.envoy import start_front_proxy
 
         try:
-            proxy = await start_front_proxy(config.http, running.address, max_message_bytes=config.max_message_bytes)
+            # JSON takes more room than protobuf: Envoy's body bound is twice the message limit.
+            body_bytes = 2 * config.max_message_bytes
+            proxy = await start_front_proxy(config.http, running.address, max_message_bytes=body_bytes)
         except BaseException:
             await running.stop(0)
             raise

@@ -15,6 +15,58 @@ class ConfigError(ValueError):
     """The configuration is wrong; the message names the setting."""
 
 
+_KIB = 1024
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """What one caller may send, hold open or pin; each breach is answered naming the limit.
+
+    The request bounds can only be tightened: the ceilings are where a stored execution would
+    no longer be readable back (protobuf's 100-level decoder) or the planner's own rules.
+    """
+
+    max_string_bytes: int = 256 * _KIB
+    """UTF-8 bytes of any one string of a request (Struct and map keys included). Default 256 KiB."""
+    max_json_depth: int = 16
+    """Levels of nesting of any JSON value of a request (user_context.data, a plan's inputs,
+    a signal's payload); the Struct itself is level 1. Default and ceiling 16."""
+    max_items: int = 10_000
+    """Entries of any list, Struct, repeated or map field of a request. Default 10,000."""
+    max_plan_steps: int = 200
+    """Steps of an explicit plan. Default and ceiling 200 (the planner's own bound)."""
+    submissions_per_minute: int = 600
+    """ExecuteWorkflow calls per user per minute (a token bucket, as many in a burst); 0: no limit."""
+    watches_per_user: int = 256
+    """Watch streams a user may have open at once; 0: no limit. Without authentication a watch's
+    user is the peer's address, so behind a proxy every client shares it."""
+    watch_stall: float = 30.0
+    """Seconds an update may wait for a watch's client to read before the stream is ended
+    RESOURCE_EXHAUSTED, naming the after_sequence to resume from."""
+    watch_pending_bytes_per_user: int = 32 * _MIB
+    """Bytes of a user's watch updates sent and not yet read by the client, over all its streams."""
+    watch_pending_bytes: int = 256 * _MIB
+    """The same over every user: what unread watches may pin in the whole server."""
+
+    def __post_init__(self) -> None:
+        bounds: tuple[tuple[str, float, float], ...] = (
+            ("max_string_bytes", _KIB, 1 * _MIB),
+            ("max_json_depth", 1, 16),
+            ("max_items", 1, 10_000),
+            ("max_plan_steps", 1, 200),
+            ("submissions_per_minute", 0, 1_000_000),
+            ("watches_per_user", 0, 1_000_000),
+            ("watch_stall", 1, 3600),
+            ("watch_pending_bytes_per_user", _MIB, 64 * 1024 * _MIB),
+            ("watch_pending_bytes", _MIB, 64 * 1024 * _MIB),
+        )
+        for name, low, high in bounds:
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigError(f"limits.{name}: expected a value from {low:g} to {high:g}, got {value}")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything `baton serve` needs."""
@@ -46,8 +98,16 @@ class ServerConfig:
     replica's executions are taken over."""
     health_interval: float = 5.0
     """Seconds between agent status refreshes."""
-    max_message_bytes: int = 8 * 1024 * 1024
-    """The largest request or response the orchestrator accepts."""
+    max_message_bytes: int = 4 * 1024 * 1024
+    """The one message size limit, in bytes, of every gRPC hop: what the orchestrator receives and
+    sends, what it sends to and accepts from the agents (and the embedded fleet's own limit).
+    Requests are held to half of it and user_context.data to a quarter (README: Limits), so that
+    what is accepted still fits once forwarded. Default 4 MiB, every gRPC client's default."""
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    """Per-request bounds and per-user quotas."""
+    agent_faults: bool = False
+    """Whether the embedded fleet serves baton.v1.FaultInjection (anyone reaching it can make
+    agents fail); off unless asked for (`baton serve --faults`, `baton demo`'s fault flags)."""
     http: str = ""
     """HOST:PORT of the REST/JSON API (and gRPC) through a bundled Envoy child process; empty: none."""
 
@@ -59,6 +119,8 @@ class ServerConfig:
             raise ConfigError(f"lease_seconds: expected seconds from 1 to 600, got {self.lease_seconds}")
         if not 0.1 <= self.watch_heartbeat <= 3600:
             raise ConfigError(f"watch_heartbeat: expected seconds from 0.1 to 3600, got {self.watch_heartbeat}")
+        if not 64 * _KIB <= self.max_message_bytes <= 1024 * _MIB:
+            raise ConfigError(f"max_message_bytes: expected 65536 to 1073741824 bytes, got {self.max_message_bytes}")
 
 
 def parse_address(value: str, setting: str) -> str:

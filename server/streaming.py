@@ -4,6 +4,11 @@ The store calls `ExecutionHub.on_commit` after every commit; the hub only append
 subscriber's bounded buffer and wakes it, so a slow watcher never slows the engine or other
 watchers. A subscriber whose buffer overflows drops its buffer and catches up from the store,
 so no update is ever lost silently: every watcher sees every sequence, in order, once.
+
+What a watcher holds is bounded: its buffer in events and in bytes, and the history it reads
+(at the start, or to catch up) in pages of `HISTORY_PAGE` events, each folded and yielded
+before the next is read. A watcher whose client does not read stops being drawn (see
+server.api.handlers), so it holds one page, its fold and one update.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from server.store.base import CorruptHistoryError, ExecutionNotFoundError, Execu
 
 DEFAULT_BUFFER = 1024
 """Events a watcher may lag behind before it falls back to reading the store."""
+DEFAULT_BUFFER_BYTES = 8 * 1024 * 1024
+"""Serialized bytes of events a watcher may lag behind before it falls back to reading the store."""
+HISTORY_PAGE = 64
+"""Events read from the store at a time, for a watch's history or its catching up."""
 DEFAULT_HEARTBEAT = 15.0
 """Seconds a watch may go without an event before it is sent a heartbeat; well under the idle
 timeouts of common proxies (Envoy's stream idle timeout is 5 minutes, many load balancers 60 s)."""
@@ -56,20 +65,30 @@ class HistoryUnreadableError(Exception):
 
 
 class _Subscription:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, limit_bytes: int) -> None:
         self.limit = limit
+        self.limit_bytes = limit_bytes
         self.buffer: deque[execution_pb2.ExecutionEvent] = deque()
+        self.buffered_bytes = 0
         self.overflowed = False
         self.wakeup = asyncio.Event()
 
-    def push(self, events: Sequence[execution_pb2.ExecutionEvent]) -> None:
+    def push(self, events: Sequence[execution_pb2.ExecutionEvent], size: int) -> None:
         if not self.overflowed:
-            if len(self.buffer) + len(events) > self.limit:
+            if len(self.buffer) + len(events) > self.limit or self.buffered_bytes + size > self.limit_bytes:
                 self.overflowed = True
                 self.buffer.clear()
+                self.buffered_bytes = 0
             else:
                 self.buffer.extend(events)
+                self.buffered_bytes += size
         self.wakeup.set()
+
+    def take(self) -> list[execution_pb2.ExecutionEvent]:
+        taken = list(self.buffer)
+        self.buffer.clear()
+        self.buffered_bytes = 0
+        return taken
 
 
 class ExecutionHub:
@@ -80,6 +99,7 @@ class ExecutionHub:
         store: ExecutionStore,
         *,
         buffer: int = DEFAULT_BUFFER,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         plans: Callable[[str], Plan | None] | None = None,
         heartbeat: float = DEFAULT_HEARTBEAT,
     ) -> None:
@@ -88,11 +108,13 @@ class ExecutionHub:
         Args:
             store: the store whose commits feed the watchers.
             buffer: events a watcher may lag behind before it reads from the store instead.
+            buffer_bytes: the same in serialized bytes.
             plans: the parsed plan of a running execution, if known, so watchers need not rebuild it.
             heartbeat: seconds without an event after which a watch yields a heartbeat.
         """
         self.store = store
         self.buffer = buffer
+        self.buffer_bytes = buffer_bytes
         self.heartbeat = heartbeat
         self.plans = plans
         self._subscriptions: dict[str, set[_Subscription]] = {}
@@ -106,8 +128,11 @@ class ExecutionHub:
 
     def on_commit(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent]) -> None:
         """Hands newly committed events to the execution's watchers (never blocks)."""
-        for subscription in self._subscriptions.get(execution_id, ()):
-            subscription.push(events)
+        subscriptions = self._subscriptions.get(execution_id)
+        if subscriptions:
+            size = sum(event.ByteSize() for event in events)
+            for subscription in subscriptions:
+                subscription.push(events, size)
 
     def close(self) -> None:
         """Ends every watch (on shutdown) with WatchInterruptedError; watchers resume elsewhere."""
@@ -129,23 +154,28 @@ class ExecutionHub:
             HistoryUnreadableError: a stored event cannot be decoded, or an event cannot be folded.
             WatchInterruptedError: the hub closed before the execution ended.
         """
-        subscription = _Subscription(self.buffer)
+        subscription = _Subscription(self.buffer, self.buffer_bytes)
         # Subscribe before reading the history, so nothing committed in between is missed.
         self._subscriptions.setdefault(execution_id, set()).add(subscription)
         try:
-            history = await self._read(execution_id, 0)
-            if not history:
+            page = await self._read(execution_id, 0)
+            if not page:
                 raise ExecutionNotFoundError(execution_id)
             try:
-                state = fold(execution_id, history[:1], self.plans(execution_id) if self.plans else None)
+                state = fold(execution_id, page[:1], self.plans(execution_id) if self.plans else None)
             except Exception as error:
                 raise HistoryUnreadableError(execution_id, error) from error
             if after_sequence < 1:
-                yield history[0], state
-            for event in history[1:]:
-                _advance(state, event)
-                if event.sequence > after_sequence:
-                    yield event, state
+                yield page[0], state
+            rest = page[1:]
+            while True:
+                for event in rest:
+                    _advance(state, event)
+                    if event.sequence > after_sequence:
+                        yield event, state
+                if len(page) < HISTORY_PAGE:
+                    break
+                page = rest = await self._read(execution_id, state.last_sequence)
             while not state.terminal and not self._closed.is_set():
                 if not subscription.wakeup.is_set():
                     try:
@@ -156,21 +186,18 @@ class ExecutionHub:
                 subscription.wakeup.clear()
                 if subscription.overflowed:
                     subscription.overflowed = False
-                    fresh: Sequence[execution_pb2.ExecutionEvent] = await self._read(execution_id, state.last_sequence)
-                else:
-                    fresh = list(subscription.buffer)
-                    subscription.buffer.clear()
-                for event in fresh:
+                    async for event in self._catch_up(state):
+                        if event.sequence > after_sequence:
+                            yield event, state
+                    continue
+                for event in subscription.take():
                     if event.sequence <= state.last_sequence:
                         continue  # committed before the history read returned
                     if event.sequence != state.last_sequence + 1:
                         # Cannot happen with an ordered commit stream; heal from the store anyway.
-                        fresh_gap = await self._read(execution_id, state.last_sequence)
-                        for missing in fresh_gap:
-                            if missing.sequence > state.last_sequence:
-                                _advance(state, missing)
-                                if missing.sequence > after_sequence:
-                                    yield missing, state
+                        async for missing in self._catch_up(state):
+                            if missing.sequence > after_sequence:
+                                yield missing, state
                         break
                     _advance(state, event)
                     if event.sequence > after_sequence:
@@ -184,9 +211,19 @@ class ExecutionHub:
                 if not subscriptions:
                     del self._subscriptions[execution_id]
 
+    async def _catch_up(self, state: ExecutionState) -> AsyncIterator[execution_pb2.ExecutionEvent]:
+        """Applies and yields the stored events after the state's last, a page at a time."""
+        while True:
+            page = await self._read(state.execution_id, state.last_sequence)
+            for event in page:
+                _advance(state, event)
+                yield event
+            if len(page) < HISTORY_PAGE:
+                return
+
     async def _read(self, execution_id: str, after_sequence: int) -> list[execution_pb2.ExecutionEvent]:
         try:
-            return await self.store.read_events(execution_id, after_sequence=after_sequence)
+            return await self.store.read_events(execution_id, after_sequence=after_sequence, limit=HISTORY_PAGE)
         except CorruptHistoryError as error:
             raise HistoryUnreadableError(execution_id, error) from error
 

@@ -11,10 +11,15 @@ import grpc
 
 from server.engine import ExecutionStateError, FoldError
 from server.planner import PlanningError
-from server.store.base import CorruptHistoryError, ExecutionNotFoundError, InvalidPageTokenError
+from server.quoting import quote
+from server.store.base import CorruptHistoryError, ExecutionNotFoundError, InvalidKeyError, InvalidPageTokenError
 from server.streaming import WatchInterruptedError
 
 logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 2000
+"""Characters of a status message at most: each names what was wrong and quotes a bounded prefix
+of the input (server.quoting), and this cut keeps any that does not from growing with the input."""
 
 _S = TypeVar("_S")
 _Req = TypeVar("_Req")
@@ -38,6 +43,7 @@ def invalid(field: str, message: str) -> RequestError:
 _TABLE: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (PlanningError, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidPageTokenError, grpc.StatusCode.INVALID_ARGUMENT),
+    (InvalidKeyError, grpc.StatusCode.INVALID_ARGUMENT),
     (ExecutionNotFoundError, grpc.StatusCode.NOT_FOUND),
     (ExecutionStateError, grpc.StatusCode.FAILED_PRECONDITION),
     # An execution whose history cannot be read or folded (the RPCs that read histories
@@ -54,7 +60,7 @@ def status_of(exc: Exception) -> tuple[grpc.StatusCode, str] | None:
     if isinstance(exc, RequestError):
         return exc.code, exc.message
     if isinstance(exc, ExecutionNotFoundError):
-        return grpc.StatusCode.NOT_FOUND, f"execution_id: no execution {exc.args[0]!r}"
+        return grpc.StatusCode.NOT_FOUND, f"execution_id: no execution {quote(exc.args[0])}"
     for kind, code in _TABLE:
         if isinstance(exc, kind):
             return code, str(exc)
@@ -70,7 +76,8 @@ async def _abort(context: grpc.aio.ServicerContext, rpc: str, exc: Exception) ->
         logger.exception("%s failed", rpc, exc_info=exc)
         await context.abort(grpc.StatusCode.INTERNAL, f"{rpc} failed: {type(exc).__name__}")
     else:
-        await context.abort(*status)
+        code, message = status
+        await context.abort(code, message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + "…")
 
 
 def unary(

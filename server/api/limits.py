@@ -20,16 +20,29 @@ levels``):
 - **Items: 10,000** in any list or Struct (and any repeated or map field). Real lists are a few
   hundred jobs or skills at most; the bound stops a request of a million tiny items that every
   expression evaluation and fold would then walk.
-- **Size: user_context.data at most 1 MiB serialized, the whole request at most 2 MiB.** gRPC
-  clients receive at most 4 MiB by default; the execution_started event and ExecuteWorkflow's
-  answer carry the plan and user context, and must fit that with room for everything else.
-  A SignalExecution payload (``check_struct``) is bounded like user_context.data.
+- **Size: user_context.data at most a quarter of the message limit serialized (1 MiB of the
+  default 4 MiB), the whole request at most half (2 MiB).** gRPC clients receive at most 4 MiB
+  by default, and so do the agents; the execution_started event and ExecuteWorkflow's answer
+  carry the plan and user context, and an agent's request carries what its step reads of them,
+  so each must fit the one limit with room for everything else. A SignalExecution payload
+  (``check_struct``) is bounded like user_context.data.
+- **Plans: at most 200 steps** (the planner's own bound; `max_plan_steps` may lower it). A plan's
+  depth (its longest chain of dependencies) is bounded by its steps; every walk of the graph is
+  iterative, so a 200-step chain costs no recursion.
+- **Keys: no NUL, and short.** Identifiers that become columns and index entries (user ids, the
+  request_id, workflow types, plan and execution ids, page tokens) may not contain U+0000
+  (PostgreSQL's text cannot hold it, SQLite's JSON functions stop at it) and are at most
+  `MAX_KEY_CHARS` characters (a PostgreSQL index entry holds at most about 2,700 bytes).
+
+Every bound but the keys' is configurable downwards (server.config.LimitsConfig); the module's
+constants are the defaults and the ceilings.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 from baton.v1 import orchestrator_pb2, plan_pb2
 from google.protobuf import struct_pb2
@@ -37,6 +50,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from server.api.errors import invalid
+from server.config import LimitsConfig
+from server.quoting import quote
 
 MAX_DEPTH = 16
 """Levels of JSON nesting in a Struct; the Struct itself is level 1."""
@@ -48,6 +63,10 @@ MAX_STRUCT_BYTES = 1024 * 1024
 """Serialized bytes of user_context.data and of any Struct checked with check_struct."""
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 """Serialized bytes of a whole ExecuteWorkflow or PlanWorkflow request."""
+MAX_PLAN_STEPS = 200
+"""Steps of an explicit plan."""
+MAX_KEY_CHARS = 256
+"""Characters of an identifier: a user id, a workflow type, a plan or execution id."""
 
 # Keys quoted in a field path are cut to this many characters (a path must stay readable).
 _KEY_IN_PATH = 64
@@ -58,10 +77,38 @@ _VALUE = struct_pb2.Value.DESCRIPTOR.full_name
 _LIST = struct_pb2.ListValue.DESCRIPTOR.full_name
 
 
+@dataclass(frozen=True)
+class RequestLimits:
+    """The bounds a request is checked against (the module's constants by default)."""
+
+    max_depth: int = MAX_DEPTH
+    max_string_bytes: int = MAX_STRING_BYTES
+    max_items: int = MAX_ITEMS
+    max_struct_bytes: int = MAX_STRUCT_BYTES
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_plan_steps: int = MAX_PLAN_STEPS
+
+    @classmethod
+    def of(cls, limits: LimitsConfig, max_message_bytes: int) -> RequestLimits:
+        """The bounds of a server: its configured limits, sizes derived from its message limit."""
+        return cls(
+            max_depth=min(limits.max_json_depth, MAX_DEPTH),
+            max_string_bytes=min(limits.max_string_bytes, max_message_bytes // 4),
+            max_items=min(limits.max_items, MAX_ITEMS),
+            max_struct_bytes=max_message_bytes // 4,
+            max_request_bytes=max_message_bytes // 2,
+            max_plan_steps=min(limits.max_plan_steps, MAX_PLAN_STEPS),
+        )
+
+
+DEFAULT_LIMITS = RequestLimits()
+
+
 def check_request(
     request: orchestrator_pb2.ExecuteWorkflowRequest | orchestrator_pb2.PlanWorkflowRequest,
     *,
     with_plan: bool = True,
+    limits: RequestLimits = DEFAULT_LIMITS,
 ) -> None:
     """Checks a request against every bound (see the module docstring).
 
@@ -69,144 +116,168 @@ def check_request(
         request: the request.
         with_plan: whether to walk an explicit plan too; the servicer walks a plan it has not
             seen before with check_plan instead (a plan already found valid was checked then).
+        limits: the bounds.
 
     Raises:
         RequestError: INVALID_ARGUMENT naming the first field past a bound.
     """
     size = request.ByteSize()
-    if size > MAX_REQUEST_BYTES:
-        raise invalid("request", f"{size} bytes serialized, more than the {_mib(MAX_REQUEST_BYTES)} allowed")
-    _check_struct_size("user_context.data", request.user_context.data)
-    _walk_fields("", request, skip="" if with_plan else "plan")
+    if size > limits.max_request_bytes:
+        raise invalid(
+            "request", f"{size} bytes serialized, more than the {_mib(limits.max_request_bytes)} allowed (max_request)"
+        )
+    walker = _Walker(limits)
+    walker.struct_size("user_context.data", request.user_context.data)
+    check_key("user_context.user_id", request.user_context.user_id)
+    check_key("workflow_type", request.workflow_type)
+    if with_plan and isinstance(request, orchestrator_pb2.ExecuteWorkflowRequest) and request.HasField("plan"):
+        check_plan(request.plan, limits=limits)
+    walker.fields("", request, skip="plan")
 
 
-def check_plan(plan: plan_pb2.OrchestrationPlan, field: str = "plan") -> None:
-    """Checks an explicit plan's strings, Structs and lists (its size is part of the request's).
+def check_plan(
+    plan: plan_pb2.OrchestrationPlan, field: str = "plan", *, limits: RequestLimits = DEFAULT_LIMITS
+) -> None:
+    """Checks an explicit plan's steps, keys, strings, Structs and lists (its size is part of the request's).
 
     Raises:
         RequestError: INVALID_ARGUMENT naming the first field past a bound.
     """
-    _walk_message(field, plan)
+    steps = len(plan.workflow_steps)
+    if steps > limits.max_plan_steps:
+        raise invalid(f"{field}.workflow_steps", f"{steps} steps, more than the {limits.max_plan_steps} allowed")
+    for name in ("user_id", "plan_id", "workflow_type"):
+        check_key(f"{field}.{name}", getattr(plan, name))
+    _Walker(limits).message(field, plan)
 
 
-def check_struct(field: str, value: struct_pb2.Struct) -> None:
+def check_struct(field: str, value: struct_pb2.Struct, *, limits: RequestLimits = DEFAULT_LIMITS) -> None:
     """Checks a Struct's size, nesting, strings and items (bounded like user_context.data).
 
     Args:
         field: the Struct's field path, used in the error (``payload``).
         value: the Struct.
+        limits: the bounds.
 
     Raises:
         RequestError: INVALID_ARGUMENT naming the field path past a bound.
     """
-    _check_struct_size(field, value)
-    _walk_struct(field, value, 1)
+    walker = _Walker(limits)
+    walker.struct_size(field, value)
+    walker.struct(field, value, 1)
+
+
+def check_key(field: str, value: str, max_chars: int = MAX_KEY_CHARS) -> None:
+    """Checks an identifier: no NUL, at most `max_chars` characters (see the module docstring).
+
+    Raises:
+        RequestError: INVALID_ARGUMENT naming the field.
+    """
+    if len(value) > max_chars:
+        raise invalid(field, f"at most {max_chars} characters, got {len(value)}")
+    if "\x00" in value:
+        raise invalid(field, f"must not contain NUL (U+0000), got {quote(value)}")
 
 
 def _mib(size: int) -> str:
     return f"{size // (1024 * 1024)} MiB" if size % (1024 * 1024) == 0 else f"{size // 1024} KiB"
 
 
-def _check_struct_size(field: str, value: struct_pb2.Struct) -> None:
-    size = value.ByteSize()
-    if size > MAX_STRUCT_BYTES:
-        raise invalid(field, f"{size} bytes serialized, more than the {_mib(MAX_STRUCT_BYTES)} allowed")
+class _Walker:
+    """Walks a message, a Struct or a value against the bounds; raises at the first breach."""
 
+    def __init__(self, limits: RequestLimits) -> None:
+        self.limits = limits
 
-def _check_string(field: str, text: str) -> None:
-    # len() counts characters, at most 4 UTF-8 bytes each: encode only strings that may be over.
-    if len(text) > MAX_STRING_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_STRING_BYTES:
-        raise invalid(field, f"a string longer than {_mib(MAX_STRING_BYTES)}")
+    def struct_size(self, field: str, value: struct_pb2.Struct) -> None:
+        size = value.ByteSize()
+        if size > self.limits.max_struct_bytes:
+            raise invalid(field, f"{size} bytes serialized, more than the {_mib(self.limits.max_struct_bytes)} allowed")
 
+    def string(self, field: str, text: str) -> None:
+        bound = self.limits.max_string_bytes
+        # len() counts characters, at most 4 UTF-8 bytes each: encode only strings that may be over.
+        if len(text) > bound // 4 and len(text.encode("utf-8", "surrogatepass")) > bound:
+            raise invalid(field, f"a string longer than {_mib(bound)} (max_string_bytes)")
 
-def _check_items(field: str, count: int) -> None:
-    if count > MAX_ITEMS:
-        raise invalid(field, f"{count} items, more than the {MAX_ITEMS} allowed")
+    def items(self, field: str, count: int) -> None:
+        if count > self.limits.max_items:
+            raise invalid(field, f"{count} items, more than the {self.limits.max_items} allowed")
 
+    def key(self, path: str, key: str) -> str:
+        """The path of a Struct or map entry: ``path.key``, or ``path["odd key"]`` when not an identifier."""
+        self.string(f"{path}: a key", key)
+        if _IDENTIFIER.match(key):
+            return f"{path}.{key}"
+        shown = key if len(key) <= _KEY_IN_PATH else key[:_KEY_IN_PATH] + "…"
+        return f"{path}[{json.dumps(shown, ensure_ascii=False)}]"
 
-def _key(path: str, key: str) -> str:
-    """The path of a Struct or map entry: ``path.key``, or ``path["odd key"]`` when not an identifier."""
-    _check_string(f"{path}: a key", key)
-    if _IDENTIFIER.match(key):
-        return f"{path}.{key}"
-    shown = key if len(key) <= _KEY_IN_PATH else key[:_KEY_IN_PATH] + "…"
-    return f"{path}[{json.dumps(shown, ensure_ascii=False)}]"
+    def message(self, path: str, message: Message) -> None:
+        name = message.DESCRIPTOR.full_name
+        if name == _STRUCT:
+            self.struct(path, message, 1)  # type: ignore[arg-type]
+        elif name == _VALUE:
+            self.value(path, message, 1)  # type: ignore[arg-type]
+        elif name == _LIST:
+            self.list(path, message, 1)  # type: ignore[arg-type]
+        else:
+            self.fields(path, message)
+
+    def fields(self, path: str, message: Message, skip: str = "") -> None:
+        for field, value in message.ListFields():
+            if field.name == skip:
+                continue
+            where = _join(path, field.name)
+            if field.is_repeated:
+                self.items(where, len(value))
+                entry = field.message_type if field.type == FieldDescriptor.TYPE_MESSAGE else None
+                if entry is not None and entry.GetOptions().map_entry:
+                    self.map(where, entry.fields_by_name["value"], value)
+                else:
+                    for index, item in enumerate(value):
+                        self.scalar_or_message(f"{where}[{index}]", field, item)
+            else:
+                self.scalar_or_message(where, field, value)
+
+    def scalar_or_message(self, path: str, field: FieldDescriptor, value: object) -> None:
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            self.message(path, value)  # type: ignore[arg-type]
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            self.string(path, value)  # type: ignore[arg-type]
+        elif field.type == FieldDescriptor.TYPE_BYTES and len(value) > self.limits.max_string_bytes:  # type: ignore[arg-type]
+            raise invalid(path, f"more than {_mib(self.limits.max_string_bytes)} of bytes")
+
+    def map(self, path: str, value_field: FieldDescriptor, entries: object) -> None:
+        for key, value in entries.items():  # type: ignore[attr-defined]
+            where = self.key(path, key) if isinstance(key, str) else f"{path}[{key}]"
+            self.scalar_or_message(where, value_field, value)
+
+    def struct(self, path: str, struct: struct_pb2.Struct, depth: int) -> None:
+        if depth > self.limits.max_depth:
+            raise invalid(path, f"nested deeper than {self.limits.max_depth} levels")
+        fields = struct.fields
+        self.items(path, len(fields))
+        for key, value in fields.items():
+            self.value(self.key(path, key), value, depth)
+
+    def list(self, path: str, values: struct_pb2.ListValue, depth: int) -> None:
+        if depth > self.limits.max_depth:
+            raise invalid(path, f"nested deeper than {self.limits.max_depth} levels")
+        items = values.values
+        self.items(path, len(items))
+        for index, value in enumerate(items):
+            self.value(f"{path}[{index}]", value, depth)
+
+    def value(self, path: str, value: struct_pb2.Value, depth: int) -> None:
+        """Checks a Value found at `depth` (the level of the Struct or list holding it)."""
+        kind = value.WhichOneof("kind")
+        if kind == "string_value":
+            self.string(path, value.string_value)
+        elif kind == "struct_value":
+            self.struct(path, value.struct_value, depth + 1)
+        elif kind == "list_value":
+            self.list(path, value.list_value, depth + 1)
 
 
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
-
-
-def _walk_message(path: str, message: Message) -> None:
-    name = message.DESCRIPTOR.full_name
-    if name == _STRUCT:
-        _walk_struct(path, message, 1)  # type: ignore[arg-type]
-        return
-    if name == _VALUE:
-        _walk_value(path, message, 1)  # type: ignore[arg-type]
-        return
-    if name == _LIST:
-        _walk_list(path, message, 1)  # type: ignore[arg-type]
-        return
-    _walk_fields(path, message)
-
-
-def _walk_fields(path: str, message: Message, skip: str = "") -> None:
-    for field, value in message.ListFields():
-        if field.name == skip:
-            continue
-        where = _join(path, field.name)
-        if field.is_repeated:
-            _check_items(where, len(value))
-            entry = field.message_type if field.type == FieldDescriptor.TYPE_MESSAGE else None
-            if entry is not None and entry.GetOptions().map_entry:
-                _walk_map(where, entry.fields_by_name["value"], value)
-            else:
-                for index, item in enumerate(value):
-                    _walk_scalar_or_message(f"{where}[{index}]", field, item)
-        else:
-            _walk_scalar_or_message(where, field, value)
-
-
-def _walk_scalar_or_message(path: str, field: FieldDescriptor, value: object) -> None:
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
-        _walk_message(path, value)  # type: ignore[arg-type]
-    elif field.type == FieldDescriptor.TYPE_STRING:
-        _check_string(path, value)  # type: ignore[arg-type]
-    elif field.type == FieldDescriptor.TYPE_BYTES and len(value) > MAX_STRING_BYTES:  # type: ignore[arg-type]
-        raise invalid(path, f"more than {_mib(MAX_STRING_BYTES)} of bytes")
-
-
-def _walk_map(path: str, value_field: FieldDescriptor, entries: object) -> None:
-    for key, value in entries.items():  # type: ignore[attr-defined]
-        where = _key(path, key) if isinstance(key, str) else f"{path}[{key}]"
-        _walk_scalar_or_message(where, value_field, value)
-
-
-def _walk_struct(path: str, struct: struct_pb2.Struct, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise invalid(path, f"nested deeper than {MAX_DEPTH} levels")
-    fields = struct.fields
-    _check_items(path, len(fields))
-    for key, value in fields.items():
-        _walk_value(_key(path, key), value, depth)
-
-
-def _walk_list(path: str, values: struct_pb2.ListValue, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise invalid(path, f"nested deeper than {MAX_DEPTH} levels")
-    items = values.values
-    _check_items(path, len(items))
-    for index, value in enumerate(items):
-        _walk_value(f"{path}[{index}]", value, depth)
-
-
-def _walk_value(path: str, value: struct_pb2.Value, depth: int) -> None:
-    """Checks a Value found at `depth` (the level of the Struct or list holding it)."""
-    kind = value.WhichOneof("kind")
-    if kind == "string_value":
-        _check_string(path, value.string_value)
-    elif kind == "struct_value":
-        _walk_struct(path, value.struct_value, depth + 1)
-    elif kind == "list_value":
-        _walk_list(path, value.list_value, depth + 1)

@@ -28,6 +28,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 
 from server.api.errors import invalid
 from server.api.limits import check_struct
+from server.quoting import quote
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
@@ -71,7 +72,7 @@ def parse_enum(enum: EnumDescriptor, word: str, field: str) -> int:
         if value is not None and value.number != 0:
             return int(value.number)
     words = ", ".join(enum_word(enum, v.number) for v in enum.values if v.number != 0)
-    raise invalid(field, f"expected one of {words}, got {word!r}")
+    raise invalid(field, f"expected one of {words}, got {quote(word)}")
 
 
 def parse_duration(text: str, field: str) -> float:
@@ -83,10 +84,10 @@ def parse_duration(text: str, field: str) -> float:
     compact = text.strip()
     parts = _DURATION.findall(compact)
     if not parts or "".join(number + unit for number, unit in parts) != compact:
-        raise invalid(field, f"expected a duration such as 5m, 90s or 1h30m, got {text!r}")
+        raise invalid(field, f"expected a duration such as 5m, 90s or 1h30m, got {quote(text)}")
     seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
     if not math.isfinite(seconds) or seconds > MAX_DURATION_SECONDS:
-        raise invalid(field, f"{text!r} is longer than any duration can be")
+        raise invalid(field, f"{quote(text)} is longer than any duration can be")
     return seconds
 
 

@@ -14,13 +14,17 @@ from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, pla
 from google.protobuf import json_format
 
 from server.api.errors import RequestError, invalid, streaming, unary
-from server.api.limits import check_plan, check_request, check_struct
+from server.api.limits import RequestLimits, check_key, check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
+from server.api.quotas import SubmissionBuckets
 from server.api.sizing import fit_status, fit_update, message_budget, surely_fits
+from server.auth import current_principal
+from server.config import LimitsConfig
 from server.engine import Clock, Engine, ExecutionState, FoldError, SignalCommand, Submission, fold, render
 from server.engine.model import seconds
 from server.health import HealthMonitor
 from server.planner import Planner, PlanningError, validate_plan
+from server.quoting import quote
 from server.store.base import (
     CorruptHistoryError,
     ExecutionNotFoundError,
@@ -38,6 +42,8 @@ MAX_REASON = 1024
 """Characters of a cancel's, pause's, resume's or signal's reason (it is stored in the history)."""
 MAX_STEP_ID = 64
 """Characters of a signal's step_id: no plan step has a longer id."""
+MAX_PAGE_TOKEN = 1024
+"""Characters of a ListExecutions page token (the store's tokens take well under 200)."""
 SIGNALS = frozenset({execution_pb2.SIGNAL_APPROVE, execution_pb2.SIGNAL_REJECT, execution_pb2.SIGNAL_INPUT})
 """The signals a waiting step can be given."""
 
@@ -56,12 +62,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         clock: Clock,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         max_message_bytes: int = 4 * 1024 * 1024,
+        limits: LimitsConfig | None = None,
     ) -> None:
         """Wires the servicer.
 
         Args:
             max_message_bytes: the server's message size limit; no status or update it sends
                 is larger than this or than a default client's 4 MiB (see server.api.sizing).
+            limits: the request bounds and the submission quota (server.api.limits, .quotas).
         """
         self.engine = engine
         self.store = store
@@ -73,6 +81,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.budget = message_budget(max_message_bytes)
         """The bytes a status or an update may take."""
         self._valid_plans: OrderedDict[bytes, None] = OrderedDict()
+        limits = limits or LimitsConfig()
+        self.limits = RequestLimits.of(limits, max_message_bytes)
+        self.submissions = SubmissionBuckets(limits.submissions_per_minute)
 
     # ---- planning ---------------------------------------------------------------------------
 
@@ -80,7 +91,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.ExecuteWorkflowRequest | orchestrator_pb2.PlanWorkflowRequest, now: datetime
     ) -> plan_pb2.OrchestrationPlan:
         # An explicit plan is walked only when not already known valid (see _validate).
-        check_request(request, with_plan=False)
+        check_request(request, with_plan=False, limits=self.limits)
         options = request.execution_options
         if options.HasField("timeout"):
             timeout = seconds(options.timeout)
@@ -93,7 +104,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             if not user_id:
                 raise invalid("user_context.user_id", "required (the execution's owner)")
             if plan.user_id and plan.user_id != user_id:
-                raise invalid("plan.user_id", f"is {plan.user_id!r} but user_context.user_id is {user_id!r}")
+                raise invalid("plan.user_id", f"is {quote(plan.user_id)} but user_context.user_id is {quote(user_id)}")
             plan.user_id = user_id
             plan.plan_id = plan.plan_id or self.new_id()
             plan.workflow_type = plan.workflow_type or request.workflow_type or "custom"
@@ -121,7 +132,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if key in self._valid_plans:
             self._valid_plans.move_to_end(key)
             return
-        check_plan(as_sent)
+        check_plan(as_sent, limits=self.limits)
         try:
             validate_plan(plan)
         except PlanningError as exc:
@@ -140,12 +151,16 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def ExecuteWorkflow(
         self, request: orchestrator_pb2.ExecuteWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.Execution:
-        if len(request.request_id) > MAX_REQUEST_ID:
-            raise invalid("request_id", f"at most {MAX_REQUEST_ID} characters, got {len(request.request_id)}")
+        principal = current_principal()
+        # Before anything costs: a user past the quota is refused without being planned.
+        self.submissions.take(
+            principal.subject if principal.authenticated else request.user_context.user_id or request.plan.user_id
+        )
+        check_key("request_id", request.request_id, MAX_REQUEST_ID)
         if request.callback_url:
             url = urlparse(request.callback_url)
             if url.scheme not in ("http", "https") or not url.netloc:
-                raise invalid("callback_url", f"must be an http(s) URL, got {request.callback_url!r}")
+                raise invalid("callback_url", f"must be an http(s) URL, got {quote(request.callback_url)}")
         plan = self._plan(request, self.clock.now())
         record, created = await self.engine.submit(
             Submission(
@@ -179,8 +194,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             RequestError: no execution_id.
             ExecutionNotFoundError: no such execution.
         """
-        if not execution_id:
-            raise invalid("execution_id", "required")
+        _check_execution_id(execution_id)
         record = await self.store.get_execution(execution_id)
         if record is None:
             raise ExecutionNotFoundError(execution_id)
@@ -208,8 +222,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def WatchExecution(
         self, request: orchestrator_pb2.WatchExecutionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[orchestrator_pb2.ExecutionUpdate]:
-        if not request.execution_id:
-            raise invalid("execution_id", "required")
+        _check_execution_id(request.execution_id)
         if request.after_sequence < 0:
             raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
         # No summary-row read up front (a watch is on every journey's hot path): a quarantined
@@ -244,10 +257,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def GetStepOutput(
         self, request: orchestrator_pb2.GetStepOutputRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.StepOutput:
-        if not request.execution_id:
-            raise invalid("execution_id", "required")
+        _check_execution_id(request.execution_id)
         if not request.step_id:
             raise invalid("step_id", "required")
+        check_key("step_id", request.step_id, MAX_STEP_ID)
         state = await self._state(request.execution_id)
         if isinstance(state, ExecutionRecord):
             raise quarantined_error(state)
@@ -255,13 +268,13 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if run is None:
             raise RequestError(
                 grpc.StatusCode.NOT_FOUND,
-                f"step_id: execution {request.execution_id!r} has no step {request.step_id!r}",
+                f"step_id: execution {quote(request.execution_id)} has no step {quote(request.step_id)}",
             )
         output = run.output_json()
         if output is None:
             raise RequestError(
                 grpc.StatusCode.NOT_FOUND,
-                f"step_id: step {request.step_id!r} of execution {request.execution_id!r} has no output"
+                f"step_id: step {quote(request.step_id)} of execution {quote(request.execution_id)} has no output"
                 f" (it is {execution_pb2.StepState.Name(run.state)})",
             )
         reply = orchestrator_pb2.StepOutput(execution_id=request.execution_id, step_id=request.step_id)
@@ -269,7 +282,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if reply.ByteSize() > self.budget:
             raise RequestError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"step_id: the output of step {request.step_id!r} is {reply.ByteSize()} bytes,"
+                f"step_id: the output of step {quote(request.step_id)} is {reply.ByteSize()} bytes,"
                 f" more than the {self.budget} a reply may take",
             )
         return reply
@@ -280,6 +293,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     ) -> orchestrator_pb2.ListExecutionsResponse:
         if not 0 <= request.page_size <= 1000:
             raise invalid("page_size", f"must be from 1 to 1000 (0 means 50), got {request.page_size}")
+        check_key("user_id", request.user_id)
+        check_key("workflow_type", request.workflow_type)
+        check_key("page_token", request.page_token, MAX_PAGE_TOKEN)
         page = await self.store.list_executions(
             ExecutionQuery(
                 user_id=request.user_id,
@@ -338,7 +354,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             )
         if len(request.step_id) > MAX_STEP_ID:
             raise invalid("step_id", f"at most {MAX_STEP_ID} characters, got {len(request.step_id)}")
-        check_struct("payload", request.payload)
+        check_struct("payload", request.payload, limits=self.limits)
         command = SignalCommand(
             signal=request.signal,
             step_id=request.step_id,
@@ -355,10 +371,16 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         return await self.health.system_health()
 
 
-def _check_control(execution_id: str, reason: str) -> None:
-    """Validates what every control request has: the execution and a bounded reason."""
+def _check_execution_id(execution_id: str) -> None:
+    """Refuses a missing execution_id, or one no execution can have (see server.api.limits.check_key)."""
     if not execution_id:
         raise invalid("execution_id", "required")
+    check_key("execution_id", execution_id)
+
+
+def _check_control(execution_id: str, reason: str) -> None:
+    """Validates what every control request has: the execution and a bounded reason."""
+    _check_execution_id(execution_id)
     if len(reason) > MAX_REASON:
         raise invalid("reason", f"at most {MAX_REASON} characters, got {len(reason)}")
 

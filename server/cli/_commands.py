@@ -58,6 +58,7 @@ def _serve_until_stopped(server: Coroutine[Any, Any, None]) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """`baton serve`: runs the orchestrator until SIGTERM."""
     from server.app import serve
+    from server.cli._limits import limits_from
     from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
     from server.store import open_store
 
@@ -82,6 +83,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             lease_seconds=args.lease,
             ledger_path=args.ledger,
             http=args.http,
+            max_message_bytes=args.max_message_bytes,
+            limits=limits_from(args),
+            agent_faults=args.faults,
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
@@ -107,6 +111,8 @@ def cmd_agents_serve(args: argparse.Namespace) -> int:
         error_rate=args.error_rate,
         seed=args.seed,
         ledger_path=args.ledger,
+        faults=args.faults,
+        max_message_bytes=args.max_message_bytes,
     )
     try:
         config.validate()

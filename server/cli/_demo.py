@@ -18,7 +18,6 @@ from baton.v1 import (
     automation_pb2_grpc,
     execution_pb2,
     faults_pb2,
-    faults_pb2_grpc,
     journey_pb2,
     orchestrator_pb2,
 )
@@ -41,6 +40,8 @@ DEMO_SEED = 7
 class _Fleet(Protocol):
     address: str
 
+    def set_faults(self, config: faults_pb2.FaultConfig) -> faults_pb2.FaultConfig: ...
+
 
 @dataclass(frozen=True)
 class DemoFaults:
@@ -62,6 +63,11 @@ class DemoFaults:
     def any(self) -> bool:
         """Whether any fault is injected at all."""
         return self.latency_ms > 0 or self.error_rate > 0 or self.fail_search_once or self.fail_notify
+
+    @property
+    def failures(self) -> bool:
+        """Whether the demo's fault flags ask for failures (latency alone is no fault flag)."""
+        return self.error_rate > 0 or self.fail_search_once or self.fail_notify
 
 
 def demo_request() -> orchestrator_pb2.ExecuteWorkflowRequest:
@@ -88,37 +94,35 @@ def demo_request() -> orchestrator_pb2.ExecuteWorkflowRequest:
     )
 
 
-async def inject_faults(address: str, faults: DemoFaults) -> None:
-    """Sets the reference fleet's fault injection: latency and random failures on every call, and
-    optionally one failed job search and failing notifications.
+def inject_faults(fleet: _Fleet, faults: DemoFaults) -> None:
+    """Sets the embedded fleet's faults in this process (no FaultInjection call over the network):
+    latency and random failures on every call, and optionally one failed job search and failing
+    notifications.
 
     Args:
-        address: the fleet's HOST:PORT.
+        fleet: the embedded fleet.
         faults: what to inject.
     """
     latency = duration_pb2.Duration()
     latency.FromNanoseconds(int(faults.latency_ms * 1e6))
-    every = faults_pb2.FaultConfig(latency=latency, error_rate=faults.error_rate, seed=faults.seed)
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = faults_pb2_grpc.FaultInjectionStub(channel)  # type: ignore[no-untyped-call]
-        await stub.SetFaults(every, timeout=RPC_TIMEOUT)
-        if faults.fail_search_once:
-            # An agent's own configuration replaces the fleet's, so it repeats the fleet's faults.
-            flaky = faults_pb2.FaultConfig(
-                agent="job_discovery",
-                latency=latency,
-                error_rate=faults.error_rate,
-                seed=faults.seed,
-                fail_next=1,
-                error_code="UNAVAILABLE",
-                operations=["SearchJobs"],
-            )
-            await stub.SetFaults(flaky, timeout=RPC_TIMEOUT)
-        if faults.fail_notify:
-            failing = faults_pb2.FaultConfig(
-                agent="ui_ux", latency=latency, error_rate=1.0, error_code="INTERNAL", operations=["Notify"]
-            )
-            await stub.SetFaults(failing, timeout=RPC_TIMEOUT)
+    fleet.set_faults(faults_pb2.FaultConfig(latency=latency, error_rate=faults.error_rate, seed=faults.seed))
+    if faults.fail_search_once:
+        # An agent's own configuration replaces the fleet's, so it repeats the fleet's faults.
+        flaky = faults_pb2.FaultConfig(
+            agent="job_discovery",
+            latency=latency,
+            error_rate=faults.error_rate,
+            seed=faults.seed,
+            fail_next=1,
+            error_code="UNAVAILABLE",
+            operations=["SearchJobs"],
+        )
+        fleet.set_faults(flaky)
+    if faults.fail_notify:
+        failing = faults_pb2.FaultConfig(
+            agent="ui_ux", latency=latency, error_rate=1.0, error_code="INTERNAL", operations=["Notify"]
+        )
+        fleet.set_faults(failing)
 
 
 async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = None) -> tuple[int, str]:
@@ -140,15 +144,23 @@ async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = N
     from server.config import ServerConfig
 
     faults = faults or DemoFaults()
-    config = ServerConfig(listen="127.0.0.1:0", store_url=f"sqlite:///{workdir}/baton.db", agents="embedded")
+    # The demo sets its faults in-process; the fleet also serves FaultInjection (to play with
+    # while the demo runs) only when the demo's fault flags ask for failures.
+    config = ServerConfig(
+        listen="127.0.0.1:0",
+        store_url=f"sqlite:///{workdir}/baton.db",
+        agents="embedded",
+        agent_faults=faults.failures,
+    )
     running = await start_server(config)
     try:
-        fleet_address = cast(_Fleet, running.fleet).address
+        fleet = cast(_Fleet, running.fleet)
+        fleet_address = fleet.address
         console.print(f"orchestrator  {running.address}", markup=False)
         console.print(f"agents        {fleet_address} (the seven reference agents)", markup=False)
         console.print(f"store         {config.store_url}", markup=False)
         if faults.any:
-            await inject_faults(fleet_address, faults)
+            inject_faults(fleet, faults)
         if faults.error_rate > 0:
             seed = f"seed {faults.seed}" if faults.seed else "unseeded"
             console.print(f"faults        {faults.error_rate:.0%} of agent calls fail with UNAVAILABLE ({seed})")
@@ -172,7 +184,7 @@ async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = N
             )
         # The run is over: faults off, so that an injected failure of the listing cannot hide its results.
         if faults.any:
-            await inject_faults(fleet_address, DemoFaults(seed=0))
+            inject_faults(fleet, DemoFaults(seed=0))
         async with grpc.aio.insecure_channel(fleet_address) as channel:
             automation = automation_pb2_grpc.AutomationStub(channel)  # type: ignore[no-untyped-call]
             listing: automation_pb2.ListApplicationsResponse = await automation.ListApplications(

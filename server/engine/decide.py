@@ -45,6 +45,7 @@ from server.engine.ports import AgentCall, AgentCallError, AgentReply
 from server.engine.state import NO_DEADLINE, ExecutionState, Phase, StepRun, Unwinding
 from server.engine.unwind import Unwinder
 from server.engine.waits import Waiter
+from server.quoting import quote
 
 E = execution_pb2
 P = plan_pb2
@@ -210,7 +211,7 @@ class _Decider(Unwinder, Waiter):
             return bool(evaluate(step.condition, self.context()))
         except Exception as exc:
             run = self.state.steps[step.step_id]
-            self.exhausted(step, run, expression_error(f"condition {step.condition!r}", exc))
+            self.exhausted(step, run, expression_error(f"condition {quote(step.condition)}", exc))
             return None
 
     def start_attempt(self, step: Step, run: StepRun) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 import jmespath
 from jmespath.parser import ParsedResult
 
+from server.quoting import quote
+
 
 class ExpressionError(ValueError):
     """An expression could not be evaluated."""
@@ -43,7 +45,7 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     try:
         return _compiled(expression).search(context)
     except jmespath.exceptions.JMESPathError as exc:
-        raise ExpressionError(f"expression {expression!r}: {exc}") from exc
+        raise ExpressionError(f"expression {quote(expression)}: {exc}") from exc
 
 
 def resolve(value: Any, context: Mapping[str, Any]) -> Any:

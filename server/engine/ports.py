@@ -180,6 +180,20 @@ class ExecutionNotFoundError(LookupError):
     """No execution has that identifier."""
 
 
+class InvalidKeyError(ValueError):
+    """A key a store cannot hold: it contains NUL (U+0000), which PostgreSQL's text cannot store
+    and SQLite's JSON functions stop at. No stored execution has such a key, so a lookup by one
+    finds nothing; a new execution with one is refused with this error.
+
+    Attributes:
+        field: the key's name (``request_id``, ``user_id`` ...).
+    """
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field}: must not contain NUL (U+0000)")
+        self.field = field
+
+
 class CorruptHistoryError(Exception):
     """A stored event of an execution cannot be decoded (truncated bytes, nesting too deep ...).
 

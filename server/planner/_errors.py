@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from server.quoting import clip
+
 
 class PlanningError(ValueError):
     """A request cannot be planned or a plan cannot run; the API answers INVALID_ARGUMENT.
@@ -36,7 +38,7 @@ class UnknownWorkflowError(PlanningError):
         if aliases:
             valid += " (aliases: " + ", ".join(f"{a} -> {c}" for a, c in aliases) + ")"
         if workflow_type:
-            message = f'unknown workflow type "{workflow_type}"; valid types: {valid}'
+            message = f'unknown workflow type "{clip(workflow_type)}"; valid types: {valid}'
         else:
             message = f"required when user_context.journey_type is not set; valid types: {valid}"
         super().__init__("workflow_type", message)

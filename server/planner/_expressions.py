@@ -10,6 +10,14 @@ import jmespath.functions
 
 from server.engine.expressions import expression_of as expression_of
 
+MAX_EXPRESSION_CHARS = 1024
+"""Characters of an expression (the longest a definition holds is about 100)."""
+MAX_EXPRESSION_DEPTH = 32
+"""Levels of an expression's syntax tree: operators within operators (``!!!!a``, ``((a))``,
+``a | b | c`` ...). JMESPath compiles and evaluates by recursion, a few frames per level, so a
+deep expression would reach Python's recursion limit (RecursionError) at compile or run time;
+real expressions are a handful of levels deep."""
+
 # Node types whose later children are evaluated against the first child's result (or its
 # elements), not against the context root, so a "steps" field there is not the context's steps.
 _RELATIVE_TAIL = frozenset(
@@ -57,14 +65,20 @@ def compile_error(expression: str) -> str | None:
     """
     if not expression.strip():
         return "the expression is empty"
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        return f"{len(expression)} characters, more than the {MAX_EXPRESSION_CHARS} allowed"
     try:
         parsed = jmespath.compile(expression).parsed
+    except RecursionError:
+        return f"nested deeper than {MAX_EXPRESSION_DEPTH} levels"
     except jmespath.exceptions.LexerError as error:
         return f"{error.message} at column {error.lexer_position}"
     except jmespath.exceptions.IncompleteExpressionError:
         return "the expression is incomplete"
     except jmespath.exceptions.ParseError as error:
         return f"{error.msg} at column {error.lex_position}"
+    if _depth(parsed) > MAX_EXPRESSION_DEPTH:
+        return f"nested deeper than {MAX_EXPRESSION_DEPTH} levels"
     unknown = sorted(_functions(parsed) - set(jmespath.functions.Functions.FUNCTION_TABLE))
     if unknown:
         return f"unknown function {unknown[0]}()"
@@ -108,6 +122,19 @@ def expression_reads(expression: str, step_id: str) -> bool:
 def _reads(value: Any, step_id: str) -> bool:
     expression = expression_of(value)
     return expression is not None and expression_reads(expression, step_id)
+
+
+def _depth(tree: Any) -> int:
+    """The depth of a parsed expression's tree, measured without recursion."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Mapping):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.get("children", []))
+    return deepest
 
 
 def _functions(node: Any) -> set[str]:

@@ -42,6 +42,7 @@ from server.planner._values import (
     seconds,
     struct_json,
 )
+from server.quoting import clip
 
 _STEP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -59,7 +60,7 @@ def check_step(i: int, step: plan_pb2.WorkflowStep, seen: Mapping[str, int]) -> 
     if not _STEP_ID.fullmatch(step.step_id):
         raise PlanInvalidError(
             f"{field}.step_id",
-            f'"{step.step_id}" must be 1 to 64 letters, digits, "_" or "-"',
+            f'"{clip(step.step_id)}" must be 1 to 64 letters, digits, "_" or "-"',
         )
     if step.step_id in seen:
         raise PlanInvalidError(
@@ -91,13 +92,14 @@ def _operation(agent_field: str, operation_field: str, agent: str, name: str) ->
     try:
         return operation(agent, name)
     except UnknownAgentError:
-        raise PlanInvalidError(agent_field, f'unknown agent "{agent}"; known agents: {", ".join(AGENTS)}') from None
+        known_agents = ", ".join(AGENTS)
+        raise PlanInvalidError(agent_field, f'unknown agent "{clip(agent)}"; known agents: {known_agents}') from None
     except UnknownOperationError:
         known = ", ".join(_operation_names(agent))
         if not name:
-            raise PlanInvalidError(operation_field, f'is required; agent "{agent}" has: {known}') from None
+            raise PlanInvalidError(operation_field, f'is required; agent "{clip(agent)}" has: {known}') from None
         raise PlanInvalidError(
-            operation_field, f'agent "{agent}" has no operation "{name}"; its operations: {known}'
+            operation_field, f'agent "{clip(agent)}" has no operation "{clip(name)}"; its operations: {known}'
         ) from None
 
 
@@ -120,8 +122,8 @@ def _check_configuration(field: str, configuration: Struct, op: Operation) -> No
     for key in config:
         if key not in fields:
             raise PlanInvalidError(
-                f"{field}.{key}",
-                f'"{key}" is not a field of {descriptor.full_name} ({op.agent}.{op.name}); '
+                f"{field}.{clip(key)}",
+                f'"{clip(key)}" is not a field of {descriptor.full_name} ({op.agent}.{op.name}); '
                 f"its fields: {', '.join(fields)}",
             )
     _compile_all(field, config)
@@ -131,7 +133,7 @@ def _check_configuration(field: str, configuration: Struct, op: Operation) -> No
             json_format.ParseDict({key: value}, op.request_class())
         except json_format.ParseError as error:
             raise PlanInvalidError(
-                f"{field}.{key}", f"does not parse as {descriptor.full_name}.{key}: {error}"
+                f"{field}.{key}", f"does not parse as {descriptor.full_name}.{key}: {clip(error, 200)}"
             ) from None
 
 

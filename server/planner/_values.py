@@ -12,6 +12,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from server.planner._errors import PlanInvalidError
 from server.planner._expressions import compile_error
+from server.quoting import clip
 
 MAX_STEPS = 200
 """The most steps a plan may have."""
@@ -100,7 +101,7 @@ def compile_expression(field: str, expression: str) -> None:
     """Refuses an expression the engine could not evaluate (syntax, unknown function)."""
     problem = compile_error(expression)
     if problem is not None:
-        raise PlanInvalidError(field, f'expression "{expression}" does not compile: {problem}')
+        raise PlanInvalidError(field, f'expression "{clip(expression)}" does not compile: {problem}')
 
 
 def struct_json(field: str, struct: Struct) -> dict[str, Any]:

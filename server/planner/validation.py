@@ -38,6 +38,7 @@ from server.planner._values import (
     check_range,
     struct_json,
 )
+from server.quoting import clip
 
 __all__ = [
     "DEFAULT_APPROVAL_TIMEOUT",
@@ -147,9 +148,9 @@ def _check_dependencies(i: int, step: plan_pb2.WorkflowStep, index: Mapping[str,
         if dep == step.step_id:
             raise PlanInvalidError(field, f'step "{step.step_id}" depends on itself')
         if dep not in index:
-            raise PlanInvalidError(field, f'step "{step.step_id}" depends on unknown step "{dep}"')
+            raise PlanInvalidError(field, f'step "{step.step_id}" depends on unknown step "{clip(dep)}"')
         if dep in listed:
-            raise PlanInvalidError(field, f'step "{step.step_id}" lists dependency "{dep}" twice')
+            raise PlanInvalidError(field, f'step "{step.step_id}" lists dependency "{clip(dep)}" twice')
         listed.add(dep)
 
 
@@ -242,7 +243,7 @@ def _check_references(i: int, step: plan_pb2.WorkflowStep, index: Mapping[str, i
                 read = referenced_steps(expression)
             except jmespath.exceptions.JMESPathError as error:
                 # Unreachable for a plan that passed the step checks, which compile every expression.
-                raise PlanInvalidError(f"{prefix}{path}", f"does not compile: {error}") from None
+                raise PlanInvalidError(f"{prefix}{path}", f"does not compile: {clip(error, 200)}") from None
             for ref in sorted(read):
                 if ref not in index:
                     raise PlanInvalidError(
@@ -272,17 +273,18 @@ def _check_gates(gates: Sequence[plan_pb2.QualityGate], steps: Sequence[plan_pb2
         if gate.gate_id in seen:
             raise PlanInvalidError(
                 f"{field}.gate_id",
-                f'"{gate.gate_id}" is already the id of quality_gates[{seen[gate.gate_id]}]; gate ids must be unique',
+                f'"{clip(gate.gate_id)}" is already the id of quality_gates[{seen[gate.gate_id]}];'
+                " gate ids must be unique",
             )
         seen[gate.gate_id] = g
         if gate.checkpoint not in index:
             raise PlanInvalidError(
-                f"{field}.checkpoint", f'gate "{gate.gate_id}" checks unknown step "{gate.checkpoint}"'
+                f"{field}.checkpoint", f'gate "{clip(gate.gate_id)}" checks unknown step "{clip(gate.checkpoint)}"'
             )
         if is_approval(steps[index[gate.checkpoint]]):
             raise PlanInvalidError(
                 f"{field}.checkpoint",
-                f'gate "{gate.gate_id}" checks approval step "{gate.checkpoint}", which reports no quality',
+                f'gate "{clip(gate.gate_id)}" checks approval step "{gate.checkpoint}", which reports no quality',
             )
         if not gate.criteria:
             raise PlanInvalidError(f"{field}.criteria", "a gate needs at least one criterion")

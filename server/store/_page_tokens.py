@@ -5,11 +5,19 @@ from __future__ import annotations
 import base64
 import binascii
 
+from server.quoting import quote
+from server.store._keys import storable
 from server.store.base import InvalidPageTokenError
 
 # A version prefix lets a later store change the token's shape and still refuse old tokens
 # with InvalidPageTokenError rather than misreading them.
 _VERSION = "1"
+# The times a token may name: what both stores can turn into a timestamp (years 1 to 9999,
+# in microseconds since 1970). Anything else was not made here, and would overflow the
+# store's conversion (OverflowError, or PostgreSQL's int64) instead of being refused.
+_MIN_MICROS = -62_135_596_800_000_000
+_MAX_MICROS = 253_402_300_799_999_999
+_MAX_ID_CHARS = 256
 
 
 def encode_page_token(created_at_micros: int, execution_id: str) -> str:
@@ -28,8 +36,15 @@ def decode_page_token(token: str) -> tuple[int, str]:
         padded = token + "=" * (-len(token) % 4)
         raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
         version, created_at, execution_id = raw.split(":", 2)
-        if version != _VERSION or not execution_id:
+        micros = int(created_at)
+        if (
+            version != _VERSION
+            or not execution_id
+            or len(execution_id) > _MAX_ID_CHARS
+            or not storable(execution_id)
+            or not _MIN_MICROS <= micros <= _MAX_MICROS
+        ):
             raise ValueError("unknown token shape")
-        return int(created_at), execution_id
+        return micros, execution_id
     except (ValueError, UnicodeError, binascii.Error) as error:
-        raise InvalidPageTokenError(f"page_token {token!r} is not a token this store made") from error
+        raise InvalidPageTokenError(f"page_token {quote(token)} is not a token this store made") from error

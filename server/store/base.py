@@ -19,6 +19,7 @@ from server.engine.ports import CorruptHistoryError as CorruptHistoryError
 from server.engine.ports import ExecutionNotFoundError as ExecutionNotFoundError
 from server.engine.ports import ExecutionRecord as ExecutionRecord
 from server.engine.ports import ExecutionStore as EngineStore
+from server.engine.ports import InvalidKeyError as InvalidKeyError
 from server.engine.ports import NewExecution as NewExecution
 from server.engine.ports import SequenceConflictError as SequenceConflictError
 from server.engine.ports import UnfinishedExecution as UnfinishedExecution

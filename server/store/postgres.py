@@ -25,6 +25,7 @@ from baton.v1 import execution_pb2
 
 from server.engine.ports import Lease
 from server.store._events import decode_events
+from server.store._keys import check_new_keys, storable, storable_text
 from server.store._page_tokens import decode_page_token, encode_page_token
 from server.store._pg_batch import AppendOp, CreateOp, EventRow, Outcome, ParkOp, QuarantineOp
 from server.store._pg_fanout import CommitFanout, FanoutStats, NotificationListener
@@ -202,11 +203,13 @@ class PostgresExecutionStore:
 
         Raises:
             ValueError: the first event's sequence is not 1, or created_at is naive.
+            InvalidKeyError: a key contains NUL (a ValueError).
             ExecutionIdTakenError: another execution has the execution_id (a ValueError).
         """
         writer = self._live_writer()
         if first_event.sequence != 1:
             raise ValueError(f"the first event's sequence must be 1, not {first_event.sequence}")
+        check_new_keys(new)
         created_at = utc(new.created_at)
         record = new.queued_record(created_at)
         future: asyncio.Future[tuple[ExecutionRecord, bool]] = asyncio.get_running_loop().create_future()
@@ -287,7 +290,7 @@ class PostgresExecutionStore:
         """
         writer = self._live_writer()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        writer.submit(QuarantineOp(execution_id, error, future))
+        writer.submit(QuarantineOp(execution_id, storable_text(error), future))
         await future
 
     def _live_pool(self) -> asyncpg.Pool:
@@ -310,7 +313,7 @@ class PostgresExecutionStore:
             CorruptHistoryError: a stored event cannot be decoded, or is not the event its row
                 says (another sequence).
         """
-        if limit is not None and limit <= 0:
+        if (limit is not None and limit <= 0) or not storable(execution_id):
             return []
         rows = await self._fetch(
             "SELECT sequence, payload FROM events"
@@ -324,6 +327,8 @@ class PostgresExecutionStore:
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         """Returns the execution's summary row, or None."""
+        if not storable(execution_id):
+            return None
         rows = await self._fetch(f"SELECT {RECORD_COLUMNS} FROM executions WHERE execution_id = $1", execution_id)
         return record_from_row(rows[0]) if rows else None
 
@@ -338,6 +343,8 @@ class PostgresExecutionStore:
         """
         if query.page_size < 0:
             raise ValueError(f"page_size must not be negative, not {query.page_size}")
+        if not storable(query.user_id, query.workflow_type):
+            return ExecutionPage()
         clauses: list[str] = []
         params: list[object] = []
 

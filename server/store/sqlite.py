@@ -27,6 +27,7 @@ from typing import TypeVar
 from baton.v1 import execution_pb2
 
 from server.store._events import decode_events
+from server.store._keys import check_new_keys, storable, storable_text
 from server.store._page_tokens import decode_page_token, encode_page_token
 from server.store._sqlite_batch import AppendOp, CreateOp, EventRow, ExecutionRow, Outcome, ParkOp, QuarantineOp
 from server.store._sqlite_commit import Writer, WriterConfig, WriterStats
@@ -238,11 +239,13 @@ class SqliteExecutionStore:
 
         Raises:
             ValueError: the first event's sequence is not 1, or created_at is naive.
+            InvalidKeyError: a key contains NUL (a ValueError).
             sqlite3.IntegrityError: the execution_id is taken by another request.
         """
         writer, loop = self._live_writer()
         if first_event.sequence != 1:
             raise ValueError(f"the first event's sequence must be 1, not {first_event.sequence}")
+        check_new_keys(new)
         created_at = to_micros(new.created_at)
         state = execution_pb2.EXECUTION_STATE_QUEUED
         record = new.queued_record(from_micros(created_at))
@@ -312,7 +315,7 @@ class SqliteExecutionStore:
         """
         writer, loop = self._live_writer()
         future: asyncio.Future[None] = loop.create_future()
-        writer.submit(QuarantineOp(execution_id, error, future))
+        writer.submit(QuarantineOp(execution_id, storable_text(error), future))
         await future
 
     async def read_events(
@@ -326,12 +329,14 @@ class SqliteExecutionStore:
             CorruptHistoryError: a stored event cannot be decoded, or is not the event its row
                 says (another sequence).
         """
-        if limit is not None and limit <= 0:
+        if (limit is not None and limit <= 0) or not storable(execution_id):
             return []
         return await self._read(_read_events, execution_id, after_sequence, limit)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         """Returns the execution's summary row, or None."""
+        if not storable(execution_id):
+            return None
         return await self._read(_get_execution, execution_id)
 
     async def list_executions(self, query: ExecutionQuery) -> ExecutionPage:
@@ -345,6 +350,8 @@ class SqliteExecutionStore:
         """
         if query.page_size < 0:
             raise ValueError(f"page_size must not be negative, not {query.page_size}")
+        if not storable(query.user_id, query.workflow_type):
+            return ExecutionPage()
         after = decode_page_token(query.page_token) if query.page_token else None
         return await self._read(_list_executions, query, after)
 
