@@ -24,9 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 async def orchestrator(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    """An orchestrator on 127.0.0.1:0 with the embedded reference fleet and a fresh SQLite store."""
+    """An orchestrator on 127.0.0.1:0 with the embedded reference fleet and a fresh SQLite store.
+
+    The fleet serves FaultInjection (off by default), which many tests use to slow or fail agents.
+    """
     running = await start_server(
-        ServerConfig(listen="127.0.0.1:0", store_url=f"sqlite:///{tmp_path}/baton.db", agents="embedded")
+        ServerConfig(
+            listen="127.0.0.1:0", store_url=f"sqlite:///{tmp_path}/baton.db", agents="embedded", agent_faults=True
+        )
     )
     try:
         yield running

@@ -26,7 +26,9 @@ async def test_an_execution_on_postgres_survives_kill_9_mid_run_with_the_same_id
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
     agents_port, orchestrator_port = free_port(), free_port()
-    agents = spawn("-m", "agents", "--listen", f"127.0.0.1:{agents_port}", "--ledger", str(tmp_path / "ledger.db"))
+    agents = spawn(
+        "-m", "agents", "--listen", f"127.0.0.1:{agents_port}", "--ledger", str(tmp_path / "ledger.db"), "--faults"
+    )
     processes.append(agents)
     wait_for_line(agents, "serving")
     agents_address = f"127.0.0.1:{agents_port}"

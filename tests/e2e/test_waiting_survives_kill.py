@@ -47,7 +47,7 @@ class Orchestrator:
 
     def start(self) -> None:
         """Starts the server on the same port and store as before (the fleet's ledger lives beside the store)."""
-        self.proc, self.target = serve_orchestrator(self.processes, self.store, port=self.port)
+        self.proc, self.target = serve_orchestrator(self.processes, self.store, "embedded", "--faults", port=self.port)
         # "reference agents serving on HOST:PORT (ledger …)": the embedded fleet picks a new port each start.
         line = wait_for_line(self.proc, "reference agents serving on")
         self.fleet = line.split("reference agents serving on ", 1)[1].split()[0]

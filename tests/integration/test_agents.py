@@ -62,7 +62,7 @@ AGENT_STUBS: dict[str, Any] = {
 @pytest.fixture
 async def fleet() -> AsyncIterator[Fleet]:
     """The fleet on 127.0.0.1:0 with an in-memory ledger."""
-    started = await start_fleet(FleetConfig(seed=7))
+    started = await start_fleet(FleetConfig(seed=7, faults=True))
     try:
         yield started
     finally:
@@ -740,7 +740,7 @@ async def test_set_faults_with_a_bad_field_answers_invalid_argument_naming_it(
 
 
 async def test_start_up_faults_apply_to_every_agent_but_not_get_status() -> None:
-    fleet = await start_fleet(FleetConfig(error_rate=1.0, latency_ms=50, seed=1))
+    fleet = await start_fleet(FleetConfig(error_rate=1.0, latency_ms=50, seed=1, faults=True))
     try:
         async with grpc.aio.insecure_channel(fleet.address) as opened:
             started = time.perf_counter()
@@ -756,7 +756,7 @@ async def test_start_up_faults_apply_to_every_agent_but_not_get_status() -> None
 
 
 async def test_crash_after_kills_the_agent_process(fleet_processes: list[FleetProcess]) -> None:
-    crashing = await FleetProcess.start()
+    crashing = await FleetProcess.start("--faults")
     fleet_processes.append(crashing)
     async with grpc.aio.insecure_channel(crashing.address) as opened:
         await set_faults(opened, agent="analytics", crash_after=2)
@@ -764,6 +764,55 @@ async def test_crash_after_kills_the_agent_process(fleet_processes: list[FleetPr
         error = await rpc_error(analytics(opened).RecordEvents(events(), timeout=10))
         assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert await crashing.wait() == 137
+
+
+async def test_without_faults_enabled_fault_injection_is_not_served_and_cannot_crash_the_fleet(
+    fleet_processes: list[FleetProcess],
+) -> None:
+    plain = await FleetProcess.start()
+    fleet_processes.append(plain)
+    async with grpc.aio.insecure_channel(plain.address) as opened:
+        for fields in ({"agent": "analytics", "crash_after": 1}, {"crash_after": 1}, {"error_rate": 1.0}):
+            error = await rpc_error(set_faults(opened, **fields))
+            assert error.code() == grpc.StatusCode.UNIMPLEMENTED, fields
+        error = await rpc_error(faults_pb2_grpc.FaultInjectionStub(opened).GetFaults(faults_pb2.GetFaultsRequest()))
+        assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+        for _ in range(3):
+            assert (await analytics(opened).RecordEvents(events())).recorded == 1
+        health = health_pb2_grpc.HealthStub(opened)
+        fault_service = faults_pb2.DESCRIPTOR.services_by_name["FaultInjection"].full_name
+        error = await rpc_error(health.Check(health_pb2.HealthCheckRequest(service=fault_service)))
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert plain.process.returncode is None
+
+
+async def test_start_up_faults_apply_without_fault_injection_being_served() -> None:
+    fleet = await start_fleet(FleetConfig(error_rate=1.0, seed=1))
+    try:
+        async with grpc.aio.insecure_channel(fleet.address) as opened:
+            error = await rpc_error(analytics(opened).RecordEvents(events()))
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+            # The process running the fleet may still change its faults, without the service.
+            fleet.set_faults(faults_pb2.FaultConfig())
+            assert (await analytics(opened).RecordEvents(events())).recorded == 1
+            error = await rpc_error(set_faults(opened, error_rate=1.0))
+            assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        await fleet.stop(grace=0)
+
+
+async def test_the_fleet_refuses_a_request_past_its_message_limit() -> None:
+    fleet = await start_fleet(FleetConfig(max_message_bytes=64 * 1024))
+    try:
+        async with grpc.aio.insecure_channel(fleet.address) as opened:
+            big = analytics_pb2.RecordEventsRequest(
+                user_id="u1", events=[analytics_pb2.AnalyticsEvent(name="x" * (100 * 1024))]
+            )
+            error = await rpc_error(analytics(opened).RecordEvents(big))
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert (await analytics(opened).RecordEvents(events())).recorded == 1
+    finally:
+        await fleet.stop(grace=0)
 
 
 # ---- data ---------------------------------------------------------------------------------------

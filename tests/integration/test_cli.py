@@ -233,7 +233,9 @@ async def test_an_unreachable_server_is_an_error_without_a_traceback() -> None:
 
 
 async def test_a_watch_resumes_after_the_last_sequence_seen_when_the_server_restarts(tmp_path: Path) -> None:
-    config = ServerConfig(listen="127.0.0.1:0", store_url=f"sqlite:///{tmp_path}/baton.db", agents="embedded")
+    config = ServerConfig(
+        listen="127.0.0.1:0", store_url=f"sqlite:///{tmp_path}/baton.db", agents="embedded", agent_faults=True
+    )
     first = await start_server(config)
     second: RunningServer | None = None
     try:
