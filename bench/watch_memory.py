@@ -120,7 +120,8 @@ async def main(args: argparse.Namespace, serve_args: list[str]) -> None:
                     count += 1
                 endings["OK (read to the end)"] += 1
             except grpc.aio.AioRpcError as error:
-                endings[error.code().name] += 1
+                limit = (error.details() or "").split(":", 1)[0]
+                endings[f"{error.code().name} {limit} after {count} message(s)"] += 1
                 example = example or f"{error.code().name}: {error.details()} (after {count} messages)"
         print(f"endings: {dict(endings)}")
         if example:

@@ -53,6 +53,8 @@ class RunningServer:
     health_servicer: health.aio.HealthServicer
     caller: GrpcAgentCaller
     fleet: Fleet | None = None
+    guard: HandlerGuard | None = None
+    """The handlers' guard: its ledger counts open watches and unread watch bytes per user."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -172,7 +174,8 @@ async def start_server(config: ServerConfig) -> RunningServer:
             limits=config.limits,
         )
         # Malformed requests are INVALID_ARGUMENT, streams nobody reads end (server.api.handlers).
-        guarded = HandlerGuard(config.limits).server(server)
+        guard = HandlerGuard(config.limits)
+        guarded = guard.server(server)
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, guarded)  # type: ignore[no-untyped-call]
         # The seed's REST shapes (transcoded by Envoy), delegating every RPC to `servicer`.
         seed_api_pb2_grpc.add_SeedApiServicer_to_server(SeedApiServicer(servicer), guarded)  # type: ignore[no-untyped-call]
@@ -189,6 +192,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
             health_servicer=health_servicer,
             caller=grpc_caller,
             fleet=fleet,
+            guard=guard,
         )
         cleanup.push_async_callback(engine.close)
         resumed = await engine.recover()

@@ -44,10 +44,12 @@ class LimitsConfig:
     watch_stall: float = 30.0
     """Seconds an update may wait for a watch's client to read before the stream is ended
     RESOURCE_EXHAUSTED, naming the after_sequence to resume from."""
-    watch_pending_bytes_per_user: int = 32 * _MIB
-    """Bytes of a user's watch updates sent and not yet read by the client, over all its streams."""
-    watch_pending_bytes: int = 256 * _MIB
-    """The same over every user: what unread watches may pin in the whole server."""
+    watch_pending_bytes_per_user: int = 16 * _MIB
+    """Bytes of a user's watch updates sent and not yet read by the client, over all its streams.
+    Default 16 MiB. The memory a stalled update holds is about four times its size until
+    `watch_stall` ends its stream, about twice after (README: Limits)."""
+    watch_pending_bytes: int = 128 * _MIB
+    """The same over every user: what unread watches may pin in the whole server. Default 128 MiB."""
 
     def __post_init__(self) -> None:
         bounds: tuple[tuple[str, float, float], ...] = (

@@ -165,17 +165,26 @@ class ExecutionHub:
                 state = fold(execution_id, page[:1], self.plans(execution_id) if self.plans else None)
             except Exception as error:
                 raise HistoryUnreadableError(execution_id, error) from error
+            full = len(page) == HISTORY_PAGE
+            # Events leave the page as they are yielded, so a stalled watch holds only the rest.
+            rest = deque(page)
+            del page
+            first = rest.popleft()
             if after_sequence < 1:
-                yield page[0], state
-            rest = page[1:]
+                yield first, state
+            del first
             while True:
-                for event in rest:
+                while rest:
+                    event = rest.popleft()
                     _advance(state, event)
                     if event.sequence > after_sequence:
                         yield event, state
-                if len(page) < HISTORY_PAGE:
+                if not full:
                     break
-                page = rest = await self._read(execution_id, state.last_sequence)
+                more = await self._read(execution_id, state.last_sequence)
+                full = len(more) == HISTORY_PAGE
+                rest = deque(more)
+                del more
             while not state.terminal and not self._closed.is_set():
                 if not subscription.wakeup.is_set():
                     try:

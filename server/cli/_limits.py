@@ -68,7 +68,7 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=_DEFAULTS.watch_pending_bytes_per_user,
         metavar="N",
-        help="bytes of a user's watch updates sent and not yet read (default %(default)s = 32 MiB)",
+        help="bytes of a user's watch updates sent and not yet read (default %(default)s = 16 MiB)",
     )
 
 
