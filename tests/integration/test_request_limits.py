@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import grpc
 import pytest
-from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 
 from server.api.limits import MAX_DEPTH, MAX_ITEMS, MAX_STRING_BYTES, MAX_STRUCT_BYTES
+from server.app import RunningServer, start_server
+from server.config import LimitsConfig, ServerConfig
 from tests.integration.store_support import nested_struct
 from tests.integration.support import execute_plan, step, w_plan, watch_all
 
@@ -89,3 +96,192 @@ async def test_an_explicit_plan_is_bounded_too_and_still_runs_inside_the_bounds(
     assert (await watch_all(stub, execution.execution_id))[-1].status.status == E.EXECUTION_STATE_COMPLETED
     assert (await refused(stub.ExecuteWorkflow(past))).startswith("plan.workflow_steps[5].step_name: a string")
     assert (await refused(stub.ExecuteWorkflow(too_big))).startswith("request: ")
+
+
+# ---- configured limits, quotas and the one message size limit ----------------------------------
+
+
+async def _server(tmp_path: Path, **limits: Any) -> RunningServer:
+    return await start_server(
+        ServerConfig(
+            listen="127.0.0.1:0",
+            store_url=f"sqlite:///{tmp_path}/baton.db",
+            agents="embedded",
+            limits=LimitsConfig(**limits),
+        )
+    )
+
+
+async def test_submissions_past_a_users_quota_are_resource_exhausted_naming_it(tmp_path: Path) -> None:
+    running = await _server(tmp_path, submissions_per_minute=3)
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = Stub(channel)
+            for _ in range(3):
+                await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="busy"))
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="busy"))
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert (raised.value.details() or "").startswith(
+                "submissions_per_minute: more than 3 submissions a minute for this user; try again in"
+            )
+            # Another user is not held back by the first one's quota.
+            await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="calm"))
+    finally:
+        await running.stop(grace=0.5)
+
+
+async def test_configured_plan_and_string_bounds_are_applied_naming_the_limit(tmp_path: Path) -> None:
+    running = await _server(tmp_path, max_plan_steps=2, max_string_bytes=4096, max_json_depth=3)
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = Stub(channel)
+            steps = await refused(stub.ExecuteWorkflow(execute_plan(w_plan())))
+            assert steps == "plan.workflow_steps: 5 steps, more than the 2 allowed"
+            text = await refused(stub.ExecuteWorkflow(job_search(resume_text="r" * 5000)))
+            assert text == "user_context.data.resume_text: a string longer than 4 KiB (max_string_bytes)"
+            deep = await refused(stub.ExecuteWorkflow(job_search(a={"b": {"c": {"d": 1}}})))
+            assert deep == "user_context.data.a.b.c: nested deeper than 3 levels"
+            await stub.ExecuteWorkflow(job_search(resume_text="r" * 4000, a={"b": {"c": 1}}))
+    finally:
+        await running.stop(grace=0.5)
+
+
+async def test_a_5_mb_resume_text_is_refused_before_it_can_reach_an_agent(stub: Stub) -> None:
+    # Past the one message limit (4 MiB): gRPC itself refuses it, naming the limit.
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.ExecuteWorkflow(job_search(resume_text="r" * (5 * 1024 * 1024)))
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in (raised.value.details() or "")
+    # Under it but past half of it (what an agent's request may carry besides): INVALID_ARGUMENT.
+    chunks = {f"part{i}": "r" * (250 * 1024) for i in range(12)}
+    message = await refused(stub.ExecuteWorkflow(job_search(**chunks)))
+    assert message.startswith("request: ") and message.endswith("more than the 2 MiB allowed (max_request)")
+
+
+# ---- the fuzz run's findings, and their siblings ------------------------------------------------
+
+
+async def test_a_retried_request_id_with_nul_is_invalid_argument_each_time(stub: Stub) -> None:
+    request = execute_plan(w_plan(), request_id="retry-\x00-me")
+    for _ in range(2):
+        message = await refused(stub.ExecuteWorkflow(request))
+        assert message == "request_id: must not contain NUL (U+0000), got 'retry-\\x00-me'"
+    same = execute_plan(w_plan(), request_id="retry-me")
+    first = await stub.ExecuteWorkflow(same)
+    again = await stub.ExecuteWorkflow(same)
+    assert again.execution_id == first.execution_id and not again.created
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda s: s.ExecuteWorkflow(execute_plan(w_plan(), user_id="u\x00")), "user_context.user_id"),
+        (lambda s: s.ExecuteWorkflow(_typed("job\x00")), "workflow_type"),
+        (lambda s: s.GetExecution(orchestrator_pb2.GetExecutionRequest(execution_id="e\x00")), "execution_id"),
+        (lambda s: s.CancelExecution(orchestrator_pb2.CancelExecutionRequest(execution_id="e\x00")), "execution_id"),
+        (lambda s: s.ListExecutions(orchestrator_pb2.ListExecutionsRequest(user_id="u\x00")), "user_id"),
+        (lambda s: s.ListExecutions(orchestrator_pb2.ListExecutionsRequest(user_id="u" * 300)), "user_id"),
+        (lambda s: s.ListExecutions(orchestrator_pb2.ListExecutionsRequest(page_token="t" * 2000)), "page_token"),
+    ],
+)
+async def test_keys_no_store_can_hold_are_invalid_argument_naming_the_field(
+    stub: Stub, call: Callable[[Stub], object], field: str
+) -> None:
+    assert (await refused(call(stub))).startswith(f"{field}: ")
+
+
+def _typed(workflow_type: str) -> orchestrator_pb2.ExecuteWorkflowRequest:
+    request = orchestrator_pb2.ExecuteWorkflowRequest(workflow_type=workflow_type)
+    request.user_context.user_id = "u1"
+    return request
+
+
+@pytest.mark.parametrize("created_at", [2**63, -(2**63) - 1, 10**30])
+async def test_a_page_token_of_a_time_past_any_store_is_invalid_argument(stub: Stub, created_at: int) -> None:
+    token = base64.urlsafe_b64encode(f"1:{created_at}:x".encode()).decode().rstrip("=")
+    message = await refused(stub.ListExecutions(orchestrator_pb2.ListExecutionsRequest(page_token=token)))
+    assert message.startswith("page_token ") and message.endswith("is not a token this store made")
+
+
+def _conditional(condition: str) -> plan_pb2.OrchestrationPlan:
+    plan = w_plan()
+    timing = plan.workflow_steps[1].timing
+    timing.scheduling = plan_pb2.SCHEDULING_CONDITIONAL
+    timing.condition = condition
+    return plan
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("!" * 487 + "a", "nested deeper than 32 levels"),  # the fuzz run's 488 characters
+        ("!" * 33 + "a", "nested deeper than 32 levels"),
+        ("abs(" * 40 + "a" + ")" * 40, "nested deeper than 32 levels"),
+        ("|".join(["a"] * 400), "nested deeper than 32 levels"),
+        ("a" * 1025, "1025 characters, more than the 1024 allowed"),
+    ],
+)
+async def test_a_condition_nested_or_long_past_the_bounds_is_invalid_argument(
+    stub: Stub, expression: str, problem: str
+) -> None:
+    message = await refused(stub.ExecuteWorkflow(execute_plan(_conditional(expression))))
+    assert message.startswith("plan.workflow_steps[1].timing.condition: expression ")
+    assert message.endswith(f"does not compile: {problem}")
+    assert len(message) < 300  # the expression is quoted by a bounded prefix
+
+
+async def test_an_input_expression_nested_past_the_bound_is_invalid_argument(stub: Stub) -> None:
+    plan = w_plan()
+    plan.workflow_steps[0].inputs.configuration.update({"user_id": "${" + "!" * 300 + "user.user_id}"})
+    message = await refused(stub.ExecuteWorkflow(execute_plan(plan)))
+    assert message.startswith("plan.workflow_steps[0].inputs.configuration.user_id: expression ")
+    assert message.endswith("does not compile: nested deeper than 32 levels")
+
+
+async def test_a_condition_just_inside_the_bounds_runs(stub: Stub) -> None:
+    execution = await stub.ExecuteWorkflow(execute_plan(_conditional("!" * 30 + "user.user_id")))
+    updates = await watch_all(stub, execution.execution_id)
+    assert updates[-1].status.status == E.EXECUTION_STATE_COMPLETED
+
+
+# ---- messages quote a bounded prefix of the input -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.ExecuteWorkflow(_typed("w" * 200)),
+        lambda s: s.PlanWorkflow(orchestrator_pb2.PlanWorkflowRequest(workflow_type="w" * 100_000)),
+        lambda s: s.ExecuteWorkflow(execute_plan(_with_step(agent="a" * 100_000))),
+        lambda s: s.ExecuteWorkflow(execute_plan(_with_step(operation="o" * 100_000))),
+        lambda s: s.ExecuteWorkflow(execute_plan(_with_step(deps=("d" * 100_000,)))),
+        lambda s: s.ExecuteWorkflow(execute_plan(_with_step(step_id="s" * 100_000))),
+        lambda s: s.ExecuteWorkflow(execute_plan(_with_step(config={"k" * 100_000: 1}))),
+        lambda s: s.ExecuteWorkflow(execute_plan(_conditional("a" * 100_000))),
+        lambda s: s.ExecuteWorkflow(execute_plan(w_plan(), callback_url="c" * 100_000)),
+        lambda s: s.ListExecutions(orchestrator_pb2.ListExecutionsRequest(page_token="!" * 1000)),
+        lambda s: s.GetStepOutput(orchestrator_pb2.GetStepOutputRequest(execution_id="e", step_id="s" * 60)),
+    ],
+)
+async def test_an_error_message_quotes_at_most_a_bounded_prefix_of_the_input(
+    stub: Stub, call: Callable[[Stub], object]
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call(stub)  # type: ignore[misc]
+    assert raised.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+    assert len(raised.value.details() or "") < 600, raised.value.details()
+
+
+def _with_step(
+    *,
+    step_id: str = "X",
+    agent: str = "analytics",
+    operation: str = "RecordEvents",
+    deps: tuple[str, ...] = (),
+    config: dict[str, Any] | None = None,
+) -> plan_pb2.OrchestrationPlan:
+    plan = w_plan()
+    added = step(step_id, *deps, agent=agent, operation=operation, config=config)
+    plan.workflow_steps.append(added)
+    return plan

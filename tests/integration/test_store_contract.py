@@ -7,6 +7,7 @@ A new store joins by adding a Backend to the `backend` fixture. What only one st
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from server.store import (
     ExecutionNotFoundError,
     ExecutionQuery,
     ExecutionStore,
+    InvalidKeyError,
     InvalidPageTokenError,
     PostgresExecutionStore,
     SequenceConflictError,
@@ -357,6 +359,67 @@ async def test_the_last_full_page_has_no_next_token(store: ExecutionStore) -> No
 async def test_a_malformed_page_token_is_refused(store: ExecutionStore, token: str) -> None:
     with pytest.raises(InvalidPageTokenError):
         await store.list_executions(ExecutionQuery(page_token=token))
+
+
+def _token(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f"1:{2**63}:x1",  # the fuzz run's: an OverflowError, INTERNAL, before
+        f"1:{-(2**63) - 1}:x1",
+        "1:" + "9" * 30 + ":x1",
+        "1:253402300800000000:x1",  # a microsecond after 9999-12-31
+        "1:0:x\x00y",  # an id no store can hold
+        "1:0:" + "x" * 300,
+    ],
+)
+async def test_a_page_token_no_store_could_have_made_is_refused(store: ExecutionStore, raw: str) -> None:
+    await create(store, "x1")
+    with pytest.raises(InvalidPageTokenError):
+        await store.list_executions(ExecutionQuery(page_token=_token(raw)))
+
+
+async def test_a_page_token_at_the_edge_of_time_is_accepted(store: ExecutionStore) -> None:
+    await create(store, "x1")
+    page = await store.list_executions(ExecutionQuery(page_token=_token("1:253402300799999999:zzz")))
+    assert ids(page.records) == ["x1"]
+    assert (await store.list_executions(ExecutionQuery(page_token=_token("1:0:x1")))).records == []
+
+
+@pytest.mark.parametrize("key", ["execution_id", "user_id", "workflow_type", "request_id"])
+async def test_a_key_with_nul_is_refused_every_time_and_writes_nothing(store: ExecutionStore, key: str) -> None:
+    values = {"user_id": "user-1", "workflow_type": "job_search", "request_id": "req"}
+    execution_id = "x\x00y" if key == "execution_id" else "x1"
+    if key != "execution_id":
+        values[key] = "a\x00b"
+    for _ in range(2):  # the fuzz run's retried request_id, refused the same way twice
+        with pytest.raises(InvalidKeyError) as raised:
+            await store.create_execution(new_execution(execution_id, **values), started())
+        assert raised.value.field == key
+
+    assert (await store.list_executions(ExecutionQuery())).records == []
+
+
+async def test_a_lookup_by_a_key_with_nul_finds_nothing(store: ExecutionStore) -> None:
+    await create(store, "x1")
+
+    assert await store.get_execution("x1\x00") is None
+    assert await store.read_events("x1\x00") == []
+    assert (await store.list_executions(ExecutionQuery(user_id="user-1\x00"))).records == []
+    assert (await store.list_executions(ExecutionQuery(workflow_type="job_search\x00"))).records == []
+    assert ids((await store.list_executions(ExecutionQuery(user_id="user-1"))).records) == ["x1"]
+
+
+async def test_a_quarantine_reason_with_nul_is_kept_with_a_replacement_character(store: ExecutionStore) -> None:
+    await create(store, "x1")
+
+    await store.quarantine("x1", "event 2 says \x00 here")
+
+    record = await store.get_execution("x1")
+    assert record is not None and record.quarantine_error == "event 2 says \ufffd here"
 
 
 async def test_unfinished_executions_are_the_non_terminal_ones_oldest_first(store: ExecutionStore) -> None:

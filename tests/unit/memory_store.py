@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from baton.v1 import execution_pb2
 
 from server.engine.ports import Lease, LeaseLostError
+from server.store._keys import check_new_keys, storable_text
 from server.store._page_tokens import decode_page_token, encode_page_token
 from server.store._sqlite_rows import event_micros, from_micros, to_micros
 from server.store.base import (
@@ -104,6 +105,7 @@ class MemoryStore:
     ) -> tuple[ExecutionRecord, bool]:
         if first_event.sequence != 1:
             raise ValueError(f"the first event's sequence must be 1, not {first_event.sequence}")
+        check_new_keys(new)
         created_at = from_micros(to_micros(new.created_at))
         payload = first_event.SerializeToString()
         await asyncio.sleep(0)  # a commit is a suspension point, as in the real stores
@@ -231,7 +233,7 @@ class MemoryStore:
             raise ExecutionNotFoundError(execution_id)
         self._parked.pop(execution_id, None)
         self.records[execution_id] = dataclasses.replace(
-            record, state=execution_pb2.EXECUTION_STATE_FAILED, quarantine_error=error
+            record, state=execution_pb2.EXECUTION_STATE_FAILED, quarantine_error=storable_text(error)
         )
 
     async def read_events(

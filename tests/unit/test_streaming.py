@@ -106,3 +106,38 @@ async def test_a_watch_after_a_sequence_yields_only_the_later_events_once_each()
     statuses = [(event.sequence, state.status) async for event, state in hub.watch(EXECUTION, after_sequence=2)]
 
     assert statuses == [(3, E.EXECUTION_STATE_RUNNING), (4, E.EXECUTION_STATE_COMPLETED)]
+
+
+async def test_a_watcher_whose_buffer_passes_its_bytes_drops_it_and_catches_up_from_the_store() -> None:
+    events = _history()
+    store = await _store_with(events[:2])
+    hub = ExecutionHub(store, buffer_bytes=events[2].ByteSize() + 1)
+    watch = hub.watch(EXECUTION)
+    assert [(await anext(watch))[0].sequence, (await anext(watch))[0].sequence] == [1, 2]
+    reads = store.reads
+
+    # Two events in few updates but more bytes than the buffer holds: neither stays in memory.
+    for event in events[2:]:
+        await store.append(EXECUTION, [event], E.EXECUTION_STATE_RUNNING)
+    hub.on_commit(EXECUTION, [events[2]])
+    hub.on_commit(EXECUTION, [events[3]])
+    (subscription,) = hub._subscriptions[EXECUTION]
+    assert subscription.overflowed and not subscription.buffer and subscription.buffered_bytes == 0
+
+    assert await _rest(watch) == [3, 4]
+    assert store.reads == reads + 1
+
+
+async def test_a_long_history_is_read_in_pages_and_each_event_yielded_once() -> None:
+    h = History(plan(*(step(f"S{n}") for n in range(75))))
+    for n in range(75):
+        h.add("step_started", started(f"S{n}")).add("step_succeeded", succeeded(f"S{n}"))
+    store = await _store_with(h.events[:150])
+    hub = ExecutionHub(store, heartbeat=0.05)
+    watch = hub.watch(EXECUTION)
+    seen = [(await anext(watch))[0].sequence for _ in range(150)]
+
+    assert seen == list(range(1, 151))
+    assert store.reads == 3  # 64 + 64 + 22 events, never the whole history at once
+    await watch.aclose()
+    assert hub.watchers == 0
