@@ -11,6 +11,7 @@ import grpc
 import pytest
 from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 
+from agents_clients import BreakerConfig
 from server.api.limits import MAX_DEPTH, MAX_ITEMS, MAX_STRING_BYTES, MAX_STRUCT_BYTES
 from server.app import RunningServer, start_server
 from server.config import LimitsConfig, ServerConfig
@@ -285,3 +286,82 @@ def _with_step(
     added = step(step_id, *deps, agent=agent, operation=operation, config=config)
     plan.workflow_steps.append(added)
     return plan
+
+
+# ---- one user's oversized payload opens no breaker for everyone ---------------------------------
+
+
+def _amplifying(user_id: str) -> orchestrator_pb2.ExecuteWorkflowRequest:
+    """A run whose agent request copies 920 KB of the user's data six times: past the 4 MiB limit."""
+    copies = [{"name": f"${{user.data.b{i % 4}}}"} for i in range(24)]
+    config = {"user_id": "${user.user_id}", "events": copies}
+    request = execute_plan(plan_pb2.OrchestrationPlan(workflow_steps=[step("A", config=config)]), user_id=user_id)
+    request.user_context.data.update({f"b{i}": "b" * (230 * 1024) for i in range(4)})
+    return request
+
+
+async def test_two_oversized_requests_open_no_breaker_and_the_next_users_run_completes(tmp_path: Path) -> None:
+    running = await start_server(
+        ServerConfig(
+            listen="127.0.0.1:0",
+            store_url=f"sqlite:///{tmp_path}/baton.db",
+            agents="embedded",
+            breaker=BreakerConfig(fail_max=2, reset_timeout=600),
+        )
+    )
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = Stub(channel)
+            heavy = []
+            for user in ("heavy-1", "heavy-2"):
+                execution = await stub.ExecuteWorkflow(_amplifying(user))
+                heavy.append(await watch_all(stub, execution.execution_id))
+            execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="next-user"))
+            final = (await watch_all(stub, execution.execution_id))[-1].status
+            assert final.status == E.EXECUTION_STATE_COMPLETED, final.failure_reason
+        for updates in heavy:
+            failed = updates[-1].status
+            assert failed.status == E.EXECUTION_STATE_FAILED
+            assert "RESOURCE_EXHAUSTED" in failed.failure_reason and "max_message_bytes" in failed.failure_reason
+            # The same payload is not sent again: one attempt, no retry.
+            assert [u.event.WhichOneof("kind") for u in updates].count("step_attempt_failed") == 1
+    finally:
+        await running.stop(grace=0.5)
+
+
+async def test_an_int32_out_of_range_from_an_expression_fails_the_step_unsent_and_the_next_run_completes(
+    tmp_path: Path,
+) -> None:
+    running = await start_server(
+        ServerConfig(
+            listen="127.0.0.1:0",
+            store_url=f"sqlite:///{tmp_path}/baton.db",
+            agents="embedded",
+            breaker=BreakerConfig(fail_max=1, reset_timeout=600),
+        )
+    )
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = Stub(channel)
+            config = {"user_id": "${user.user_id}", "limit": "${user.data.limit}"}
+            plan = plan_pb2.OrchestrationPlan(
+                workflow_steps=[step("search", agent="job_discovery", operation="SearchJobs", config=config)]
+            )
+            request = execute_plan(plan, user_id="big-limit")
+            request.user_context.data.update({"limit": 2**40})
+            execution = await stub.ExecuteWorkflow(request)
+            updates = await watch_all(stub, execution.execution_id)
+            kinds = [u.event.WhichOneof("kind") for u in updates]
+            assert kinds.count("step_attempt_failed") == 1
+            failed = next(u.event.step_attempt_failed for u in updates if u.event.HasField("step_attempt_failed"))
+            assert failed.error_type == "INVALID_ARGUMENT" and failed.request_bytes == 0  # nothing was sent
+            assert updates[-1].status.status == E.EXECUTION_STATE_FAILED
+
+            fine = plan_pb2.OrchestrationPlan()
+            fine.CopyFrom(plan)
+            fine.workflow_steps[0].inputs.configuration.update({"limit": 5})
+            execution = await stub.ExecuteWorkflow(execute_plan(fine, user_id="next-user"))
+            final = (await watch_all(stub, execution.execution_id))[-1].status
+            assert final.status == E.EXECUTION_STATE_COMPLETED, final.failure_reason
+    finally:
+        await running.stop(grace=0.5)

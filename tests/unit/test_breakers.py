@@ -96,3 +96,16 @@ async def test_a_call_that_opts_out_bypasses_the_open_breaker() -> None:
     )
     await caller.call(bypass)
     assert len(inner.calls) == 3
+
+
+async def test_an_agents_resource_exhausted_never_trips_the_breaker_even_when_retryable() -> None:
+    inner = FakeCaller(FakeClock())
+    quota = AgentCallError("RESOURCE_EXHAUSTED", "the hourly quota of linkedin is spent", retryable=True)
+    inner.script("job_discovery", "SearchJobs", *[quota] * 5, reply({}))
+    caller = BreakingCaller(inner, BreakerConfig(fail_max=2))
+    for _ in range(5):
+        with pytest.raises(AgentCallError) as err:
+            await caller.call(_call())
+        assert err.value.error_type == "RESOURCE_EXHAUSTED"
+    assert caller.states()["job_discovery"] == "closed"
+    await caller.call(_call())
