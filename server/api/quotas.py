@@ -57,6 +57,8 @@ class SubmissionBuckets:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         """user → (tokens, when they were counted)."""
+        self._sweep_at = _MAX_BUCKETS
+        """The table's size at which full buckets are next swept (doubling: amortized O(1))."""
 
     def take(self, user: str) -> None:
         """Takes a token of `user`'s bucket.
@@ -78,8 +80,9 @@ class SubmissionBuckets:
                 f"more than {self.per_minute} submissions a minute for this user; try again in {wait:.1f}s",
             )
         self._buckets[user] = (tokens - 1.0, now)
-        if len(self._buckets) > _MAX_BUCKETS:
+        if len(self._buckets) > self._sweep_at:
             self._forget_full(now, rate)
+            self._sweep_at = max(_MAX_BUCKETS, 2 * len(self._buckets))
 
     def _forget_full(self, now: float, rate: float) -> None:
         full = [u for u, (tokens, then) in self._buckets.items() if tokens + (now - then) * rate >= self.per_minute]

@@ -152,7 +152,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.ExecuteWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.Execution:
         principal = current_principal()
-        # Before anything costs: a user past the quota is refused without being planned.
+        # Before anything costs: a user past the quota is refused without being planned (the
+        # ids are checked first: they key the quota's table).
+        check_key("user_context.user_id", request.user_context.user_id)
+        check_key("plan.user_id", request.plan.user_id)
         self.submissions.take(
             principal.subject if principal.authenticated else request.user_context.user_id or request.plan.user_id
         )

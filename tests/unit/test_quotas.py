@@ -49,10 +49,12 @@ def test_full_buckets_are_forgotten_so_made_up_users_cost_no_lasting_memory() ->
     clock = Clock()
     buckets = SubmissionBuckets(60, clock=clock)
     for n in range(10_001):
-        buckets.take(f"user-{n}")
-    clock.now += 60
-    buckets.take("one-more")
-    assert len(buckets._buckets) <= 2
+        buckets.take(f"old-{n}")
+    clock.now += 60  # every old bucket has refilled: as good as new, so forgotten at the next sweep
+    for n in range(10_002):
+        buckets.take(f"new-{n}")
+    assert len(buckets._buckets) <= 10_002
+    assert not any(user.startswith("old-") for user in buckets._buckets)
 
 
 def test_open_watches_are_bounded_per_user_and_released() -> None:
