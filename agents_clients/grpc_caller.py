@@ -224,7 +224,8 @@ class GrpcAgentCaller:
             response: Message = await method(prepared.request, timeout=call.timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
-            details = exc.details() or code.name
+            # An agent's message may quote the request back; it is stored with the attempt.
+            details = (exc.details() or code.name)[:2000]
             raise AgentCallError(
                 code.name,
                 details,

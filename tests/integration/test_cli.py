@@ -28,6 +28,7 @@ from google.protobuf import duration_pb2
 from server.app import RunningServer, start_server
 from server.cli import follow
 from server.config import ServerConfig
+from tests.conftest import serve_orchestrator
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -541,3 +542,36 @@ async def test_serve_as_a_replica_on_a_store_without_leases_is_refused_naming_wh
     done = await baton("serve", "--listen", "127.0.0.1:0", "--store", f"sqlite:///{tmp_path}/b.db", "--replica", "a")
     assert done.returncode == 2
     assert "replica: replicas need a store with leases (PostgreSQL)" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "setting"),
+    [
+        ("--max-json-depth", "17", "limits.max_json_depth"),
+        ("--max-plan-steps", "0", "limits.max_plan_steps"),
+        ("--watch-stall", "0", "limits.watch_stall"),
+        ("--max-message-bytes", "100", "max_message_bytes"),
+    ],
+)
+async def test_serve_refuses_a_limit_out_of_range_naming_the_setting(flag: str, value: str, setting: str) -> None:
+    result = await baton("serve", "--listen", "127.0.0.1:0", flag, value)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"error: {setting}: expected" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_serve_with_limit_flags_serves_and_applies_them(
+    processes: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    _, target = serve_orchestrator(
+        processes, tmp_path / "baton.db", "embedded", "--submissions-per-minute", "1", "--max-watches-per-user", "5"
+    )
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        request = orchestrator_pb2.ExecuteWorkflowRequest(workflow_type="document_analysis")
+        request.user_context.user_id = "u-flags"
+        await stub.ExecuteWorkflow(request)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.ExecuteWorkflow(request)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert (raised.value.details() or "").startswith("submissions_per_minute: more than 1 submissions a minute")
