@@ -82,8 +82,9 @@ class _RefusalLog:
 class HandlerGuard:
     """Wraps method handlers as the module docstring says; one per server."""
 
-    def __init__(self, quotas: LimitsConfig | None = None) -> None:
-        self.quotas = quotas or LimitsConfig()
+    def __init__(self, limits: LimitsConfig | None = None) -> None:
+        """Wraps handlers under `limits` (the watch quotas; the defaults when None)."""
+        self.quotas = limits or LimitsConfig()
         self.ledger = WatchLedger(self.quotas)
         self._refusals = _RefusalLog()
 
