@@ -15,7 +15,7 @@ import grpc
 from baton.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, seed_api_pb2, seed_api_pb2_grpc
 from grpc_health.v1 import health, health_pb2
 
-from agents_clients import BreakingCaller, GrpcAgentCaller
+from agents_clients import BreakingCaller, GrpcAgentCaller, TracingCaller
 from server.api.probes import report, serve_health_and_reflection
 from server.api.seed import SeedApiServicer
 from server.api.servicer import OrchestratorServicer
@@ -28,9 +28,19 @@ from server.planner import Planner
 from server.store import open_store
 from server.store.base import ExecutionStore
 from server.streaming import ExecutionHub
+from server.telemetry.tracing import (
+    ORCHESTRATOR_SERVICE,
+    current_trace_parent,
+    make_tracer_provider,
+    server_interceptor,
+)
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.trace import TracerProvider
+
     from agents import Fleet
+    from server.engine.ports import AgentCaller
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +63,8 @@ class RunningServer:
     caller: GrpcAgentCaller
     fleet: Fleet | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    owned_tracer_provider: SdkTracerProvider | None = None
+    """The provider made from config.tracing, flushed and shut down last (a given one is the giver's)."""
     _stopped: bool = False
 
     async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
@@ -81,6 +93,10 @@ class RunningServer:
         await self.store.close()
         if self.fleet is not None:
             await self.fleet.stop(1.0)
+        if self.owned_tracer_provider is not None:
+            # Last, so the spans of the attempts the stop cancelled are exported too; in a thread,
+            # as flushing to a collector blocks.
+            await asyncio.to_thread(self.owned_tracer_provider.shutdown)
 
     async def wait(self) -> None:
         """Returns when the server terminates."""
@@ -96,11 +112,16 @@ def _storage_dir(db_path: str | None) -> str | None:
     return os.path.dirname(os.path.abspath(db_path)) if db_path else None
 
 
-async def start_server(config: ServerConfig) -> RunningServer:
+async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider | None = None) -> RunningServer:
     """Starts everything the config describes and recovers unfinished executions.
 
     The port is bound first, so a taken port fails before anything else starts; whatever was
     started before a failure is stopped again.
+
+    Args:
+        config: what to start.
+        tracer_provider: makes the spans instead of the provider config.tracing describes (tests
+            pass one with an in-memory exporter); shared with the embedded fleet, never shut down here.
     """
     parse_address(config.listen, "listen")
     options = [
@@ -118,10 +139,17 @@ async def start_server(config: ServerConfig) -> RunningServer:
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_ping_strikes", 0),
     ]
-    server = grpc.aio.server(options=options)
+    # Tracing (server.telemetry.tracing): a span per RPC, ExecuteWorkflow's stored with the execution.
+    owned_provider = make_tracer_provider(config.tracing, ORCHESTRATOR_SERVICE) if tracer_provider is None else None
+    if tracer_provider is None:
+        tracer_provider = owned_provider
+    tracing = [server_interceptor(tracer_provider)] if tracer_provider is not None else []
+    server = grpc.aio.server(options=options, interceptors=[*tracing])
     port = server.add_insecure_port(config.listen)
     async with contextlib.AsyncExitStack() as cleanup:
         cleanup.push_async_callback(server.stop, None)
+        if owned_provider is not None:
+            cleanup.push_async_callback(asyncio.to_thread, owned_provider.shutdown)
         store = open_store(config.store_url)
         await store.open()
         cleanup.push_async_callback(store.close)
@@ -131,7 +159,9 @@ async def start_server(config: ServerConfig) -> RunningServer:
 
             db = _sqlite_path(config.store_url)
             ledger = config.ledger_path or (f"{db}.ledger" if db else ":memory:")
-            fleet = await start_fleet(FleetConfig(listen="127.0.0.1:0", ledger_path=ledger))
+            fleet = await start_fleet(
+                FleetConfig(listen="127.0.0.1:0", ledger_path=ledger), tracer_provider=tracer_provider
+            )
             cleanup.push_async_callback(fleet.stop, 0.5)
             endpoints = agent_endpoints(fleet.address)
         else:
@@ -139,10 +169,12 @@ async def start_server(config: ServerConfig) -> RunningServer:
         grpc_caller = GrpcAgentCaller(endpoints)
         cleanup.push_async_callback(grpc_caller.close)
         caller = BreakingCaller(grpc_caller, config.breaker)
+        # Outermost, so an attempt an open breaker refuses has its span too.
+        engine_caller: AgentCaller = caller if tracer_provider is None else TracingCaller(caller, tracer_provider)
         clock = SystemClock()
         replica = ReplicaConfig(owner=config.replica, lease_seconds=config.lease_seconds) if config.replica else None
         try:
-            engine = Engine(store, caller, clock, config=EngineConfig(replica=replica))
+            engine = Engine(store, engine_caller, clock, config=EngineConfig(replica=replica))
         except ValueError as error:
             raise ConfigError(f"replica: {error}") from None
         engine.add_terminal_listener(CallbackNotifier().on_terminal)
@@ -161,6 +193,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
             health=monitor,
             clock=clock,
             max_message_bytes=config.max_message_bytes,
+            trace_parent=current_trace_parent if tracer_provider is not None else None,
         )
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         # The seed's REST shapes (transcoded by Envoy), delegating every RPC to `servicer`.
@@ -178,6 +211,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
             health_servicer=health_servicer,
             caller=grpc_caller,
             fleet=fleet,
+            owned_tracer_provider=owned_provider,
         )
         cleanup.push_async_callback(engine.close)
         resumed = await engine.recover()

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from agents_clients import AGENTS, BreakerConfig
+from server.telemetry.tracing import TracingConfig
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,8 @@ class ServerConfig:
     """The largest request or response the orchestrator accepts."""
     http: str = ""
     """HOST:PORT of the REST/JSON API (and gRPC) through a bundled Envoy child process; empty: none."""
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    """Where the orchestrator's (and the embedded fleet's) spans go; none by default."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):

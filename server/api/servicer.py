@@ -56,12 +56,15 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         clock: Clock,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         max_message_bytes: int = 4 * 1024 * 1024,
+        trace_parent: Callable[[], str] | None = None,
     ) -> None:
         """Wires the servicer.
 
         Args:
             max_message_bytes: the server's message size limit; no status or update it sends
                 is larger than this or than a default client's 4 MiB (see server.api.sizing).
+            trace_parent: returns the ``traceparent`` of the current RPC's span, stored with each
+                new execution (server.telemetry.tracing); None when tracing is off.
         """
         self.engine = engine
         self.store = store
@@ -70,6 +73,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.health = health
         self.clock = clock
         self.new_id = new_id
+        self.trace_parent = trace_parent
         self.budget = message_budget(max_message_bytes)
         """The bytes a status or an update may take."""
         self._valid_plans: OrderedDict[bytes, None] = OrderedDict()
@@ -155,6 +159,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 options=request.execution_options,
                 callback_url=request.callback_url,
                 request_id=request.request_id,
+                trace_parent=self.trace_parent() if self.trace_parent is not None else "",
             )
         )
         if not created:

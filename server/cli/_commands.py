@@ -20,6 +20,7 @@ from server.cli._common import EXIT_OK, RPC_TIMEOUT, CommandError, UsageError, a
 from server.cli._format import make_console
 from server.cli._journey import load_user_context
 from server.cli._render import render_health, render_plan, render_status
+from server.cli._tracing import client_span, tracing_config
 
 PRIORITIES = {
     "low": plan_pb2.PRIORITY_LOW,
@@ -82,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             lease_seconds=args.lease,
             ledger_path=args.ledger,
             http=args.http,
+            tracing=tracing_config(args),
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
@@ -112,7 +114,19 @@ def cmd_agents_serve(args: argparse.Namespace) -> int:
         config.validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return _serve_until_stopped(agents.serve_fleet(config))
+    tracing = tracing_config(args)
+
+    async def serve() -> None:
+        from server.telemetry.tracing import AGENTS_SERVICE, make_tracer_provider
+
+        provider = make_tracer_provider(tracing, AGENTS_SERVICE)
+        try:
+            await agents.serve_fleet(config, tracer_provider=provider)
+        finally:
+            if provider is not None:
+                provider.shutdown()
+
+    return _serve_until_stopped(serve())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -130,9 +144,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--timeout: expected seconds above 0, got {args.timeout:g}")
         request.execution_options.timeout.FromNanoseconds(int(args.timeout * 1e9))
     console = make_console()
+    tracing = tracing_config(args)
 
     async def run() -> int:
-        async with grpc.aio.insecure_channel(args.target) as channel:
+        async with (
+            client_span(tracing, f"baton run {args.workflow_type}") as interceptors,
+            grpc.aio.insecure_channel(args.target, interceptors=interceptors) as channel,
+        ):
             stub = orchestrator_stub(channel)
             execution = await submit(stub, request)
             if args.detach:

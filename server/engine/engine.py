@@ -89,6 +89,9 @@ class Submission:
     options: journey_pb2.ExecutionOptions = field(default_factory=journey_pb2.ExecutionOptions)
     callback_url: str = ""
     request_id: str = ""
+    trace_parent: str = ""
+    """The W3C ``traceparent`` of the submitting request's span (empty when tracing is off):
+    stored in execution_started, it is the parent of every span of the execution."""
 
 
 #: Called once an execution's terminal event is committed.
@@ -176,6 +179,7 @@ class Engine:
         started.execution_options.CopyFrom(submission.options)
         started.callback_url = submission.callback_url
         started.request_id = submission.request_id
+        started.trace_parent = submission.trace_parent
         started.deadline.FromDatetime(now + timedelta(seconds=timeout))
         record, created = await self.store.create_execution(
             NewExecution(

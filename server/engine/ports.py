@@ -29,6 +29,22 @@ class Clock(Protocol):
 
 
 @dataclass(frozen=True)
+class CallTrace:
+    """Where a call of a traced execution comes from: what the edge needs to make its span."""
+
+    execution_id: str
+    """The execution."""
+    step_id: str
+    """The step the call is made for."""
+    kind: str
+    """``step`` (an attempt of the step's call), ``compensation`` (an attempt of its undo) or
+    ``notice`` (an escalation's notification)."""
+    trace_parent: str
+    """The execution's stored W3C ``traceparent``: the span of this call is its child, whichever
+    process makes the call, so every attempt of the execution joins one trace across restarts."""
+
+
+@dataclass(frozen=True)
 class AgentCall:
     """One call of an agent operation."""
 
@@ -50,6 +66,9 @@ class AgentCall:
     """Whether the agent's circuit breaker guards the call."""
     metadata: tuple[tuple[str, str], ...] = ()
     """Extra request metadata (for example trace context)."""
+    trace: CallTrace | None = None
+    """Set (by the runner) when the call's execution is traced; None otherwise (the edge then
+    makes no span)."""
 
 
 @dataclass(frozen=True)

@@ -250,6 +250,14 @@ class ExecutionState:
         """The execution's state in words ("running", "paused", ...), for messages."""
         return E.ExecutionState.Name(self.status).removeprefix("EXECUTION_STATE_").lower()
 
+    @property
+    def trace_id(self) -> str:
+        """The execution's trace id (32 lowercase hex digits) from its stored ``traceparent``
+        (``00-<trace id>-<span id>-<flags>``); empty when it was not traced."""
+        parts = self.started.trace_parent.split("-")
+        trace_id = parts[1] if len(parts) >= 4 else ""
+        return trace_id if len(trace_id) == 32 and not trace_id.strip("0123456789abcdef") else ""
+
     def user_json(self) -> dict[str, Any]:
         """The request's user context as JSON with proto field names (cached)."""
         if self._user_json is None:
