@@ -253,10 +253,16 @@ class ExecutionState:
     @property
     def trace_id(self) -> str:
         """The execution's trace id (32 lowercase hex digits) from its stored ``traceparent``
-        (``00-<trace id>-<span id>-<flags>``); empty when it was not traced."""
+        (``00-<trace id>-<span id>-<flags>``); empty when it was not traced, or not sampled (flag
+        01 off: no span of it is recorded, so there is nothing to look up)."""
         parts = self.started.trace_parent.split("-")
-        trace_id = parts[1] if len(parts) >= 4 else ""
-        return trace_id if len(trace_id) == 32 and not trace_id.strip("0123456789abcdef") else ""
+        if len(parts) < 4 or len(parts[1]) != 32 or parts[1].strip("0123456789abcdef"):
+            return ""
+        try:
+            sampled = int(parts[3], 16) & 1
+        except ValueError:
+            return ""
+        return parts[1] if sampled else ""
 
     def user_json(self) -> dict[str, Any]:
         """The request's user context as JSON with proto field names (cached)."""

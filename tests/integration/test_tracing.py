@@ -20,6 +20,7 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from agents import Fleet, FleetConfig, start_fleet
@@ -306,3 +307,37 @@ async def test_without_tracing_nothing_is_stored_and_no_trace_id_is_shown(tmp_pa
         await server.stop(grace=0.5)
         await fleet.stop(0.5)
         provider.shutdown()
+
+
+async def test_an_execution_sampled_out_records_no_span_anywhere_and_shows_no_trace_id(tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # The agents' own sampler would record every call that comes without a sampled-out parent.
+    agents_exporter = InMemorySpanExporter()
+    agents_provider = TracerProvider()
+    agents_provider.add_span_processor(SimpleSpanProcessor(agents_exporter))
+    fleet = await start_fleet(FleetConfig(listen="127.0.0.1:0"), tracer_provider=agents_provider)
+    server = await start_server(
+        ServerConfig(listen="127.0.0.1:0", store_url=f"sqlite:///{tmp_path}/baton.db", agents=fleet.address),
+        tracer_provider=provider,
+    )
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+            execution = await stub.ExecuteWorkflow(execute_plan(w_plan()))
+            final = (await watch_all(stub, execution.execution_id))[-1].status
+        assert final.status == E.EXECUTION_STATE_COMPLETED
+        # The decision is stored with the execution and followed by every attempt and agent.
+        events = await server.store.read_events(execution.execution_id, limit=1)
+        trace_parent = events[0].execution_started.trace_parent
+        assert trace_parent and int(trace_parent.rsplit("-", 1)[1], 16) & 1 == 0, trace_parent
+        assert final.trace_id == ""
+        await asyncio.sleep(0.2)
+        assert exporter.get_finished_spans() == ()
+        assert agents_exporter.get_finished_spans() == ()
+    finally:
+        await server.stop(grace=0.5)
+        await fleet.stop(0.5)
+        provider.shutdown()
+        agents_provider.shutdown()
