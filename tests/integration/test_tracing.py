@@ -341,3 +341,30 @@ async def test_an_execution_sampled_out_records_no_span_anywhere_and_shows_no_tr
         await fleet.stop(0.5)
         provider.shutdown()
         agents_provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "garbage",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  # an all-zero trace id is invalid
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # version ff is forbidden
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-" + "x" * 4000,
+    ],
+)
+async def test_a_malformed_traceparent_from_a_client_starts_a_fresh_trace(
+    traced: Traced, stub: Stub, traceparent: str
+) -> None:
+    request = execute_plan(plan_pb2.OrchestrationPlan(workflow_steps=[step("A")]))
+    execution = await stub.ExecuteWorkflow(request, metadata=(("traceparent", traceparent),))
+    final = (await watch_all(stub, execution.execution_id))[-1].status
+    assert final.status == E.EXECUTION_STATE_COMPLETED
+    (root,) = [s for s in traced.spans() if s.name == EXECUTE]
+    assert root.parent is None
+    assert final.trace_id == _trace_hex(root)
+    events = await traced.server.store.read_events(execution.execution_id, limit=1)  # type: ignore[union-attr]
+    assert events[0].execution_started.trace_parent.split("-")[:3] == [
+        "00",
+        final.trace_id,
+        f"{root.context.span_id:016x}",
+    ]
