@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from baton.v1 import execution_pb2
 from google.protobuf.message import Message
@@ -28,6 +28,10 @@ class Clock(Protocol):
         ...
 
 
+CallKind = Literal["step", "compensation", "notice"]
+"""What a call is for: an attempt of a step's call, of its compensation, or an escalation's notice."""
+
+
 @dataclass(frozen=True)
 class CallTrace:
     """Where a call of a traced execution comes from: what the edge needs to make its span."""
@@ -36,7 +40,7 @@ class CallTrace:
     """The execution."""
     step_id: str
     """The step the call is made for."""
-    kind: str
+    kind: CallKind
     """``step`` (an attempt of the step's call), ``compensation`` (an attempt of its undo) or
     ``notice`` (an escalation's notification)."""
     trace_parent: str

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING
 from server.engine.decide import Decision, Launch, decide
 from server.engine.fold import fold
 from server.engine.inbox import Command, ExecutionStateError, InboxItem, Outcome
-from server.engine.ports import AgentCallError, AgentReply, CallTrace, ExecutionNotFoundError, LeaseLostError
+from server.engine.ports import (
+    AgentCallError,
+    AgentReply,
+    CallKind,
+    CallTrace,
+    ExecutionNotFoundError,
+    LeaseLostError,
+)
 from server.engine.state import ExecutionState
 
 if TYPE_CHECKING:
@@ -151,7 +158,7 @@ class Runner:
         trace_parent = self.state.started.trace_parent if self.state is not None else ""
         if trace_parent:
             # The edge (agents_clients) makes the attempt's span, a child of the stored context.
-            kind = "notice" if launch.notice else "compensation" if launch.compensation else "step"
+            kind: CallKind = "notice" if launch.notice else "compensation" if launch.compensation else "step"
             call = replace(call, trace=CallTrace(self.execution_id, launch.step_id, kind, trace_parent))
         try:
             result = await self.engine.caller.call(call)

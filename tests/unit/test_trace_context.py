@@ -8,6 +8,7 @@ import json
 import pytest
 from baton.v1 import execution_pb2 as E
 from baton.v1 import journey_pb2
+from baton.v1 import plan_pb2 as P
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -24,7 +25,7 @@ from server.telemetry.tracing import (
     make_tracer_provider,
 )
 from tests.unit.engine_support import Harness, plan, started_event, step, submit_step
-from tests.unit.fakes import FakeCaller, FakeClock, unavailable
+from tests.unit.fakes import FakeCaller, FakeClock, reply, unavailable
 from tests.unit.fleet import Fault
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -160,6 +161,25 @@ async def test_a_compensation_is_handed_the_executions_context_as_a_compensation
         ("Notify", CallTrace(ex, "notify", "step", TRACE_PARENT)),
         ("WithdrawApplication", CallTrace(ex, "submit", "compensation", TRACE_PARENT)),
     ]
+
+
+async def test_an_escalations_notice_is_handed_the_executions_context_as_a_notice() -> None:
+    h = Harness()
+    h.caller.script("analytics", "RecordEvents", reply({}, accuracy=40.0))
+    escalating = plan(step("A"))
+    gate = escalating.quality_gates.add(gate_id="g", checkpoint="A", action_on_failure=P.GATE_ACTION_ESCALATE)
+    gate.criteria.add(metric="accuracy", operator=P.COMPARISON_OPERATOR_GTE, value=80.0, weight=1.0)
+    await h.engine.submit(
+        Submission(
+            execution_id="ex-1",
+            plan=escalating,
+            user_context=journey_pb2.UserJourney(user_id="u1"),
+            trace_parent=TRACE_PARENT,
+        )
+    )
+    await h.settle()
+    (notice,) = h.caller.calls_to("ui_ux", "Notify")
+    assert notice.call.trace == CallTrace("ex-1", "A", "notice", TRACE_PARENT)
 
 
 async def test_the_tracing_caller_passes_an_untraced_call_through_untouched() -> None:
