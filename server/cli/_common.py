@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import os
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 from baton.v1 import orchestrator_pb2_grpc
@@ -19,6 +21,8 @@ RPC_TIMEOUT = 10.0
 """The deadline, in seconds, of every unary call the CLI makes."""
 MAX_RECONNECTS = 20
 """Consecutive failed attempts to resume a broken watch before giving up."""
+TOKEN_ENV = "BATON_TOKEN"
+"""The environment variable holding the bearer token when --token is not given."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -41,11 +45,43 @@ def orchestrator_stub(channel: grpc.aio.Channel) -> orchestrator_pb2_grpc.Orches
     return orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
 
 
-def ask(target: str, rpc: Callable[[orchestrator_pb2_grpc.OrchestratorStub], Awaitable[_Reply]]) -> _Reply:
-    """Makes one unary call to the orchestrator at `target` and returns its answer."""
+class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer TOKEN` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+    async def intercept_unary_unary(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
+        return await continuation(self._with_token(details), request)
+
+    async def intercept_unary_stream(
+        self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any
+    ) -> AsyncIterable[Any]:
+        return await continuation(self._with_token(details), request)  # type: ignore[no-any-return]
+
+
+def token_of(args: argparse.Namespace) -> str:
+    """The bearer token: --token, else $BATON_TOKEN, else none (empty)."""
+    return str(getattr(args, "token", None) or os.environ.get(TOKEN_ENV, "")).strip()
+
+
+def connect(args: argparse.Namespace) -> grpc.aio.Channel:
+    """A channel to the orchestrator at --target, sending the bearer token (token_of) on every call."""
+    token = token_of(args)
+    return grpc.aio.insecure_channel(args.target, interceptors=[_BearerToken(token)] if token else None)
+
+
+def ask(args: argparse.Namespace, rpc: Callable[[orchestrator_pb2_grpc.OrchestratorStub], Awaitable[_Reply]]) -> _Reply:
+    """Makes one unary call to the orchestrator at --target (with the token) and returns its answer."""
 
     async def call() -> _Reply:
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with connect(args) as channel:
             return await rpc(orchestrator_stub(channel))
 
     return asyncio.run(call())
