@@ -45,25 +45,30 @@ def orchestrator_stub(channel: grpc.aio.Channel) -> orchestrator_pb2_grpc.Orches
     return orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
 
 
-class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    """Adds `authorization: Bearer TOKEN` to every call."""
+def _with_token(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()), ("authorization", f"Bearer {token}"))
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
 
+
+# Two classes: grpc.aio files an interceptor under the first call type it implements only.
+class _UnaryBearer(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     def __init__(self, token: str) -> None:
-        self._header = ("authorization", f"Bearer {token}")
-
-    def _with_token(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
-        return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-        )
+        self.token = token
 
     async def intercept_unary_unary(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
-        return await continuation(self._with_token(details), request)
+        return await continuation(_with_token(details, self.token), request)
+
+
+class _StreamBearer(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self.token = token
 
     async def intercept_unary_stream(
         self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any
     ) -> AsyncIterable[Any]:
-        return await continuation(self._with_token(details), request)  # type: ignore[no-any-return]
+        return await continuation(_with_token(details, self.token), request)  # type: ignore[no-any-return]
 
 
 def token_of(args: argparse.Namespace) -> str:
@@ -74,7 +79,8 @@ def token_of(args: argparse.Namespace) -> str:
 def connect(args: argparse.Namespace) -> grpc.aio.Channel:
     """A channel to the orchestrator at --target, sending the bearer token (token_of) on every call."""
     token = token_of(args)
-    return grpc.aio.insecure_channel(args.target, interceptors=[_BearerToken(token)] if token else None)
+    interceptors = [_UnaryBearer(token), _StreamBearer(token)] if token else None
+    return grpc.aio.insecure_channel(args.target, interceptors=interceptors)
 
 
 def ask(args: argparse.Namespace, rpc: Callable[[orchestrator_pb2_grpc.OrchestratorStub], Awaitable[_Reply]]) -> _Reply:
