@@ -21,7 +21,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,7 +260,6 @@ def mint_token(
     issuer: str = "",
     audience: str = "",
     now: float | None = None,
-    extra: Mapping[str, Any] | None = None,
 ) -> str:
     """Signs a JWT for `subject` (a developer's test token).
 
@@ -272,7 +271,6 @@ def mint_token(
         issuer: the `iss` claim; empty leaves it out.
         audience: the `aud` claim; empty leaves it out.
         now: the issue time (Unix seconds; default the current time).
-        extra: further claims.
 
     Returns:
         The token (header.payload.signature).
@@ -285,7 +283,6 @@ def mint_token(
         "iat": int(issued),
         "exp": int(issued + ttl_seconds),
         "jti": uuid.uuid4().hex,
-        **(extra or {}),
     }
     if roles:
         claims["roles"] = list(roles)
