@@ -52,6 +52,7 @@ class RunningServer:
     health_servicer: health.aio.HealthServicer
     caller: GrpcAgentCaller
     fleet: Fleet | None = None
+    callbacks: CallbackNotifier | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -77,6 +78,8 @@ class RunningServer:
         for task in self.background:
             task.cancel()
         await self.engine.close()
+        if self.callbacks is not None:
+            await self.callbacks.close()  # after the engine: no terminal listener call can follow
         await self.caller.close()
         await self.store.close()
         if self.fleet is not None:
@@ -145,7 +148,13 @@ async def start_server(config: ServerConfig) -> RunningServer:
             engine = Engine(store, caller, clock, config=EngineConfig(replica=replica))
         except ValueError as error:
             raise ConfigError(f"replica: {error}") from None
-        engine.add_terminal_listener(CallbackNotifier().on_terminal)
+        try:
+            callbacks = CallbackNotifier.from_config(config.callbacks)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        callbacks.start()
+        cleanup.push_async_callback(callbacks.close)
+        engine.add_terminal_listener(callbacks.on_terminal)
         hub = ExecutionHub(store, plans=engine.plan_of, heartbeat=config.watch_heartbeat)
         monitor = HealthMonitor(
             grpc_caller,
@@ -161,6 +170,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
             health=monitor,
             clock=clock,
             max_message_bytes=config.max_message_bytes,
+            callback_policy=callbacks.policy,
         )
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         # The seed's REST shapes (transcoded by Envoy), delegating every RPC to `servicer`.
@@ -178,6 +188,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
             health_servicer=health_servicer,
             caller=grpc_caller,
             fleet=fleet,
+            callbacks=callbacks,
         )
         cleanup.push_async_callback(engine.close)
         resumed = await engine.recover()

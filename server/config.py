@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from agents_clients import AGENTS, BreakerConfig
+from server.callbacks import CallbackConfig
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,8 @@ class ServerConfig:
     """The largest request or response the orchestrator accepts."""
     http: str = ""
     """HOST:PORT of the REST/JSON API (and gRPC) through a bundled Envoy child process; empty: none."""
+    callbacks: CallbackConfig = field(default_factory=CallbackConfig)
+    """Terminal callbacks: --callback-allow, --callback-secret-file and delivery bounds."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):
@@ -59,6 +62,10 @@ class ServerConfig:
             raise ConfigError(f"lease_seconds: expected seconds from 1 to 600, got {self.lease_seconds}")
         if not 0.1 <= self.watch_heartbeat <= 3600:
             raise ConfigError(f"watch_heartbeat: expected seconds from 0.1 to 3600, got {self.watch_heartbeat}")
+        try:
+            self.callbacks.validate()
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 def parse_address(value: str, setting: str) -> str:
