@@ -106,6 +106,10 @@ async def start_server(config: ServerConfig) -> RunningServer:
     started before a failure is stopped again.
     """
     parse_address(config.listen, "listen")
+    try:
+        callbacks = CallbackNotifier.from_config(config.callbacks)  # reads the secret: fails early
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
@@ -148,10 +152,6 @@ async def start_server(config: ServerConfig) -> RunningServer:
             engine = Engine(store, caller, clock, config=EngineConfig(replica=replica))
         except ValueError as error:
             raise ConfigError(f"replica: {error}") from None
-        try:
-            callbacks = CallbackNotifier.from_config(config.callbacks)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
         callbacks.start()
         cleanup.push_async_callback(callbacks.close)
         engine.add_terminal_listener(callbacks.on_terminal)

@@ -35,7 +35,7 @@ import random
 import socket
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -151,6 +151,8 @@ class _Job:
     keys: tuple[str, ...]
     attempt: int = 0
     timer: asyncio.TimerHandle | None = None
+    woken_for: str | None = None
+    """The key whose free slot this queued job holds (see CallbackNotifier._admit)."""
 
 
 class CallbackNotifier:
@@ -186,13 +188,18 @@ class CallbackNotifier:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._live: set[_Job] = set()
         self._pending_bytes = 0
-        self._active: defaultdict[str, int] = defaultdict(int)
-        self._parked: defaultdict[str, deque[_Job]] = defaultdict(deque)
+        # Per key (an origin or an owner), only while non-zero or non-empty: memory follows the
+        # callbacks pending, not every key ever seen.
+        self._active: dict[str, int] = {}
+        self._woken: dict[str, int] = {}
+        """Jobs queued again to take a free slot of the key (see _admit)."""
+        self._parked: dict[str, deque[_Job]] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
         self._listeners: list[OutcomeListener] = []
         self._closed = False
+        self._warned_unsigned = False
 
     @classmethod
     def from_config(cls, config: CallbackConfig) -> CallbackNotifier:
@@ -203,7 +210,9 @@ class CallbackNotifier:
         """
         notifier = cls(config, secret=config.read_secret())
         if notifier.secret is None:
-            logger.warning("callbacks are unsigned: give --callback-secret-file so receivers can verify them")
+            # INFO, not WARNING: a deployment that sends no callback has nothing to fix; the
+            # first callback actually sent unsigned is a warning (see enqueue).
+            logger.info("callbacks are unsigned: give --callback-secret-file so receivers can verify them")
         else:
             logger.info("callbacks are signed (%s, secret from %s)", SIGNATURE_HEADER, config.secret_file)
         if config.allow:
@@ -251,6 +260,9 @@ class CallbackNotifier:
         keys: tuple[str, ...] = (f"origin {url.scheme}://{url.raw_host}:{url.port}",)
         if delivery.owner:
             keys += (f"owner {delivery.owner}",)
+        if self.secret is None and not self._warned_unsigned:
+            self._warned_unsigned = True
+            logger.warning("callbacks are sent unsigned: give --callback-secret-file so receivers can verify them")
         job = _Job(delivery, keys)
         self._live.add(job)
         self._pending_bytes += size
@@ -279,12 +291,8 @@ class CallbackNotifier:
     async def _work(self) -> None:
         while True:
             job = await self._queue.get()
-            busy = next((key for key in job.keys if self._active[key] >= self._cap(key)), None)
-            if busy is not None:
-                self._parked[busy].append(job)
+            if not self._admit(job):
                 continue
-            for key in job.keys:
-                self._active[key] += 1
             try:
                 await self._run(job)
             except Exception as error:
@@ -298,15 +306,42 @@ class CallbackNotifier:
     def _cap(self, key: str) -> int:
         return self.config.per_owner if key.startswith("owner ") else self.config.per_destination
 
+    def _admit(self, job: _Job) -> bool:
+        """Counts the job in flight on its keys; or parks it on a key at its cap and says False.
+
+        A key's free slots are held for the jobs woken for it (``_woken``), so parked jobs go
+        first, in order. A job woken for one key but parked on another hands that key's slot on.
+        """
+        woken_for, job.woken_for = job.woken_for, None
+        if woken_for is not None:
+            _count(self._woken, woken_for, -1)
+        busy = next((key for key in job.keys if self._used(key) >= self._cap(key)), None)
+        if busy is None:
+            for key in job.keys:
+                _count(self._active, key, +1)
+            return True
+        self._parked.setdefault(busy, deque()).append(job)
+        if woken_for is not None and woken_for != busy:
+            self._wake(woken_for)
+        return False
+
+    def _used(self, key: str) -> int:
+        return self._active.get(key, 0) + self._woken.get(key, 0)
+
     def _release(self, key: str) -> None:
-        self._active[key] -= 1
-        if not self._active[key]:
-            del self._active[key]
+        _count(self._active, key, -1)
+        self._wake(key)
+
+    def _wake(self, key: str) -> None:
+        """Queues parked jobs of `key` again, as many as it has free slots."""
         parked = self._parked.get(key)
-        if parked:
-            self._queue.put_nowait(parked.popleft())
-            if not parked:
-                del self._parked[key]
+        while parked and self._used(key) < self._cap(key):
+            job = parked.popleft()
+            job.woken_for = key
+            _count(self._woken, key, +1)
+            self._queue.put_nowait(job)
+        if not parked:
+            self._parked.pop(key, None)
 
     async def _run(self, job: _Job) -> None:
         job.attempt += 1
@@ -412,6 +447,15 @@ class CallbackNotifier:
                 listener(delivery, outcome, detail)
             except Exception:
                 logger.exception("callback outcome listener failed for execution %s", delivery.execution_id)
+
+
+def _count(counts: dict[str, int], key: str, change: int) -> None:
+    """Adds `change` to a count, removing it at zero."""
+    value = counts.get(key, 0) + change
+    if value:
+        counts[key] = value
+    else:
+        counts.pop(key, None)
 
 
 def _origin(url: str) -> str:

@@ -68,6 +68,8 @@ class SilentServer:
 
     def __init__(self) -> None:
         self.connections = 0
+        self.connected = asyncio.Event()
+        """Set at the first connection."""
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
         self.port = 0
@@ -92,6 +94,7 @@ class SilentServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.connected.set()
         self._writers.append(writer)
         while await reader.read(65536):
             pass  # until the client gives up and closes
