@@ -6,8 +6,9 @@ is over the limit is shrunk with server.api.sizing's rules (largest outputs firs
 with its size in ``results.omitted_outputs`` so it can be fetched with GetStepOutput; then
 recommendations, long error messages, old recovered errors). sizing measures protobuf bytes and
 JSON is larger (keys spelled out, numbers as text), so the protobuf budget is lowered by the
-overshoot until the JSON fits. If even that fails (thousands of steps' timings), only the
-status's identity and outcome are sent.
+overshoot until the JSON fits (a status is first cut to the limit in protobuf bytes, so one of
+many megabytes is never encoded whole). If even that fails (thousands of steps' timings), only
+the status's identity and outcome are sent.
 """
 
 from __future__ import annotations
@@ -33,10 +34,16 @@ def callback_body(status: execution_pb2.ExecutionStatus, max_bytes: int) -> tupl
     Returns:
         The body, and whether anything was left out of it.
     """
+    budget = status.ByteSize()
+    abridged = budget > max_bytes
+    if abridged:
+        # JSON is at least as large as protobuf: shrink before encoding, so a status of many
+        # megabytes is never encoded whole (that would hold the event loop).
+        budget = max_bytes
+        fit_status(status, budget)
     body = encode(status)
     if len(body) <= max_bytes:
-        return body, False
-    budget = status.ByteSize()
+        return body, abridged
     for _ in range(_ROUNDS):
         budget = max(1, int(budget * max_bytes / len(body) * _MARGIN))
         fit_status(status, budget)
