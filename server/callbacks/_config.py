@@ -42,7 +42,7 @@ class CallbackConfig:
     timeout: float = 10.0
     """Seconds an attempt may take in all (connect, send, response headers). Default 10."""
     max_response_bytes: int = 1024
-    """Bytes of a response body read (for the log); the rest is never read. Default 1 KiB."""
+    """Bytes read of a non-2xx answer's body, for the log (a 2xx's is not read). Default 1 KiB."""
     attempts: int = 5
     """Attempts per callback; 5xx answers, timeouts and connection errors are retried, 3xx and
     4xx answers and refused addresses are not. Default 5."""

@@ -9,7 +9,8 @@ Rules:
    again when one of those finishes: a slow receiver (or one user's many receivers) holds at
    most ``per_destination`` (``per_owner``) workers while everyone else's callbacks flow.
 3. An attempt is one POST: redirects are not followed, the attempt is bounded by
-   ``connect_timeout`` and ``timeout``, and at most ``max_response_bytes`` of the answer are read.
+   ``connect_timeout`` and ``timeout``; the status line decides, a 2xx body is never waited
+   for, and at most ``max_response_bytes`` of another are read (for the log).
 4. Every address connected to passes the DestinationPolicy, checked by ``AddressGuard``,
    aiohttp's socket factory, which is handed each resolved address right before the connect:
    what was resolved is what is judged, so no DNS answer (rebinding included) and no spelling
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 _DELIVERY_NAMESPACE = uuid.UUID("5d0c4f0e-3b1a-4b8e-9a57-6c2a1f0b7d21")
 _USER_AGENT = "baton-callbacks/1"
+_ANSWER_SECONDS = 1.0
 
 
 class DeliveryOutcome(enum.Enum):
@@ -133,7 +135,10 @@ class AddressGuard:
         family, kind, proto, _, sockaddr = addr_info
         self.tried += 1
         if not self.trusted:
-            problem = self.policy.address_problem(ipaddress.ip_address(sockaddr[0]))
+            try:
+                problem = self.policy.address_problem(ipaddress.ip_address(sockaddr[0]))
+            except ValueError:
+                problem = f"{sockaddr[0]!r} is not an IP address"
             if problem is not None:
                 self.refused.append(problem)
                 raise RefusedAddressError(f"callback destination refused: {problem}")
@@ -383,9 +388,11 @@ class CallbackNotifier:
                 ) as session,
                 session.post(url, data=delivery.body, headers=self._headers(job), allow_redirects=False) as response,
             ):
-                answer = await response.content.read(self.config.max_response_bytes)
                 status = response.status
                 location = response.headers.get("Location", "")
+                # The status decides; a failure's first bytes are only for the log, and a 2xx's
+                # body is never waited for (a receiver that never sends it has still answered).
+                text = "" if 200 <= status < 300 else await self._answer_text(response)
         except aiohttp.ClientConnectorError as error:
             if guard.all_refused:
                 return DeliveryOutcome.REFUSED, "; ".join(dict.fromkeys(guard.refused))
@@ -396,7 +403,6 @@ class CallbackNotifier:
             return DeliveryOutcome.REFUSED, f"unusable URL ({error})"
         except (aiohttp.ClientError, OSError) as error:
             return None, f"{type(error).__name__}: {str(error)[:200]}"
-        text = answer.decode("utf-8", "replace")[:200]
         if 200 <= status < 300:
             return DeliveryOutcome.DELIVERED, f"HTTP {status}"
         if 300 <= status < 400:
@@ -404,6 +410,15 @@ class CallbackNotifier:
         if status >= 500:
             return None, f"HTTP {status} {text!r}"
         return DeliveryOutcome.REJECTED, f"HTTP {status} {text!r}"
+
+    async def _answer_text(self, response: aiohttp.ClientResponse) -> str:
+        """At most max_response_bytes of the answer, waited for at most a second, for the log."""
+        try:
+            async with asyncio.timeout(_ANSWER_SECONDS):
+                answer = await response.content.read(self.config.max_response_bytes)
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return ""
+        return answer.decode("utf-8", "replace")[:200]
 
     def _headers(self, job: _Job) -> dict[str, str]:
         delivery = job.delivery

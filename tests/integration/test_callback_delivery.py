@@ -220,7 +220,7 @@ async def test_an_attempt_that_gets_no_answer_ends_at_its_timeout() -> None:
 
 async def test_an_endless_answer_is_read_only_up_to_the_bound() -> None:
     async def endless(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(status=200)
+        response = web.StreamResponse(status=404)
         await response.prepare(request)
         while True:
             await response.write(b"x" * 65536)
@@ -228,9 +228,24 @@ async def test_an_endless_answer_is_read_only_up_to_the_bound() -> None:
     async with Receiver(endless) as receiver, started(timeout=5.0) as (notifier, outcomes):
         start = time.monotonic()
         notifier.enqueue(delivery("e1", receiver.url))
-        outcome, _, at = await outcomes.of("e1")
-    assert outcome is DeliveryOutcome.DELIVERED
+        outcome, detail, at = await outcomes.of("e1")
+    assert outcome is DeliveryOutcome.REJECTED and detail == f"HTTP 404 {'x' * 200!r}"
     assert at - start < 2.0
+
+
+async def test_a_2xx_whose_body_never_comes_is_a_delivery() -> None:
+    async def headers_only(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200, headers={"Content-Length": "100"})
+        await response.prepare(request)
+        await asyncio.sleep(30)
+        return response
+
+    async with Receiver(headers_only) as receiver, started(timeout=5.0) as (notifier, outcomes):
+        start = time.monotonic()
+        notifier.enqueue(delivery("e1", receiver.url))
+        outcome, _, at = await outcomes.of("e1")
+    assert outcome is DeliveryOutcome.DELIVERED and at - start < 2.0
+    assert len(receiver.received) == 1
 
 
 async def test_a_full_queue_drops_new_callbacks_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
