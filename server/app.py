@@ -65,6 +65,7 @@ class RunningServer:
     health_servicer: health.aio.HealthServicer
     caller: GrpcAgentCaller
     fleet: Fleet | None = None
+    callbacks: CallbackNotifier | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     owned_tracer_provider: SdkTracerProvider | None = None
     """The provider made from config.tracing, flushed and shut down last (a given one is the giver's)."""
@@ -92,6 +93,8 @@ class RunningServer:
         for task in self.background:
             task.cancel()
         await self.engine.close()
+        if self.callbacks is not None:
+            await self.callbacks.close()  # after the engine: no terminal listener call can follow
         await self.caller.close()
         await self.store.close()
         if self.fleet is not None:
@@ -144,6 +147,10 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             pass one with an in-memory exporter); shared with the embedded fleet, never shut down here.
     """
     parse_address(config.listen, "listen")
+    try:
+        callbacks = CallbackNotifier.from_config(config.callbacks)  # reads the secret: fails early
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
@@ -199,7 +206,9 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             engine = Engine(store, engine_caller, clock, config=EngineConfig(replica=replica))
         except ValueError as error:
             raise ConfigError(f"replica: {error}") from None
-        engine.add_terminal_listener(CallbackNotifier().on_terminal)
+        callbacks.start()
+        cleanup.push_async_callback(callbacks.close)
+        engine.add_terminal_listener(callbacks.on_terminal)
         hub = ExecutionHub(store, plans=engine.plan_of, heartbeat=config.watch_heartbeat)
         monitor = HealthMonitor(
             grpc_caller,
@@ -216,6 +225,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             clock=clock,
             max_message_bytes=config.max_message_bytes,
             trace_parent=current_trace_parent if tracer_provider is not None else None,
+            callback_policy=callbacks.policy,
         )
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         # The seed's REST shapes (transcoded by Envoy), delegating every RPC to `servicer`.
@@ -234,6 +244,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             caller=grpc_caller,
             fleet=fleet,
             owned_tracer_provider=owned_provider,
+            callbacks=callbacks,
         )
         cleanup.push_async_callback(engine.close)
         resumed = await engine.recover()

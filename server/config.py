@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from agents_clients import AGENTS, BreakerConfig
+from server.callbacks import CallbackConfig
 from server.telemetry.tracing import TracingConfig
 
 
@@ -63,6 +64,8 @@ class ServerConfig:
     """With auth jwt: the `iss` every token must have; empty: not checked."""
     jwt_audience: str = ""
     """With auth jwt: the audience every token's `aud` must name; empty: tokens must name none."""
+    callbacks: CallbackConfig = field(default_factory=CallbackConfig)
+    """Terminal callbacks: --callback-allow, --callback-secret-file and delivery bounds."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):
@@ -72,6 +75,10 @@ class ServerConfig:
             raise ConfigError(f"lease_seconds: expected seconds from 1 to 600, got {self.lease_seconds}")
         if not 0.1 <= self.watch_heartbeat <= 3600:
             raise ConfigError(f"watch_heartbeat: expected seconds from 0.1 to 3600, got {self.watch_heartbeat}")
+        try:
+            self.callbacks.validate()
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         self._check_auth()
 
     def _check_auth(self) -> None:

@@ -7,7 +7,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import cast
-from urllib.parse import urlparse
 
 import grpc
 from baton.v1 import execution_pb2, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
@@ -19,6 +18,7 @@ from server.api.quarantine import quarantine, quarantined_error, quarantined_sta
 from server.api.sizing import fit_status, fit_update, message_budget, surely_fits
 from server.auth import Principal, Role, current_principal
 from server.auth.policy import may_control, may_read
+from server.callbacks import DestinationPolicy
 from server.engine import Clock, Engine, ExecutionState, FoldError, SignalCommand, Submission, fold, render
 from server.engine.model import seconds
 from server.health import HealthMonitor
@@ -59,6 +59,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         max_message_bytes: int = 4 * 1024 * 1024,
         trace_parent: Callable[[], str] | None = None,
+        callback_policy: DestinationPolicy | None = None,
     ) -> None:
         """Wires the servicer.
 
@@ -67,6 +68,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 is larger than this or than a default client's 4 MiB (see server.api.sizing).
             trace_parent: returns the ``traceparent`` of the current RPC's span, stored with each
                 new execution (server.telemetry.tracing); None when tracing is off.
+            callback_policy: where callback_url may point (default: public addresses only).
         """
         self.engine = engine
         self.store = store
@@ -79,6 +81,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.budget = message_budget(max_message_bytes)
         """The bytes a status or an update may take."""
         self._valid_plans: OrderedDict[bytes, None] = OrderedDict()
+        self.callback_policy = callback_policy or DestinationPolicy()
 
     # ---- planning ---------------------------------------------------------------------------
 
@@ -150,10 +153,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if len(request.request_id) > MAX_REQUEST_ID:
             raise invalid("request_id", f"at most {MAX_REQUEST_ID} characters, got {len(request.request_id)}")
         _own(request, current_principal())
-        if request.callback_url:
-            url = urlparse(request.callback_url)
-            if url.scheme not in ("http", "https") or not url.netloc:
-                raise invalid("callback_url", f"must be an http(s) URL, got {request.callback_url!r}")
+        problem = request.callback_url and self.callback_policy.url_problem(request.callback_url)
+        if problem:
+            raise invalid("callback_url", problem)
         plan = self._plan(request, self.clock.now())
         record, created = await self.engine.submit(
             Submission(

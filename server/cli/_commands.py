@@ -68,6 +68,7 @@ def _serve_until_stopped(server: Coroutine[Any, Any, None]) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """`baton serve`: runs the orchestrator until SIGTERM."""
     from server.app import serve
+    from server.callbacks import CallbackConfig
     from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
     from server.store import open_store
 
@@ -97,6 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             jwt_key=args.jwt_key,
             jwt_issuer=args.jwt_issuer,
             jwt_audience=args.jwt_audience,
+            callbacks=CallbackConfig(allow=tuple(args.callback_allow), secret_file=args.callback_secret_file),
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None

@@ -226,6 +226,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jwt-audience", default="", metavar="AUD", help="with --auth jwt: the audience every token's aud must name"
     )
+    p.add_argument(
+        "--callback-allow",
+        action="append",
+        default=[],
+        metavar="HOST|CIDR",
+        help="let callback_url reach this host name or address range although it is internal (loopback, "
+        "private, link-local...: refused by default); repeatable",
+    )
+    p.add_argument(
+        "--callback-secret-file",
+        default="",
+        metavar="FILE",
+        help="sign every callback with the secret in FILE (Baton-Signature header); without it callbacks are unsigned",
+    )
     _log_level(p, "info")
     p.set_defaults(handler=cmd_serve)
 
