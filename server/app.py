@@ -28,6 +28,7 @@ from server.planner import Planner
 from server.store import open_store
 from server.store.base import ExecutionStore
 from server.streaming import ExecutionHub
+from server.tls import envoy_certificates, start_probe_port, transport
 
 if TYPE_CHECKING:
     from agents import Fleet
@@ -53,6 +54,10 @@ class RunningServer:
     caller: GrpcAgentCaller
     fleet: Fleet | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    security: str = ""
+    """TLS, mTLS or plaintext on loopback, and how the agents are called (server/tls.py)."""
+    probe: grpc.aio.Server | None = None
+    """The plaintext grpc.health.v1-only port (--health-listen), if any."""
     _stopped: bool = False
 
     async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
@@ -74,6 +79,8 @@ class RunningServer:
             await asyncio.sleep(drain)
         self.hub.close()
         await self.server.stop(grace)
+        if self.probe is not None:
+            await self.probe.stop(None)
         for task in self.background:
             task.cancel()
         await self.engine.close()
@@ -118,8 +125,15 @@ async def start_server(config: ServerConfig) -> RunningServer:
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_ping_strikes", 0),
     ]
+    # TLS and plaintext rules are checked, and certificates loaded, before anything is bound.
+    remote_agents = (
+        ()
+        if config.agents == "embedded"
+        else sorted({a for addresses in agent_endpoints(config.agents).values() for a in addresses})
+    )
+    security = transport(config, remote_agents)
     server = grpc.aio.server(options=options)
-    port = server.add_insecure_port(config.listen)
+    port = security.add_port(server, config.listen)
     async with contextlib.AsyncExitStack() as cleanup:
         cleanup.push_async_callback(server.stop, None)
         store = open_store(config.store_url)
@@ -136,7 +150,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
             endpoints = agent_endpoints(fleet.address)
         else:
             endpoints = agent_endpoints(config.agents)
-        grpc_caller = GrpcAgentCaller(endpoints)
+        grpc_caller = GrpcAgentCaller(endpoints, tls=security.agents)
         cleanup.push_async_callback(grpc_caller.close)
         caller = BreakingCaller(grpc_caller, config.breaker)
         clock = SystemClock()
@@ -166,6 +180,10 @@ async def start_server(config: ServerConfig) -> RunningServer:
         # The seed's REST shapes (transcoded by Envoy), delegating every RPC to `servicer`.
         seed_api_pb2_grpc.add_SeedApiServicer_to_server(SeedApiServicer(servicer), server)  # type: ignore[no-untyped-call]
         health_servicer = serve_health_and_reflection(server, (SERVICE_NAME, SEED_SERVICE_NAME))
+        probe = start_probe_port(config.health_listen, health_servicer) if config.health_listen else None
+        if probe is not None:
+            cleanup.push_async_callback(probe.stop, None)
+            await probe.start()
         await server.start()
         host = config.listen.rpartition(":")[0]
         running = RunningServer(
@@ -178,6 +196,8 @@ async def start_server(config: ServerConfig) -> RunningServer:
             health_servicer=health_servicer,
             caller=grpc_caller,
             fleet=fleet,
+            security=security.description,
+            probe=probe,
         )
         cleanup.push_async_callback(engine.close)
         resumed = await engine.recover()
@@ -190,6 +210,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
         running.background.append(asyncio.create_task(monitor.run(config.health_interval, report_health)))
         cleanup.pop_all()  # started: from now on RunningServer.stop() owns the cleanup
     logger.info("baton serving on %s (store %s, %d executions resumed)", running.address, config.store_url, resumed)
+    (logger.warning if security.exposed else logger.info)("transport: %s", security.description)
     return running
 
 
@@ -201,14 +222,21 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
         from server.envoy import start_front_proxy
 
         try:
-            proxy = await start_front_proxy(config.http, running.address, max_message_bytes=config.max_message_bytes)
+            proxy = await start_front_proxy(
+                config.http,
+                running.address,
+                max_message_bytes=config.max_message_bytes,
+                tls=envoy_certificates(config.tls),
+            )
         except BaseException:
             await running.stop(0)
             raise
     try:
         print(f"baton serving on {running.address}", flush=True)
+        print(f"baton transport: {running.security}", flush=True)
         if proxy is not None:
-            print(f"baton REST API on http://{proxy.listen} (Envoy pid {proxy.pid})", flush=True)
+            scheme = "https" if config.tls.cert else "http"
+            print(f"baton REST API on {scheme}://{proxy.listen} (Envoy pid {proxy.pid})", flush=True)
         if ready is not None:
             ready.set()
         stop = asyncio.Event()

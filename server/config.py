@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from agents_clients import AGENTS, BreakerConfig
+from agents_clients.tls import TlsFiles
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,16 @@ class ServerConfig:
     """The largest request or response the orchestrator accepts."""
     http: str = ""
     """HOST:PORT of the REST/JSON API (and gRPC) through a bundled Envoy child process; empty: none."""
+    # Transport security (server/tls.py has the rules).
+    tls: TlsFiles = field(default_factory=TlsFiles)
+    """The orchestrator's certificate and key (TLS) and the CA its clients' certificates must come
+    from (mTLS); without a certificate the port is plaintext, on loopback only unless `plaintext`."""
+    agents_tls_ca: str = ""
+    """The CA that verifies the agents' certificates; empty: the CA of `tls`, else the system's roots."""
+    plaintext: bool = False
+    """Allows plaintext on a non-loopback listen address and to non-loopback agents (loudly)."""
+    health_listen: str = ""
+    """HOST:PORT of a plaintext port serving grpc.health.v1 alone (for the kubelet's probes); empty: none."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):

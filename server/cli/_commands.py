@@ -10,13 +10,21 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-import grpc
 from baton.v1 import execution_pb2, orchestrator_pb2, plan_pb2
 from google.protobuf.message import Message
 from rich.console import Console
 
 from server.cli._client import outcome, submit, watch_with_view
-from server.cli._common import EXIT_OK, RPC_TIMEOUT, CommandError, UsageError, ask, orchestrator_stub, print_json
+from server.cli._common import (
+    EXIT_OK,
+    RPC_TIMEOUT,
+    CommandError,
+    UsageError,
+    ask,
+    open_channel,
+    orchestrator_stub,
+    print_json,
+)
 from server.cli._format import make_console
 from server.cli._journey import load_user_context
 from server.cli._render import render_health, render_plan, render_status
@@ -57,6 +65,7 @@ def _serve_until_stopped(server: Coroutine[Any, Any, None]) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`baton serve`: runs the orchestrator until SIGTERM."""
+    from agents_clients.tls import TlsFiles
     from server.app import serve
     from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
     from server.store import open_store
@@ -82,6 +91,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             lease_seconds=args.lease,
             ledger_path=args.ledger,
             http=args.http,
+            tls=TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca),
+            agents_tls_ca=args.agents_tls_ca,
+            plaintext=args.plaintext,
+            health_listen=args.health_listen,
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
@@ -95,6 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_agents_serve(args: argparse.Namespace) -> int:
     """`baton agents serve`: runs the reference agent fleet until SIGTERM."""
     import agents
+    from agents_clients.tls import TlsFiles, load
 
     configure_logging(args.log_level)
     if not 0.0 <= args.error_rate <= 1.0:
@@ -107,9 +121,14 @@ def cmd_agents_serve(args: argparse.Namespace) -> int:
         error_rate=args.error_rate,
         seed=args.seed,
         ledger_path=args.ledger,
+        tls=TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca),
+        allow_clients=tuple(args.tls_allow_client),
+        plaintext=args.plaintext,
+        health_listen=args.health_listen,
     )
     try:
         config.validate()
+        load(config.tls)  # the files' errors before anything starts (TlsError is a ValueError)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return _serve_until_stopped(agents.serve_fleet(config))
@@ -132,7 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = make_console()
 
     async def run() -> int:
-        async with grpc.aio.insecure_channel(args.target) as channel:
+        async with open_channel(args) as channel:
             stub = orchestrator_stub(channel)
             execution = await submit(stub, request)
             if args.detach:
@@ -155,7 +174,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     console = make_console()
 
     async def watch() -> int:
-        async with grpc.aio.insecure_channel(args.target) as channel:
+        async with open_channel(args) as channel:
             stub = orchestrator_stub(channel)
             status = await watch_with_view(
                 stub, console, args.execution_id, after_sequence=args.after, target=args.target
@@ -177,9 +196,7 @@ def _show(args: argparse.Namespace, reply: _Reply, render: Callable[[Console, _R
 def cmd_status(args: argparse.Namespace) -> int:
     """`baton status`: prints an execution's status."""
     request = orchestrator_pb2.GetExecutionRequest(execution_id=args.execution_id)
-    status: execution_pb2.ExecutionStatus = ask(
-        args.target, lambda stub: stub.GetExecution(request, timeout=RPC_TIMEOUT)
-    )
+    status: execution_pb2.ExecutionStatus = ask(args, lambda stub: stub.GetExecution(request, timeout=RPC_TIMEOUT))
     return _show(args, status, lambda console, reply: render_status(console, reply, target=args.target))
 
 
@@ -187,14 +204,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """`baton plan`: plans a workflow without running it."""
     journey = load_user_context(args.context, args.user)
     request = orchestrator_pb2.PlanWorkflowRequest(workflow_type=args.workflow_type, user_context=journey)
-    plan: plan_pb2.OrchestrationPlan = ask(args.target, lambda stub: stub.PlanWorkflow(request, timeout=RPC_TIMEOUT))
+    plan: plan_pb2.OrchestrationPlan = ask(args, lambda stub: stub.PlanWorkflow(request, timeout=RPC_TIMEOUT))
     return _show(args, plan, render_plan)
 
 
 def cmd_health(args: argparse.Namespace) -> int:
     """`baton health`: prints the system's health."""
     request = orchestrator_pb2.GetSystemHealthRequest()
-    health: orchestrator_pb2.SystemHealth = ask(
-        args.target, lambda stub: stub.GetSystemHealth(request, timeout=RPC_TIMEOUT)
-    )
+    health: orchestrator_pb2.SystemHealth = ask(args, lambda stub: stub.GetSystemHealth(request, timeout=RPC_TIMEOUT))
     return _show(args, health, render_health)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ import grpc
 from baton.v1 import orchestrator_pb2_grpc
 from google.protobuf.message import Message
 
+from agents_clients.tls import ClientTls, TlsError, TlsFiles
 from server.cli._format import to_json
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -41,11 +43,30 @@ def orchestrator_stub(channel: grpc.aio.Channel) -> orchestrator_pb2_grpc.Orches
     return orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
 
 
-def ask(target: str, rpc: Callable[[orchestrator_pb2_grpc.OrchestratorStub], Awaitable[_Reply]]) -> _Reply:
-    """Makes one unary call to the orchestrator at `target` and returns its answer."""
+def open_channel(args: argparse.Namespace) -> grpc.aio.Channel:
+    """A channel to the orchestrator at --target: TLS when --tls, --tls-ca or --tls-cert is given.
+
+    Raises:
+        UsageError: a TLS file is missing or wrong (the message names the flag and the file).
+    """
+    files = TlsFiles(cert=args.tls_cert or "", key=args.tls_key or "", ca=args.tls_ca or "")
+    if not (args.tls or files.ca or files.identity):
+        return grpc.aio.insecure_channel(args.target)
+    try:
+        tls = ClientTls(files)
+    except TlsError as exc:
+        raise UsageError(str(exc)) from None
+    # A certificate whose names do not include the host dialled (an IP address, say) is checked
+    # against the name given instead.
+    options = [("grpc.ssl_target_name_override", args.tls_server_name)] if args.tls_server_name else []
+    return tls.channel(args.target, options)
+
+
+def ask(args: argparse.Namespace, rpc: Callable[[orchestrator_pb2_grpc.OrchestratorStub], Awaitable[_Reply]]) -> _Reply:
+    """Makes one unary call to the orchestrator at --target and returns its answer."""
 
     async def call() -> _Reply:
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with open_channel(args) as channel:
             return await rpc(orchestrator_stub(channel))
 
     return asyncio.run(call())
