@@ -54,4 +54,6 @@ EXPOSE 50051
 # No HEALTHCHECK: Kubernetes ignores it and probes grpc.health.v1 itself (see the chart's
 # probes), and a plain `docker run` can ask the same service: `baton health --target …`.
 ENTRYPOINT ["baton"]
-CMD ["serve", "--listen", "0.0.0.0:50051", "--store", "sqlite:////var/lib/baton/baton.db"]
+# For trying the image: plaintext on the container's address, which `baton serve` refuses without
+# --plaintext (the chart passes TLS options instead; see the README's TLS section).
+CMD ["serve", "--listen", "0.0.0.0:50051", "--store", "sqlite:////var/lib/baton/baton.db", "--plaintext"]
