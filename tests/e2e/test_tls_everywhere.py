@@ -270,3 +270,23 @@ def test_serve_refuses_plaintext_on_a_network_address_unless_asked_and_then_says
     assert "PLAINTEXT on a network address" in wait_for_line(proc, "baton transport:")
     agents = _cli("agents", "serve", "--listen", f"0.0.0.0:{free_port()}", env={})
     assert agents.returncode == 2 and "is not a loopback address" in agents.stderr
+
+
+def test_the_cli_verifies_the_servers_name_and_can_use_the_system_roots(
+    parties: Parties, tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    # A TLS-only server whose certificate names a DNS name, not the address dialled.
+    named = write_party(
+        parties.ca, parties.ca.server("orchestrator", ("orchestrator.internal",)), tmp_path / "n", "tls"
+    )
+    _, target = _serve(processes, tmp_path, "--tls-cert", str(named.cert), "--tls-key", str(named.key))
+    ca = ["--tls-ca", str(named.ca)]
+    mismatch = _cli("health", "--target", target, *ca, env={})
+    assert mismatch.returncode == 1 and "UNAVAILABLE" in mismatch.stderr
+    named_ok = _cli("health", "--target", target, *ca, "--tls-server-name", "orchestrator.internal", env={})
+    assert named_ok.returncode == 0, named_ok.stderr
+    # --tls alone verifies against the system's roots (gRPC's, which this variable replaces).
+    roots = {"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(named.ca), "BATON_TLS_SERVER_NAME": "orchestrator.internal"}
+    system = _cli("health", "--target", target, "--tls", env=roots)
+    assert system.returncode == 0, system.stderr
+    assert _cli("health", "--target", target, env={}).returncode == 1  # plaintext to a TLS port

@@ -14,6 +14,7 @@ import grpc
 import pytest
 from baton.v1 import analytics_pb2, analytics_pb2_grpc, execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from agents import Fleet, FleetConfig, start_fleet
 from agents_clients import GrpcAgentCaller
@@ -148,6 +149,20 @@ async def test_mtls_agents_serve_only_the_allowed_client_name_but_answer_health_
     assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "intruder" in (error.value.details() or "")
     assert "accepts only orchestrator" in (error.value.details() or "")
+    # Streaming calls are guarded too (reflection is a bidirectional stream).
+    async with secure(fleet.address, pki.ca, pki.intruder) as channel:
+        stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=REFUSED
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            _ = [reply async for reply in stream]
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    async with secure(fleet.address, pki.ca, pki.orchestrator) as channel:
+        stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=REFUSED
+        )
+        (listing,) = [reply async for reply in stream]
+    assert listing.list_services_response.service
     # Health is open to any certificate of the CA (proxies' health checks), never to others.
     assert await health(secure(fleet.address, pki.ca, pki.intruder)) == health_pb2.HealthCheckResponse.SERVING
     assert await refused(secure(fleet.address, pki.ca, pki.stranger)) == grpc.StatusCode.UNAVAILABLE

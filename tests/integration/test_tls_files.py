@@ -144,3 +144,16 @@ def test_the_embedded_default_is_plaintext_on_loopback_and_says_so() -> None:
     described = transport(ServerConfig(), ()).description
     assert described.startswith("plaintext on loopback only")
     assert "embedded agents in-process" in described
+
+
+def test_the_bundled_envoy_follows_the_ports_rules(ca: TestCA, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"http: 0\.0\.0\.0:8080 is not a loopback address"):
+        transport(ServerConfig(listen="127.0.0.1:0", http="0.0.0.0:8080"), ())
+    assert transport(ServerConfig(listen="127.0.0.1:0", http="127.0.0.1:8080"), ()).server is None
+    # Under mTLS Envoy presents the server's certificate as its client certificate: it must come from the CA.
+    files = _files(ca, tmp_path)
+    assert transport(ServerConfig(listen="127.0.0.1:0", http="0.0.0.0:8080", tls=files), ()).server is not None
+    foreign = TlsFiles(cert=files.cert, key=files.key, ca=str(TestCA("another").write(tmp_path / "other.crt")))
+    with pytest.raises(ConfigError, match="must be issued by the CA of --tls-ca"):
+        transport(ServerConfig(listen="127.0.0.1:0", http="127.0.0.1:8080", tls=foreign), ())
+    assert transport(ServerConfig(listen="127.0.0.1:0", tls=foreign), ()).server is not None  # no Envoy: fine
