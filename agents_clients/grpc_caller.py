@@ -9,6 +9,7 @@ the status code's name and whether a retry may help.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
@@ -20,6 +21,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from agents_clients.catalog import AGENT_SERVICES, UnknownAgentError, UnknownOperationError, operation
+from agents_clients.tls import ClientTls
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
 
 IDEMPOTENCY_KEY = "baton-idempotency-key"
@@ -46,6 +48,9 @@ _CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
 )
+
+RETIRED_CHANNEL_GRACE = 300.0
+"""Seconds the calls in flight on channels replaced by a certificate reload may still take."""
 
 
 _SCALAR_TYPES: dict[int, tuple[type, ...]] = {
@@ -100,29 +105,57 @@ class GrpcAgentCaller:
         endpoints: Mapping[str, Sequence[str]],
         *,
         channel_factory: Callable[[str], grpc.aio.Channel] | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
         """Creates the channels (they connect lazily).
 
         Args:
             endpoints: agent name → its addresses ("host:port"), used round-robin.
             channel_factory: makes a channel for an address; insecure by default.
+            tls: TLS credentials for the channels (instead of `channel_factory`); when their
+                files change, the channels are replaced (the calls in flight finish on the old ones).
         """
         unknown = set(endpoints) - set(AGENT_SERVICES)
         if unknown:
             raise UnknownAgentError(f"unknown agents in endpoints: {', '.join(sorted(unknown))}")
-        make = channel_factory or (lambda target: grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS))
+        self._endpoints = {agent: list(addresses) for agent, addresses in endpoints.items()}
+        self._tls = tls
+        self._factory = channel_factory
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._open()
+
+    def _make(self, target: str) -> grpc.aio.Channel:
+        if self._tls is not None:
+            return self._tls.channel(target, _CHANNEL_OPTIONS)
+        if self._factory is not None:
+            return self._factory(target)
+        return grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+
+    def _open(self) -> None:
+        """Creates a channel per distinct address, shared by the agents served there."""
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._agents: dict[str, _Endpoints] = {}
-        for agent, addresses in endpoints.items():
+        for agent, addresses in self._endpoints.items():
             if not addresses:
                 raise ValueError(f"agent {agent} has no endpoint")
             channels = []
             for address in addresses:
                 if address not in self._channels:
-                    self._channels[address] = make(address)
+                    self._channels[address] = self._make(address)
                 channels.append(self._channels[address])
             self._agents[agent] = _Endpoints(channels)
         self._methods: dict[tuple[int, str], grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
+
+    def _refresh_tls(self) -> None:
+        """Replaces every channel if the TLS files changed; the old ones close once their calls end."""
+        if self._tls is None or not self._tls.refresh():
+            return
+        retired = list(self._channels.values())
+        self._open()
+        for channel in retired:
+            task = asyncio.get_running_loop().create_task(channel.close(RETIRED_CHANNEL_GRACE))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
 
     @classmethod
     def single(cls, address: str, agents: Iterable[str] = tuple(AGENT_SERVICES)) -> GrpcAgentCaller:
@@ -142,6 +175,8 @@ class GrpcAgentCaller:
             raise AgentCallError("INVALID_ARGUMENT", str(exc), retryable=False) from None
         except KeyError:
             raise AgentCallError("UNAVAILABLE", f"no endpoint for agent {call.agent}", retryable=True) from None
+        self._refresh_tls()
+        endpoints = self._agents[call.agent]
         request = op.new_request()
         try:
             if not _set_scalars(request, call.payload):
@@ -205,3 +240,6 @@ class GrpcAgentCaller:
         """Closes every channel."""
         for channel in self._channels.values():
             await channel.close()
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)

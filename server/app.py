@@ -37,6 +37,7 @@ from server.telemetry.tracing import (
     make_tracer_provider,
     server_interceptor,
 )
+from server.tls import envoy_certificates, start_probe_port, transport
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
@@ -69,6 +70,10 @@ class RunningServer:
     background: list[asyncio.Task[None]] = field(default_factory=list)
     owned_tracer_provider: SdkTracerProvider | None = None
     """The provider made from config.tracing, flushed and shut down last (a given one is the giver's)."""
+    security: str = ""
+    """TLS, mTLS or plaintext on loopback, and how the agents are called (server/tls.py)."""
+    probe: grpc.aio.Server | None = None
+    """The plaintext grpc.health.v1-only port (--health-listen), if any."""
     _stopped: bool = False
 
     async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
@@ -90,6 +95,8 @@ class RunningServer:
             await asyncio.sleep(drain)
         self.hub.close()
         await self.server.stop(grace)
+        if self.probe is not None:
+            await self.probe.stop(None)
         for task in self.background:
             task.cancel()
         await self.engine.close()
@@ -166,6 +173,13 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_ping_strikes", 0),
     ]
+    # TLS and plaintext rules are checked, and certificates loaded, before anything is bound.
+    remote_agents = (
+        ()
+        if config.agents == "embedded"
+        else sorted({a for addresses in agent_endpoints(config.agents).values() for a in addresses})
+    )
+    security = transport(config, remote_agents)
     # Tracing (server.telemetry.tracing): a span per RPC, ExecuteWorkflow's stored with the execution.
     owned_provider = make_tracer_provider(config.tracing, ORCHESTRATOR_SERVICE) if tracer_provider is None else None
     if tracer_provider is None:
@@ -174,7 +188,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
     interceptors, auth_line = _authentication(config)
     # Tracing first, so that a request authentication refuses is traced too.
     server = grpc.aio.server(options=options, interceptors=[*tracing, *interceptors])
-    port = server.add_insecure_port(config.listen)
+    port = security.add_port(server, config.listen)
     async with contextlib.AsyncExitStack() as cleanup:
         cleanup.push_async_callback(server.stop, None)
         if owned_provider is not None:
@@ -195,7 +209,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             endpoints = agent_endpoints(fleet.address)
         else:
             endpoints = agent_endpoints(config.agents)
-        grpc_caller = GrpcAgentCaller(endpoints)
+        grpc_caller = GrpcAgentCaller(endpoints, tls=security.agents)
         cleanup.push_async_callback(grpc_caller.close)
         caller = BreakingCaller(grpc_caller, config.breaker)
         # Outermost, so an attempt an open breaker refuses has its span too.
@@ -231,6 +245,10 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         # The seed's REST shapes (transcoded by Envoy), delegating every RPC to `servicer`.
         seed_api_pb2_grpc.add_SeedApiServicer_to_server(SeedApiServicer(servicer), server)  # type: ignore[no-untyped-call]
         health_servicer = serve_health_and_reflection(server, (SERVICE_NAME, SEED_SERVICE_NAME))
+        probe = start_probe_port(config.health_listen, health_servicer) if config.health_listen else None
+        if probe is not None:
+            cleanup.push_async_callback(probe.stop, None)
+            await probe.start()
         await server.start()
         host = config.listen.rpartition(":")[0]
         running = RunningServer(
@@ -245,6 +263,8 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             fleet=fleet,
             owned_tracer_provider=owned_provider,
             callbacks=callbacks,
+            security=security.description,
+            probe=probe,
         )
         cleanup.push_async_callback(engine.close)
         resumed = await engine.recover()
@@ -258,6 +278,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         cleanup.pop_all()  # started: from now on RunningServer.stop() owns the cleanup
     logger.info("baton serving on %s (store %s, %d executions resumed)", running.address, config.store_url, resumed)
     logger.info("%s", auth_line)
+    (logger.warning if security.exposed else logger.info)("transport: %s", security.description)
     return running
 
 
@@ -269,14 +290,21 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
         from server.envoy import start_front_proxy
 
         try:
-            proxy = await start_front_proxy(config.http, running.address, max_message_bytes=config.max_message_bytes)
+            proxy = await start_front_proxy(
+                config.http,
+                running.address,
+                max_message_bytes=config.max_message_bytes,
+                tls=envoy_certificates(config.tls),
+            )
         except BaseException:
             await running.stop(0)
             raise
     try:
         print(f"baton serving on {running.address}", flush=True)
+        print(f"baton transport: {running.security}", flush=True)
         if proxy is not None:
-            print(f"baton REST API on http://{proxy.listen} (Envoy pid {proxy.pid})", flush=True)
+            scheme = "https" if config.tls.cert else "http"
+            print(f"baton REST API on {scheme}://{proxy.listen} (Envoy pid {proxy.pid})", flush=True)
         if ready is not None:
             ready.set()
         stop = asyncio.Event()

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from agents_clients import AGENTS, BreakerConfig
+from agents_clients.tls import TlsFiles
 from server.callbacks import CallbackConfig
 from server.telemetry.tracing import TracingConfig
 
@@ -66,6 +67,16 @@ class ServerConfig:
     """With auth jwt: the audience every token's `aud` must name; empty: tokens must name none."""
     callbacks: CallbackConfig = field(default_factory=CallbackConfig)
     """Terminal callbacks: --callback-allow, --callback-secret-file and delivery bounds."""
+    # Transport security (server/tls.py has the rules).
+    tls: TlsFiles = field(default_factory=TlsFiles)
+    """The orchestrator's certificate and key (TLS) and the CA its clients' certificates must come
+    from (mTLS); without a certificate the port is plaintext, on loopback only unless `plaintext`."""
+    agents_tls_ca: str = ""
+    """The CA that verifies the agents' certificates; empty: the CA of `tls`, else the system's roots."""
+    plaintext: bool = False
+    """Allows plaintext on a non-loopback listen address and to non-loopback agents (loudly)."""
+    health_listen: str = ""
+    """HOST:PORT of a plaintext port serving grpc.health.v1 alone (for the kubelet's probes); empty: none."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):

@@ -67,6 +67,7 @@ def _serve_until_stopped(server: Coroutine[Any, Any, None]) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`baton serve`: runs the orchestrator until SIGTERM."""
+    from agents_clients.tls import TlsFiles
     from server.app import serve
     from server.callbacks import CallbackConfig
     from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
@@ -99,6 +100,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             jwt_issuer=args.jwt_issuer,
             jwt_audience=args.jwt_audience,
             callbacks=CallbackConfig(allow=tuple(args.callback_allow), secret_file=args.callback_secret_file),
+            tls=TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca),
+            agents_tls_ca=args.agents_tls_ca,
+            plaintext=args.plaintext,
+            health_listen=args.health_listen,
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
@@ -112,6 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_agents_serve(args: argparse.Namespace) -> int:
     """`baton agents serve`: runs the reference agent fleet until SIGTERM."""
     import agents
+    from agents_clients.tls import TlsFiles, load
 
     configure_logging(args.log_level)
     if not 0.0 <= args.error_rate <= 1.0:
@@ -124,9 +130,14 @@ def cmd_agents_serve(args: argparse.Namespace) -> int:
         error_rate=args.error_rate,
         seed=args.seed,
         ledger_path=args.ledger,
+        tls=TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca),
+        allow_clients=tuple(args.tls_allow_client),
+        plaintext=args.plaintext,
+        health_listen=args.health_listen,
     )
     try:
         config.validate()
+        load(config.tls)  # the files' errors before anything starts (TlsError is a ValueError)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     tracing = tracing_config(args)

@@ -13,6 +13,7 @@ import grpc
 from baton.v1 import orchestrator_pb2_grpc
 from google.protobuf.message import Message
 
+from agents_clients.tls import ClientTls, TlsError, TlsFiles
 from server.cli._format import to_json
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -79,12 +80,27 @@ def token_of(args: argparse.Namespace) -> str:
 def connect(args: argparse.Namespace, extra: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
     """A channel to the orchestrator at --target, sending the bearer token (token_of) on every call.
 
+    TLS when --tls, --tls-ca or --tls-cert is given.
+
     Args:
         extra: interceptors that run before the token's (a client span's, say).
+
+    Raises:
+        UsageError: a TLS file is missing or wrong (the message names the flag and the file).
     """
     token = token_of(args)
-    interceptors = [*extra, *([_UnaryBearer(token), _StreamBearer(token)] if token else [])]
-    return grpc.aio.insecure_channel(args.target, interceptors=interceptors or None)
+    interceptors = [*extra, *([_UnaryBearer(token), _StreamBearer(token)] if token else [])] or None
+    files = TlsFiles(cert=args.tls_cert or "", key=args.tls_key or "", ca=args.tls_ca or "")
+    if not (args.tls or files.ca or files.identity):
+        return grpc.aio.insecure_channel(args.target, interceptors=interceptors)
+    try:
+        tls = ClientTls(files)
+    except TlsError as exc:
+        raise UsageError(str(exc)) from None
+    # A certificate whose names do not include the host dialled (an IP address, say) is checked
+    # against the name given instead.
+    options = [("grpc.ssl_target_name_override", args.tls_server_name)] if args.tls_server_name else []
+    return tls.channel(args.target, options, interceptors)
 
 
 def ask(args: argparse.Namespace, rpc: Callable[[orchestrator_pb2_grpc.OrchestratorStub], Awaitable[_Reply]]) -> _Reply:

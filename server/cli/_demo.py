@@ -147,6 +147,7 @@ async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = N
         console.print(f"orchestrator  {running.address}", markup=False)
         console.print(f"agents        {fleet_address} (the seven reference agents)", markup=False)
         console.print(f"store         {config.store_url}", markup=False)
+        console.print(f"transport     {running.security}", markup=False)
         if faults.any:
             await inject_faults(fleet_address, faults)
         if faults.error_rate > 0:

@@ -41,6 +41,72 @@ def _target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--token", metavar="TOKEN", help=f"bearer token (JWT) for a server run with --auth jwt (default ${TOKEN_ENV})"
     )
+    _client_tls(parser)
+
+
+def _client_tls(parser: argparse.ArgumentParser) -> None:
+    """The client commands' TLS options; each defaults to an environment variable, set once per shell."""
+    env = os.environ.get
+    group = parser.add_argument_group("TLS (see the README's TLS section)")
+    group.add_argument(
+        "--tls",
+        action="store_true",
+        default=env("BATON_TLS", "") not in ("", "0", "false"),
+        help="connect with TLS, verifying the server against the system's roots (implied by --tls-ca, --tls-cert; "
+        "env BATON_TLS=1)",
+    )
+    group.add_argument(
+        "--tls-ca",
+        default=env("BATON_TLS_CA", ""),
+        metavar="FILE",
+        help="connect with TLS, verifying the server's certificate against this CA (PEM; env BATON_TLS_CA)",
+    )
+    group.add_argument(
+        "--tls-cert",
+        default=env("BATON_TLS_CERT", ""),
+        metavar="FILE",
+        help="the client certificate (PEM) for a server that requires mTLS (env BATON_TLS_CERT)",
+    )
+    group.add_argument(
+        "--tls-key", default=env("BATON_TLS_KEY", ""), metavar="FILE", help="its private key (env BATON_TLS_KEY)"
+    )
+    group.add_argument(
+        "--tls-server-name",
+        default=env("BATON_TLS_SERVER_NAME", ""),
+        metavar="NAME",
+        help="the name the server's certificate must hold, when it is not --target's host (env BATON_TLS_SERVER_NAME)",
+    )
+
+
+def _server_tls(parser: argparse.ArgumentParser, what: str) -> None:
+    """A server's TLS options (server/tls.py and agents_clients/tls.py have the rules)."""
+    group = parser.add_argument_group("TLS (see the README's TLS section)")
+    group.add_argument(
+        "--tls-cert",
+        default="",
+        metavar="FILE",
+        help=f"serve TLS with this certificate chain (PEM), reloaded when the file changes; {what}",
+    )
+    group.add_argument("--tls-key", default="", metavar="FILE", help="the certificate's private key (PEM)")
+    group.add_argument(
+        "--tls-ca",
+        default="",
+        metavar="FILE",
+        help="require client certificates issued by this CA (PEM): mTLS",
+    )
+    group.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="allow plaintext on a non-loopback address (without TLS only loopback is allowed); "
+        "anyone who can reach the port can read and forge every call",
+    )
+    group.add_argument(
+        "--health-listen",
+        default="",
+        metavar="HOST:PORT",
+        help="also serve grpc.health.v1, and nothing else, in plaintext on HOST:PORT (for probes that cannot "
+        "speak TLS, such as the kubelet's)",
+    )
 
 
 def _log_level(parser: argparse.ArgumentParser, default: str) -> None:
@@ -240,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="sign every callback with the secret in FILE (Baton-Signature header); without it callbacks are unsigned",
     )
+    _server_tls(p, "the agents' calls then use TLS too, with it as the client certificate")
+    p.add_argument(
+        "--agents-tls-ca",
+        default="",
+        metavar="FILE",
+        help="verify the agents' certificates against this CA (default --tls-ca, else the system's roots); "
+        "turns on TLS to the agents even without --tls-cert",
+    )
     _log_level(p, "info")
     p.set_defaults(handler=cmd_serve)
 
@@ -260,6 +334,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ledger", default=":memory:", metavar="PATH", help="the automation agent's application ledger")
     _tracing(p, "the agents'")
+    _server_tls(p, "with --tls-ca, only clients with a certificate from that CA may call (the orchestrator's)")
+    p.add_argument(
+        "--tls-allow-client",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with mTLS, serve only clients whose certificate names NAME (a SAN or the CN), e.g. the "
+        "orchestrator's; repeatable (grpc.health.v1 stays open to any certificate from the CA)",
+    )
     _log_level(p, "info")
     p.set_defaults(handler=cmd_agents_serve)
 

@@ -151,6 +151,7 @@ def test_the_default_command_serves_grpc_on_the_exposed_port() -> None:
     assert parsed.command == "serve"
     port = int(parsed.listen.rpartition(":")[2])
     assert parsed.listen.startswith("0.0.0.0:")
+    assert parsed.plaintext  # plaintext off loopback must be asked for (server/tls.py)
     assert final.all("EXPOSE") == [str(port)]
     # The default SQLite store lives in the working directory, the one place the user may write.
     assert parsed.store == f"sqlite:///{final.last('WORKDIR')}/baton.db"
