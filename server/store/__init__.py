@@ -2,9 +2,16 @@
 
 from server.store._factory import open_store
 from server.store.base import (
+    DEFAULT_AUDIT_PAGE_SIZE,
     TERMINAL_STATES,
+    USER_DATA_DELETED,
+    AuditPage,
+    AuditQuery,
+    AuditRecord,
     CommitListener,
     CorruptHistoryError,
+    Deletion,
+    DeletionNote,
     ExecutionNotFoundError,
     ExecutionPage,
     ExecutionQuery,
@@ -14,14 +21,22 @@ from server.store.base import (
     NewExecution,
     SequenceConflictError,
     UnfinishedExecution,
+    UnfinishedExecutionsError,
 )
 from server.store.postgres import PostgresExecutionStore
 from server.store.sqlite import SqliteExecutionStore
 
 __all__ = [
+    "DEFAULT_AUDIT_PAGE_SIZE",
     "TERMINAL_STATES",
+    "USER_DATA_DELETED",
+    "AuditPage",
+    "AuditQuery",
+    "AuditRecord",
     "CommitListener",
     "CorruptHistoryError",
+    "Deletion",
+    "DeletionNote",
     "ExecutionNotFoundError",
     "ExecutionPage",
     "ExecutionQuery",
@@ -33,5 +48,6 @@ __all__ = [
     "SequenceConflictError",
     "SqliteExecutionStore",
     "UnfinishedExecution",
+    "UnfinishedExecutionsError",
     "open_store",
 ]
