@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,9 @@ class ServerConfig:
     """The largest request or response the orchestrator accepts."""
     http: str = ""
     """HOST:PORT of the REST/JSON API (and gRPC) through a bundled Envoy child process; empty: none."""
+    retention: float = 0.0
+    """Seconds a finished execution is kept after its end before a periodic sweep deletes it
+    with its events and audit entries (`--retention 30d`); 0 (the default) keeps everything."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):
@@ -59,6 +63,28 @@ class ServerConfig:
             raise ConfigError(f"lease_seconds: expected seconds from 1 to 600, got {self.lease_seconds}")
         if not 0.1 <= self.watch_heartbeat <= 3600:
             raise ConfigError(f"watch_heartbeat: expected seconds from 0.1 to 3600, got {self.watch_heartbeat}")
+        if self.retention and not MIN_RETENTION <= self.retention <= MAX_RETENTION:
+            raise ConfigError(f"retention: expected 0 (off) or from 1h to 3650d, got {self.retention:g} seconds")
+
+
+MIN_RETENTION = 3600.0
+"""The shortest retention: an hour (a finished execution stays readable for at least that long)."""
+MAX_RETENTION = 3650 * 86400.0
+"""The longest: ten years."""
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: str, setting: str) -> float:
+    """Seconds of a duration such as 90m, 12h, 30d or 2w (one number and one unit: s m h d w).
+
+    Raises:
+        ConfigError: naming `setting`, when the value is not such a duration.
+    """
+    match = _DURATION.match(value.strip())
+    if match is None:
+        raise ConfigError(f"{setting}: expected a duration such as 12h or 30d, got {value[:64]!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def parse_address(value: str, setting: str) -> str:

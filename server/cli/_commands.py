@@ -58,7 +58,7 @@ def _serve_until_stopped(server: Coroutine[Any, Any, None]) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """`baton serve`: runs the orchestrator until SIGTERM."""
     from server.app import serve
-    from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
+    from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address, parse_duration
     from server.store import open_store
 
     configure_logging(args.log_level)
@@ -82,6 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             lease_seconds=args.lease,
             ledger_path=args.ledger,
             http=args.http,
+            retention=parse_duration(args.retention, "retention") if args.retention else 0.0,
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None

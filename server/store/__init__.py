@@ -1,6 +1,7 @@
 """Durable storage of executions and their events: the interface, the SQLite and PostgreSQL stores, open_store."""
 
 from server.store._factory import open_store
+from server.store._page_tokens import encode_audit_token as audit_page_token
 from server.store.base import (
     DEFAULT_AUDIT_PAGE_SIZE,
     TERMINAL_STATES,
@@ -49,5 +50,6 @@ __all__ = [
     "SqliteExecutionStore",
     "UnfinishedExecution",
     "UnfinishedExecutionsError",
+    "audit_page_token",
     "open_store",
 ]

@@ -116,6 +116,7 @@ async def list_audit(pool: asyncpg.Pool, query: AuditQuery, after: int | None) -
             action=row[5],
             reason=row[6],
             actor=bytes(row[7]),
+            audit_no=row[0],
         )
         for row in rows[:size]
     ]

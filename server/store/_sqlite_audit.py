@@ -76,6 +76,7 @@ def list_audit(conn: sqlite3.Connection, query: AuditQuery, after: int | None) -
             action=row[5],
             reason=row[6],
             actor=bytes(row[7]),
+            audit_no=row[0],
         )
         for row in rows[:size]
     ]

@@ -106,6 +106,9 @@ class AuditRecord:
     """The reason the client gave, if any; for a deletion, what was deleted."""
     actor: bytes
     """The serialized baton.v1.Actor."""
+    audit_no: int = 0
+    """The entry's number: entries are numbered in the order they are recorded (see
+    `audit_page_token`)."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ class UnfinishedExecutionsError(Exception):
         shown = ", ".join(f"{execution_id} ({_state_name(state)})" for execution_id, state in unfinished[:10])
         more = f" and {len(unfinished) - 10} more" if len(unfinished) > 10 else ""
         super().__init__(
-            f"user {user_id!r} has {len(unfinished)} unfinished executions: {shown}{more}; cancel them first"
+            f"user {user_id[:64]!r} has {len(unfinished)} unfinished executions: {shown}{more}; cancel them first"
         )
         self.user_id = user_id
         self.unfinished = list(unfinished)

@@ -309,7 +309,7 @@ class MemoryStore:
         for sequence, at, (subject, action, reason, actor) in entries:
             self._audit_no += 1
             self.audit[self._audit_no] = AuditRecord(
-                record.execution_id, record.user_id, sequence, at, action, reason, actor
+                record.execution_id, record.user_id, sequence, at, action, reason, actor, self._audit_no
             )
             self._subjects[self._audit_no] = subject
 
@@ -340,7 +340,7 @@ class MemoryStore:
         if note is not None and at is not None:
             self._audit_no += 1
             self.audit[self._audit_no] = AuditRecord(
-                "", user_id, 0, at, USER_DATA_DELETED, deletion_reason(deletion), note.actor
+                "", user_id, 0, at, USER_DATA_DELETED, deletion_reason(deletion), note.actor, self._audit_no
             )
             self._subjects[self._audit_no] = note.subject
         return deletion
