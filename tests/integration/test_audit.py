@@ -1,0 +1,463 @@
+"""The audit trail and data lifecycle over real gRPC: actors on events, ListAuditEvents, DeleteUserData, retention.
+
+Each store-backed test runs on SQLite and on PostgreSQL; deletions are checked in the tables
+themselves, not only through the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from baton.v1 import execution_pb2, faults_pb2, faults_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
+
+from server.app import RunningServer, start_server
+from server.config import ServerConfig
+from server.retention import RetentionSweeper, sweep
+from server.store import USER_DATA_DELETED, NewExecution, SqliteExecutionStore
+from tests.integration.pg_support import fresh_database
+from tests.integration.support import TERMINAL, execute_plan, step, w_plan, watch_all
+
+E = execution_pb2
+O = orchestrator_pb2  # noqa: E741
+Stub = orchestrator_pb2_grpc.OrchestratorStub
+
+pytestmark = pytest.mark.timeout(90)
+
+CLIENT_KINDS = {"execution_started", "execution_paused", "execution_resumed", "signal_received"}
+
+
+@dataclass
+class Server:
+    """A running orchestrator, a stub on it, and a count of a table's rows behind its back."""
+
+    running: RunningServer
+    stub: Stub
+    url: str
+
+    async def rows(self, table: str, column: str, values: list[str]) -> int:
+        """How many rows of `table` have `column` in `values` (read from the database itself)."""
+        joined = "events JOIN executions USING (execution_no)" if table == "events" else table
+        if self.url.startswith("sqlite:///"):
+            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as conn:
+                marks = ", ".join("?" * len(values))
+                query = f"SELECT COUNT(*) FROM {joined} WHERE {column} IN ({marks})"
+                return int(conn.execute(query, values).fetchone()[0])
+        conn = await asyncpg.connect(self.url)
+        try:
+            return int(await conn.fetchval(f"SELECT count(*) FROM {joined} WHERE {column} = ANY($1)", values))
+        finally:
+            await conn.close()
+
+    async def events_of(self, execution_ids: list[str]) -> int:
+        """Events of the executions, counted by execution_no from the ids' rows before deletion."""
+        return await self.rows("events", "execution_id", execution_ids)
+
+
+async def _start(url: str, **settings: object) -> RunningServer:
+    return await start_server(ServerConfig(listen="127.0.0.1:0", store_url=url, agents="embedded", **settings))  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+    async with _url(request.param, tmp_path) as url:
+        running = await _start(url)
+        try:
+            async with grpc.aio.insecure_channel(running.address) as channel:
+                yield Server(running, orchestrator_pb2_grpc.OrchestratorStub(channel), url)
+        finally:
+            await running.stop(grace=0.5)
+
+
+class _url:
+    def __init__(self, kind: str, tmp_path: Path) -> None:
+        self.kind, self.tmp_path = kind, tmp_path
+        self._pg = fresh_database() if kind == "postgres" else None
+
+    async def __aenter__(self) -> str:
+        if self._pg is None:
+            return f"sqlite:///{self.tmp_path}/baton.db"
+        return await self._pg.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pg is not None:
+            await self._pg.__aexit__(*exc)  # type: ignore[arg-type]
+
+
+async def _error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    return raised.value
+
+
+async def _slow_agents(running: RunningServer, latency_ms: int) -> None:
+    assert running.fleet is not None
+    config = faults_pb2.FaultConfig(agent="analytics")
+    config.latency.FromMilliseconds(latency_ms)
+    async with grpc.aio.insecure_channel(running.fleet.address) as channel:  # type: ignore[attr-defined]
+        await faults_pb2_grpc.FaultInjectionStub(channel).SetFaults(config)
+
+
+async def _until(stub: Stub, execution_id: str, seen: Callable[[O.ExecutionUpdate], bool]) -> O.ExecutionUpdate:
+    async for update in stub.WatchExecution(O.WatchExecutionRequest(execution_id=execution_id), timeout=30):
+        if seen(update):
+            return update
+    raise AssertionError("the execution ended before the awaited update")
+
+
+def _approval_plan() -> plan_pb2.OrchestrationPlan:
+    """A → approve (job ids) → B."""
+    approve = plan_pb2.WorkflowStep(
+        step_id="approve", step_name="approve", kind=plan_pb2.STEP_KIND_APPROVAL, dependencies=["A"]
+    )
+    approve.approval.prompt = "Apply?"
+    approve.approval.data.update({"job_ids": ["job-1", "job-2"]})
+    return plan_pb2.OrchestrationPlan(
+        workflow_type="approval", workflow_steps=[step("A"), approve, step("B", "approve")]
+    )
+
+
+def _compensated_plan() -> plan_pb2.OrchestrationPlan:
+    """A, whose compensation is another call, then B: a cancel after A unwinds."""
+    first = step("A")
+    first.compensation.agent, first.compensation.operation = "analytics", "RecordEvents"
+    first.compensation.configuration.update({"user_id": "${user.user_id}"})
+    return plan_pb2.OrchestrationPlan(workflow_type="compensated", workflow_steps=[first, step("B", "A")])
+
+
+async def _history(stub: Stub, execution_id: str) -> list[E.ExecutionEvent]:
+    return [update.event for update in await watch_all(stub, execution_id)]
+
+
+def _stamped(events: list[E.ExecutionEvent]) -> list[tuple[int, str]]:
+    return [(e.sequence, e.WhichOneof("kind") or "") for e in events if e.HasField("actor")]
+
+
+# ---- the actor on exactly the events clients cause -------------------------------------------------
+
+
+async def test_each_client_request_records_its_actor_on_its_own_event_and_no_other(
+    orchestrator: RunningServer, stub: Stub
+) -> None:
+    execution = await stub.ExecuteWorkflow(execute_plan(_approval_plan(), user_id="u-audit"))
+    execution_id = execution.execution_id
+    await _until(stub, execution_id, lambda u: u.event.HasField("step_waiting"))
+    await stub.PauseExecution(O.PauseExecutionRequest(execution_id=execution_id, reason="lunch"))
+    await stub.ResumeExecution(O.ResumeExecutionRequest(execution_id=execution_id, reason="back"))
+    signal = O.SignalExecutionRequest(execution_id=execution_id, signal=E.SIGNAL_INPUT, reason="a note")
+    signal.payload.update({"note": "x"})
+    await stub.SignalExecution(signal)
+    await stub.SignalExecution(O.SignalExecutionRequest(execution_id=execution_id, signal=E.SIGNAL_APPROVE))
+    history = await _history(stub, execution_id)
+
+    assert history[-1].HasField("execution_completed")
+    stamped = _stamped(history)
+    assert [kind for _, kind in stamped] == [
+        "execution_started",
+        "execution_paused",
+        "execution_resumed",
+        "signal_received",
+        "signal_received",
+    ]
+    for event in history:
+        if event.HasField("actor"):
+            assert event.actor.subject == "" and not event.actor.roles  # authentication is off
+            assert event.actor.peer.startswith(("ipv4:127.0.0.1:", "ipv6:")), event.actor.peer
+    assert history[0].actor.claimed_user == "u-audit"
+    assert all(not e.actor.claimed_user for e in history[1:])  # a control names no user of its own
+
+    trail = await stub.ListAuditEvents(O.ListAuditEventsRequest(execution_id=execution_id))
+    assert [(e.sequence, e.action) for e in trail.entries] == list(reversed(stamped))
+    assert [e.reason for e in trail.entries] == ["", "a note", "back", "lunch", ""]
+    assert {e.user_id for e in trail.entries} == {"u-audit"}
+    assert trail.entries[-1].actor.claimed_user == "u-audit"
+    assert trail.entries[0].time.ToDatetime() >= trail.entries[-1].time.ToDatetime()
+
+
+async def test_a_cancel_records_its_actor_on_the_unwinding_and_the_end_carries_none(
+    orchestrator: RunningServer, stub: Stub
+) -> None:
+    await _slow_agents(orchestrator, 1500)
+    execution = await stub.ExecuteWorkflow(execute_plan(_compensated_plan(), user_id="u-cancel"))
+    await _until(stub, execution.execution_id, lambda u: u.event.HasField("step_started"))
+    await _slow_agents(orchestrator, 0)
+    await stub.CancelExecution(O.CancelExecutionRequest(execution_id=execution.execution_id, reason="stop it"))
+    history = await _history(stub, execution.execution_id)
+
+    kinds = [e.WhichOneof("kind") for e in history]
+    assert kinds[-1] == "execution_cancelled"
+    assert "compensation_started" in kinds
+    assert [kind for _, kind in _stamped(history)] == ["execution_started", "execution_unwinding"]
+    trail = await stub.ListAuditEvents(O.ListAuditEventsRequest(execution_id=execution.execution_id))
+    assert (trail.entries[0].action, trail.entries[0].reason) == ("execution_unwinding", "stop it")
+
+
+async def test_a_rejection_records_its_actor_on_the_signal_and_not_on_the_end(stub: Stub) -> None:
+    execution = await stub.ExecuteWorkflow(execute_plan(_approval_plan(), user_id="u-reject"))
+    await _until(stub, execution.execution_id, lambda u: u.event.HasField("step_waiting"))
+    await stub.SignalExecution(
+        O.SignalExecutionRequest(execution_id=execution.execution_id, signal=E.SIGNAL_REJECT, reason="no")
+    )
+    history = await _history(stub, execution.execution_id)
+
+    assert history[-1].HasField("execution_cancelled")
+    assert [kind for _, kind in _stamped(history)] == ["execution_started", "signal_received"]
+
+
+async def test_a_repeated_request_id_records_no_second_entry(stub: Stub) -> None:
+    first = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-again", request_id="same"))
+    again = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-again", request_id="same"))
+
+    assert again.execution_id == first.execution_id and not again.created
+    trail = await stub.ListAuditEvents(O.ListAuditEventsRequest(user_id="u-again"))
+    assert [(e.execution_id, e.action) for e in trail.entries] == [(first.execution_id, "execution_started")]
+
+
+# ---- ListAuditEvents -----------------------------------------------------------------------------
+
+
+async def test_list_audit_events_filters_and_pages_newest_first(server: Server) -> None:
+    stub = server.stub
+    submitted = []
+    for n in range(5):
+        execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-a" if n < 3 else "u-b"))
+        submitted.append(execution.execution_id)
+
+    seen, token, pages = [], "", 0
+    while True:
+        page = await stub.ListAuditEvents(O.ListAuditEventsRequest(page_size=2, page_token=token))
+        seen += [e.execution_id for e in page.entries]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    by_user = await stub.ListAuditEvents(O.ListAuditEventsRequest(user_id="u-b"))
+    by_execution = await stub.ListAuditEvents(O.ListAuditEventsRequest(execution_id=submitted[1]))
+    by_subject = await stub.ListAuditEvents(O.ListAuditEventsRequest(subject="someone"))
+    everything = await stub.ListAuditEvents(O.ListAuditEventsRequest())
+
+    assert seen == list(reversed(submitted)) and pages == 3
+    assert [e.execution_id for e in by_user.entries] == list(reversed(submitted[3:]))
+    assert [(e.execution_id, e.action) for e in by_execution.entries][-1] == (submitted[1], "execution_started")
+    assert list(by_subject.entries) == []  # with authentication off every subject is empty
+    assert len(everything.entries) >= 5 and everything.next_page_token == ""
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (O.ListAuditEventsRequest(page_size=1001), "page_size"),
+        (O.ListAuditEventsRequest(page_size=-1), "page_size"),
+        (O.ListAuditEventsRequest(page_token="not-a-token"), "page_token"),
+        (O.ListAuditEventsRequest(page_token="YTE6OTIyMzM3MjAzNjg1NDc3NTgwOA"), "page_token"),
+        (O.ListAuditEventsRequest(user_id="u" * 300_000), "user_id"),
+    ],
+    ids=["page-size-too-big", "page-size-negative", "garbage-token", "token-past-int64", "huge-filter"],
+)
+async def test_a_bad_audit_request_is_invalid_and_names_the_field(
+    stub: Stub, request_: O.ListAuditEventsRequest, field: str
+) -> None:
+    error = await _error(stub.ListAuditEvents(request_))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith(f"{field}") or f"{field} " in error.details(), error.details()
+    assert len(error.details()) < 300
+
+
+# ---- DeleteUserData ----------------------------------------------------------------------------------
+
+
+async def test_deleting_a_users_data_removes_everything_and_refuses_while_one_runs(server: Server) -> None:
+    stub, running = server.stub, server.running
+    done = []
+    for _ in range(2):
+        execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-del"))
+        assert (await watch_all(stub, execution.execution_id))[-1].status.status == E.EXECUTION_STATE_COMPLETED
+        done.append(execution.execution_id)
+    kept = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-keep"))
+    await watch_all(stub, kept.execution_id)
+    await _slow_agents(running, 2000)
+    busy = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-del"))
+    await _until(stub, busy.execution_id, lambda u: u.event.HasField("step_started"))
+
+    refused = await _error(stub.DeleteUserData(O.DeleteUserDataRequest(user_id="u-del")))
+
+    assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert busy.execution_id in refused.details() and "unfinished" in refused.details()
+    assert refused.details().startswith("user_id: ")
+    assert await server.rows("executions", "user_id", ["u-del"]) == 3
+    await _slow_agents(running, 0)
+    await stub.CancelExecution(O.CancelExecutionRequest(execution_id=busy.execution_id))
+    await watch_all(stub, busy.execution_id)
+    mine = [*done, busy.execution_id]
+    events = await server.events_of(mine)
+    assert events > 6
+
+    deleted = await stub.DeleteUserData(O.DeleteUserDataRequest(user_id="u-del"))
+
+    assert (deleted.executions_deleted, deleted.events_deleted) == (3, events)
+    for execution_id in mine:
+        error = await _error(stub.GetExecution(O.GetExecutionRequest(execution_id=execution_id)))
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        watch = await _error(watch_all(stub, execution_id))
+        assert watch.code() == grpc.StatusCode.NOT_FOUND
+    assert list((await stub.ListExecutions(O.ListExecutionsRequest(user_id="u-del"))).executions) == []
+    assert await server.rows("executions", "execution_id", mine) == 0
+    assert await server.rows("events", "execution_id", mine) == 0
+    assert await server.rows("audit_events", "execution_id", mine) == 0
+    assert await server.rows("executions", "user_id", ["u-del"]) == 0
+    # Another user's data is untouched.
+    status = await stub.GetExecution(O.GetExecutionRequest(execution_id=kept.execution_id))
+    assert status.status == E.EXECUTION_STATE_COMPLETED
+    assert await server.rows("audit_events", "execution_id", [kept.execution_id]) == 1
+    # The deletion itself stays on record.
+    trail = await stub.ListAuditEvents(O.ListAuditEventsRequest(user_id="u-del"))
+    (note,) = trail.entries
+    assert (note.action, note.execution_id, note.sequence) == (USER_DATA_DELETED, "", 0)
+    assert note.reason == f"deleted 3 executions and {events} events"
+    assert note.actor.peer.startswith(("ipv4:", "ipv6:"))
+
+    again = await stub.DeleteUserData(O.DeleteUserDataRequest(user_id="u-del"))
+    assert (again.executions_deleted, again.events_deleted) == (0, 0)
+
+
+async def test_deleting_a_user_with_nothing_stored_answers_zeros(stub: Stub) -> None:
+    reply = await stub.DeleteUserData(O.DeleteUserDataRequest(user_id="never-seen"))
+    assert (reply.executions_deleted, reply.events_deleted) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [(O.DeleteUserDataRequest(), "user_id: required"), (O.DeleteUserDataRequest(user_id="u" * 300_000), "user_id")],
+    ids=["missing", "huge"],
+)
+async def test_a_bad_delete_request_is_invalid_and_names_the_field(
+    stub: Stub, request_: O.DeleteUserDataRequest, field: str
+) -> None:
+    error = await _error(stub.DeleteUserData(request_))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith(field)
+
+
+async def test_a_server_restarts_fine_after_deletions(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/baton.db"
+    running = await _start(url)
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+            gone = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-gone"))
+            await watch_all(stub, gone.execution_id)
+            kept = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-kept"))
+            await watch_all(stub, kept.execution_id)
+            await stub.DeleteUserData(O.DeleteUserDataRequest(user_id="u-gone"))
+    finally:
+        await running.stop(grace=0.5)
+
+    running = await _start(url)
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+            error = await _error(stub.GetExecution(O.GetExecutionRequest(execution_id=gone.execution_id)))
+            assert error.code() == grpc.StatusCode.NOT_FOUND
+            status = await stub.GetExecution(O.GetExecutionRequest(execution_id=kept.execution_id))
+            assert status.status == E.EXECUTION_STATE_COMPLETED
+            again = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-gone"))
+            assert (await watch_all(stub, again.execution_id))[-1].status.status == E.EXECUTION_STATE_COMPLETED
+            trail = await stub.ListAuditEvents(O.ListAuditEventsRequest(user_id="u-gone"))
+            assert [e.action for e in trail.entries] == ["execution_started", USER_DATA_DELETED]
+    finally:
+        await running.stop(grace=0.5)
+
+
+# ---- retention ---------------------------------------------------------------------------------------
+
+
+class _Clock:
+    """A clock fixed at a moment, for the sweeper's cutoff (its sleeps are real and short)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.moment = now
+
+    def now(self) -> datetime:
+        return self.moment
+
+    async def sleep_until(self, when: datetime) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_a_sweep_deletes_only_finished_executions_older_than_the_cutoff(server: Server) -> None:
+    stub, running = server.stub, server.running
+    finished = []
+    for user in ("u-r1", "u-r2"):
+        execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id=user))
+        await watch_all(stub, execution.execution_id)
+        finished.append(execution.execution_id)
+    await _slow_agents(running, 3000)
+    busy = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-r1"))
+    await _until(stub, busy.execution_id, lambda u: u.event.HasField("step_started"))
+
+    nothing = await sweep(running.store, datetime.now(UTC) - timedelta(days=30))
+    sweeper = RetentionSweeper(
+        running.store,
+        _Clock(datetime.now(UTC) + timedelta(days=30, seconds=1)),
+        timedelta(days=30),
+        forget=running.engine.forget,
+        batch=1,
+    )
+    swept = await sweeper.sweep()
+
+    assert nothing.execution_ids == []
+    assert sorted(swept.execution_ids) == sorted(finished)
+    for execution_id in finished:
+        error = await _error(stub.GetExecution(O.GetExecutionRequest(execution_id=execution_id)))
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert await server.rows("events", "execution_id", finished) == 0
+    assert await server.rows("audit_events", "execution_id", finished) == 0
+    status = await stub.GetExecution(O.GetExecutionRequest(execution_id=busy.execution_id))
+    assert status.status not in TERMINAL
+    await _slow_agents(running, 0)
+    assert (await watch_all(stub, busy.execution_id))[-1].status.status == E.EXECUTION_STATE_COMPLETED
+
+
+async def test_a_server_with_retention_sweeps_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "baton.db"
+    store = SqliteExecutionStore(str(path))
+    await store.open()
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    try:
+        for execution_id, kind, state in (
+            ("ancient", "execution_cancelled", E.EXECUTION_STATE_CANCELLED),
+            ("ancient-paused", "execution_paused", E.EXECUTION_STATE_PAUSED),
+        ):
+            first = E.ExecutionEvent(sequence=1)
+            first.time.FromDatetime(long_ago)
+            first.execution_started.plan.CopyFrom(w_plan())
+            first.execution_started.plan.user_id = "u-old"
+            first.execution_started.plan.plan_id = f"plan-{execution_id}"
+            first.execution_started.deadline.FromDatetime(long_ago + timedelta(days=3650 * 2))
+            await store.create_execution(NewExecution(execution_id, "u-old", "w", "p", "", 2, long_ago), first)
+            second = E.ExecutionEvent(sequence=2)
+            second.time.FromDatetime(long_ago)
+            getattr(second, kind).reason = "long ago"
+            await store.append(execution_id, [second], state)
+    finally:
+        await store.close()
+
+    running = await _start(f"sqlite:///{path}", retention=30 * 86400.0)
+    try:
+        for _ in range(100):
+            if await running.store.get_execution("ancient") is None:
+                break
+            await asyncio.sleep(0.05)
+        assert await running.store.get_execution("ancient") is None
+        paused = await running.store.get_execution("ancient-paused")
+        assert paused is not None
+        assert (paused.state, paused.quarantine_error) == (E.EXECUTION_STATE_PAUSED, "")
+    finally:
+        await running.stop(grace=0.5)
