@@ -71,7 +71,7 @@ MIN_RETENTION = 3600.0
 """The shortest retention: an hour (a finished execution stays readable for at least that long)."""
 MAX_RETENTION = 3650 * 86400.0
 """The longest: ten years."""
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 

@@ -75,6 +75,7 @@ class RetentionSweeper:
         forget: Callable[[list[str]], None] | None = None,
         batch: int = DEFAULT_BATCH,
         interval: float | None = None,
+        pause: float = DEFAULT_PAUSE,
     ) -> None:
         """Configures the sweeper; `run` starts it.
 
@@ -83,6 +84,7 @@ class RetentionSweeper:
             forget: called with each batch of deleted execution ids (to drop them from memory).
             batch: executions per store transaction.
             interval: seconds between sweeps; default `sweep_interval(retention)`.
+            pause: seconds between two batches of one sweep.
 
         Raises:
             ValueError: a retention or batch below 1.
@@ -97,11 +99,12 @@ class RetentionSweeper:
         self.forget = forget
         self.batch = batch
         self.interval = sweep_interval(retention) if interval is None else interval
+        self.pause = pause
 
     async def sweep(self) -> Deletion:
         """One sweep now: deletes what ended more than `retention` ago; logs what it deleted."""
         cutoff = self.clock.now() - self.retention
-        deletion = await sweep(self.store, cutoff, batch=self.batch, forget=self.forget)
+        deletion = await sweep(self.store, cutoff, batch=self.batch, pause=self.pause, forget=self.forget)
         if deletion.execution_ids:
             logger.info(
                 "retention: deleted %d executions and %d events that ended before %s",

@@ -22,6 +22,8 @@ from server.app import RunningServer, start_server
 from server.config import ServerConfig
 from server.retention import RetentionSweeper, sweep
 from server.store import USER_DATA_DELETED, NewExecution, SqliteExecutionStore
+from server.store._migrations import apply_sqlite_migrations, load_migrations
+from server.store._pg_migrations import apply_postgres_migrations
 from tests.integration.pg_support import fresh_database
 from tests.integration.support import TERMINAL, execute_plan, step, w_plan, watch_all
 
@@ -461,3 +463,94 @@ async def test_a_server_with_retention_sweeps_at_start(tmp_path: Path) -> None:
         assert (paused.state, paused.quarantine_error) == (E.EXECUTION_STATE_PAUSED, "")
     finally:
         await running.stop(grace=0.5)
+
+
+# ---- databases made before the audit trail -------------------------------------------------------
+
+
+def _finished_history(execution_id: str) -> list[E.ExecutionEvent]:
+    first = E.ExecutionEvent(sequence=1)
+    first.time.FromDatetime(datetime(2026, 1, 1, tzinfo=UTC))
+    first.execution_started.plan.CopyFrom(w_plan())
+    first.execution_started.plan.plan_id = f"plan-{execution_id}"
+    end = E.ExecutionEvent(sequence=2)
+    end.time.FromDatetime(datetime(2026, 1, 1, 0, 1, tzinfo=UTC))
+    end.execution_completed.SetInParent()
+    return [first, end]
+
+
+async def test_a_sqlite_database_of_the_previous_schema_migrates_and_its_executions_can_be_deleted(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "old.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    apply_sqlite_migrations(conn, [m for m in load_migrations("sqlite") if m.version <= 2])
+    for no, (execution_id, user) in enumerate((("old-1", "u-old"), ("old-2", "u-other")), start=1):
+        conn.execute(
+            "INSERT INTO executions (execution_no, execution_id, user_id, workflow_type, plan_id, priority, state,"
+            " created_at, updated_at, last_sequence) VALUES (?, ?, ?, 'w', 'p', 2, ?, 0, 0, 2)",
+            (no, execution_id, user, E.EXECUTION_STATE_COMPLETED),
+        )
+        for event in _finished_history(execution_id):
+            conn.execute(
+                "INSERT INTO events (execution_no, sequence, kind, recorded_at, payload) VALUES (?, ?, ?, 0, ?)",
+                (no, event.sequence, event.WhichOneof("kind"), event.SerializeToString()),
+            )
+    conn.close()
+
+    running = await _start(f"sqlite:///{path}")
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+            before = await stub.ListAuditEvents(O.ListAuditEventsRequest())
+            deleted = await stub.DeleteUserData(O.DeleteUserDataRequest(user_id="u-old"))
+            status = await stub.GetExecution(O.GetExecutionRequest(execution_id="old-2"))
+    finally:
+        await running.stop(grace=0.5)
+
+    assert list(before.entries) == []  # recorded before the audit trail: no actor, no entry
+    assert (deleted.executions_deleted, deleted.events_deleted) == (1, 2)
+    assert status.status == E.EXECUTION_STATE_COMPLETED
+    with sqlite3.connect(path) as check:
+        versions = [row[0] for row in check.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == [m.version for m in load_migrations("sqlite")]
+
+
+async def test_a_postgres_database_of_the_previous_schema_migrates_and_its_executions_can_be_deleted() -> None:
+    async with fresh_database() as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await apply_postgres_migrations(conn, [m for m in load_migrations("postgres") if m.version <= 3])
+            for execution_id, user in (("old-1", "u-old"), ("old-2", "u-other")):
+                no = await conn.fetchval(
+                    "INSERT INTO executions (execution_id, user_id, workflow_type, plan_id, priority, state,"
+                    " created_at, updated_at, last_sequence) VALUES ($1, $2, 'w', 'p', 2, $3, now(), now(), 2)"
+                    " RETURNING execution_no",
+                    execution_id,
+                    user,
+                    E.EXECUTION_STATE_COMPLETED,
+                )
+                for event in _finished_history(execution_id):
+                    await conn.execute(
+                        "INSERT INTO events (execution_no, sequence, kind, payload) VALUES ($1, $2, $3, $4)",
+                        no,
+                        event.sequence,
+                        event.WhichOneof("kind"),
+                        event.SerializeToString(),
+                    )
+        finally:
+            await conn.close()
+
+        running = await _start(url)
+        try:
+            async with grpc.aio.insecure_channel(running.address) as channel:
+                stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+                before = await stub.ListAuditEvents(O.ListAuditEventsRequest())
+                deleted = await stub.DeleteUserData(O.DeleteUserDataRequest(user_id="u-old"))
+                status = await stub.GetExecution(O.GetExecutionRequest(execution_id="old-2"))
+        finally:
+            await running.stop(grace=0.5)
+
+    assert list(before.entries) == []
+    assert (deleted.executions_deleted, deleted.events_deleted) == (1, 2)
+    assert status.status == E.EXECUTION_STATE_COMPLETED
