@@ -7,7 +7,11 @@ themselves, not only through the API.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +36,8 @@ O = orchestrator_pb2  # noqa: E741
 Stub = orchestrator_pb2_grpc.OrchestratorStub
 
 pytestmark = pytest.mark.timeout(90)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CLIENT_KINDS = {"execution_started", "execution_paused", "execution_resumed", "signal_received"}
 
@@ -554,3 +560,66 @@ async def test_a_postgres_database_of_the_previous_schema_migrates_and_its_execu
     assert list(before.entries) == []
     assert (deleted.executions_deleted, deleted.events_deleted) == (1, 2)
     assert status.status == E.EXECUTION_STATE_COMPLETED
+
+
+# ---- the CLI -------------------------------------------------------------------------------------
+
+
+async def _baton(*args: str) -> subprocess.CompletedProcess[str]:
+    """Runs `python -m server.cli ARGS` without blocking the test's event loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "250"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return subprocess.CompletedProcess(list(args), proc.returncode or 0, out.decode(), err.decode())
+
+
+async def test_baton_audit_lists_who_did_what_and_delete_user_deletes(orchestrator: RunningServer, stub: Stub) -> None:
+    execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-cli-audit"))
+    await watch_all(stub, execution.execution_id)
+    target = ("--target", orchestrator.address)
+
+    table = await _baton("audit", "--user", "u-cli-audit", *target)
+    as_json = await _baton("audit", "--execution", execution.execution_id, "--json", *target)
+    limited = await _baton("audit", "--limit", "0", *target)
+    deleted = await _baton("delete-user", "u-cli-audit", *target)
+    after = await _baton("audit", "--user", "u-cli-audit", "--json", *target)
+    none = await _baton("audit", "--subject", "nobody", *target)
+
+    assert table.returncode == 0, table.stderr
+    assert "execution_started" in table.stdout and execution.execution_id in table.stdout
+    assert "anonymous, claims u-cli-audit" in table.stdout
+    (entry,) = json.loads(as_json.stdout)["entries"]
+    assert (entry["action"], entry["execution_id"], entry["actor"]["claimed_user"]) == (
+        "execution_started",
+        execution.execution_id,
+        "u-cli-audit",
+    )
+    assert limited.returncode == 2 and "--limit" in limited.stderr
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.startswith("deleted user u-cli-audit: 1 executions, ")
+    assert [e["action"] for e in json.loads(after.stdout)["entries"]] == [USER_DATA_DELETED]
+    assert none.returncode == 0 and "no audit entries" in none.stdout
+
+
+async def test_baton_delete_user_while_one_runs_exits_one_naming_it(orchestrator: RunningServer, stub: Stub) -> None:
+    await _slow_agents(orchestrator, 3000)
+    execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id="u-cli-busy"))
+
+    refused = await _baton("delete-user", "u-cli-busy", "--target", orchestrator.address)
+
+    assert refused.returncode == 1
+    assert "FAILED_PRECONDITION" in refused.stderr and execution.execution_id in refused.stderr
+    await stub.CancelExecution(O.CancelExecutionRequest(execution_id=execution.execution_id))
