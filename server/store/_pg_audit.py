@@ -11,7 +11,7 @@ never wait for each other, and a row already deleted is simply not found (idempo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 from baton.v1 import execution_pb2
@@ -30,6 +30,8 @@ from server.store.base import (
     DeletionNote,
     UnfinishedExecutionsError,
 )
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: An audit entry as the caller's side prepares it: (sequence, recorded_at, subject, action,
 #: reason, actor). The batch adds the execution.
@@ -112,7 +114,7 @@ async def list_audit(pool: asyncpg.Pool, query: AuditQuery, after: int | None) -
             execution_id=row[1],
             user_id=row[2],
             sequence=row[3],
-            recorded_at=row[4],
+            recorded_at=row[4] or _EPOCH,  # an event without a time (none the engine makes)
             action=row[5],
             reason=row[6],
             actor=bytes(row[7]),

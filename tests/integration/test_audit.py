@@ -25,7 +25,7 @@ from baton.v1 import execution_pb2, faults_pb2, faults_pb2_grpc, orchestrator_pb
 from server.app import RunningServer, start_server
 from server.config import ServerConfig
 from server.retention import RetentionSweeper, sweep
-from server.store import USER_DATA_DELETED, NewExecution, SqliteExecutionStore
+from server.store import USER_DATA_DELETED, NewExecution, PostgresExecutionStore, SqliteExecutionStore
 from server.store._migrations import apply_sqlite_migrations, load_migrations
 from server.store._pg_migrations import apply_postgres_migrations
 from tests.integration.pg_support import fresh_database
@@ -623,3 +623,28 @@ async def test_baton_delete_user_while_one_runs_exits_one_naming_it(orchestrator
     assert refused.returncode == 1
     assert "FAILED_PRECONDITION" in refused.stderr and execution.execution_id in refused.stderr
     await stub.CancelExecution(O.CancelExecutionRequest(execution_id=execution.execution_id))
+
+
+async def test_replicas_sweeping_one_postgres_database_at_once_delete_each_execution_once() -> None:
+    async with fresh_database() as url:
+        replicas = [PostgresExecutionStore(url) for _ in range(3)]
+        await asyncio.gather(*(replica.open() for replica in replicas))
+        try:
+            long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+            for n in range(60):
+                execution_id = f"old-{n}"
+                events = _finished_history(execution_id)
+                await replicas[0].create_execution(
+                    NewExecution(execution_id, f"u{n % 4}", "w", "p", "", 2, long_ago), events[0]
+                )
+                await replicas[0].append(execution_id, events[1:], E.EXECUTION_STATE_COMPLETED)
+            cutoff = datetime(2027, 1, 1, tzinfo=UTC)
+
+            results = await asyncio.gather(*(sweep(replica, cutoff, batch=7, pause=0) for replica in replicas))
+
+            deleted = [execution_id for result in results for execution_id in result.execution_ids]
+            assert sorted(deleted) == sorted(f"old-{n}" for n in range(60))  # each once, none twice
+            assert sum(result.events for result in results) == 120
+            assert await replicas[1].count_by_state() == {}
+        finally:
+            await asyncio.gather(*(replica.close() for replica in replicas))
