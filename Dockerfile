@@ -54,4 +54,7 @@ EXPOSE 50051
 # No HEALTHCHECK: Kubernetes ignores it and probes grpc.health.v1 itself (see the chart's
 # probes), and a plain `docker run` can ask the same service: `baton health --target …`.
 ENTRYPOINT ["baton"]
-CMD ["serve", "--listen", "0.0.0.0:50051", "--store", "sqlite:////var/lib/baton/baton.db"]
+# Listening on every address, the server wants authentication said explicitly: the default
+# command runs without it (and warns at start-up); for tokens run
+# `serve --listen 0.0.0.0:50051 --auth jwt --jwt-key /keys/public.pem ...` (README, Authentication).
+CMD ["serve", "--listen", "0.0.0.0:50051", "--store", "sqlite:////var/lib/baton/baton.db", "--auth", "none"]

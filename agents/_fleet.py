@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from baton.v1 import (
@@ -43,6 +43,9 @@ from agents._ledger import ApplicationLedger
 from agents._matching import MatchingIntelligenceServicer
 from agents._security import SecurityServicer
 from agents._uiux import UiUxServicer
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 logger = logging.getLogger(__name__)
 
@@ -130,11 +133,30 @@ class Fleet:
         await self._server.wait_for_termination()
 
 
-async def start_fleet(config: FleetConfig) -> Fleet:
+def _tracing(provider: TracerProvider | None) -> list[grpc.aio.ServerInterceptor]:
+    """A server span per call, the child of the caller's ``traceparent`` (the orchestrator's
+    step attempt); none without a provider."""
+    if provider is None:
+        return []
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+
+    # Health checks, reflection and the orchestrator's status polls are no execution's work.
+    untraced = filters.any_of(
+        filters.health_check(), filters.service_prefix("grpc.reflection"), filters.method_name("GetStatus")
+    )
+    interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]
+        tracer_provider=provider, filter_=filters.negate(untraced)
+    )
+    return [interceptor]
+
+
+async def start_fleet(config: FleetConfig, *, tracer_provider: TracerProvider | None = None) -> Fleet:
     """Starts the seven reference agents and FaultInjection on one gRPC server.
 
     Args:
         config: Where to listen, the ledger, and the faults every agent starts with.
+        tracer_provider: Makes a server span per call when given (the orchestrator's, for the
+            embedded fleet); None (the default) traces nothing.
 
     Returns:
         The started fleet, serving and reporting SERVING on grpc.health.v1.
@@ -162,7 +184,7 @@ async def start_fleet(config: FleetConfig) -> Fleet:
     faults = FaultInjectionServicer(runtimes, default)
 
     # so_reuseport off: a second fleet on a taken port must fail, not share it silently.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=_tracing(tracer_provider))
     # In the order of `servicers`; the generated functions are untyped, hence the annotation.
     adders: tuple[Callable[[Any, grpc.aio.Server], None], ...] = (
         document_intelligence_pb2_grpc.add_DocumentIntelligenceServicer_to_server,
@@ -200,7 +222,7 @@ async def start_fleet(config: FleetConfig) -> Fleet:
     return fleet
 
 
-async def serve_fleet(config: FleetConfig) -> None:
+async def serve_fleet(config: FleetConfig, *, tracer_provider: TracerProvider | None = None) -> None:
     """Runs the fleet until SIGTERM or SIGINT, then stops it gracefully.
 
     Prints ``agents serving on HOST:PORT`` to stdout once it serves, so that a parent process
@@ -208,8 +230,9 @@ async def serve_fleet(config: FleetConfig) -> None:
 
     Args:
         config: How to start the fleet.
+        tracer_provider: As for :func:`start_fleet`; the caller flushes and shuts it down.
     """
-    fleet = await start_fleet(config)
+    fleet = await start_fleet(config, tracer_provider=tracer_provider)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

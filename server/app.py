@@ -16,13 +16,16 @@ import grpc
 from baton.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, seed_api_pb2, seed_api_pb2_grpc
 from grpc_health.v1 import health, health_pb2
 
-from agents_clients import BreakingCaller, GrpcAgentCaller
+from agents_clients import BreakingCaller, GrpcAgentCaller, TracingCaller
 from server.api.probes import report, serve_health_and_reflection
 from server.api.seed import SeedApiServicer
 from server.api.servicer import OrchestratorServicer
+from server.auth.interceptor import AuthInterceptor
+from server.auth.keys import KeyFileError
+from server.auth.verifier import JwtVerifier
 from server.callbacks import CallbackNotifier
 from server.clock import SystemClock
-from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
+from server.config import ConfigError, ServerConfig, agent_endpoints, is_loopback, parse_address
 from server.engine import Engine, EngineConfig, ReplicaConfig
 from server.health import HealthMonitor
 from server.planner import Planner
@@ -30,9 +33,19 @@ from server.retention import RetentionSweeper
 from server.store import open_store
 from server.store.base import ExecutionStore
 from server.streaming import ExecutionHub
+from server.telemetry.tracing import (
+    ORCHESTRATOR_SERVICE,
+    current_trace_parent,
+    make_tracer_provider,
+    server_interceptor,
+)
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.trace import TracerProvider
+
     from agents import Fleet
+    from server.engine.ports import AgentCaller
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +68,8 @@ class RunningServer:
     caller: GrpcAgentCaller
     fleet: Fleet | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    owned_tracer_provider: SdkTracerProvider | None = None
+    """The provider made from config.tracing, flushed and shut down last (a given one is the giver's)."""
     _stopped: bool = False
 
     async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
@@ -83,6 +98,10 @@ class RunningServer:
         await self.store.close()
         if self.fleet is not None:
             await self.fleet.stop(1.0)
+        if self.owned_tracer_provider is not None:
+            # Last, so the spans of the attempts the stop cancelled are exported too; in a thread,
+            # as flushing to a collector blocks.
+            await asyncio.to_thread(self.owned_tracer_provider.shutdown)
 
     async def wait(self) -> None:
         """Returns when the server terminates."""
@@ -98,11 +117,33 @@ def _storage_dir(db_path: str | None) -> str | None:
     return os.path.dirname(os.path.abspath(db_path)) if db_path else None
 
 
-async def start_server(config: ServerConfig) -> RunningServer:
+def _authentication(config: ServerConfig) -> tuple[list[grpc.aio.ServerInterceptor], str]:
+    """The interceptors `config.auth` asks for, and the start-up log's line about them."""
+    if config.auth != "jwt":
+        if config.auth == "none" and not is_loopback(config.listen):
+            logger.warning(
+                "AUTHENTICATION IS OFF on %s (--auth none): every caller may read and control every execution",
+                config.listen,
+            )
+        how = "--auth none" if config.auth else "the default on loopback; --auth jwt turns it on"
+        return [], f"authentication off ({how}): every caller may do everything"
+    try:
+        verifier = JwtVerifier(config.jwt_key, issuer=config.jwt_issuer, audience=config.jwt_audience)
+    except KeyFileError as error:
+        raise ConfigError(str(error)) from None
+    return [AuthInterceptor(verifier)], f"authentication: {verifier.describe()}"
+
+
+async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider | None = None) -> RunningServer:
     """Starts everything the config describes and recovers unfinished executions.
 
     The port is bound first, so a taken port fails before anything else starts; whatever was
     started before a failure is stopped again.
+
+    Args:
+        config: what to start.
+        tracer_provider: makes the spans instead of the provider config.tracing describes (tests
+            pass one with an in-memory exporter); shared with the embedded fleet, never shut down here.
     """
     parse_address(config.listen, "listen")
     options = [
@@ -120,10 +161,19 @@ async def start_server(config: ServerConfig) -> RunningServer:
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_ping_strikes", 0),
     ]
-    server = grpc.aio.server(options=options)
+    # Tracing (server.telemetry.tracing): a span per RPC, ExecuteWorkflow's stored with the execution.
+    owned_provider = make_tracer_provider(config.tracing, ORCHESTRATOR_SERVICE) if tracer_provider is None else None
+    if tracer_provider is None:
+        tracer_provider = owned_provider
+    tracing = [server_interceptor(tracer_provider)] if tracer_provider is not None else []
+    interceptors, auth_line = _authentication(config)
+    # Tracing first, so that a request authentication refuses is traced too.
+    server = grpc.aio.server(options=options, interceptors=[*tracing, *interceptors])
     port = server.add_insecure_port(config.listen)
     async with contextlib.AsyncExitStack() as cleanup:
         cleanup.push_async_callback(server.stop, None)
+        if owned_provider is not None:
+            cleanup.push_async_callback(asyncio.to_thread, owned_provider.shutdown)
         store = open_store(config.store_url)
         await store.open()
         cleanup.push_async_callback(store.close)
@@ -133,7 +183,9 @@ async def start_server(config: ServerConfig) -> RunningServer:
 
             db = _sqlite_path(config.store_url)
             ledger = config.ledger_path or (f"{db}.ledger" if db else ":memory:")
-            fleet = await start_fleet(FleetConfig(listen="127.0.0.1:0", ledger_path=ledger))
+            fleet = await start_fleet(
+                FleetConfig(listen="127.0.0.1:0", ledger_path=ledger), tracer_provider=tracer_provider
+            )
             cleanup.push_async_callback(fleet.stop, 0.5)
             endpoints = agent_endpoints(fleet.address)
         else:
@@ -141,10 +193,12 @@ async def start_server(config: ServerConfig) -> RunningServer:
         grpc_caller = GrpcAgentCaller(endpoints)
         cleanup.push_async_callback(grpc_caller.close)
         caller = BreakingCaller(grpc_caller, config.breaker)
+        # Outermost, so an attempt an open breaker refuses has its span too.
+        engine_caller: AgentCaller = caller if tracer_provider is None else TracingCaller(caller, tracer_provider)
         clock = SystemClock()
         replica = ReplicaConfig(owner=config.replica, lease_seconds=config.lease_seconds) if config.replica else None
         try:
-            engine = Engine(store, caller, clock, config=EngineConfig(replica=replica))
+            engine = Engine(store, engine_caller, clock, config=EngineConfig(replica=replica))
         except ValueError as error:
             raise ConfigError(f"replica: {error}") from None
         engine.add_terminal_listener(CallbackNotifier().on_terminal)
@@ -163,6 +217,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
             health=monitor,
             clock=clock,
             max_message_bytes=config.max_message_bytes,
+            trace_parent=current_trace_parent if tracer_provider is not None else None,
         )
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         # The seed's REST shapes (transcoded by Envoy), delegating every RPC to `servicer`.
@@ -180,6 +235,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
             health_servicer=health_servicer,
             caller=grpc_caller,
             fleet=fleet,
+            owned_tracer_provider=owned_provider,
         )
         cleanup.push_async_callback(engine.close)
         resumed = await engine.recover()
@@ -197,6 +253,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
             running.background.append(asyncio.create_task(sweeper.run(), name="retention sweep"))
         cleanup.pop_all()  # started: from now on RunningServer.stop() owns the cleanup
     logger.info("baton serving on %s (store %s, %d executions resumed)", running.address, config.store_url, resumed)
+    logger.info("%s", auth_line)
     return running
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from agents_clients import AGENTS, BreakerConfig
+from server.telemetry.tracing import TracingConfig
 
 
 class ConfigError(ValueError):
@@ -51,6 +53,17 @@ class ServerConfig:
     """The largest request or response the orchestrator accepts."""
     http: str = ""
     """HOST:PORT of the REST/JSON API (and gRPC) through a bundled Envoy child process; empty: none."""
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    """Where the orchestrator's (and the embedded fleet's) spans go; none by default."""
+    # ---- authentication (server.auth) ----
+    auth: str = ""
+    """jwt (bearer tokens, see jwt_key), none, or empty: none, allowed only on a loopback `listen`."""
+    jwt_key: str = ""
+    """With auth jwt: a PEM public key or a JWKS JSON file (re-read when it changes)."""
+    jwt_issuer: str = ""
+    """With auth jwt: the `iss` every token must have; empty: not checked."""
+    jwt_audience: str = ""
+    """With auth jwt: the audience every token's `aud` must name; empty: tokens must name none."""
     retention: float = 0.0
     """Seconds a finished execution is kept after its end before a periodic sweep deletes it
     with its events and audit entries (`--retention 30d`); 0 (the default) keeps everything."""
@@ -65,6 +78,20 @@ class ServerConfig:
             raise ConfigError(f"watch_heartbeat: expected seconds from 0.1 to 3600, got {self.watch_heartbeat}")
         if self.retention and not MIN_RETENTION <= self.retention <= MAX_RETENTION:
             raise ConfigError(f"retention: expected 0 (off) or from 1h to 3650d, got {self.retention:g} seconds")
+        self._check_auth()
+
+    def _check_auth(self) -> None:
+        if self.auth not in ("", "none", "jwt"):
+            raise ConfigError(f"auth: expected none or jwt, got {self.auth!r}")
+        if self.auth == "jwt" and not self.jwt_key:
+            raise ConfigError("jwt_key: --auth jwt needs --jwt-key FILE (a PEM public key or a JWKS file)")
+        if self.auth != "jwt" and (self.jwt_key or self.jwt_issuer or self.jwt_audience):
+            raise ConfigError("jwt_key: --jwt-key, --jwt-issuer and --jwt-audience go with --auth jwt")
+        if not self.auth and not is_loopback(self.listen):
+            raise ConfigError(
+                f"auth: {self.listen} is not a loopback address and no --auth was given: anyone who reaches it could"
+                " read and control every execution; pass --auth jwt --jwt-key FILE, or --auth none to run so anyway"
+            )
 
 
 MIN_RETENTION = 3600.0
@@ -93,6 +120,17 @@ def parse_address(value: str, setting: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{setting}: expected HOST:PORT, got {value!r}")
     return value
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether HOST:PORT listens on a loopback address only (127.0.0.0/8, ::1 or localhost)."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name (or nothing: every address)
 
 
 def agent_endpoints(spec: str) -> dict[str, list[str]]:

