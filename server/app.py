@@ -9,6 +9,7 @@ import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import grpc
@@ -28,6 +29,7 @@ from server.config import ConfigError, ServerConfig, agent_endpoints, is_loopbac
 from server.engine import Engine, EngineConfig, ReplicaConfig
 from server.health import HealthMonitor
 from server.planner import Planner
+from server.retention import RetentionSweeper
 from server.store import open_store
 from server.store.base import ExecutionStore
 from server.streaming import ExecutionHub
@@ -275,6 +277,11 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             await report(health_servicer, SERVICE_NAME, store_ok=store_ok, agents=agents)
 
         running.background.append(asyncio.create_task(monitor.run(config.health_interval, report_health)))
+        if config.retention:
+            # Retention (--retention): finished executions older than it are deleted by a sweep.
+            retention = timedelta(seconds=config.retention)
+            sweeper = RetentionSweeper(store, clock, retention, forget=lambda ids: servicer.forget("", ids))
+            running.background.append(asyncio.create_task(sweeper.run(), name="retention sweep"))
         cleanup.pop_all()  # started: from now on RunningServer.stop() owns the cleanup
     logger.info("baton serving on %s (store %s, %d executions resumed)", running.address, config.store_url, resumed)
     logger.info("%s", auth_line)

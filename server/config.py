@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +11,7 @@ import yaml
 
 from agents_clients import AGENTS, BreakerConfig
 from agents_clients.tls import TlsFiles
+from agents_clients.tls import is_loopback as host_is_loopback
 from server.callbacks import CallbackConfig
 from server.telemetry.tracing import TracingConfig
 
@@ -77,6 +78,9 @@ class ServerConfig:
     """Allows plaintext on a non-loopback listen address and to non-loopback agents (loudly)."""
     health_listen: str = ""
     """HOST:PORT of a plaintext port serving grpc.health.v1 alone (for the kubelet's probes); empty: none."""
+    retention: float = 0.0
+    """Seconds a finished execution is kept after its end before a periodic sweep deletes it
+    with its events and audit entries (`--retention 30d`); 0 (the default) keeps everything."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):
@@ -90,6 +94,8 @@ class ServerConfig:
             self.callbacks.validate()
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        if self.retention and not MIN_RETENTION <= self.retention <= MAX_RETENTION:
+            raise ConfigError(f"retention: expected 0 (off) or from 1h to 3650d, got {self.retention:g} seconds")
         self._check_auth()
 
     def _check_auth(self) -> None:
@@ -106,6 +112,26 @@ class ServerConfig:
             )
 
 
+MIN_RETENTION = 3600.0
+"""The shortest retention: an hour (a finished execution stays readable for at least that long)."""
+MAX_RETENTION = 3650 * 86400.0
+"""The longest: ten years."""
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: str, setting: str) -> float:
+    """Seconds of a duration such as 90m, 12h, 30d or 2w (one number and one unit: s m h d w).
+
+    Raises:
+        ConfigError: naming `setting`, when the value is not such a duration.
+    """
+    match = _DURATION.match(value.strip())
+    if match is None:
+        raise ConfigError(f"{setting}: expected a duration such as 12h or 30d, got {value[:64]!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
 def parse_address(value: str, setting: str) -> str:
     """Checks HOST:PORT and returns it."""
     host, sep, port = value.rpartition(":")
@@ -116,13 +142,7 @@ def parse_address(value: str, setting: str) -> str:
 
 def is_loopback(listen: str) -> bool:
     """Whether HOST:PORT listens on a loopback address only (127.0.0.0/8, ::1 or localhost)."""
-    host = listen.rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name (or nothing: every address)
+    return host_is_loopback(listen.rpartition(":")[0])
 
 
 def agent_endpoints(spec: str) -> dict[str, list[str]]:

@@ -60,6 +60,8 @@ class _Subscription:
         self.limit = limit
         self.buffer: deque[execution_pb2.ExecutionEvent] = deque()
         self.overflowed = False
+        self.gone = False
+        """The execution was deleted: the watch ends NOT_FOUND."""
         self.wakeup = asyncio.Event()
 
     def push(self, events: Sequence[execution_pb2.ExecutionEvent]) -> None:
@@ -109,6 +111,17 @@ class ExecutionHub:
         for subscription in self._subscriptions.get(execution_id, ()):
             subscription.push(events)
 
+    def forget(self, execution_ids: Sequence[str]) -> None:
+        """Ends the watches of deleted executions with ExecutionNotFoundError (never blocks).
+
+        A finished execution's watch has ended already; this reaches the watch of one that was
+        quarantined while its history looked unfinished, which would otherwise wait for ever.
+        """
+        for execution_id in execution_ids:
+            for subscription in self._subscriptions.get(execution_id, ()):
+                subscription.gone = True
+                subscription.wakeup.set()
+
     def close(self) -> None:
         """Ends every watch (on shutdown) with WatchInterruptedError; watchers resume elsewhere."""
         self._closed.set()
@@ -154,6 +167,8 @@ class ExecutionHub:
                         yield None, state
                         continue
                 subscription.wakeup.clear()
+                if subscription.gone:
+                    raise ExecutionNotFoundError(execution_id)
                 if subscription.overflowed:
                     subscription.overflowed = False
                     fresh: Sequence[execution_pb2.ExecutionEvent] = await self._read(execution_id, state.last_sequence)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +13,7 @@ import grpc
 from baton.v1 import execution_pb2, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 from google.protobuf import json_format
 
+from server.api.audit import actor_of, audit_page, check_exact
 from server.api.errors import RequestError, invalid, streaming, unary
 from server.api.limits import check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
@@ -24,13 +26,18 @@ from server.engine.model import seconds
 from server.health import HealthMonitor
 from server.planner import Planner, PlanningError, validate_plan
 from server.store.base import (
+    AuditQuery,
     CorruptHistoryError,
+    DeletionNote,
     ExecutionNotFoundError,
     ExecutionQuery,
     ExecutionRecord,
     ExecutionStore,
+    UnfinishedExecutionsError,
 )
 from server.streaming import ExecutionHub, HistoryUnreadableError
+
+logger = logging.getLogger(__name__)
 
 MAX_REQUEST_ID = 128
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
@@ -166,6 +173,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 callback_url=request.callback_url,
                 request_id=request.request_id,
                 trace_parent=self.trace_parent() if self.trace_parent is not None else "",
+                actor=actor_of(context, claimed_user=plan.user_id),
             )
         )
         if not created:
@@ -254,7 +262,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
                 if event is None:
                     record = await self.store.get_execution(request.execution_id)
-                    if record is not None and record.quarantine_error:
+                    if record is None:  # deleted meanwhile (DeleteUserData, on any replica)
+                        raise ExecutionNotFoundError(request.execution_id)
+                    if record.quarantine_error:
                         raise quarantined_error(record)
                     sent = max(request.after_sequence, state.last_sequence)
                     yield orchestrator_pb2.ExecutionUpdate(sequence=sent, heartbeat=True)
@@ -341,7 +351,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if record.quarantine_error:
             return quarantined_status(record)
         try:
-            await self.engine.cancel(request.execution_id, request.reason or "cancelled by a client")
+            await self.engine.cancel(
+                request.execution_id, request.reason or "cancelled by a client", actor=actor_of(context)
+            )
         except (CorruptHistoryError, FoldError) as error:
             return quarantined_status(await quarantine(self.store, record, error))
         return await self._status(request.execution_id)
@@ -352,7 +364,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     ) -> execution_pb2.ExecutionStatus:
         _check_control(request.execution_id, request.reason)
         await self._may_control(request.execution_id)
-        await self.engine.pause(request.execution_id, request.reason or "paused by a client")
+        await self.engine.pause(request.execution_id, request.reason or "paused by a client", actor=actor_of(context))
         return await self._status(request.execution_id)
 
     @unary
@@ -361,7 +373,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     ) -> execution_pb2.ExecutionStatus:
         _check_control(request.execution_id, request.reason)
         await self._may_control(request.execution_id)
-        await self.engine.resume(request.execution_id, request.reason or "resumed by a client")
+        await self.engine.resume(request.execution_id, request.reason or "resumed by a client", actor=actor_of(context))
         return await self._status(request.execution_id)
 
     @unary
@@ -382,9 +394,75 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             step_id=request.step_id,
             payload=json_format.MessageToDict(request.payload),
             reason=request.reason,
+            actor=actor_of(context),
         )
         await self.engine.signal(request.execution_id, command)
         return await self._status(request.execution_id)
+
+    # ---- the audit trail and users' data ------------------------------------------------------
+
+    @unary
+    async def ListAuditEvents(
+        self, request: orchestrator_pb2.ListAuditEventsRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ListAuditEventsResponse:
+        if not 0 <= request.page_size <= 1000:
+            raise invalid("page_size", f"must be from 1 to 1000 (0 means 100), got {request.page_size}")
+        for name in ("subject", "execution_id", "user_id"):
+            check_exact(name, getattr(request, name))
+        page = await self.store.list_audit(
+            AuditQuery(
+                subject=request.subject,
+                execution_id=request.execution_id,
+                user_id=request.user_id,
+                page_size=request.page_size,
+                page_token=request.page_token,
+            )
+        )
+        return audit_page(page, self.budget)
+
+    @unary
+    async def DeleteUserData(
+        self, request: orchestrator_pb2.DeleteUserDataRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.DeleteUserDataResponse:
+        user_id = request.user_id
+        if not user_id:
+            raise invalid("user_id", "required")
+        check_exact("user_id", user_id)
+        actor = actor_of(context)
+        note = DeletionNote(self.clock.now(), actor.subject, actor.SerializeToString())
+        try:
+            deletion = await self.store.delete_user_data(user_id, note)
+        except UnfinishedExecutionsError as error:
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, f"user_id: {error}") from None
+        self.forget(user_id, deletion.execution_ids)
+        # The deletion is also an audit entry (USER_DATA_DELETED, written with it); this line
+        # is for the operator reading the logs.
+        logger.warning(
+            "deleted the data of user %r: %d executions, %d events (asked by %r from %s)",
+            user_id[:64],
+            len(deletion.execution_ids),
+            deletion.events,
+            actor.subject or "anonymous",
+            actor.peer,
+        )
+        return orchestrator_pb2.DeleteUserDataResponse(
+            executions_deleted=len(deletion.execution_ids), events_deleted=deletion.events
+        )
+
+    def forget(self, user_id: str, execution_ids: list[str]) -> None:
+        """Drops what this process holds in memory of deleted executions (engine, watchers, plans).
+
+        Args:
+            user_id: the user whose data went (their remembered valid plans are dropped too);
+                empty when the executions are not one user's (retention).
+            execution_ids: the executions deleted.
+        """
+        self.engine.forget(execution_ids)
+        self.hub.forget(execution_ids)
+        if user_id:
+            owner = b"\0" + user_id.encode()  # how _validate keys them
+            for key in [key for key in self._valid_plans if key.endswith(owner)]:
+                del self._valid_plans[key]
 
     @unary
     async def GetSystemHealth(

@@ -70,7 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from agents_clients.tls import TlsFiles
     from server.app import serve
     from server.callbacks import CallbackConfig
-    from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
+    from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address, parse_duration
     from server.store import open_store
 
     configure_logging(args.log_level)
@@ -104,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             agents_tls_ca=args.agents_tls_ca,
             plaintext=args.plaintext,
             health_listen=args.health_listen,
+            retention=parse_duration(args.retention, "retention") if args.retention else 0.0,
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None

@@ -10,6 +10,7 @@ from typing import cast
 
 import grpc
 
+from server.cli._audit import cmd_audit, cmd_delete_user
 from server.cli._auth import add_auth_commands
 from server.cli._commands import (
     PRIORITIES,
@@ -208,6 +209,33 @@ def _control_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     p.set_defaults(handler=cmd_cancel)
 
 
+def _audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds audit and delete-user."""
+    p = commands.add_parser(
+        "audit",
+        help="list the audit trail (operators)",
+        description="List who did what to which execution (submissions, cancels, pauses, resumes, signals) and "
+        "deletions of users' data, newest first.",
+    )
+    p.add_argument("--subject", default="", metavar="S", help="only what this authenticated subject did")
+    p.add_argument("--execution", default="", metavar="ID", help="only what was done to this execution")
+    p.add_argument("--user", default="", metavar="U", help="only what was done to executions this user owns")
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="show at most N entries (default 100)")
+    p.add_argument("--json", action="store_true", help="print a ListAuditEventsResponse as JSON (proto field names)")
+    _target(p)
+    p.set_defaults(handler=cmd_audit)
+
+    p = commands.add_parser(
+        "delete-user",
+        help="delete everything stored about a user (admins)",
+        description="Delete a user's executions, their events and outputs, and their audit entries. Refused while "
+        "any of the user's executions is unfinished (cancel them first). The deletion itself stays in the audit trail.",
+    )
+    p.add_argument("user_id", metavar="USER")
+    _target(p)
+    p.set_defaults(handler=cmd_delete_user)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -314,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="verify the agents' certificates against this CA (default --tls-ca, else the system's roots); "
         "turns on TLS to the agents even without --tls-cert",
     )
+    p.add_argument(
+        "--retention",
+        default="",
+        metavar="DURATION",
+        help="delete finished executions (events, audit entries) this long after they end, e.g. 12h or 30d, "
+        "by a periodic sweep (default: keep everything)",
+    )
     _log_level(p, "info")
     p.set_defaults(handler=cmd_serve)
 
@@ -411,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the SystemHealth as JSON (proto field names)")
     _target(p)
     p.set_defaults(handler=cmd_health)
+
+    _audit_commands(commands)
 
     p = commands.add_parser(
         "demo",

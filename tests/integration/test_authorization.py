@@ -128,9 +128,6 @@ OK: frozenset[Code] = frozenset({Code.OK})
 NOT_FOUND = frozenset({Code.NOT_FOUND})
 DENIED = frozenset({Code.PERMISSION_DENIED})
 REFUSED_STATE = frozenset({Code.FAILED_PRECONDITION})
-# ListAuditEvents and DeleteUserData are implemented apart; until then the base class answers
-# UNIMPLEMENTED, which still shows the call passed the gate.
-PASSED_GATE = frozenset({Code.OK, Code.UNIMPLEMENTED})
 
 _READ = {"user A": OK, "user B": NOT_FOUND, "operator": OK, "admin": OK}
 _EVERYONE = {"user A": OK, "user B": OK, "operator": OK, "admin": OK}
@@ -151,13 +148,8 @@ EXPECTED: dict[str, dict[str, frozenset[Code]]] = {
     "/baton.v1.Orchestrator/ResumeExecution": _CONTROL_ENDED,
     "/baton.v1.Orchestrator/SignalExecution": _CONTROL_ENDED,
     "/baton.v1.Orchestrator/GetSystemHealth": _STAFF,
-    "/baton.v1.Orchestrator/ListAuditEvents": {**_STAFF, "operator": PASSED_GATE, "admin": PASSED_GATE},
-    "/baton.v1.Orchestrator/DeleteUserData": {
-        "user A": DENIED,
-        "user B": DENIED,
-        "operator": DENIED,
-        "admin": PASSED_GATE,
-    },
+    "/baton.v1.Orchestrator/ListAuditEvents": _STAFF,
+    "/baton.v1.Orchestrator/DeleteUserData": {"user A": DENIED, "user B": DENIED, "operator": DENIED, "admin": OK},
     "/baton.v1.SeedApi/Execute": _EVERYONE,
     "/baton.v1.SeedApi/GetStatus": _READ,
     "/baton.v1.SeedApi/WatchStatus": _READ,

@@ -125,8 +125,8 @@ def test_only_loopback_hosts_count_as_loopback(host: str, loopback: bool) -> Non
 
 def test_plaintext_on_a_network_address_is_refused_unless_asked_for() -> None:
     with pytest.raises(ConfigError, match=r"listen: 0\.0\.0\.0:0 is not a loopback address .* --plaintext"):
-        transport(ServerConfig(listen="0.0.0.0:0"), ())
-    allowed = transport(ServerConfig(listen="0.0.0.0:0", plaintext=True), ())
+        transport(ServerConfig(listen="0.0.0.0:0", auth="none"), ())
+    allowed = transport(ServerConfig(listen="0.0.0.0:0", plaintext=True, auth="none"), ())
     assert allowed.exposed and "PLAINTEXT on a network address" in allowed.description
 
 
@@ -135,7 +135,7 @@ def test_plaintext_calls_to_agents_off_loopback_are_refused_unless_asked_for(ca:
         transport(ServerConfig(listen="127.0.0.1:0"), ["127.0.0.1:50061", "10.0.0.7:50061"])
     assert transport(ServerConfig(listen="127.0.0.1:0", plaintext=True), ["10.0.0.7:50061"]).agents is None
     # With the orchestrator's certificate the calls are mTLS, and allowed anywhere.
-    secured = transport(ServerConfig(listen="0.0.0.0:0", tls=_files(ca, tmp_path)), ["10.0.0.7:50061"])
+    secured = transport(ServerConfig(listen="0.0.0.0:0", tls=_files(ca, tmp_path), auth="none"), ["10.0.0.7:50061"])
     assert secured.agents is not None and "agents over mTLS" in secured.description
     assert secured.description.startswith("mTLS")
 
