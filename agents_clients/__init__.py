@@ -1,8 +1,9 @@
-"""The only door from the orchestrator to the agents: catalog, gRPC caller, circuit breakers."""
+"""The only door from the orchestrator to the agents: catalog, gRPC caller, circuit breakers, tracing."""
 
 from agents_clients.breakers import BreakerConfig, BreakingCaller
 from agents_clients.catalog import AGENT_SERVICES, AGENTS, Operation, operation, operations
 from agents_clients.grpc_caller import ATTEMPT, IDEMPOTENCY_KEY, GrpcAgentCaller
+from agents_clients.tracing import TracingCaller
 
 __all__ = [
     # What agents there are and what they can do.
@@ -18,4 +19,6 @@ __all__ = [
     "Operation",
     "operation",
     "operations",
+    # Tracing: a span per call of a traced execution.
+    "TracingCaller",
 ]

@@ -9,6 +9,7 @@ the status code's name and whether a retry may help.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from agents_clients.catalog import AGENT_SERVICES, UnknownAgentError, UnknownOperationError, operation
+from agents_clients.tls import ClientTls
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
 
 IDEMPOTENCY_KEY = "baton-idempotency-key"
@@ -64,6 +66,10 @@ class PreparedCall:
     call: AgentCall
     request: Message
     request_bytes: int
+
+
+RETIRED_CHANNEL_GRACE = 300.0
+"""Seconds the calls in flight on channels replaced by a certificate reload may still take."""
 
 
 def _too_large(code: grpc.StatusCode, details: str) -> bool:
@@ -124,6 +130,7 @@ class GrpcAgentCaller:
         endpoints: Mapping[str, Sequence[str]],
         *,
         channel_factory: Callable[[str], grpc.aio.Channel] | None = None,
+        tls: ClientTls | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         """Creates the channels (they connect lazily).
@@ -131,27 +138,54 @@ class GrpcAgentCaller:
         Args:
             endpoints: agent name → its addresses ("host:port"), used round-robin.
             channel_factory: makes a channel for an address; insecure by default.
+            tls: TLS credentials for the channels (instead of `channel_factory`); when their
+                files change, the channels are replaced (the calls in flight finish on the old ones).
             max_message_bytes: the largest request sent (a larger one fails its call at once,
                 unsent) and the largest response accepted.
         """
         unknown = set(endpoints) - set(AGENT_SERVICES)
         if unknown:
             raise UnknownAgentError(f"unknown agents in endpoints: {', '.join(sorted(unknown))}")
+        self._endpoints = {agent: list(addresses) for agent, addresses in endpoints.items()}
+        self._tls = tls
+        self._factory = channel_factory
         self.max_message_bytes = max_message_bytes
-        options = channel_options(max_message_bytes)
-        make = channel_factory or (lambda target: grpc.aio.insecure_channel(target, options=options))
+        self._options = channel_options(max_message_bytes)
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._open()
+
+    def _make(self, target: str) -> grpc.aio.Channel:
+        if self._tls is not None:
+            return self._tls.channel(target, self._options)
+        if self._factory is not None:
+            return self._factory(target)
+        return grpc.aio.insecure_channel(target, options=self._options)
+
+    def _open(self) -> None:
+        """Creates a channel per distinct address, shared by the agents served there."""
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._agents: dict[str, _Endpoints] = {}
-        for agent, addresses in endpoints.items():
+        for agent, addresses in self._endpoints.items():
             if not addresses:
                 raise ValueError(f"agent {agent} has no endpoint")
             channels = []
             for address in addresses:
                 if address not in self._channels:
-                    self._channels[address] = make(address)
+                    self._channels[address] = self._make(address)
                 channels.append(self._channels[address])
             self._agents[agent] = _Endpoints(channels)
         self._methods: dict[tuple[int, str], grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
+
+    def _refresh_tls(self) -> None:
+        """Replaces every channel if the TLS files changed; the old ones close once their calls end."""
+        if self._tls is None or not self._tls.refresh():
+            return
+        retired = list(self._channels.values())
+        self._open()
+        for channel in retired:
+            task = asyncio.get_running_loop().create_task(channel.close(RETIRED_CHANNEL_GRACE))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
 
     @classmethod
     def single(cls, address: str, agents: Iterable[str] = tuple(AGENT_SERVICES)) -> GrpcAgentCaller:
@@ -205,6 +239,7 @@ class GrpcAgentCaller:
         """Sends a prepared call once, within its timeout."""
         call = prepared.call
         op = operation(call.agent, call.operation)
+        self._refresh_tls()
         endpoints = self._agents.get(call.agent)
         if endpoints is None:
             raise AgentCallError("UNAVAILABLE", f"no endpoint for agent {call.agent}", retryable=True)
@@ -262,3 +297,6 @@ class GrpcAgentCaller:
         """Closes every channel."""
         for channel in self._channels.values():
             await channel.close()
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)

@@ -9,29 +9,45 @@ import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import grpc
 from baton.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, seed_api_pb2, seed_api_pb2_grpc
 from grpc_health.v1 import health, health_pb2
 
-from agents_clients import BreakingCaller, GrpcAgentCaller
+from agents_clients import BreakingCaller, GrpcAgentCaller, TracingCaller
 from server.api.handlers import HandlerGuard
 from server.api.probes import report, serve_health_and_reflection
 from server.api.seed import SeedApiServicer
 from server.api.servicer import OrchestratorServicer
+from server.auth.interceptor import AuthInterceptor
+from server.auth.keys import KeyFileError
+from server.auth.verifier import JwtVerifier
 from server.callbacks import CallbackNotifier
 from server.clock import SystemClock
-from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
+from server.config import ConfigError, ServerConfig, agent_endpoints, is_loopback, parse_address
 from server.engine import Engine, EngineConfig, ReplicaConfig
 from server.health import HealthMonitor
 from server.planner import Planner
+from server.retention import RetentionSweeper
 from server.store import open_store
 from server.store.base import ExecutionStore
 from server.streaming import ExecutionHub
+from server.telemetry.tracing import (
+    ORCHESTRATOR_SERVICE,
+    current_trace_parent,
+    make_tracer_provider,
+    server_interceptor,
+)
+from server.tls import envoy_certificates, start_probe_port, transport
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.trace import TracerProvider
+
     from agents import Fleet
+    from server.engine.ports import AgentCaller
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +69,16 @@ class RunningServer:
     health_servicer: health.aio.HealthServicer
     caller: GrpcAgentCaller
     fleet: Fleet | None = None
+    callbacks: CallbackNotifier | None = None
     guard: HandlerGuard | None = None
     """The handlers' guard: its ledger counts open watches and unread watch bytes per user."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    owned_tracer_provider: SdkTracerProvider | None = None
+    """The provider made from config.tracing, flushed and shut down last (a given one is the giver's)."""
+    security: str = ""
+    """TLS, mTLS or plaintext on loopback, and how the agents are called (server/tls.py)."""
+    probe: grpc.aio.Server | None = None
+    """The plaintext grpc.health.v1-only port (--health-listen), if any."""
     _stopped: bool = False
 
     async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
@@ -77,13 +100,21 @@ class RunningServer:
             await asyncio.sleep(drain)
         self.hub.close()
         await self.server.stop(grace)
+        if self.probe is not None:
+            await self.probe.stop(None)
         for task in self.background:
             task.cancel()
         await self.engine.close()
+        if self.callbacks is not None:
+            await self.callbacks.close()  # after the engine: no terminal listener call can follow
         await self.caller.close()
         await self.store.close()
         if self.fleet is not None:
             await self.fleet.stop(1.0)
+        if self.owned_tracer_provider is not None:
+            # Last, so the spans of the attempts the stop cancelled are exported too; in a thread,
+            # as flushing to a collector blocks.
+            await asyncio.to_thread(self.owned_tracer_provider.shutdown)
 
     async def wait(self) -> None:
         """Returns when the server terminates."""
@@ -99,13 +130,39 @@ def _storage_dir(db_path: str | None) -> str | None:
     return os.path.dirname(os.path.abspath(db_path)) if db_path else None
 
 
-async def start_server(config: ServerConfig) -> RunningServer:
+def _authentication(config: ServerConfig) -> tuple[list[grpc.aio.ServerInterceptor], str]:
+    """The interceptors `config.auth` asks for, and the start-up log's line about them."""
+    if config.auth != "jwt":
+        if config.auth == "none" and not is_loopback(config.listen):
+            logger.warning(
+                "AUTHENTICATION IS OFF on %s (--auth none): every caller may read and control every execution",
+                config.listen,
+            )
+        how = "--auth none" if config.auth else "the default on loopback; --auth jwt turns it on"
+        return [], f"authentication off ({how}): every caller may do everything"
+    try:
+        verifier = JwtVerifier(config.jwt_key, issuer=config.jwt_issuer, audience=config.jwt_audience)
+    except KeyFileError as error:
+        raise ConfigError(str(error)) from None
+    return [AuthInterceptor(verifier)], f"authentication: {verifier.describe()}"
+
+
+async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider | None = None) -> RunningServer:
     """Starts everything the config describes and recovers unfinished executions.
 
     The port is bound first, so a taken port fails before anything else starts; whatever was
     started before a failure is stopped again.
+
+    Args:
+        config: what to start.
+        tracer_provider: makes the spans instead of the provider config.tracing describes (tests
+            pass one with an in-memory exporter); shared with the embedded fleet, never shut down here.
     """
     parse_address(config.listen, "listen")
+    try:
+        callbacks = CallbackNotifier.from_config(config.callbacks)  # reads the secret: fails early
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
@@ -121,10 +178,26 @@ async def start_server(config: ServerConfig) -> RunningServer:
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_ping_strikes", 0),
     ]
-    server = grpc.aio.server(options=options)
-    port = server.add_insecure_port(config.listen)
+    # TLS and plaintext rules are checked, and certificates loaded, before anything is bound.
+    remote_agents = (
+        ()
+        if config.agents == "embedded"
+        else sorted({a for addresses in agent_endpoints(config.agents).values() for a in addresses})
+    )
+    security = transport(config, remote_agents)
+    # Tracing (server.telemetry.tracing): a span per RPC, ExecuteWorkflow's stored with the execution.
+    owned_provider = make_tracer_provider(config.tracing, ORCHESTRATOR_SERVICE) if tracer_provider is None else None
+    if tracer_provider is None:
+        tracer_provider = owned_provider
+    tracing = [server_interceptor(tracer_provider)] if tracer_provider is not None else []
+    interceptors, auth_line = _authentication(config)
+    # Tracing first, so that a request authentication refuses is traced too.
+    server = grpc.aio.server(options=options, interceptors=[*tracing, *interceptors])
+    port = security.add_port(server, config.listen)
     async with contextlib.AsyncExitStack() as cleanup:
         cleanup.push_async_callback(server.stop, None)
+        if owned_provider is not None:
+            cleanup.push_async_callback(asyncio.to_thread, owned_provider.shutdown)
         store = open_store(config.store_url)
         await store.open()
         cleanup.push_async_callback(store.close)
@@ -140,22 +213,27 @@ async def start_server(config: ServerConfig) -> RunningServer:
                     ledger_path=ledger,
                     faults=config.agent_faults,
                     max_message_bytes=config.max_message_bytes,
-                )
+                ),
+                tracer_provider=tracer_provider,
             )
             cleanup.push_async_callback(fleet.stop, 0.5)
             endpoints = agent_endpoints(fleet.address)
         else:
             endpoints = agent_endpoints(config.agents)
-        grpc_caller = GrpcAgentCaller(endpoints, max_message_bytes=config.max_message_bytes)
+        grpc_caller = GrpcAgentCaller(endpoints, tls=security.agents, max_message_bytes=config.max_message_bytes)
         cleanup.push_async_callback(grpc_caller.close)
         caller = BreakingCaller(grpc_caller, config.breaker)
+        # Outermost, so an attempt an open breaker refuses has its span too.
+        engine_caller: AgentCaller = caller if tracer_provider is None else TracingCaller(caller, tracer_provider)
         clock = SystemClock()
         replica = ReplicaConfig(owner=config.replica, lease_seconds=config.lease_seconds) if config.replica else None
         try:
-            engine = Engine(store, caller, clock, config=EngineConfig(replica=replica))
+            engine = Engine(store, engine_caller, clock, config=EngineConfig(replica=replica))
         except ValueError as error:
             raise ConfigError(f"replica: {error}") from None
-        engine.add_terminal_listener(CallbackNotifier().on_terminal)
+        callbacks.start()
+        cleanup.push_async_callback(callbacks.close)
+        engine.add_terminal_listener(callbacks.on_terminal)
         hub = ExecutionHub(store, plans=engine.plan_of, heartbeat=config.watch_heartbeat)
         monitor = HealthMonitor(
             grpc_caller,
@@ -171,6 +249,8 @@ async def start_server(config: ServerConfig) -> RunningServer:
             health=monitor,
             clock=clock,
             max_message_bytes=config.max_message_bytes,
+            trace_parent=current_trace_parent if tracer_provider is not None else None,
+            callback_policy=callbacks.policy,
             limits=config.limits,
         )
         # Malformed requests are INVALID_ARGUMENT, streams nobody reads end (server.api.handlers).
@@ -180,6 +260,10 @@ async def start_server(config: ServerConfig) -> RunningServer:
         # The seed's REST shapes (transcoded by Envoy), delegating every RPC to `servicer`.
         seed_api_pb2_grpc.add_SeedApiServicer_to_server(SeedApiServicer(servicer), guarded)  # type: ignore[no-untyped-call]
         health_servicer = serve_health_and_reflection(server, (SERVICE_NAME, SEED_SERVICE_NAME))
+        probe = start_probe_port(config.health_listen, health_servicer) if config.health_listen else None
+        if probe is not None:
+            cleanup.push_async_callback(probe.stop, None)
+            await probe.start()
         await server.start()
         host = config.listen.rpartition(":")[0]
         running = RunningServer(
@@ -192,6 +276,10 @@ async def start_server(config: ServerConfig) -> RunningServer:
             health_servicer=health_servicer,
             caller=grpc_caller,
             fleet=fleet,
+            owned_tracer_provider=owned_provider,
+            callbacks=callbacks,
+            security=security.description,
+            probe=probe,
             guard=guard,
         )
         cleanup.push_async_callback(engine.close)
@@ -203,8 +291,15 @@ async def start_server(config: ServerConfig) -> RunningServer:
             await report(health_servicer, SERVICE_NAME, store_ok=store_ok, agents=agents)
 
         running.background.append(asyncio.create_task(monitor.run(config.health_interval, report_health)))
+        if config.retention:
+            # Retention (--retention): finished executions older than it are deleted by a sweep.
+            retention = timedelta(seconds=config.retention)
+            sweeper = RetentionSweeper(store, clock, retention, forget=lambda ids: servicer.forget("", ids))
+            running.background.append(asyncio.create_task(sweeper.run(), name="retention sweep"))
         cleanup.pop_all()  # started: from now on RunningServer.stop() owns the cleanup
     logger.info("baton serving on %s (store %s, %d executions resumed)", running.address, config.store_url, resumed)
+    logger.info("%s", auth_line)
+    (logger.warning if security.exposed else logger.info)("transport: %s", security.description)
     return running
 
 
@@ -217,15 +312,21 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
 
         try:
             # JSON takes more room than protobuf: Envoy's body bound is twice the message limit.
-            body_bytes = 2 * config.max_message_bytes
-            proxy = await start_front_proxy(config.http, running.address, max_message_bytes=body_bytes)
+            proxy = await start_front_proxy(
+                config.http,
+                running.address,
+                max_message_bytes=2 * config.max_message_bytes,
+                tls=envoy_certificates(config.tls),
+            )
         except BaseException:
             await running.stop(0)
             raise
     try:
         print(f"baton serving on {running.address}", flush=True)
+        print(f"baton transport: {running.security}", flush=True)
         if proxy is not None:
-            print(f"baton REST API on http://{proxy.listen} (Envoy pid {proxy.pid})", flush=True)
+            scheme = "https" if config.tls.cert else "http"
+            print(f"baton REST API on {scheme}://{proxy.listen} (Envoy pid {proxy.pid})", flush=True)
         if ready is not None:
             ready.set()
         stop = asyncio.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 import yaml
 
 from agents_clients import AGENTS, BreakerConfig
+from agents_clients.tls import TlsFiles
+from agents_clients.tls import is_loopback as host_is_loopback
+from server.callbacks import CallbackConfig
+from server.telemetry.tracing import TracingConfig
 
 
 class ConfigError(ValueError):
@@ -112,6 +117,32 @@ class ServerConfig:
     agents fail); off unless asked for (`baton serve --faults`, `baton demo`'s fault flags)."""
     http: str = ""
     """HOST:PORT of the REST/JSON API (and gRPC) through a bundled Envoy child process; empty: none."""
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    """Where the orchestrator's (and the embedded fleet's) spans go; none by default."""
+    # ---- authentication (server.auth) ----
+    auth: str = ""
+    """jwt (bearer tokens, see jwt_key), none, or empty: none, allowed only on a loopback `listen`."""
+    jwt_key: str = ""
+    """With auth jwt: a PEM public key or a JWKS JSON file (re-read when it changes)."""
+    jwt_issuer: str = ""
+    """With auth jwt: the `iss` every token must have; empty: not checked."""
+    jwt_audience: str = ""
+    """With auth jwt: the audience every token's `aud` must name; empty: tokens must name none."""
+    callbacks: CallbackConfig = field(default_factory=CallbackConfig)
+    """Terminal callbacks: --callback-allow, --callback-secret-file and delivery bounds."""
+    # Transport security (server/tls.py has the rules).
+    tls: TlsFiles = field(default_factory=TlsFiles)
+    """The orchestrator's certificate and key (TLS) and the CA its clients' certificates must come
+    from (mTLS); without a certificate the port is plaintext, on loopback only unless `plaintext`."""
+    agents_tls_ca: str = ""
+    """The CA that verifies the agents' certificates; empty: the CA of `tls`, else the system's roots."""
+    plaintext: bool = False
+    """Allows plaintext on a non-loopback listen address and to non-loopback agents (loudly)."""
+    health_listen: str = ""
+    """HOST:PORT of a plaintext port serving grpc.health.v1 alone (for the kubelet's probes); empty: none."""
+    retention: float = 0.0
+    """Seconds a finished execution is kept after its end before a periodic sweep deletes it
+    with its events and audit entries (`--retention 30d`); 0 (the default) keeps everything."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):
@@ -123,6 +154,46 @@ class ServerConfig:
             raise ConfigError(f"watch_heartbeat: expected seconds from 0.1 to 3600, got {self.watch_heartbeat}")
         if not 64 * _KIB <= self.max_message_bytes <= 1024 * _MIB:
             raise ConfigError(f"max_message_bytes: expected 65536 to 1073741824 bytes, got {self.max_message_bytes}")
+        try:
+            self.callbacks.validate()
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if self.retention and not MIN_RETENTION <= self.retention <= MAX_RETENTION:
+            raise ConfigError(f"retention: expected 0 (off) or from 1h to 3650d, got {self.retention:g} seconds")
+        self._check_auth()
+
+    def _check_auth(self) -> None:
+        if self.auth not in ("", "none", "jwt"):
+            raise ConfigError(f"auth: expected none or jwt, got {self.auth!r}")
+        if self.auth == "jwt" and not self.jwt_key:
+            raise ConfigError("jwt_key: --auth jwt needs --jwt-key FILE (a PEM public key or a JWKS file)")
+        if self.auth != "jwt" and (self.jwt_key or self.jwt_issuer or self.jwt_audience):
+            raise ConfigError("jwt_key: --jwt-key, --jwt-issuer and --jwt-audience go with --auth jwt")
+        if not self.auth and not is_loopback(self.listen):
+            raise ConfigError(
+                f"auth: {self.listen} is not a loopback address and no --auth was given: anyone who reaches it could"
+                " read and control every execution; pass --auth jwt --jwt-key FILE, or --auth none to run so anyway"
+            )
+
+
+MIN_RETENTION = 3600.0
+"""The shortest retention: an hour (a finished execution stays readable for at least that long)."""
+MAX_RETENTION = 3650 * 86400.0
+"""The longest: ten years."""
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: str, setting: str) -> float:
+    """Seconds of a duration such as 90m, 12h, 30d or 2w (one number and one unit: s m h d w).
+
+    Raises:
+        ConfigError: naming `setting`, when the value is not such a duration.
+    """
+    match = _DURATION.match(value.strip())
+    if match is None:
+        raise ConfigError(f"{setting}: expected a duration such as 12h or 30d, got {value[:64]!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def parse_address(value: str, setting: str) -> str:
@@ -131,6 +202,11 @@ def parse_address(value: str, setting: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{setting}: expected HOST:PORT, got {value!r}")
     return value
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether HOST:PORT listens on a loopback address only (127.0.0.0/8, ::1 or localhost)."""
+    return host_is_loopback(listen.rpartition(":")[0])
 
 
 def agent_endpoints(spec: str) -> dict[str, list[str]]:

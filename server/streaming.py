@@ -71,6 +71,8 @@ class _Subscription:
         self.buffer: deque[execution_pb2.ExecutionEvent] = deque()
         self.buffered_bytes = 0
         self.overflowed = False
+        self.gone = False
+        """The execution was deleted: the watch ends NOT_FOUND."""
         self.wakeup = asyncio.Event()
 
     def push(self, events: Sequence[execution_pb2.ExecutionEvent], size: int) -> None:
@@ -134,6 +136,17 @@ class ExecutionHub:
             for subscription in subscriptions:
                 subscription.push(events, size)
 
+    def forget(self, execution_ids: Sequence[str]) -> None:
+        """Ends the watches of deleted executions with ExecutionNotFoundError (never blocks).
+
+        A finished execution's watch has ended already; this reaches the watch of one that was
+        quarantined while its history looked unfinished, which would otherwise wait for ever.
+        """
+        for execution_id in execution_ids:
+            for subscription in self._subscriptions.get(execution_id, ()):
+                subscription.gone = True
+                subscription.wakeup.set()
+
     def close(self) -> None:
         """Ends every watch (on shutdown) with WatchInterruptedError; watchers resume elsewhere."""
         self._closed.set()
@@ -193,6 +206,8 @@ class ExecutionHub:
                         yield None, state
                         continue
                 subscription.wakeup.clear()
+                if subscription.gone:
+                    raise ExecutionNotFoundError(execution_id)
                 if subscription.overflowed:
                     subscription.overflowed = False
                     async for event in self._catch_up(state):

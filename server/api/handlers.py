@@ -123,7 +123,9 @@ class HandlerGuard:
         return unary
 
     def _stream(self, method: str, behaviour: Callable[..., AsyncGenerator[Any, None]]) -> Callable[..., Any]:
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> None:
+        # An async generator that yields nothing and writes itself: interceptors (OpenTelemetry's)
+        # iterate a server stream's behaviour, so it must be one, and the writes must be its own.
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncGenerator[Any, None]:
             if isinstance(request, _Malformed):
                 await self._refuse(context, method, request)
             user = watcher(context.peer())
@@ -139,6 +141,8 @@ class HandlerGuard:
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, ending)
             finally:
                 self.ledger.close(user)
+            return
+            yield  # pragma: no cover (makes this an async generator)
 
         return stream
 

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import cast
-from urllib.parse import urlparse
 
 import grpc
-from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
+from baton.v1 import execution_pb2, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 from google.protobuf import json_format
 
+from server.api.audit import actor_of, audit_page, check_exact
 from server.api.errors import RequestError, invalid, streaming, unary
 from server.api.limits import RequestLimits, check_key, check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
 from server.api.quotas import SubmissionBuckets
 from server.api.sizing import fit_status, fit_update, message_budget, surely_fits
-from server.auth import current_principal
+from server.auth import Principal, Role, current_principal
+from server.auth.policy import may_control, may_read
+from server.callbacks import DestinationPolicy
 from server.config import LimitsConfig
 from server.engine import Clock, Engine, ExecutionState, FoldError, SignalCommand, Submission, fold, render
 from server.engine.model import seconds
@@ -26,13 +29,18 @@ from server.health import HealthMonitor
 from server.planner import Planner, PlanningError, validate_plan
 from server.quoting import quote
 from server.store.base import (
+    AuditQuery,
     CorruptHistoryError,
+    DeletionNote,
     ExecutionNotFoundError,
     ExecutionQuery,
     ExecutionRecord,
     ExecutionStore,
+    UnfinishedExecutionsError,
 )
 from server.streaming import ExecutionHub, HistoryUnreadableError
+
+logger = logging.getLogger(__name__)
 
 MAX_REQUEST_ID = 128
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
@@ -62,6 +70,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         clock: Clock,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         max_message_bytes: int = 4 * 1024 * 1024,
+        trace_parent: Callable[[], str] | None = None,
+        callback_policy: DestinationPolicy | None = None,
         limits: LimitsConfig | None = None,
     ) -> None:
         """Wires the servicer.
@@ -69,6 +79,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         Args:
             max_message_bytes: the server's message size limit; no status or update it sends
                 is larger than this or than a default client's 4 MiB (see server.api.sizing).
+            trace_parent: returns the ``traceparent`` of the current RPC's span, stored with each
+                new execution (server.telemetry.tracing); None when tracing is off.
+            callback_policy: where callback_url may point (default: public addresses only).
             limits: the request bounds and the submission quota (server.api.limits, .quotas).
         """
         self.engine = engine
@@ -78,9 +91,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.health = health
         self.clock = clock
         self.new_id = new_id
+        self.trace_parent = trace_parent
         self.budget = message_budget(max_message_bytes)
         """The bytes a status or an update may take."""
         self._valid_plans: OrderedDict[bytes, None] = OrderedDict()
+        self.callback_policy = callback_policy or DestinationPolicy()
         limits = limits or LimitsConfig()
         self.limits = RequestLimits.of(limits, max_message_bytes)
         self.submissions = SubmissionBuckets(limits.submissions_per_minute)
@@ -145,6 +160,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def PlanWorkflow(
         self, request: orchestrator_pb2.PlanWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> plan_pb2.OrchestrationPlan:
+        _own(request, current_principal())
         return self._plan(request, self.clock.now())
 
     @unary
@@ -152,6 +168,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.ExecuteWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.Execution:
         principal = current_principal()
+        check_key("request_id", request.request_id, MAX_REQUEST_ID)
+        _own(request, principal)
         # Before anything costs: a user past the quota is refused without being planned (the
         # ids are checked first: they key the quota's table).
         check_key("user_context.user_id", request.user_context.user_id)
@@ -159,11 +177,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.submissions.take(
             principal.subject if principal.authenticated else request.user_context.user_id or request.plan.user_id
         )
-        check_key("request_id", request.request_id, MAX_REQUEST_ID)
-        if request.callback_url:
-            url = urlparse(request.callback_url)
-            if url.scheme not in ("http", "https") or not url.netloc:
-                raise invalid("callback_url", f"must be an http(s) URL, got {quote(request.callback_url)}")
+        problem = request.callback_url and self.callback_policy.url_problem(request.callback_url)
+        if problem:
+            raise invalid("callback_url", problem)
         plan = self._plan(request, self.clock.now())
         record, created = await self.engine.submit(
             Submission(
@@ -173,6 +189,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 options=request.execution_options,
                 callback_url=request.callback_url,
                 request_id=request.request_id,
+                trace_parent=self.trace_parent() if self.trace_parent is not None else "",
+                actor=actor_of(context, claimed_user=plan.user_id),
             )
         )
         if not created:
@@ -198,9 +216,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             ExecutionNotFoundError: no such execution.
         """
         _check_execution_id(execution_id)
-        record = await self.store.get_execution(execution_id)
-        if record is None:
-            raise ExecutionNotFoundError(execution_id)
+        record = await self._record(execution_id)
         if record.quarantine_error:
             return record
         try:
@@ -215,6 +231,30 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             # Whatever the fold raises on a stored history, it will raise again: quarantine.
             return await quarantine(self.store, record, error)
 
+    async def _record(self, execution_id: str, *, control: bool = False) -> ExecutionRecord:
+        """The execution's record, when the caller may see it (and, with `control`, control it).
+
+        Raises:
+            ExecutionNotFoundError: no such execution, or another user's (the same answer, so an
+                identifier tells nothing about whether it exists).
+            RequestError: PERMISSION_DENIED: an operator controlling another user's execution.
+        """
+        record = await self.store.get_execution(execution_id)
+        principal = current_principal()
+        if record is None or not may_read(principal, record.user_id):
+            raise ExecutionNotFoundError(execution_id)
+        if control and not may_control(principal, record.user_id):
+            raise RequestError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"execution_id: controlling another user's execution needs the {Role.ADMIN} role",
+            )
+        return record
+
+    async def _may_control(self, execution_id: str) -> None:
+        """Refuses a control of an execution the caller may not control (see _record)."""
+        if not current_principal().has(Role.ADMIN):  # an admin (or ANONYMOUS) needs no read
+            await self._record(execution_id, control=True)
+
     async def _status(self, execution_id: str) -> execution_pb2.ExecutionStatus:
         state = await self._state(execution_id)
         if isinstance(state, ExecutionRecord):
@@ -228,6 +268,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         _check_execution_id(request.execution_id)
         if request.after_sequence < 0:
             raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
+        if not current_principal().reads_all:
+            await self._record(request.execution_id)
         # No summary-row read up front (a watch is on every journey's hot path): a quarantined
         # execution shows itself by a history that cannot be read or folded, or, for one the
         # engine quarantined with a readable history, by its record when the watch goes idle.
@@ -235,7 +277,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
                 if event is None:
                     record = await self.store.get_execution(request.execution_id)
-                    if record is not None and record.quarantine_error:
+                    if record is None:  # deleted meanwhile (DeleteUserData, on any replica)
+                        raise ExecutionNotFoundError(request.execution_id)
+                    if record.quarantine_error:
                         raise quarantined_error(record)
                     sent = max(request.after_sequence, state.last_sequence)
                     yield orchestrator_pb2.ExecutionUpdate(sequence=sent, heartbeat=True)
@@ -299,9 +343,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         check_key("user_id", request.user_id)
         check_key("workflow_type", request.workflow_type)
         check_key("page_token", request.page_token, MAX_PAGE_TOKEN)
+        principal = current_principal()
         page = await self.store.list_executions(
             ExecutionQuery(
-                user_id=request.user_id,
+                # A user lists their own executions, whatever the request names.
+                user_id=request.user_id if principal.reads_all else principal.subject,
                 states=tuple(request.status),
                 workflow_type=request.workflow_type,
                 page_size=request.page_size or 50,
@@ -319,13 +365,13 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.CancelExecutionRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.ExecutionStatus:
         _check_control(request.execution_id, request.reason)
-        record = await self.store.get_execution(request.execution_id)
-        if record is None:
-            raise ExecutionNotFoundError(request.execution_id)
+        record = await self._record(request.execution_id, control=True)
         if record.quarantine_error:
             return quarantined_status(record)
         try:
-            await self.engine.cancel(request.execution_id, request.reason or "cancelled by a client")
+            await self.engine.cancel(
+                request.execution_id, request.reason or "cancelled by a client", actor=actor_of(context)
+            )
         except (CorruptHistoryError, FoldError) as error:
             return quarantined_status(await quarantine(self.store, record, error))
         return await self._status(request.execution_id)
@@ -335,7 +381,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.PauseExecutionRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.ExecutionStatus:
         _check_control(request.execution_id, request.reason)
-        await self.engine.pause(request.execution_id, request.reason or "paused by a client")
+        await self._may_control(request.execution_id)
+        await self.engine.pause(request.execution_id, request.reason or "paused by a client", actor=actor_of(context))
         return await self._status(request.execution_id)
 
     @unary
@@ -343,7 +390,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.ResumeExecutionRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.ExecutionStatus:
         _check_control(request.execution_id, request.reason)
-        await self.engine.resume(request.execution_id, request.reason or "resumed by a client")
+        await self._may_control(request.execution_id)
+        await self.engine.resume(request.execution_id, request.reason or "resumed by a client", actor=actor_of(context))
         return await self._status(request.execution_id)
 
     @unary
@@ -358,20 +406,112 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if len(request.step_id) > MAX_STEP_ID:
             raise invalid("step_id", f"at most {MAX_STEP_ID} characters, got {len(request.step_id)}")
         check_struct("payload", request.payload, limits=self.limits)
+        await self._may_control(request.execution_id)
         command = SignalCommand(
             signal=request.signal,
             step_id=request.step_id,
             payload=json_format.MessageToDict(request.payload),
             reason=request.reason,
+            actor=actor_of(context),
         )
         await self.engine.signal(request.execution_id, command)
         return await self._status(request.execution_id)
+
+    # ---- the audit trail and users' data ------------------------------------------------------
+
+    @unary
+    async def ListAuditEvents(
+        self, request: orchestrator_pb2.ListAuditEventsRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ListAuditEventsResponse:
+        if not 0 <= request.page_size <= 1000:
+            raise invalid("page_size", f"must be from 1 to 1000 (0 means 100), got {request.page_size}")
+        for name in ("subject", "execution_id", "user_id"):
+            check_exact(name, getattr(request, name))
+        page = await self.store.list_audit(
+            AuditQuery(
+                subject=request.subject,
+                execution_id=request.execution_id,
+                user_id=request.user_id,
+                page_size=request.page_size,
+                page_token=request.page_token,
+            )
+        )
+        return audit_page(page, self.budget)
+
+    @unary
+    async def DeleteUserData(
+        self, request: orchestrator_pb2.DeleteUserDataRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.DeleteUserDataResponse:
+        user_id = request.user_id
+        if not user_id:
+            raise invalid("user_id", "required")
+        check_exact("user_id", user_id)
+        actor = actor_of(context)
+        note = DeletionNote(self.clock.now(), actor.subject, actor.SerializeToString())
+        try:
+            deletion = await self.store.delete_user_data(user_id, note)
+        except UnfinishedExecutionsError as error:
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, f"user_id: {error}") from None
+        self.forget(user_id, deletion.execution_ids)
+        # The deletion is also an audit entry (USER_DATA_DELETED, written with it); this line
+        # is for the operator reading the logs.
+        logger.warning(
+            "deleted the data of user %r: %d executions, %d events (asked by %r from %s)",
+            user_id[:64],
+            len(deletion.execution_ids),
+            deletion.events,
+            actor.subject or "anonymous",
+            actor.peer,
+        )
+        return orchestrator_pb2.DeleteUserDataResponse(
+            executions_deleted=len(deletion.execution_ids), events_deleted=deletion.events
+        )
+
+    def forget(self, user_id: str, execution_ids: list[str]) -> None:
+        """Drops what this process holds in memory of deleted executions (engine, watchers, plans).
+
+        Args:
+            user_id: the user whose data went (their remembered valid plans are dropped too);
+                empty when the executions are not one user's (retention).
+            execution_ids: the executions deleted.
+        """
+        self.engine.forget(execution_ids)
+        self.hub.forget(execution_ids)
+        if user_id:
+            owner = b"\0" + user_id.encode()  # how _validate keys them
+            for key in [key for key in self._valid_plans if key.endswith(owner)]:
+                del self._valid_plans[key]
 
     @unary
     async def GetSystemHealth(
         self, request: orchestrator_pb2.GetSystemHealthRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.SystemHealth:
         return await self.health.system_health()
+
+
+def _own(
+    request: orchestrator_pb2.ExecuteWorkflowRequest | orchestrator_pb2.PlanWorkflowRequest, principal: Principal
+) -> None:
+    """Makes the authenticated caller the owner: the request's user ids become its subject.
+
+    Raises:
+        RequestError: PERMISSION_DENIED naming a user id field that names someone else.
+    """
+    if not principal.authenticated:
+        return  # authentication off: the owner is the user the request names
+    fields: list[tuple[str, journey_pb2.UserJourney | plan_pb2.OrchestrationPlan]] = [
+        ("user_context.user_id", request.user_context)
+    ]
+    if isinstance(request, orchestrator_pb2.ExecuteWorkflowRequest) and request.HasField("plan"):
+        fields.append(("plan.user_id", request.plan))
+    for name, holder in fields:
+        if holder.user_id and holder.user_id != principal.subject:
+            raise RequestError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{name}: names another user; an execution's owner is the authenticated caller"
+                f" ({principal.subject!r}): leave it empty or give your own",
+            )
+        holder.user_id = principal.subject
 
 
 def _check_execution_id(execution_id: str) -> None:

@@ -10,16 +10,26 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-import grpc
 from baton.v1 import execution_pb2, orchestrator_pb2, plan_pb2
 from google.protobuf.message import Message
 from rich.console import Console
 
 from server.cli._client import outcome, submit, watch_with_view
-from server.cli._common import EXIT_OK, RPC_TIMEOUT, CommandError, UsageError, ask, orchestrator_stub, print_json
+from server.cli._common import (
+    EXIT_OK,
+    RPC_TIMEOUT,
+    CommandError,
+    UsageError,
+    ask,
+    connect,
+    orchestrator_stub,
+    print_json,
+    token_of,
+)
 from server.cli._format import make_console
 from server.cli._journey import load_user_context
 from server.cli._render import render_health, render_plan, render_status
+from server.cli._tracing import client_span, tracing_config
 
 PRIORITIES = {
     "low": plan_pb2.PRIORITY_LOW,
@@ -57,9 +67,11 @@ def _serve_until_stopped(server: Coroutine[Any, Any, None]) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`baton serve`: runs the orchestrator until SIGTERM."""
+    from agents_clients.tls import TlsFiles
     from server.app import serve
+    from server.callbacks import CallbackConfig
     from server.cli._limits import limits_from
-    from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address
+    from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address, parse_duration
     from server.store import open_store
 
     configure_logging(args.log_level)
@@ -83,6 +95,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             lease_seconds=args.lease,
             ledger_path=args.ledger,
             http=args.http,
+            tracing=tracing_config(args),
+            auth=args.auth or "",
+            jwt_key=args.jwt_key,
+            jwt_issuer=args.jwt_issuer,
+            jwt_audience=args.jwt_audience,
+            callbacks=CallbackConfig(allow=tuple(args.callback_allow), secret_file=args.callback_secret_file),
+            tls=TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca),
+            agents_tls_ca=args.agents_tls_ca,
+            plaintext=args.plaintext,
+            health_listen=args.health_listen,
+            retention=parse_duration(args.retention, "retention") if args.retention else 0.0,
             max_message_bytes=args.max_message_bytes,
             limits=limits_from(args),
             agent_faults=args.faults,
@@ -99,6 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_agents_serve(args: argparse.Namespace) -> int:
     """`baton agents serve`: runs the reference agent fleet until SIGTERM."""
     import agents
+    from agents_clients.tls import TlsFiles, load
 
     configure_logging(args.log_level)
     if not 0.0 <= args.error_rate <= 1.0:
@@ -111,19 +135,36 @@ def cmd_agents_serve(args: argparse.Namespace) -> int:
         error_rate=args.error_rate,
         seed=args.seed,
         ledger_path=args.ledger,
+        tls=TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca),
+        allow_clients=tuple(args.tls_allow_client),
+        plaintext=args.plaintext,
+        health_listen=args.health_listen,
         faults=args.faults,
         max_message_bytes=args.max_message_bytes,
     )
     try:
         config.validate()
+        load(config.tls)  # the files' errors before anything starts (TlsError is a ValueError)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return _serve_until_stopped(agents.serve_fleet(config))
+    tracing = tracing_config(args)
+
+    async def serve() -> None:
+        from server.telemetry.tracing import AGENTS_SERVICE, make_tracer_provider
+
+        provider = make_tracer_provider(tracing, AGENTS_SERVICE)
+        try:
+            await agents.serve_fleet(config, tracer_provider=provider)
+        finally:
+            if provider is not None:
+                provider.shutdown()
+
+    return _serve_until_stopped(serve())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`baton run`: submits a workflow and follows it to the end."""
-    journey = load_user_context(args.context, args.user)
+    journey = load_user_context(args.context, args.user, fresh_user=not token_of(args))
     request = orchestrator_pb2.ExecuteWorkflowRequest(
         workflow_type=args.workflow_type,
         user_context=journey,
@@ -136,9 +177,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--timeout: expected seconds above 0, got {args.timeout:g}")
         request.execution_options.timeout.FromNanoseconds(int(args.timeout * 1e9))
     console = make_console()
+    tracing = tracing_config(args)
 
     async def run() -> int:
-        async with grpc.aio.insecure_channel(args.target) as channel:
+        async with (
+            client_span(tracing, f"baton run {args.workflow_type}") as interceptors,
+            connect(args, interceptors) as channel,
+        ):
             stub = orchestrator_stub(channel)
             execution = await submit(stub, request)
             if args.detach:
@@ -161,7 +206,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     console = make_console()
 
     async def watch() -> int:
-        async with grpc.aio.insecure_channel(args.target) as channel:
+        async with connect(args) as channel:
             stub = orchestrator_stub(channel)
             status = await watch_with_view(
                 stub, console, args.execution_id, after_sequence=args.after, target=args.target
@@ -183,24 +228,20 @@ def _show(args: argparse.Namespace, reply: _Reply, render: Callable[[Console, _R
 def cmd_status(args: argparse.Namespace) -> int:
     """`baton status`: prints an execution's status."""
     request = orchestrator_pb2.GetExecutionRequest(execution_id=args.execution_id)
-    status: execution_pb2.ExecutionStatus = ask(
-        args.target, lambda stub: stub.GetExecution(request, timeout=RPC_TIMEOUT)
-    )
+    status: execution_pb2.ExecutionStatus = ask(args, lambda stub: stub.GetExecution(request, timeout=RPC_TIMEOUT))
     return _show(args, status, lambda console, reply: render_status(console, reply, target=args.target))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """`baton plan`: plans a workflow without running it."""
-    journey = load_user_context(args.context, args.user)
+    journey = load_user_context(args.context, args.user, fresh_user=not token_of(args))
     request = orchestrator_pb2.PlanWorkflowRequest(workflow_type=args.workflow_type, user_context=journey)
-    plan: plan_pb2.OrchestrationPlan = ask(args.target, lambda stub: stub.PlanWorkflow(request, timeout=RPC_TIMEOUT))
+    plan: plan_pb2.OrchestrationPlan = ask(args, lambda stub: stub.PlanWorkflow(request, timeout=RPC_TIMEOUT))
     return _show(args, plan, render_plan)
 
 
 def cmd_health(args: argparse.Namespace) -> int:
     """`baton health`: prints the system's health."""
     request = orchestrator_pb2.GetSystemHealthRequest()
-    health: orchestrator_pb2.SystemHealth = ask(
-        args.target, lambda stub: stub.GetSystemHealth(request, timeout=RPC_TIMEOUT)
-    )
+    health: orchestrator_pb2.SystemHealth = ask(args, lambda stub: stub.GetSystemHealth(request, timeout=RPC_TIMEOUT))
     return _show(args, health, render_health)

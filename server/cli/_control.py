@@ -74,9 +74,7 @@ def _signal(args: argparse.Namespace, signal: int, verb: str, payload: struct_pb
         payload=payload,
         reason=args.reason or "",
     )
-    status: execution_pb2.ExecutionStatus = ask(
-        args.target, lambda stub: stub.SignalExecution(request, timeout=RPC_TIMEOUT)
-    )
+    status: execution_pb2.ExecutionStatus = ask(args, lambda stub: stub.SignalExecution(request, timeout=RPC_TIMEOUT))
     print(result_line(verb, status))
     return EXIT_OK
 
@@ -100,9 +98,7 @@ def cmd_signal(args: argparse.Namespace) -> int:
 def cmd_pause(args: argparse.Namespace) -> int:
     """`baton pause`: no new step starts until `baton resume`."""
     request = orchestrator_pb2.PauseExecutionRequest(execution_id=args.execution_id, reason=args.reason or "")
-    status: execution_pb2.ExecutionStatus = ask(
-        args.target, lambda stub: stub.PauseExecution(request, timeout=RPC_TIMEOUT)
-    )
+    status: execution_pb2.ExecutionStatus = ask(args, lambda stub: stub.PauseExecution(request, timeout=RPC_TIMEOUT))
     print(result_line("paused", status))
     return EXIT_OK
 
@@ -110,9 +106,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     """`baton resume`: a paused execution goes on."""
     request = orchestrator_pb2.ResumeExecutionRequest(execution_id=args.execution_id, reason=args.reason or "")
-    status: execution_pb2.ExecutionStatus = ask(
-        args.target, lambda stub: stub.ResumeExecution(request, timeout=RPC_TIMEOUT)
-    )
+    status: execution_pb2.ExecutionStatus = ask(args, lambda stub: stub.ResumeExecution(request, timeout=RPC_TIMEOUT))
     print(result_line("resumed", status))
     return EXIT_OK
 
@@ -120,9 +114,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     """`baton cancel`: the execution ends CANCELLED once its completed steps are undone."""
     request = orchestrator_pb2.CancelExecutionRequest(execution_id=args.execution_id, reason=args.reason or "")
-    status: execution_pb2.ExecutionStatus = ask(
-        args.target, lambda stub: stub.CancelExecution(request, timeout=RPC_TIMEOUT)
-    )
+    status: execution_pb2.ExecutionStatus = ask(args, lambda stub: stub.CancelExecution(request, timeout=RPC_TIMEOUT))
     ended = status.status in (E.EXECUTION_STATE_COMPLETED, E.EXECUTION_STATE_FAILED)
     print(result_line("not cancelled, it had already ended" if ended else "cancelled", status))
     return EXIT_OK

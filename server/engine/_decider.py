@@ -69,12 +69,19 @@ class DeciderBase:
         self.now_ts = timestamp_pb2.Timestamp()
         self.now_ts.FromDatetime(now)
         self._context: dict[str, Any] | None = None
+        self.actor: execution_pb2.Actor | None = None
+        """Who made the command being decided; `record` stamps the first event it causes."""
 
     # ---- recording ------------------------------------------------------------------------
 
     def record(self, kind: str, body: Message) -> None:
         """Makes the next event of `kind` and applies it to the state (one call: never one without the other)."""
         event = E.ExecutionEvent(sequence=self.state.last_sequence + 1, time=self.now_ts)
+        if self.actor is not None:
+            # The audit trail: only the event the client's command caused names them; what
+            # follows from it (compensations, the end after them) the orchestrator does itself.
+            event.actor.CopyFrom(self.actor)
+            self.actor = None
         getattr(event, kind).CopyFrom(body)
         apply(self.state, event)
         self.decision.events.append(event)

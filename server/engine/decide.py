@@ -6,7 +6,8 @@ Rules (every decision of the engine lives here; the runner only performs them):
    makes it (`_Decider.record`, one call), so afterwards the state is the fold of the history
    plus the returned events.
 2. Commands are checked against the state before anything is recorded; a refused command is
-   answered with the reason (`Decision.refused`) and records nothing.
+   answered with the reason (`Decision.refused`) and records nothing. The first event a
+   client's command records carries its actor (the audit trail); nothing after it does.
 3. **One unwind path.** Every road to an end other than completion (a step failing with no
    fallback left, a gate that stops or that a person rejects, the execution's timeout, a cancel,
    an approval rejected or timed out, the engine giving up) goes through `_Decider.unwind`. It
@@ -39,7 +40,7 @@ from server.engine._decider import Launch as Launch
 from server.engine._decider import expression_error
 from server.engine.expressions import evaluate
 from server.engine.gates import evaluate_gate
-from server.engine.inbox import Cancel, Command, InboxItem, InternalFailure, Outcome, Pause, Resume
+from server.engine.inbox import Cancel, ClientCommand, Command, InboxItem, InternalFailure, Outcome, Pause, Resume
 from server.engine.model import Step
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
 from server.engine.state import NO_DEADLINE, ExecutionState, Phase, StepRun, Unwinding
@@ -91,7 +92,9 @@ class _Decider(Unwinder, Waiter):
                 if not state.terminal:
                     self.outcome(item)
                 continue
+            self.actor = item.actor if isinstance(item, ClientCommand) else None
             refusal = self.command(item)
+            self.actor = None  # a command that recorded nothing leaves nothing to stamp
             if refusal is not None:
                 self.decision.refused[index] = refusal
         if state.terminal:

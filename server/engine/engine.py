@@ -3,6 +3,9 @@
 `Engine` owns the runners (runner.py), the engine-wide timer of parked executions, and with
 replicas the leases: a claim loop takes due work no replica holds, renews the leases of what runs
 here, and stops a runner whose lease another replica took. See runner.py for the runner's loop.
+
+Past the house's ~500 lines because everything that touches the engine's in-memory tables
+(runners, parked executions, timers, leases) stays in the one class that owns them.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import heapq
 import logging
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
@@ -89,6 +92,11 @@ class Submission:
     options: journey_pb2.ExecutionOptions = field(default_factory=journey_pb2.ExecutionOptions)
     callback_url: str = ""
     request_id: str = ""
+    trace_parent: str = ""
+    """The W3C ``traceparent`` of the submitting request's span (empty when tracing is off):
+    stored in execution_started, it is the parent of every span of the execution."""
+    actor: execution_pb2.Actor | None = None
+    """Who submitted it; recorded on the execution_started event (the audit trail)."""
 
 
 #: Called once an execution's terminal event is committed.
@@ -176,7 +184,10 @@ class Engine:
         started.execution_options.CopyFrom(submission.options)
         started.callback_url = submission.callback_url
         started.request_id = submission.request_id
+        started.trace_parent = submission.trace_parent
         started.deadline.FromDatetime(now + timedelta(seconds=timeout))
+        if submission.actor is not None:
+            event.actor.CopyFrom(submission.actor)
         record, created = await self.store.create_execution(
             NewExecution(
                 execution_id=submission.execution_id,
@@ -226,34 +237,36 @@ class Engine:
 
     # ---- commands -------------------------------------------------------------------------------
 
-    async def cancel(self, execution_id: str, reason: str) -> None:
+    async def cancel(self, execution_id: str, reason: str, *, actor: execution_pb2.Actor | None = None) -> None:
         """Cancels an execution; returns once its unwinding (or end) is durable.
 
         Completed steps that declare a compensation are compensated before it ends CANCELLED.
         Cancelling an execution that has ended or is ending does nothing.
+        `actor` (here and in pause, resume and signal's command) is recorded on the event the
+        command causes: the audit trail.
 
         Raises:
             ExecutionNotFoundError: no such execution.
         """
-        await self._command(execution_id, Cancel(reason))
+        await self._command(execution_id, Cancel(reason, actor))
 
-    async def pause(self, execution_id: str, reason: str) -> None:
+    async def pause(self, execution_id: str, reason: str, *, actor: execution_pb2.Actor | None = None) -> None:
         """Pauses a running execution; returns once the pause is durable.
 
         Raises:
             ExecutionNotFoundError: no such execution.
             ExecutionStateError: the execution is not running (the message names its state).
         """
-        await self._command(execution_id, Pause(reason))
+        await self._command(execution_id, Pause(reason, actor))
 
-    async def resume(self, execution_id: str, reason: str) -> None:
+    async def resume(self, execution_id: str, reason: str, *, actor: execution_pb2.Actor | None = None) -> None:
         """Resumes a paused execution; returns once the resumption is durable.
 
         Raises:
             ExecutionNotFoundError: no such execution.
             ExecutionStateError: the execution is not paused (the message names its state).
         """
-        await self._command(execution_id, Resume(reason))
+        await self._command(execution_id, Resume(reason, actor))
 
     async def signal(self, execution_id: str, command: SignalCommand) -> None:
         """Gives a waiting step a signal; returns once the signal is durable.
@@ -283,6 +296,20 @@ class Engine:
                 )
             runner = self._runners.get(execution_id) or self._spawn(execution_id)
         await runner.submit(command)
+
+    def forget(self, execution_ids: Iterable[str]) -> None:
+        """Drops what this engine holds in memory of executions deleted from the store.
+
+        They are finished (the store deletes no other), so normally nothing is held; a runner
+        still there (a quarantined execution's, say) is stopped without recording anything.
+        """
+        for execution_id in execution_ids:
+            self._unpark(execution_id)
+            self._deaths.pop(execution_id, None)
+            runner = self._runners.pop(execution_id, None)
+            if runner is not None:
+                runner.fail_waiters(ExecutionNotFoundError(execution_id))
+                runner.task.cancel()
 
     # ---- stopping -------------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from baton.v1 import execution_pb2
+
 from server.engine.ports import AgentCallError, AgentReply
 
 
@@ -31,6 +33,8 @@ class Cancel:
     """A client cancels the execution."""
 
     reason: str
+    actor: execution_pb2.Actor | None = None
+    """Who asked; stamped on the event the command records (see `ClientCommand`)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Pause:
     """A client pauses the execution."""
 
     reason: str
+    actor: execution_pb2.Actor | None = None
+    """Who asked; stamped on the event the command records (see `ClientCommand`)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,8 @@ class Resume:
     """A client resumes the paused execution."""
 
     reason: str
+    actor: execution_pb2.Actor | None = None
+    """Who asked; stamped on the event the command records (see `ClientCommand`)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class SignalCommand:
     payload: dict[str, Any] = field(default_factory=dict)
     """The signal's payload as JSON."""
     reason: str = ""
+    actor: execution_pb2.Actor | None = None
+    """Who gave it; stamped on the signal_received event."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,11 @@ class InternalFailure:
     reason: str
 
 
-Command = Cancel | Pause | Resume | SignalCommand | InternalFailure
+ClientCommand = Cancel | Pause | Resume | SignalCommand
+"""A command a client's request made: the first event it records carries its actor (the audit
+trail); the events that follow from it (compensations, the end) are the orchestrator's own."""
+
+Command = ClientCommand | InternalFailure
 """A client's or the engine's request that the runner checks against the state, then records."""
 
 InboxItem = Outcome | Command

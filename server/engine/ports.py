@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from baton.v1 import execution_pb2
 from google.protobuf.message import Message
@@ -26,6 +26,26 @@ class Clock(Protocol):
     async def sleep_until(self, when: datetime) -> None:
         """Returns at `when` (at once if it has passed)."""
         ...
+
+
+CallKind = Literal["step", "compensation", "notice"]
+"""What a call is for: an attempt of a step's call, of its compensation, or an escalation's notice."""
+
+
+@dataclass(frozen=True)
+class CallTrace:
+    """Where a call of a traced execution comes from: what the edge needs to make its span."""
+
+    execution_id: str
+    """The execution."""
+    step_id: str
+    """The step the call is made for."""
+    kind: CallKind
+    """``step`` (an attempt of the step's call), ``compensation`` (an attempt of its undo) or
+    ``notice`` (an escalation's notification)."""
+    trace_parent: str
+    """The execution's stored W3C ``traceparent``: the span of this call is its child, whichever
+    process makes the call, so every attempt of the execution joins one trace across restarts."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,9 @@ class AgentCall:
     """Whether the agent's circuit breaker guards the call."""
     metadata: tuple[tuple[str, str], ...] = ()
     """Extra request metadata (for example trace context)."""
+    trace: CallTrace | None = None
+    """Set (by the runner) when the call's execution is traced; None otherwise (the edge then
+    makes no span)."""
 
 
 @dataclass(frozen=True)

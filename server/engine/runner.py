@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from server.engine.decide import Decision, Launch, decide
 from server.engine.fold import fold
 from server.engine.inbox import Command, ExecutionStateError, InboxItem, Outcome
-from server.engine.ports import AgentCallError, AgentReply, ExecutionNotFoundError, LeaseLostError
+from server.engine.ports import (
+    AgentCallError,
+    AgentReply,
+    CallKind,
+    CallTrace,
+    ExecutionNotFoundError,
+    LeaseLostError,
+)
 from server.engine.state import ExecutionState
 
 if TYPE_CHECKING:
@@ -146,8 +154,14 @@ class Runner:
 
     async def _perform(self, launch: Launch) -> Outcome | None:
         result: AgentReply | AgentCallError
+        call = launch.call
+        trace_parent = self.state.started.trace_parent if self.state is not None else ""
+        if trace_parent:
+            # The edge (agents_clients) makes the attempt's span, a child of the stored context.
+            kind: CallKind = "notice" if launch.notice else "compensation" if launch.compensation else "step"
+            call = replace(call, trace=CallTrace(self.execution_id, launch.step_id, kind, trace_parent))
         try:
-            result = await self.engine.caller.call(launch.call)
+            result = await self.engine.caller.call(call)
         except AgentCallError as exc:
             result = exc
         except Exception as exc:

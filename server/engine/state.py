@@ -250,6 +250,20 @@ class ExecutionState:
         """The execution's state in words ("running", "paused", ...), for messages."""
         return E.ExecutionState.Name(self.status).removeprefix("EXECUTION_STATE_").lower()
 
+    @property
+    def trace_id(self) -> str:
+        """The execution's trace id (32 lowercase hex digits) from its stored ``traceparent``
+        (``00-<trace id>-<span id>-<flags>``); empty when it was not traced, or not sampled (flag
+        01 off: no span of it is recorded, so there is nothing to look up)."""
+        parts = self.started.trace_parent.split("-")
+        if len(parts) < 4 or len(parts[1]) != 32 or parts[1].strip("0123456789abcdef"):
+            return ""
+        try:
+            sampled = int(parts[3], 16) & 1
+        except ValueError:
+            return ""
+        return parts[1] if sampled else ""
+
     def user_json(self) -> dict[str, Any]:
         """The request's user context as JSON with proto field names (cached)."""
         if self._user_json is None:

@@ -13,18 +13,22 @@ from server.envoy.config import (
 )
 from server.envoy.descriptors import descriptor_set, descriptor_set_bytes
 from server.envoy.process import EnvoyError, EnvoyProcess, envoy_binary, start_envoy, start_front_proxy
+from server.envoy.tls import Certificates, Tls, sds_files
 
 __all__ = [
     # Configurations as data
     "AgentsProxy",
+    "Certificates",
     "Endpoint",
     "FrontProxy",
     "HealthChecks",
     "Limits",
     "READ_RPCS",
+    "Tls",
     "agents_proxy_config",
     "dump",
     "front_proxy_config",
+    "sds_files",
     # The transcoder's descriptor set
     "descriptor_set",
     "descriptor_set_bytes",

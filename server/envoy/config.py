@@ -22,6 +22,11 @@ Rules the template keeps (each is a choice with an operational reason):
   (connect-failure, refused-stream, reset-before-request), on another host. Only the idempotent
   reads (READ_RPCS) also retry on reset and UNAVAILABLE; ExecuteWorkflow, Cancel, Pause, Resume,
   Signal and the watches are never replayed by the proxy after reaching a server.
+- **TLS from files that reload.** Certificates are given to Envoy through file-based SDS (one
+  small file per secret, `sds_files`), each watching its certificate's directory: Envoy re-reads
+  the certificates when a file is moved into it (a Kubernetes Secret update, `mv`), without a
+  restart. The listener may require client certificates (mTLS); upstreams get Envoy's client
+  certificate and are verified against a CA and, when given, a name (also sent as SNI).
 - **Only healthy hosts.** Active gRPC health checks (grpc.health.v1, with short intervals, and
   a short `no_traffic_interval` so an idle cluster notices a dead host before its first request),
   outlier detection on gateway errors and local connect failures, and a panic threshold of 1 %
@@ -39,6 +44,7 @@ import yaml
 from baton.v1 import orchestrator_pb2, seed_api_pb2
 
 from agents_clients.catalog import AGENT_SERVICES, AGENTS
+from server.envoy.tls import Tls, check_tls, downstream_tls, upstream_tls
 
 ORCHESTRATOR_SERVICE = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 SEED_SERVICE = seed_api_pb2.DESCRIPTOR.services_by_name["SeedApi"].full_name
@@ -172,6 +178,8 @@ class FrontProxy:
     """The largest JSON request or response body the transcoder buffers (the server's limit)."""
     max_downstream_connections: int = 50000
     """Client connections Envoy accepts at once."""
+    tls: Tls | None = None
+    """TLS at the listener and to the orchestrators; None: plaintext on both."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,8 @@ class AgentsProxy:
     """How agent replicas are checked."""
     max_downstream_connections: int = 50000
     """Orchestrator connections Envoy accepts at once."""
+    tls: Tls | None = None
+    """TLS at the listener and to the agents; None: plaintext on both."""
 
 
 def _seconds(value: float) -> str:
@@ -230,7 +240,12 @@ def _route(name: str, match: dict[str, Any], cluster: str, retry_on: str, **extr
 
 
 def _cluster(
-    name: str, endpoints: Sequence[Endpoint], health_service: str, limits: Limits, checks: HealthChecks
+    name: str,
+    endpoints: Sequence[Endpoint],
+    health_service: str,
+    limits: Limits,
+    checks: HealthChecks,
+    tls: Tls | None = None,
 ) -> dict[str, Any]:
     """An HTTP/2 cluster with active gRPC health checks, outlier detection and circuit breakers."""
     cluster: dict[str, Any] = {
@@ -286,17 +301,28 @@ def _cluster(
     }
     if cluster["type"] == "STRICT_DNS":
         cluster["dns_lookup_family"] = "V4_PREFERRED"
+    if tls is not None and tls.upstream is not None:
+        # The health checks go through it too: a host is healthy only if it passes the handshake.
+        cluster["transport_socket"] = upstream_tls(tls, tls.upstream)
     return cluster
 
 
 def _listener(
-    name: str, endpoint: Endpoint, routes: list[dict[str, Any]], filters: list[dict[str, Any]]
+    name: str,
+    endpoint: Endpoint,
+    routes: list[dict[str, Any]],
+    filters: list[dict[str, Any]],
+    tls: Tls | None = None,
 ) -> dict[str, Any]:
+    chain: dict[str, Any] = {}
+    if tls is not None and tls.listener is not None:
+        chain["transport_socket"] = downstream_tls(tls, tls.listener)
     return {
         "name": name,
         "address": endpoint.socket_address(),
         "filter_chains": [
             {
+                **chain,
                 "filters": [
                     {
                         "name": "envoy.filters.network.http_connection_manager",
@@ -324,16 +350,23 @@ def _listener(
                             ],
                         },
                     }
-                ]
+                ],
             }
         ],
     }
 
 
 def _bootstrap(
-    admin: Endpoint, listener: dict[str, Any], clusters: list[dict[str, Any]], max_connections: int
+    admin: Endpoint,
+    listener: dict[str, Any],
+    clusters: list[dict[str, Any]],
+    max_connections: int,
+    tls: Tls | None = None,
 ) -> dict[str, Any]:
+    # SDS (even from files) needs the node to have an id and a cluster.
+    node = {"node": {"id": "baton-envoy", "cluster": "baton"}} if tls is not None else {}
     return {
+        **node,
         "admin": {"address": admin.socket_address()},
         "static_resources": {"listeners": [listener], "clusters": clusters},
         "overload_manager": {
@@ -407,9 +440,10 @@ def front_proxy_config(spec: FrontProxy) -> dict[str, Any]:
     )
     routes += [_route(f"read:{path}", {"path": path}, cluster, READ_RETRY_ON) for path in READ_RPCS]
     routes.append(_route("grpc", {"prefix": "/"}, cluster, SAFE_RETRY_ON))
-    listener = _listener("front", spec.listen, routes, [{"name": _TRANSCODER_FILTER, "typed_config": rich}])
-    clusters = [_cluster(cluster, spec.orchestrators, ORCHESTRATOR_SERVICE, spec.limits, spec.health_checks)]
-    return _bootstrap(spec.admin, listener, clusters, spec.max_downstream_connections)
+    check_tls(spec.tls)
+    listener = _listener("front", spec.listen, routes, [{"name": _TRANSCODER_FILTER, "typed_config": rich}], spec.tls)
+    clusters = [_cluster(cluster, spec.orchestrators, ORCHESTRATOR_SERVICE, spec.limits, spec.health_checks, spec.tls)]
+    return _bootstrap(spec.admin, listener, clusters, spec.max_downstream_connections, spec.tls)
 
 
 def agents_proxy_config(spec: AgentsProxy) -> dict[str, Any]:
@@ -430,9 +464,10 @@ def agents_proxy_config(spec: AgentsProxy) -> dict[str, Any]:
     for agent in AGENTS:
         service = AGENT_SERVICES[agent].full_name
         routes.append(_route(agent, {"prefix": f"/{service}/"}, agent, SAFE_RETRY_ON))
-        clusters.append(_cluster(agent, spec.agents[agent], service, spec.limits, spec.health_checks))
-    listener = _listener("agents", spec.listen, routes, [])
-    return _bootstrap(spec.admin, listener, clusters, spec.max_downstream_connections)
+        clusters.append(_cluster(agent, spec.agents[agent], service, spec.limits, spec.health_checks, spec.tls))
+    check_tls(spec.tls)
+    listener = _listener("agents", spec.listen, routes, [], spec.tls)
+    return _bootstrap(spec.admin, listener, clusters, spec.max_downstream_connections, spec.tls)
 
 
 def dump(config: Mapping[str, Any]) -> str:

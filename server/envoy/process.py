@@ -16,6 +16,11 @@ Rules:
   restart's shared memory would make the second one fail.
 - **Nothing left behind.** The generated configuration and descriptor set are deleted as soon
   as Envoy is ready (it has read them); Envoy's log lines go to the server's log.
+- **The server's TLS, both ways.** With TLS on, the listener presents the server's certificate
+  (and requires client certificates from its CA under mTLS, as the gRPC port does), and Envoy
+  talks TLS to the server, presenting the server's own certificate as its client certificate
+  under mTLS (so that certificate must come from the CA). Envoy reads the files through SDS
+  files kept until it stops, and reloads them when new files are moved into their directory.
 - **Failures are said.** An Envoy that exits while starting (a taken port, say) raises
   EnvoyError carrying the end of its log.
 """
@@ -42,6 +47,7 @@ from typing import Any
 
 from server.envoy.config import Endpoint, FrontProxy, dump, front_proxy_config
 from server.envoy.descriptors import descriptor_set_bytes
+from server.envoy.tls import Certificates, Tls, sds_files
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +135,8 @@ class EnvoyProcess:
     """HOST:PORT of its admin endpoint (loopback)."""
     log_task: asyncio.Task[None]
     """Forwards Envoy's log lines to this process's log until Envoy exits."""
+    keep: Path | None = None
+    """A directory Envoy reads while it runs (its SDS files), removed once it has stopped."""
 
     @property
     def pid(self) -> int:
@@ -139,6 +147,8 @@ class EnvoyProcess:
         """SIGTERM, up to `grace` seconds to exit, then SIGKILL."""
         await _stop(self.process, grace)
         await self.log_task
+        if self.keep is not None:
+            shutil.rmtree(self.keep, ignore_errors=True)
 
 
 async def _stop(process: asyncio.subprocess.Process, grace: float) -> None:
@@ -226,7 +236,12 @@ async def start_envoy(
 
 
 async def start_front_proxy(
-    listen: str, upstream: str, *, max_message_bytes: int = 8 * 1024 * 1024, ready_timeout: float = 30.0
+    listen: str,
+    upstream: str,
+    *,
+    max_message_bytes: int = 8 * 1024 * 1024,
+    ready_timeout: float = 30.0,
+    tls: Certificates | None = None,
 ) -> EnvoyProcess:
     """Runs the front proxy (the REST API and gRPC on one port) in front of one local orchestrator.
 
@@ -235,6 +250,7 @@ async def start_front_proxy(
         upstream: the orchestrator's gRPC HOST:PORT (a wildcard host means loopback).
         max_message_bytes: the server's message size limit, which bounds JSON bodies too.
         ready_timeout: seconds Envoy may take to become ready.
+        tls: the server's certificate, key and client CA (absolute paths), when it serves TLS.
 
     Raises:
         ValueError: an address is not HOST:PORT.
@@ -244,16 +260,32 @@ async def start_front_proxy(
     if not endpoint.is_ip:
         raise ValueError(f"http: the host must be an IP address (or localhost), got {endpoint.host!r}")
     workdir = Path(tempfile.mkdtemp(prefix="baton-envoy-"))
+    keep = Path(tempfile.mkdtemp(prefix="baton-envoy-sds-")) if tls is not None else None
     try:
         descriptors = workdir / "baton.pb"
         descriptors.write_bytes(descriptor_set_bytes())
+        envoy_tls = None
+        if keep is not None and tls is not None:
+            # Upstream is this server on loopback: verified against its CA under mTLS; in TLS alone
+            # there is no CA to verify with, and the port is the server's own (nothing else holds it).
+            upstream_certs = Certificates(cert=tls.cert, key=tls.key, ca=tls.ca) if tls.ca else Certificates()
+            envoy_tls = Tls(sds_dir=str(keep), listener=tls, upstream=upstream_certs)
+            for name, text in sds_files(envoy_tls).items():
+                (keep / name).write_text(text)
         spec = FrontProxy(
             listen=endpoint,
             orchestrators=(loopback(upstream, "listen"),),
             descriptor_path=str(descriptors),
             admin=Endpoint("127.0.0.1", 0),
             max_message_bytes=max_message_bytes,
+            tls=envoy_tls,
         )
-        return await start_envoy(front_proxy_config(spec), workdir, listener="front", ready_timeout=ready_timeout)
+        process = await start_envoy(front_proxy_config(spec), workdir, listener="front", ready_timeout=ready_timeout)
+    except BaseException:
+        if keep is not None:
+            shutil.rmtree(keep, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    process.keep = keep
+    return process

@@ -48,3 +48,34 @@ def decode_page_token(token: str) -> tuple[int, str]:
         return micros, execution_id
     except (ValueError, UnicodeError, binascii.Error) as error:
         raise InvalidPageTokenError(f"page_token {quote(token)} is not a token this store made") from error
+
+
+# ---- the audit trail's tokens: the position after an entry's number, newest first ----------------
+
+_AUDIT_VERSION = "a1"
+_MAX_AUDIT_NO = 2**63 - 1
+"""Entry numbers are 64-bit signed integers in both databases."""
+
+
+def encode_audit_token(audit_no: int) -> str:
+    """Returns the token of the position just after audit entry `audit_no`, newest first."""
+    raw = f"{_AUDIT_VERSION}:{audit_no}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_audit_token(token: str) -> int:
+    """Returns the audit entry number a token points after.
+
+    Raises:
+        InvalidPageTokenError: the token was not made by encode_audit_token.
+    """
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+        version, number = raw.split(":", 1)
+        audit_no = int(number)
+        if version != _AUDIT_VERSION or not 0 < audit_no <= _MAX_AUDIT_NO or number != str(audit_no):
+            raise ValueError("unknown token shape")
+        return audit_no
+    except (ValueError, UnicodeError, binascii.Error) as error:
+        raise InvalidPageTokenError(f"page_token {token[:64]!r} is not a token this store made") from error

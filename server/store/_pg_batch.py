@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ import asyncpg
 from baton.v1 import execution_pb2
 
 from server.engine.ports import Lease, LeaseLostError
+from server.store._pg_audit import INSERT_AUDIT, AuditRow
 from server.store._pg_rows import NOTIFY_CHANNEL, RECORD_COLUMNS, notify_payload, record_from_row
 from server.store.base import ExecutionNotFoundError, ExecutionRecord, SequenceConflictError
 
@@ -52,6 +53,8 @@ class CreateOp:
     """The first event, for commit listeners."""
     future: asyncio.Future[tuple[ExecutionRecord, bool]]
     """Resolved on the event loop after the commit."""
+    audit: list[AuditRow] = field(default_factory=list)
+    """The audit entry of the first event, if a client caused it."""
 
 
 @dataclass(slots=True)
@@ -70,6 +73,8 @@ class AppendOp:
     future: asyncio.Future[None]
     lease: Lease | None = None
     """For a fenced append: the lease that must hold the execution (None: not fenced)."""
+    audit: list[AuditRow] = field(default_factory=list)
+    """The audit entries of the events a client caused."""
 
 
 @dataclass(slots=True)
@@ -220,6 +225,7 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
     free_numbers = iter(numbers)
 
     event_rows: list[tuple[int, int, datetime | None, str, bytes]] = []
+    audit_rows: list[tuple[int, int, datetime | None, str, str, str, bytes]] = []
     outcomes: list[Outcome] = []
     for op in batch:
         if isinstance(op, CreateOp):
@@ -240,6 +246,7 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
                 no, record.state, record.updated_at, 1, False, None, "", record=record, notify_from=1
             )
             event_rows.append((no, *op.event_row))
+            audit_rows.extend((no, *entry) for entry in op.audit)
             committed = Committed(no, record.execution_id, (op.event,))
             outcomes.append(Outcome(op.future, result=(record, True), committed=committed))
             continue
@@ -277,9 +284,13 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
         row.parked, row.wake_at, row.changed = False, None, True
         row.notify_from = row.notify_from or op.first_sequence
         event_rows.extend((row.no, *event) for event in op.rows)
+        audit_rows.extend((row.no, *entry) for entry in op.audit)
         outcomes.append(Outcome(op.future, committed=Committed(row.no, op.execution_id, op.events)))
 
     await conn.fetchval(_WRITE, *_write_arguments(rows, event_rows, instance))
+    if audit_rows:
+        # Rare (a client's command), so a statement of its own rather than a part of _WRITE.
+        await conn.execute(INSERT_AUDIT, *(list(column) for column in zip(*audit_rows, strict=True)))
     return outcomes
 
 

@@ -13,13 +13,19 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from baton.v1 import execution_pb2
 
+from server.store._sqlite_audit import AuditRow, DeleteOp, apply_delete
 from server.store._sqlite_rows import RECORD_COLUMNS, RecordRow, record_from_row
-from server.store.base import ExecutionNotFoundError, ExecutionRecord, SequenceConflictError
+from server.store.base import (
+    ExecutionNotFoundError,
+    ExecutionRecord,
+    SequenceConflictError,
+    UnfinishedExecutionsError,
+)
 
 #: An event as the caller's side prepares it: (sequence, kind, recorded_at, payload). The
 #: writer puts the execution's execution_no in front.
@@ -43,6 +49,8 @@ class CreateOp:
     """The first event, for commit listeners."""
     future: asyncio.Future[tuple[ExecutionRecord, bool]]
     """Resolved on the event loop after the commit."""
+    audit: list[AuditRow] = field(default_factory=list)
+    """The audit entry of the first event, if a client caused it."""
 
     @property
     def execution_id(self) -> str:
@@ -65,6 +73,8 @@ class AppendOp:
     """The events, for commit listeners."""
     future: asyncio.Future[None]
     """Resolved on the event loop after the commit."""
+    audit: list[AuditRow] = field(default_factory=list)
+    """The audit entries of the events a client caused."""
 
 
 @dataclass(slots=True)
@@ -86,7 +96,10 @@ class QuarantineOp:
     future: asyncio.Future[None]
 
 
-WriteOp = CreateOp | AppendOp | ParkOp | QuarantineOp
+RowOp = CreateOp | AppendOp | ParkOp | QuarantineOp
+"""A write of an execution's rows."""
+
+WriteOp = RowOp | DeleteOp
 
 
 @dataclass(slots=True)
@@ -163,6 +176,21 @@ def _quarantine_sql(rows: int) -> str:
     )
 
 
+# Audit entries take their execution's id and owner from its row (inserted earlier in the same
+# transaction for a new execution); the ordinal keeps them in the order they were recorded.
+_AUDIT_COLUMNS = "execution_id, user_id, sequence, recorded_at, subject, action, reason, actor"
+
+
+def _audit_sql(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        f"INSERT INTO audit_events ({_AUDIT_COLUMNS})"
+        " SELECT x.execution_id, x.user_id, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8"
+        f" FROM (VALUES {values}) AS v JOIN executions AS x ON x.execution_no = v.column2"
+        " WHERE v.column1 IS NOT NULL ORDER BY v.column1"
+    )
+
+
 _SIZES = tuple(2**power for power in range(_CHUNK.bit_length()) if 2**power <= _CHUNK)
 # Statement texts by padded row count; built once, so the connection's cache holds each shape.
 _INSERT_EXECUTIONS = {size: _insert_sql("executions", _EXECUTION_COLUMNS, 11, size) for size in _SIZES}
@@ -170,6 +198,7 @@ _INSERT_EVENTS = {size: _insert_sql("events", _EVENT_COLUMNS, 5, size) for size 
 _UPDATE_EXECUTIONS = {size: _update_sql(size) for size in _SIZES}
 _PARK_EXECUTIONS = {size: _park_sql(size) for size in _SIZES}
 _QUARANTINE_EXECUTIONS = {size: _quarantine_sql(size) for size in _SIZES}
+_INSERT_AUDIT = {size: _audit_sql(size) for size in _SIZES}
 
 
 def _padded(rows: int) -> int:
@@ -194,6 +223,32 @@ def _execute_rows(
 def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outcome]:
     """Applies writes, in order, inside the open transaction; returns one outcome per write.
 
+    A deletion (rare) splits the batch: the writes before it are applied, then it, then the
+    writes after it, so each sees the rows as the ones before it left them.
+    """
+    writes = [op for op in batch if not isinstance(op, DeleteOp)]
+    if len(writes) == len(batch):
+        return _apply_writes(conn, writes)
+    outcomes: list[Outcome] = []
+    run: list[RowOp] = []
+    for op in [*batch, None]:
+        if op is not None and not isinstance(op, DeleteOp):
+            run.append(op)
+            continue
+        if run:
+            outcomes.extend(_apply_writes(conn, run))
+            run = []
+        if op is not None:
+            try:
+                outcomes.append(Outcome(op.future, result=apply_delete(conn, op)))
+            except UnfinishedExecutionsError as refused:
+                outcomes.append(Outcome(op.future, error=refused))
+    return outcomes
+
+
+def _apply_writes(conn: sqlite3.Connection, batch: Sequence[RowOp]) -> list[Outcome]:
+    """Applies writes other than deletions, in order, inside the open transaction.
+
     Sequence conflicts and unknown executions become outcomes; a constraint violation (say, a
     reused execution_id) raises, and the caller replays the batch write by write.
 
@@ -217,6 +272,7 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outc
 
     new_rows: list[tuple[object, ...]] = []
     event_rows: list[tuple[object, ...]] = []
+    audit_rows: list[tuple[object, ...]] = []
     updates: dict[int, tuple[int, int, int]] = {}
     parks: dict[int, int | None] = {}
     quarantines: dict[int, str] = {}
@@ -235,6 +291,8 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outc
             no, next_no = next_no, next_no + 1
             new_rows.append((no, *op.row))
             event_rows.append((no, *op.event_row))
+            base = len(audit_rows)
+            audit_rows.extend((base + i, no, *row) for i, row in enumerate(op.audit))
             known[record.execution_id] = [no, 1]
             outcomes.append(Outcome(op.future, result=(record, True), committed=(record.execution_id, (op.event,))))
             continue
@@ -261,6 +319,8 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outc
         entry[1] = op.last_sequence
         parks.pop(no, None)
         event_rows.extend((no, *row) for row in op.rows)
+        base = len(audit_rows)
+        audit_rows.extend((base + i, no, *row) for i, row in enumerate(op.audit))
         earlier = updates.get(no)
         updated_at = op.updated_at if earlier is None else max(op.updated_at, earlier[2])
         updates[no] = (op.state, op.last_sequence, updated_at)
@@ -270,6 +330,8 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outc
         _execute_rows(conn, _INSERT_EXECUTIONS, 11, new_rows)
     if event_rows:
         _execute_rows(conn, _INSERT_EVENTS, 5, event_rows)
+    if audit_rows:
+        _execute_rows(conn, _INSERT_AUDIT, 8, audit_rows)
     if updates:
         update_rows = [(no, state, last, updated_at) for no, (state, last, updated_at) in updates.items()]
         _execute_rows(conn, _UPDATE_EXECUTIONS, 4, update_rows)

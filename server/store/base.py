@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from baton.v1 import execution_pb2
@@ -63,6 +64,110 @@ class InvalidPageTokenError(ValueError):
     """The page token was not made by this store."""
 
 
+# ---- the audit trail and deletion ----------------------------------------------------------------
+
+DEFAULT_AUDIT_PAGE_SIZE = 100
+"""Audit entries per page when a query says 0."""
+
+USER_DATA_DELETED = "user_data_deleted"
+"""The action of the audit entry that records a DeleteUserData (it names no execution)."""
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """A filter and page of ListAuditEvents; every filter is exact, empty for all."""
+
+    subject: str = ""
+    """Only entries this authenticated subject caused."""
+    execution_id: str = ""
+    """Only entries of this execution."""
+    user_id: str = ""
+    """Only entries of executions this user owns (and the deletions of this user's data)."""
+    page_size: int = 100
+    """Entries per page, 1-1000."""
+    page_token: str = ""
+    """The previous page's next_page_token; empty for the first page."""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One entry of the audit trail: an event a client's request caused, indexed apart from the log."""
+
+    execution_id: str
+    """The execution acted on; empty for an entry about no execution (a user's data deleted)."""
+    user_id: str
+    """The execution's owner (for a deletion: the user whose data went)."""
+    sequence: int
+    """The event's sequence; 0 for an entry with no event."""
+    recorded_at: datetime
+    """When it was recorded (UTC)."""
+    action: str
+    """The event's kind (`execution_cancelled` ...), or USER_DATA_DELETED."""
+    reason: str
+    """The reason the client gave, if any; for a deletion, what was deleted."""
+    actor: bytes
+    """The serialized baton.v1.Actor."""
+    audit_no: int = 0
+    """The entry's number: entries are numbered in the order they are recorded (see
+    `audit_page_token`)."""
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of the audit trail, newest first."""
+
+    records: list[AuditRecord] = field(default_factory=list)
+    next_page_token: str = ""
+    """Empty on the last page."""
+
+
+@dataclass(frozen=True)
+class DeletionNote:
+    """Who deletes a user's data: recorded as an audit entry in the deletion's own transaction."""
+
+    recorded_at: datetime
+    """When (UTC)."""
+    subject: str
+    """The authenticated subject who asked ('' with authentication off)."""
+    actor: bytes
+    """The serialized baton.v1.Actor."""
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What a deletion removed."""
+
+    execution_ids: list[str] = field(default_factory=list)
+    """The executions deleted (with their events and audit entries)."""
+    events: int = 0
+    """The events deleted."""
+
+
+def _state_name(state: int) -> str:
+    try:
+        return execution_pb2.ExecutionState.Name(state).removeprefix("EXECUTION_STATE_").lower()
+    except ValueError:
+        return str(state)
+
+
+class UnfinishedExecutionsError(Exception):
+    """A user's data cannot be deleted while some of their executions are unfinished.
+
+    Attributes:
+        user_id: the user.
+        unfinished: (execution_id, ExecutionState) of each unfinished execution, oldest first.
+    """
+
+    def __init__(self, user_id: str, unfinished: Sequence[tuple[str, int]]) -> None:
+        shown = ", ".join(f"{execution_id} ({_state_name(state)})" for execution_id, state in unfinished[:10])
+        more = f" and {len(unfinished) - 10} more" if len(unfinished) > 10 else ""
+        super().__init__(
+            f"user {user_id[:64]!r} has {len(unfinished)} unfinished executions: {shown}{more}; cancel them first"
+        )
+        self.user_id = user_id
+        self.unfinished = list(unfinished)
+
+
 #: Called after each commit with the execution id and its newly committed events, in order.
 CommitListener = Callable[[str, Sequence[execution_pb2.ExecutionEvent]], None]
 
@@ -92,4 +197,37 @@ class ExecutionStore(EngineStore, Protocol):
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Registers a function called (on the event loop) after every commit of events."""
+        ...
+
+    async def list_audit(self, query: AuditQuery) -> AuditPage:
+        """Returns a page of the audit trail, newest first (in the order the entries were recorded).
+
+        Every event that carries an actor is an entry, indexed in the transaction that appends
+        it, so listing never reads the events themselves.
+
+        Raises:
+            InvalidPageTokenError: the token is malformed.
+        """
+        ...
+
+    async def delete_user_data(self, user_id: str, note: DeletionNote | None = None) -> Deletion:
+        """Deletes every execution of the user with its events and audit entries, in one transaction.
+
+        With `note`, an audit entry (USER_DATA_DELETED, naming the user and the counts) is
+        written in the same transaction, so the deletion itself stays on record. A user with
+        nothing stored deletes nothing (and still gets the note).
+
+        Raises:
+            UnfinishedExecutionsError: an execution of the user is not terminal (a quarantined
+                one is FAILED, so finished); nothing is deleted.
+        """
+        ...
+
+    async def delete_finished_before(self, cutoff: datetime, limit: int) -> Deletion:
+        """Deletes up to `limit` terminal executions last updated before `cutoff`, with their events
+        and audit entries (retention). Idempotent: safe to run on several replicas at once.
+
+        Raises:
+            ValueError: cutoff is naive, or limit is below 1.
+        """
         ...

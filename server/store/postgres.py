@@ -26,7 +26,8 @@ from baton.v1 import execution_pb2
 from server.engine.ports import Lease
 from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
-from server.store._page_tokens import decode_page_token, encode_page_token
+from server.store._page_tokens import decode_audit_token, decode_page_token, encode_page_token
+from server.store._pg_audit import audit_rows, delete_user, expire, list_audit
 from server.store._pg_batch import AppendOp, CreateOp, EventRow, Outcome, ParkOp, QuarantineOp
 from server.store._pg_fanout import CommitFanout, FanoutStats, NotificationListener
 from server.store._pg_leases import CLAIM, CLAIM_NAMED, RELEASE, RENEW, WANT, WANTED, unfinished_where
@@ -35,7 +36,11 @@ from server.store._pg_rows import RECORD_COLUMNS, event_time, record_from_row, u
 from server.store._pg_writer import PostgresWriter, PostgresWriterStats, connect_writer
 from server.store._sqlite_rows import from_micros, to_micros
 from server.store.base import (
+    AuditPage,
+    AuditQuery,
     CommitListener,
+    Deletion,
+    DeletionNote,
     ExecutionPage,
     ExecutionQuery,
     ExecutionRecord,
@@ -213,7 +218,7 @@ class PostgresExecutionStore:
         created_at = utc(new.created_at)
         record = new.queued_record(created_at)
         future: asyncio.Future[tuple[ExecutionRecord, bool]] = asyncio.get_running_loop().create_future()
-        writer.submit(CreateOp(record, _event_row(first_event), first_event, future))
+        writer.submit(CreateOp(record, _event_row(first_event), first_event, future, audit_rows([first_event])))
         return await future
 
     async def append(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int) -> None:
@@ -262,9 +267,9 @@ class PostgresExecutionStore:
                 updated_at = row[1]
             rows.append(row)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        writer.submit(
-            AppendOp(execution_id, first, first + len(events) - 1, state, updated_at, rows, events, future, lease)
-        )
+        last = first + len(events) - 1
+        audit = audit_rows(events)
+        writer.submit(AppendOp(execution_id, first, last, state, updated_at, rows, events, future, lease, audit))
         await future
 
     async def park(self, execution_id: str, wake_at: datetime | None) -> None:
@@ -376,6 +381,41 @@ class PostgresExecutionStore:
             last = records[-1]
             token = encode_page_token(to_micros(last.created_at), last.execution_id)
         return ExecutionPage(records=records, next_page_token=token)
+
+    async def list_audit(self, query: AuditQuery) -> AuditPage:
+        """Returns a page of the audit trail, newest first. A page_size of 0 means 100.
+
+        Raises:
+            InvalidPageTokenError: the token is malformed.
+            ValueError: a page_size outside 0-1000.
+        """
+        if not 0 <= query.page_size <= _MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be from 0 to {_MAX_PAGE_SIZE}, not {query.page_size}")
+        after = decode_audit_token(query.page_token) if query.page_token else None
+        return await list_audit(self._live_pool(), query, after)
+
+    async def delete_user_data(self, user_id: str, note: DeletionNote | None = None) -> Deletion:
+        """Deletes the user's executions, their events and audit entries, in one transaction.
+
+        Raises:
+            UnfinishedExecutionsError: an execution of the user is not terminal; nothing is deleted.
+            ValueError: the note's time is naive.
+        """
+        if note is not None:
+            utc(note.recorded_at)
+        return await delete_user(self._live_pool(), user_id, note)
+
+    async def delete_finished_before(self, cutoff: datetime, limit: int) -> Deletion:
+        """Deletes up to `limit` terminal executions last updated before `cutoff` (retention).
+
+        Replicas may sweep at once: each takes rows no other holds, and none waits.
+
+        Raises:
+            ValueError: cutoff is naive, or limit is below 1.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        return await expire(self._live_pool(), utc(cutoff), limit)
 
     async def unfinished_executions(self) -> list[UnfinishedExecution]:
         """Returns the executions not in a terminal state, oldest first, with their parked marks."""

@@ -28,7 +28,8 @@ from baton.v1 import execution_pb2
 
 from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
-from server.store._page_tokens import decode_page_token, encode_page_token
+from server.store._page_tokens import decode_audit_token, decode_page_token, encode_page_token
+from server.store._sqlite_audit import DeleteUserOp, ExpireOp, audit_rows, list_audit
 from server.store._sqlite_batch import AppendOp, CreateOp, EventRow, ExecutionRow, Outcome, ParkOp, QuarantineOp
 from server.store._sqlite_commit import Writer, WriterConfig, WriterStats
 from server.store._sqlite_loop_writer import LoopWriter
@@ -43,7 +44,11 @@ from server.store._sqlite_thread_writer import ThreadWriter
 from server.store._states import unfinished_ranges
 from server.store.base import (
     TERMINAL_STATES,
+    AuditPage,
+    AuditQuery,
     CommitListener,
+    Deletion,
+    DeletionNote,
     ExecutionPage,
     ExecutionQuery,
     ExecutionRecord,
@@ -262,7 +267,7 @@ class SqliteExecutionStore:
             1,
         )
         future: asyncio.Future[tuple[ExecutionRecord, bool]] = loop.create_future()
-        writer.submit(CreateOp(record, row, _event_row(first_event), first_event, future))
+        writer.submit(CreateOp(record, row, _event_row(first_event), first_event, future, audit_rows([first_event])))
         return await future
 
     async def append(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int) -> None:
@@ -291,7 +296,8 @@ class SqliteExecutionStore:
             updated_at = max(updated_at, row[2])
             rows.append(row)
         future: asyncio.Future[None] = loop.create_future()
-        writer.submit(AppendOp(execution_id, first, first + len(events) - 1, state, updated_at, rows, events, future))
+        last = first + len(events) - 1
+        writer.submit(AppendOp(execution_id, first, last, state, updated_at, rows, events, future, audit_rows(events)))
         await future
 
     async def park(self, execution_id: str, wake_at: datetime | None) -> None:
@@ -317,6 +323,32 @@ class SqliteExecutionStore:
         future: asyncio.Future[None] = loop.create_future()
         writer.submit(QuarantineOp(execution_id, storable_text(error), future))
         await future
+
+    async def delete_user_data(self, user_id: str, note: DeletionNote | None = None) -> Deletion:
+        """Deletes the user's executions, their events and audit entries, in one transaction.
+
+        Raises:
+            UnfinishedExecutionsError: an execution of the user is not terminal; nothing is deleted.
+            ValueError: the note's time is naive.
+        """
+        writer, loop = self._live_writer()
+        row = None if note is None else (to_micros(note.recorded_at), note.subject, note.actor)
+        future: asyncio.Future[Deletion] = loop.create_future()
+        writer.submit(DeleteUserOp(user_id, row, future))
+        return await future
+
+    async def delete_finished_before(self, cutoff: datetime, limit: int) -> Deletion:
+        """Deletes up to `limit` terminal executions last updated before `cutoff` (retention).
+
+        Raises:
+            ValueError: cutoff is naive, or limit is below 1.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        writer, loop = self._live_writer()
+        future: asyncio.Future[Deletion] = loop.create_future()
+        writer.submit(ExpireOp(to_micros(cutoff), limit, future))
+        return await future
 
     async def read_events(
         self, execution_id: str, after_sequence: int = 0, limit: int | None = None
@@ -354,6 +386,18 @@ class SqliteExecutionStore:
             return ExecutionPage()
         after = decode_page_token(query.page_token) if query.page_token else None
         return await self._read(_list_executions, query, after)
+
+    async def list_audit(self, query: AuditQuery) -> AuditPage:
+        """Returns a page of the audit trail, newest first. A page_size of 0 means 100.
+
+        Raises:
+            InvalidPageTokenError: the token is malformed.
+            ValueError: a page_size outside 0-1000.
+        """
+        if not 0 <= query.page_size <= _MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be from 0 to {_MAX_PAGE_SIZE}, not {query.page_size}")
+        after = decode_audit_token(query.page_token) if query.page_token else None
+        return await self._read(list_audit, query, after)
 
     async def unfinished_executions(self) -> list[UnfinishedExecution]:
         """Returns the executions not in a terminal state, oldest first, with their parked marks."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from server.envoy import descriptor_set_bytes, envoy_binary
-from server.envoy.helm import DESCRIPTOR_PATH, helm_front_proxy
+from server.envoy.helm import CONFIG_DIR, helm_front_proxy, helm_sds_files
 from tests.conftest import ROOT
 from tests.integration.helm_support import CHART, find, render
 
@@ -30,15 +30,24 @@ def test_the_generated_chart_config_rendered_by_the_chart_passes_envoy_validate(
         check=False,
     )
     assert generated.returncode == 0, generated.stdout + generated.stderr
-    config_map = find(render({"envoy": {"ports": {"listener": 10000}}}, chart=chart), "ConfigMap", "envoy")
-    assert base64.b64decode(config_map["binaryData"]["baton.pb"]) == descriptor_set_bytes()
-    text = config_map["data"]["envoy.yaml"]
-    assert "prod-baton-orchestrator-headless.baton.svc" in text and "port_value: 10000" in text
-    (tmp_path / "baton.pb").write_bytes(descriptor_set_bytes())
-    config = tmp_path / "envoy.yaml"
-    config.write_text(text.replace(DESCRIPTOR_PATH, str(tmp_path / "baton.pb")))
-    checked = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(config)], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for tls in (True, False):
+        values = {"envoy": {"ports": {"listener": 10000}}, "tls": {"enabled": tls}}
+        config_map = find(render(values, chart=chart), "ConfigMap", "envoy")
+        assert base64.b64decode(config_map["binaryData"]["baton.pb"]) == descriptor_set_bytes()
+        text = config_map["data"]["envoy.yaml"]
+        assert "prod-baton-orchestrator-headless.baton.svc" in text and "port_value: 10000" in text
+        assert ("transport_socket" in text) is tls
+        # The ConfigMap as Envoy would see it mounted: envoy.yaml, baton.pb and the SDS files.
+        mounted = tmp_path / f"etc-envoy-{tls}"
+        mounted.mkdir()
+        (mounted / "baton.pb").write_bytes(descriptor_set_bytes())
+        for name, content in config_map["data"].items():
+            (mounted / name).write_text(content.replace(CONFIG_DIR + "/", f"{mounted}/"))
+        config = mounted / "envoy.yaml"
+        checked = subprocess.run(
+            [envoy_binary(), "--mode", "validate", "-c", str(config)], capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 @pytest.mark.xfail(
@@ -48,4 +57,7 @@ def test_the_generated_chart_config_rendered_by_the_chart_passes_envoy_validate(
 )
 def test_the_charts_envoy_config_and_descriptors_are_the_generated_ones() -> None:
     assert CHART_CONFIG.read_text() == helm_front_proxy()
+    assert (CHART / "files" / "envoy-tls.yaml").read_text() == helm_front_proxy(tls=True)
+    written = {p.name: p.read_text() for p in (CHART / "files" / "sds").iterdir()}
+    assert written == helm_sds_files()
     assert (CHART / "files" / "baton.pb").read_bytes() == descriptor_set_bytes()

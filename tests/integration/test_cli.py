@@ -109,6 +109,7 @@ def test_demo_exits_zero_and_prints_the_matched_jobs_and_the_applications_made()
     assert "Applications (" in out
     assert "submitted" in out
     assert "execution completed" in out
+    assert "transport     plaintext on loopback only" in out  # the demo says how it is (not) secured
     assert "Traceback" not in result.stderr
 
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from server.cli._parser import build_parser
+from server.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,9 +151,12 @@ def test_the_default_command_serves_grpc_on_the_exposed_port() -> None:
     assert parsed.command == "serve"
     port = int(parsed.listen.rpartition(":")[2])
     assert parsed.listen.startswith("0.0.0.0:")
+    assert parsed.plaintext  # plaintext off loopback must be asked for (server/tls.py)
     assert final.all("EXPOSE") == [str(port)]
     # The default SQLite store lives in the working directory, the one place the user may write.
     assert parsed.store == f"sqlite:///{final.last('WORKDIR')}/baton.db"
+    # Listening on every address, the start-up check wants --auth said explicitly.
+    ServerConfig(listen=parsed.listen, auth=parsed.auth or "")
 
 
 def test_the_image_runs_as_the_non_root_user_the_chart_expects() -> None:

@@ -31,10 +31,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "three replicas without autoscaling": {"orchestrator": {"replicas": 3}, "autoscaling": {"enabled": False}},
     "reference agents enabled": {"agents": {"enabled": True}},
     "network policies off": {"networkPolicy": {"enabled": False}},
-    "TLS secret, drain and extra settings": {
-        "tls": {"secretName": "baton-tls"},
+    "TLS secrets named, drain and extra settings": {
+        "tls": {"orchestrator": {"secretName": "baton-tls"}, "envoy": {"listenerSecretName": "public-tls"}},
         "orchestrator": {"drain": 10, "settings": {"OTEL_SERVICE_NAME": "baton"}},
     },
+    "plaintext (TLS off) with reference agents": {"tls": {"enabled": False}, "agents": {"enabled": True}},
     "external agents, no Envoy, maxUnavailable": {
         "envoy": {"enabled": False},
         "agentEndpoints": {"default": "agents.fleet.svc:50061", "job_discovery": ["a.jobs:1", "b.jobs:1"]},
@@ -93,8 +94,23 @@ def test_the_schema_refuses_a_bad_value_naming_it(values: dict[str, Any], messag
     assert message in str(caught.value)
 
 
-def test_the_orchestrator_probes_ask_grpc_health_on_the_serving_port() -> None:
-    _, deployment = _orchestrator()
+def test_with_tls_the_probes_ask_grpc_health_on_the_plaintext_health_port() -> None:
+    # The kubelet's gRPC probes cannot speak TLS: `--health-listen` serves grpc.health.v1 alone.
+    manifests, deployment = _orchestrator()
+    c = container(deployment)
+    assert c["ports"] == [
+        {"name": "grpc", "containerPort": 50051, "protocol": "TCP"},
+        {"name": "health", "containerPort": 50052, "protocol": "TCP"},
+    ]
+    assert c["readinessProbe"]["grpc"] == {"port": 50052, "service": "baton.v1.Orchestrator"}
+    assert c["livenessProbe"]["grpc"] == {"port": 50052, "service": ""}
+    assert c["startupProbe"]["grpc"] == {"port": 50052, "service": ""}
+    args = build_parser().parse_args(expand(c["args"], environment(manifests, deployment, SECRETS)))
+    assert args.health_listen == "0.0.0.0:50052"
+
+
+def test_without_tls_the_probes_ask_grpc_health_on_the_serving_port() -> None:
+    _, deployment = _orchestrator({"tls": {"enabled": False}})
     c = container(deployment)
     assert c["ports"] == [{"name": "grpc", "containerPort": 50051, "protocol": "TCP"}]
     assert c["readinessProbe"]["grpc"] == {"port": 50051, "service": "baton.v1.Orchestrator"}
@@ -102,10 +118,12 @@ def test_the_orchestrator_probes_ask_grpc_health_on_the_serving_port() -> None:
     assert c["startupProbe"]["grpc"] == {"port": 50051, "service": ""}
 
 
-def test_the_probes_follow_a_changed_port() -> None:
-    manifests, deployment = _orchestrator({"orchestrator": {"port": 6000}})
+@pytest.mark.parametrize(("tls", "probed"), [(True, 6001), (False, 6000)])
+def test_the_probes_follow_a_changed_port(tls: bool, probed: int) -> None:
+    values = {"orchestrator": {"port": 6000, "healthPort": 6001}, "tls": {"enabled": tls}}
+    manifests, deployment = _orchestrator(values)
     c = container(deployment)
-    assert {c[p]["grpc"]["port"] for p in ("readinessProbe", "livenessProbe", "startupProbe")} == {6000}
+    assert {c[p]["grpc"]["port"] for p in ("readinessProbe", "livenessProbe", "startupProbe")} == {probed}
     env = environment(manifests, deployment, SECRETS)
     assert env["BATON_LISTEN"] == "0.0.0.0:6000"
 

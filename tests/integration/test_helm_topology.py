@@ -13,7 +13,17 @@ import yaml
 from agents_clients import AGENTS
 from server.cli._parser import build_parser
 from server.config import agent_endpoints
-from tests.integration.helm_support import CHART, container, find, kinds, pod_labels, render, selects
+from tests.integration.helm_support import (
+    CHART,
+    container,
+    environment,
+    expand,
+    find,
+    kinds,
+    pod_labels,
+    render,
+    selects,
+)
 
 ORCHESTRATOR_SERVICE = "prod-baton-orchestrator"
 
@@ -55,7 +65,7 @@ def test_the_reference_agents_are_rendered_only_when_enabled() -> None:
     assert args.listen == "0.0.0.0:50061"
     assert (args.latency, args.error_rate) == (50.0, 0.1)
     c = container(deployment)
-    assert c["readinessProbe"]["grpc"] == {"port": 50061, "service": ""}
+    assert c["readinessProbe"]["grpc"] == {"port": 50062, "service": ""}  # with TLS, the health port
     service = find(manifests, "Service", "agents")
     assert selects(service["spec"]["selector"], pod_labels(deployment))
     assert service["spec"]["ports"][0]["port"] == 50061
@@ -102,16 +112,102 @@ def test_without_agents_or_endpoints_each_replica_runs_the_embedded_fleet() -> N
     assert "config" not in {v["name"] for v in pod["volumes"]}
 
 
-def test_the_tls_secret_is_mounted_read_only_only_when_named() -> None:
-    pod = find(render(), "Deployment", "orchestrator")["spec"]["template"]["spec"]
-    assert "tls" not in {v["name"] for v in pod["volumes"]}
+def _expanded_args(manifests: list[dict[str, Any]], deployment: dict[str, Any]) -> list[str]:
+    """The container's arguments as the kubelet expands them."""
+    env = environment(manifests, deployment, {"baton-database/url": "postgresql://baton@db/baton"})
+    return expand(container(deployment)["args"], env)
 
-    values = {"tls": {"secretName": "baton-tls", "mountPath": "/etc/tls"}}
-    deployment = find(render(values), "Deployment", "orchestrator")
-    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
-    assert volume["secret"]["secretName"] == "baton-tls"
-    mount = next(m for m in container(deployment)["volumeMounts"] if m["name"] == "tls")
-    assert mount == {"name": "tls", "mountPath": "/etc/tls", "readOnly": True}
+
+def _secret_mounts(deployment: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Mount path → (Secret name, volume name) of every Secret the Deployment's container mounts."""
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    return {
+        m["mountPath"]: (volumes[m["name"]]["secret"]["secretName"], m["name"])
+        for m in container(deployment)["volumeMounts"]
+        if "secret" in volumes[m["name"]] and m.get("readOnly")
+    }
+
+
+def test_with_tls_the_orchestrator_serves_mtls_from_its_mounted_secret_and_calls_the_agents_with_it() -> None:
+    manifests = render({"agents": {"enabled": True}, "tls": {"mountPath": "/etc/tls"}})
+    deployment = find(manifests, "Deployment", "orchestrator")
+    assert _secret_mounts(deployment)["/etc/tls"] == ("baton-orchestrator-tls", "tls")
+    args = build_parser().parse_args(_expanded_args(manifests, deployment))
+    assert (args.tls_cert, args.tls_key, args.tls_ca) == ("/etc/tls/tls.crt", "/etc/tls/tls.key", "/etc/tls/ca.crt")
+    assert not args.plaintext
+
+
+def test_with_tls_the_agents_serve_mtls_to_the_orchestrators_name_only() -> None:
+    manifests = render({"agents": {"enabled": True}})
+    deployment = find(manifests, "Deployment", "agents")
+    assert _secret_mounts(deployment) == {"/etc/baton/tls": ("baton-agents-tls", "tls")}
+    args = build_parser().parse_args(container(deployment)["args"])
+    assert args.tls_ca == "/etc/baton/tls/ca.crt"
+    # The name Envoy checks on the orchestrator's certificate is the one the agents allow.
+    assert args.tls_allow_client == ["prod-baton-orchestrator-headless.baton.svc"]
+    assert args.health_listen == "0.0.0.0:50062"
+    named = render({"agents": {"enabled": True}, "tls": {"agents": {"allowClients": ["orch", "spiffe://x/y"]}}})
+    assert build_parser().parse_args(container(find(named, "Deployment", "agents"))["args"]).tls_allow_client == [
+        "orch",
+        "spiffe://x/y",
+    ]
+
+
+def test_with_tls_envoy_serves_tls_and_talks_mtls_to_the_orchestrators_through_its_mounted_secrets() -> None:
+    manifests = render({"tls": {"envoy": {"listenerSecretName": "public-tls"}}})
+    deployment = find(manifests, "Deployment", "envoy")
+    assert _secret_mounts(deployment) == {
+        "/etc/envoy-tls/listener": ("public-tls", "tls-listener"),
+        "/etc/envoy-tls/upstream": ("baton-envoy-tls", "tls-upstream"),
+    }
+    # Envoy runs as its own user: the Secrets' files are readable through the pod's fsGroup.
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 101
+    config_map = find(manifests, "ConfigMap", "envoy")["data"]
+    envoy = yaml.safe_load(config_map["envoy.yaml"])
+    (chain,) = envoy["static_resources"]["listeners"][0]["filter_chains"]
+    assert chain["transport_socket"]["typed_config"]["@type"].endswith("DownstreamTlsContext")
+    (cluster,) = envoy["static_resources"]["clusters"]
+    upstream = cluster["transport_socket"]["typed_config"]
+    assert upstream["sni"] == "prod-baton-orchestrator-headless.baton.svc"
+    validation = upstream["common_tls_context"]["combined_validation_context"]
+    (san,) = validation["default_validation_context"]["match_typed_subject_alt_names"]
+    assert san["matcher"]["exact"] == "prod-baton-orchestrator-headless.baton.svc"
+    # Every SDS file the configuration reads is in the ConfigMap, naming files in the mounted Secrets.
+    sds = {c["sds_config"]["path_config_source"]["path"] for c in _sds_references(envoy)}
+    assert sds == {f"/etc/envoy/{name}" for name in config_map if name != "envoy.yaml"}
+    for name in config_map:
+        if name != "envoy.yaml":
+            for secret in yaml.safe_load(config_map[name])["resources"]:
+                files = [
+                    v["filename"]
+                    for part in secret.values()
+                    if isinstance(part, dict)
+                    for v in part.values()
+                    if isinstance(v, dict) and "filename" in v
+                ]
+                assert files and all(any(f.startswith(p + "/") for p in _secret_mounts(deployment)) for f in files)
+
+
+def _sds_references(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        found = [node] if "sds_config" in node else []
+        return found + [r for v in node.values() for r in _sds_references(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _sds_references(v)]
+    return []
+
+
+def test_without_tls_every_hop_is_plaintext_by_request_and_no_secret_is_mounted() -> None:
+    manifests = render({"tls": {"enabled": False}, "agents": {"enabled": True}, "auth": {"mode": "none"}})
+    for name in ("orchestrator", "agents", "envoy"):
+        deployment = find(manifests, "Deployment", name)
+        assert _secret_mounts(deployment) == {}
+    for name in ("orchestrator", "agents"):
+        args = _expanded_args(manifests, find(manifests, "Deployment", name))
+        assert build_parser().parse_args(args).plaintext
+    config_map = find(manifests, "ConfigMap", "envoy")["data"]
+    assert set(config_map) == {"envoy.yaml"}
+    assert "transport_socket" not in config_map["envoy.yaml"]
 
 
 def test_envoy_runs_the_chart_config_file_with_ready_probes_on_its_admin_port() -> None:
@@ -149,18 +245,23 @@ def test_the_envoy_config_file_is_a_template_that_sees_the_release(tmp_path: Pat
     # What the generated files/envoy.yaml may rely on, and the descriptor set mounted beside it.
     chart = tmp_path / "baton"
     shutil.copytree(CHART, chart)
-    (chart / "files" / "envoy.yaml").write_text(
-        'upstream: {{ include "baton.envoy.upstreamHost" . }}:{{ .Values.orchestrator.port }}\n'
-        "listener: {{ .Values.envoy.ports.listener }}\nadmin: {{ .Values.envoy.ports.admin }}\n"
-    )
+    for name, tls in (("envoy.yaml", False), ("envoy-tls.yaml", True)):
+        (chart / "files" / name).write_text(
+            f"tls: {str(tls).lower()}\n"
+            'upstream: {{ include "baton.envoy.upstreamHost" . }}:{{ .Values.orchestrator.port }}\n'
+            "listener: {{ .Values.envoy.ports.listener }}\nadmin: {{ .Values.envoy.ports.admin }}\n"
+        )
     (chart / "files" / "baton.pb").write_bytes(b"\x0a\x00\xff descriptor")
-    config_map = find(render({"envoy": {"ports": {"listener": 10000}}}, chart=chart), "ConfigMap", "envoy")
-    assert yaml.safe_load(config_map["data"]["envoy.yaml"]) == {
-        "upstream": "prod-baton-orchestrator-headless.baton.svc:50051",
-        "listener": 10000,
-        "admin": 9901,
-    }
-    assert config_map["binaryData"]["baton.pb"] == "CgD/IGRlc2NyaXB0b3I="
+    for tls in (True, False):
+        values = {"envoy": {"ports": {"listener": 10000}}, "tls": {"enabled": tls}}
+        config_map = find(render(values, chart=chart), "ConfigMap", "envoy")
+        assert yaml.safe_load(config_map["data"]["envoy.yaml"]) == {
+            "tls": tls,
+            "upstream": "prod-baton-orchestrator-headless.baton.svc:50051",
+            "listener": 10000,
+            "admin": 9901,
+        }
+        assert config_map["binaryData"]["baton.pb"] == "CgD/IGRlc2NyaXB0b3I="
 
 
 def test_envoy_is_rendered_only_when_enabled() -> None:

@@ -365,3 +365,17 @@ async def test_an_int32_out_of_range_from_an_expression_fails_the_step_unsent_an
             assert final.status == E.EXECUTION_STATE_COMPLETED, final.failure_reason
     finally:
         await running.stop(grace=0.5)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.ListAuditEvents(orchestrator_pb2.ListAuditEventsRequest(subject="a\x00b")),
+        lambda s: s.ListAuditEvents(orchestrator_pb2.ListAuditEventsRequest(user_id="a\x00b")),
+        lambda s: s.DeleteUserData(orchestrator_pb2.DeleteUserDataRequest(user_id="a\x00b")),
+    ],
+)
+async def test_audit_filters_and_deletions_with_nul_are_invalid_argument(
+    stub: Stub, call: Callable[[Stub], object]
+) -> None:
+    assert "must not contain NUL" in await refused(call(stub))

@@ -17,7 +17,11 @@ import pytest
 from baton.v1 import execution_pb2
 
 from server.store import (
+    USER_DATA_DELETED,
+    AuditPage,
+    AuditQuery,
     CorruptHistoryError,
+    DeletionNote,
     ExecutionNotFoundError,
     ExecutionQuery,
     ExecutionStore,
@@ -27,6 +31,7 @@ from server.store import (
     SequenceConflictError,
     SqliteExecutionStore,
     UnfinishedExecution,
+    UnfinishedExecutionsError,
 )
 from tests.integration.pg_support import fresh_database, inject_postgres_event
 from tests.integration.store_support import (
@@ -604,3 +609,280 @@ async def test_quarantining_an_unknown_execution_is_not_found(store: ExecutionSt
     with pytest.raises(ExecutionNotFoundError):
         await store.quarantine("nope", "whatever")
     assert await store.count_by_state() == {}
+
+
+# ---- the audit trail ---------------------------------------------------------------------------
+
+
+def acted(
+    event: execution_pb2.ExecutionEvent, subject: str = "alice", peer: str = "ipv4:127.0.0.1:1"
+) -> execution_pb2.ExecutionEvent:
+    """The event as a client's request records it: with an actor."""
+    event.actor.subject = subject
+    event.actor.roles.append("user")
+    event.actor.peer = peer
+    return event
+
+
+def cancelled(sequence: int, reason: str = "changed my mind", at: datetime = T0) -> execution_pb2.ExecutionEvent:
+    event = E.ExecutionEvent(sequence=sequence)
+    event.time.FromDatetime(at + timedelta(seconds=sequence))
+    event.execution_cancelled.reason = reason
+    event.execution_cancelled.cause = E.END_CAUSE_CANCELLED
+    return event
+
+
+def entries(page: AuditPage) -> list[tuple[str, int, str]]:
+    return [(record.execution_id, record.sequence, record.action) for record in page.records]
+
+
+async def test_events_with_an_actor_are_audit_entries_newest_first_and_others_are_not(store: ExecutionStore) -> None:
+    await store.create_execution(new_execution("x1"), acted(started()))
+    await store.append("x1", step_events(2, 2), E.EXECUTION_STATE_RUNNING)
+    await store.append("x1", [acted(cancelled(4), subject="bob")], E.EXECUTION_STATE_CANCELLED)
+    await store.create_execution(new_execution("x2", user_id="user-2"), started())
+
+    page = await store.list_audit(AuditQuery())
+
+    assert entries(page) == [("x1", 4, "execution_cancelled"), ("x1", 1, "execution_started")]
+    newest = page.records[0]
+    assert (newest.user_id, newest.reason, newest.recorded_at) == (
+        "user-1",
+        "changed my mind",
+        T0 + timedelta(seconds=4),
+    )
+    actor = E.Actor.FromString(newest.actor)
+    assert (actor.subject, list(actor.roles), actor.peer) == ("bob", ["user"], "ipv4:127.0.0.1:1")
+    assert page.next_page_token == ""
+
+
+async def test_an_append_with_an_actor_in_a_batch_of_concurrent_writes_indexes_only_its_own(
+    store: ExecutionStore,
+) -> None:
+    for name in ("a", "b", "c"):
+        await create(store, name)
+    await asyncio.gather(
+        store.append("a", step_events(2, 1), E.EXECUTION_STATE_RUNNING),
+        store.append("b", [acted(cancelled(2), subject="carol")], E.EXECUTION_STATE_CANCELLED),
+        store.append("c", step_events(2, 3), E.EXECUTION_STATE_RUNNING),
+        store.create_execution(new_execution("d"), acted(started(), subject="dave")),
+    )
+
+    page = await store.list_audit(AuditQuery())
+
+    assert sorted(entries(page)) == [("b", 2, "execution_cancelled"), ("d", 1, "execution_started")]
+
+
+async def test_the_audit_trail_filters_by_subject_execution_and_owner(store: ExecutionStore) -> None:
+    await store.create_execution(new_execution("x1"), acted(started(), subject="alice"))
+    await store.create_execution(new_execution("x2", user_id="user-2"), acted(started(), subject="bob"))
+    await store.append("x2", [acted(cancelled(2), subject="admin")], E.EXECUTION_STATE_CANCELLED)
+
+    by_subject = await store.list_audit(AuditQuery(subject="admin"))
+    by_execution = await store.list_audit(AuditQuery(execution_id="x2"))
+    by_owner = await store.list_audit(AuditQuery(user_id="user-1"))
+    both = await store.list_audit(AuditQuery(user_id="user-2", subject="bob"))
+    nobody = await store.list_audit(AuditQuery(subject="nobody"))
+
+    assert entries(by_subject) == [("x2", 2, "execution_cancelled")]
+    assert entries(by_execution) == [("x2", 2, "execution_cancelled"), ("x2", 1, "execution_started")]
+    assert entries(by_owner) == [("x1", 1, "execution_started")]
+    assert entries(both) == [("x2", 1, "execution_started")]
+    assert entries(nobody) == []
+
+
+async def test_the_audit_trail_pages_newest_first_without_gaps_or_repeats(store: ExecutionStore) -> None:
+    for i in range(7):
+        await store.create_execution(new_execution(f"x{i}"), acted(started()))
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        page = await store.list_audit(AuditQuery(page_size=3, page_token=token))
+        seen += [record.execution_id for record in page.records]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+
+    assert seen == [f"x{i}" for i in reversed(range(7))]
+    assert pages == 3
+    full = await store.list_audit(AuditQuery(page_size=7))
+    assert len(full.records) == 7 and full.next_page_token == ""
+    default = await store.list_audit(AuditQuery(page_size=0))
+    assert len(default.records) == 7
+
+
+@pytest.mark.parametrize("token", ["garbage", "YTE6MA", "YTE6LTE", "YTE6OTIyMzM3MjAzNjg1NDc3NTgwOA", "MTox", "YTE6IDE"])
+async def test_a_malformed_audit_page_token_is_refused(store: ExecutionStore, token: str) -> None:
+    # a1:0, a1:-1, a1:2**63 (past a 64-bit key), an executions token, a1:" 1".
+    with pytest.raises(InvalidPageTokenError):
+        await store.list_audit(AuditQuery(page_token=token))
+
+
+async def test_an_executions_page_token_is_not_an_audit_token(store: ExecutionStore) -> None:
+    for i in range(3):
+        await store.create_execution(new_execution(f"x{i}", created_at=T0 + timedelta(seconds=i)), acted(started()))
+    token = (await store.list_executions(ExecutionQuery(page_size=1))).next_page_token
+
+    with pytest.raises(InvalidPageTokenError):
+        await store.list_audit(AuditQuery(page_token=token))
+
+
+# ---- deleting a user's data ----------------------------------------------------------------------
+
+
+NOTE = DeletionNote(
+    recorded_at=T0 + timedelta(hours=1), subject="root", actor=E.Actor(subject="root").SerializeToString()
+)
+
+
+async def test_deleting_a_user_removes_their_executions_events_and_entries_and_keeps_others(
+    store: ExecutionStore,
+) -> None:
+    await store.create_execution(new_execution("a1"), acted(started()))
+    await store.append("a1", [*step_events(2, 2), acted(cancelled(4))], E.EXECUTION_STATE_CANCELLED)
+    await store.create_execution(new_execution("a2"), started())
+    await store.append("a2", step_events(2, 1), E.EXECUTION_STATE_COMPLETED)
+    await store.create_execution(new_execution("b1", user_id="user-2"), acted(started(), subject="bob"))
+
+    deletion = await store.delete_user_data("user-1", NOTE)
+
+    assert (sorted(deletion.execution_ids), deletion.events) == (["a1", "a2"], 6)
+    for gone in ("a1", "a2"):
+        assert await store.get_execution(gone) is None
+        assert await store.read_events(gone) == []
+    assert ids((await store.list_executions(ExecutionQuery())).records) == ["b1"]
+    assert len(await store.read_events("b1")) == 1
+    assert entries(await store.list_audit(AuditQuery(execution_id="a1"))) == []
+    trail = await store.list_audit(AuditQuery())
+    assert entries(trail) == [("", 0, USER_DATA_DELETED), ("b1", 1, "execution_started")]
+    note = trail.records[0]
+    assert (note.user_id, note.reason, note.recorded_at) == (
+        "user-1",
+        "deleted 2 executions and 6 events",
+        NOTE.recorded_at,
+    )
+    assert E.Actor.FromString(note.actor).subject == "root"
+    assert entries(await store.list_audit(AuditQuery(subject="root"))) == [("", 0, USER_DATA_DELETED)]
+    assert entries(await store.list_audit(AuditQuery(user_id="user-1"))) == [("", 0, USER_DATA_DELETED)]
+    assert await store.count_by_state() == {E.EXECUTION_STATE_QUEUED: 1}
+
+
+async def test_deleting_a_user_with_an_unfinished_execution_deletes_nothing_and_names_it(
+    store: ExecutionStore,
+) -> None:
+    await create(store, "done")
+    await store.append("done", step_events(2, 1), E.EXECUTION_STATE_COMPLETED)
+    await create(store, "running", created_at=T0 + timedelta(seconds=1))
+    await store.append("running", step_events(2, 1), E.EXECUTION_STATE_RUNNING)
+    await create(store, "paused", created_at=T0 + timedelta(seconds=2))
+    await store.append("paused", step_events(2, 1), E.EXECUTION_STATE_PAUSED)
+
+    with pytest.raises(UnfinishedExecutionsError) as refused:
+        await store.delete_user_data("user-1", NOTE)
+
+    assert refused.value.unfinished == [("running", E.EXECUTION_STATE_RUNNING), ("paused", E.EXECUTION_STATE_PAUSED)]
+    assert "running (running)" in str(refused.value) and "paused (paused)" in str(refused.value)
+    assert len((await store.list_executions(ExecutionQuery())).records) == 3
+    assert len(await store.read_events("done")) == 2
+    assert (await store.list_audit(AuditQuery())).records == []
+
+
+async def test_a_quarantined_execution_counts_as_finished_for_deletion(store: ExecutionStore) -> None:
+    await create(store, "bad")
+    await store.append("bad", step_events(2, 1), E.EXECUTION_STATE_RUNNING)
+    await store.quarantine("bad", "FoldError: unknown step")
+
+    deletion = await store.delete_user_data("user-1")
+
+    assert (deletion.execution_ids, deletion.events) == (["bad"], 2)
+    assert await store.get_execution("bad") is None
+    assert await store.unfinished_executions() == []
+
+
+async def test_deleting_a_user_with_nothing_stored_deletes_nothing_and_still_records_the_deletion(
+    store: ExecutionStore,
+) -> None:
+    await create(store, "x1", user_id="someone-else")
+
+    deletion = await store.delete_user_data("nobody", NOTE)
+    again = await store.delete_user_data("nobody")
+
+    assert (deletion.execution_ids, deletion.events) == ([], 0)
+    assert (again.execution_ids, again.events) == ([], 0)
+    assert entries(await store.list_audit(AuditQuery(user_id="nobody"))) == [("", 0, USER_DATA_DELETED)]
+    assert await store.get_execution("x1") is not None
+
+
+async def test_a_deleted_user_can_start_again_and_their_new_execution_is_kept_apart(store: ExecutionStore) -> None:
+    await store.create_execution(new_execution("old", request_id="req"), acted(started()))
+    await store.append("old", step_events(2, 1), E.EXECUTION_STATE_COMPLETED)
+    await store.delete_user_data("user-1")
+
+    record, created = await store.create_execution(new_execution("new", request_id="req"), acted(started()))
+
+    assert created and record.execution_id == "new"
+    assert entries(await store.list_audit(AuditQuery(user_id="user-1"))) == [("new", 1, "execution_started")]
+
+
+# ---- retention ---------------------------------------------------------------------------------------
+
+
+async def _ended(store: ExecutionStore, execution_id: str, state: int, at: datetime) -> None:
+    """An execution created at `at` whose last event (its end, in `state`) is 10 s later."""
+    await store.create_execution(new_execution(execution_id, created_at=at), acted(started(at)))
+    end = E.ExecutionEvent(sequence=2)
+    end.time.FromDatetime(at + timedelta(seconds=10))
+    end.execution_completed.SetInParent()
+    await store.append(execution_id, [end], state)
+
+
+async def test_retention_deletes_only_finished_executions_last_updated_before_the_cutoff(
+    store: ExecutionStore,
+) -> None:
+    cutoff = T0 + timedelta(days=30)
+    await _ended(store, "old-completed", E.EXECUTION_STATE_COMPLETED, T0)
+    await _ended(store, "old-failed", E.EXECUTION_STATE_FAILED, T0 + timedelta(seconds=1))
+    await _ended(store, "old-cancelled", E.EXECUTION_STATE_CANCELLED, T0 + timedelta(seconds=2))
+    await _ended(store, "old-running", E.EXECUTION_STATE_RUNNING, T0 + timedelta(seconds=3))
+    await _ended(store, "old-paused", E.EXECUTION_STATE_PAUSED, T0 + timedelta(seconds=4))
+    await _ended(store, "ended-just-after", E.EXECUTION_STATE_COMPLETED, cutoff - timedelta(seconds=5))
+    await _ended(store, "new", E.EXECUTION_STATE_COMPLETED, cutoff + timedelta(days=1))
+    await create(store, "old-queued", created_at=T0)
+
+    deletion = await store.delete_finished_before(cutoff, 100)
+    again = await store.delete_finished_before(cutoff, 100)
+
+    assert sorted(deletion.execution_ids) == ["old-cancelled", "old-completed", "old-failed"]
+    assert deletion.events == 6
+    assert (again.execution_ids, again.events) == ([], 0)
+    kept = sorted(ids((await store.list_executions(ExecutionQuery())).records))
+    assert kept == ["ended-just-after", "new", "old-paused", "old-queued", "old-running"]
+    assert await store.read_events("old-failed") == []
+    assert {r.execution_id for r in (await store.list_audit(AuditQuery())).records} == {
+        "ended-just-after",
+        "new",
+        "old-paused",
+        "old-running",
+    }
+
+
+async def test_retention_deletes_at_most_the_limit_per_call(store: ExecutionStore) -> None:
+    for i in range(5):
+        await _ended(store, f"x{i}", E.EXECUTION_STATE_COMPLETED, T0 + timedelta(seconds=i))
+
+    first = await store.delete_finished_before(T0 + timedelta(days=1), 2)
+    second = await store.delete_finished_before(T0 + timedelta(days=1), 2)
+    third = await store.delete_finished_before(T0 + timedelta(days=1), 2)
+
+    assert [len(d.execution_ids) for d in (first, second, third)] == [2, 2, 1]
+    assert len({*first.execution_ids, *second.execution_ids, *third.execution_ids}) == 5
+    assert await store.count_by_state() == {}
+
+
+async def test_retention_refuses_a_naive_cutoff_and_a_limit_below_one(store: ExecutionStore) -> None:
+    with pytest.raises(ValueError):
+        await store.delete_finished_before(datetime(2026, 1, 1), 10)
+    with pytest.raises(ValueError):
+        await store.delete_finished_before(T0, 0)

@@ -14,6 +14,7 @@ from baton.v1 import orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 from server.app import RunningServer, start_server
 from server.config import LimitsConfig, ServerConfig
 from tests.conftest import serve_orchestrator
+from tests.integration.auth_support import ALICE, BOB, bearer, make_keys, start_secured
 from tests.integration.support import execute_plan, step, watch_all
 
 _MIB = 1024 * 1024
@@ -169,3 +170,40 @@ async def test_quotas_count_nothing_once_every_watch_has_ended(orchestrator: Run
     ledger = orchestrator.guard.ledger
     assert ledger.pending_total == 0
     assert not ledger._open and not ledger._pending
+
+
+async def test_with_authentication_the_quotas_are_each_subjects_own(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path / "keys")
+    running = await start_secured(
+        tmp_path,
+        keys,
+        agent_faults=True,  # type: ignore[arg-type]
+        limits=LimitsConfig(watches_per_user=1, submissions_per_minute=2),  # type: ignore[arg-type]
+    )
+    try:
+        assert running.fleet is not None
+        running.fleet.set_faults(_latency(2000))
+        alice, bob = bearer(keys.token(ALICE)), bearer(keys.token(BOB))
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+            plan = plan_pb2.OrchestrationPlan(workflow_steps=[step("A")])
+            mine = await stub.ExecuteWorkflow(execute_plan(plan, user_id=""), metadata=alice)
+            theirs = await stub.ExecuteWorkflow(execute_plan(plan, user_id=""), metadata=bob)
+            watching = stub.WatchExecution(watch_request(mine.execution_id), metadata=alice, timeout=30)
+            await watching.read()
+            # Alice is at her one watch; Bob, from the same address, is not held back by it.
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await stub.WatchExecution(watch_request(mine.execution_id), metadata=alice, timeout=10).read()
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            bobs = stub.WatchExecution(watch_request(theirs.execution_id), metadata=bob, timeout=30)
+            assert (await bobs.read()).sequence == 1
+            # Alice's second submission spends her quota (2 a minute); Bob still has his.
+            await stub.ExecuteWorkflow(execute_plan(plan, user_id=""), metadata=alice)
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await stub.ExecuteWorkflow(execute_plan(plan, user_id=""), metadata=alice)
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            await stub.ExecuteWorkflow(execute_plan(plan, user_id=""), metadata=bob)
+            watching.cancel()
+            bobs.cancel()
+    finally:
+        await running.stop(grace=0.5)

@@ -4,8 +4,9 @@ It behaves as the real store does wherever a caller could tell: events are seria
 appended and decoded when read (so a caller's later change to an event changes nothing stored,
 and an undecodable payload is a CorruptHistoryError), a commit is a suspension point, sequence
 conflicts and unknown executions fail the write alone, create_execution is idempotent on
-(user_id, request_id), an append un-parks, a quarantined execution stays FAILED, and lists
-filter and page newest first with the same page tokens. It is not durable and has no writers.
+(user_id, request_id), an append un-parks, a quarantined execution stays FAILED, lists filter
+and page newest first with the same page tokens, events with an actor are audit entries, and
+deletions remove executions with their events and entries. It is not durable and has no writers.
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ from datetime import UTC, datetime
 from baton.v1 import execution_pb2
 
 from server.engine.ports import Lease, LeaseLostError
+from server.store._audit import audit_fields, deletion_reason
 from server.store._keys import check_new_keys, storable_text
-from server.store._page_tokens import decode_page_token, encode_page_token
+from server.store._page_tokens import decode_audit_token, decode_page_token, encode_audit_token, encode_page_token
 from server.store._sqlite_rows import event_micros, from_micros, to_micros
 from server.store.base import (
+    DEFAULT_AUDIT_PAGE_SIZE,
     TERMINAL_STATES,
+    USER_DATA_DELETED,
+    AuditPage,
+    AuditQuery,
+    AuditRecord,
     CommitListener,
     CorruptHistoryError,
+    Deletion,
+    DeletionNote,
     ExecutionNotFoundError,
     ExecutionPage,
     ExecutionQuery,
@@ -33,6 +42,7 @@ from server.store.base import (
     NewExecution,
     SequenceConflictError,
     UnfinishedExecution,
+    UnfinishedExecutionsError,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,6 +90,10 @@ class MemoryStore:
         self._parked: dict[str, datetime | None] = {}
         self._wanted: dict[str, str] = {}
         self._listeners: list[CommitListener] = []
+        self.audit: dict[int, AuditRecord] = {}
+        """The audit entries by number, in the order they were recorded (read them)."""
+        self._audit_no = 0
+        self._subjects: dict[int, str] = {}
 
     @property
     def events(self) -> Mapping[str, list[execution_pb2.ExecutionEvent]]:
@@ -108,6 +122,7 @@ class MemoryStore:
         check_new_keys(new)
         created_at = from_micros(to_micros(new.created_at))
         payload = first_event.SerializeToString()
+        entries = _entries([first_event])
         await asyncio.sleep(0)  # a commit is a suspension point, as in the real stores
         if new.request_id:
             for record in self.records.values():
@@ -118,6 +133,7 @@ class MemoryStore:
         record = new.queued_record(created_at)
         self.records[new.execution_id] = record
         self._payloads[new.execution_id] = [payload]
+        self._index(record, entries)
         self._notify(new.execution_id, [first_event])
         return record, True
 
@@ -132,6 +148,7 @@ class MemoryStore:
                 )
         # Serialized now: a caller's later change to the events changes nothing stored.
         payloads = [event.SerializeToString() for event in events]
+        entries = _entries(events)
         latest = max(event_micros(event) for event in events)
         await asyncio.sleep(0)  # a commit is a suspension point, as in the real stores
         record = self.records.get(execution_id)
@@ -144,6 +161,7 @@ class MemoryStore:
             )
         self.appends += 1
         self._payloads[execution_id].extend(payloads)
+        self._index(record, entries)
         self._parked.pop(execution_id, None)
         self.records[execution_id] = dataclasses.replace(
             record,
@@ -287,6 +305,70 @@ class MemoryStore:
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
+    # ---- the audit trail and deletion ----------------------------------------------------------
+
+    def _index(self, record: ExecutionRecord, entries: list[tuple[int, datetime, tuple[str, str, str, bytes]]]) -> None:
+        for sequence, at, (subject, action, reason, actor) in entries:
+            self._audit_no += 1
+            self.audit[self._audit_no] = AuditRecord(
+                record.execution_id, record.user_id, sequence, at, action, reason, actor, self._audit_no
+            )
+            self._subjects[self._audit_no] = subject
+
+    async def list_audit(self, query: AuditQuery) -> AuditPage:
+        if not 0 <= query.page_size <= _MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be from 0 to {_MAX_PAGE_SIZE}, not {query.page_size}")
+        after = decode_audit_token(query.page_token) if query.page_token else None
+        size = query.page_size or DEFAULT_AUDIT_PAGE_SIZE
+        picked = [
+            (no, entry)
+            for no, entry in sorted(self.audit.items(), reverse=True)
+            if (not query.execution_id or entry.execution_id == query.execution_id)
+            and (not query.user_id or entry.user_id == query.user_id)
+            and (not query.subject or self._subjects[no] == query.subject)
+            and (after is None or no < after)
+        ]
+        token = encode_audit_token(picked[size - 1][0]) if len(picked) > size else ""
+        return AuditPage(records=[entry for _, entry in picked[:size]], next_page_token=token)
+
+    async def delete_user_data(self, user_id: str, note: DeletionNote | None = None) -> Deletion:
+        at = None if note is None else from_micros(to_micros(note.recorded_at))
+        await asyncio.sleep(0)
+        owned = sorted((r for r in self.records.values() if r.user_id == user_id), key=_position)
+        unfinished = [(r.execution_id, r.state) for r in owned if r.state not in TERMINAL_STATES]
+        if unfinished:
+            raise UnfinishedExecutionsError(user_id, unfinished)
+        deletion = self._delete([r.execution_id for r in owned])
+        if note is not None and at is not None:
+            self._audit_no += 1
+            self.audit[self._audit_no] = AuditRecord(
+                "", user_id, 0, at, USER_DATA_DELETED, deletion_reason(deletion), note.actor, self._audit_no
+            )
+            self._subjects[self._audit_no] = note.subject
+        return deletion
+
+    async def delete_finished_before(self, cutoff: datetime, limit: int) -> Deletion:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        cutoff = from_micros(to_micros(cutoff))
+        await asyncio.sleep(0)
+        expired = [
+            r.execution_id for r in self.records.values() if r.state in TERMINAL_STATES and r.updated_at < cutoff
+        ]
+        return self._delete(expired[:limit])
+
+    def _delete(self, execution_ids: list[str]) -> Deletion:
+        gone = set(execution_ids)
+        events = sum(len(self._payloads.pop(execution_id, [])) for execution_id in execution_ids)
+        for execution_id in execution_ids:
+            del self.records[execution_id]
+            self._parked.pop(execution_id, None)
+            self._wanted.pop(execution_id, None)
+        for no in [no for no, entry in self.audit.items() if entry.execution_id in gone]:
+            del self.audit[no]
+            del self._subjects[no]
+        return Deletion(execution_ids=list(execution_ids), events=events)
+
     def inject_raw_event(self, execution_id: str, payload: bytes) -> None:
         """Stores raw bytes as the execution's next event (for tests of corrupt histories)."""
         record = self.records[execution_id]
@@ -299,6 +381,16 @@ class MemoryStore:
                 listener(execution_id, events)
             except Exception:
                 logger.exception("commit listener failed for execution %s", execution_id)
+
+
+def _entries(events: Sequence[execution_pb2.ExecutionEvent]) -> list[tuple[int, datetime, tuple[str, str, str, bytes]]]:
+    """(sequence, time, audit fields) of the events a client caused."""
+    entries = []
+    for event in events:
+        fields = audit_fields(event)
+        if fields is not None:
+            entries.append((event.sequence, from_micros(event_micros(event)), fields))
+    return entries
 
 
 def _position(record: ExecutionRecord) -> tuple[int, str]:

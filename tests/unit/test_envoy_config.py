@@ -16,12 +16,16 @@ from agents_clients.catalog import AGENT_SERVICES, AGENTS
 from server.envoy import (
     READ_RPCS,
     AgentsProxy,
+    Certificates,
     Endpoint,
     FrontProxy,
+    Tls,
     agents_proxy_config,
     descriptor_set,
     dump,
+    envoy_binary,
     front_proxy_config,
+    sds_files,
 )
 from server.envoy.config import READ_RETRY_ON, SAFE_RETRY_ON, SEED_HTTP_ROUTES
 from server.envoy.helm import HEADER, helm_front_proxy, render_sample, sample_values
@@ -227,3 +231,111 @@ def test_the_charts_template_is_the_front_proxy_with_the_charts_values_in_place(
     )
     assert rendered == HEADER + dump(front_proxy_config(spec))
     assert yaml.safe_load(rendered)["static_resources"]["clusters"][0]["type"] == "STRICT_DNS"
+
+
+def _tls(**kw: Any) -> Tls:
+    return Tls(
+        sds_dir="/sds",
+        listener=Certificates(cert="/certs/front/tls.crt", key="/certs/front/tls.key", **kw),
+        upstream=Certificates(cert="/certs/up/tls.crt", key="/certs/up/tls.key", ca="/certs/up/ca.crt"),
+        upstream_server_name="orchestrator.baton.svc",
+    )
+
+
+def _tls_front(tls: Tls) -> dict[str, Any]:
+    spec = FrontProxy(listen=Endpoint("0.0.0.0", 8080), orchestrators=ORCHESTRATORS, descriptor_path="/x.pb", tls=tls)
+    return front_proxy_config(spec)
+
+
+def test_without_tls_no_transport_socket_and_no_sds_file_is_made() -> None:
+    assert "transport_socket" not in dump(_front())
+    assert sds_files(None) == {}
+
+
+def test_the_listener_requires_client_certificates_only_when_given_a_ca() -> None:
+    for ca, required in (("", False), ("/certs/front/ca.crt", True)):
+        chain = _tls_front(_tls(ca=ca))["static_resources"]["listeners"][0]["filter_chains"][0]
+        context = chain["transport_socket"]["typed_config"]
+        assert context.get("require_client_certificate", False) is required
+        assert context["common_tls_context"]["alpn_protocols"] == ["h2", "http/1.1"]
+        assert ("validation_context_sds_secret_config" in context["common_tls_context"]) is required
+
+
+def test_upstreams_get_envoys_client_certificate_and_must_hold_the_server_name() -> None:
+    config = _tls_front(_tls())
+    context = config["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]
+    assert context["sni"] == "orchestrator.baton.svc"
+    common = context["common_tls_context"]
+    assert common["alpn_protocols"] == ["h2"]
+    assert common["tls_certificate_sds_secret_configs"][0]["name"] == "upstream-cert"
+    validation = common["combined_validation_context"]
+    assert validation["default_validation_context"]["match_typed_subject_alt_names"] == [
+        {"san_type": "DNS", "matcher": {"exact": "orchestrator.baton.svc"}}
+    ]
+    assert config["node"] == {"id": "baton-envoy", "cluster": "baton"}  # file SDS needs a node
+
+
+def test_each_sds_file_names_its_certificates_and_watches_their_directory() -> None:
+    files = {name: yaml.safe_load(text) for name, text in sds_files(_tls(ca="/certs/front/ca.crt")).items()}
+    assert set(files) == {"listener-cert.yaml", "listener-ca.yaml", "upstream-cert.yaml", "upstream-ca.yaml"}
+    (cert,) = files["listener-cert.yaml"]["resources"]
+    assert cert["name"] == "listener-cert"
+    assert cert["tls_certificate"]["certificate_chain"] == {"filename": "/certs/front/tls.crt"}
+    assert cert["tls_certificate"]["watched_directory"] == {"path": "/certs/front"}
+    (ca,) = files["upstream-ca.yaml"]["resources"]
+    assert ca["validation_context"] == {
+        "trusted_ca": {"filename": "/certs/up/ca.crt"},
+        "watched_directory": {"path": "/certs/up"},
+    }
+    paths = {
+        ref["sds_config"]["path_config_source"]["path"]
+        for ref in _references(_tls_front(_tls(ca="/certs/front/ca.crt")))
+    }
+    assert paths == {f"/sds/{name}" for name in files}
+
+
+def _references(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        return ([node] if "sds_config" in node else []) + [r for v in node.values() for r in _references(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _references(v)]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("tls", "message"),
+    [
+        (Tls(sds_dir="/s", listener=Certificates(cert="/c")), "tls.listener: a certificate needs its key"),
+        (Tls(sds_dir="/s", listener=Certificates(ca="/ca")), "tls.listener: the listener needs a certificate"),
+        (Tls(sds_dir="/s", upstream=Certificates(), upstream_server_name="x"), "upstream_server_name: checking"),
+    ],
+)
+def test_tls_that_makes_no_sense_is_refused_naming_the_field(tls: Tls, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _tls_front(tls)
+
+
+def test_tls_configurations_of_both_proxies_pass_envoy_validate(tmp_path: Path) -> None:
+    tls = Tls(
+        sds_dir=str(tmp_path),
+        listener=Certificates(cert=f"{tmp_path}/tls.crt", key=f"{tmp_path}/tls.key", ca=f"{tmp_path}/ca.crt"),
+        upstream=Certificates(cert=f"{tmp_path}/tls.crt", key=f"{tmp_path}/tls.key", ca=f"{tmp_path}/ca.crt"),
+        upstream_server_name="10.0.0.9",
+    )
+    for name, text in sds_files(tls).items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "baton.pb").write_bytes(descriptor_set().SerializeToString())
+    front = FrontProxy(
+        listen=Endpoint("127.0.0.1", 0), orchestrators=ORCHESTRATORS, descriptor_path=f"{tmp_path}/baton.pb", tls=tls
+    )
+    agents = AgentsProxy(listen=Endpoint("127.0.0.1", 0), agents=dict.fromkeys(AGENTS, ORCHESTRATORS), tls=tls)
+    for config in (front_proxy_config(front), agents_proxy_config(agents)):
+        path = tmp_path / "envoy.yaml"
+        path.write_text(dump(config))
+        checked = subprocess.run(
+            [envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    san = front_proxy_config(front)["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]
+    matcher = san["common_tls_context"]["combined_validation_context"]["default_validation_context"]
+    assert matcher["match_typed_subject_alt_names"][0]["san_type"] == "IP_ADDRESS"

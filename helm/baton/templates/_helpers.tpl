@@ -103,6 +103,26 @@ the value given, which must exceed drain + grace (else the orchestrator is kille
 {{- end }}
 {{- end }}
 
+{{/* TLS (README "TLS"): a baton container's certificate, key and CA, from its Secret mounted at tls.mountPath. */}}
+{{- define "baton.tlsArgs" -}}
+- --tls-cert
+- {{ printf "%s/tls.crt" .Values.tls.mountPath }}
+- --tls-key
+- {{ printf "%s/tls.key" .Values.tls.mountPath }}
+- --tls-ca
+- {{ printf "%s/ca.crt" .Values.tls.mountPath }}
+{{- end }}
+
+{{/* The port the orchestrator's probes ask: with TLS, the plaintext health-only port (kubelet probes cannot speak TLS). */}}
+{{- define "baton.orchestrator.probePort" -}}
+{{- ternary .Values.orchestrator.healthPort .Values.orchestrator.port .Values.tls.enabled | int }}
+{{- end }}
+
+{{/* The client certificate names the agents serve: tls.agents.allowClients, else the orchestrator's headless Service name. */}}
+{{- define "baton.agents.allowClients" -}}
+{{- toYaml (default (list (include "baton.envoy.upstreamHost" .)) .Values.tls.agents.allowClients) }}
+{{- end }}
+
 {{/* The least number of orchestrator replicas: the HPA's minimum, or the fixed count. */}}
 {{- define "baton.orchestrator.minReplicas" -}}
 {{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas | int }}{{ else }}{{ .Values.orchestrator.replicas | int }}{{ end }}

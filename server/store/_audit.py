@@ -1,0 +1,33 @@
+"""The audit trail's rows, the same for every store: which events are entries, and what they say."""
+
+from __future__ import annotations
+
+from baton.v1 import execution_pb2
+
+from server.store.base import Deletion
+
+#: Event kinds whose body carries the reason the client gave.
+_REASONED = frozenset(
+    {"execution_cancelled", "execution_unwinding", "execution_paused", "execution_resumed", "signal_received"}
+)
+
+#: (subject, action, reason, serialized Actor) of one entry.
+AuditFields = tuple[str, str, str, bytes]
+
+
+def audit_fields(event: execution_pb2.ExecutionEvent) -> AuditFields | None:
+    """What the audit index keeps of an event a client caused; None for the orchestrator's own.
+
+    Computed when the event is handed to the store (as its payload is serialized then), so a
+    caller's later change to the event changes nothing stored.
+    """
+    if not event.HasField("actor"):
+        return None
+    kind = event.WhichOneof("kind") or ""
+    reason = getattr(event, kind).reason if kind in _REASONED else ""
+    return event.actor.subject, kind, reason, event.actor.SerializeToString()
+
+
+def deletion_reason(deletion: Deletion) -> str:
+    """The reason of a USER_DATA_DELETED entry: what went."""
+    return f"deleted {len(deletion.execution_ids)} executions and {deletion.events} events"
