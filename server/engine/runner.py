@@ -114,9 +114,15 @@ class Runner:
                 try:
                     await engine._append(self.execution_id, decision.events, state.status)
                 except LeaseLostError:
+                    self._waiters[:0] = waiters
                     self.fail_waiters(ExecutionStateError(f"execution {self.execution_id} moved to another replica"))
                     engine._runner_lost(self)
                     return
+                except BaseException:
+                    # Nothing was recorded: the commands this decision took are answered with the
+                    # failure (by run()), not left waiting for ever.
+                    self._waiters[:0] = waiters
+                    raise
             self._answer(inbox, waiters, decision)
             for launch in decision.launches:
                 task = asyncio.create_task(self._perform(launch))

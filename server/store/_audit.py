@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from baton.v1 import execution_pb2
 
+from server.store._keys import storable_text
 from server.store.base import Deletion
 
 #: Event kinds whose body carries the reason the client gave.
@@ -25,7 +26,8 @@ def audit_fields(event: execution_pb2.ExecutionEvent) -> AuditFields | None:
         return None
     kind = event.WhichOneof("kind") or ""
     reason = getattr(event, kind).reason if kind in _REASONED else ""
-    return event.actor.subject, kind, reason, event.actor.SerializeToString()
+    # The index's text columns cannot hold NUL on PostgreSQL (the event keeps the text as sent).
+    return storable_text(event.actor.subject), kind, storable_text(reason), event.actor.SerializeToString()
 
 
 def deletion_reason(deletion: Deletion) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -116,3 +117,21 @@ async def test_a_poisoned_history_is_quarantined_at_recovery_and_the_others_run(
     await h.settle()
     assert "no-such-step" in h.store.records[poisoned].quarantine_error
     assert h.status(poisoned) == E.EXECUTION_STATE_FAILED
+
+
+class PauseFailingStore(MemoryStore):
+    """Fails the append that records a pause, as PostgreSQL did for text it cannot hold."""
+
+    async def append(self, execution_id: str, events: Sequence[E.ExecutionEvent], state: int) -> None:
+        if any(event.HasField("execution_paused") for event in events):
+            raise ValueError("invalid byte sequence for encoding UTF8: 0x00")
+        await super().append(execution_id, events, state)
+
+
+async def test_a_command_whose_events_cannot_be_stored_is_answered_with_the_failure_not_left_waiting() -> None:
+    h = Harness(store=PauseFailingStore(), latency=10.0)
+    ex = await h.submit(w_plan())
+    await h.settle()
+
+    with pytest.raises(RuntimeError, match="runner died"):
+        await asyncio.wait_for(h.engine.pause(ex, "pause"), timeout=2)
