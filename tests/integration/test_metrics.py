@@ -4,7 +4,10 @@ checked after real executions (completing, failing, retried through the fleet's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import io
+import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,9 +17,11 @@ import grpc
 import pytest
 from baton.v1 import execution_pb2, faults_pb2, faults_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 
 from agents_clients import BreakerConfig
 from server.app import RunningServer, start_server
+from server.cli._demo import run_demo
 from server.config import ServerConfig
 from server.telemetry.metrics import PATH
 from tests.integration.pg_support import fresh_database
@@ -385,3 +390,22 @@ async def test_postgresql_commits_are_timed_too() -> None:
             assert value(samples, "baton_store_executions", state="completed") == 1
         finally:
             await running.stop(0.5)
+
+
+async def test_the_demo_prints_its_metrics_address_and_serves_them_while_it_holds(tmp_path: Path) -> None:
+    out = io.StringIO()
+    demo = asyncio.create_task(run_demo(Console(file=out, width=200), str(tmp_path), metrics="127.0.0.1:0", hold=30))
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while "more (curl it" not in out.getvalue():
+            assert not demo.done(), out.getvalue()
+            assert asyncio.get_running_loop().time() < deadline, out.getvalue()
+            await asyncio.sleep(0.05)
+        (url,) = re.findall(r"^metrics +(http://\S+)$", out.getvalue(), re.MULTILINE)
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            body = await response.text()
+        assert 'baton_executions_completed_total{workflow_type="application_automation"} 1.0' in body
+    finally:
+        demo.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await demo
