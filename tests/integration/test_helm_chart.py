@@ -108,6 +108,7 @@ def test_with_tls_the_probes_ask_grpc_health_on_the_plaintext_health_port() -> N
     assert c["ports"] == [
         {"name": "grpc", "containerPort": 50051, "protocol": "TCP"},
         {"name": "health", "containerPort": 50052, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
     ]
     assert c["readinessProbe"]["grpc"] == {"port": 50052, "service": "baton.v1.Orchestrator"}
     assert c["livenessProbe"]["grpc"] == {"port": 50052, "service": ""}
@@ -343,7 +344,7 @@ def test_metrics_off_means_no_flag_port_annotation_or_policy_rule() -> None:
     manifests, deployment = _orchestrator(values)
     assert _serve_args(values).metrics == ""
     assert "BATON_METRICS" not in find(manifests, "ConfigMap", "orchestrator")["data"]
-    assert [p["name"] for p in container(deployment)["ports"]] == ["grpc"]
+    assert [p["name"] for p in container(deployment)["ports"]] == ["grpc", "health"]
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert not [k for k in annotations if k.startswith("prometheus.io/")]
     assert annotations["team"] == "jobs"
@@ -374,6 +375,7 @@ def test_text_logs_can_be_chosen() -> None:
     ("values", "message"),
     [
         ({"orchestrator": {"metrics": {"enabled": True, "port": 50051}}}, "must differ from orchestrator.port"),
+        ({"orchestrator": {"metrics": {"enabled": True, "port": 50052}}}, "must differ from orchestrator.port"),
         ({"orchestrator": {"metrics": {"enabled": True, "port": 0}}}, "at '/orchestrator/metrics/port'"),
         ({"orchestrator": {"metrics": {"enabled": "yes", "port": 9090}}}, "at '/orchestrator/metrics/enabled'"),
         ({"orchestrator": {"logFormat": "xml"}}, "at '/orchestrator/logFormat'"),
