@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from agents import Fleet
     from server.engine.ports import AgentCaller
+    from server.telemetry.metrics import MetricsEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class RunningServer:
     """TLS, mTLS or plaintext on loopback, and how the agents are called (server/tls.py)."""
     probe: grpc.aio.Server | None = None
     """The plaintext grpc.health.v1-only port (--health-listen), if any."""
+    metrics: MetricsEndpoint | None = None
+    """The Prometheus endpoint (--metrics); None when off."""
     _stopped: bool = False
 
     async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
@@ -102,6 +105,8 @@ class RunningServer:
         await self.server.stop(grace)
         if self.probe is not None:
             await self.probe.stop(None)
+        if self.metrics is not None:
+            await self.metrics.close()
         for task in self.background:
             task.cancel()
         await self.engine.close()
@@ -225,6 +230,16 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         caller = BreakingCaller(grpc_caller, config.breaker)
         # Outermost, so an attempt an open breaker refuses has its span too.
         engine_caller: AgentCaller = caller if tracer_provider is None else TracingCaller(caller, tracer_provider)
+        # Metrics (server.telemetry.metrics): fed at the engine's edges, none of it when off.
+        planner = Planner()
+        metrics = None
+        if config.metrics:
+            from server.telemetry.metrics import Metrics
+
+            metrics = Metrics(workflow_types=planner.workflow_types())
+            engine_caller = metrics.caller(engine_caller)
+            metrics.watch_breakers(caller.breaker)
+            store.observe_commits(metrics.observe_commit)
         clock = SystemClock()
         replica = ReplicaConfig(owner=config.replica, lease_seconds=config.lease_seconds) if config.replica else None
         try:
@@ -235,6 +250,22 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         cleanup.push_async_callback(callbacks.close)
         engine.add_terminal_listener(callbacks.on_terminal)
         hub = ExecutionHub(store, plans=engine.plan_of, heartbeat=config.watch_heartbeat)
+        metrics_endpoint = None
+        if metrics is not None:
+            from server.telemetry.metrics import LiveSources, start_metrics_endpoint
+
+            engine.add_start_listener(metrics.on_started)
+            engine.add_terminal_listener(metrics.on_terminal)
+            live = LiveSources(
+                in_flight=lambda: engine.active,
+                parked=lambda: engine.parked,
+                watchers=lambda: hub.watchers,
+                breaker_states=caller.states,
+                store_counts=store.count_by_state,
+            )
+            metrics.watch(live)
+            metrics_endpoint = await start_metrics_endpoint(metrics, config.metrics)
+            cleanup.push_async_callback(metrics_endpoint.close)
         monitor = HealthMonitor(
             grpc_caller,
             store,
@@ -244,7 +275,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         servicer = OrchestratorServicer(
             engine=engine,
             store=store,
-            planner=Planner(),
+            planner=planner,
             hub=hub,
             health=monitor,
             clock=clock,
@@ -281,6 +312,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             security=security.description,
             probe=probe,
             guard=guard,
+            metrics=metrics_endpoint,
         )
         cleanup.push_async_callback(engine.close)
         resumed = await engine.recover()
@@ -300,6 +332,8 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
     logger.info("baton serving on %s (store %s, %d executions resumed)", running.address, config.store_url, resumed)
     logger.info("%s", auth_line)
     (logger.warning if security.exposed else logger.info)("transport: %s", security.description)
+    if running.metrics is not None:
+        logger.info("metrics on %s", running.metrics.url)
     return running
 
 
@@ -327,6 +361,8 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
         if proxy is not None:
             scheme = "https" if config.tls.cert else "http"
             print(f"baton REST API on {scheme}://{proxy.listen} (Envoy pid {proxy.pid})", flush=True)
+        if running.metrics is not None:
+            print(f"baton metrics on {running.metrics.url}", flush=True)
         if ready is not None:
             ready.set()
         stop = asyncio.Event()

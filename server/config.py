@@ -143,6 +143,8 @@ class ServerConfig:
     retention: float = 0.0
     """Seconds a finished execution is kept after its end before a periodic sweep deletes it
     with its events and audit entries (`--retention 30d`); 0 (the default) keeps everything."""
+    metrics: str = ""
+    """HOST:PORT of the Prometheus endpoint (GET /metrics); empty (the default): no metrics at all."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):
@@ -160,6 +162,8 @@ class ServerConfig:
             raise ConfigError(str(error)) from None
         if self.retention and not MIN_RETENTION <= self.retention <= MAX_RETENTION:
             raise ConfigError(f"retention: expected 0 (off) or from 1h to 3650d, got {self.retention:g} seconds")
+        if self.metrics:
+            parse_address(self.metrics, "metrics")
         self._check_auth()
 
     def _check_auth(self) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -42,13 +41,11 @@ PRIORITIES = {
 _Reply = TypeVar("_Reply", bound=Message)
 
 
-def configure_logging(level: str) -> None:
-    """Sends log records at `level` and above to stderr."""
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Sends log records at `level` and above to stderr, as text or JSON lines."""
+    from server.telemetry.logs import configure_logging as configure
+
+    configure(level, log_format)
 
 
 def _serve_until_stopped(server: Coroutine[Any, Any, None]) -> int:
@@ -74,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address, parse_duration
     from server.store import open_store
 
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     try:
         parse_address(args.listen, "listen")
         if args.http:
@@ -109,6 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_message_bytes=args.max_message_bytes,
             limits=limits_from(args),
             agent_faults=args.faults,
+            metrics=args.metrics,
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
@@ -124,7 +122,7 @@ def cmd_agents_serve(args: argparse.Namespace) -> int:
     import agents
     from agents_clients.tls import TlsFiles, load
 
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     if not 0.0 <= args.error_rate <= 1.0:
         raise UsageError(f"--error-rate: expected a fraction from 0 to 1, got {args.error_rate}")
     if args.latency < 0:

@@ -25,7 +25,7 @@ from google.protobuf import duration_pb2
 from rich.console import Console
 
 from server.cli._client import outcome, submit, watch_with_view
-from server.cli._common import RPC_TIMEOUT, UsageError, orchestrator_stub
+from server.cli._common import RPC_TIMEOUT, CommandError, UsageError, orchestrator_stub
 from server.cli._format import make_console
 from server.cli._results import render_journey_results, render_run_report, run_report
 
@@ -125,7 +125,9 @@ def inject_faults(fleet: _Fleet, faults: DemoFaults) -> None:
         fleet.set_faults(failing)
 
 
-async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = None) -> tuple[int, str]:
+async def run_demo(
+    console: Console, workdir: str, faults: DemoFaults | None = None, *, metrics: str = "", hold: float = 0.0
+) -> tuple[int, str]:
     """Starts the embedded orchestrator and fleet, runs the sample journey, prints its results.
 
     The results are the resume analysis, the matches and the applications (with their state:
@@ -136,6 +138,8 @@ async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = N
         console: where to print.
         workdir: a directory for the SQLite store and the fleet's ledger.
         faults: the faults to inject into the reference fleet (none by default).
+        metrics: HOST:PORT of the Prometheus endpoint; empty for none.
+        hold: with metrics, seconds to keep serving after the run, so the metrics can be read.
 
     Returns:
         The exit status (0 when the execution completed) and the execution's id.
@@ -151,6 +155,7 @@ async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = N
         store_url=f"sqlite:///{workdir}/baton.db",
         agents="embedded",
         agent_faults=faults.failures,
+        metrics=metrics,
     )
     running = await start_server(config)
     try:
@@ -160,6 +165,8 @@ async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = N
         console.print(f"agents        {fleet_address} (the seven reference agents)", markup=False)
         console.print(f"store         {config.store_url}", markup=False)
         console.print(f"transport     {running.security}", markup=False)
+        if running.metrics is not None:
+            console.print(f"metrics       {running.metrics.url}", markup=False)
         if faults.any:
             inject_faults(fleet, faults)
         if faults.error_rate > 0:
@@ -196,7 +203,11 @@ async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = N
         console.print()
         render_run_report(console, run_report(status, events))
         console.print()
-        return outcome(console, status), execution.execution_id
+        code = outcome(console, status)
+        if running.metrics is not None and hold > 0:
+            console.print(f"serving {running.metrics.url} for {hold:g}s more (curl it; Ctrl-C stops)", markup=False)
+            await asyncio.sleep(hold)
+        return code, execution.execution_id
     finally:
         await running.stop(1.0)
 
@@ -204,6 +215,15 @@ async def run_demo(console: Console, workdir: str, faults: DemoFaults | None = N
 def cmd_demo(args: argparse.Namespace) -> int:
     """`baton demo`: the whole system in one process, one sample journey, end to end."""
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    if args.hold < 0 or (args.hold and not args.metrics):
+        raise UsageError(f"--hold: expected seconds of 0 or more, with --metrics; got {args.hold:g}")
+    if args.metrics:
+        from server.config import ConfigError, parse_address
+
+        try:
+            parse_address(args.metrics, "metrics")
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
     if args.latency < 0:
         raise UsageError(f"--latency: expected milliseconds of 0 or more, got {args.latency:g}")
     if not 0.0 <= args.error_rate <= 1.0:
@@ -218,7 +238,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console = make_console()
     workdir = tempfile.mkdtemp(prefix="baton-demo-")
     try:
-        code, execution_id = asyncio.run(run_demo(console, workdir, faults))
+        try:
+            code, execution_id = asyncio.run(run_demo(console, workdir, faults, metrics=args.metrics, hold=args.hold))
+        except OSError as exc:
+            # The metrics port is taken, say: the message names the address.
+            raise CommandError(str(exc)) from None
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

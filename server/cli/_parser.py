@@ -120,6 +120,25 @@ def _log_level(parser: argparse.ArgumentParser, default: str) -> None:
     )
 
 
+def _log_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="text, or json: one JSON object per line with time, level, logger, message, and the "
+        "execution_id and trace_id when known (default text)",
+    )
+
+
+def _metrics(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics",
+        default="",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any); default: no metrics",
+    )
+
+
 def _tracing(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--trace-exporter",
@@ -357,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_limit_flags(p)
     _log_level(p, "info")
+    _metrics(p)
+    _log_format(p)
     p.set_defaults(handler=cmd_serve)
 
     p = commands.add_parser(
@@ -398,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest request accepted and response sent, in bytes: the orchestrator's (default %(default)s)",
     )
     _log_level(p, "info")
+    _log_format(p)
     p.set_defaults(handler=cmd_agents_serve)
 
     p = commands.add_parser(
@@ -510,6 +532,14 @@ def build_parser() -> argparse.ArgumentParser:
         "applications are withdrawn, to watch the compensation",
     )
     _log_level(p, "warning")
+    _metrics(p)
+    p.add_argument(
+        "--hold",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --metrics: keep serving S seconds after the run (or until Ctrl-C), to curl the metrics",
+    )
     p.set_defaults(handler=cmd_demo)
     return parser
 

@@ -101,6 +101,8 @@ class Submission:
 
 #: Called once an execution's terminal event is committed.
 TerminalListener = Callable[[ExecutionState], None]
+#: Called once a submitted execution is recorded (not for a request_id that found an earlier one).
+StartListener = Callable[[ExecutionRecord], None]
 
 
 class Engine:
@@ -122,6 +124,7 @@ class Engine:
         self.rng = rng or random.Random()
         self._runners: dict[str, Runner] = {}
         self._terminal_listeners: list[TerminalListener] = []
+        self._start_listeners: list[StartListener] = []
         self._background: set[asyncio.Task[None]] = set()
         self._parked: dict[str, datetime | None] = {}
         """Parked executions → their wake-up time (None: until a command)."""
@@ -157,6 +160,11 @@ class Engine:
     def add_terminal_listener(self, listener: TerminalListener) -> None:
         """Registers a function called with the final state of every execution that ends here."""
         self._terminal_listeners.append(listener)
+
+    def add_start_listener(self, listener: StartListener) -> None:
+        """Registers a function called with the record of every execution submitted here, once it
+        is durable (an idempotent resubmission, which returns an earlier execution, is not one)."""
+        self._start_listeners.append(listener)
 
     # ---- starting -------------------------------------------------------------------------------
 
@@ -200,6 +208,8 @@ class Engine:
             ),
             event,
         )
+        if created:
+            self._notify_started(record)
         if created and not self._closing:
             if self._leases is not None:
                 taken = await self._leases.claim(self.lease(), now, 1, [submission.execution_id])
@@ -528,6 +538,13 @@ class Engine:
             await self.store.quarantine(execution_id, error)
         except Exception:
             logger.exception("execution %s: quarantining failed", execution_id)
+
+    def _notify_started(self, record: ExecutionRecord) -> None:
+        for listener in self._start_listeners:
+            try:
+                listener(record)
+            except Exception:
+                logger.exception("start listener failed for execution %s", record.execution_id)
 
     def _notify_terminal(self, state: ExecutionState) -> None:
         for listener in self._terminal_listeners:

@@ -32,6 +32,7 @@ from server.engine.ports import (
     LeaseLostError,
 )
 from server.engine.state import ExecutionState
+from server.engine.task_context import EXECUTION_ID, TRACE_ID
 
 if TYPE_CHECKING:
     from server.engine.engine import Engine
@@ -70,11 +71,14 @@ class Runner:
 
     async def run(self) -> None:
         engine = self.engine
+        # This task's own context (a copy): the calls it starts inherit it, nothing else sees it.
+        EXECUTION_ID.set(self.execution_id)
         try:
             if self.state is None:
                 self.state = await self._load()
                 if self.state is None:
                     return
+            TRACE_ID.set(self.state.trace_id)
             await self._loop(self.state)
         except asyncio.CancelledError:
             self.fail_waiters(RuntimeError("the orchestrator is stopping"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: Receives each batch's outcomes on the event loop, in commit order.
 Deliver = Callable[[list[Outcome]], None]
+#: Receives the seconds each committed batch took, from taking the connection to COMMIT.
+CommitObserver = Callable[[float], None]
 
 # Writes per transaction: bounds one statement's arrays after a burst; the rest go next.
 _MAX_BATCH = 1_000
@@ -109,6 +112,8 @@ class PostgresWriter:
         self._instance = instance
         self._loop = asyncio.get_running_loop()
         self.stats = PostgresWriterStats()
+        self.observe_commit: CommitObserver | None = None
+        """Given each committed batch's duration in seconds; None (the default): nothing is timed."""
         self._pending: list[WriteOp] = []
         self._scheduled = False
         self._task: asyncio.Task[None] | None = None
@@ -172,6 +177,8 @@ class PostgresWriter:
 
     async def _commit(self, batch: list[WriteOp]) -> list[Outcome]:
         """Runs a batch in one transaction; returns one outcome per write, in order."""
+        observe = self.observe_commit
+        began = time.perf_counter() if observe is not None else 0.0
         for attempt in (1, 2):
             try:
                 conn = await self._connection()
@@ -193,6 +200,8 @@ class PostgresWriter:
         self.stats.writes += len(batch)
         self.stats.events += sum(len(o.committed.events) for o in outcomes if o.committed is not None)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        if observe is not None:
+            observe(time.perf_counter() - began)
         return outcomes
 
     async def _transaction(self, conn: asyncpg.Connection, batch: list[WriteOp]) -> list[Outcome]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,6 +35,8 @@ _MIN_SQLITE = (3, 33, 0)
 
 #: Receives each batch's outcomes on the event loop, in commit order.
 Deliver = Callable[[list[Outcome]], None]
+#: Receives the seconds each committed batch took, BEGIN to COMMIT (on the writer's thread).
+CommitObserver = Callable[[float], None]
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class Writer(Protocol):
     """What the store needs of a writer (ThreadWriter or LoopWriter)."""
 
     stats: WriterStats
+    observe_commit: CommitObserver | None
+    """Given each committed batch's duration in seconds; None (the default): nothing is timed."""
     ready: concurrent.futures.Future[None]
     """Set once the database is open and migrated, or with the error that stopped it."""
     stopped: concurrent.futures.Future[None]
@@ -130,15 +135,19 @@ def connect_writer(config: WriterConfig, *, check_same_thread: bool = True) -> s
     return conn
 
 
-def commit_batch(conn: sqlite3.Connection, batch: list[WriteOp], stats: WriterStats) -> list[Outcome]:
+def commit_batch(
+    conn: sqlite3.Connection, batch: list[WriteOp], stats: WriterStats, observe: CommitObserver | None = None
+) -> list[Outcome]:
     """Runs a batch in one transaction and commits; returns one outcome per write, in order.
 
-    Database-wide failures (disk full, I/O error) fail every write of the batch.
+    Database-wide failures (disk full, I/O error) fail every write of the batch. `observe`, when
+    given, gets the seconds a committed batch took (metrics); without it nothing is timed.
 
     Raises:
         WriterBusyError: the write lock was busy beyond the connection's busy timeout
             (nothing was done; the batch may be retried as it is).
     """
+    began = time.perf_counter() if observe is not None else 0.0
     try:
         _begin(conn)
     except WriterBusyError:
@@ -163,6 +172,8 @@ def commit_batch(conn: sqlite3.Connection, batch: list[WriteOp], stats: WriterSt
     stats.writes += len(batch)
     stats.events += sum(len(outcome.committed[1]) for outcome in outcomes if outcome.committed is not None)
     stats.largest_batch = max(stats.largest_batch, len(batch))
+    if observe is not None:
+        observe(time.perf_counter() - began)
     return outcomes
 
 

@@ -26,6 +26,7 @@ import threading
 
 from server.store._sqlite_batch import Outcome, WriteOp
 from server.store._sqlite_commit import (
+    CommitObserver,
     Deliver,
     WriterBusyError,
     WriterConfig,
@@ -111,6 +112,7 @@ class LoopWriter:
         self._loop = loop
         self._deliver = deliver
         self.stats = WriterStats()
+        self.observe_commit: CommitObserver | None = None
         self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         """Set once the connection is open and migrated (or with the error that stopped it)."""
         self.stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -171,7 +173,7 @@ class LoopWriter:
             return
         batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
         try:
-            outcomes = commit_batch(conn, batch, self.stats)
+            outcomes = commit_batch(conn, batch, self.stats, self.observe_commit)
         except WriterBusyError as error:
             retried = self._retry_later(batch, error)
             if retried is None:

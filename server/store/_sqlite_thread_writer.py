@@ -24,6 +24,7 @@ import threading
 
 from server.store._sqlite_batch import Outcome, WriteOp
 from server.store._sqlite_commit import (
+    CommitObserver,
     Deliver,
     WriterBusyError,
     WriterConfig,
@@ -48,6 +49,7 @@ class ThreadWriter:
         self._deliver = deliver
         self._queue: queue.SimpleQueue[WriteOp | _Stop] = queue.SimpleQueue()
         self.stats = WriterStats()
+        self.observe_commit: CommitObserver | None = None
         self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         """Set once the connection is open and migrated (or with the error that stopped it)."""
         self.stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -117,7 +119,7 @@ class ThreadWriter:
 
     def _commit(self, conn: sqlite3.Connection, batch: list[WriteOp]) -> list[Outcome]:
         try:
-            return commit_batch(conn, batch, self.stats)
+            return commit_batch(conn, batch, self.stats, self.observe_commit)
         except WriterBusyError as error:
             # The connection already waited its busy timeout for another process's lock.
             logger.error("store batch of %d writes failed: %s", len(batch), error)

@@ -170,6 +170,8 @@ class UnfinishedExecutionsError(Exception):
 
 #: Called after each commit with the execution id and its newly committed events, in order.
 CommitListener = Callable[[str, Sequence[execution_pb2.ExecutionEvent]], None]
+#: Called with the seconds each committed batch took (metrics); must be thread-safe and not block.
+CommitObserver = Callable[[float], None]
 
 
 class ExecutionStore(EngineStore, Protocol):
@@ -230,4 +232,9 @@ class ExecutionStore(EngineStore, Protocol):
         Raises:
             ValueError: cutoff is naive, or limit is below 1.
         """
+        ...
+
+    def observe_commits(self, observer: CommitObserver | None) -> None:
+        """Has `observer` given each committed batch's duration in seconds (None, the default:
+        nothing is timed, at no cost)."""
         ...

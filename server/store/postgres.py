@@ -33,7 +33,7 @@ from server.store._pg_fanout import CommitFanout, FanoutStats, NotificationListe
 from server.store._pg_leases import CLAIM, CLAIM_NAMED, RELEASE, RENEW, WANT, WANTED, unfinished_where
 from server.store._pg_migrations import apply_postgres_migrations
 from server.store._pg_rows import RECORD_COLUMNS, event_time, record_from_row, utc
-from server.store._pg_writer import PostgresWriter, PostgresWriterStats, connect_writer
+from server.store._pg_writer import CommitObserver, PostgresWriter, PostgresWriterStats, connect_writer
 from server.store._sqlite_rows import from_micros, to_micros
 from server.store.base import (
     AuditPage,
@@ -89,6 +89,7 @@ class PostgresExecutionStore:
         self._connect_timeout = connect_timeout
         self._instance = secrets.token_hex(8)
         self._listeners: list[CommitListener] = []
+        self._commit_observer: CommitObserver | None = None
         self._writer: PostgresWriter | None = None
         self._pool: asyncpg.Pool | None = None
         self._fanout: CommitFanout | None = None
@@ -152,6 +153,7 @@ class PostgresExecutionStore:
             await self.close()
             raise
         self._writer = PostgresWriter(self._connect_writer, conn, self._deliver, self._instance)
+        self._writer.observe_commit = self._commit_observer
 
     async def close(self) -> None:
         """Commits every write queued so far, then closes the connections. Idempotent."""
@@ -166,6 +168,13 @@ class PostgresExecutionStore:
             await self._fanout.close()
         if self._pool is not None:
             await self._pool.close()
+
+    def observe_commits(self, observer: CommitObserver | None) -> None:
+        """Has `observer` given the seconds each committed batch takes, on the event loop (None:
+        nothing is timed). It must not block."""
+        self._commit_observer = observer
+        if self._writer is not None:
+            self._writer.observe_commit = observer
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Registers a function called on the event loop after every commit of events.

@@ -31,7 +31,7 @@ from server.store._keys import check_new_keys, storable, storable_text
 from server.store._page_tokens import decode_audit_token, decode_page_token, encode_page_token
 from server.store._sqlite_audit import DeleteUserOp, ExpireOp, audit_rows, list_audit
 from server.store._sqlite_batch import AppendOp, CreateOp, EventRow, ExecutionRow, Outcome, ParkOp, QuarantineOp
-from server.store._sqlite_commit import Writer, WriterConfig, WriterStats
+from server.store._sqlite_commit import CommitObserver, Writer, WriterConfig, WriterStats
 from server.store._sqlite_loop_writer import LoopWriter
 from server.store._sqlite_rows import (
     RECORD_COLUMNS,
@@ -125,6 +125,7 @@ class SqliteExecutionStore:
         self._config = WriterConfig(path=path, synchronous=level)
         self._reader_count = readers
         self._listeners: list[CommitListener] = []
+        self._commit_observer: CommitObserver | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: Writer | None = None
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
@@ -161,6 +162,7 @@ class SqliteExecutionStore:
         self._loop = loop
         writer_type = LoopWriter if self._writer_mode == "loop" else ThreadWriter
         writer: Writer = writer_type(self._config, loop, self._deliver)
+        writer.observe_commit = self._commit_observer
         writer.start()
         await asyncio.wrap_future(writer.ready)
         self._writer = writer
@@ -198,6 +200,16 @@ class SqliteExecutionStore:
             except queue.Empty:
                 break
             conn.close()
+
+    def observe_commits(self, observer: CommitObserver | None) -> None:
+        """Has `observer` given the seconds each committed batch takes (None: nothing is timed).
+
+        With the thread writer it is called on the writer's thread: it must be thread-safe (a
+        prometheus_client histogram is) and must not block.
+        """
+        self._commit_observer = observer
+        if self._writer is not None:
+            self._writer.observe_commit = observer
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Registers a function called on the event loop after every commit of events.

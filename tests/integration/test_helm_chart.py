@@ -41,6 +41,13 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "agentEndpoints": {"default": "agents.fleet.svc:50061", "job_discovery": ["a.jobs:1", "b.jobs:1"]},
         "podDisruptionBudget": {"minAvailable": None, "maxUnavailable": "50%"},
     },
+    "metrics off, text logs": {"orchestrator": {"metrics": {"enabled": False}, "logFormat": "text"}},
+    "metrics on another port, scraped from one namespace": {
+        "orchestrator": {"metrics": {"enabled": True, "port": 9464}},
+        "networkPolicy": {
+            "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+        },
+    },
 }
 
 
@@ -101,6 +108,7 @@ def test_with_tls_the_probes_ask_grpc_health_on_the_plaintext_health_port() -> N
     assert c["ports"] == [
         {"name": "grpc", "containerPort": 50051, "protocol": "TCP"},
         {"name": "health", "containerPort": 50052, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
     ]
     assert c["readinessProbe"]["grpc"] == {"port": 50052, "service": "baton.v1.Orchestrator"}
     assert c["livenessProbe"]["grpc"] == {"port": 50052, "service": ""}
@@ -112,7 +120,10 @@ def test_with_tls_the_probes_ask_grpc_health_on_the_plaintext_health_port() -> N
 def test_without_tls_the_probes_ask_grpc_health_on_the_serving_port() -> None:
     _, deployment = _orchestrator({"tls": {"enabled": False}})
     c = container(deployment)
-    assert c["ports"] == [{"name": "grpc", "containerPort": 50051, "protocol": "TCP"}]
+    assert c["ports"] == [
+        {"name": "grpc", "containerPort": 50051, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
     assert c["readinessProbe"]["grpc"] == {"port": 50051, "service": "baton.v1.Orchestrator"}
     assert c["livenessProbe"]["grpc"] == {"port": 50051, "service": ""}
     assert c["startupProbe"]["grpc"] == {"port": 50051, "service": ""}
@@ -287,3 +298,90 @@ def test_the_replicas_spread_across_nodes() -> None:
     (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert selects(term["podAffinityTerm"]["labelSelector"]["matchLabels"], labels)
+
+
+# ---- metrics and logs ---------------------------------------------------------------------------
+
+
+def _serve_args(values: dict[str, Any] | None = None) -> Any:
+    manifests, deployment = _orchestrator(values)
+    return build_parser().parse_args(expand(container(deployment)["args"], environment(manifests, deployment, SECRETS)))
+
+
+def test_by_default_the_orchestrator_serves_metrics_on_their_port_and_its_pods_ask_to_be_scraped() -> None:
+    manifests, deployment = _orchestrator()
+    parsed = _serve_args()
+    assert parsed.metrics == "0.0.0.0:9090"
+    assert parsed.log_format == "json"
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "9090"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    service = find(manifests, "Service", "orchestrator")
+    assert {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP", "appProtocol": "http"} in (
+        service["spec"]["ports"]
+    )
+
+
+def test_a_changed_metrics_port_is_followed_by_the_flag_the_container_the_service_and_the_annotation() -> None:
+    values = {"orchestrator": {"metrics": {"enabled": True, "port": 9464}}}
+    manifests, deployment = _orchestrator(values)
+    assert _serve_args(values).metrics == "0.0.0.0:9464"
+    assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in container(deployment)["ports"]
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9464"
+    ports = {p["name"]: p["port"] for p in find(manifests, "Service", "orchestrator")["spec"]["ports"]}
+    assert ports["metrics"] == 9464
+    (metrics_rule,) = [
+        rule
+        for rule in find(manifests, "NetworkPolicy", "orchestrator")["spec"]["ingress"]
+        if {p["port"] for p in rule["ports"]} == {9464}
+    ]
+    assert "from" not in metrics_rule
+
+
+def test_metrics_off_means_no_flag_port_annotation_or_policy_rule() -> None:
+    values = {"orchestrator": {"metrics": {"enabled": False}, "podAnnotations": {"team": "jobs"}}}
+    manifests, deployment = _orchestrator(values)
+    assert _serve_args(values).metrics == ""
+    assert "BATON_METRICS" not in find(manifests, "ConfigMap", "orchestrator")["data"]
+    assert [p["name"] for p in container(deployment)["ports"]] == ["grpc", "health"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert not [k for k in annotations if k.startswith("prometheus.io/")]
+    assert annotations["team"] == "jobs"
+    assert [p["name"] for p in find(manifests, "Service", "orchestrator")["spec"]["ports"]] == ["grpc"]
+    policy = find(manifests, "NetworkPolicy", "orchestrator")
+    assert [{p["port"] for p in rule["ports"]} for rule in policy["spec"]["ingress"]] == [{50051}]
+
+
+def test_pod_annotations_given_win_over_the_scrape_annotations() -> None:
+    _, deployment = _orchestrator({"orchestrator": {"podAnnotations": {"prometheus.io/scrape": "false"}}})
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "false"
+    assert annotations["prometheus.io/port"] == "9090"
+
+
+def test_metrics_scrapers_can_be_narrowed_to_given_peers() -> None:
+    peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    policy = find(render({"networkPolicy": {"metricsFrom": peers}}), "NetworkPolicy", "orchestrator")
+    (rule,) = [r for r in policy["spec"]["ingress"] if {p["port"] for p in r["ports"]} == {9090}]
+    assert rule["from"] == peers
+
+
+def test_text_logs_can_be_chosen() -> None:
+    assert _serve_args({"orchestrator": {"logFormat": "text"}}).log_format == "text"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"orchestrator": {"metrics": {"enabled": True, "port": 50051}}}, "must differ from orchestrator.port"),
+        ({"orchestrator": {"metrics": {"enabled": True, "port": 50052}}}, "must differ from orchestrator.port"),
+        ({"orchestrator": {"metrics": {"enabled": True, "port": 0}}}, "at '/orchestrator/metrics/port'"),
+        ({"orchestrator": {"metrics": {"enabled": "yes", "port": 9090}}}, "at '/orchestrator/metrics/enabled'"),
+        ({"orchestrator": {"logFormat": "xml"}}, "at '/orchestrator/logFormat'"),
+    ],
+)
+def test_bad_metrics_or_log_values_are_refused_naming_them(values: dict[str, Any], message: str) -> None:
+    with pytest.raises((helm.HelmValuesError, helm.HelmRenderError)) as caught:
+        render(values)
+    assert message in str(caught.value)

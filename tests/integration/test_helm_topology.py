@@ -44,7 +44,8 @@ def test_the_orchestrator_service_speaks_grpc_to_the_orchestrator_pods() -> None
     service = find(manifests, "Service", "orchestrator")
     assert selects(service["spec"]["selector"], labels)
     assert service["spec"]["ports"] == [
-        {"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}
+        {"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"},
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP", "appProtocol": "http"},
     ]
 
 
@@ -275,18 +276,24 @@ def test_the_orchestrator_takes_traffic_only_from_envoy() -> None:
     envoy = pod_labels(find(manifests, "Deployment", "envoy"))
     assert selects(policy["spec"]["podSelector"]["matchLabels"], orchestrator)
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
-    (rule,) = policy["spec"]["ingress"]
+    rule, metrics = policy["spec"]["ingress"]
     assert _policy_peers_select(rule, envoy)
     assert not _policy_peers_select(rule, orchestrator)
     assert _ports(rule) == {50051}
+    # Prometheus scrapes the metrics port alone (from anyone unless networkPolicy.metricsFrom says).
+    assert _ports(metrics) == {9090}
+    assert "from" not in metrics
 
 
 def test_without_envoy_the_orchestrator_takes_no_traffic_unless_rules_are_added() -> None:
-    policy = find(render({"envoy": {"enabled": False}}), "NetworkPolicy", "orchestrator")
+    no_metrics = {"metrics": {"enabled": False}}
+    policy = find(render({"envoy": {"enabled": False}, "orchestrator": no_metrics}), "NetworkPolicy", "orchestrator")
     assert policy["spec"]["ingress"] == []
     extra = [{"from": [{"podSelector": {"matchLabels": {"app": "baton-cli"}}}]}]
     policy = find(
-        render({"envoy": {"enabled": False}, "networkPolicy": {"extraIngress": extra}}), "NetworkPolicy", "orchestrator"
+        render({"envoy": {"enabled": False}, "orchestrator": no_metrics, "networkPolicy": {"extraIngress": extra}}),
+        "NetworkPolicy",
+        "orchestrator",
     )
     assert policy["spec"]["ingress"] == extra
 
