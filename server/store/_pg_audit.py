@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 import asyncpg
 from baton.v1 import execution_pb2
 
-from server.store._audit import audit_fields, deletion_reason
-from server.store._page_tokens import encode_audit_token
+from server.store._audit import audit_fields, audit_page, deletion_reason
 from server.store._pg_rows import event_time
 from server.store.base import (
     DEFAULT_AUDIT_PAGE_SIZE,
@@ -25,7 +24,6 @@ from server.store.base import (
     USER_DATA_DELETED,
     AuditPage,
     AuditQuery,
-    AuditRecord,
     Deletion,
     DeletionNote,
     UnfinishedExecutionsError,
@@ -109,21 +107,7 @@ async def list_audit(pool: asyncpg.Pool, query: AuditQuery, after: int | None) -
         f" FROM audit_events {where} ORDER BY audit_no DESC LIMIT ${len(params)}",
         *params,
     )
-    records = [
-        AuditRecord(
-            execution_id=row[1],
-            user_id=row[2],
-            sequence=row[3],
-            recorded_at=row[4] or _EPOCH,  # an event without a time (none the engine makes)
-            action=row[5],
-            reason=row[6],
-            actor=bytes(row[7]),
-            audit_no=row[0],
-        )
-        for row in rows[:size]
-    ]
-    token = encode_audit_token(rows[size - 1][0]) if len(rows) > size else ""
-    return AuditPage(records=records, next_page_token=token)
+    return audit_page(rows, size, lambda at: at or _EPOCH)
 
 
 async def delete_user(pool: asyncpg.Pool, user_id: str, note: DeletionNote | None) -> Deletion:

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 from baton.v1 import execution_pb2
 
-from server.store._audit import audit_fields, deletion_reason
-from server.store._page_tokens import encode_audit_token
+from server.store._audit import audit_fields, audit_page, deletion_reason
 from server.store._sqlite_rows import event_micros, from_micros
 from server.store.base import (
     DEFAULT_AUDIT_PAGE_SIZE,
@@ -27,7 +26,6 @@ from server.store.base import (
     USER_DATA_DELETED,
     AuditPage,
     AuditQuery,
-    AuditRecord,
     Deletion,
     UnfinishedExecutionsError,
 )
@@ -67,21 +65,7 @@ def list_audit(conn: sqlite3.Connection, query: AuditQuery, after: int | None) -
         f" FROM audit_events {where} ORDER BY audit_no DESC LIMIT ?",
         params,
     ).fetchall()
-    records = [
-        AuditRecord(
-            execution_id=row[1],
-            user_id=row[2],
-            sequence=row[3],
-            recorded_at=from_micros(row[4]),
-            action=row[5],
-            reason=row[6],
-            actor=bytes(row[7]),
-            audit_no=row[0],
-        )
-        for row in rows[:size]
-    ]
-    token = encode_audit_token(rows[size - 1][0]) if len(rows) > size else ""
-    return AuditPage(records=records, next_page_token=token)
+    return audit_page(rows, size, from_micros)
 
 
 @dataclass(slots=True)
