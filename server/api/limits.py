@@ -29,6 +29,9 @@ levels``):
 - **Plans: at most 200 steps** (the planner's own bound; `max_plan_steps` may lower it). A plan's
   depth (its longest chain of dependencies) is bounded by its steps; every walk of the graph is
   iterative, so a 200-step chain costs no recursion.
+- **Numbers: finite.** A Struct's number may not be NaN or an infinity: JSON has no spelling for
+  them, so the server could neither convert the Struct to JSON nor store it (the conversion
+  raised ValueError, answered INTERNAL).
 - **Keys: no NUL, and short.** Identifiers that become columns and index entries (user ids, the
   request_id, workflow types, plan and execution ids, page tokens) may not contain U+0000
   (PostgreSQL's text cannot hold it, SQLite's JSON functions stop at it) and are at most
@@ -41,6 +44,7 @@ constants are the defaults and the ceilings.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -277,6 +281,8 @@ class _Walker:
             self.struct(path, value.struct_value, depth + 1)
         elif kind == "list_value":
             self.list(path, value.list_value, depth + 1)
+        elif kind == "number_value" and not math.isfinite(value.number_value):
+            raise invalid(path, f"a JSON number must be finite, got {value.number_value}")
 
 
 def _join(path: str, name: str) -> str:
