@@ -51,6 +51,7 @@ from agents._matching import MatchingIntelligenceServicer
 from agents._runtime import AgentError
 from agents._security import SecurityServicer
 from agents._uiux import UiUxServicer
+from agents_clients.handlers import MalformedRequests
 from agents_clients.tls import AllowedClients, ServerTls, TlsFiles, is_loopback
 
 if TYPE_CHECKING:
@@ -246,6 +247,7 @@ async def start_fleet(config: FleetConfig, *, tracer_provider: TracerProvider | 
     interceptors = [*_tracing(tracer_provider)]
     if config.allow_clients:
         interceptors.append(AllowedClients(config.allow_clients))
+    interceptors.append(MalformedRequests())  # last: see agents_clients.handlers
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),

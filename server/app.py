@@ -17,6 +17,7 @@ from baton.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, seed_a
 from grpc_health.v1 import health, health_pb2
 
 from agents_clients import BreakingCaller, GrpcAgentCaller, TracingCaller
+from agents_clients.handlers import MalformedRequests
 from server.api.handlers import HandlerGuard
 from server.api.probes import report, serve_health_and_reflection
 from server.api.seed import SeedApiServicer
@@ -196,8 +197,9 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         tracer_provider = owned_provider
     tracing = [server_interceptor(tracer_provider)] if tracer_provider is not None else []
     interceptors, auth_line = _authentication(config)
-    # Tracing first, so that a request authentication refuses is traced too.
-    server = grpc.aio.server(options=options, interceptors=[*tracing, *interceptors])
+    # Tracing first, so that a request authentication refuses is traced too; malformed bytes last,
+    # so that authentication answers first (agents_clients.handlers).
+    server = grpc.aio.server(options=options, interceptors=[*tracing, *interceptors, MalformedRequests()])
     port = security.add_port(server, config.listen)
     async with contextlib.AsyncExitStack() as cleanup:
         cleanup.push_async_callback(server.stop, None)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
+from agents_clients.handlers import MalformedRequests
 from agents_clients.tls import ClientTls, ServerTls, TlsError, TlsFiles, is_loopback, issued_by
 from server.config import ConfigError, ServerConfig, parse_address
 from server.envoy.tls import Certificates
@@ -158,7 +159,7 @@ def start_probe_port(listen: str, health_servicer: health.aio.HealthServicer) ->
         ConfigError: `listen` is not HOST:PORT or cannot be bound.
     """
     parse_address(listen, "health_listen")
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=[MalformedRequests()])
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     try:
         server.add_insecure_port(listen)

@@ -2,11 +2,8 @@
 
 Rules:
 
-- **Malformed request bytes are INVALID_ARGUMENT.** gRPC deserializes a request before any
-  servicer code runs; a DecodeError there would answer UNKNOWN with the exception's class name
-  and log a traceback per request. The wrapped deserializer never raises: it hands the handler
-  a marker, and the handler answers INVALID_ARGUMENT naming the message type. Such refusals are
-  logged as one short line at most every `_LOG_EVERY` seconds, with how many there were.
+- Malformed request bytes are not this module's: `agents_clients.handlers.MalformedRequests`,
+  installed on the server, answers them INVALID_ARGUMENT before any behaviour here runs.
 - **A server stream writes one message at a time, and only to a client that takes it.** The
   stream's generator is drawn only once the previous message was taken by the transport (its
   write completed: within the client's HTTP/2 window). A write still pending after
@@ -32,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
@@ -44,40 +40,6 @@ from server.config import LimitsConfig
 
 logger = logging.getLogger(__name__)
 
-_LOG_EVERY = 60.0
-"""Seconds between two log lines about malformed requests."""
-
-
-class _Malformed:
-    """What the wrapped deserializer returns for bytes that are not the request message."""
-
-    __slots__ = ("message",)
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-class _RefusalLog:
-    """Logs malformed requests as one line per `_LOG_EVERY` seconds, with a count."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._next = 0.0
-        self._since = 0
-
-    def record(self, method: str, message: str) -> None:
-        self._since += 1
-        now = self._clock()
-        if now >= self._next:
-            logger.warning(
-                "%d malformed request(s) refused INVALID_ARGUMENT since the last report; latest to %s: %s",
-                self._since,
-                method,
-                message[:120],
-            )
-            self._next = now + _LOG_EVERY
-            self._since = 0
-
 
 class HandlerGuard:
     """Wraps method handlers as the module docstring says; one per server."""
@@ -86,48 +48,24 @@ class HandlerGuard:
         """Wraps handlers under `limits` (the watch quotas; the defaults when None)."""
         self.quotas = limits or LimitsConfig()
         self.ledger = WatchLedger(self.quotas)
-        self._refusals = _RefusalLog()
 
     def server(self, server: grpc.aio.Server) -> _GuardedServer:
         """A stand-in for `server` to pass to the generated ``add_XServicer_to_server`` functions."""
         return _GuardedServer(server, self)
 
     def wrap(self, method: str, handler: Any) -> Any:
-        """Returns the method handler with its deserializer and behaviour wrapped."""
-        if handler is None or handler.request_streaming:
-            return handler  # no client-streaming RPC here; left as gRPC made it
-        deserialize = handler.request_deserializer
-        message_name = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
-        type_name = message_name.full_name if message_name is not None else "request"
-        wrapped_deserializer = _deserializer(deserialize, type_name)
-        if handler.response_streaming:
-            return handler._replace(
-                request_deserializer=wrapped_deserializer,
-                response_serializer=_passing_bytes(handler.response_serializer),
-                unary_stream=self._stream(method, handler.unary_stream),
-            )
+        """Returns the method handler with its server stream's behaviour wrapped."""
+        if handler is None or handler.request_streaming or not handler.response_streaming:
+            return handler  # only server streams have writes to bound
         return handler._replace(
-            request_deserializer=wrapped_deserializer, unary_unary=self._unary(method, handler.unary_unary)
+            response_serializer=_passing_bytes(handler.response_serializer),
+            unary_stream=self._stream(method, handler.unary_stream),
         )
-
-    async def _refuse(self, context: grpc.aio.ServicerContext, method: str, request: _Malformed) -> None:
-        self._refusals.record(method, request.message)
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
-
-    def _unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if isinstance(request, _Malformed):
-                await self._refuse(context, method, request)
-            return await behaviour(request, context)
-
-        return unary
 
     def _stream(self, method: str, behaviour: Callable[..., AsyncGenerator[Any, None]]) -> Callable[..., Any]:
         # An async generator that yields nothing and writes itself: interceptors (OpenTelemetry's)
         # iterate a server stream's behaviour, so it must be one, and the writes must be its own.
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncGenerator[Any, None]:
-            if isinstance(request, _Malformed):
-                await self._refuse(context, method, request)
             user = watcher(context.peer())
             try:
                 self.ledger.open(user)
@@ -198,20 +136,6 @@ def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], 
         return serialize(message)
 
     return passing
-
-
-def _deserializer(deserialize: Callable[[bytes], Any] | None, type_name: str) -> Callable[[bytes], Any]:
-    def parse(data: bytes) -> Any:
-        if deserialize is None:
-            return data
-        try:
-            return deserialize(data)
-        except Exception as error:
-            # DecodeError (truncated, wrong wire types, invalid UTF-8, nesting past 100 levels) or
-            # whatever else the parser raises: never the servicer's problem.
-            return _Malformed(f"request: the bytes are not a valid {type_name} ({str(error)[:200]})")
-
-    return parse
 
 
 class _GuardedServer:

@@ -16,13 +16,13 @@ Rules:
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
 import grpc
 
+from agents_clients.handlers import with_preamble
 from server.auth import Principal, set_principal
 from server.auth.policy import POLICY, Rule
 from server.auth.verifier import AuthenticationError
@@ -134,39 +134,11 @@ async def _admitted(admit: Callable[[], Principal], context: grpc.aio.ServicerCo
 
 def _guarded(handler: grpc.RpcMethodHandler, admit: Callable[[], Principal]) -> grpc.RpcMethodHandler:
     """The handler with the admission (and the principal set) in front of its behaviour."""
-    h: Any = handler
-    serializers = {"request_deserializer": h.request_deserializer, "response_serializer": h.response_serializer}
-    if h.unary_unary is not None:
-        inner = h.unary_unary
 
-        async def unary_unary(request: object, context: grpc.aio.ServicerContext) -> object:
-            await _admitted(admit, context)
-            return await inner(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(unary_unary, **serializers)
-    if h.stream_unary is not None:
-        inner = h.stream_unary
-
-        async def stream_unary(requests: AsyncIterator[object], context: grpc.aio.ServicerContext) -> object:
-            await _admitted(admit, context)
-            return await inner(requests, context)
-
-        return grpc.stream_unary_rpc_method_handler(stream_unary, **serializers)
-
-    streaming = h.unary_stream if h.unary_stream is not None else h.stream_stream
-
-    async def respond(request: object, context: grpc.aio.ServicerContext) -> AsyncIterator[object]:
+    async def admitted(request: object, context: grpc.aio.ServicerContext) -> None:
         await _admitted(admit, context)
-        result = streaming(request, context)
-        if inspect.isasyncgen(result) or hasattr(result, "__aiter__"):
-            async for response in result:
-                yield response
-        else:
-            await result  # a behaviour that writes with context.write()
 
-    if h.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(respond, **serializers)
-    return grpc.stream_stream_rpc_method_handler(respond, **serializers)
+    return with_preamble(handler, admitted)
 
 
 __all__ = ["OPEN_SERVICES", "AuthInterceptor", "Refusal", "TokenVerifier", "bearer_token"]
