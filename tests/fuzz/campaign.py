@@ -20,7 +20,7 @@ _CREATES = ("/baton.v1.Orchestrator/ExecuteWorkflow", "/baton.v1.SeedApi/Execute
 
 RAW_SHARE = 0.15
 """The share of calls that send raw bytes instead of a built request."""
-BATCH = 250
+BATCH = 100
 """Examples per Hypothesis run (a time-bounded run checks the clock between batches)."""
 
 # Bytes no decoder should trust: field number 0, wire types 6 and 7, an 11-byte varint, a length
@@ -136,8 +136,9 @@ def run(fuzzer: Fuzzer, *, seed: int, cases: int | None = None, seconds: float |
         @hypothesis_seed(seed * 1_000_003 + batch_no)
         @given(st.data())
         def batch(data: st.DataObject) -> None:
-            if deadline is None or time.monotonic() < deadline:
-                _one_case(fuzzer, weighted, data)
+            # No clock here: what a case draws must not depend on outside state (Hypothesis
+            # replays prefixes and calls that flaky), so a time-bounded run stops between batches.
+            _one_case(fuzzer, weighted, data)
 
         before = fuzzer.stats.requests
         batch()

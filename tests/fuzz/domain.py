@@ -66,11 +66,14 @@ class IdPool:
                 self.add(_kind(field.name) or "", value)
 
     def pick(self, draw: st.DrawFn, kind: str, fallback: st.SearchStrategy[str]) -> str:
-        """A remembered value of `kind` most of the time there is one, else one from `fallback`."""
+        """A remembered value of `kind` most of the time there is one, else one from `fallback`.
+
+        The same draws are made whatever the pool holds (Hypothesis requires a strategy's shape
+        not to depend on outside state), and only then is the pool consulted.
+        """
+        remembered, index, other = odds(draw) < 0.7, draw(st.integers(0, 2**16)), draw(fallback)
         known = self.values.get(kind, [])
-        if known and odds(draw) < 0.7:
-            return known[draw(st.integers(0, len(known) - 1))]
-        return draw(fallback)
+        return known[index % len(known)] if known and remembered else other
 
 
 def _is_map(field: FieldDescriptor) -> bool:

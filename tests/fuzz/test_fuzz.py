@@ -16,7 +16,7 @@ from tests.fuzz.campaign import run
 from tests.fuzz.runner import Fuzzer
 from tests.fuzz.target import ServerThread
 
-CASES = 3000
+CASES = 5000
 SEED = 20260611
 
 
