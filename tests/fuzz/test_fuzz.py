@@ -16,7 +16,7 @@ from tests.fuzz.campaign import run
 from tests.fuzz.runner import Fuzzer
 from tests.fuzz.target import ServerThread
 
-CASES = 5000
+CASES = 7000
 SEED = 20260611
 
 
