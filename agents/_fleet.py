@@ -52,6 +52,7 @@ from agents._runtime import AgentError
 from agents._security import SecurityServicer
 from agents._uiux import UiUxServicer
 from agents_clients.handlers import MalformedRequests
+from agents_clients.health import HealthServicer
 from agents_clients.tls import AllowedClients, ServerTls, TlsFiles, is_loopback
 
 if TYPE_CHECKING:
@@ -274,7 +275,7 @@ async def start_fleet(config: FleetConfig, *, tracer_provider: TracerProvider | 
         add_faults(FaultInjectionServicer(control), server)
     else:
         served = SERVICE_NAMES[:-1]
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*served, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),

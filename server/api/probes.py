@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from agents_clients.catalog import AGENT_SERVICES
+from agents_clients.health import HealthServicer
 
 logger = logging.getLogger(__name__)
 
@@ -31,19 +32,6 @@ so the v1alpha servicer answers both (grpcio-reflection serves only v1alpha)."""
 def agent_health_name(agent: str) -> str:
     """The health name of an agent: its gRPC service's full name."""
     return str(AGENT_SERVICES[agent].full_name)
-
-
-class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]
-    """grpc.health.v1 with List (the aio servicer of grpcio-health-checking leaves it unimplemented)."""
-
-    async def List(
-        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext
-    ) -> health_pb2.HealthListResponse:
-        """Every health name with its status."""
-        response = health_pb2.HealthListResponse()
-        for name, status in list(self._server_status.items()):
-            response.statuses[name].status = status
-        return response
 
 
 def serve_health_and_reflection(server: grpc.aio.Server, services: Iterable[str]) -> HealthServicer:
