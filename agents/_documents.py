@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
@@ -16,6 +16,10 @@ from agents._vocabulary import TITLE_WORDS, normalize_skill, normalize_skills, s
 
 #: The largest document accepted, in characters.
 MAX_CONTENT = 1_000_000
+#: The most target skills an optimization takes, and the longest one, in characters (each is
+#: looked for in the whole document).
+MAX_TARGETS = 200
+MAX_TARGET_LENGTH = 100
 #: The fewest skills a complete profile lists.
 COMPLETE_SKILLS = 8
 
@@ -83,11 +87,14 @@ _RANGE = re.compile(
     _point("s") + r"\s*(?:-|\u2013|\u2014|to|until)\s*" + rf"(?:{_point('e')}|(?P<now>present|current|now|today)\b)",
     re.IGNORECASE,
 )
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Every pattern here runs in linear time on any text (a document is up to the message limit, and
+# the agents answer from one event loop): a match starts only where its run of characters starts
+# (the lookbehinds), and no two adjacent parts can take the same characters.
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{3}\)|\d{3})[\s.-]?\d{3}[\s.-]?\d{4}\b")
 _NAME = re.compile(r"^[A-Z][a-zA-Z'\u2019.-]+(?:\s+[A-Z][a-zA-Z'\u2019.-]+){1,3}$")
-_NAME_LINE = re.compile(r"^\s*name\s*:\s*(?P<name>.+?)\s*$", re.IGNORECASE | re.MULTILINE)
-_TITLE_SPLIT = re.compile(r"\s*(?:,|\||\s@\s|\sat\s|\s[-\u2013\u2014]\s|\()\s*")
+_NAME_LINE = re.compile(r"^[ \t]*name[ \t]*:(?P<name>[^\n]*)", re.IGNORECASE | re.MULTILINE)
+_TITLE_SPLIT = re.compile(r",|\||\s@\s|\sat\s|\s[-\u2013\u2014]\s|\(")
 _WORD = re.compile(r"[a-z]+")
 _BULLET = re.compile(r"^\s*[-*•·]")
 
@@ -230,13 +237,25 @@ class DocumentAnalyzer:
 
     @staticmethod
     def _name(text: str, lines: list[str]) -> str:
-        labelled = _NAME_LINE.search(text)
-        if labelled:
-            return labelled.group("name")
+        for labelled in _NAME_LINE.finditer(text):
+            name = labelled.group("name").strip()
+            if name:
+                return name
         first = next((line.strip() for line in lines if line.strip()), "")
         if _NAME.match(first) and not set(_WORD.findall(first.lower())) & TITLE_WORDS:
             return first
         return ""
+
+
+def _targets(skills: Sequence[str]) -> list[str]:
+    """The target skills of a request, within their bounds."""
+    if len(skills) > MAX_TARGETS:
+        raise invalid_argument("target_skills", f"has {len(skills)} skills; at most {MAX_TARGETS} are allowed")
+    for index, skill in enumerate(skills):
+        if len(skill) > MAX_TARGET_LENGTH:
+            problem = f"has {len(skill)} characters; at most {MAX_TARGET_LENGTH} are allowed"
+            raise invalid_argument(f"target_skills[{index}]", problem)
+    return list(skills)
 
 
 def _month(found: re.Match[str], prefix: str, *, first: bool) -> int:
@@ -253,10 +272,11 @@ def _month(found: re.Match[str], prefix: str, *, first: bool) -> int:
 
 def _title(fragment: str) -> str:
     """Returns the first part of `fragment` that names a job title, or ""."""
-    for part in _TITLE_SPLIT.split(fragment.strip()):
+    for piece in _TITLE_SPLIT.split(fragment):
+        part = piece.strip()
         words = set(_WORD.findall(part.lower()))
         if words & TITLE_WORDS and len(part) <= 60 and not _EMAIL.search(part):
-            return part.strip()
+            return part
     return ""
 
 
@@ -311,8 +331,8 @@ class DocumentIntelligenceServicer(document_intelligence_pb2_grpc.DocumentIntell
         """Returns the target skills the document misses and how to improve it."""
         require_user_id(request.user_id)
         text = self._content(request.content)
+        targets = normalize_skills(_targets(request.target_skills))
         analysis = self._analyzer.analyze(text)
-        targets = normalize_skills(list(request.target_skills))
         found = set(analysis.skills)
         lowered = text.lower()
         missing = [

@@ -178,7 +178,9 @@ class DestinationPolicy:
             parsed = URL(url)
             authority = urlsplit(url).netloc
         except ValueError as error:
-            return f"not a valid URL ({error})"
+            return f"not a valid URL ({str(error)[:100]})"
+        except Exception:  # yarl raises IndexError on some (e.g. "0://[]@"): found by fuzzing
+            return "not a valid URL"
         if parsed.scheme not in ("http", "https") or not parsed.raw_host:
             return f"must be an http(s) URL with a host, got {url[:100]!r}"
         # yarl forgets an empty userinfo ("http://@host/"); the authority as written keeps it.

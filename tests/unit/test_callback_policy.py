@@ -156,6 +156,8 @@ def test_a_url_spelling_an_internal_address_is_refused_without_dns(url: str) -> 
         ("http://example.com:70000/", "not a valid URL"),
         ("http://[v1.x]/", "neither a DNS name nor an IP address"),
         ("http://[::1/", "not a valid URL"),
+        ("0://[]@", "not a valid URL"),  # yarl raised IndexError: the RPC answered UNKNOWN
+        ("http://[]@x/", "not a valid URL"),
         ("http://%31%32%37.0.0.1/", "percent-encoded"),
         ("http://exa!mple.com/", "neither a DNS name"),
         ("http://a..b/", "neither a DNS name"),
