@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         ledger = work / "ledger.db"
         agents_port = free_port()
-        agents_argv = [python(), "-m", "server.cli", "agents", "serve", "--listen", f"127.0.0.1:{agents_port}"]
+        # -P: the code comes from PYTHONPATH (the checkout), not from the working directory (this one).
+        agents_argv = [python(), "-P", "-m", "server.cli", "agents", "serve", "--listen", f"127.0.0.1:{agents_port}"]
         agents_argv += ["--latency", f"{args.latency:g}", "--error-rate", f"{args.error_rate:g}"]
         agents_argv += ["--seed", str(args.seed), "--ledger", str(ledger), "--faults"]
         agents = Child("agents", agents_argv, work / "agents.log")
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
             agents.wait_for("serving", START_TIMEOUT_S)
             if args.dead:
                 asyncio.run(set_dead(f"127.0.0.1:{agents_port}", args.dead))
-            serve = [python(), "-m", "server.cli", "serve", "--listen", "127.0.0.1:0"]
+            serve = [python(), "-P", "-m", "server.cli", "serve", "--listen", "127.0.0.1:0"]
             serve += ["--store", f"sqlite:///{work / 'baton.db'}", "--agents", f"127.0.0.1:{agents_port}"]
             serve += ["--log-level", "warning", *args.serve_args]
             orchestrator = Child("orchestrator", serve, work / "orchestrator.log")

@@ -30,7 +30,7 @@ DEFAULT_MULTIPLIER = 2.0
 """Growth factor of exponential backoff when unset."""
 DEFAULT_JITTER = 0.2
 """The jitter fraction when unset: each wait moves by up to ± 20 %."""
-DEFAULT_MAX_CIRCUIT_WAITS = 4
+DEFAULT_MAX_CIRCUIT_WAITS = 2
 """Times a step's call waits for an open breaker's probe, spending no attempt, when unset."""
 DEFAULT_MAX_CONCURRENCY = 2
 """Steps running at once in hybrid mode when unset."""
@@ -67,7 +67,7 @@ class RetryPolicy:
     """Whether calls go through the agent's circuit breaker. Default True."""
     max_circuit_waits: int = DEFAULT_MAX_CIRCUIT_WAITS
     """Times a step's call that meets an open breaker waits for its probe time instead of
-    spending a retry. Default 4."""
+    spending a retry. Default 2 (about two reset timeouts: an agent back within a minute is waited for)."""
 
     @classmethod
     def from_proto(cls, proto: plan_pb2.RetryPolicy) -> RetryPolicy:

@@ -126,7 +126,7 @@ def test_jitter_is_on_when_the_plan_leaves_it_unset_and_off_when_set_to_zero() -
     assert RetryPolicy.from_proto(P.RetryPolicy()).jitter == DEFAULT_JITTER == 0.2
     assert RetryPolicy.from_proto(P.RetryPolicy(jitter=0.0)).jitter == 0.0
     assert RetryPolicy.from_proto(P.RetryPolicy(jitter=0.5)).jitter == 0.5
-    assert RetryPolicy.from_proto(P.RetryPolicy()).max_circuit_waits == DEFAULT_MAX_CIRCUIT_WAITS == 4
+    assert RetryPolicy.from_proto(P.RetryPolicy()).max_circuit_waits == DEFAULT_MAX_CIRCUIT_WAITS == 2
     assert RetryPolicy.from_proto(P.RetryPolicy(max_circuit_waits=0)).max_circuit_waits == 0
 
 
