@@ -13,7 +13,8 @@ one agent dead (``--dead AGENT``: its every operation fails), and reports:
   (idempotency key, job), the same check tests/integration/test_effects_once.py makes.
 
 Run: ``python bench/faults.py [--n 200] [--concurrency 20] [--error-rate 0.3] [--dead AGENT]
-[--root CHECKOUT] [-- SERVE-ARGS...]``. ``--root`` runs the orchestrator and agents of another
+[--outage S] [--root CHECKOUT] [-- SERVE-ARGS...]``; ``--outage S`` brings the dead agent back S
+seconds in (a transient outage). ``--root`` runs the orchestrator and agents of another
 checkout (``/work/main`` for "before"), with its own ``generated/``. Everything listens on
 127.0.0.1; both processes are stopped at the end. Prints one JSON line and a markdown row.
 """
@@ -149,10 +150,27 @@ def duplicates(ledger: Path) -> tuple[int, int]:
     return int(total), int(twice)
 
 
-async def set_dead(address: str, agent: str) -> None:
+async def set_dead(address: str, agent: str, dead: bool = True) -> None:
+    """Makes `agent` fail every call (or, with dead False, none)."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = faults_pb2_grpc.FaultInjectionStub(channel)  # type: ignore[no-untyped-call]
-        await stub.SetFaults(faults_pb2.FaultConfig(agent=agent, error_rate=1.0, error_code="UNAVAILABLE"), timeout=10)
+        config = faults_pb2.FaultConfig(agent=agent, error_rate=1.0 if dead else 0.0, error_code="UNAVAILABLE")
+        await stub.SetFaults(config, timeout=10)
+
+
+async def run_with_outage(target: str, args: argparse.Namespace, tag: str, agents_address: str) -> dict[str, Any]:
+    """Runs the executions; with --outage S, the dead agent comes back S seconds in."""
+
+    async def heal() -> None:
+        await asyncio.sleep(args.outage)
+        await set_dead(agents_address, args.dead, dead=False)
+
+    healing = asyncio.create_task(heal()) if args.dead and args.outage > 0 else None
+    try:
+        return await run_executions(target, args.n, args.concurrency, tag)
+    finally:
+        if healing is not None:
+            healing.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,6 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=20, help="executions in flight (default %(default)s)")
     parser.add_argument("--error-rate", type=float, default=0.3, help="every agent's error rate (default %(default)s)")
     parser.add_argument("--dead", default="", metavar="AGENT", help="make this agent fail every call")
+    parser.add_argument(
+        "--outage", type=float, default=0.0, metavar="S", help="with --dead: the agent comes back after S seconds"
+    )
     parser.add_argument("--latency", type=float, default=5.0, metavar="MS", help="agent latency (default %(default)s)")
     parser.add_argument("--seed", type=int, default=11, help="fault seed (default %(default)s)")
     parser.add_argument("--root", default=str(ROOT), help="the checkout whose server runs (default this one)")
@@ -190,7 +211,8 @@ def main(argv: list[str] | None = None) -> None:
             orchestrator = Child("orchestrator", serve, work / "orchestrator.log")
             line = orchestrator.wait_for("baton serving on", START_TIMEOUT_S)
             target = address_in(line, "")
-            figures = asyncio.run(run_executions(target, args.n, args.concurrency, str(time.monotonic_ns())))
+            tag = str(time.monotonic_ns())
+            figures = asyncio.run(run_with_outage(target, args, tag, f"127.0.0.1:{agents_port}"))
         finally:
             for child in (orchestrator, agents):
                 if child is not None:
@@ -208,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         "concurrency": args.concurrency,
         "error_rate": args.error_rate,
         "dead": args.dead,
+        "outage_s": args.outage,
         "serve_args": args.serve_args,
         **figures,
         "completed_pct": round(100 * completed / n, 1),
@@ -218,8 +241,11 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(json.dumps(result))
     errors = figures["attempt_errors"]
+    scenario = f"{args.error_rate:.0%} errors"
+    if args.dead:
+        scenario = f"{args.dead} dead" + (f" for {args.outage:g} s" if args.outage else "")
     print(
-        f"| {args.label or root.name} | {args.dead or f'{args.error_rate:.0%} errors'} | {result['completed_pct']}% |"
+        f"| {args.label or root.name} | {scenario} | {result['completed_pct']}% |"
         f" {result['circuit_open_pct']}% | {result['failed_otherwise_pct']}% | {figures['p50_s']} s |"
         f" {figures['failed_p50_s']} s | {errors.get('UNAVAILABLE', 0)} | {errors.get('CIRCUIT_OPEN', 0)} |"
         f" {errors.get('RETRY_BUDGET_EXHAUSTED', 0)} | {twice} |"
