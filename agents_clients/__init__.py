@@ -3,6 +3,7 @@
 from agents_clients.breakers import BreakerConfig, BreakingCaller
 from agents_clients.catalog import AGENT_SERVICES, AGENTS, Operation, operation, operations
 from agents_clients.grpc_caller import ATTEMPT, IDEMPOTENCY_KEY, GrpcAgentCaller
+from agents_clients.retry_budget import RetryBudget, RetryBudgetConfig
 from agents_clients.tracing import TracingCaller
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     # Resilience.
     "BreakerConfig",
     "BreakingCaller",
+    "RetryBudget",
+    "RetryBudgetConfig",
     # Calling them.
     "GrpcAgentCaller",
     "ATTEMPT",

@@ -229,7 +229,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             endpoints = agent_endpoints(config.agents)
         grpc_caller = GrpcAgentCaller(endpoints, tls=security.agents, max_message_bytes=config.max_message_bytes)
         cleanup.push_async_callback(grpc_caller.close)
-        caller = BreakingCaller(grpc_caller, config.breaker)
+        caller = BreakingCaller(grpc_caller, config.breaker, budget=config.retry_budget)
         # Outermost, so an attempt an open breaker refuses has its span too.
         engine_caller: AgentCaller = caller if tracer_provider is None else TracingCaller(caller, tracer_provider)
         # Metrics (server.telemetry.metrics): fed at the engine's edges, none of it when off.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from agents_clients import AGENTS, BreakerConfig
+from agents_clients import AGENTS, BreakerConfig, RetryBudgetConfig
 from agents_clients.tls import TlsFiles
 from agents_clients.tls import is_loopback as host_is_loopback
 from server.callbacks import CallbackConfig
@@ -89,6 +89,8 @@ class ServerConfig:
     """The embedded fleet's application ledger; empty means beside the SQLite store."""
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     """Circuit breaker settings of every agent."""
+    retry_budget: RetryBudgetConfig = field(default_factory=RetryBudgetConfig)
+    """The retry budget every agent gets (shared by all executions)."""
     grace: float = 5.0
     """Seconds in-flight RPCs get on shutdown, after the drain."""
     drain: float = 0.0
@@ -227,7 +229,7 @@ def agent_endpoints(spec: str) -> dict[str, list[str]]:
         if not isinstance(data, Mapping):
             raise ConfigError(f"agents: {spec} must map agent names to addresses")
         data = data.get("agents", data)
-        unknown = set(data) - set(AGENTS) - {"default"}
+        unknown = set(data) - set(AGENTS) - {"default", "resilience"}
         if unknown:
             raise ConfigError(f"agents: {spec} names unknown agents {sorted(unknown)}; known: {', '.join(AGENTS)}")
         endpoints: dict[str, list[str]] = {}
@@ -242,3 +244,15 @@ def agent_endpoints(spec: str) -> dict[str, list[str]]:
         return endpoints
     address = parse_address(spec, "agents")
     return {agent: [address] for agent in AGENTS}
+
+
+def agents_resilience(spec: str) -> Mapping[str, object]:
+    """The `resilience:` section of an --agents YAML file (empty for an address or no section)."""
+    path = Path(spec)
+    if not (spec.endswith((".yaml", ".yml")) or path.is_file()) or not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    section = data.get("resilience", {}) if isinstance(data, Mapping) else {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"agents: {spec}: resilience must be a mapping (breaker:, retry_budget:)")
+    return section

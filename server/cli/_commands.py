@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from baton.v1 import execution_pb2, orchestrator_pb2, plan_pb2
@@ -68,7 +68,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import serve
     from server.callbacks import CallbackConfig
     from server.cli._limits import limits_from
-    from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address, parse_duration
+    from server.cli._resilience import resilience_from
+    from server.config import (
+        ConfigError,
+        ServerConfig,
+        agent_endpoints,
+        agents_resilience,
+        parse_address,
+        parse_duration,
+    )
     from server.store import open_store
 
     configure_logging(args.log_level, args.log_format)
@@ -79,8 +87,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             if not loopback(parse_address(args.http, "http"), "http").is_ip:
                 raise ConfigError(f"http: the host must be an IP address or localhost, got {args.http!r}")
+        resilience_yaml: Mapping[str, object] = {}
         if args.agents != "embedded":
             agent_endpoints(args.agents)
+            resilience_yaml = agents_resilience(args.agents)
+        breaker, retry_budget = resilience_from(args, resilience_yaml)
         config = ServerConfig(
             listen=args.listen,
             store_url=args.store,
@@ -105,6 +116,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             retention=parse_duration(args.retention, "retention") if args.retention else 0.0,
             max_message_bytes=args.max_message_bytes,
             limits=limits_from(args),
+            breaker=breaker,
+            retry_budget=retry_budget,
             agent_faults=args.faults,
             metrics=args.metrics,
         )

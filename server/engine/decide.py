@@ -24,13 +24,19 @@ Rules (every decision of the engine lives here; the runner only performs them):
    (EXPRESSION_ERROR), never the runner's.
 6. Idempotency keys name a step, not an attempt: `execution/step` for every attempt of its own
    call, `…/alt` for its alternative call, `…/compensate` for its compensation.
+7. An attempt an open breaker refused (CIRCUIT_OPEN, never sent) waits for the breaker's probe
+   time (the refusal's `retry_after`, spread by the jitter) as a `circuit_wait` attempt failure,
+   which spends none of the step's retries; at most `max_circuit_waits` times per path, never
+   past the deadline, never for an optional step of a degraded plan (skipped at once). A
+   launch says whether it is a retry (an earlier attempt on its path was sent and failed), for
+   the agent's retry budget.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from baton.v1 import execution_pb2, plan_pb2
 from google.protobuf import any_pb2
@@ -53,7 +59,9 @@ P = plan_pb2
 logger = logging.getLogger(__name__)
 
 #: Errors that mean the agent could not serve, as opposed to a bad request.
-UNAVAILABILITY = frozenset({"UNAVAILABLE", "CIRCUIT_OPEN", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
+UNAVAILABILITY = frozenset(
+    {"UNAVAILABLE", "CIRCUIT_OPEN", "RETRY_BUDGET_EXHAUSTED", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
+)
 
 
 def decide(
@@ -253,6 +261,7 @@ class _Decider(Unwinder, Waiter):
                     attempt=attempt,
                     # A probe while unwinding must reach the agent: it does not wait out a breaker.
                     use_breaker=self.plan.retry.use_breaker and self.state.unwinding is None,
+                    retry=run.path_attempts > 1,
                 ),
             )
         )
@@ -341,7 +350,22 @@ class _Decider(Unwinder, Waiter):
             )
             wait = self.plan.retry.backoff(max(run.probes, 1), self.rng()) if retry else 0.0
         else:
-            retry = error.retryable and run.path_attempts <= step.retries
+            circuit_wait = self.circuit_wait(step, run, error)
+            if circuit_wait is not None:
+                failed = E.StepAttemptFailed(
+                    step_id=step.step_id,
+                    attempt=attempt,
+                    error_type=error.error_type,
+                    error_message=error.message,
+                    circuit_wait=True,
+                )
+                failed.retry_at.CopyFrom(self.at(circuit_wait))
+                self.record("step_attempt_failed", failed)
+                return
+            if error.error_type == "CIRCUIT_OPEN" and step.optional and self.plan.degraded_mode:
+                retry = False  # degraded mode goes on without the step at once
+            else:
+                retry = error.retryable and run.path_attempts <= step.retries
             wait = self.plan.retry.backoff(run.path_attempts, self.rng()) if retry else 0.0
         failed = E.StepAttemptFailed(
             step_id=step.step_id,
@@ -355,6 +379,26 @@ class _Decider(Unwinder, Waiter):
         self.record("step_attempt_failed", failed)
         if not retry and not unwinding:
             self.exhausted(step, run, error)
+
+    def circuit_wait(self, step: Step, run: StepRun, error: AgentCallError) -> float | None:
+        """Seconds the step waits for its agent's open breaker to admit a probe, spending no
+        attempt; None when it does not wait (not an open breaker, an optional step of a degraded
+        plan, no waits left, or a probe time past the execution's deadline)."""
+        policy = self.plan.retry
+        if (
+            error.error_type != "CIRCUIT_OPEN"
+            or not error.retryable
+            or (step.optional and self.plan.degraded_mode)
+            or run.circuit_waits >= policy.max_circuit_waits
+        ):
+            return None
+        base = error.retry_after if error.retry_after is not None else policy.backoff(1, 0.5)
+        # Arrive after the probe time, spread over up to `jitter` of it, so that the executions
+        # parked on one breaker do not all come back in the same instant.
+        wait = max(base, 0.001) * (1.0 + policy.jitter * self.rng())
+        if self.now + timedelta(seconds=wait) >= self.state.deadline:
+            return None  # waiting could only end in the execution's timeout
+        return wait
 
     def exhausted(self, step: Step, run: StepRun, error: AgentCallError) -> None:
         """Records that a step's retries are exhausted, and its fallback."""

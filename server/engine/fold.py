@@ -249,6 +249,10 @@ def _on_attempt_failed(state: ExecutionState, run: StepRun, event: Event) -> Non
         # Refused: with one key for every attempt, a refusal also tells that no earlier attempt
         # took effect (the agent would have answered with that attempt's result).
         run.in_doubt = False
+    if e.circuit_wait:
+        # Refused unsent by an open breaker and parked until its probe time: not a retry spent.
+        run.path_attempts -= 1
+        run.circuit_waits += 1
     retrying = e.HasField("retry_at")
     if retrying:
         run.phase, run.due = Phase.BACKOFF, _at(e.retry_at)
@@ -319,7 +323,7 @@ def _on_step_failed(state: ExecutionState, run: StepRun, event: Event) -> None:
         )
     if e.fallback_action == plan_pb2.FALLBACK_ACTION_ALTERNATIVE:
         run.on_alternative = True
-        run.path_attempts = 0
+        run.path_attempts = run.circuit_waits = 0
         run.phase, run.due = Phase.BACKOFF, None
     else:
         # A skip is settled by the step_skipped event that follows.
@@ -360,7 +364,7 @@ def _on_gate_evaluated(state: ExecutionState, run: StepRun, event: Event) -> Non
     elif e.action == plan_pb2.GATE_ACTION_RETRY:
         run.gate_retries.add(e.gate_id)
         run.phase, run.due = Phase.BACKOFF, None
-        run.path_attempts = 0
+        run.path_attempts = run.circuit_waits = 0
         run.end_time = None
 
 

@@ -28,6 +28,10 @@ DEFAULT_MAX_BACKOFF = 30.0
 """Seconds any retry wait is capped at when unset."""
 DEFAULT_MULTIPLIER = 2.0
 """Growth factor of exponential backoff when unset."""
+DEFAULT_JITTER = 0.2
+"""The jitter fraction when unset: each wait moves by up to ± 20 %."""
+DEFAULT_MAX_CIRCUIT_WAITS = 2
+"""Times a step's call waits for an open breaker's probe, spending no attempt, when unset."""
 DEFAULT_MAX_CONCURRENCY = 2
 """Steps running at once in hybrid mode when unset."""
 DEFAULT_APPROVAL_TIMEOUT = 3600.0
@@ -55,12 +59,15 @@ class RetryPolicy:
     """Seconds every wait is capped at. Default 30."""
     multiplier: float = DEFAULT_MULTIPLIER
     """Exponential growth factor. Default 2."""
-    jitter: float = 0.0
-    """Each wait is moved by up to ± jitter * wait. Default 0."""
+    jitter: float = DEFAULT_JITTER
+    """Each wait is moved by up to ± jitter * wait. Default 0.2 (plan.proto: unset means 0.2)."""
     custom: tuple[float, ...] = ()
     """The waits of the custom strategy, the last repeated."""
     use_breaker: bool = True
     """Whether calls go through the agent's circuit breaker. Default True."""
+    max_circuit_waits: int = DEFAULT_MAX_CIRCUIT_WAITS
+    """Times a step's call that meets an open breaker waits for its probe time instead of
+    spending a retry. Default 2 (about two reset timeouts: an agent back within a minute is waited for)."""
 
     @classmethod
     def from_proto(cls, proto: plan_pb2.RetryPolicy) -> RetryPolicy:
@@ -73,9 +80,12 @@ class RetryPolicy:
             else DEFAULT_INITIAL_BACKOFF,
             max_backoff=seconds(proto.max_backoff) if proto.HasField("max_backoff") else DEFAULT_MAX_BACKOFF,
             multiplier=proto.backoff_multiplier or DEFAULT_MULTIPLIER,
-            jitter=proto.jitter,
+            jitter=proto.jitter if proto.HasField("jitter") else DEFAULT_JITTER,
             custom=tuple(seconds(d) for d in proto.custom_backoffs),
             use_breaker=proto.circuit_breaker != plan_pb2.CIRCUIT_BREAKER_MODE_DISABLED,
+            max_circuit_waits=proto.max_circuit_waits
+            if proto.HasField("max_circuit_waits")
+            else DEFAULT_MAX_CIRCUIT_WAITS,
         )
 
     def backoff(self, retry: int, unit_random: float) -> float:

@@ -67,7 +67,10 @@ class AgentCall:
     attempt: int = 1
     """The attempt number, from 1; sent apart from the key as ``baton-attempt`` metadata."""
     use_breaker: bool = True
-    """Whether the agent's circuit breaker guards the call."""
+    """Whether the agent's circuit breaker (and retry budget) guards the call."""
+    retry: bool = False
+    """Whether the call is a retry: a later attempt on the step's path after one that reached the
+    agent and failed (the agent's retry budget counts these apart from first calls)."""
     metadata: tuple[tuple[str, str], ...] = ()
     """Extra request metadata (for example trace context)."""
     trace: CallTrace | None = None
@@ -96,18 +99,29 @@ class AgentCallError(Exception):
 
     Attributes:
         error_type: a gRPC status code name (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``,
-            ``INVALID_ARGUMENT`` ...) or ``CIRCUIT_OPEN``.
+            ``INVALID_ARGUMENT`` ...), ``CIRCUIT_OPEN`` or ``RETRY_BUDGET_EXHAUSTED``.
         retryable: whether another attempt may succeed. Business errors (INVALID_ARGUMENT,
             NOT_FOUND, FAILED_PRECONDITION, ALREADY_EXISTS, PERMISSION_DENIED) are not.
         request_bytes: serialized size of the request that was sent (0 if none was).
+        retry_after: for CIRCUIT_OPEN, seconds until the agent's breaker admits a probe call
+            (None when unknown): when a retry is worth trying.
     """
 
-    def __init__(self, error_type: str, message: str, *, retryable: bool, request_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        *,
+        retryable: bool,
+        request_bytes: int = 0,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.message = message
         self.retryable = retryable
         self.request_bytes = request_bytes
+        self.retry_after = retry_after
 
 
 class AgentCaller(Protocol):

@@ -64,7 +64,7 @@ STEP_STATE_OF = {
 }
 
 #: Errors of calls that were never sent: an open breaker, a request that could not be built.
-NEVER_SENT = frozenset({"CIRCUIT_OPEN", "EXPRESSION_ERROR"})
+NEVER_SENT = frozenset({"CIRCUIT_OPEN", "RETRY_BUDGET_EXHAUSTED", "EXPRESSION_ERROR"})
 
 #: Errors after which an agent certainly did not apply the call: it was never sent (an open
 #: breaker, a request that could not be built) or the agent refused it. After any other error the
@@ -72,6 +72,7 @@ NEVER_SENT = frozenset({"CIRCUIT_OPEN", "EXPRESSION_ERROR"})
 NOT_APPLIED = frozenset(
     {
         "CIRCUIT_OPEN",
+        "RETRY_BUDGET_EXHAUSTED",
         "EXPRESSION_ERROR",
         "INVALID_ARGUMENT",
         "NOT_FOUND",
@@ -139,7 +140,10 @@ class StepRun:
     attempts: int = 0
     """Attempts started, over every path."""
     path_attempts: int = 0
-    """Attempts started on the current path (primary or alternative)."""
+    """Attempts started on the current path (primary or alternative) that count toward its retries
+    (an attempt that waits for an open breaker does not)."""
+    circuit_waits: int = 0
+    """Attempts on the current path an open breaker refused and that wait for its probe time."""
     on_alternative: bool = False
     agent: str = ""
     operation: str = ""

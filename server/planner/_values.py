@@ -28,6 +28,8 @@ MAX_RETRIES = 10
 """The most retries of a step, a compensation or a retry policy."""
 MAX_MULTIPLIER = 10.0
 """The largest exponential backoff multiplier."""
+MAX_CIRCUIT_WAITS = 20
+"""The most times a step's call waits for an open circuit breaker's probe (RetryPolicy.max_circuit_waits)."""
 MAX_CUSTOM_BACKOFFS = 10
 """The most custom backoff waits."""
 MAX_CONCURRENCY = 64

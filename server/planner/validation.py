@@ -22,6 +22,7 @@ from server.planner._values import (
     DEFAULT_APPROVAL_TIMEOUT,
     MAX_APPROVAL_TIMEOUT,
     MAX_BACKOFF,
+    MAX_CIRCUIT_WAITS,
     MAX_CONCURRENCY,
     MAX_CUSTOM_BACKOFFS,
     MAX_MULTIPLIER,
@@ -127,6 +128,11 @@ def _check_retry_policy(field: str, policy: plan_pb2.RetryPolicy) -> None:
             f"must be 0 (the default, 2) or between 1 and {MAX_MULTIPLIER:g}, not {multiplier:g}",
         )
     check_range(f"{field}.jitter", policy.jitter, 0.0, 1.0)
+    if not 0 <= policy.max_circuit_waits <= MAX_CIRCUIT_WAITS:
+        raise PlanInvalidError(
+            f"{field}.max_circuit_waits",
+            f"must be between 0 and {MAX_CIRCUIT_WAITS}, not {policy.max_circuit_waits}",
+        )
     if len(policy.custom_backoffs) > MAX_CUSTOM_BACKOFFS:
         raise PlanInvalidError(
             f"{field}.custom_backoffs",

@@ -66,7 +66,9 @@ COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 """The value of baton_circuit_breaker_state for each pybreaker state."""
-_OUTCOMES = frozenset({code.name for code in grpc.StatusCode} | {"CIRCUIT_OPEN", "EXPRESSION_ERROR"})
+_OUTCOMES = frozenset(
+    {code.name for code in grpc.StatusCode} | {"CIRCUIT_OPEN", "RETRY_BUDGET_EXHAUSTED", "EXPRESSION_ERROR"}
+)
 _EXECUTION_OUTCOMES = {
     execution_pb2.EXECUTION_STATE_COMPLETED: "completed",
     execution_pb2.EXECUTION_STATE_FAILED: "failed",

@@ -248,7 +248,10 @@ async def _breaker_opens_and_closes(orchestrator: RunningServer, stub: Stub) -> 
     assert value(samples, "baton_circuit_breaker_state", agent="analytics") == 0
 
     await set_faults(orchestrator, agent="analytics", error_rate=1.0, error_code="UNAVAILABLE")
-    _, state = await run_to_end(stub, retried_plan())
+    failing = retried_plan()
+    # Refused attempts fail as they come instead of waiting for a probe: the breaker opens once.
+    failing.execution_strategy.retry_policy.max_circuit_waits = 0
+    _, state = await run_to_end(stub, failing)
     assert state == E.EXECUTION_STATE_FAILED
     samples = await scrape(orchestrator)
     assert value(samples, "baton_circuit_breaker_state", agent="analytics") == 2

@@ -65,7 +65,11 @@ async def test_exponential_backoff_doubles_each_wait_and_is_capped() -> None:
     h.caller.script("analytics", "RecordEvents", *[unavailable()] * 5)
     ex = await h.submit(
         plan(
-            step("A", retries=5), initial_backoff=1.0, max_backoff=5.0, backoff_strategy=P.BACKOFF_STRATEGY_EXPONENTIAL
+            step("A", retries=5),
+            initial_backoff=1.0,
+            max_backoff=5.0,
+            backoff_strategy=P.BACKOFF_STRATEGY_EXPONENTIAL,
+            jitter=0.0,  # set to 0: unset means 0.2
         )
     )
     assert (await h.run(ex)).status == E.EXECUTION_STATE_COMPLETED
@@ -79,7 +83,9 @@ async def test_exponential_backoff_doubles_each_wait_and_is_capped() -> None:
 async def test_linear_backoff_grows_by_the_initial_wait() -> None:
     h = Harness()
     h.caller.script("analytics", "RecordEvents", *[unavailable()] * 3)
-    ex = await h.submit(plan(step("A", retries=3), initial_backoff=0.5, backoff_strategy=P.BACKOFF_STRATEGY_LINEAR))
+    ex = await h.submit(
+        plan(step("A", retries=3), initial_backoff=0.5, backoff_strategy=P.BACKOFF_STRATEGY_LINEAR, jitter=0.0)
+    )
     await h.run(ex)
     times = [c.at for c in h.caller.calls]
     assert [(b - a).total_seconds() for a, b in itertools.pairwise(times)] == [0.5, 1.0, 1.5]
@@ -314,7 +320,7 @@ async def test_recovery_reissues_an_unfinished_attempt_with_the_same_idempotency
 async def test_recovery_waits_only_for_what_is_left_of_a_retry_backoff() -> None:
     h = Harness()
     h.caller.script("analytics", "RecordEvents", unavailable())
-    ex = await h.submit(plan(step("A", retries=1), initial_backoff=60.0, max_backoff=120.0))
+    ex = await h.submit(plan(step("A", retries=1), initial_backoff=60.0, max_backoff=120.0, jitter=0.0))
     await h.settle()
     await h.engine.close()
     h.clock.advance(45)

@@ -599,6 +599,8 @@ def test_json_nested_deeper_than_16_levels_is_rejected_naming_where(make: Any, a
         ({"backoff_multiplier": 11}, "backoff_multiplier"),
         ({"jitter": 1.5}, "jitter"),
         ({"jitter": -0.1}, "jitter"),
+        ({"max_circuit_waits": 21}, "max_circuit_waits"),
+        ({"max_circuit_waits": -1}, "max_circuit_waits"),
         ({"custom_backoffs": ["1s"] * 11}, "custom_backoffs"),
         ({"custom_backoffs": ["1s", "3601s"]}, "custom_backoffs[1]"),
         ({"backoff_strategy": "BACKOFF_STRATEGY_CUSTOM"}, "custom_backoffs"),
@@ -618,6 +620,7 @@ def test_a_retry_policy_at_its_bounds_is_accepted() -> None:
         "backoff_multiplier": 10,
         "jitter": 1,
         "custom_backoffs": ["1s"] * 10,
+        "max_circuit_waits": 20,
     }
     validate_plan(_plan(execution_strategy={"retry_policy": policy}))
 

@@ -387,20 +387,22 @@ class StepStarted(_message.Message):
     def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class StepAttemptFailed(_message.Message):
-    __slots__ = ("step_id", "attempt", "error_type", "error_message", "retry_at", "request_bytes")
+    __slots__ = ("step_id", "attempt", "error_type", "error_message", "retry_at", "request_bytes", "circuit_wait")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RETRY_AT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CIRCUIT_WAIT_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     attempt: int
     error_type: str
     error_message: str
     retry_at: _timestamp_pb2.Timestamp
     request_bytes: int
-    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_bytes: _Optional[int] = ...) -> None: ...
+    circuit_wait: bool
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_bytes: _Optional[int] = ..., circuit_wait: _Optional[bool] = ...) -> None: ...
 
 class StepSucceeded(_message.Message):
     __slots__ = ("step_id", "attempt", "output", "quality", "request_bytes", "response_bytes")

@@ -27,61 +27,61 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x62\x61ton/v1/plan.proto\x12\x08\x62\x61ton.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x03\n\x11OrchestrationPlan\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x12\x65stimated_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10\x63omplexity_score\x18\x06 \x01(\x01\x12=\n\x15resource_requirements\x18\x07 \x01(\x0b\x32\x1e.baton.v1.ResourceRequirements\x12\x37\n\x12\x65xecution_strategy\x18\x08 \x01(\x0b\x32\x1b.baton.v1.ExecutionStrategy\x12.\n\x0eworkflow_steps\x18\t \x03(\x0b\x32\x16.baton.v1.WorkflowStep\x12,\n\rquality_gates\x18\n \x03(\x0b\x32\x15.baton.v1.QualityGate\x12\x18\n\x10workflow_version\x18\x0b \x01(\t\x12*\n\x07timeout\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\"}\n\x14ResourceRequirements\x12\x15\n\rcpu_intensive\x18\x01 \x01(\x08\x12\x18\n\x10memory_intensive\x18\x02 \x01(\x08\x12\x19\n\x11network_intensive\x18\x03 \x01(\x08\x12\x19\n\x11storage_intensive\x18\x04 \x01(\x08\"\xd2\x02\n\x0bRetryPolicy\x12\x13\n\x0bmax_retries\x18\x01 \x01(\x05\x12\x33\n\x10\x62\x61\x63koff_strategy\x18\x02 \x01(\x0e\x32\x19.baton.v1.BackoffStrategy\x12\x35\n\x0f\x63ircuit_breaker\x18\x03 \x01(\x0e\x32\x1c.baton.v1.CircuitBreakerMode\x12\x32\n\x0finitial_backoff\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0bmax_backoff\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12\x62\x61\x63koff_multiplier\x18\x06 \x01(\x01\x12\x0e\n\x06jitter\x18\x07 \x01(\x01\x12\x32\n\x0f\x63ustom_backoffs\x18\x08 \x03(\x0b\x32\x19.google.protobuf.Duration\"W\n\x10\x46\x61llbackStrategy\x12\x14\n\x0cprimary_path\x18\x01 \x01(\t\x12\x16\n\x0e\x66\x61llback_paths\x18\x02 \x03(\t\x12\x15\n\rdegraded_mode\x18\x03 \x01(\x08\"\xe7\x01\n\x11\x45xecutionStrategy\x12/\n\x0e\x65xecution_mode\x18\x01 \x01(\x0e\x32\x17.baton.v1.ExecutionMode\x12$\n\x08priority\x18\x02 \x01(\x0e\x32\x12.baton.v1.Priority\x12+\n\x0cretry_policy\x18\x03 \x01(\x0b\x32\x15.baton.v1.RetryPolicy\x12\x35\n\x11\x66\x61llback_strategy\x18\x04 \x01(\x0b\x32\x1a.baton.v1.FallbackStrategy\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\x05\"\x97\x03\n\x0cWorkflowStep\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x11\n\tstep_name\x18\x02 \x01(\t\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12\x11\n\toperation\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65pendencies\x18\x05 \x03(\t\x12$\n\x06inputs\x18\x06 \x01(\x0b\x32\x14.baton.v1.StepInputs\x12&\n\x07outputs\x18\x07 \x01(\x0b\x32\x15.baton.v1.StepOutputs\x12$\n\x06timing\x18\x08 \x01(\x0b\x32\x14.baton.v1.StepTiming\x12/\n\x0e\x65rror_handling\x18\t \x01(\x0b\x32\x17.baton.v1.ErrorHandling\x12\x10\n\x08optional\x18\n \x01(\x08\x12,\n\x0c\x63ompensation\x18\x0b \x01(\x0b\x32\x16.baton.v1.Compensation\x12 \n\x04kind\x18\x0c \x01(\x0e\x32\x12.baton.v1.StepKind\x12$\n\x08\x61pproval\x18\r \x01(\x0b\x32\x12.baton.v1.Approval\"\xa2\x01\n\x08\x41pproval\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\non_timeout\x18\x02 \x01(\x0e\x32\x1f.baton.v1.ApprovalTimeoutAction\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12%\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xb6\x01\n\x0c\x43ompensation\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12.\n\rconfiguration\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x07timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x0bretry_count\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x0e\n\x0c_retry_count\"u\n\nStepInputs\x12\x19\n\x11\x64\x61ta_requirements\x18\x01 \x03(\t\x12.\n\rconfiguration\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1c\n\x14quality_requirements\x18\x03 \x01(\x01\"p\n\x0bStepOutputs\x12\x15\n\rexpected_data\x18\x01 \x03(\t\x12\x17\n\x0fquality_metrics\x18\x02 \x03(\t\x12\x31\n\x10success_criteria\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xd6\x01\n\nStepTiming\x12\x35\n\x12\x65stimated_duration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\nscheduling\x18\x03 \x01(\x0e\x32\x14.baton.v1.Scheduling\x12(\n\x05\x64\x65lay\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tcondition\x18\x05 \x01(\t\"c\n\x0f\x41lternativeCall\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12.\n\rconfiguration\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xbb\x01\n\rErrorHandling\x12\x18\n\x0bretry_count\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x31\n\x0f\x66\x61llback_action\x18\x02 \x01(\x0e\x32\x18.baton.v1.FallbackAction\x12\x1d\n\x15notification_required\x18\x03 \x01(\x08\x12.\n\x0b\x61lternative\x18\x04 \x01(\x0b\x32\x19.baton.v1.AlternativeCallB\x0e\n\x0c_retry_count\"q\n\x10QualityCriterion\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12.\n\x08operator\x18\x02 \x01(\x0e\x32\x1c.baton.v1.ComparisonOperator\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x0e\n\x06weight\x18\x04 \x01(\x01\"\xa5\x01\n\x0bQualityGate\x12\x0f\n\x07gate_id\x18\x01 \x01(\t\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\x12,\n\x08\x63riteria\x18\x03 \x03(\x0b\x32\x1a.baton.v1.QualityCriterion\x12/\n\x11\x61\x63tion_on_failure\x18\x04 \x01(\x0e\x32\x14.baton.v1.GateAction\x12\x12\n\npass_score\x18\x05 \x01(\x01*\x86\x01\n\rExecutionMode\x12\x1e\n\x1a\x45XECUTION_MODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45XECUTION_MODE_SEQUENTIAL\x10\x01\x12\x1b\n\x17\x45XECUTION_MODE_PARALLEL\x10\x02\x12\x19\n\x15\x45XECUTION_MODE_HYBRID\x10\x03*u\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_MEDIUM\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x12\x15\n\x11PRIORITY_CRITICAL\x10\x04*\x8f\x01\n\x0f\x42\x61\x63koffStrategy\x12 \n\x1c\x42\x41\x43KOFF_STRATEGY_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x42\x41\x43KOFF_STRATEGY_LINEAR\x10\x01\x12 \n\x1c\x42\x41\x43KOFF_STRATEGY_EXPONENTIAL\x10\x02\x12\x1b\n\x17\x42\x41\x43KOFF_STRATEGY_CUSTOM\x10\x03*\x7f\n\x12\x43ircuitBreakerMode\x12$\n CIRCUIT_BREAKER_MODE_UNSPECIFIED\x10\x00\x12 \n\x1c\x43IRCUIT_BREAKER_MODE_ENABLED\x10\x01\x12!\n\x1d\x43IRCUIT_BREAKER_MODE_DISABLED\x10\x02*Q\n\x08StepKind\x12\x19\n\x15STEP_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTEP_KIND_CALL\x10\x01\x12\x16\n\x12STEP_KIND_APPROVAL\x10\x02*\xa9\x01\n\x15\x41pprovalTimeoutAction\x12\'\n#APPROVAL_TIMEOUT_ACTION_UNSPECIFIED\x10\x00\x12 \n\x1c\x41PPROVAL_TIMEOUT_ACTION_FAIL\x10\x01\x12 \n\x1c\x41PPROVAL_TIMEOUT_ACTION_SKIP\x10\x02\x12#\n\x1f\x41PPROVAL_TIMEOUT_ACTION_APPROVE\x10\x03*x\n\nScheduling\x12\x1a\n\x16SCHEDULING_UNSPECIFIED\x10\x00\x12\x18\n\x14SCHEDULING_IMMEDIATE\x10\x01\x12\x18\n\x14SCHEDULING_SCHEDULED\x10\x02\x12\x1a\n\x16SCHEDULING_CONDITIONAL\x10\x03*\x86\x01\n\x0e\x46\x61llbackAction\x12\x1f\n\x1b\x46\x41LLBACK_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46\x41LLBACK_ACTION_SKIP\x10\x01\x12\x1f\n\x1b\x46\x41LLBACK_ACTION_ALTERNATIVE\x10\x02\x12\x18\n\x14\x46\x41LLBACK_ACTION_FAIL\x10\x03*\xc7\x01\n\x12\x43omparisonOperator\x12#\n\x1f\x43OMPARISON_OPERATOR_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43OMPARISON_OPERATOR_GT\x10\x01\x12\x1a\n\x16\x43OMPARISON_OPERATOR_LT\x10\x02\x12\x1a\n\x16\x43OMPARISON_OPERATOR_EQ\x10\x03\x12\x1b\n\x17\x43OMPARISON_OPERATOR_GTE\x10\x04\x12\x1b\n\x17\x43OMPARISON_OPERATOR_LTE\x10\x05*\x93\x01\n\nGateAction\x12\x1b\n\x17GATE_ACTION_UNSPECIFIED\x10\x00\x12\x14\n\x10GATE_ACTION_STOP\x10\x01\x12!\n\x1dGATE_ACTION_CONTINUE_DEGRADED\x10\x02\x12\x15\n\x11GATE_ACTION_RETRY\x10\x03\x12\x18\n\x14GATE_ACTION_ESCALATE\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x62\x61ton/v1/plan.proto\x12\x08\x62\x61ton.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x03\n\x11OrchestrationPlan\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x12\x65stimated_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10\x63omplexity_score\x18\x06 \x01(\x01\x12=\n\x15resource_requirements\x18\x07 \x01(\x0b\x32\x1e.baton.v1.ResourceRequirements\x12\x37\n\x12\x65xecution_strategy\x18\x08 \x01(\x0b\x32\x1b.baton.v1.ExecutionStrategy\x12.\n\x0eworkflow_steps\x18\t \x03(\x0b\x32\x16.baton.v1.WorkflowStep\x12,\n\rquality_gates\x18\n \x03(\x0b\x32\x15.baton.v1.QualityGate\x12\x18\n\x10workflow_version\x18\x0b \x01(\t\x12*\n\x07timeout\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\"}\n\x14ResourceRequirements\x12\x15\n\rcpu_intensive\x18\x01 \x01(\x08\x12\x18\n\x10memory_intensive\x18\x02 \x01(\x08\x12\x19\n\x11network_intensive\x18\x03 \x01(\x08\x12\x19\n\x11storage_intensive\x18\x04 \x01(\x08\"\x98\x03\n\x0bRetryPolicy\x12\x13\n\x0bmax_retries\x18\x01 \x01(\x05\x12\x33\n\x10\x62\x61\x63koff_strategy\x18\x02 \x01(\x0e\x32\x19.baton.v1.BackoffStrategy\x12\x35\n\x0f\x63ircuit_breaker\x18\x03 \x01(\x0e\x32\x1c.baton.v1.CircuitBreakerMode\x12\x32\n\x0finitial_backoff\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0bmax_backoff\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12\x62\x61\x63koff_multiplier\x18\x06 \x01(\x01\x12\x13\n\x06jitter\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x32\n\x0f\x63ustom_backoffs\x18\x08 \x03(\x0b\x32\x19.google.protobuf.Duration\x12\x1e\n\x11max_circuit_waits\x18\t \x01(\x05H\x01\x88\x01\x01\x42\t\n\x07_jitterB\x14\n\x12_max_circuit_waits\"W\n\x10\x46\x61llbackStrategy\x12\x14\n\x0cprimary_path\x18\x01 \x01(\t\x12\x16\n\x0e\x66\x61llback_paths\x18\x02 \x03(\t\x12\x15\n\rdegraded_mode\x18\x03 \x01(\x08\"\xe7\x01\n\x11\x45xecutionStrategy\x12/\n\x0e\x65xecution_mode\x18\x01 \x01(\x0e\x32\x17.baton.v1.ExecutionMode\x12$\n\x08priority\x18\x02 \x01(\x0e\x32\x12.baton.v1.Priority\x12+\n\x0cretry_policy\x18\x03 \x01(\x0b\x32\x15.baton.v1.RetryPolicy\x12\x35\n\x11\x66\x61llback_strategy\x18\x04 \x01(\x0b\x32\x1a.baton.v1.FallbackStrategy\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\x05\"\x97\x03\n\x0cWorkflowStep\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x11\n\tstep_name\x18\x02 \x01(\t\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12\x11\n\toperation\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65pendencies\x18\x05 \x03(\t\x12$\n\x06inputs\x18\x06 \x01(\x0b\x32\x14.baton.v1.StepInputs\x12&\n\x07outputs\x18\x07 \x01(\x0b\x32\x15.baton.v1.StepOutputs\x12$\n\x06timing\x18\x08 \x01(\x0b\x32\x14.baton.v1.StepTiming\x12/\n\x0e\x65rror_handling\x18\t \x01(\x0b\x32\x17.baton.v1.ErrorHandling\x12\x10\n\x08optional\x18\n \x01(\x08\x12,\n\x0c\x63ompensation\x18\x0b \x01(\x0b\x32\x16.baton.v1.Compensation\x12 \n\x04kind\x18\x0c \x01(\x0e\x32\x12.baton.v1.StepKind\x12$\n\x08\x61pproval\x18\r \x01(\x0b\x32\x12.baton.v1.Approval\"\xa2\x01\n\x08\x41pproval\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\non_timeout\x18\x02 \x01(\x0e\x32\x1f.baton.v1.ApprovalTimeoutAction\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12%\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xb6\x01\n\x0c\x43ompensation\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12.\n\rconfiguration\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x07timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x0bretry_count\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x0e\n\x0c_retry_count\"u\n\nStepInputs\x12\x19\n\x11\x64\x61ta_requirements\x18\x01 \x03(\t\x12.\n\rconfiguration\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1c\n\x14quality_requirements\x18\x03 \x01(\x01\"p\n\x0bStepOutputs\x12\x15\n\rexpected_data\x18\x01 \x03(\t\x12\x17\n\x0fquality_metrics\x18\x02 \x03(\t\x12\x31\n\x10success_criteria\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xd6\x01\n\nStepTiming\x12\x35\n\x12\x65stimated_duration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\nscheduling\x18\x03 \x01(\x0e\x32\x14.baton.v1.Scheduling\x12(\n\x05\x64\x65lay\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tcondition\x18\x05 \x01(\t\"c\n\x0f\x41lternativeCall\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12.\n\rconfiguration\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xbb\x01\n\rErrorHandling\x12\x18\n\x0bretry_count\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x31\n\x0f\x66\x61llback_action\x18\x02 \x01(\x0e\x32\x18.baton.v1.FallbackAction\x12\x1d\n\x15notification_required\x18\x03 \x01(\x08\x12.\n\x0b\x61lternative\x18\x04 \x01(\x0b\x32\x19.baton.v1.AlternativeCallB\x0e\n\x0c_retry_count\"q\n\x10QualityCriterion\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12.\n\x08operator\x18\x02 \x01(\x0e\x32\x1c.baton.v1.ComparisonOperator\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x0e\n\x06weight\x18\x04 \x01(\x01\"\xa5\x01\n\x0bQualityGate\x12\x0f\n\x07gate_id\x18\x01 \x01(\t\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\x12,\n\x08\x63riteria\x18\x03 \x03(\x0b\x32\x1a.baton.v1.QualityCriterion\x12/\n\x11\x61\x63tion_on_failure\x18\x04 \x01(\x0e\x32\x14.baton.v1.GateAction\x12\x12\n\npass_score\x18\x05 \x01(\x01*\x86\x01\n\rExecutionMode\x12\x1e\n\x1a\x45XECUTION_MODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45XECUTION_MODE_SEQUENTIAL\x10\x01\x12\x1b\n\x17\x45XECUTION_MODE_PARALLEL\x10\x02\x12\x19\n\x15\x45XECUTION_MODE_HYBRID\x10\x03*u\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_MEDIUM\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x12\x15\n\x11PRIORITY_CRITICAL\x10\x04*\x8f\x01\n\x0f\x42\x61\x63koffStrategy\x12 \n\x1c\x42\x41\x43KOFF_STRATEGY_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x42\x41\x43KOFF_STRATEGY_LINEAR\x10\x01\x12 \n\x1c\x42\x41\x43KOFF_STRATEGY_EXPONENTIAL\x10\x02\x12\x1b\n\x17\x42\x41\x43KOFF_STRATEGY_CUSTOM\x10\x03*\x7f\n\x12\x43ircuitBreakerMode\x12$\n CIRCUIT_BREAKER_MODE_UNSPECIFIED\x10\x00\x12 \n\x1c\x43IRCUIT_BREAKER_MODE_ENABLED\x10\x01\x12!\n\x1d\x43IRCUIT_BREAKER_MODE_DISABLED\x10\x02*Q\n\x08StepKind\x12\x19\n\x15STEP_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTEP_KIND_CALL\x10\x01\x12\x16\n\x12STEP_KIND_APPROVAL\x10\x02*\xa9\x01\n\x15\x41pprovalTimeoutAction\x12\'\n#APPROVAL_TIMEOUT_ACTION_UNSPECIFIED\x10\x00\x12 \n\x1c\x41PPROVAL_TIMEOUT_ACTION_FAIL\x10\x01\x12 \n\x1c\x41PPROVAL_TIMEOUT_ACTION_SKIP\x10\x02\x12#\n\x1f\x41PPROVAL_TIMEOUT_ACTION_APPROVE\x10\x03*x\n\nScheduling\x12\x1a\n\x16SCHEDULING_UNSPECIFIED\x10\x00\x12\x18\n\x14SCHEDULING_IMMEDIATE\x10\x01\x12\x18\n\x14SCHEDULING_SCHEDULED\x10\x02\x12\x1a\n\x16SCHEDULING_CONDITIONAL\x10\x03*\x86\x01\n\x0e\x46\x61llbackAction\x12\x1f\n\x1b\x46\x41LLBACK_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46\x41LLBACK_ACTION_SKIP\x10\x01\x12\x1f\n\x1b\x46\x41LLBACK_ACTION_ALTERNATIVE\x10\x02\x12\x18\n\x14\x46\x41LLBACK_ACTION_FAIL\x10\x03*\xc7\x01\n\x12\x43omparisonOperator\x12#\n\x1f\x43OMPARISON_OPERATOR_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43OMPARISON_OPERATOR_GT\x10\x01\x12\x1a\n\x16\x43OMPARISON_OPERATOR_LT\x10\x02\x12\x1a\n\x16\x43OMPARISON_OPERATOR_EQ\x10\x03\x12\x1b\n\x17\x43OMPARISON_OPERATOR_GTE\x10\x04\x12\x1b\n\x17\x43OMPARISON_OPERATOR_LTE\x10\x05*\x93\x01\n\nGateAction\x12\x1b\n\x17GATE_ACTION_UNSPECIFIED\x10\x00\x12\x14\n\x10GATE_ACTION_STOP\x10\x01\x12!\n\x1dGATE_ACTION_CONTINUE_DEGRADED\x10\x02\x12\x15\n\x11GATE_ACTION_RETRY\x10\x03\x12\x18\n\x14GATE_ACTION_ESCALATE\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'baton.v1.plan_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EXECUTIONMODE']._serialized_start=3196
-  _globals['_EXECUTIONMODE']._serialized_end=3330
-  _globals['_PRIORITY']._serialized_start=3332
-  _globals['_PRIORITY']._serialized_end=3449
-  _globals['_BACKOFFSTRATEGY']._serialized_start=3452
-  _globals['_BACKOFFSTRATEGY']._serialized_end=3595
-  _globals['_CIRCUITBREAKERMODE']._serialized_start=3597
-  _globals['_CIRCUITBREAKERMODE']._serialized_end=3724
-  _globals['_STEPKIND']._serialized_start=3726
-  _globals['_STEPKIND']._serialized_end=3807
-  _globals['_APPROVALTIMEOUTACTION']._serialized_start=3810
-  _globals['_APPROVALTIMEOUTACTION']._serialized_end=3979
-  _globals['_SCHEDULING']._serialized_start=3981
-  _globals['_SCHEDULING']._serialized_end=4101
-  _globals['_FALLBACKACTION']._serialized_start=4104
-  _globals['_FALLBACKACTION']._serialized_end=4238
-  _globals['_COMPARISONOPERATOR']._serialized_start=4241
-  _globals['_COMPARISONOPERATOR']._serialized_end=4440
-  _globals['_GATEACTION']._serialized_start=4443
-  _globals['_GATEACTION']._serialized_end=4590
+  _globals['_EXECUTIONMODE']._serialized_start=3266
+  _globals['_EXECUTIONMODE']._serialized_end=3400
+  _globals['_PRIORITY']._serialized_start=3402
+  _globals['_PRIORITY']._serialized_end=3519
+  _globals['_BACKOFFSTRATEGY']._serialized_start=3522
+  _globals['_BACKOFFSTRATEGY']._serialized_end=3665
+  _globals['_CIRCUITBREAKERMODE']._serialized_start=3667
+  _globals['_CIRCUITBREAKERMODE']._serialized_end=3794
+  _globals['_STEPKIND']._serialized_start=3796
+  _globals['_STEPKIND']._serialized_end=3877
+  _globals['_APPROVALTIMEOUTACTION']._serialized_start=3880
+  _globals['_APPROVALTIMEOUTACTION']._serialized_end=4049
+  _globals['_SCHEDULING']._serialized_start=4051
+  _globals['_SCHEDULING']._serialized_end=4171
+  _globals['_FALLBACKACTION']._serialized_start=4174
+  _globals['_FALLBACKACTION']._serialized_end=4308
+  _globals['_COMPARISONOPERATOR']._serialized_start=4311
+  _globals['_COMPARISONOPERATOR']._serialized_end=4510
+  _globals['_GATEACTION']._serialized_start=4513
+  _globals['_GATEACTION']._serialized_end=4660
   _globals['_ORCHESTRATIONPLAN']._serialized_start=129
   _globals['_ORCHESTRATIONPLAN']._serialized_end=618
   _globals['_RESOURCEREQUIREMENTS']._serialized_start=620
   _globals['_RESOURCEREQUIREMENTS']._serialized_end=745
   _globals['_RETRYPOLICY']._serialized_start=748
-  _globals['_RETRYPOLICY']._serialized_end=1086
-  _globals['_FALLBACKSTRATEGY']._serialized_start=1088
-  _globals['_FALLBACKSTRATEGY']._serialized_end=1175
-  _globals['_EXECUTIONSTRATEGY']._serialized_start=1178
-  _globals['_EXECUTIONSTRATEGY']._serialized_end=1409
-  _globals['_WORKFLOWSTEP']._serialized_start=1412
-  _globals['_WORKFLOWSTEP']._serialized_end=1819
-  _globals['_APPROVAL']._serialized_start=1822
-  _globals['_APPROVAL']._serialized_end=1984
-  _globals['_COMPENSATION']._serialized_start=1987
-  _globals['_COMPENSATION']._serialized_end=2169
-  _globals['_STEPINPUTS']._serialized_start=2171
-  _globals['_STEPINPUTS']._serialized_end=2288
-  _globals['_STEPOUTPUTS']._serialized_start=2290
-  _globals['_STEPOUTPUTS']._serialized_end=2402
-  _globals['_STEPTIMING']._serialized_start=2405
-  _globals['_STEPTIMING']._serialized_end=2619
-  _globals['_ALTERNATIVECALL']._serialized_start=2621
-  _globals['_ALTERNATIVECALL']._serialized_end=2720
-  _globals['_ERRORHANDLING']._serialized_start=2723
-  _globals['_ERRORHANDLING']._serialized_end=2910
-  _globals['_QUALITYCRITERION']._serialized_start=2912
-  _globals['_QUALITYCRITERION']._serialized_end=3025
-  _globals['_QUALITYGATE']._serialized_start=3028
-  _globals['_QUALITYGATE']._serialized_end=3193
+  _globals['_RETRYPOLICY']._serialized_end=1156
+  _globals['_FALLBACKSTRATEGY']._serialized_start=1158
+  _globals['_FALLBACKSTRATEGY']._serialized_end=1245
+  _globals['_EXECUTIONSTRATEGY']._serialized_start=1248
+  _globals['_EXECUTIONSTRATEGY']._serialized_end=1479
+  _globals['_WORKFLOWSTEP']._serialized_start=1482
+  _globals['_WORKFLOWSTEP']._serialized_end=1889
+  _globals['_APPROVAL']._serialized_start=1892
+  _globals['_APPROVAL']._serialized_end=2054
+  _globals['_COMPENSATION']._serialized_start=2057
+  _globals['_COMPENSATION']._serialized_end=2239
+  _globals['_STEPINPUTS']._serialized_start=2241
+  _globals['_STEPINPUTS']._serialized_end=2358
+  _globals['_STEPOUTPUTS']._serialized_start=2360
+  _globals['_STEPOUTPUTS']._serialized_end=2472
+  _globals['_STEPTIMING']._serialized_start=2475
+  _globals['_STEPTIMING']._serialized_end=2689
+  _globals['_ALTERNATIVECALL']._serialized_start=2691
+  _globals['_ALTERNATIVECALL']._serialized_end=2790
+  _globals['_ERRORHANDLING']._serialized_start=2793
+  _globals['_ERRORHANDLING']._serialized_end=2980
+  _globals['_QUALITYCRITERION']._serialized_start=2982
+  _globals['_QUALITYCRITERION']._serialized_end=3095
+  _globals['_QUALITYGATE']._serialized_start=3098
+  _globals['_QUALITYGATE']._serialized_end=3263
 # @@protoc_insertion_point(module_scope)

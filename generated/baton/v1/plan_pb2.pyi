@@ -167,7 +167,7 @@ class ResourceRequirements(_message.Message):
     def __init__(self, cpu_intensive: _Optional[bool] = ..., memory_intensive: _Optional[bool] = ..., network_intensive: _Optional[bool] = ..., storage_intensive: _Optional[bool] = ...) -> None: ...
 
 class RetryPolicy(_message.Message):
-    __slots__ = ("max_retries", "backoff_strategy", "circuit_breaker", "initial_backoff", "max_backoff", "backoff_multiplier", "jitter", "custom_backoffs")
+    __slots__ = ("max_retries", "backoff_strategy", "circuit_breaker", "initial_backoff", "max_backoff", "backoff_multiplier", "jitter", "custom_backoffs", "max_circuit_waits")
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     BACKOFF_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     CIRCUIT_BREAKER_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,7 @@ class RetryPolicy(_message.Message):
     BACKOFF_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
     JITTER_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_BACKOFFS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CIRCUIT_WAITS_FIELD_NUMBER: _ClassVar[int]
     max_retries: int
     backoff_strategy: BackoffStrategy
     circuit_breaker: CircuitBreakerMode
@@ -184,7 +185,8 @@ class RetryPolicy(_message.Message):
     backoff_multiplier: float
     jitter: float
     custom_backoffs: _containers.RepeatedCompositeFieldContainer[_duration_pb2.Duration]
-    def __init__(self, max_retries: _Optional[int] = ..., backoff_strategy: _Optional[_Union[BackoffStrategy, str]] = ..., circuit_breaker: _Optional[_Union[CircuitBreakerMode, str]] = ..., initial_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., backoff_multiplier: _Optional[float] = ..., jitter: _Optional[float] = ..., custom_backoffs: _Optional[_Iterable[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]]] = ...) -> None: ...
+    max_circuit_waits: int
+    def __init__(self, max_retries: _Optional[int] = ..., backoff_strategy: _Optional[_Union[BackoffStrategy, str]] = ..., circuit_breaker: _Optional[_Union[CircuitBreakerMode, str]] = ..., initial_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., backoff_multiplier: _Optional[float] = ..., jitter: _Optional[float] = ..., custom_backoffs: _Optional[_Iterable[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]]] = ..., max_circuit_waits: _Optional[int] = ...) -> None: ...
 
 class FallbackStrategy(_message.Message):
     __slots__ = ("primary_path", "fallback_paths", "degraded_mode")
