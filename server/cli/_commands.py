@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from agents_clients.tls import TlsFiles
     from server.app import serve
     from server.callbacks import CallbackConfig
-    from server.cli._limits import limits_from
+    from server.cli._limits import admission_from, limits_from
     from server.config import ConfigError, ServerConfig, agent_endpoints, parse_address, parse_duration
     from server.store import open_store
 
@@ -105,6 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             retention=parse_duration(args.retention, "retention") if args.retention else 0.0,
             max_message_bytes=args.max_message_bytes,
             limits=limits_from(args),
+            admission=admission_from(args),
             agent_faults=args.faults,
             metrics=args.metrics,
         )
