@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -16,8 +18,10 @@ from google.rpc import error_details_pb2, status_pb2
 
 from server.app import RunningServer, start_server
 from server.config import ServerConfig
-from server.engine.admission import AdmissionLimits
+from server.engine.admission import AdmissionLimits, QueueFullError
+from server.store import ExecutionRecord, ExecutionStore, PostgresExecutionStore, SqliteExecutionStore
 from tests.integration.pg_support import fresh_database
+from tests.integration.store_support import T0, new_execution, started, step_events
 from tests.integration.support import TERMINAL, execute_plan, step
 
 E = execution_pb2
@@ -185,3 +189,71 @@ async def test_a_queued_execution_can_be_cancelled_and_refuses_pause(admitting: 
         assert health.queue_depth == 0
         for execution in first:
             assert (await _wait_terminal(stub, execution.execution_id)).status == E.EXECUTION_STATE_COMPLETED
+
+
+# ---- the store's queue order, deterministic: every time is given ------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ExecutionStore]:
+    if request.param == "sqlite":
+        sqlite = SqliteExecutionStore(str(tmp_path / "queue.db"))
+        await sqlite.open()
+        try:
+            yield sqlite
+        finally:
+            await sqlite.close()
+        return
+    async with fresh_database() as url:
+        postgres = PostgresExecutionStore(url)
+        await postgres.open()
+        try:
+            yield postgres
+        finally:
+            await postgres.close()
+
+
+async def _create(
+    store: ExecutionStore, execution_id: str, priority: int, at: datetime, limits: AdmissionLimits
+) -> ExecutionRecord:
+    new = replace(new_execution(execution_id, created_at=at), priority=priority, admission=limits)
+    record, created = await store.create_execution(new, started(at))
+    assert created
+    return record
+
+
+async def test_the_queue_admits_by_class_then_age_and_aging_lifts_a_low_execution_above_later_ones(
+    store: ExecutionStore,
+) -> None:
+    limits = AdmissionLimits(max_running=1, max_queued=3, aging_seconds=10)
+    second = timedelta(seconds=1)
+    assert not (await _create(store, "run", plan_pb2.PRIORITY_MEDIUM, T0, limits)).waiting
+    low = await _create(store, "low", plan_pb2.PRIORITY_LOW, T0, limits)
+    await _create(store, "high-1", plan_pb2.PRIORITY_HIGH, T0 + second, limits)
+    await _create(store, "critical", plan_pb2.PRIORITY_CRITICAL, T0 + 2 * second, limits)
+    assert low.waiting
+    with pytest.raises(QueueFullError) as full:
+        await _create(store, "one-too-many", plan_pb2.PRIORITY_CRITICAL, T0 + 3 * second, limits)
+    assert (full.value.max_queued, full.value.retry_after) == (3, limits.retry_after_seconds)
+    assert await store.get_execution("one-too-many") is None  # nothing recorded for a refused one
+    assert await store.count_waiting() == 3
+
+    async def positions(at: datetime) -> dict[str, int]:
+        names = ("run", "low", "high-1", "critical", "high-2")
+        return {n: p for n in names if (p := await store.queue_position(n, limits.aging_seconds, at))}
+
+    assert await store.admit(limits, T0 + 5 * second) == []  # "run" holds the one slot
+    assert await positions(T0 + 5 * second) == {"critical": 1, "high-1": 2, "low": 3}
+    await store.append("run", step_events(2, 1, T0 + 5 * second), E.EXECUTION_STATE_COMPLETED)
+    assert await store.admit(limits, T0 + 5 * second) == ["critical"]
+
+    # At T0+25s a new HIGH arrives; by T0+30s "low" has waited 3 agings: it is CRITICAL, and the
+    # oldest of its class, so it goes before both HIGHs (one of them older than anything but it).
+    await _create(store, "high-2", plan_pb2.PRIORITY_HIGH, T0 + 25 * second, limits)
+    assert await positions(T0 + 29 * second) == {"high-1": 1, "low": 2, "high-2": 3}
+    assert await positions(T0 + 30 * second) == {"low": 1, "high-1": 2, "high-2": 3}
+    await store.append("critical", step_events(2, 1, T0 + 30 * second), E.EXECUTION_STATE_COMPLETED)
+    assert await store.admit(limits, T0 + 30 * second) == ["low"]
+    assert not (await store.get_execution("low")).waiting  # type: ignore[union-attr]
+    assert [u.execution_id for u in await store.unfinished_executions() if u.waiting] == ["high-1", "high-2"]
+    assert await store.count_waiting() == 2
