@@ -11,6 +11,9 @@ turn's writes on the event loop and checkpoints on a thread (the default with NO
 ThreadWriter commits on its own thread (the default with FULL, whose fsyncs must not stall
 the loop). Reads run on a small pool of read-only connections beside the writer, since WAL
 readers never wait for it. The store is bound to the event loop that opens it.
+
+Past the house's ~500 lines because it is the one class implementing the whole store contract;
+its SQL lives in the _sqlite_* modules, and what stays here is each method's thin wrapper.
 """
 
 from __future__ import annotations
