@@ -10,6 +10,9 @@ Pieces: one writer connection commits each event-loop turn's writes as one trans
 announcements of other processes' commits, whose events are read and handed to this store's
 commit listeners (``_pg_fanout``); migrations are applied on open under an advisory lock
 (``_pg_migrations``). The store is bound to the event loop that opens it.
+
+Past the house's ~500 lines because it is the one class implementing the whole store contract
+(leases and admission included); its SQL lives in the _pg_* modules.
 """
 
 from __future__ import annotations
