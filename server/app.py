@@ -245,7 +245,9 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         clock = SystemClock()
         replica = ReplicaConfig(owner=config.replica, lease_seconds=config.lease_seconds) if config.replica else None
         try:
-            engine = Engine(store, engine_caller, clock, config=EngineConfig(replica=replica))
+            engine = Engine(
+                store, engine_caller, clock, config=EngineConfig(replica=replica, admission=config.admission)
+            )
         except ValueError as error:
             raise ConfigError(f"replica: {error}") from None
         callbacks.start()
@@ -264,6 +266,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
                 watchers=lambda: hub.watchers,
                 breaker_states=caller.states,
                 store_counts=store.count_by_state,
+                queue_depth=store.count_waiting,
             )
             metrics.watch(live)
             metrics_endpoint = await start_metrics_endpoint(metrics, config.metrics)

@@ -13,6 +13,7 @@ from agents_clients import AGENTS, BreakerConfig, RetryBudgetConfig
 from agents_clients.tls import TlsFiles
 from agents_clients.tls import is_loopback as host_is_loopback
 from server.callbacks import CallbackConfig
+from server.engine.admission import AdmissionLimits
 from server.telemetry.tracing import TracingConfig
 
 
@@ -147,6 +148,9 @@ class ServerConfig:
     with its events and audit entries (`--retention 30d`); 0 (the default) keeps everything."""
     metrics: str = ""
     """HOST:PORT of the Prometheus endpoint (GET /metrics); empty (the default): no metrics at all."""
+    admission: AdmissionLimits = field(default_factory=AdmissionLimits)
+    """Admission control (server/engine/admission.py): how many executions run and wait at once;
+    by default every execution starts as it is recorded."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):
@@ -160,6 +164,7 @@ class ServerConfig:
             raise ConfigError(f"max_message_bytes: expected 65536 to 1073741824 bytes, got {self.max_message_bytes}")
         try:
             self.callbacks.validate()
+            self.admission.validate()
         except ValueError as error:
             raise ConfigError(str(error)) from None
         if self.retention and not MIN_RETENTION <= self.retention <= MAX_RETENTION:

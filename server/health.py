@@ -112,7 +112,7 @@ class HealthMonitor:
                     execution_pb2.EXECUTION_STATE_COMPENSATING,
                 )
             ),
-            queue_depth=counts.get(execution_pb2.EXECUTION_STATE_QUEUED, 0),
+            queue_depth=await self.store.count_waiting(),
         )
         offline = sum(1 for s in self._statuses.values() if s.status == common_pb2.AGENT_HEALTH_OFFLINE)
         unhealthy = sum(1 for s in self._statuses.values() if s.status != common_pb2.AGENT_HEALTH_HEALTHY)

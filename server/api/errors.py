@@ -8,8 +8,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from server.engine import ExecutionStateError, FoldError
+from server.engine.admission import QueueFullError
 from server.planner import PlanningError
 from server.quoting import quote
 from server.store.base import CorruptHistoryError, ExecutionNotFoundError, InvalidKeyError, InvalidPageTokenError
@@ -27,12 +30,42 @@ _Resp = TypeVar("_Resp")
 
 
 class RequestError(Exception):
-    """A request the API rejects itself, with the status code and a message naming the field."""
+    """A request the API rejects itself, with the status code and a message naming the field.
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    Attributes:
+        retry_after: seconds the client should wait before trying again, sent as a
+            ``google.rpc.RetryInfo`` in the status details; None for no hint.
+    """
+
+    def __init__(self, code: grpc.StatusCode, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after
+
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+"""The trailer gRPC's rich error model reads (grpc_status.rpc_status.from_call): a serialized
+``google.rpc.Status`` whose code and message repeat the call's."""
+
+
+def retry_details(code: grpc.StatusCode, message: str, retry_after: float) -> tuple[tuple[str, bytes], ...]:
+    """The trailing metadata carrying a ``google.rpc.RetryInfo`` for a status (what
+    ``grpc_status.rpc_status.to_status`` builds, without needing grpcio-status)."""
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(round(retry_after * 1e9))
+    detail = status_pb2.Status(code=code.value[0], message=message)
+    detail.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    return ((STATUS_DETAILS_KEY, detail.SerializeToString()),)
+
+
+def retry_after_of(exc: Exception) -> float | None:
+    """The retry hint a domain error carries, if any."""
+    if isinstance(exc, RequestError):
+        return exc.retry_after
+    if isinstance(exc, QueueFullError):
+        return exc.retry_after
+    return None
 
 
 def invalid(field: str, message: str) -> RequestError:
@@ -46,6 +79,8 @@ _TABLE: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (InvalidKeyError, grpc.StatusCode.INVALID_ARGUMENT),
     (ExecutionNotFoundError, grpc.StatusCode.NOT_FOUND),
     (ExecutionStateError, grpc.StatusCode.FAILED_PRECONDITION),
+    # The admission queue is full (server/engine/admission.py): retry later, with the hint.
+    (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     # An execution whose history cannot be read or folded (the RPCs that read histories
     # quarantine it first; this keeps any other road from answering INTERNAL).
     (CorruptHistoryError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -77,7 +112,13 @@ async def _abort(context: grpc.aio.ServicerContext, rpc: str, exc: Exception) ->
         await context.abort(grpc.StatusCode.INTERNAL, f"{rpc} failed: {type(exc).__name__}")
     else:
         code, message = status
-        await context.abort(code, message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + "…")
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[:MAX_MESSAGE_CHARS] + "…"
+        retry_after = retry_after_of(exc)
+        if retry_after is None:
+            await context.abort(code, message)
+        else:
+            await context.abort(code, message, trailing_metadata=retry_details(code, message, retry_after))
 
 
 def unary(

@@ -259,7 +259,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         state = await self._state(execution_id)
         if isinstance(state, ExecutionRecord):
             return quarantined_status(state)
-        return fit_status(render(state), self.budget)
+        status = fit_status(render(state), self.budget)
+        if status.status == execution_pb2.EXECUTION_STATE_QUEUED:
+            status.queue_position = await self.engine.queue_position(execution_id)
+        return status
 
     @streaming
     async def WatchExecution(

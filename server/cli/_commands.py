@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from agents_clients.tls import TlsFiles
     from server.app import serve
     from server.callbacks import CallbackConfig
-    from server.cli._limits import limits_from
+    from server.cli._limits import admission_from, limits_from
     from server.cli._resilience import resilience_from
     from server.config import (
         ConfigError,
@@ -118,6 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             limits=limits_from(args),
             breaker=breaker,
             retry_budget=retry_budget,
+            admission=admission_from(args),
             agent_faults=args.faults,
             metrics=args.metrics,
         )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from server.config import LimitsConfig, ServerConfig
+from server.engine.admission import AdmissionLimits
 
 _DEFAULTS = LimitsConfig()
+_ADMISSION = AdmissionLimits()
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +71,54 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
         default=_DEFAULTS.watch_pending_bytes_per_user,
         metavar="N",
         help="bytes of a user's watch updates sent and not yet read (default %(default)s = 16 MiB)",
+    )
+
+
+def add_admission_flags(parser: argparse.ArgumentParser) -> None:
+    """Adds admission control (server.engine.admission) to `parser`."""
+    group = parser.add_argument_group(
+        "admission", "how many executions run and wait at once, over every replica (README: Admission)"
+    )
+    group.add_argument(
+        "--max-running",
+        type=int,
+        default=_ADMISSION.max_running,
+        metavar="N",
+        help="executions started and not ended at most; more wait QUEUED, admitted by priority; "
+        "0: every execution starts at once (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-queued",
+        type=int,
+        default=_ADMISSION.max_queued,
+        metavar="M",
+        help="executions waiting for admission at most (with --max-running); past it ExecuteWorkflow answers "
+        "RESOURCE_EXHAUSTED with a RetryInfo; 0: no bound (default %(default)s)",
+    )
+    group.add_argument(
+        "--queue-aging",
+        type=float,
+        default=_ADMISSION.aging_seconds,
+        metavar="S",
+        help="seconds of waiting that raise a queued execution's priority by one class, so low never starves "
+        "(default %(default)s)",
+    )
+    group.add_argument(
+        "--queue-retry-after",
+        type=float,
+        default=_ADMISSION.retry_after_seconds,
+        metavar="S",
+        help="the retry delay a refused submission is given (default %(default)s)",
+    )
+
+
+def admission_from(args: argparse.Namespace) -> AdmissionLimits:
+    """The AdmissionLimits the flags ask for (validated with the rest of ServerConfig)."""
+    return AdmissionLimits(
+        max_running=args.max_running,
+        max_queued=args.max_queued,
+        aging_seconds=args.queue_aging,
+        retry_after_seconds=args.queue_retry_after,
     )
 
 

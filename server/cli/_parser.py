@@ -33,7 +33,7 @@ from server.cli._common import (
 )
 from server.cli._control import SIGNALS, cmd_approve, cmd_cancel, cmd_pause, cmd_reject, cmd_resume, cmd_signal
 from server.cli._demo import DEMO_LATENCY_MS, DEMO_SEED, cmd_demo
-from server.cli._limits import add_limit_flags
+from server.cli._limits import add_admission_flags, add_limit_flags
 from server.cli._resilience import add_resilience_flags
 
 
@@ -377,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_limit_flags(p)
     add_resilience_flags(p)
+    add_admission_flags(p)
     _log_level(p, "info")
     _metrics(p)
     _log_format(p)

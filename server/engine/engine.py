@@ -21,6 +21,8 @@ from typing import cast
 
 from baton.v1 import execution_pb2, journey_pb2, plan_pb2
 
+from server.engine.admission import AdmissionLimits
+from server.engine.admitter import Admitter
 from server.engine.fold import start
 from server.engine.inbox import (
     Cancel,
@@ -79,6 +81,9 @@ class EngineConfig:
     replica: ReplicaConfig | None = None
     """Set when several orchestrator processes share the store; None (the default) when this
     engine is the store's only user (the embedded SQLite default)."""
+    admission: AdmissionLimits | None = None
+    """Admission control (server/engine/admission.py); None (the default) or limits without
+    max_running: every execution starts as it is recorded. Replicas should share one setting."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,11 @@ class Engine:
                 raise ValueError("replicas need a store with leases (PostgreSQL); this one has none")
             self._leases = cast(ReplicaStore, store)
         self._lease_task: asyncio.Task[None] | None = None
+        admission = self.config.admission
+        self._admitter: Admitter | None = None
+        if admission is not None and admission.bounded:
+            interval = self.replica.claim_interval if self.replica is not None else 1.0
+            self._admitter = Admitter(store, clock, admission, self._start_admitted, interval=interval)
 
     @property
     def active(self) -> int:
@@ -205,11 +215,16 @@ class Engine:
                 request_id=submission.request_id,
                 priority=plan.execution_strategy.priority,
                 created_at=now,
+                admission=self.config.admission,
             ),
             event,
         )
         if created:
             self._notify_started(record)
+        if record.waiting:
+            if created and self._admitter is not None:
+                self._admitter.wake()
+            return record, created  # queued: started when admitted (server/engine/admission.py)
         if created and not self._closing:
             if self._leases is not None:
                 taken = await self._leases.claim(self.lease(), now, 1, [submission.execution_id])
@@ -226,24 +241,53 @@ class Engine:
         keeps doing so, renews leases and hands executions over. An execution whose history
         cannot be read or folded is quarantined by its runner, never raised.
         """
+        if self._admitter is not None:
+            self._admitter.wake()
         if self._leases is not None:
             taken = await self._claim_due()
             if self._lease_task is None and not self._closing:
                 self._lease_task = asyncio.create_task(self._lease_loop(), name="engine leases")
             return taken
         resumed = 0
+        waiting = 0
         for unfinished in await self.store.unfinished_executions():
             execution_id = unfinished.execution_id
             if execution_id in self._runners or execution_id in self._parked:
+                continue
+            if unfinished.waiting:
+                waiting += 1  # the admitter starts it when a slot is free
                 continue
             if unfinished.parked:
                 self._park(execution_id, unfinished.wake_at)
             else:
                 self._spawn(execution_id)
             resumed += 1
+        if waiting and self._admitter is None:
+            # Queued under limits this process no longer has: nothing bounds them now.
+            resumed += len(await Admitter(self.store, self.clock, AdmissionLimits(), self._start_admitted).admit_now())
         if resumed:
             logger.info("recovered %d unfinished executions (%d parked)", resumed, len(self._parked))
         return resumed
+
+    # ---- admission ------------------------------------------------------------------------------
+
+    async def _start_admitted(self, execution_ids: list[str]) -> None:
+        """Starts executions the store just admitted (with replicas: those this one can claim;
+        the others are due work for any replica's next claim)."""
+        if self._closing:
+            return
+        ready = [execution_id for execution_id in execution_ids if execution_id not in self._runners]
+        if self._leases is not None and ready:
+            taken = set(await self._leases.claim(self.lease(), self.clock.now(), len(ready), ready))
+            ready = [execution_id for execution_id in ready if execution_id in taken]
+        for execution_id in ready:
+            if execution_id not in self._runners:
+                self._spawn(execution_id)
+
+    async def queue_position(self, execution_id: str) -> int:
+        """The execution's place in the admission queue now (1: next); 0 when it does not wait."""
+        admission = self.config.admission or AdmissionLimits()
+        return await self.store.queue_position(execution_id, admission.aging_seconds, self.clock.now())
 
     # ---- commands -------------------------------------------------------------------------------
 
@@ -299,6 +343,12 @@ class Engine:
                     return
                 name = E.ExecutionState.Name(record.state).removeprefix("EXECUTION_STATE_").lower()
                 raise ExecutionStateError(f"execution {execution_id} is {name}")
+            if record.waiting and not isinstance(command, Cancel):
+                position = await self.queue_position(execution_id)
+                raise ExecutionStateError(
+                    f"execution {execution_id} is queued (position {position}), waiting for admission;"
+                    " only cancel acts on it before it starts"
+                )
             runner = self._runners.get(execution_id)
             if runner is None and self._leases is not None and not await self._take_over(execution_id):
                 raise ExecutionStateError(
@@ -331,6 +381,8 @@ class Engine:
                 goes on with them now, not when the leases lapse (False: as if the process died).
         """
         self._closing = True
+        if self._admitter is not None:
+            await self._admitter.close()
         held = list(self._runners)
         tasks = [*self._background, *(r.task for r in self._runners.values())]
         for task in (self._timer_task, self._lease_task):
@@ -547,6 +599,8 @@ class Engine:
                 logger.exception("start listener failed for execution %s", record.execution_id)
 
     def _notify_terminal(self, state: ExecutionState) -> None:
+        if self._admitter is not None:
+            self._admitter.wake()  # its slot is free
         for listener in self._terminal_listeners:
             try:
                 listener(state)

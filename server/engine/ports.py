@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol
 from baton.v1 import execution_pb2
 from google.protobuf.message import Message
 
+from server.engine.admission import AdmissionLimits
+
 
 class Clock(Protocol):
     """Time as the engine sees it."""
@@ -153,6 +155,9 @@ class NewExecution:
     """The plan's Priority value."""
     created_at: datetime
     """When the execution was created (UTC)."""
+    admission: AdmissionLimits | None = None
+    """The admission limits to decide it under (server/engine/admission.py, rule 2); None, or
+    limits without max_running: admitted as it is recorded."""
 
     def queued_record(self, created_at: datetime) -> ExecutionRecord:
         """Its summary row as created: QUEUED, at sequence 1, created and updated at `created_at`
@@ -195,6 +200,8 @@ class ExecutionRecord:
     quarantine_error: str = ""
     """Why the execution was quarantined (its history cannot be read or folded); empty when it
     was not. A quarantined execution is FAILED whatever its events say."""
+    waiting: bool = False
+    """Whether it waits for admission (recorded, not admitted: nothing may run it yet)."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +214,8 @@ class UnfinishedExecution:
     """Whether nothing needs to run it until wake_at (or, with no wake_at, until a command)."""
     wake_at: datetime | None
     """When a parked execution is due (UTC); None when not parked or parked until a command."""
+    waiting: bool = False
+    """Whether it waits for admission: recovery leaves it to the admission of queued work."""
 
 
 class SequenceConflictError(Exception):
@@ -324,6 +333,24 @@ class ExecutionStore(Protocol):
         Raises:
             ExecutionNotFoundError: no such execution.
         """
+        ...
+
+    async def admit(self, limits: AdmissionLimits, now: datetime) -> list[str]:
+        """Admits waiting executions into the slots free under `limits.max_running` (rules 3-6 of
+        server/engine/admission.py), in one transaction under the admission lock.
+
+        Returns:
+            The ids admitted, in admission order (no longer waiting: due work for any runner).
+        """
+        ...
+
+    async def queue_position(self, execution_id: str, aging_seconds: float, now: datetime) -> int:
+        """The execution's place in the admission queue at `now` (1: admitted next); 0 when it
+        does not wait (admitted, ended, or unknown)."""
+        ...
+
+    async def count_waiting(self) -> int:
+        """The unfinished executions waiting for admission (every replica's)."""
         ...
 
 

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from baton.v1 import execution_pb2
 
+from server.engine.admission import AdmissionLimits, QueueFullError, admit_new
 from server.engine.ports import Lease, LeaseLostError
+from server.store._pg_admission import ADMISSION_LOCK_KEY, COUNTS, LOCK
 from server.store._pg_audit import INSERT_AUDIT, AuditRow
 from server.store._pg_rows import NOTIFY_CHANNEL, RECORD_COLUMNS, notify_payload, record_from_row
 from server.store.base import ExecutionNotFoundError, ExecutionRecord, SequenceConflictError
@@ -55,6 +57,8 @@ class CreateOp:
     """Resolved on the event loop after the commit."""
     audit: list[AuditRow] = field(default_factory=list)
     """The audit entry of the first event, if a client caused it."""
+    admission: AdmissionLimits | None = None
+    """The limits it is admitted under (None: admitted as recorded)."""
 
 
 @dataclass(slots=True)
@@ -170,10 +174,11 @@ _WRITE = f"""
 WITH
 new_executions AS (
     INSERT INTO executions (execution_no, execution_id, user_id, workflow_type, plan_id, request_id, priority,
-                            state, created_at, updated_at, last_sequence, parked, wake_at, quarantine_error)
+                            state, created_at, updated_at, last_sequence, parked, wake_at, quarantine_error,
+                            waiting)
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
                          $8::int[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::bool[],
-                         $13::timestamptz[], $14::text[])
+                         $13::timestamptz[], $14::text[], $29::bool[])
 ),
 new_events AS (
     INSERT INTO events (execution_no, sequence, recorded_at, kind, payload)
@@ -206,6 +211,14 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
         instance: this store's instance id, put in the notifications so it can skip its own.
     """
     creates = [op for op in batch if isinstance(op, CreateOp)]
+    admitting = any(op.admission is not None and op.admission.bounded for op in creates)
+    running = queued = 0
+    if admitting:
+        # Before any row lock (see _pg_admission): the counts hold until this batch commits.
+        await conn.execute(LOCK, ADMISSION_LOCK_KEY)
+        counted = await conn.fetchrow(COUNTS)
+        if counted is not None:
+            running, queued = counted[0], counted[1]
     keyed = [op.record for op in creates if op.record.request_id]
     touched = sorted({op.record.execution_id if isinstance(op, CreateOp) else op.execution_id for op in batch})
     found = await conn.fetchrow(
@@ -239,6 +252,16 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
                 taken = ExecutionIdTakenError(f"execution_id {record.execution_id!r} is taken by another execution")
                 outcomes.append(Outcome(op.future, error=taken))
                 continue
+            try:
+                admitted = admit_new(op.admission, running, queued)
+            except QueueFullError as full:
+                outcomes.append(Outcome(op.future, error=full))
+                continue
+            if admitted:
+                running += 1
+            else:
+                queued += 1
+                record = replace(record, waiting=True)
             if record.request_id:
                 by_request[key] = record
             no = next(free_numbers)
@@ -307,7 +330,7 @@ def _holds(row: _Row, lease: Lease, now: datetime) -> bool:
 def _write_arguments(
     rows: dict[str, _Row], event_rows: list[tuple[int, int, datetime | None, str, bytes]], instance: str
 ) -> list[list[Any]]:
-    """The 28 arrays of _WRITE: new executions, events, changed executions, notifications."""
+    """The 29 arrays of _WRITE: new executions, events, changed executions, notifications."""
     created = [row for row in rows.values() if row.record is not None]
     changed = [row for row in rows.values() if row.record is None and row.changed]
     arguments: list[list[Any]] = [[row.no for row in created]]
@@ -337,4 +360,5 @@ def _write_arguments(
     ]
     announced = [row for row in rows.values() if row.notify_from]
     arguments.append([notify_payload(instance, row.no, row.notify_from, row.last_sequence) for row in announced])
+    arguments.append([row.record.waiting for row in created if row.record is not None])
     return arguments

@@ -2,11 +2,12 @@
 
 Rules (the ReplicaStore port, server/engine/ports.py, and the memory store of the unit tests):
 an execution is free when it has no owner, is already the claimer's, or its lease lapsed at the
-claimer's `now`; it is due when it is not parked, or parked with wake_at <= now. A claim locks
-its candidates ``FOR UPDATE SKIP LOCKED``: rows another replica is claiming or committing are
-passed over, not waited for, so two replicas claiming at once take disjoint sets and a claim
-never queues behind a busy execution. Renew and release lock their rows in execution_no order,
-the order the group commit's lookup locks them, so a renewal and a commit never deadlock.
+claimer's `now`; it is due when it is not parked, or parked with wake_at <= now, and does not
+wait for admission (server/engine/admission.py). A claim locks its candidates ``FOR UPDATE SKIP
+LOCKED``: rows another replica is claiming or committing are passed over, not waited for, so two
+replicas claiming at once take disjoint sets and a claim never queues behind a busy execution.
+Renew and release lock their rows in execution_no order, the order the group commit's lookup
+locks them, so a renewal and a commit never deadlock.
 
 Clock: every lease time here is a replica's (the engine passes `now` and `lease.until`), never
 the database server's ``now()``; the fence in the group commit uses this process's clock too.
@@ -47,7 +48,7 @@ SELECT execution_id FROM taken ORDER BY created_at, execution_id
 
 
 #: Free, due executions no other replica asked for: $1 owner, $2 until, $3 now, $4 limit.
-CLAIM = _claim("(NOT parked OR wake_at <= $3) AND (wanted_by = '' OR wanted_by = $1)")
+CLAIM = _claim("(NOT parked OR wake_at <= $3) AND (wanted_by = '' OR wanted_by = $1) AND NOT waiting")
 
 #: Free executions among $5 (text[]), due or not: $1 owner, $2 until, $3 now, $4 limit.
 CLAIM_NAMED = _claim("execution_id = ANY($5::text[])")

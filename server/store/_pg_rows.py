@@ -14,7 +14,7 @@ from server.store.base import ExecutionRecord
 #: The executions columns in ExecutionRecord field order; every SELECT of a record uses it.
 RECORD_COLUMNS = (
     "execution_id, user_id, workflow_type, plan_id, request_id, priority, state,"
-    " created_at, updated_at, last_sequence, owner, lease_expires_at, quarantine_error"
+    " created_at, updated_at, last_sequence, owner, lease_expires_at, quarantine_error, waiting"
 )
 
 #: The channel every commit of events is announced on.
@@ -56,6 +56,7 @@ def record_from_row(row: Sequence[Any] | asyncpg.Record) -> ExecutionRecord:
         owner=row[10],
         lease_expires_at=row[11],
         quarantine_error=row[12],
+        waiting=row[13],
     )
 
 

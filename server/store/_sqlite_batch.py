@@ -13,11 +13,13 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from baton.v1 import execution_pb2
 
+from server.engine.admission import AdmissionLimits, QueueFullError, admit_new
+from server.store._sqlite_admission import AdmitOp, apply_admit, counts
 from server.store._sqlite_audit import AuditRow, DeleteOp, apply_delete
 from server.store._sqlite_rows import RECORD_COLUMNS, RecordRow, record_from_row
 from server.store.base import (
@@ -51,6 +53,8 @@ class CreateOp:
     """Resolved on the event loop after the commit."""
     audit: list[AuditRow] = field(default_factory=list)
     """The audit entry of the first event, if a client caused it."""
+    admission: AdmissionLimits | None = None
+    """The limits it is admitted under (None: admitted as recorded)."""
 
     @property
     def execution_id(self) -> str:
@@ -99,7 +103,7 @@ class QuarantineOp:
 RowOp = CreateOp | AppendOp | ParkOp | QuarantineOp
 """A write of an execution's rows."""
 
-WriteOp = RowOp | DeleteOp
+WriteOp = RowOp | DeleteOp | AdmitOp
 
 
 @dataclass(slots=True)
@@ -119,7 +123,7 @@ _CHUNK = 128
 
 _EXECUTION_COLUMNS = (
     "execution_no, execution_id, user_id, workflow_type, plan_id, request_id,"
-    " priority, state, created_at, updated_at, last_sequence"
+    " priority, state, created_at, updated_at, last_sequence, waiting"
 )
 _EVENT_COLUMNS = "execution_no, sequence, kind, recorded_at, payload"
 
@@ -193,7 +197,7 @@ def _audit_sql(rows: int) -> str:
 
 _SIZES = tuple(2**power for power in range(_CHUNK.bit_length()) if 2**power <= _CHUNK)
 # Statement texts by padded row count; built once, so the connection's cache holds each shape.
-_INSERT_EXECUTIONS = {size: _insert_sql("executions", _EXECUTION_COLUMNS, 11, size) for size in _SIZES}
+_INSERT_EXECUTIONS = {size: _insert_sql("executions", _EXECUTION_COLUMNS, 12, size) for size in _SIZES}
 _INSERT_EVENTS = {size: _insert_sql("events", _EVENT_COLUMNS, 5, size) for size in _SIZES}
 _UPDATE_EXECUTIONS = {size: _update_sql(size) for size in _SIZES}
 _PARK_EXECUTIONS = {size: _park_sql(size) for size in _SIZES}
@@ -223,22 +227,24 @@ def _execute_rows(
 def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outcome]:
     """Applies writes, in order, inside the open transaction; returns one outcome per write.
 
-    A deletion (rare) splits the batch: the writes before it are applied, then it, then the
-    writes after it, so each sees the rows as the ones before it left them.
+    A deletion or an admission (both rare) splits the batch: the writes before it are applied,
+    then it, then the writes after it, so each sees the rows as the ones before it left them.
     """
-    writes = [op for op in batch if not isinstance(op, DeleteOp)]
+    writes = [op for op in batch if not isinstance(op, DeleteOp | AdmitOp)]
     if len(writes) == len(batch):
         return _apply_writes(conn, writes)
     outcomes: list[Outcome] = []
     run: list[RowOp] = []
     for op in [*batch, None]:
-        if op is not None and not isinstance(op, DeleteOp):
+        if op is not None and not isinstance(op, DeleteOp | AdmitOp):
             run.append(op)
             continue
         if run:
             outcomes.extend(_apply_writes(conn, run))
             run = []
-        if op is not None:
+        if isinstance(op, AdmitOp):
+            outcomes.append(Outcome(op.future, result=apply_admit(conn, op)))
+        elif op is not None:
             try:
                 outcomes.append(Outcome(op.future, result=apply_delete(conn, op)))
             except UnfinishedExecutionsError as refused:
@@ -277,6 +283,10 @@ def _apply_writes(conn: sqlite3.Connection, batch: Sequence[RowOp]) -> list[Outc
     parks: dict[int, int | None] = {}
     quarantines: dict[int, str] = {}
     outcomes: list[Outcome] = []
+    # Admission (server/engine/admission.py rule 2) counts once per batch: the writer holds the
+    # write lock, so the counts change only by this batch's own creates, tallied below.
+    admitting = any(isinstance(op, CreateOp) and op.admission is not None and op.admission.bounded for op in batch)
+    running, queued = counts(conn) if admitting else (0, 0)
     for op in batch:
         if isinstance(op, CreateOp):
             record = op.record
@@ -285,11 +295,21 @@ def _apply_writes(conn: sqlite3.Connection, batch: Sequence[RowOp]) -> list[Outc
             if existing is not None:
                 outcomes.append(Outcome(op.future, result=(existing, False)))
                 continue
+            try:
+                admitted = admit_new(op.admission, running, queued)
+            except QueueFullError as full:
+                outcomes.append(Outcome(op.future, error=full))
+                continue
+            if admitted:
+                running += 1
+            else:
+                queued += 1
+                record = replace(record, waiting=True)
             if record.request_id:
                 by_request[key] = record
             # The writer holds the write lock, so nobody else can take these numbers.
             no, next_no = next_no, next_no + 1
-            new_rows.append((no, *op.row))
+            new_rows.append((no, *op.row, 0 if admitted else 1))
             event_rows.append((no, *op.event_row))
             base = len(audit_rows)
             audit_rows.extend((base + i, no, *row) for i, row in enumerate(op.audit))
@@ -327,7 +347,7 @@ def _apply_writes(conn: sqlite3.Connection, batch: Sequence[RowOp]) -> list[Outc
         outcomes.append(Outcome(op.future, committed=(op.execution_id, op.events)))
 
     if new_rows:
-        _execute_rows(conn, _INSERT_EXECUTIONS, 11, new_rows)
+        _execute_rows(conn, _INSERT_EXECUTIONS, 12, new_rows)
     if event_rows:
         _execute_rows(conn, _INSERT_EVENTS, 5, event_rows)
     if audit_rows:

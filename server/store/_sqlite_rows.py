@@ -14,11 +14,11 @@ _MICROSECOND = timedelta(microseconds=1)
 #: The executions columns in ExecutionRecord field order; every SELECT of a record uses it.
 RECORD_COLUMNS = (
     "execution_id, user_id, workflow_type, plan_id, request_id, priority, state,"
-    " created_at, updated_at, last_sequence, owner, lease_expires_at, quarantine_error"
+    " created_at, updated_at, last_sequence, owner, lease_expires_at, quarantine_error, waiting"
 )
 
 #: A row of RECORD_COLUMNS.
-RecordRow = tuple[str, str, str, str, str, int, int, int, int, int, str, int | None, str]
+RecordRow = tuple[str, str, str, str, str, int, int, int, int, int, str, int | None, str, int]
 
 
 def to_micros(moment: datetime) -> int:
@@ -60,4 +60,5 @@ def record_from_row(row: RecordRow) -> ExecutionRecord:
         owner=row[10],
         lease_expires_at=None if lease_expires_at is None else from_micros(lease_expires_at),
         quarantine_error=row[12],
+        waiting=bool(row[13]),
     )

@@ -10,6 +10,9 @@ Pieces: one writer connection commits each event-loop turn's writes as one trans
 announcements of other processes' commits, whose events are read and handed to this store's
 commit listeners (``_pg_fanout``); migrations are applied on open under an advisory lock
 (``_pg_migrations``). The store is bound to the event loop that opens it.
+
+Past the house's ~500 lines because it is the one class implementing the whole store contract
+(leases and admission included); its SQL lives in the _pg_* modules.
 """
 
 from __future__ import annotations
@@ -23,10 +26,19 @@ from datetime import datetime
 import asyncpg
 from baton.v1 import execution_pb2
 
+from server.engine.admission import AdmissionLimits
 from server.engine.ports import Lease
 from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
 from server.store._page_tokens import decode_audit_token, decode_page_token, encode_page_token
+from server.store._pg_admission import (
+    ADMISSION_LOCK_KEY,
+    ADMIT,
+    COUNT_WAITING,
+)
+from server.store._pg_admission import COUNTS as ADMISSION_COUNTS
+from server.store._pg_admission import LOCK as ADMISSION_LOCK
+from server.store._pg_admission import POSITION as QUEUE_POSITION
 from server.store._pg_audit import audit_rows, delete_user, expire, list_audit
 from server.store._pg_batch import AppendOp, CreateOp, EventRow, Outcome, ParkOp, QuarantineOp
 from server.store._pg_fanout import CommitFanout, FanoutStats, NotificationListener
@@ -59,7 +71,8 @@ _LISTEN_NAME = "baton-listen"
 
 
 _UNFINISHED_QUERY = (
-    f"SELECT execution_id, parked, wake_at FROM executions WHERE {unfinished_where()} ORDER BY created_at, execution_id"
+    f"SELECT execution_id, parked, wake_at, waiting FROM executions WHERE {unfinished_where()}"
+    " ORDER BY created_at, execution_id"
 )
 
 
@@ -227,8 +240,42 @@ class PostgresExecutionStore:
         created_at = utc(new.created_at)
         record = new.queued_record(created_at)
         future: asyncio.Future[tuple[ExecutionRecord, bool]] = asyncio.get_running_loop().create_future()
-        writer.submit(CreateOp(record, _event_row(first_event), first_event, future, audit_rows([first_event])))
+        writer.submit(
+            CreateOp(record, _event_row(first_event), first_event, future, audit_rows([first_event]), new.admission)
+        )
         return await future
+
+    # ---- admission (server/store/_pg_admission.py) ------------------------------------------------
+
+    async def admit(self, limits: AdmissionLimits, now: datetime) -> list[str]:
+        """Admits waiting executions into the free slots, under the admission lock, in one transaction.
+
+        Returns:
+            The ids admitted, in admission order.
+        """
+        async with self._live_pool().acquire() as conn, conn.transaction():
+            await conn.execute(ADMISSION_LOCK, ADMISSION_LOCK_KEY)
+            free: int | None = None
+            if limits.bounded:
+                counted = await conn.fetchrow(ADMISSION_COUNTS)
+                free = limits.max_running - (counted[0] if counted is not None else 0)
+                if free <= 0:
+                    return []
+            rows = await conn.fetch(ADMIT, utc(now), limits.aging_micros, free)
+        return [row[0] for row in rows]
+
+    async def queue_position(self, execution_id: str, aging_seconds: float, now: datetime) -> int:
+        """The execution's place in the admission queue (1: next); 0 when it does not wait."""
+        if not storable(execution_id):
+            return 0
+        aging = AdmissionLimits(aging_seconds=aging_seconds).aging_micros
+        rows = await self._fetch(QUEUE_POSITION, execution_id, utc(now), aging)
+        return int(rows[0][0]) if rows else 0
+
+    async def count_waiting(self) -> int:
+        """The unfinished executions waiting for admission (every replica's)."""
+        rows = await self._fetch(COUNT_WAITING)
+        return int(rows[0][0]) if rows else 0
 
     async def append(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int) -> None:
         """Appends contiguous events and sets the state, returning once they are committed.
@@ -430,7 +477,8 @@ class PostgresExecutionStore:
         """Returns the executions not in a terminal state, oldest first, with their parked marks."""
         rows = await self._fetch(_UNFINISHED_QUERY)
         return [
-            UnfinishedExecution(execution_id=row[0], parked=row[1], wake_at=row[2] if row[1] else None) for row in rows
+            UnfinishedExecution(execution_id=row[0], parked=row[1], wake_at=row[2] if row[1] else None, waiting=row[3])
+            for row in rows
         ]
 
     # ---- leases (ReplicaStore): single statements on the read pool, outside the group commit ---

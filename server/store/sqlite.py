@@ -11,6 +11,9 @@ turn's writes on the event loop and checkpoints on a thread (the default with NO
 ThreadWriter commits on its own thread (the default with FULL, whose fsyncs must not stall
 the loop). Reads run on a small pool of read-only connections beside the writer, since WAL
 readers never wait for it. The store is bound to the event loop that opens it.
+
+Past the house's ~500 lines because it is the one class implementing the whole store contract;
+its SQL lives in the _sqlite_* modules, and what stays here is each method's thin wrapper.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from typing import TypeVar
 
 from baton.v1 import execution_pb2
 
+from server.engine.admission import AdmissionLimits
 from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
 from server.store._page_tokens import decode_audit_token, decode_page_token, encode_page_token
+from server.store._sqlite_admission import COUNT_WAITING, POSITION, AdmitOp
 from server.store._sqlite_audit import DeleteUserOp, ExpireOp, audit_rows, list_audit
 from server.store._sqlite_batch import AppendOp, CreateOp, EventRow, ExecutionRow, Outcome, ParkOp, QuarantineOp
 from server.store._sqlite_commit import CommitObserver, Writer, WriterConfig, WriterStats
@@ -78,9 +83,9 @@ def _unfinished_query(terminal: frozenset[int]) -> str:
     of ranges always searches the state index, so recovery reads only unfinished rows.
     """
     ranges = unfinished_ranges(terminal)
-    columns = "execution_id, created_at, parked, wake_at"
+    columns = "execution_id, created_at, parked, wake_at, waiting"
     parts = " UNION ALL ".join(f"SELECT {columns} FROM executions WHERE {where}" for where in ranges)
-    return f"SELECT execution_id, parked, wake_at FROM ({parts}) ORDER BY created_at, execution_id"
+    return f"SELECT execution_id, parked, wake_at, waiting FROM ({parts}) ORDER BY created_at, execution_id"
 
 
 _UNFINISHED_QUERY = _unfinished_query(TERMINAL_STATES)
@@ -279,8 +284,34 @@ class SqliteExecutionStore:
             1,
         )
         future: asyncio.Future[tuple[ExecutionRecord, bool]] = loop.create_future()
-        writer.submit(CreateOp(record, row, _event_row(first_event), first_event, future, audit_rows([first_event])))
+        writer.submit(
+            CreateOp(
+                record, row, _event_row(first_event), first_event, future, audit_rows([first_event]), new.admission
+            )
+        )
         return await future
+
+    async def admit(self, limits: AdmissionLimits, now: datetime) -> list[str]:
+        """Admits waiting executions into the free slots, on the writer (the admission lock).
+
+        Returns:
+            The ids admitted, in admission order.
+        """
+        writer, loop = self._live_writer()
+        future: asyncio.Future[list[str]] = loop.create_future()
+        writer.submit(AdmitOp(limits, to_micros(now), future))
+        return await future
+
+    async def queue_position(self, execution_id: str, aging_seconds: float, now: datetime) -> int:
+        """The execution's place in the admission queue (1: next); 0 when it does not wait."""
+        if not storable(execution_id):
+            return 0
+        aging = AdmissionLimits(aging_seconds=aging_seconds).aging_micros
+        return await self._read(_scalar, POSITION, (execution_id, to_micros(now), aging))
+
+    async def count_waiting(self) -> int:
+        """The unfinished executions waiting for admission."""
+        return await self._read(_scalar, COUNT_WAITING, ())
 
     async def append(self, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int) -> None:
         """Appends contiguous events and sets the state, returning once they are committed.
@@ -497,9 +528,15 @@ def _unfinished_executions(conn: sqlite3.Connection) -> list[UnfinishedExecution
             execution_id=execution_id,
             parked=bool(parked),
             wake_at=None if not parked or wake_at is None else from_micros(wake_at),
+            waiting=bool(waiting),
         )
-        for execution_id, parked, wake_at in rows
+        for execution_id, parked, wake_at, waiting in rows
     ]
+
+
+def _scalar(conn: sqlite3.Connection, query: str, params: tuple[object, ...]) -> int:
+    row = conn.execute(query, params).fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
 
 
 def _count_by_state(conn: sqlite3.Connection) -> dict[int, int]:

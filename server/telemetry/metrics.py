@@ -97,6 +97,8 @@ class LiveSources:
     """Each agent's breaker state: closed, half-open or open."""
     store_counts: Callable[[], Awaitable[Mapping[int, int]]]
     """The store's executions per ExecutionState (every replica's)."""
+    queue_depth: Callable[[], Awaitable[int]] | None = None
+    """The store's executions waiting for admission (every replica's); None: 0."""
 
 
 class _LiveCollector(Collector):
@@ -105,6 +107,7 @@ class _LiveCollector(Collector):
     def __init__(self) -> None:
         self.sources: LiveSources | None = None
         self.store_counts: Mapping[int, int] = {}
+        self.queue_depth = 0
         self.store_up = 0
 
     def collect(self) -> Iterator[Metric]:
@@ -134,8 +137,8 @@ class _LiveCollector(Collector):
         )
         yield GaugeMetricFamily(
             "baton_queue_depth",
-            "Executions queued: recorded, no step started yet (the store's count, every replica's).",
-            value=self.store_counts.get(execution_pb2.EXECUTION_STATE_QUEUED, 0),
+            "Executions waiting in the admission queue (the store's count, every replica's).",
+            value=self.queue_depth,
         )
         by_state = GaugeMetricFamily(
             "baton_store_executions", "The store's executions by state (every replica's).", labels=["state"]
@@ -276,7 +279,9 @@ class Metrics:
         try:
             async with asyncio.timeout(STORE_READ_TIMEOUT):
                 counts = await sources.store_counts()
+                depth = await sources.queue_depth() if sources.queue_depth is not None else 0
             self._live.store_counts = dict(counts)
+            self._live.queue_depth = depth
             self._live.store_up = 1
         except Exception as error:
             # The gauges keep their last values; baton_store_up says they are stale.

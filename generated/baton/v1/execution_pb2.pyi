@@ -313,7 +313,7 @@ class Results(_message.Message):
     def __init__(self, primary_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., intermediate_results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recommendations: _Optional[_Iterable[str]] = ..., omitted_outputs: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ExecutionStatus(_message.Message):
-    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id")
+    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id", "queue_position")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +333,7 @@ class ExecutionStatus(_message.Message):
     COMPENSATIONS_FIELD_NUMBER: _ClassVar[int]
     END_CAUSE_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     plan_id: str
     status: ExecutionState
@@ -352,7 +353,8 @@ class ExecutionStatus(_message.Message):
     compensations: _containers.RepeatedCompositeFieldContainer[CompensationReport]
     end_cause: EndCause
     trace_id: str
-    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    queue_position: int
+    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ..., queue_position: _Optional[int] = ...) -> None: ...
 
 class ExecutionStarted(_message.Message):
     __slots__ = ("plan", "user_context", "execution_options", "callback_url", "request_id", "deadline", "trace_parent")
