@@ -31,8 +31,12 @@ stores to it):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.engine.ports import ExecutionRecord
 
 PRIORITY_CRITICAL = 4
 """The highest class (baton.v1.Priority PRIORITY_CRITICAL); aging stops there."""
@@ -115,6 +119,26 @@ def admit_new(limits: AdmissionLimits | None, running: int, queued: int) -> bool
     if limits.max_queued and queued >= limits.max_queued:
         raise QueueFullError(limits.max_queued, limits.retry_after_seconds)
     return False
+
+
+@dataclass
+class Tally:
+    """What a store counted under its lock (admitted and unfinished, waiting), kept by one batch."""
+
+    running: int = 0
+    queued: int = 0
+
+    def place(self, limits: AdmissionLimits | None, record: ExecutionRecord) -> ExecutionRecord:
+        """`admit_new` for one new execution, counted; the record marked waiting when it waits.
+
+        Raises:
+            QueueFullError: refused, max_queued executions wait.
+        """
+        if admit_new(limits, self.running, self.queued):
+            self.running += 1
+            return record
+        self.queued += 1
+        return replace(record, waiting=True)
 
 
 def effective_class(priority: int, created_at: datetime, now: datetime, aging_seconds: float) -> int:

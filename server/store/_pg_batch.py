@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from baton.v1 import execution_pb2
 
-from server.engine.admission import AdmissionLimits, QueueFullError, admit_new
+from server.engine.admission import AdmissionLimits, QueueFullError, Tally
 from server.engine.ports import Lease, LeaseLostError
 from server.store._pg_admission import ADMISSION_LOCK_KEY, COUNTS, LOCK
 from server.store._pg_audit import INSERT_AUDIT, AuditRow
@@ -212,13 +212,13 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
     """
     creates = [op for op in batch if isinstance(op, CreateOp)]
     admitting = any(op.admission is not None and op.admission.bounded for op in creates)
-    running = queued = 0
+    tally = Tally()
     if admitting:
         # Before any row lock (see _pg_admission): the counts hold until this batch commits.
         await conn.execute(LOCK, ADMISSION_LOCK_KEY)
         counted = await conn.fetchrow(COUNTS)
         if counted is not None:
-            running, queued = counted[0], counted[1]
+            tally = Tally(counted[0], counted[1])
     keyed = [op.record for op in creates if op.record.request_id]
     touched = sorted({op.record.execution_id if isinstance(op, CreateOp) else op.execution_id for op in batch})
     found = await conn.fetchrow(
@@ -253,15 +253,10 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
                 outcomes.append(Outcome(op.future, error=taken))
                 continue
             try:
-                admitted = admit_new(op.admission, running, queued)
+                record = tally.place(op.admission, record)
             except QueueFullError as full:
                 outcomes.append(Outcome(op.future, error=full))
                 continue
-            if admitted:
-                running += 1
-            else:
-                queued += 1
-                record = replace(record, waiting=True)
             if record.request_id:
                 by_request[key] = record
             no = next(free_numbers)

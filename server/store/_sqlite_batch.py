@@ -13,12 +13,12 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from baton.v1 import execution_pb2
 
-from server.engine.admission import AdmissionLimits, QueueFullError, admit_new
+from server.engine.admission import AdmissionLimits, QueueFullError, Tally
 from server.store._sqlite_admission import AdmitOp, apply_admit, counts
 from server.store._sqlite_audit import AuditRow, DeleteOp, apply_delete
 from server.store._sqlite_rows import RECORD_COLUMNS, RecordRow, record_from_row
@@ -286,7 +286,7 @@ def _apply_writes(conn: sqlite3.Connection, batch: Sequence[RowOp]) -> list[Outc
     # Admission (server/engine/admission.py rule 2) counts once per batch: the writer holds the
     # write lock, so the counts change only by this batch's own creates, tallied below.
     admitting = any(isinstance(op, CreateOp) and op.admission is not None and op.admission.bounded for op in batch)
-    running, queued = counts(conn) if admitting else (0, 0)
+    tally = Tally(*counts(conn)) if admitting else Tally()
     for op in batch:
         if isinstance(op, CreateOp):
             record = op.record
@@ -296,20 +296,15 @@ def _apply_writes(conn: sqlite3.Connection, batch: Sequence[RowOp]) -> list[Outc
                 outcomes.append(Outcome(op.future, result=(existing, False)))
                 continue
             try:
-                admitted = admit_new(op.admission, running, queued)
+                record = tally.place(op.admission, record)
             except QueueFullError as full:
                 outcomes.append(Outcome(op.future, error=full))
                 continue
-            if admitted:
-                running += 1
-            else:
-                queued += 1
-                record = replace(record, waiting=True)
             if record.request_id:
                 by_request[key] = record
             # The writer holds the write lock, so nobody else can take these numbers.
             no, next_no = next_no, next_no + 1
-            new_rows.append((no, *op.row, 0 if admitted else 1))
+            new_rows.append((no, *op.row, 1 if record.waiting else 0))
             event_rows.append((no, *op.event_row))
             base = len(audit_rows)
             audit_rows.extend((base + i, no, *row) for i, row in enumerate(op.audit))
