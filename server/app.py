@@ -22,6 +22,7 @@ from server.api.handlers import HandlerGuard
 from server.api.probes import report, serve_health_and_reflection
 from server.api.seed import SeedApiServicer
 from server.api.servicer import OrchestratorServicer
+from server.api.shedding import PENDING_OPTIONS, LoadShedder
 from server.auth.interceptor import AuthInterceptor
 from server.auth.keys import KeyFileError
 from server.auth.verifier import JwtVerifier
@@ -183,6 +184,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_ping_strikes", 0),
+        *PENDING_OPTIONS,
     ]
     # TLS and plaintext rules are checked, and certificates loaded, before anything is bound.
     remote_agents = (
@@ -199,7 +201,9 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
     interceptors, auth_line = _authentication(config)
     # Tracing first, so that a request authentication refuses is traced too; malformed bytes last,
     # so that authentication answers first (agents_clients.handlers).
-    server = grpc.aio.server(options=options, interceptors=[*tracing, *interceptors, MalformedRequests()])
+    # Load shedding right after tracing: a burst is refused before any other work (server.api.shedding).
+    shedder = LoadShedder(config.limits.max_calls_in_flight, config.limits.calls_retry_after)
+    server = grpc.aio.server(options=options, interceptors=[*tracing, shedder, *interceptors, MalformedRequests()])
     port = security.add_port(server, config.listen)
     async with contextlib.AsyncExitStack() as cleanup:
         cleanup.push_async_callback(server.stop, None)

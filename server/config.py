@@ -57,8 +57,16 @@ class LimitsConfig:
     watch_pending_bytes: int = 128 * _MIB
     """The same over every user: what unread watches may pin in the whole server. Default 128 MiB."""
 
+    max_calls_in_flight: int = 2_000
+    """Unary calls handled at once; past it a call is answered RESOURCE_EXHAUSTED with a
+    RetryInfo at once (server.api.shedding). Default 2,000."""
+    calls_retry_after: float = 1.0
+    """The retry delay a shed call is given, in seconds. Default 1."""
+
     def __post_init__(self) -> None:
         bounds: tuple[tuple[str, float, float], ...] = (
+            ("max_calls_in_flight", 1, 1_000_000),
+            ("calls_retry_after", 0.001, 3600),
             ("max_string_bytes", _KIB, 1 * _MIB),
             ("max_json_depth", 1, 16),
             ("max_items", 1, 10_000),

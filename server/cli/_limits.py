@@ -22,6 +22,21 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
         help="the one message size limit of every gRPC hop, orchestrator and agents (default %(default)s = 4 MiB)",
     )
     limits.add_argument(
+        "--max-calls-in-flight",
+        type=int,
+        default=_DEFAULTS.max_calls_in_flight,
+        metavar="N",
+        help="unary calls handled at once; past it a call is answered RESOURCE_EXHAUSTED with a RetryInfo "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--calls-retry-after",
+        type=float,
+        default=_DEFAULTS.calls_retry_after,
+        metavar="S",
+        help="the retry delay a refused call is given (default %(default)s)",
+    )
+    limits.add_argument(
         "--max-string-bytes",
         type=int,
         default=_DEFAULTS.max_string_bytes,
@@ -129,6 +144,8 @@ def limits_from(args: argparse.Namespace) -> LimitsConfig:
         ConfigError: a value is out of range (the message names it).
     """
     return LimitsConfig(
+        max_calls_in_flight=args.max_calls_in_flight,
+        calls_retry_after=args.calls_retry_after,
         max_string_bytes=args.max_string_bytes,
         max_json_depth=args.max_json_depth,
         max_plan_steps=args.max_plan_steps,
