@@ -10,7 +10,10 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 
+from server.cli._limits import admission_from
 from server.cli._parser import build_parser
+from server.cli._resilience import resilience_from
+from server.engine.admission import AdmissionLimits
 from tests.integration.helm_support import (
     CHART,
     KUBERNETES,
@@ -91,6 +94,10 @@ def test_strict_validation_would_catch_an_unknown_field() -> None:
         ({"agentEndpoints": {"scheduler": "a:1"}}, "invalid propertyName 'scheduler'"),
         ({"agentEndpoints": {"default": "no-port"}}, "at '/agentEndpoints/default'"),
         ({"agents": {"errorRate": 2}}, "at '/agents/errorRate': maximum"),
+        ({"orchestrator": {"admission": {"maxQueued": -1}}}, "at '/orchestrator/admission/maxQueued': minimum"),
+        ({"orchestrator": {"calls": {"maxInFlight": 0}}}, "at '/orchestrator/calls/maxInFlight': minimum"),
+        ({"orchestrator": {"resilience": {"breaker-rest": 5}}}, "additional properties 'breaker-rest' not allowed"),
+        ({"orchestrator": {"resilience": {"breaker-window": 2.5}}}, "at '/orchestrator/resilience/breaker-window'"),
         ({"database": {"existingSecret": ""}}, "at '/database/existingSecret'"),
         ({"podSecurityContext": {"runAsNonRoot": False}}, "at '/podSecurityContext/runAsNonRoot'"),
     ],
@@ -385,3 +392,33 @@ def test_bad_metrics_or_log_values_are_refused_naming_them(values: dict[str, Any
     with pytest.raises((helm.HelmValuesError, helm.HelmRenderError)) as caught:
         render(values)
     assert message in str(caught.value)
+
+
+# ---- admission, bursts and resilience -------------------------------------------------------------
+
+
+def test_by_default_the_chart_asks_for_baton_serves_own_admission_burst_and_resilience_defaults() -> None:
+    args = _serve_args()
+    default = build_parser().parse_args(["serve"])
+    for name in ("max_running", "max_queued", "queue_aging", "queue_retry_after", "max_calls_in_flight"):
+        assert getattr(args, name) == getattr(default, name), name
+    assert args.calls_retry_after == default.calls_retry_after
+    assert resilience_from(args) == resilience_from(default)
+
+
+def test_admission_burst_and_resilience_values_reach_baton_serve() -> None:
+    args = _serve_args(
+        {
+            "orchestrator": {
+                "admission": {"maxRunning": 4, "maxQueued": 20, "agingSeconds": 30, "retryAfterSeconds": 5},
+                "calls": {"maxInFlight": 500, "retryAfterSeconds": 0.5},
+                "resilience": {"breaker-reset": 15, "breaker-window": 50, "retry-budget-ratio": 0.3},
+            }
+        }
+    )
+    assert admission_from(args) == AdmissionLimits(
+        max_running=4, max_queued=20, aging_seconds=30, retry_after_seconds=5
+    )
+    assert (args.max_calls_in_flight, args.calls_retry_after) == (500, 0.5)
+    breaker, budget = resilience_from(args)
+    assert (breaker.reset_timeout, breaker.window, budget.ratio) == (15, 50, 0.3)
