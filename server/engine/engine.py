@@ -213,7 +213,8 @@ class Engine:
                 workflow_type=plan.workflow_type,
                 plan_id=plan.plan_id,
                 request_id=submission.request_id,
-                priority=plan.execution_strategy.priority,
+                # Unset means medium (baton.v1.Priority), in the queue too: never below low.
+                priority=plan.execution_strategy.priority or submission.options.priority or plan_pb2.PRIORITY_MEDIUM,
                 created_at=now,
                 admission=self.config.admission,
             ),

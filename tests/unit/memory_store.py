@@ -5,8 +5,9 @@ appended and decoded when read (so a caller's later change to an event changes n
 and an undecodable payload is a CorruptHistoryError), a commit is a suspension point, sequence
 conflicts and unknown executions fail the write alone, create_execution is idempotent on
 (user_id, request_id), an append un-parks, a quarantined execution stays FAILED, lists filter
-and page newest first with the same page tokens, events with an actor are audit entries, and
-deletions remove executions with their events and entries. It is not durable and has no writers.
+and page newest first with the same page tokens, events with an actor are audit entries,
+deletions remove executions with their events and entries, and admission follows
+server/engine/admission.py (rules 2-5). It is not durable and has no writers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 
 from baton.v1 import execution_pb2
 
+from server.engine.admission import AdmissionLimits, Tally, effective_class
 from server.engine.ports import Lease, LeaseLostError
 from server.store._audit import audit_fields, deletion_reason
 from server.store._keys import check_new_keys, storable_text
@@ -94,6 +96,8 @@ class MemoryStore:
         """The audit entries by number, in the order they were recorded (read them)."""
         self._audit_no = 0
         self._subjects: dict[int, str] = {}
+        self._order: dict[str, int] = {}
+        """Creation order, the last tie-break of admission (the stores' row order)."""
 
     @property
     def events(self) -> Mapping[str, list[execution_pb2.ExecutionEvent]]:
@@ -130,8 +134,9 @@ class MemoryStore:
                     return record, False
         if new.execution_id in self.records:
             raise ValueError(f"execution_id {new.execution_id!r} is taken by another request")
-        record = new.queued_record(created_at)
+        record = self._tally().place(new.admission, new.queued_record(created_at))
         self.records[new.execution_id] = record
+        self._order[new.execution_id] = len(self._order)
         self._payloads[new.execution_id] = [payload]
         self._index(record, entries)
         self._notify(new.execution_id, [first_event])
@@ -292,9 +297,45 @@ class MemoryStore:
                 execution_id=r.execution_id,
                 parked=r.execution_id in self._parked,
                 wake_at=self._parked.get(r.execution_id),
+                waiting=r.waiting,
             )
             for r in rows
         ]
+
+    # ---- admission (server/engine/admission.py) -------------------------------------------------
+
+    def _tally(self) -> Tally:
+        unfinished = [r for r in self.records.values() if r.state not in TERMINAL_STATES]
+        waiting = sum(1 for r in unfinished if r.waiting)
+        return Tally(running=len(unfinished) - waiting, queued=waiting)
+
+    def _queue(self, aging_seconds: float, now: datetime) -> list[ExecutionRecord]:
+        """Waiting executions in admission order (rules 4 and 5)."""
+        waiting = [r for r in self.records.values() if r.waiting and r.state not in TERMINAL_STATES]
+        return sorted(
+            waiting,
+            key=lambda r: (
+                -effective_class(r.priority or 2, r.created_at, now, aging_seconds),
+                r.created_at,
+                self._order[r.execution_id],
+            ),
+        )
+
+    async def admit(self, limits: AdmissionLimits, now: datetime) -> list[str]:
+        await asyncio.sleep(0)  # a commit is a suspension point, as in the real stores
+        queue = self._queue(limits.aging_seconds, now)
+        free = len(queue) if not limits.bounded else max(0, limits.max_running - self._tally().running)
+        admitted = [r.execution_id for r in queue[:free]]
+        for execution_id in admitted:
+            self.records[execution_id] = dataclasses.replace(self.records[execution_id], waiting=False)
+        return admitted
+
+    async def queue_position(self, execution_id: str, aging_seconds: float, now: datetime) -> int:
+        queue = [r.execution_id for r in self._queue(aging_seconds, now)]
+        return queue.index(execution_id) + 1 if execution_id in queue else 0
+
+    async def count_waiting(self) -> int:
+        return self._tally().queued
 
     async def count_by_state(self) -> dict[int, int]:
         counts: dict[int, int] = {}
