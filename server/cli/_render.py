@@ -88,7 +88,7 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
                 err.step_id,
                 str(err.attempt or ""),
                 f"{err.error_type}: {err.error_message}",
-                err.recovery_action,
+                err.recovery_action + (", user notified" if err.user_notified else ""),
                 enum_label(E.Impact, err.impact),
             )
         console.print(errors)

@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 ESCALATION_NOTICE = "escalate"
 """The key suffix of the ui_ux notification sent when a gate escalates to a person."""
 
+FAILURE_NOTICE = "notify-failure"
+"""The key suffix of the ui_ux notification sent when a step with notification_required fails."""
+
+NOTICE_TIMEOUT = 5.0
+"""Seconds a notice's call may take."""
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -112,6 +118,32 @@ class DeciderBase:
                 },
             }
         return self._context
+
+    def notice(self, step: Step, key_suffix: str, title: str, message: str, data: Mapping[str, Any]) -> None:
+        """Tells the user through ui_ux (Notify, in_app): a call nothing waits for, sent once the
+        decision is durable, under key ``execution/step/SUFFIX`` (the agent answers a repeat
+        with the first result)."""
+        self.decision.launches.append(
+            Launch(
+                step_id=step.step_id,
+                attempt=0,
+                call=AgentCall(
+                    agent="ui_ux",
+                    operation="Notify",
+                    payload={
+                        "user_id": self.state.user_id,
+                        "channel": "in_app",
+                        "title": title,
+                        "message": message,
+                        "data": {"execution_id": self.state.execution_id, "step_id": step.step_id, **data},
+                    },
+                    timeout=NOTICE_TIMEOUT,
+                    idempotency_key=f"{self.state.execution_id}/{step.step_id}/{key_suffix}",
+                    use_breaker=False,
+                ),
+                notice=True,
+            )
+        )
 
     def key(self, step: Step, run: StepRun) -> str:
         """The idempotency key of the step's current call: the same for every attempt."""

@@ -23,13 +23,20 @@ Rules (every decision of the engine lives here; the runner only performs them):
    from evaluating an expression is the step's recorded, non-retryable failure
    (EXPRESSION_ERROR), never the runner's.
 6. Idempotency keys name a step, not an attempt: `execution/step` for every attempt of its own
-   call, `…/alt` for its alternative call, `…/compensate` for its compensation.
+   call, `…/alt` for its alternative call, `…/compensate` for its compensation, `…/notify-failure`
+   (`…/notify-failure/alt`) and `…/escalate/GATE` for notices to the user.
 7. An attempt an open breaker refused (CIRCUIT_OPEN, never sent) waits for the breaker's probe
    time (the refusal's `retry_after`, spread by the jitter) as a `circuit_wait` attempt failure,
    which spends none of the step's retries; at most `max_circuit_waits` times per path, never
    past the deadline, never for an optional step of a degraded plan (skipped at once). A
    launch says whether it is a retry (an earlier attempt on its path was sent and failed), for
    the agent's retry budget.
+8. Quality requirements: a response below a step's `quality_requirements` is recorded as a
+   LOW_QUALITY error by the fold (the execution degraded); with `fail_below_quality` it fails
+   the attempt instead, not retried, and the step's fallback applies. A step with
+   `notification_required` whose call path fails tells the user through ui_ux: a notice, sent
+   once the step_failed event is durable, whose outcome nothing waits for (at most once: a crash
+   between the commit and the send loses it).
 """
 
 from __future__ import annotations
@@ -41,13 +48,13 @@ from datetime import datetime, timedelta
 from baton.v1 import execution_pb2, plan_pb2
 from google.protobuf import any_pb2
 
+from server.engine._decider import FAILURE_NOTICE, expression_error
 from server.engine._decider import Decision as Decision
 from server.engine._decider import Launch as Launch
-from server.engine._decider import expression_error
 from server.engine.expressions import evaluate
 from server.engine.gates import evaluate_gate
 from server.engine.inbox import Cancel, ClientCommand, Command, InboxItem, InternalFailure, Outcome, Pause, Resume
-from server.engine.model import Step
+from server.engine.model import LOW_QUALITY, Step
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
 from server.engine.state import NO_DEADLINE, ExecutionState, Phase, StepRun, Unwinding
 from server.engine.unwind import Unwinder
@@ -287,6 +294,10 @@ class _Decider(Unwinder, Waiter):
             self.attempt_failed(step, run, item.attempt, result)
 
     def succeeded(self, step: Step, run: StepRun, attempt: int, reply: AgentReply) -> None:
+        if self.state.unwinding is None and step.fail_below_quality and step.below_quality(reply.quality_score):
+            miss = AgentCallError(LOW_QUALITY, step.quality_miss(reply.quality_score), retryable=False)
+            self.attempt_failed(step, run, attempt, miss)
+            return
         output = any_pb2.Any()
         output.Pack(reply.output)
         done = E.StepSucceeded(
@@ -401,7 +412,10 @@ class _Decider(Unwinder, Waiter):
         return wait
 
     def exhausted(self, step: Step, run: StepRun, error: AgentCallError) -> None:
-        """Records that a step's retries are exhausted, and its fallback."""
+        """Records that a step's retries are exhausted, and its fallback (and tells the user when
+        the step asks for it: rule 8)."""
+        if step.notify_on_failure:
+            self.notify_failure(step, run, error)
         failed = E.StepFailed(step_id=step.step_id, error_type=error.error_type, error_message=error.message)
         if step.optional and self.plan.degraded_mode and error.error_type in UNAVAILABILITY:
             failed.fallback_action = P.FALLBACK_ACTION_SKIP
@@ -427,6 +441,25 @@ class _Decider(Unwinder, Waiter):
                     error_type=error.error_type,
                 )
             )
+
+    def notify_failure(self, step: Step, run: StepRun, error: AgentCallError) -> None:
+        """The ui_ux notice of a failed step: once per call path (its own call, its alternative)."""
+        if step.optional and self.plan.degraded_mode and error.error_type in UNAVAILABILITY:
+            then = "it was skipped and the rest of your journey goes on"
+        elif step.fallback == P.FALLBACK_ACTION_ALTERNATIVE and step.alternative and not run.on_alternative:
+            then = "another way is being tried"
+        elif step.fallback == P.FALLBACK_ACTION_SKIP:
+            then = "it was skipped and the rest of your journey goes on"
+        else:
+            then = "your journey stopped here"
+        suffix = f"{FAILURE_NOTICE}/alt" if run.on_alternative else FAILURE_NOTICE
+        self.notice(
+            step,
+            suffix,
+            f"{step.name} did not succeed",
+            f"{step.name} failed ({error.error_type}): {then}.",
+            {"error_type": error.error_type, "error_message": error.message[:500]},
+        )
 
     def skip(self, step_id: str, cause: int, reason: str) -> None:
         skipped = E.StepSkipped(step_id=step_id, reason=reason)

@@ -35,7 +35,7 @@ from typing import Any
 from baton.v1 import execution_pb2, plan_pb2
 from google.protobuf import any_pb2, struct_pb2
 
-from server.engine.model import Plan, struct_json
+from server.engine.model import LOW_QUALITY, Plan, struct_json
 from server.engine.state import (
     DONE,
     NEVER_SENT,
@@ -287,8 +287,22 @@ def _on_step_succeeded(state: ExecutionState, run: StepRun, event: Event) -> Non
     state.network_bytes += e.request_bytes + e.response_bytes
     # The step's earlier errors were recovered from (by a retry or the alternative call).
     for err in state.errors:
-        if err.step_id == e.step_id and err.error_type != "QUALITY_GATE":
+        if err.step_id == e.step_id and err.error_type not in ("QUALITY_GATE", LOW_QUALITY):
             err.impact = E.IMPACT_LOW
+    step = state.plan.steps.get(e.step_id)
+    if step is not None and step.below_quality(e.quality.score):
+        requirement = step.quality_miss(e.quality.score)
+        state.errors.append(
+            ErrorRecord(
+                step_id=e.step_id,
+                error_type=LOW_QUALITY,
+                message=requirement,
+                recovery_action="continue_degraded",
+                impact=E.IMPACT_MEDIUM,
+                attempt=e.attempt,
+            )
+        )
+        state.degraded_reasons.append(f"step {e.step_id}: {requirement}")
 
 
 _FALLBACK_NAMES = {
@@ -305,11 +319,14 @@ _FALLBACK_IMPACT = {
 def _on_step_failed(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.step_failed
     run.wait = None
+    step = state.plan.steps.get(e.step_id)
+    notified = step is not None and step.notify_on_failure
     # The step's last attempt error now knows what followed it.
     if state.errors and state.errors[-1].step_id == e.step_id and run.attempts:
         last = state.errors[-1]
         last.recovery_action = _FALLBACK_NAMES.get(e.fallback_action, "fail")
         last.impact = _FALLBACK_IMPACT.get(e.fallback_action, E.IMPACT_CRITICAL)
+        last.user_notified = notified
     else:
         # Failed without an attempt of its own (an approval that timed out, say).
         state.errors.append(
@@ -319,6 +336,7 @@ def _on_step_failed(state: ExecutionState, run: StepRun, event: Event) -> None:
                 message=e.error_message,
                 recovery_action=_FALLBACK_NAMES.get(e.fallback_action, "fail"),
                 impact=_FALLBACK_IMPACT.get(e.fallback_action, E.IMPACT_CRITICAL),
+                user_notified=notified,
             )
         )
     if e.fallback_action == plan_pb2.FALLBACK_ACTION_ALTERNATIVE:

@@ -40,6 +40,10 @@ DEFAULT_COMPENSATION_RETRIES = 5
 """Retries of a compensation after its first attempt when unset."""
 
 
+LOW_QUALITY = "LOW_QUALITY"
+"""The error type of a response below its step's quality_requirements."""
+
+
 def seconds(duration: Duration) -> float:
     """Returns a Duration in seconds."""
     return duration.seconds + duration.nanos / 1e9
@@ -173,6 +177,18 @@ class Step:
     """Set for approval steps (which wait for a signal instead of calling an agent)."""
     compensation: Compensation | None = None
     """The call that undoes the step's effect; None when it has nothing to undo."""
+    fail_below_quality: bool = False
+    """Whether a response below `quality_requirement` fails the step (LOW_QUALITY)."""
+    notify_on_failure: bool = False
+    """Whether the user is told through ui_ux when the step fails (notification_required)."""
+
+    def below_quality(self, score: float) -> bool:
+        """Whether a response's quality score misses the step's quality_requirements."""
+        return self.approval is None and self.quality_requirement > 0 and score < self.quality_requirement
+
+    def quality_miss(self, score: float) -> str:
+        """The LOW_QUALITY error's message for a response of `score`."""
+        return f"quality {score:.1f} is below the step's quality_requirements {self.quality_requirement:g}"
 
     def call_on(self, alternative: bool) -> Call:
         """The call an attempt makes: the alternative one after a fallback to it, else the step's own."""
@@ -306,6 +322,8 @@ def _step_from_proto(proto: plan_pb2.WorkflowStep, default_retries: int) -> Step
         estimated_duration=seconds(timing.estimated_duration),
         approval=approval,
         compensation=compensation,
+        fail_below_quality=proto.inputs.fail_below_quality,
+        notify_on_failure=handling.notification_required,
     )
 
 

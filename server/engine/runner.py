@@ -129,6 +129,11 @@ class Runner:
                     raise
             self._answer(inbox, waiters, decision)
             for launch in decision.launches:
+                if launch.notice:
+                    # Nothing waits for a notice: it outlives the runner (the decision that fails
+                    # a step may also end the execution), as one of the engine's background tasks.
+                    engine._later(self._notice(launch))
+                    continue
                 task = asyncio.create_task(self._perform(launch))
                 task.add_done_callback(self._call_done)
                 self._calls.add(task)
@@ -183,6 +188,9 @@ class Runner:
                 logger.warning("execution %s: notice for step %s failed: %s", self.execution_id, launch.step_id, result)
             return None
         return Outcome(launch.step_id, launch.attempt, result, compensation=launch.compensation)
+
+    async def _notice(self, launch: Launch) -> None:
+        await self._perform(launch)
 
     async def _wait(self, wake_at: datetime | None) -> None:
         """Returns when an outcome or a command arrives, or at `wake_at`."""

@@ -96,6 +96,7 @@ class ErrorRecord:
     recovery_action: str
     impact: execution_pb2.Impact
     attempt: int = 0
+    user_notified: bool = False
 
 
 @dataclass

@@ -94,6 +94,7 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
             recovery_action=err.recovery_action,
             impact=err.impact,
             attempt=err.attempt,
+            user_notified=err.user_notified,
         )
     summary.total_errors = len(state.errors)
     summary.critical_errors = sum(1 for e in state.errors if e.impact == E.IMPACT_CRITICAL)
@@ -179,6 +180,7 @@ def _fill_results(state: ExecutionState, results: execution_pb2.Results) -> None
         for text in output.get("suggestions", ()) or ():
             if isinstance(text, str):
                 results.recommendations.append(text)
+    results.recommendations.extend(recommendations(state))
     results.metadata.update(
         {
             "workflow_type": plan.workflow_type,
@@ -186,3 +188,42 @@ def _fill_results(state: ExecutionState, results: execution_pb2.Results) -> None
             "plan_id": plan.plan_id,
         }
     )
+
+
+def recommendations(state: ExecutionState) -> list[str]:
+    """What the orchestrator advises after a run that degraded, recovered or failed (the agents'
+    own recommendations come first in Results): one line per agent that needed retries, per
+    step skipped or below its quality bar, and for the step that failed."""
+    plan = state.plan
+    advice: list[str] = []
+    retried: dict[str, list[str]] = {}
+    for err in state.errors:
+        step = plan.steps.get(err.step_id)
+        if step is None or err.recovery_action != "retry" or err.impact != E.IMPACT_LOW:
+            continue
+        agent = state.steps[err.step_id].agent or step.call.agent
+        retried.setdefault(agent, []).append(err.error_type)
+    for agent, types in retried.items():
+        kinds = ", ".join(sorted(set(types)))
+        advice.append(
+            f"Agent {agent} needed {len(types)} retr{'y' if len(types) == 1 else 'ies'} in this run ({kinds}); "
+            "if it recurs, check its health and breaker in GetSystemHealth."
+        )
+    last_error = {err.step_id: err for err in state.errors}
+    for sid in plan.order:
+        run, step = state.steps[sid], plan.steps[sid]
+        if run.phase == Phase.SKIPPED and run.skip_cause in (E.SKIP_CAUSE_FALLBACK, E.SKIP_CAUSE_DEGRADED):
+            cause = last_error[sid].error_type if sid in last_error else "its agent was unavailable"
+            advice.append(f"Step {step.name} was skipped after {cause}; run the journey again for complete results.")
+        if run.phase == Phase.COMPLETED and step.below_quality(run.quality_score):
+            advice.append(
+                f"Step {step.name} scored {run.quality_score:.1f}, below its bar of {step.quality_requirement:g}: "
+                "richer inputs (a fuller profile or résumé) usually raise it."
+            )
+    ended_by = [err.step_id for err in state.errors if err.impact == E.IMPACT_CRITICAL and err.step_id in plan.steps]
+    if state.status in (E.EXECUTION_STATE_FAILED, E.EXECUTION_STATE_CANCELLED) and ended_by:
+        advice.append(
+            f"Step {ended_by[-1]} ended the run; once its cause is fixed, RerunExecution (baton rerun "
+            f"{state.execution_id}) continues from it, keeping what completed."
+        )
+    return advice

@@ -19,11 +19,10 @@ from typing import Any
 from baton.v1 import execution_pb2, plan_pb2
 from google.protobuf import any_pb2, struct_pb2
 
-from server.engine._decider import ESCALATION_NOTICE, DeciderBase, Launch, expression_error
+from server.engine._decider import ESCALATION_NOTICE, FAILURE_NOTICE, DeciderBase, expression_error
 from server.engine.expressions import resolve
 from server.engine.inbox import SignalCommand
 from server.engine.model import Step
-from server.engine.ports import AgentCall
 from server.engine.state import Phase, StepRun, Unwinding
 
 E = execution_pb2
@@ -97,28 +96,7 @@ class Waiter(DeciderBase):
         waiting = E.StepWaiting(step_id=step.step_id, kind=E.WAIT_KIND_ESCALATION, gate_id=gate_id, prompt=prompt)
         waiting.data.update({"gate_id": gate_id, "score": score, "details": list(details)})
         self.record("step_waiting", waiting)
-        key = f"{self.state.execution_id}/{step.step_id}/{ESCALATION_NOTICE}/{gate_id}"
-        self.decision.launches.append(
-            Launch(
-                step_id=step.step_id,
-                attempt=0,
-                call=AgentCall(
-                    agent="ui_ux",
-                    operation="Notify",
-                    payload={
-                        "user_id": self.state.user_id,
-                        "channel": "in_app",
-                        "title": "Your decision is needed",
-                        "message": prompt,
-                        "data": {"execution_id": self.state.execution_id, "step_id": step.step_id, "gate_id": gate_id},
-                    },
-                    timeout=5.0,
-                    idempotency_key=key,
-                    use_breaker=False,
-                ),
-                notice=True,
-            )
-        )
+        self.notice(step, f"{ESCALATION_NOTICE}/{gate_id}", "Your decision is needed", prompt, {"gate_id": gate_id})
 
     def check_wait(self, step: Step, run: StepRun) -> None:
         """Acts on a waiting step that was rejected or whose time is up."""
@@ -158,6 +136,14 @@ class Waiter(DeciderBase):
             failed = E.StepFailed(step_id=step.step_id, error_type="APPROVAL_TIMEOUT", error_message=message)
             failed.fallback_action = P.FALLBACK_ACTION_FAIL
             self.record("step_failed", failed)
+            if step.notify_on_failure:
+                self.notice(
+                    step,
+                    FAILURE_NOTICE,
+                    f"{step.name} did not succeed",
+                    f"{step.name}: {message}; your journey stopped here.",
+                    {"error_type": "APPROVAL_TIMEOUT", "error_message": message},
+                )
             self.unwind(
                 Unwinding(
                     E.EXECUTION_STATE_FAILED,

@@ -37,7 +37,8 @@ class Row:
     status: int
     """The execution's end state."""
     calls: list[str]
-    """`step_id` (or `step_id!` for a compensation call) of every agent call, in order."""
+    """`step_id` (`step_id!` for a compensation call, `step_id~` for a notice to the user) of
+    every agent call, in order."""
     kinds: list[str] = field(default_factory=list)
     """Event kinds that must appear in this order (others may come between)."""
     degraded: bool = False
@@ -59,6 +60,27 @@ def _alternative() -> plan_pb2.OrchestrationPlan:
 
 def _saga() -> plan_pb2.OrchestrationPlan:
     return plan(submit_step("submit"), step("B", "submit", retries=0))
+
+
+def _quality_bar(*, enforce: bool = False, fallback: int = 0) -> Callable[[], plan_pb2.OrchestrationPlan]:
+    def build() -> plan_pb2.OrchestrationPlan:
+        a = step("A", retries=3, fallback=fallback)
+        a.inputs.quality_requirements = 50
+        a.inputs.fail_below_quality = enforce
+        return plan(a, step("B", "A"))
+
+    return build
+
+
+def _notified(
+    fallback: int = 0, alternative: tuple[str, str] | None = None
+) -> Callable[[], plan_pb2.OrchestrationPlan]:
+    def build() -> plan_pb2.OrchestrationPlan:
+        a = step("A", retries=0, fallback=fallback, alternative=alternative)
+        a.error_handling.notification_required = True
+        return plan(a, step("B", "A"))
+
+    return build
 
 
 ANALYTICS = ("analytics", "RecordEvents")
@@ -137,6 +159,40 @@ ROWS = [
         ["submit", "B", "submit!"],
         ["step_succeeded", "step_failed", "execution_unwinding", "compensation_started", "execution_failed"],
     ),
+    Row(
+        "a response below quality_requirements is kept, recorded LOW_QUALITY, and the run degraded",
+        _quality_bar(),
+        {ANALYTICS: [reply({}, score=30.0), reply({})]},
+        E.EXECUTION_STATE_COMPLETED,
+        ["A", "B"],
+        ["step_succeeded", "step_succeeded", "execution_completed"],
+        degraded=True,
+    ),
+    Row(
+        "with fail_below_quality a response below the bar fails the step unretried, and its fallback applies",
+        _quality_bar(enforce=True, fallback=P.FALLBACK_ACTION_SKIP),
+        {ANALYTICS: [reply({}, score=30.0), reply({})]},
+        E.EXECUTION_STATE_COMPLETED,
+        ["A", "B"],
+        ["step_attempt_failed", "step_failed", "step_skipped", "step_succeeded", "execution_completed"],
+        degraded=True,
+    ),
+    Row(
+        "notification_required tells the user through ui_ux when the step fails",
+        _notified(),
+        {ANALYTICS: [invalid()]},
+        E.EXECUTION_STATE_FAILED,
+        ["A", "A~"],
+        ["step_failed", "execution_failed"],
+    ),
+    Row(
+        "notification_required tells the user once per call path (own call, then alternative)",
+        _notified(P.FALLBACK_ACTION_ALTERNATIVE, ("ui_ux", "RenderDashboard")),
+        {ANALYTICS: [invalid()], ("ui_ux", "RenderDashboard"): [invalid()]},
+        E.EXECUTION_STATE_FAILED,
+        ["A", "A~", "A", "A~"],
+        ["step_failed", "step_failed", "execution_failed"],
+    ),
 ]
 
 
@@ -144,7 +200,8 @@ def _call_names(h: Harness) -> list[str]:
     names = []
     for recorded in h.caller.calls:
         step_id = recorded.call.idempotency_key.split("/")[1]
-        names.append(step_id + ("!" if recorded.call.operation == "WithdrawApplication" else ""))
+        mark = {"WithdrawApplication": "!", "Notify": "~"}.get(recorded.call.operation, "")
+        names.append(step_id + mark)
     return names
 
 

@@ -264,20 +264,22 @@ class QualityMetrics(_message.Message):
     def __init__(self, overall_quality_score: _Optional[float] = ..., step_quality_scores: _Optional[_Iterable[_Union[StepQualityScore, _Mapping]]] = ..., user_satisfaction_prediction: _Optional[float] = ...) -> None: ...
 
 class ErrorDetail(_message.Message):
-    __slots__ = ("step_id", "error_type", "error_message", "recovery_action", "impact", "attempt")
+    __slots__ = ("step_id", "error_type", "error_message", "recovery_action", "impact", "attempt", "user_notified")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RECOVERY_ACTION_FIELD_NUMBER: _ClassVar[int]
     IMPACT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    USER_NOTIFIED_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     error_type: str
     error_message: str
     recovery_action: str
     impact: Impact
     attempt: int
-    def __init__(self, step_id: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., recovery_action: _Optional[str] = ..., impact: _Optional[_Union[Impact, str]] = ..., attempt: _Optional[int] = ...) -> None: ...
+    user_notified: bool
+    def __init__(self, step_id: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., recovery_action: _Optional[str] = ..., impact: _Optional[_Union[Impact, str]] = ..., attempt: _Optional[int] = ..., user_notified: _Optional[bool] = ...) -> None: ...
 
 class ErrorSummary(_message.Message):
     __slots__ = ("total_errors", "critical_errors", "recovered_errors", "error_details")

@@ -269,14 +269,16 @@ class Compensation(_message.Message):
     def __init__(self, agent: _Optional[str] = ..., operation: _Optional[str] = ..., configuration: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry_count: _Optional[int] = ...) -> None: ...
 
 class StepInputs(_message.Message):
-    __slots__ = ("data_requirements", "configuration", "quality_requirements")
+    __slots__ = ("data_requirements", "configuration", "quality_requirements", "fail_below_quality")
     DATA_REQUIREMENTS_FIELD_NUMBER: _ClassVar[int]
     CONFIGURATION_FIELD_NUMBER: _ClassVar[int]
     QUALITY_REQUIREMENTS_FIELD_NUMBER: _ClassVar[int]
+    FAIL_BELOW_QUALITY_FIELD_NUMBER: _ClassVar[int]
     data_requirements: _containers.RepeatedScalarFieldContainer[str]
     configuration: _struct_pb2.Struct
     quality_requirements: float
-    def __init__(self, data_requirements: _Optional[_Iterable[str]] = ..., configuration: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., quality_requirements: _Optional[float] = ...) -> None: ...
+    fail_below_quality: bool
+    def __init__(self, data_requirements: _Optional[_Iterable[str]] = ..., configuration: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., quality_requirements: _Optional[float] = ..., fail_below_quality: _Optional[bool] = ...) -> None: ...
 
 class StepOutputs(_message.Message):
     __slots__ = ("expected_data", "quality_metrics", "success_criteria")
