@@ -41,7 +41,8 @@ async def _run(stub: Stub, plan: plan_pb2.OrchestrationPlan) -> E.ExecutionStatu
 
 async def _notifications_sent(channel: grpc.aio.Channel) -> float:
     status = await ui_ux_pb2_grpc.UiUxStub(channel).GetStatus(common_pb2.GetStatusRequest(), timeout=5)
-    return status.metrics.get("notifications_sent", 0.0)
+    sent: float = dict(status.metrics).get("notifications_sent", 0.0)
+    return sent
 
 
 async def test_a_response_below_the_quality_bar_is_kept_and_reported(stub: Stub) -> None:
