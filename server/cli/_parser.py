@@ -12,6 +12,7 @@ import grpc
 
 from server.cli._audit import cmd_audit, cmd_delete_user
 from server.cli._auth import add_auth_commands
+from server.cli._capacity import add_capacity_flags
 from server.cli._commands import (
     PRIORITIES,
     cmd_agents_serve,
@@ -377,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_limit_flags(p)
     add_resilience_flags(p)
+    add_capacity_flags(p)
     add_admission_flags(p)
     _log_level(p, "info")
     _metrics(p)

@@ -27,6 +27,7 @@ from server.engine.ports import (
     AgentCallError,
     AgentReply,
     CallKind,
+    CallOrigin,
     CallTrace,
     ExecutionNotFoundError,
     LeaseLostError,
@@ -166,10 +167,11 @@ class Runner:
         result: AgentReply | AgentCallError
         call = launch.call
         trace_parent = self.state.started.trace_parent if self.state is not None else ""
-        if trace_parent:
-            # The edge (agents_clients) makes the attempt's span, a child of the stored context.
-            kind: CallKind = "notice" if launch.notice else "compensation" if launch.compensation else "step"
-            call = replace(call, trace=CallTrace(self.execution_id, launch.step_id, kind, trace_parent))
+        kind: CallKind = "notice" if launch.notice else "compensation" if launch.compensation else "step"
+        origin = CallOrigin(self.execution_id, launch.step_id, launch.attempt, kind)
+        # The edge (agents_clients) makes the attempt's span, a child of the stored context.
+        trace = CallTrace(self.execution_id, launch.step_id, kind, trace_parent) if trace_parent else None
+        call = replace(call, origin=origin, trace=trace)
         try:
             result = await self.engine.caller.call(call)
         except AgentCallError as exc:
