@@ -188,6 +188,17 @@ class Fleet:
         except AgentError as error:
             raise ValueError(error.message) from None
 
+    def in_flight(self, agent: str) -> int:
+        """Operations of `agent` in flight now (tests measure how calls overlap with it).
+
+        Raises:
+            ValueError: an unknown agent.
+        """
+        try:
+            return self._faults.runtime(agent).in_flight
+        except AgentError as error:
+            raise ValueError(error.message) from None
+
     async def wait_for_termination(self) -> None:
         """Returns when the server has stopped."""
         await self._server.wait_for_termination()
