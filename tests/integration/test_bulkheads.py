@@ -6,6 +6,7 @@ it, a limited board is paced, bad settings are refused, and the demo shows it al
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -162,7 +163,7 @@ async def test_a_token_bucket_bounds_the_call_rate(tmp_path: Path, stop_after: l
     final = updates[-1].status
     assert final.status == E.EXECUTION_STATE_COMPLETED, final.failure_reason
     ends = sorted(t.end_time.ToNanoseconds() / 1e9 for t in final.performance_metrics.step_timings)
-    gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(ends)]
     assert all(gap >= 0.2 for gap in gaps), gaps  # 4 a second, burst 1: 0.25 s apart
     assert running.capacity.counts.held_by == {"rate limit analytics.RecordEvents": 3}
 
@@ -300,7 +301,7 @@ async def test_a_limited_boards_calls_are_paced_by_its_quota(tmp_path: Path, sto
     ends = sorted(
         t.end_time.ToNanoseconds() / 1e9 for t in final.performance_metrics.step_timings if t.step_id != "search"
     )
-    gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(ends)]
     assert all(gap >= 0.25 for gap in gaps), gaps
     # The search of linkedin took the bucket's one token; each submission then waited for one.
     assert running.capacity.counts.held_by == {"board linkedin (limited)": 3}
