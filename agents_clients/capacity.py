@@ -16,12 +16,17 @@ Rules (the conformance table is tests/unit/test_capacity.py):
    at both ends; the orchestrator shows it in the step's status as "waiting for agent capacity"
    (server/api/capacity.py). This is memory, not history: no event is recorded per wait, the
    wait is seen by clients of the replica making the call, and it ends with the call.
-4. The limiter sits outside the circuit breaker: a wait is never counted as a slow call, and a
+4. **Not wanted any more.** When an execution begins to unwind or ends (`abandon`), its step calls
+   that are waiting give up unsent with ``AGENT_CAPACITY`` (not retryable): a cancelled journey
+   sends nothing more. Calls that start waiting afterwards (compensations, the probes of a step
+   in doubt) wait as usual.
+5. The limiter sits outside the circuit breaker: a wait is never counted as a slow call, and a
    refusal for capacity never touches the breaker or the retry budget.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -163,6 +168,10 @@ class CapacityWaits:
     def __len__(self) -> int:
         return sum(len(waits) for waits in self._by_execution.values())
 
+    def items_of(self, execution_id: str) -> list[tuple[int, CapacityWait]]:
+        """The waits of an execution's calls now, with their keys."""
+        return list(self._by_execution.get(execution_id, {}).items())
+
     def get(self, execution_id: str, key: int) -> CapacityWait | None:
         """One listed wait."""
         return self._by_execution.get(execution_id, {}).get(key)
@@ -199,6 +208,10 @@ class CapacityCounts:
     """Calls refused unsent with AGENT_CAPACITY."""
     held_by: dict[str, int] = field(default_factory=dict)
     """Limit (``bulkhead automation``, ``rate limit job_discovery``, ``board linkedin``) → calls it held."""
+
+
+class _Unwanted(Exception):
+    """The waiting call's execution no longer wants it (rule 4)."""
 
 
 class _Limit:
@@ -257,6 +270,8 @@ class CapacityCaller:
             scope: TokenBucket(r.rate, r.burst, cap, clock=clock) for scope, r in self.config.rate_limits.items()
         }
         self._next_key = 0
+        self._unwanted: dict[int, asyncio.Event] = {}
+        """Key of a waiting step call → set when its execution no longer wants it (rule 4)."""
 
     def limits(self, call: AgentCall, boards: Iterable[str] = ()) -> list[_Limit]:
         """The limits a call passes, in the order they are taken (rule 1)."""
@@ -301,7 +316,15 @@ class CapacityCaller:
                 waited_for = True
                 key = self._show_wait(key, call, limit, left)
                 try:
-                    await limit.acquire(left)
+                    await self._acquire(limit, left, self._unwanted.get(key))
+                except _Unwanted:
+                    self.counts.refused += 1
+                    raise AgentCallError(
+                        AGENT_CAPACITY,
+                        f"{WAITING_FOR_CAPACITY} of {call.agent}.{call.operation} ({limit.name}): the execution"
+                        " is ending; not sent",
+                        retryable=False,
+                    ) from None
                 except (CapacityFull, CapacityTimeout) as error:
                     self.counts.refused += 1
                     raise AgentCallError(
@@ -334,6 +357,32 @@ class CapacityCaller:
             for bulkhead in reversed(held):
                 bulkhead.release()
 
+    @staticmethod
+    async def _acquire(limit: _Limit, within: float, unwanted: asyncio.Event | None) -> None:
+        """Waits for the limit, or until the call is no longer wanted (raises _Unwanted)."""
+        if unwanted is None:
+            await limit.acquire(within)
+            return
+        acquiring = asyncio.ensure_future(limit.acquire(within))
+        stopping = asyncio.ensure_future(unwanted.wait())
+        try:
+            await asyncio.wait((acquiring, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not acquiring.done():
+                acquiring.cancel()  # the limiter gives back whatever it granted meanwhile
+                await asyncio.gather(acquiring, return_exceptions=True)
+        if acquiring.cancelled():
+            raise _Unwanted
+        acquiring.result()  # a slot or token: go on (even if unwanted at the same instant)
+
+    def abandon(self, execution_id: str) -> None:
+        """The execution unwinds or ended: its waiting step calls give up unsent (rule 4)."""
+        for key, wait in self.waits.items_of(execution_id):
+            unwanted = self._unwanted.get(key)
+            if unwanted is not None and wait.origin.kind == "step":
+                unwanted.set()
+
     async def _send(self, call: AgentCall) -> AgentReply:
         if call.agent == "matching_intelligence" and isinstance(call.payload.get("jobs"), list):
             self.boards.learn(j for j in call.payload["jobs"] if isinstance(j, Mapping))
@@ -353,6 +402,7 @@ class CapacityCaller:
         if not key:
             self._next_key += 1
             key = self._next_key
+            self._unwanted[key] = asyncio.Event()
         self.waits.put(
             key,
             CapacityWait(
@@ -368,6 +418,7 @@ class CapacityCaller:
 
     def _drop_wait(self, key: int, call: AgentCall) -> None:
         if key and call.origin is not None:
+            self._unwanted.pop(key, None)
             self.waits.drop(key, call.origin.execution_id)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:

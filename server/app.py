@@ -261,6 +261,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         engine.add_terminal_listener(callbacks.on_terminal)
         hub = ExecutionHub(store, plans=engine.plan_of, heartbeat=config.watch_heartbeat)
         capacity.waits.add_listener(hub.nudge)
+        engine.add_ending_listener(capacity.abandon)
         metrics_endpoint = None
         if metrics is not None:
             from server.telemetry.metrics import LiveSources, start_metrics_endpoint

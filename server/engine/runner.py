@@ -56,6 +56,7 @@ class Runner:
         self._wakeup = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
+        self._ending_told = False
 
     async def submit(self, command: Command) -> None:
         """Hands the runner a command; returns once it is recorded (or raises why it was refused)."""
@@ -129,6 +130,9 @@ class Runner:
                     self._waiters[:0] = waiters
                     raise
             self._answer(inbox, waiters, decision)
+            if (state.unwinding is not None or state.terminal) and not self._ending_told:
+                self._ending_told = True
+                engine._notify_ending(self.execution_id)
             for launch in decision.launches:
                 task = asyncio.create_task(self._perform(launch))
                 task.add_done_callback(self._call_done)

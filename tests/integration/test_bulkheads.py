@@ -153,6 +153,37 @@ async def test_a_watch_is_told_at_once_when_its_step_starts_and_stops_waiting_fo
     assert updates[-1].status.status == E.EXECUTION_STATE_COMPLETED
 
 
+async def test_cancelling_an_execution_whose_step_waits_for_capacity_sends_nothing_more(
+    tmp_path: Path, stop_after: list[RunningServer]
+) -> None:
+    running = await _server(tmp_path, CapacityConfig(bulkheads={"analytics": 1}))
+    stop_after.append(running)
+    assert running.fleet is not None
+    slow = faults_pb2.FaultConfig(agent="analytics")
+    slow.latency.FromMilliseconds(1500)
+    running.fleet.set_faults(slow)
+    async with grpc.aio.insecure_channel(running.address) as channel:
+        stub = Stub(channel)  # type: ignore[no-untyped-call]
+        holder = await stub.ExecuteWorkflow(execute_plan(_parallel("A"), user_id="holder"))
+        waiter = await stub.ExecuteWorkflow(execute_plan(_parallel("B"), user_id="waiter"))
+        for _ in range(200):
+            if running.capacity.waits.of(waiter.execution_id):
+                break
+            await asyncio.sleep(0.005)
+        assert running.capacity.waits.of(waiter.execution_id), "the waiter's call never waited"
+        await stub.CancelExecution(orchestrator_pb2.CancelExecutionRequest(execution_id=waiter.execution_id))
+        updates = await watch_all(stub, waiter.execution_id, deadline=1.0)  # long before the holder's call ends
+        assert running.fleet.in_flight("analytics") == 1  # the holder's call alone reached the agent
+        await watch_all(stub, holder.execution_id)
+    final = updates[-1].status
+    assert final.status == E.EXECUTION_STATE_CANCELLED, final.failure_reason
+    # Its call gave up unsent (recorded, or cut short as the execution ended), and left the queue.
+    failed = [u.event.step_attempt_failed for u in updates if u.event.WhichOneof("kind") == "step_attempt_failed"]
+    assert all(f.error_type == "AGENT_CAPACITY" and not f.HasField("retry_at") for f in failed), failed
+    assert not running.capacity.waits.of(waiter.execution_id)
+    assert running.capacity.bulkheads["analytics"].waiting == 0
+
+
 async def test_a_token_bucket_bounds_the_call_rate(tmp_path: Path, stop_after: list[RunningServer]) -> None:
     running = await _server(tmp_path, CapacityConfig(rate_limits={"analytics.RecordEvents": RateLimit(4.0, 1)}))
     stop_after.append(running)

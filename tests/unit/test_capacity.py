@@ -122,6 +122,25 @@ async def test_a_cancelled_waiting_call_gives_back_its_place_and_leaves_the_list
     assert caller.bulkheads["analytics"].in_use == 0 and len(inner.calls) == 1
 
 
+async def test_an_ending_executions_waiting_step_calls_give_up_unsent_but_not_its_compensations() -> None:
+    inner = SlowCaller(0.2)
+    caller = CapacityCaller(inner, CapacityConfig(bulkheads={"analytics": 1}))
+    holder = asyncio.create_task(caller.call(_call(step="held")))
+    await asyncio.sleep(0.01)
+    step_call = asyncio.create_task(caller.call(_call(step="s")))
+    undo = _call(step="u")
+    undo = AgentCall(**{**undo.__dict__, "origin": CallOrigin("ex", "u", 1, "compensation")})
+    compensation = asyncio.create_task(caller.call(undo))
+    await asyncio.sleep(0.01)
+    caller.abandon("ex")
+    results = await asyncio.gather(holder, step_call, compensation, return_exceptions=True)
+    refused = results[1]
+    assert isinstance(refused, AgentCallError) and refused.error_type == AGENT_CAPACITY
+    assert not refused.retryable and "the execution is ending" in refused.message
+    assert [c.origin.step_id for c in inner.calls if c.origin] == ["held", "u"]
+    assert caller.bulkheads["analytics"].in_use == 0 and len(caller.waits) == 0
+
+
 async def test_a_rate_limit_holds_calls_to_its_pace() -> None:
     inner = SlowCaller(0.0)
     caller = CapacityCaller(inner, CapacityConfig(rate_limits={"analytics": RateLimit(20.0, 1)}))
