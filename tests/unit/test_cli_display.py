@@ -147,6 +147,19 @@ def test_several_waiting_steps_are_each_named_with_step() -> None:
     assert f"baton reject {ID} --step b" in commands
 
 
+def test_a_step_waiting_for_agent_capacity_is_shown_with_its_limit_and_no_command() -> None:
+    capacity = E.WaitingStep(
+        step_id="search_jobs",
+        kind=E.WAIT_KIND_CAPACITY,
+        prompt="waiting for agent capacity: job_discovery.SearchJobs, bulkhead job_discovery",
+    )
+    assert _commands([capacity]) == []
+    assert _commands([_approval(), capacity])[:2] == [f"baton approve {ID}", f"baton reject {ID}"]  # no --step
+    text = _text(render_waiting(ID, [capacity]))
+    assert "waiting for agent capacity: step search_jobs" in text
+    assert "bulkhead job_discovery" in text and "to continue" not in text
+
+
 def test_the_commands_name_a_target_that_is_not_the_default() -> None:
     commands = _commands([_approval()], "127.0.0.1:4242")
     assert commands[0] == f"baton approve {ID} --target 127.0.0.1:4242"
