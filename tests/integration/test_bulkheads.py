@@ -99,6 +99,7 @@ async def test_a_bulkhead_of_one_serialises_calls_to_a_slow_agent_and_the_waitin
             if waiting:
                 break
             await asyncio.sleep(0.02)
+        health = await stub.GetSystemHealth(orchestrator_pb2.GetSystemHealthRequest())
         updates = await watch
         done.set()
         most = await overlap
@@ -117,6 +118,8 @@ async def test_a_bulkhead_of_one_serialises_calls_to_a_slow_agent_and_the_waitin
     }
     assert waiting[0].timeout_at.ToDatetime() > waiting[0].since.ToDatetime()
     assert status.status == E.EXECUTION_STATE_RUNNING
+    bulkhead = health.capacity["analytics"]
+    assert (bulkhead.in_flight, bulkhead.max_in_flight) == (1, 1) and bulkhead.waiting_for_slot >= 1
     # The watch showed the waits on its updates; none is left at the end.
     assert any(w.kind == E.WAIT_KIND_CAPACITY for u in updates for w in u.status.waiting), updates
     assert not [w for w in final.waiting if w.kind == E.WAIT_KIND_CAPACITY]
