@@ -29,6 +29,7 @@ from baton.v1 import (
 from agents._jobs import JobCatalog
 from agents_clients import BoardLimitsConfig, CapacityConfig, RateLimit
 from server.app import RunningServer, start_server
+from server.cli._client import follow
 from server.cli._demo import demo_request
 from server.config import ServerConfig
 from tests.integration.support import execute_plan, step, watch_all
@@ -143,7 +144,13 @@ async def test_a_watch_is_told_at_once_when_its_step_starts_and_stops_waiting_fo
                 break
             await asyncio.sleep(0.005)
         waiter = await stub.ExecuteWorkflow(execute_plan(_parallel("B"), user_id="waiter"))
+        restated: list[execution_pb2.ExecutionStatus] = []
+        # The CLI's watch (baton watch, the demo) hands a heartbeat's status to its view.
+        following = asyncio.create_task(
+            follow(stub, waiter.execution_id, on_update=lambda u: None, on_note=print, on_status=restated.append)
+        )
         updates = await watch_all(stub, waiter.execution_id)
+        await following
         await watch_all(stub, holder.execution_id)
     # The waiter's history has no event for its wait: heartbeats carrying the status say it began
     # (unless the step_started update already showed it) and, surely, that it ended.
@@ -154,6 +161,7 @@ async def test_a_watch_is_told_at_once_when_its_step_starts_and_stops_waiting_fo
     ended = statuses[shown[-1] + 1]
     assert ended == (True, []), statuses  # the wait ended without an event: told by a heartbeat
     assert updates[-1].status.status == E.EXECUTION_STATE_COMPLETED
+    assert restated and not restated[-1].waiting, restated
 
 
 async def test_cancelling_an_execution_whose_step_waits_for_capacity_sends_nothing_more(

@@ -194,6 +194,20 @@ def _update(sequence: int, status: execution_pb2.ExecutionStatus) -> orchestrato
     return orchestrator_pb2.ExecutionUpdate(sequence=sequence, event=E.ExecutionEvent(sequence=sequence), status=status)
 
 
+def test_the_piped_view_shows_a_wait_for_capacity_a_heartbeat_carries_without_an_event_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    console = Console(highlight=False, width=160)
+    capacity = E.WaitingStep(step_id="B", kind=E.WAIT_KIND_CAPACITY, prompt="waiting for agent capacity: x")
+    waiting = E.ExecutionStatus(execution_id=ID, status=E.EXECUTION_STATE_RUNNING, waiting=[capacity])
+    with ExecutionView(console, ID, live=False) as view:
+        view.restate(waiting)
+        view.restate(waiting)
+    out = capsys.readouterr().out
+    assert out.count("waiting for agent capacity: step B") == 1 and "#" not in out
+    assert view.status is waiting
+
+
 def test_the_piped_view_shows_a_waiting_step_once_and_a_new_one_again(capsys: pytest.CaptureFixture[str]) -> None:
     console = Console(highlight=False, width=160)
     waiting = E.ExecutionStatus(execution_id=ID, status=E.EXECUTION_STATE_RUNNING, waiting=[_approval()])
