@@ -116,7 +116,8 @@ def render_waiting(
         parts.append(head)
         if step.prompt:
             parts.append(Text(f"  {step.prompt}"))
-        data = struct_dict(step.data)
+        # A wait for capacity says it all in its prompt; its data is for programs.
+        data = struct_dict(step.data) if step.kind != E.WAIT_KIND_CAPACITY else {}
         found = jobs_of(data)
         shown: set[str] = set()
         if found is not None:

@@ -153,11 +153,13 @@ def test_a_step_waiting_for_agent_capacity_is_shown_with_its_limit_and_no_comman
         kind=E.WAIT_KIND_CAPACITY,
         prompt="waiting for agent capacity: job_discovery.SearchJobs, bulkhead job_discovery",
     )
+    capacity.data.update({"agent": "job_discovery", "limit": "bulkhead job_discovery"})
     assert _commands([capacity]) == []
     assert _commands([_approval(), capacity])[:2] == [f"baton approve {ID}", f"baton reject {ID}"]  # no --step
     text = _text(render_waiting(ID, [capacity]))
     assert "waiting for agent capacity: step search_jobs" in text
     assert "bulkhead job_discovery" in text and "to continue" not in text
+    assert "agent:" not in text  # the prompt says it; the data is for programs
 
 
 def test_the_commands_name_a_target_that_is_not_the_default() -> None:
