@@ -125,7 +125,8 @@ class AgentCallError(Exception):
             NOT_FOUND, FAILED_PRECONDITION, ALREADY_EXISTS, PERMISSION_DENIED) are not.
         request_bytes: serialized size of the request that was sent (0 if none was).
         retry_after: for CIRCUIT_OPEN, seconds until the agent's breaker admits a probe call
-            (None when unknown): when a retry is worth trying.
+            (None when unknown): when a retry is worth trying. For AGENT_CAPACITY refused by a
+            rate limit, seconds until its next token (informative: the retry keeps its backoff).
     """
 
     def __init__(

@@ -353,6 +353,39 @@ async def test_a_limited_boards_calls_are_paced_by_its_quota(tmp_path: Path, sto
     assert board.rate == pytest.approx(board.board_quota)
 
 
+async def test_a_board_whose_quota_is_spent_is_rate_limited(tmp_path: Path, stop_after: list[RunningServer]) -> None:
+    boards = BoardLimitsConfig(min_rate=0.01)  # one call per 100 s once spent
+    running = await _server(tmp_path, CapacityConfig(boards=boards))
+    stop_after.append(running)
+    assert running.fleet is not None
+    running.fleet.set_faults(faults_pb2.FaultConfig(board_quota={"indeed": 0}))
+    await running.monitor.refresh()
+    searches = [
+        step(
+            name,
+            agent="job_discovery",
+            operation="SearchJobs",
+            config={"user_id": "${user.user_id}", "sources": ["indeed"]},
+            timeout=5.0,
+        )
+        for name in ("first", "second")
+    ]
+    for search in searches:
+        search.error_handling.fallback_action = plan_pb2.FALLBACK_ACTION_SKIP
+    plan = plan_pb2.OrchestrationPlan(workflow_type="spent", workflow_steps=searches)
+    plan.execution_strategy.execution_mode = plan_pb2.EXECUTION_MODE_PARALLEL
+    async with grpc.aio.insecure_channel(running.address) as channel:
+        stub = Stub(channel)  # type: ignore[no-untyped-call]
+        execution = await stub.ExecuteWorkflow(execute_plan(plan))
+        updates = await watch_all(stub, execution.execution_id)
+        health = await stub.GetSystemHealth(orchestrator_pb2.GetSystemHealthRequest())
+    errors = sorted(u.event.step_failed.error_type for u in updates if u.event.WhichOneof("kind") == "step_failed")
+    # One search spends the bucket's token and meets the agent's own refusal; the other is not sent.
+    assert errors == ["AGENT_CAPACITY", "RESOURCE_EXHAUSTED"], errors
+    board = health.capacity["board:indeed"]
+    assert (board.board_health, board.board_quota, board.rate) == ("active", 0, pytest.approx(0.01))
+
+
 # ---- settings and the demo --------------------------------------------------------------------
 
 
