@@ -7,11 +7,11 @@ limited, suspended). `BoardGuard.update` takes each new report.
 Rules (the conformance table is tests/unit/test_boards.py):
 1. **Which boards a call is for.** An automation call with `job_ids` acts through the account of
    each job's board; a job_discovery call with `sources` spends a request of each named board's
-   quota. A job's board is learned from the postings that pass through the caller (SearchJobs
-   replies, and requests that carry `jobs`, such as ScoreMatches'), in a bounded table
-   (`MAX_JOBS_KNOWN`, oldest forgotten first). A job whose board is not known (after a restart,
-   say, or searched on another replica) is sent: the automation agent refuses a suspended board
-   itself (FAILED_PRECONDITION).
+   quota. A job's board is learned from the postings job_discovery answers (SearchJobs replies,
+   never a request: a plan's payload is a user's to write, and one user must not move another's
+   jobs to another board), in a bounded table (`MAX_JOBS_KNOWN`, oldest forgotten first). A job
+   whose board is not known (after a restart, say, or searched on another replica) is sent: the
+   automation agent refuses a suspended board itself (FAILED_PRECONDITION).
 2. **Suspended: not sent.** An automation call's jobs on a suspended board are taken out of its
    request before it is sent; when none is left the call is refused unsent with
    ``BOARD_SUSPENDED`` (not retryable: the step's fallback decides). Withdrawals name

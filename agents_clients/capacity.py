@@ -384,8 +384,6 @@ class CapacityCaller:
                 unwanted.set()
 
     async def _send(self, call: AgentCall) -> AgentReply:
-        if call.agent == "matching_intelligence" and isinstance(call.payload.get("jobs"), list):
-            self.boards.learn(j for j in call.payload["jobs"] if isinstance(j, Mapping))
         reply = await self.inner.call(call)
         jobs = getattr(reply.output, "jobs", None) if call.agent == "job_discovery" else None
         if jobs is not None:

@@ -227,6 +227,9 @@ async def test_the_guard_learns_each_jobs_board_from_the_search_replies_passing_
     caller = CapacityCaller(SlowCaller(0.0, reply))
     await caller.call(_call("job_discovery", "SearchJobs"))
     assert caller.boards.board_of("j9") == "dice"
+    # A request is a user's to write: it never moves a job to another board.
+    await caller.call(_call("matching_intelligence", "ScoreMatches", jobs=[{"job_id": "j9", "source": "direct"}]))
+    assert caller.boards.board_of("j9") == "dice"
 
 
 # ---- settings: flags over the YAML file's resilience section ----------------------------------
