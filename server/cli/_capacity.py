@@ -62,8 +62,9 @@ def add_capacity_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_call_limit_flags(parser: argparse.ArgumentParser | Any) -> None:
-    """Adds --bulkhead and --rate-limit (also `baton demo`'s)."""
+def add_call_limit_flags(parser: argparse.ArgumentParser | Any, default: str = "") -> None:
+    """Adds --bulkhead and --rate-limit (also `baton demo`'s, whose `default` the help names)."""
+    otherwise = f"; without either flag: {default}" if default else ""
     parser.add_argument(
         "--bulkhead",
         action="append",
@@ -76,7 +77,7 @@ def add_call_limit_flags(parser: argparse.ArgumentParser | Any) -> None:
         action="append",
         default=[],
         metavar="SCOPE=RATE",
-        help="calls to an agent or AGENT.OPERATION held to RATE/s[:BURST] (or /m, /h) (repeatable)",
+        help=f"calls to an agent or AGENT.OPERATION held to RATE/s[:BURST] (or /m, /h) (repeatable){otherwise}",
     )
 
 

@@ -551,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BOARD=N",
         help="set job_discovery's requests left on a job board (repeatable); 0: spent, paced",
     )
-    add_call_limit_flags(p)
+    add_call_limit_flags(p, "every agent 2/s:1, so that a quick retry shows a rate limit at work")
     _log_level(p, "warning")
     _metrics(p)
     p.add_argument(
