@@ -59,6 +59,13 @@ class AutomationServicer(automation_pb2_grpc.AutomationServicer):
         self._catalog = catalog
         self.account_health = dict.fromkeys((*catalog.sources, DIRECT_SOURCE), common_pb2.ACCOUNT_HEALTH_ACTIVE)
 
+    def boards_health(self) -> dict[str, common_pb2.AccountHealth]:
+        """Each board's account health: active unless the faults in force say otherwise."""
+        faults = self.runtime.faults
+        if faults is None or not faults.board_health:
+            return self.account_health
+        return {**self.account_health, **faults.board_health}
+
     @operation
     def SubmitApplication(
         self, request: automation_pb2.SubmitApplicationRequest, context: grpc.aio.ServicerContext
@@ -71,6 +78,7 @@ class AutomationServicer(automation_pb2_grpc.AutomationServicer):
             raise invalid_argument("job_ids", f"names {len(request.job_ids)} jobs; at most {MAX_JOBS} are allowed")
         seen: set[str] = set()
         applications = []
+        health = self.boards_health()
         for index, job_id in enumerate(request.job_ids):
             if not job_id.strip():
                 raise invalid_argument(f"job_ids[{index}]", "is empty")
@@ -79,7 +87,7 @@ class AutomationServicer(automation_pb2_grpc.AutomationServicer):
             seen.add(job_id)
             posting = self._catalog.get(job_id)
             source = posting.source if posting is not None else DIRECT_SOURCE
-            if self.account_health.get(source) == common_pb2.ACCOUNT_HEALTH_SUSPENDED:
+            if health.get(source) == common_pb2.ACCOUNT_HEALTH_SUSPENDED:
                 raise AgentError(
                     grpc.StatusCode.FAILED_PRECONDITION, f"the account on {source} is suspended; job {job_id}"
                 )
@@ -155,7 +163,7 @@ class AutomationServicer(automation_pb2_grpc.AutomationServicer):
     ) -> common_pb2.AgentStatus:
         """Returns the agent's status with each board's account health."""
         status = self.runtime.status()
-        status.account_health.update(self.account_health)
+        status.account_health.update(self.boards_health())
         status.metrics.update(
             {
                 "success_rate": round(100.0 - status.error_rate, 2),

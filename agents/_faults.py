@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import grpc
-from baton.v1 import faults_pb2, faults_pb2_grpc
+from baton.v1 import common_pb2, faults_pb2, faults_pb2_grpc
 
 from agents._runtime import AgentError, AgentRuntime, InjectedFault, abort, invalid_argument
 
@@ -19,6 +19,10 @@ logger = logging.getLogger(__name__)
 
 #: The exit status of a process killed by SIGKILL, which an injected crash imitates.
 CRASH_EXIT_STATUS = 137
+#: The account health values board_health may set.
+_ACCOUNT_HEALTH = frozenset(
+    {common_pb2.ACCOUNT_HEALTH_ACTIVE, common_pb2.ACCOUNT_HEALTH_LIMITED, common_pb2.ACCOUNT_HEALTH_SUSPENDED}
+)
 
 
 @dataclass(eq=False)
@@ -49,6 +53,10 @@ class FaultState:
     """Picks the operations that fail by error_rate."""
     latency_after_effect: float = 0.0
     """Seconds added after an operation has taken effect and before it answers."""
+    board_health: dict[str, common_pb2.AccountHealth] = field(default_factory=dict)
+    """Board → the automation account's AccountHealth there, in place of active (FaultConfig.board_health)."""
+    board_quota: dict[str, int] = field(default_factory=dict)
+    """Board → job_discovery's requests left, set when the configuration is (FaultConfig.board_quota)."""
 
     @property
     def inert(self) -> bool:
@@ -102,18 +110,23 @@ class FaultState:
             fail_next=self.fail_next,
             crash_after=self.crash_after,
             operations=sorted(self.operations),
+            board_health=self.board_health,
+            board_quota=self.board_quota,
         )
         config.latency.FromNanoseconds(round(self.latency * 1e9))
         config.latency_after_effect.FromNanoseconds(round(self.latency_after_effect * 1e9))
         return config
 
 
-def fault_state(config: faults_pb2.FaultConfig, known_operations: frozenset[str]) -> FaultState:
+def fault_state(
+    config: faults_pb2.FaultConfig, known_operations: frozenset[str], known_boards: frozenset[str] = frozenset()
+) -> FaultState:
     """Validates a FaultConfig and returns it as a FaultState.
 
     Args:
         config: The configuration as SetFaults received it.
         known_operations: The operation names the configuration may name.
+        known_boards: The job boards board_health and board_quota may name (empty: any).
 
     Raises:
         AgentError: INVALID_ARGUMENT naming the first bad field.
@@ -137,6 +150,17 @@ def fault_state(config: faults_pb2.FaultConfig, known_operations: frozenset[str]
     unknown = sorted(set(config.operations) - known_operations)
     if unknown:
         raise invalid_argument("operations", f"unknown operations {', '.join(unknown)}")
+    for name, boards in (("board_health", config.board_health), ("board_quota", config.board_quota)):
+        unknown = sorted(b for b in boards if known_boards and b not in known_boards)
+        if unknown:
+            names = ", ".join(repr(b[:64]) for b in unknown[:5])
+            raise invalid_argument(name, f"unknown boards {names}; known: {', '.join(sorted(known_boards))}")
+    for board, health in config.board_health.items():
+        if health not in _ACCOUNT_HEALTH:
+            raise invalid_argument(f"board_health[{board[:64]!r}]", f"{health} is not active, limited or suspended")
+    for board, left in config.board_quota.items():
+        if left < 0:
+            raise invalid_argument(f"board_quota[{board[:64]!r}]", f"must be 0 or more, got {left}")
     return FaultState(
         agent=config.agent,
         latency=latency,
@@ -148,6 +172,8 @@ def fault_state(config: faults_pb2.FaultConfig, known_operations: frozenset[str]
         operations=frozenset(config.operations),
         rng=random.Random(config.seed or None),
         latency_after_effect=latency_after_effect,
+        board_health=dict(config.board_health),
+        board_quota=dict(config.board_quota),
     )
 
 
@@ -155,9 +181,13 @@ class FaultControl:
     """The faults in force in the fleet's agents; what FaultInjection serves, and what the process
     that runs the fleet may set directly (``Fleet.set_faults``) without serving it."""
 
-    def __init__(self, runtimes: Mapping[str, AgentRuntime], default: FaultState) -> None:
-        """Controls the faults of `runtimes`, which start with `default`."""
+    def __init__(
+        self, runtimes: Mapping[str, AgentRuntime], default: FaultState, boards: frozenset[str] = frozenset()
+    ) -> None:
+        """Controls the faults of `runtimes`, which start with `default`; `boards` are the job
+        boards that board_health and board_quota may name (empty: any)."""
         self._runtimes = runtimes
+        self._boards = boards
         self.default = default
         for runtime in runtimes.values():
             runtime.set_faults(default)
@@ -170,11 +200,11 @@ class FaultControl:
         """
         if config.agent:
             runtime = self.runtime(config.agent)
-            state = fault_state(config, runtime.operations)
+            state = fault_state(config, runtime.operations, self._boards)
             runtime.set_faults(state)
         else:
             every = frozenset().union(*(r.operations for r in self._runtimes.values()))
-            state = fault_state(config, every)
+            state = fault_state(config, every, self._boards)
             self.default = state
             for runtime in self._runtimes.values():
                 runtime.set_faults(state)

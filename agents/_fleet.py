@@ -42,7 +42,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from agents._analytics import AnalyticsServicer
-from agents._automation import AutomationServicer
+from agents._automation import DIRECT_SOURCE, AutomationServicer
 from agents._documents import DocumentIntelligenceServicer
 from agents._faults import FaultControl, FaultInjectionServicer, fault_state
 from agents._jobs import JobCatalog, JobDiscoveryServicer
@@ -188,6 +188,17 @@ class Fleet:
         except AgentError as error:
             raise ValueError(error.message) from None
 
+    def in_flight(self, agent: str) -> int:
+        """Operations of `agent` in flight now (tests measure how calls overlap with it).
+
+        Raises:
+            ValueError: an unknown agent.
+        """
+        try:
+            return self._faults.runtime(agent).in_flight
+        except AgentError as error:
+            raise ValueError(error.message) from None
+
     async def wait_for_termination(self) -> None:
         """Returns when the server has stopped."""
         await self._server.wait_for_termination()
@@ -242,7 +253,7 @@ async def start_fleet(config: FleetConfig, *, tracer_provider: TracerProvider | 
     start_faults = faults_pb2.FaultConfig(error_rate=config.error_rate, seed=config.seed)
     start_faults.latency.FromNanoseconds(round(config.latency_ms * 1e6))
     default = fault_state(start_faults, frozenset().union(*(r.operations for r in runtimes.values())))
-    control = FaultControl(runtimes, default)
+    control = FaultControl(runtimes, default, frozenset((*catalog.sources, DIRECT_SOURCE)))
 
     # so_reuseport off: a second fleet on a taken port must fail, not share it silently.
     interceptors = [*_tracing(tracer_provider)]

@@ -15,6 +15,7 @@ from types import MappingProxyType
 import grpc
 from baton.v1 import common_pb2, job_discovery_pb2, job_discovery_pb2_grpc
 
+from agents._faults import FaultState
 from agents._runtime import (
     AgentError,
     AgentRuntime,
@@ -173,6 +174,7 @@ class JobDiscoveryServicer(job_discovery_pb2_grpc.JobDiscoveryServicer):
         self._catalog = catalog
         self._clock = clock
         self._quota = self._full_quota()
+        self._faults_applied: FaultState | None = None
         self._window_start = clock()
         self._searches = 0
         self._results = 0
@@ -238,6 +240,13 @@ class JobDiscoveryServicer(job_discovery_pb2_grpc.JobDiscoveryServicer):
         return boards
 
     def _refill(self) -> None:
+        faults = self.runtime.faults
+        if faults is not self._faults_applied:
+            # A new fault configuration sets the quotas it names, once (FaultConfig.board_quota).
+            self._faults_applied = faults
+            for board, left in (faults.board_quota if faults is not None else {}).items():
+                if board in self._quota:
+                    self._quota[board] = left
         now = self._clock()
         if now - self._window_start >= QUOTA_WINDOW:
             self._window_start = now

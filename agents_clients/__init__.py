@@ -1,6 +1,16 @@
 """The only door from the orchestrator to the agents: catalog, gRPC caller, circuit breakers, tracing."""
 
+from agents_clients.boards import BOARD_SUSPENDED, BoardGuard, BoardLimitsConfig
 from agents_clients.breakers import BreakerConfig, BreakingCaller
+from agents_clients.capacity import (
+    AGENT_CAPACITY,
+    CapacityCaller,
+    CapacityConfig,
+    CapacityWait,
+    CapacityWaits,
+    RateLimit,
+    check_scope,
+)
 from agents_clients.catalog import AGENT_SERVICES, AGENTS, Operation, operation, operations
 from agents_clients.grpc_caller import ATTEMPT, IDEMPOTENCY_KEY, GrpcAgentCaller
 from agents_clients.retry_budget import RetryBudget, RetryBudgetConfig
@@ -15,6 +25,17 @@ __all__ = [
     "BreakingCaller",
     "RetryBudget",
     "RetryBudgetConfig",
+    # Bulkheads, rate limits and the job boards' limits.
+    "AGENT_CAPACITY",
+    "BOARD_SUSPENDED",
+    "BoardGuard",
+    "BoardLimitsConfig",
+    "CapacityCaller",
+    "CapacityConfig",
+    "CapacityWait",
+    "CapacityWaits",
+    "RateLimit",
+    "check_scope",
     # Calling them.
     "GrpcAgentCaller",
     "ATTEMPT",

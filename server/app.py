@@ -16,7 +16,7 @@ import grpc
 from baton.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, seed_api_pb2, seed_api_pb2_grpc
 from grpc_health.v1 import health, health_pb2
 
-from agents_clients import BreakingCaller, GrpcAgentCaller, TracingCaller
+from agents_clients import BreakingCaller, CapacityCaller, GrpcAgentCaller, TracingCaller
 from agents_clients.handlers import MalformedRequests
 from server.api.handlers import HandlerGuard
 from server.api.probes import report, serve_health_and_reflection
@@ -71,6 +71,10 @@ class RunningServer:
     hub: ExecutionHub
     health_servicer: health.aio.HealthServicer
     caller: GrpcAgentCaller
+    capacity: CapacityCaller
+    """The agent calls' bulkheads, rate limits and job-board limits (agents_clients.capacity)."""
+    monitor: HealthMonitor
+    """The agents' statuses, refreshed every health_interval."""
     fleet: Fleet | None = None
     callbacks: CallbackNotifier | None = None
     guard: HandlerGuard | None = None
@@ -234,8 +238,10 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         grpc_caller = GrpcAgentCaller(endpoints, tls=security.agents, max_message_bytes=config.max_message_bytes)
         cleanup.push_async_callback(grpc_caller.close)
         caller = BreakingCaller(grpc_caller, config.breaker, budget=config.retry_budget)
+        # Outside the breaker, so a wait for a slot is never a slow call (agents_clients.capacity).
+        capacity = CapacityCaller(caller, config.capacity)
         # Outermost, so an attempt an open breaker refuses has its span too.
-        engine_caller: AgentCaller = caller if tracer_provider is None else TracingCaller(caller, tracer_provider)
+        engine_caller: AgentCaller = capacity if tracer_provider is None else TracingCaller(capacity, tracer_provider)
         # Metrics (server.telemetry.metrics): fed at the engine's edges, none of it when off.
         planner = Planner()
         metrics = None
@@ -258,6 +264,8 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         cleanup.push_async_callback(callbacks.close)
         engine.add_terminal_listener(callbacks.on_terminal)
         hub = ExecutionHub(store, plans=engine.plan_of, heartbeat=config.watch_heartbeat)
+        capacity.waits.add_listener(hub.nudge)
+        engine.add_ending_listener(capacity.abandon)
         metrics_endpoint = None
         if metrics is not None:
             from server.telemetry.metrics import LiveSources, start_metrics_endpoint
@@ -281,6 +289,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             breaker_states=caller.states,
             storage_path=_storage_dir(_sqlite_path(config.store_url)),
         )
+        monitor.add_listener(capacity.boards.update_from)
         servicer = OrchestratorServicer(
             engine=engine,
             store=store,
@@ -292,6 +301,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             trace_parent=current_trace_parent if tracer_provider is not None else None,
             callback_policy=callbacks.policy,
             limits=config.limits,
+            capacity=capacity,
         )
         # Malformed requests are INVALID_ARGUMENT, streams nobody reads end (server.api.handlers).
         guard = HandlerGuard(config.limits)
@@ -315,6 +325,8 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             hub=hub,
             health_servicer=health_servicer,
             caller=grpc_caller,
+            capacity=capacity,
+            monitor=monitor,
             fleet=fleet,
             owned_tracer_provider=owned_provider,
             callbacks=callbacks,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from agents_clients import AGENTS, BreakerConfig, RetryBudgetConfig
+from agents_clients import AGENTS, BreakerConfig, CapacityConfig, RetryBudgetConfig
 from agents_clients.tls import TlsFiles
 from agents_clients.tls import is_loopback as host_is_loopback
 from server.callbacks import CallbackConfig
@@ -100,6 +100,9 @@ class ServerConfig:
     """Circuit breaker settings of every agent."""
     retry_budget: RetryBudgetConfig = field(default_factory=RetryBudgetConfig)
     """The retry budget every agent gets (shared by all executions)."""
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
+    """Bulkheads and rate limits per agent and operation, and how the job boards' reported quotas
+    and account health limit the calls for them (agents_clients.capacity); none by default."""
     grace: float = 5.0
     """Seconds in-flight RPCs get on shutdown, after the drain."""
     drain: float = 0.0
@@ -267,5 +270,8 @@ def agents_resilience(spec: str) -> Mapping[str, object]:
     data = yaml.safe_load(path.read_text()) or {}
     section = data.get("resilience", {}) if isinstance(data, Mapping) else {}
     if not isinstance(section, Mapping):
-        raise ConfigError(f"agents: {spec}: resilience must be a mapping (breaker:, retry_budget:)")
+        raise ConfigError(
+            f"agents: {spec}: resilience must be a mapping (breaker:, retry_budget:, bulkheads:, rate_limits:,"
+            " capacity:)"
+        )
     return section

@@ -53,6 +53,12 @@ class HealthMonitor:
         self._refreshed_at = float("-inf")
         self._cpu_mark = (time.monotonic(), _cpu_seconds())
         self._lock = asyncio.Lock()
+        self._listeners: list[Callable[[Mapping[str, common_pb2.AgentStatus]], None]] = []
+
+    def add_listener(self, listener: Callable[[Mapping[str, common_pb2.AgentStatus]], None]) -> None:
+        """Registers a function given the agents' statuses after every refresh (the job boards'
+        limits read automation's account_health and job_discovery's api_rate_limits from them)."""
+        self._listeners.append(listener)
 
     def agent_statuses(self) -> dict[str, common_pb2.AgentStatus]:
         """The latest known statuses (empty before the first refresh)."""
@@ -72,6 +78,11 @@ class HealthMonitor:
                 statuses[agent] = status
             self._statuses = statuses
             self._refreshed_at = time.monotonic()
+            for listener in self._listeners:
+                try:
+                    listener(statuses)
+                except Exception:
+                    logger.exception("agent status listener failed")
 
     async def store_ok(self) -> bool:
         """Whether the store answers a read within STORE_PROBE_TIMEOUT seconds."""

@@ -73,6 +73,8 @@ class _Subscription:
         self.overflowed = False
         self.gone = False
         """The execution was deleted: the watch ends NOT_FOUND."""
+        self.nudged = False
+        """Something not recorded as an event changed (a wait for agent capacity): yield the state."""
         self.wakeup = asyncio.Event()
 
     def push(self, events: Sequence[execution_pb2.ExecutionEvent], size: int) -> None:
@@ -136,6 +138,13 @@ class ExecutionHub:
             for subscription in subscriptions:
                 subscription.push(events, size)
 
+    def nudge(self, execution_id: str) -> None:
+        """Makes the execution's watches yield its state now, without an event (never blocks):
+        something they show that is not recorded changed (server.api.capacity, rule 2)."""
+        for subscription in self._subscriptions.get(execution_id, ()):
+            subscription.nudged = True
+            subscription.wakeup.set()
+
     def forget(self, execution_ids: Sequence[str]) -> None:
         """Ends the watches of deleted executions with ExecutionNotFoundError (never blocks).
 
@@ -159,8 +168,8 @@ class ExecutionHub:
     ) -> AsyncIterator[tuple[execution_pb2.ExecutionEvent | None, ExecutionState]]:
         """Yields (event, state after it) for every event after `after_sequence`, then live ones.
 
-        While no event comes for `heartbeat` seconds it yields (None, state): a heartbeat. Ends
-        after the terminal event.
+        While no event comes for `heartbeat` seconds it yields (None, state): a heartbeat; so it
+        does at once when nudged (`nudge`) with no event to yield. Ends after the terminal event.
 
         Raises:
             ExecutionNotFoundError: no such execution.
@@ -208,6 +217,11 @@ class ExecutionHub:
                 subscription.wakeup.clear()
                 if subscription.gone:
                     raise ExecutionNotFoundError(execution_id)
+                if subscription.nudged:
+                    subscription.nudged = False
+                    if not subscription.buffer and not subscription.overflowed:
+                        yield None, state
+                        continue
                 if subscription.overflowed:
                     subscription.overflowed = False
                     async for event in self._catch_up(state):

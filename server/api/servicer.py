@@ -13,7 +13,9 @@ import grpc
 from baton.v1 import execution_pb2, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 from google.protobuf import json_format
 
+from agents_clients import CapacityCaller, CapacityWait
 from server.api.audit import actor_of, audit_page, check_exact
+from server.api.capacity import add_waits, capacity_health, shown
 from server.api.errors import RequestError, invalid, streaming, unary
 from server.api.limits import RequestLimits, check_key, check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
@@ -73,6 +75,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         trace_parent: Callable[[], str] | None = None,
         callback_policy: DestinationPolicy | None = None,
         limits: LimitsConfig | None = None,
+        capacity: CapacityCaller | None = None,
     ) -> None:
         """Wires the servicer.
 
@@ -83,6 +86,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 new execution (server.telemetry.tracing); None when tracing is off.
             callback_policy: where callback_url may point (default: public addresses only).
             limits: the request bounds and the submission quota (server.api.limits, .quotas).
+            capacity: the agent calls' limits, whose waits statuses show (server.api.capacity).
         """
         self.engine = engine
         self.store = store
@@ -99,6 +103,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         limits = limits or LimitsConfig()
         self.limits = RequestLimits.of(limits, max_message_bytes)
         self.submissions = SubmissionBuckets(limits.submissions_per_minute)
+        self.capacity = capacity
 
     # ---- planning ---------------------------------------------------------------------------
 
@@ -260,9 +265,17 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if isinstance(state, ExecutionRecord):
             return quarantined_status(state)
         status = fit_status(render(state), self.budget)
+        add_waits(status, self._capacity_waits(state))
         if status.status == execution_pb2.EXECUTION_STATE_QUEUED:
             status.queue_position = await self.engine.queue_position(execution_id)
         return status
+
+    def _capacity_waits(self, state: ExecutionState) -> list[CapacityWait]:
+        """The steps of `state` whose calls wait for agent capacity now (server.api.capacity)."""
+        if self.capacity is None:
+            return []
+        waits = self.capacity.waits.of(state.execution_id)
+        return shown(state, waits) if waits else []
 
     @streaming
     async def WatchExecution(
@@ -276,8 +289,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         # No summary-row read up front (a watch is on every journey's hot path): a quarantined
         # execution shows itself by a history that cannot be read or folded, or, for one the
         # engine quarantined with a readable history, by its record when the watch goes idle.
+        shown_waits: list[CapacityWait] = []
         try:
             async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
+                waits = self._capacity_waits(state)
                 if event is None:
                     record = await self.store.get_execution(request.execution_id)
                     if record is None:  # deleted meanwhile (DeleteUserData, on any replica)
@@ -285,11 +300,19 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                     if record.quarantine_error:
                         raise quarantined_error(record)
                     sent = max(request.after_sequence, state.last_sequence)
-                    yield orchestrator_pb2.ExecutionUpdate(sequence=sent, heartbeat=True)
+                    beat = orchestrator_pb2.ExecutionUpdate(sequence=sent, heartbeat=True)
+                    if waits != shown_waits:
+                        # A wait for agent capacity began or ended: the heartbeat carries the status.
+                        beat.status.CopyFrom(render(state, with_results=False))
+                        add_waits(beat.status, waits)
+                        shown_waits = waits
+                    yield beat
                     continue
                 # Results (every step's output) ride on the terminal update only: resending them
                 # with every event would make a watch quadratic in the outputs' size.
                 status = render(state, with_results=state.terminal)
+                add_waits(status, waits)
+                shown_waits = waits
                 update = orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
                 if surely_fits(state.storage_bytes, len(state.steps), self.budget):
                     yield update
@@ -489,7 +512,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def GetSystemHealth(
         self, request: orchestrator_pb2.GetSystemHealthRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.SystemHealth:
-        return await self.health.system_health()
+        health = await self.health.system_health()
+        if self.capacity is not None:
+            for scope, state in capacity_health(self.capacity).items():
+                health.capacity[scope].CopyFrom(state)
+        return health
 
 
 def _own(

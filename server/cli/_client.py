@@ -40,6 +40,7 @@ async def follow(
     on_update: Callable[[orchestrator_pb2.ExecutionUpdate], None],
     on_note: Callable[[str], None],
     max_reconnects: int = MAX_RECONNECTS,
+    on_status: Callable[[execution_pb2.ExecutionStatus], None] | None = None,
 ) -> execution_pb2.ExecutionStatus:
     """Watches an execution to its end, resuming a broken stream after the last sequence seen.
 
@@ -50,6 +51,8 @@ async def follow(
         on_update: called with every update, in sequence order, each once.
         on_note: called with a line about reconnects.
         max_reconnects: consecutive failed attempts before giving up.
+        on_status: called with the status a heartbeat carries (a wait for agent capacity began
+            or ended, with no event).
 
     Returns:
         The terminal status.
@@ -68,7 +71,9 @@ async def follow(
             async for update in call:
                 failures = 0
                 if update.heartbeat:
-                    continue  # the stream is alive; nothing happened
+                    if update.HasField("status") and on_status is not None:
+                        on_status(update.status)
+                    continue  # the stream is alive; nothing was recorded
                 last = update.sequence
                 on_update(update)
                 if update.status.status in TERMINAL:
@@ -125,7 +130,9 @@ async def watch_with_view(
             if on_update is not None:
                 on_update(update)
 
-        status = await follow(stub, execution_id, after_sequence=after_sequence, on_update=show, on_note=view.note)
+        status = await follow(
+            stub, execution_id, after_sequence=after_sequence, on_update=show, on_note=view.note, on_status=view.restate
+        )
         view.finish(status)
     return status
 

@@ -67,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from agents_clients.tls import TlsFiles
     from server.app import serve
     from server.callbacks import CallbackConfig
+    from server.cli._capacity import capacity_from
     from server.cli._limits import admission_from, limits_from
     from server.cli._resilience import resilience_from
     from server.config import (
@@ -92,6 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             agent_endpoints(args.agents)
             resilience_yaml = agents_resilience(args.agents)
         breaker, retry_budget = resilience_from(args, resilience_yaml)
+        capacity = capacity_from(args, resilience_yaml)
         config = ServerConfig(
             listen=args.listen,
             store_url=args.store,
@@ -118,6 +120,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             limits=limits_from(args),
             breaker=breaker,
             retry_budget=retry_budget,
+            capacity=capacity,
             admission=admission_from(args),
             agent_faults=args.faults,
             metrics=args.metrics,

@@ -9,13 +9,15 @@ import shutil
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 import grpc
 from baton.v1 import (
     automation_pb2,
     automation_pb2_grpc,
+    common_pb2,
     execution_pb2,
     faults_pb2,
     journey_pb2,
@@ -24,6 +26,8 @@ from baton.v1 import (
 from google.protobuf import duration_pb2
 from rich.console import Console
 
+from agents_clients import AGENTS, CapacityConfig, RateLimit
+from server.cli._capacity_report import board_lines, capacity_lines, describe_limits
 from server.cli._client import outcome, submit, watch_with_view
 from server.cli._common import RPC_TIMEOUT, CommandError, UsageError, orchestrator_stub
 from server.cli._format import make_console
@@ -35,6 +39,9 @@ DEMO_LATENCY_MS = 100.0
 """Latency the demo's agents add per call: enough to see the progress, little enough to end in a second."""
 DEMO_SEED = 7
 """The default seed of --error-rate's random failures, so that a demo can be shown again the same way."""
+DEMO_RATE_LIMIT = RateLimit(2.0, 1)
+"""Every agent's rate limit in the demo unless --rate-limit or --bulkhead says otherwise: a quick
+retry of a failed call waits for its token, so the summary shows a rate limit at work."""
 
 
 class _Fleet(Protocol):
@@ -58,16 +65,58 @@ class DemoFaults:
     fail_notify: bool = False
     """Whether every ui_ux Notify answers INTERNAL, so the run fails after submitting (to show the
     applications withdrawn). Not UNAVAILABLE: an unavailable ui_ux only skips the optional notification."""
+    board_health: Mapping[str, int] = field(default_factory=dict)
+    """Board → the automation account's AccountHealth there (`--board-health linkedin=limited`)."""
+    board_quota: Mapping[str, int] = field(default_factory=dict)
+    """Board → job_discovery's requests left (`--board-quota linkedin=0`)."""
 
     @property
     def any(self) -> bool:
         """Whether any fault is injected at all."""
-        return self.latency_ms > 0 or self.error_rate > 0 or self.fail_search_once or self.fail_notify
+        return (
+            self.latency_ms > 0
+            or self.error_rate > 0
+            or self.fail_search_once
+            or self.fail_notify
+            or bool(self.board_health or self.board_quota)
+        )
 
     @property
     def failures(self) -> bool:
         """Whether the demo's fault flags ask for failures (latency alone is no fault flag)."""
-        return self.error_rate > 0 or self.fail_search_once or self.fail_notify
+        return self.error_rate > 0 or self.fail_search_once or self.fail_notify or bool(self.board_health)
+
+
+def demo_capacity() -> CapacityConfig:
+    """The demo's limits: every agent held to DEMO_RATE_LIMIT, so a quick retry shows a rate limit at work."""
+    return CapacityConfig(rate_limits=dict.fromkeys(AGENTS, DEMO_RATE_LIMIT))
+
+
+def _health_word(health: int) -> str:
+    return common_pb2.AccountHealth.Name(health).removeprefix("ACCOUNT_HEALTH_").lower()
+
+
+def board_settings(flag: str, texts: Sequence[str], known: Sequence[str]) -> dict[str, int]:
+    """Reads ``BOARD=STATE`` (--board-health: active, limited, suspended) or ``BOARD=N`` (--board-quota).
+
+    Raises:
+        UsageError: not such a pair, an unknown board, state or count (the message names the flag).
+    """
+    settings: dict[str, int] = {}
+    for text in texts:
+        board, _, value = (part.strip().lower() for part in text.partition("="))
+        if board not in known:
+            raise UsageError(f"{flag}: expected BOARD=VALUE with BOARD one of {', '.join(known)}; got {text[:64]!r}")
+        if flag == "--board-health":
+            health = {"active": 1, "limited": 2, "suspended": 3}.get(value)
+            if health is None:
+                raise UsageError(f"{flag} {board}: expected active, limited or suspended, got {value[:32]!r}")
+            settings[board] = health
+        elif value.isdigit():
+            settings[board] = int(value)
+        else:
+            raise UsageError(f"{flag} {board}: expected a count of requests (0 or more), got {value[:32]!r}")
+    return settings
 
 
 def demo_request() -> orchestrator_pb2.ExecuteWorkflowRequest:
@@ -105,7 +154,12 @@ def inject_faults(fleet: _Fleet, faults: DemoFaults) -> None:
     """
     latency = duration_pb2.Duration()
     latency.FromNanoseconds(int(faults.latency_ms * 1e6))
-    fleet.set_faults(faults_pb2.FaultConfig(latency=latency, error_rate=faults.error_rate, seed=faults.seed))
+    # The boards ride on the fleet-wide configuration: automation reads board_health from it,
+    # job_discovery board_quota (an agent's own configuration must repeat them).
+    boards = {"board_health": faults.board_health, "board_quota": faults.board_quota}
+    fleet.set_faults(
+        faults_pb2.FaultConfig(latency=latency, error_rate=faults.error_rate, seed=faults.seed, **boards)  # type: ignore[arg-type]
+    )
     if faults.fail_search_once:
         # An agent's own configuration replaces the fleet's, so it repeats the fleet's faults.
         flaky = faults_pb2.FaultConfig(
@@ -116,6 +170,7 @@ def inject_faults(fleet: _Fleet, faults: DemoFaults) -> None:
             fail_next=1,
             error_code="UNAVAILABLE",
             operations=["SearchJobs"],
+            board_quota=faults.board_quota,
         )
         fleet.set_faults(flaky)
     if faults.fail_notify:
@@ -126,7 +181,13 @@ def inject_faults(fleet: _Fleet, faults: DemoFaults) -> None:
 
 
 async def run_demo(
-    console: Console, workdir: str, faults: DemoFaults | None = None, *, metrics: str = "", hold: float = 0.0
+    console: Console,
+    workdir: str,
+    faults: DemoFaults | None = None,
+    *,
+    metrics: str = "",
+    hold: float = 0.0,
+    capacity: CapacityConfig | None = None,
 ) -> tuple[int, str]:
     """Starts the embedded orchestrator and fleet, runs the sample journey, prints its results.
 
@@ -140,6 +201,7 @@ async def run_demo(
         faults: the faults to inject into the reference fleet (none by default).
         metrics: HOST:PORT of the Prometheus endpoint; empty for none.
         hold: with metrics, seconds to keep serving after the run, so the metrics can be read.
+        capacity: the agents' bulkheads and rate limits (default: `demo_capacity()`).
 
     Returns:
         The exit status (0 when the execution completed) and the execution's id.
@@ -156,6 +218,7 @@ async def run_demo(
         agents="embedded",
         agent_faults=faults.failures,
         metrics=metrics,
+        capacity=capacity or demo_capacity(),
     )
     running = await start_server(config)
     try:
@@ -167,8 +230,15 @@ async def run_demo(
         console.print(f"transport     {running.security}", markup=False)
         if running.metrics is not None:
             console.print(f"metrics       {running.metrics.url}", markup=False)
+        console.print(f"limits        {describe_limits(config.capacity)}", markup=False)
         if faults.any:
             inject_faults(fleet, faults)
+        if faults.board_health or faults.board_quota:
+            # The planner and the run-time limits read the boards from the agents' statuses: now.
+            await running.monitor.refresh()
+            told = [f"{b} {_health_word(h)}" for b, h in faults.board_health.items()]
+            told += [f"{b} {n} requests left" for b, n in faults.board_quota.items()]
+            console.print(f"job boards    {', '.join(told)}", markup=False)
         if faults.error_rate > 0:
             seed = f"seed {faults.seed}" if faults.seed else "unseeded"
             console.print(f"faults        {faults.error_rate:.0%} of agent calls fail with UNAVAILABLE ({seed})")
@@ -201,7 +271,11 @@ async def run_demo(
         console.print()
         render_journey_results(console, execution.plan, status, list(listing.applications))
         console.print()
-        render_run_report(console, run_report(status, events))
+        report = run_report(status, events)
+        report.boards = board_lines(execution.plan, running.capacity)
+        if running.capacity.counts.held or running.capacity.counts.refused or capacity is not None:
+            report.capacity = capacity_lines(running.capacity)
+        render_run_report(console, report)
         console.print()
         code = outcome(console, status)
         if running.metrics is not None and hold > 0:
@@ -228,18 +302,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError(f"--latency: expected milliseconds of 0 or more, got {args.latency:g}")
     if not 0.0 <= args.error_rate <= 1.0:
         raise UsageError(f"--error-rate: expected a fraction from 0 to 1, got {args.error_rate:g}")
+    from agents._automation import DIRECT_SOURCE
+    from agents._jobs import JobCatalog
+    from server.cli._capacity import capacity_from
+    from server.config import ConfigError
+
+    boards = [*JobCatalog.load().sources, DIRECT_SOURCE]
     faults = DemoFaults(
         latency_ms=args.latency,
         error_rate=args.error_rate,
         seed=args.seed,
         fail_search_once=args.inject_failure,
         fail_notify=args.fail_notify,
+        board_health=board_settings("--board-health", args.board_health, boards),
+        board_quota=board_settings("--board-quota", args.board_quota, boards),
     )
+    try:
+        capacity = capacity_from(args) if args.bulkhead or args.rate_limit else None
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     console = make_console()
     workdir = tempfile.mkdtemp(prefix="baton-demo-")
     try:
         try:
-            code, execution_id = asyncio.run(run_demo(console, workdir, faults, metrics=args.metrics, hold=args.hold))
+            code, execution_id = asyncio.run(
+                run_demo(console, workdir, faults, metrics=args.metrics, hold=args.hold, capacity=capacity)
+            )
         except OSError as exc:
             # The metrics port is taken, say: the message names the address.
             raise CommandError(str(exc)) from None

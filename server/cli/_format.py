@@ -263,7 +263,10 @@ def describe_event(event: execution_pb2.ExecutionEvent) -> str:
 
 
 def waiting_for(kind: int, gate_id: str) -> str:
-    """Says what a waiting step waits for: "waiting for approval" or "waiting for a decision on gate G"."""
+    """Says what a waiting step waits for: "waiting for approval", "waiting for a decision on gate G"
+    or "waiting for agent capacity"."""
     if kind == E.WAIT_KIND_ESCALATION:
         return f"waiting for a decision on gate {gate_id}" if gate_id else "waiting for a decision"
+    if kind == E.WAIT_KIND_CAPACITY:
+        return "waiting for agent capacity"
     return "waiting for approval"

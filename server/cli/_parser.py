@@ -12,6 +12,7 @@ import grpc
 
 from server.cli._audit import cmd_audit, cmd_delete_user
 from server.cli._auth import add_auth_commands
+from server.cli._capacity import add_call_limit_flags, add_capacity_flags
 from server.cli._commands import (
     PRIORITIES,
     cmd_agents_serve,
@@ -377,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_limit_flags(p)
     add_resilience_flags(p)
+    add_capacity_flags(p)
     add_admission_flags(p)
     _log_level(p, "info")
     _metrics(p)
@@ -534,6 +536,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="make the notification sent after the submission fail with INTERNAL, so the run fails and its "
         "applications are withdrawn, to watch the compensation",
     )
+    p.add_argument(
+        "--board-health",
+        action="append",
+        default=[],
+        metavar="BOARD=STATE",
+        help="tell the automation agent its account on a job board is active, limited or suspended "
+        "(repeatable): the plan avoids it, its calls are paced or not sent",
+    )
+    p.add_argument(
+        "--board-quota",
+        action="append",
+        default=[],
+        metavar="BOARD=N",
+        help="set job_discovery's requests left on a job board (repeatable); 0: spent, paced",
+    )
+    add_call_limit_flags(p, "every agent 2/s:1, so that a quick retry shows a rate limit at work")
     _log_level(p, "warning")
     _metrics(p)
     p.add_argument(

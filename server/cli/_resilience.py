@@ -13,6 +13,7 @@ from dataclasses import fields
 from typing import Any
 
 from agents_clients import BreakerConfig, RetryBudgetConfig
+from server.cli._capacity import CAPACITY_SECTIONS
 from server.config import ConfigError
 
 _B = BreakerConfig()
@@ -97,8 +98,12 @@ def resilience_from(
         "retry_budget": {f.name for f in fields(RetryBudgetConfig)},
     }
     for section, settings in yaml_section.items():
+        if section in CAPACITY_SECTIONS:
+            continue  # server.cli._capacity reads them
         if section not in values or not isinstance(settings, Mapping):
-            raise ConfigError(f"resilience.{section}: expected breaker or retry_budget, each a mapping")
+            raise ConfigError(
+                f"resilience.{section}: expected breaker, retry_budget, {', '.join(CAPACITY_SECTIONS)}, each a mapping"
+            )
         for key, value in settings.items():
             if key not in known[section]:
                 raise ConfigError(f"resilience.{section}.{key}: unknown; known: {', '.join(sorted(known[section]))}")

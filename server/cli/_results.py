@@ -18,6 +18,8 @@ E = execution_pb2
 
 CIRCUIT_OPEN = "CIRCUIT_OPEN"
 """The error type of an attempt an open circuit breaker refused without calling the agent."""
+RETRY_BUDGET_EXHAUSTED = "RETRY_BUDGET_EXHAUSTED"
+"""The error type of a retry the agent's retry budget refused without calling the agent."""
 
 
 def step_outputs(status: execution_pb2.ExecutionStatus) -> dict[str, dict[str, Any]]:
@@ -118,6 +120,14 @@ class RunReport:
     """Per agent: the attempts an open circuit breaker refused."""
     breaker_count: int = 0
     """Attempts refused by an open breaker (failed with CIRCUIT_OPEN)."""
+    breaker_waits: int = 0
+    """Of those, the attempts parked until the breaker's probe time (spending no retry)."""
+    budget_refusals: int = 0
+    """Retries the agent's retry budget refused unsent (RETRY_BUDGET_EXHAUSTED)."""
+    boards: list[str] = field(default_factory=list)
+    """Job boards avoided or limited, and what that did (filled by the caller that knows them)."""
+    capacity: list[str] = field(default_factory=list)
+    """Calls held by a bulkhead or a rate limit (filled by the caller that knows them)."""
     fallbacks: list[str] = field(default_factory=list)
     """Steps skipped or switched to an alternative after failing, or skipped in degraded mode."""
     fallback_count: int = 0
@@ -174,6 +184,9 @@ def run_report(status: execution_pb2.ExecutionStatus, events: Sequence[execution
                 agent = agents.get((f.step_id, f.attempt, undo), "?")
                 refused[agent].append(f"{name} attempt {f.attempt}")
                 report.breaker_count += 1
+                report.breaker_waits += not undo and event.step_attempt_failed.circuit_wait
+            elif f.error_type == RETRY_BUDGET_EXHAUSTED:
+                report.budget_refusals += 1
         elif kind == "step_failed":
             sf = event.step_failed
             if sf.fallback_action == plan_pb2.FALLBACK_ACTION_SKIP:
@@ -219,14 +232,22 @@ def render_run_report(console: Console, report: RunReport) -> None:
     console.print("[bold]How failures were handled[/bold]")
     if report.quiet:
         console.print("nothing failed: no retry, no breaker trip, no fallback, nothing to undo", markup=False)
-        console.print(grid([("outcome", report.outcome)]))
+        quiet: list[tuple[str, RenderableType | str]] = []
+        if report.boards:
+            quiet.append(("job boards", "\n".join(report.boards)))
+        if report.capacity:
+            quiet.append(("capacity", "\n".join(report.capacity)))
+        console.print(grid([*quiet, ("outcome", report.outcome)]))
         return
+    refusals = _count(report.breaker_count, "attempt") + " refused by an open breaker"
+    if report.breaker_waits:
+        refusals += f" ({report.breaker_waits} waited for its probe time, spending no retry)"
+    breaker_lines = [refusals, *report.breaker_trips]
+    if report.budget_refusals:
+        breaker_lines.append(_count(report.budget_refusals, "retry", "retries") + " refused by the retry budget")
     rows: list[tuple[str, RenderableType | str]] = [
         ("retries", "\n".join([_count(report.retry_count, "attempt") + " retried", *report.retries])),
-        (
-            "breaker trips",
-            "\n".join([_count(report.breaker_count, "attempt") + " refused by an open breaker", *report.breaker_trips]),
-        ),
+        ("breaker trips", "\n".join(breaker_lines)),
         ("fallbacks", "\n".join([_count(report.fallback_count, "step") + " fell back", *report.fallbacks])),
         (
             "compensations",
@@ -235,5 +256,9 @@ def render_run_report(console: Console, report: RunReport) -> None:
     ]
     if report.gates:
         rows.insert(3, ("failed gates", "\n".join(report.gates)))
+    if report.boards:
+        rows.append(("job boards", "\n".join(report.boards)))
+    if report.capacity:
+        rows.append(("capacity", "\n".join(report.capacity)))
     rows.append(("outcome", report.outcome))
     console.print(grid(rows))

@@ -180,6 +180,12 @@ class ExecutionView:
             sys.stdout.flush()
         self._shown_paused = paused
 
+    def restate(self, status: execution_pb2.ExecutionStatus) -> None:
+        """Takes a status without an event (a heartbeat's: a wait for agent capacity began or ended)."""
+        self.status = status
+        if self._live is None:
+            self._print_what_to_do(status)
+
     def finish(self, status: execution_pb2.ExecutionStatus) -> None:
         """Takes the final status (when it came from GetExecution rather than the stream)."""
         self.status = status

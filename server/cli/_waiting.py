@@ -39,6 +39,8 @@ def continue_commands(
         target: the orchestrator the commands must talk to (named only when not the default).
     """
     flag = _target_flag(target)
+    # A wait for agent capacity ends by itself: no signal applies to it.
+    waiting = [step for step in waiting if step.kind != E.WAIT_KIND_CAPACITY]
     several = len(waiting) > 1
     commands: list[tuple[str, str]] = []
     for step in waiting:
@@ -114,7 +116,8 @@ def render_waiting(
         parts.append(head)
         if step.prompt:
             parts.append(Text(f"  {step.prompt}"))
-        data = struct_dict(step.data)
+        # A wait for capacity says it all in its prompt; its data is for programs.
+        data = struct_dict(step.data) if step.kind != E.WAIT_KIND_CAPACITY else {}
         found = jobs_of(data)
         shown: set[str] = set()
         if found is not None:
@@ -127,8 +130,10 @@ def render_waiting(
         for key, value in data.items():
             if key not in shown:
                 parts.append(Text(f"  {key}: {compact_json(value)}"))
-    parts.append(Text("to continue, run one of:", style="bold"))
-    for command, what in continue_commands(execution_id, waiting, target):
+    commands = continue_commands(execution_id, waiting, target)
+    if commands:
+        parts.append(Text("to continue, run one of:", style="bold"))
+    for command, what in commands:
         parts.append(Text(f"  # {what}", style="dim"))
         parts.append(_command_line(command))
     return Group(*parts)

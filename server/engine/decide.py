@@ -67,7 +67,14 @@ logger = logging.getLogger(__name__)
 
 #: Errors that mean the agent could not serve, as opposed to a bad request.
 UNAVAILABILITY = frozenset(
-    {"UNAVAILABLE", "CIRCUIT_OPEN", "RETRY_BUDGET_EXHAUSTED", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
+    {
+        "UNAVAILABLE",
+        "CIRCUIT_OPEN",
+        "RETRY_BUDGET_EXHAUSTED",
+        "AGENT_CAPACITY",
+        "DEADLINE_EXCEEDED",
+        "RESOURCE_EXHAUSTED",
+    }
 )
 
 

@@ -108,6 +108,8 @@ class Submission:
 TerminalListener = Callable[[ExecutionState], None]
 #: Called once a submitted execution is recorded (not for a request_id that found an earlier one).
 StartListener = Callable[[ExecutionRecord], None]
+#: Called with an execution_id once its runner has recorded that it unwinds or ended.
+EndingListener = Callable[[str], None]
 
 
 class Engine:
@@ -130,6 +132,7 @@ class Engine:
         self._runners: dict[str, Runner] = {}
         self._terminal_listeners: list[TerminalListener] = []
         self._start_listeners: list[StartListener] = []
+        self._ending_listeners: list[EndingListener] = []
         self._background: set[asyncio.Task[None]] = set()
         self._parked: dict[str, datetime | None] = {}
         """Parked executions → their wake-up time (None: until a command)."""
@@ -170,6 +173,18 @@ class Engine:
     def add_terminal_listener(self, listener: TerminalListener) -> None:
         """Registers a function called with the final state of every execution that ends here."""
         self._terminal_listeners.append(listener)
+
+    def add_ending_listener(self, listener: EndingListener) -> None:
+        """Registers a function called with the id of every execution here that begins to unwind
+        or ends (once per runner): the calls it has waiting to be sent are no longer wanted."""
+        self._ending_listeners.append(listener)
+
+    def _notify_ending(self, execution_id: str) -> None:
+        for listener in self._ending_listeners:
+            try:
+                listener(execution_id)
+            except Exception:
+                logger.exception("ending listener failed for execution %s", execution_id)
 
     def add_start_listener(self, listener: StartListener) -> None:
         """Registers a function called with the record of every execution submitted here, once it

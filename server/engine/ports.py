@@ -51,6 +51,20 @@ class CallTrace:
 
 
 @dataclass(frozen=True)
+class CallOrigin:
+    """Which execution and step a call is made for (set by the runner on every call it makes)."""
+
+    execution_id: str
+    """The execution."""
+    step_id: str
+    """The step."""
+    attempt: int
+    """The attempt (0 for an escalation's notice)."""
+    kind: CallKind
+    """``step``, ``compensation`` or ``notice``."""
+
+
+@dataclass(frozen=True)
 class AgentCall:
     """One call of an agent operation."""
 
@@ -78,6 +92,9 @@ class AgentCall:
     trace: CallTrace | None = None
     """Set (by the runner) when the call's execution is traced; None otherwise (the edge then
     makes no span)."""
+    origin: CallOrigin | None = None
+    """Set by the runner: the execution and step the call is for, so that the edge can show a
+    step waiting for agent capacity in its status; None for calls made outside an execution."""
 
 
 @dataclass(frozen=True)
@@ -101,12 +118,15 @@ class AgentCallError(Exception):
 
     Attributes:
         error_type: a gRPC status code name (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``,
-            ``INVALID_ARGUMENT`` ...), ``CIRCUIT_OPEN`` or ``RETRY_BUDGET_EXHAUSTED``.
+            ``INVALID_ARGUMENT`` ...), ``CIRCUIT_OPEN``, ``RETRY_BUDGET_EXHAUSTED``,
+            ``AGENT_CAPACITY`` (no slot or token of the agent's bulkhead or rate limit in time) or
+            ``BOARD_SUSPENDED`` (every job of the call is on a suspended job board).
         retryable: whether another attempt may succeed. Business errors (INVALID_ARGUMENT,
             NOT_FOUND, FAILED_PRECONDITION, ALREADY_EXISTS, PERMISSION_DENIED) are not.
         request_bytes: serialized size of the request that was sent (0 if none was).
         retry_after: for CIRCUIT_OPEN, seconds until the agent's breaker admits a probe call
-            (None when unknown): when a retry is worth trying.
+            (None when unknown): when a retry is worth trying. For AGENT_CAPACITY refused by a
+            rate limit, seconds until its next token (informative: the retry keeps its backoff).
     """
 
     def __init__(

@@ -27,6 +27,7 @@ from server.engine.ports import (
     AgentCallError,
     AgentReply,
     CallKind,
+    CallOrigin,
     CallTrace,
     ExecutionNotFoundError,
     LeaseLostError,
@@ -55,6 +56,7 @@ class Runner:
         self._wakeup = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
+        self._ending_told = False
 
     async def submit(self, command: Command) -> None:
         """Hands the runner a command; returns once it is recorded (or raises why it was refused)."""
@@ -128,6 +130,9 @@ class Runner:
                     self._waiters[:0] = waiters
                     raise
             self._answer(inbox, waiters, decision)
+            if (state.unwinding is not None or state.terminal) and not self._ending_told:
+                self._ending_told = True
+                engine._notify_ending(self.execution_id)
             for launch in decision.launches:
                 if launch.notice:
                     # Nothing waits for a notice: it outlives the runner (the decision that fails
@@ -171,10 +176,11 @@ class Runner:
         result: AgentReply | AgentCallError
         call = launch.call
         trace_parent = self.state.started.trace_parent if self.state is not None else ""
-        if trace_parent:
-            # The edge (agents_clients) makes the attempt's span, a child of the stored context.
-            kind: CallKind = "notice" if launch.notice else "compensation" if launch.compensation else "step"
-            call = replace(call, trace=CallTrace(self.execution_id, launch.step_id, kind, trace_parent))
+        kind: CallKind = "notice" if launch.notice else "compensation" if launch.compensation else "step"
+        origin = CallOrigin(self.execution_id, launch.step_id, launch.attempt, kind)
+        # The edge (agents_clients) makes the attempt's span, a child of the stored context.
+        trace = CallTrace(self.execution_id, launch.step_id, kind, trace_parent) if trace_parent else None
+        call = replace(call, origin=origin, trace=trace)
         try:
             result = await self.engine.caller.call(call)
         except AgentCallError as exc:

@@ -64,7 +64,9 @@ STEP_STATE_OF = {
 }
 
 #: Errors of calls that were never sent: an open breaker, a request that could not be built.
-NEVER_SENT = frozenset({"CIRCUIT_OPEN", "RETRY_BUDGET_EXHAUSTED", "EXPRESSION_ERROR"})
+NEVER_SENT = frozenset(
+    {"CIRCUIT_OPEN", "RETRY_BUDGET_EXHAUSTED", "AGENT_CAPACITY", "BOARD_SUSPENDED", "EXPRESSION_ERROR"}
+)
 
 #: Errors after which an agent certainly did not apply the call: it was never sent (an open
 #: breaker, a request that could not be built) or the agent refused it. After any other error the
@@ -73,6 +75,8 @@ NOT_APPLIED = frozenset(
     {
         "CIRCUIT_OPEN",
         "RETRY_BUDGET_EXHAUSTED",
+        "AGENT_CAPACITY",
+        "BOARD_SUSPENDED",
         "EXPRESSION_ERROR",
         "INVALID_ARGUMENT",
         "NOT_FOUND",

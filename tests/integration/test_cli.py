@@ -506,7 +506,8 @@ def test_demo_with_an_error_rate_ends_with_how_failures_were_handled() -> None:
     out = result.stdout
     assert "faults        30% of agent calls fail with UNAVAILABLE (seed 7)" in out
     rows = _handling_summary(out)
-    assert list(rows) == ["retries", "breaker trips", "fallbacks", "compensations", "outcome"]
+    # A capacity row follows when the demo's rate limits held a quick retry (issue 11.2).
+    assert [r for r in rows if r != "capacity"] == ["retries", "breaker trips", "fallbacks", "compensations", "outcome"]
     retried = int(rows["retries"][0].split()[0])
     assert retried > 0, rows["retries"]
     # Each step's line says how many of its attempts were retried; they add up to the total.

@@ -147,6 +147,21 @@ def test_several_waiting_steps_are_each_named_with_step() -> None:
     assert f"baton reject {ID} --step b" in commands
 
 
+def test_a_step_waiting_for_agent_capacity_is_shown_with_its_limit_and_no_command() -> None:
+    capacity = E.WaitingStep(
+        step_id="search_jobs",
+        kind=E.WAIT_KIND_CAPACITY,
+        prompt="waiting for agent capacity: job_discovery.SearchJobs, bulkhead job_discovery",
+    )
+    capacity.data.update({"agent": "job_discovery", "limit": "bulkhead job_discovery"})
+    assert _commands([capacity]) == []
+    assert _commands([_approval(), capacity])[:2] == [f"baton approve {ID}", f"baton reject {ID}"]  # no --step
+    text = _text(render_waiting(ID, [capacity]))
+    assert "waiting for agent capacity: step search_jobs" in text
+    assert "bulkhead job_discovery" in text and "to continue" not in text
+    assert "agent:" not in text  # the prompt says it; the data is for programs
+
+
 def test_the_commands_name_a_target_that_is_not_the_default() -> None:
     commands = _commands([_approval()], "127.0.0.1:4242")
     assert commands[0] == f"baton approve {ID} --target 127.0.0.1:4242"
@@ -179,6 +194,20 @@ def test_an_escalated_gate_asks_for_a_decision_on_the_gate() -> None:
 
 def _update(sequence: int, status: execution_pb2.ExecutionStatus) -> orchestrator_pb2.ExecutionUpdate:
     return orchestrator_pb2.ExecutionUpdate(sequence=sequence, event=E.ExecutionEvent(sequence=sequence), status=status)
+
+
+def test_the_piped_view_shows_a_wait_for_capacity_a_heartbeat_carries_without_an_event_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    console = Console(highlight=False, width=160)
+    capacity = E.WaitingStep(step_id="B", kind=E.WAIT_KIND_CAPACITY, prompt="waiting for agent capacity: x")
+    waiting = E.ExecutionStatus(execution_id=ID, status=E.EXECUTION_STATE_RUNNING, waiting=[capacity])
+    with ExecutionView(console, ID, live=False) as view:
+        view.restate(waiting)
+        view.restate(waiting)
+    out = capsys.readouterr().out
+    assert out.count("waiting for agent capacity: step B") == 1 and "#" not in out
+    assert view.status is waiting
 
 
 def test_the_piped_view_shows_a_waiting_step_once_and_a_new_one_again(capsys: pytest.CaptureFixture[str]) -> None:

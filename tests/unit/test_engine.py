@@ -210,6 +210,24 @@ async def test_cancel_ends_the_execution_and_records_the_reason() -> None:
     assert h.engine.active == 0
 
 
+async def test_ending_listeners_hear_once_when_an_execution_begins_to_unwind_and_calls_carry_their_origin() -> None:
+    h = Harness(latency=50.0)
+    told: list[str] = []
+    h.engine.add_ending_listener(told.append)
+    ex = await h.submit(w_plan())
+    await h.settle()
+    assert told == []
+    await h.engine.cancel(ex, "user changed their mind")
+    assert told == [ex]
+    origin = h.caller.calls[0].call.origin
+    assert origin is not None and (origin.execution_id, origin.step_id, origin.attempt, origin.kind) == (
+        ex,
+        "A",
+        1,
+        "step",
+    )
+
+
 async def test_step_inputs_resolve_expressions_over_earlier_outputs_and_the_user() -> None:
     h = Harness()
     h.caller.script("job_discovery", "SearchJobs", reply({"jobs": [{"job_id": "j1"}, {"job_id": "j2"}]}))

@@ -70,6 +70,7 @@ class WaitKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WAIT_KIND_UNSPECIFIED: _ClassVar[WaitKind]
     WAIT_KIND_APPROVAL: _ClassVar[WaitKind]
     WAIT_KIND_ESCALATION: _ClassVar[WaitKind]
+    WAIT_KIND_CAPACITY: _ClassVar[WaitKind]
 
 class CompensationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -124,6 +125,7 @@ SIGNAL_INPUT: Signal
 WAIT_KIND_UNSPECIFIED: WaitKind
 WAIT_KIND_APPROVAL: WaitKind
 WAIT_KIND_ESCALATION: WaitKind
+WAIT_KIND_CAPACITY: WaitKind
 COMPENSATION_STATE_UNSPECIFIED: CompensationState
 COMPENSATION_STATE_PENDING: CompensationState
 COMPENSATION_STATE_RUNNING: CompensationState

@@ -23,19 +23,28 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from baton.v1 import common_pb2 as baton_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62\x61ton/v1/faults.proto\x12\x08\x62\x61ton.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf3\x01\n\x0b\x46\x61ultConfig\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12*\n\x07latency\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x11\n\tfail_next\x18\x06 \x01(\x05\x12\x13\n\x0b\x63rash_after\x18\x07 \x01(\x05\x12\x12\n\noperations\x18\x08 \x03(\t\x12\x37\n\x14latency_after_effect\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\"!\n\x10GetFaultsRequest\x12\r\n\x05\x61gent\x18\x01 \x01(\t2\x8b\x01\n\x0e\x46\x61ultInjection\x12\x39\n\tSetFaults\x12\x15.baton.v1.FaultConfig\x1a\x15.baton.v1.FaultConfig\x12>\n\tGetFaults\x12\x1a.baton.v1.GetFaultsRequest\x1a\x15.baton.v1.FaultConfigb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62\x61ton/v1/faults.proto\x12\x08\x62\x61ton.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x15\x62\x61ton/v1/common.proto\"\xed\x03\n\x0b\x46\x61ultConfig\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12*\n\x07latency\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x11\n\tfail_next\x18\x06 \x01(\x05\x12\x13\n\x0b\x63rash_after\x18\x07 \x01(\x05\x12\x12\n\noperations\x18\x08 \x03(\t\x12\x37\n\x14latency_after_effect\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12<\n\x0c\x62oard_health\x18\n \x03(\x0b\x32&.baton.v1.FaultConfig.BoardHealthEntry\x12:\n\x0b\x62oard_quota\x18\x0b \x03(\x0b\x32%.baton.v1.FaultConfig.BoardQuotaEntry\x1aK\n\x10\x42oardHealthEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0e\x32\x17.baton.v1.AccountHealth:\x02\x38\x01\x1a\x31\n\x0f\x42oardQuotaEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"!\n\x10GetFaultsRequest\x12\r\n\x05\x61gent\x18\x01 \x01(\t2\x8b\x01\n\x0e\x46\x61ultInjection\x12\x39\n\tSetFaults\x12\x15.baton.v1.FaultConfig\x1a\x15.baton.v1.FaultConfig\x12>\n\tGetFaults\x12\x1a.baton.v1.GetFaultsRequest\x1a\x15.baton.v1.FaultConfigb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'baton.v1.faults_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FAULTCONFIG']._serialized_start=68
-  _globals['_FAULTCONFIG']._serialized_end=311
-  _globals['_GETFAULTSREQUEST']._serialized_start=313
-  _globals['_GETFAULTSREQUEST']._serialized_end=346
-  _globals['_FAULTINJECTION']._serialized_start=349
-  _globals['_FAULTINJECTION']._serialized_end=488
+  _globals['_FAULTCONFIG_BOARDHEALTHENTRY']._loaded_options = None
+  _globals['_FAULTCONFIG_BOARDHEALTHENTRY']._serialized_options = b'8\001'
+  _globals['_FAULTCONFIG_BOARDQUOTAENTRY']._loaded_options = None
+  _globals['_FAULTCONFIG_BOARDQUOTAENTRY']._serialized_options = b'8\001'
+  _globals['_FAULTCONFIG']._serialized_start=91
+  _globals['_FAULTCONFIG']._serialized_end=584
+  _globals['_FAULTCONFIG_BOARDHEALTHENTRY']._serialized_start=458
+  _globals['_FAULTCONFIG_BOARDHEALTHENTRY']._serialized_end=533
+  _globals['_FAULTCONFIG_BOARDQUOTAENTRY']._serialized_start=535
+  _globals['_FAULTCONFIG_BOARDQUOTAENTRY']._serialized_end=584
+  _globals['_GETFAULTSREQUEST']._serialized_start=586
+  _globals['_GETFAULTSREQUEST']._serialized_end=619
+  _globals['_FAULTINJECTION']._serialized_start=622
+  _globals['_FAULTINJECTION']._serialized_end=761
 # @@protoc_insertion_point(module_scope)

@@ -204,7 +204,7 @@ class ResourceUtilization(_message.Message):
     def __init__(self, cpu: _Optional[float] = ..., memory: _Optional[float] = ..., storage: _Optional[float] = ..., network: _Optional[float] = ...) -> None: ...
 
 class SystemHealth(_message.Message):
-    __slots__ = ("overall_health", "agent_statuses", "active_workflows", "queue_depth", "resource_utilization", "checked_at")
+    __slots__ = ("overall_health", "agent_statuses", "active_workflows", "queue_depth", "resource_utilization", "checked_at", "capacity")
     class AgentStatusesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -212,19 +212,48 @@ class SystemHealth(_message.Message):
         key: str
         value: _common_pb2.AgentStatus
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_common_pb2.AgentStatus, _Mapping]] = ...) -> None: ...
+    class CapacityEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: CapacityState
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[CapacityState, _Mapping]] = ...) -> None: ...
     OVERALL_HEALTH_FIELD_NUMBER: _ClassVar[int]
     AGENT_STATUSES_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_UTILIZATION_FIELD_NUMBER: _ClassVar[int]
     CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
     overall_health: OverallHealth
     agent_statuses: _containers.MessageMap[str, _common_pb2.AgentStatus]
     active_workflows: int
     queue_depth: int
     resource_utilization: ResourceUtilization
     checked_at: _timestamp_pb2.Timestamp
-    def __init__(self, overall_health: _Optional[_Union[OverallHealth, str]] = ..., agent_statuses: _Optional[_Mapping[str, _common_pb2.AgentStatus]] = ..., active_workflows: _Optional[int] = ..., queue_depth: _Optional[int] = ..., resource_utilization: _Optional[_Union[ResourceUtilization, _Mapping]] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    capacity: _containers.MessageMap[str, CapacityState]
+    def __init__(self, overall_health: _Optional[_Union[OverallHealth, str]] = ..., agent_statuses: _Optional[_Mapping[str, _common_pb2.AgentStatus]] = ..., active_workflows: _Optional[int] = ..., queue_depth: _Optional[int] = ..., resource_utilization: _Optional[_Union[ResourceUtilization, _Mapping]] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., capacity: _Optional[_Mapping[str, CapacityState]] = ...) -> None: ...
+
+class CapacityState(_message.Message):
+    __slots__ = ("in_flight", "max_in_flight", "waiting_for_slot", "rate", "tokens", "waiting_for_token", "board_health", "board_quota")
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_SLOT_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    BOARD_HEALTH_FIELD_NUMBER: _ClassVar[int]
+    BOARD_QUOTA_FIELD_NUMBER: _ClassVar[int]
+    in_flight: int
+    max_in_flight: int
+    waiting_for_slot: int
+    rate: float
+    tokens: float
+    waiting_for_token: int
+    board_health: str
+    board_quota: int
+    def __init__(self, in_flight: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., waiting_for_slot: _Optional[int] = ..., rate: _Optional[float] = ..., tokens: _Optional[float] = ..., waiting_for_token: _Optional[int] = ..., board_health: _Optional[str] = ..., board_quota: _Optional[int] = ...) -> None: ...
 
 class ListAuditEventsRequest(_message.Message):
     __slots__ = ("subject", "execution_id", "user_id", "page_size", "page_token")
