@@ -107,7 +107,7 @@ class Outcomes:
     seen: dict[str, tuple[DeliveryOutcome, str, float]] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def __call__(self, delivery: CallbackDelivery, outcome: DeliveryOutcome, detail: str) -> None:
+    def __call__(self, delivery: CallbackDelivery, outcome: DeliveryOutcome, detail: str, attempts: int = 0) -> None:
         self.seen[delivery.execution_id] = (outcome, detail, time.monotonic())
         self._changed.set()
 
