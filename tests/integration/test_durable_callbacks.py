@@ -22,6 +22,7 @@ from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from server.app import RunningServer, start_server
 from server.callbacks import CallbackConfig, delivery_id_of
 from server.config import ServerConfig
+from server.store.base import PendingCallback
 from tests.conftest import free_port
 from tests.integration.callback_support import Receiver
 from tests.integration.support import execute_plan, w_plan, watch_all
@@ -58,6 +59,16 @@ async def settled(stub: Stub, execution_id: str, within: float = 20.0) -> execut
             )
             if status.callback.state in (E.CALLBACK_STATE_DELIVERED, E.CALLBACK_STATE_FAILED):
                 return status
+            await asyncio.sleep(0.05)
+
+
+async def until_attempted(running: RunningServer, attempts: int) -> list[PendingCallback]:
+    """The outbox once its first row has `attempts` failed attempts recorded."""
+    async with asyncio.timeout(10):
+        while True:
+            rows = await running.store.pending_callbacks()
+            if rows and rows[0].attempts >= attempts:
+                return rows
             await asyncio.sleep(0.05)
 
 
@@ -112,9 +123,7 @@ async def test_a_receiver_down_for_a_while_still_gets_it_with_the_same_delivery_
         execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), callback_url=url))
         # Nothing listens: attempts fail and back off (0.1 s doubling to 0.4 s, scaled from 1 s to
         # 60 s); each is counted in the store, whose row stays owed.
-        async with asyncio.timeout(10):
-            while not (rows := await running.store.pending_callbacks()) or rows[0].attempts < 3:
-                await asyncio.sleep(0.05)
+        rows = await until_attempted(running, 3)
         assert "cannot connect" in rows[0].last_error
         down_since = time.monotonic()
         await asyncio.sleep(1.0)
