@@ -303,6 +303,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             trace_parent=current_trace_parent if tracer_provider is not None else None,
             callback_policy=callbacks.policy,
             limits=config.limits,
+            forget_callbacks=relay.forget,
         )
         # Malformed requests are INVALID_ARGUMENT, streams nobody reads end (server.api.handlers).
         guard = HandlerGuard(config.limits)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import cast
 
@@ -73,6 +73,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         trace_parent: Callable[[], str] | None = None,
         callback_policy: DestinationPolicy | None = None,
         limits: LimitsConfig | None = None,
+        forget_callbacks: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         """Wires the servicer.
 
@@ -83,6 +84,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 new execution (server.telemetry.tracing); None when tracing is off.
             callback_policy: where callback_url may point (default: public addresses only).
             limits: the request bounds and the submission quota (server.api.limits, .quotas).
+            forget_callbacks: told the executions a deletion removed, so that the callbacks this
+                process was sending about them stop at once (server.callbacks.CallbackRelay).
         """
         self.engine = engine
         self.store = store
@@ -99,6 +102,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         limits = limits or LimitsConfig()
         self.limits = RequestLimits.of(limits, max_message_bytes)
         self.submissions = SubmissionBuckets(limits.submissions_per_minute)
+        self.forget_callbacks = forget_callbacks
 
     # ---- planning ---------------------------------------------------------------------------
 
@@ -480,6 +484,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         """
         self.engine.forget(execution_ids)
         self.hub.forget(execution_ids)
+        if self.forget_callbacks is not None:
+            self.forget_callbacks(execution_ids)
         if user_id:
             owner = b"\0" + user_id.encode()  # how _validate keys them
             for key in [key for key in self._valid_plans if key.endswith(owner)]:

@@ -74,6 +74,8 @@ class DeliveryOutcome(enum.Enum):
     """Never attempted: the queue was full, or the notifier closed."""
     ABANDONED = "abandoned"
     """Still pending when the notifier closed."""
+    WITHDRAWN = "withdrawn"
+    """No longer owed: its execution was deleted, or another process took it over (`withdraw`)."""
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,15 @@ class CallbackNotifier:
         self._pending_bytes += size
         self._idle.clear()
         self._queue.put_nowait(job)
+
+    def withdraw(self, delivery_id: str, why: str) -> None:
+        """Stops delivering a callback held here (its retry timer cancelled; an attempt in flight
+        finishes unreported); its outcome is WITHDRAWN."""
+        for job in [job for job in self._live if job.delivery.delivery_id == delivery_id]:
+            if job.timer is not None:
+                job.timer.cancel()
+                job.timer = None
+            self._finish(job, DeliveryOutcome.WITHDRAWN, why)
 
     async def close(self) -> None:
         """Stops taking callbacks, gives those pending `close_grace` seconds, abandons the rest."""

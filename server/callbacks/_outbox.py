@@ -17,7 +17,9 @@ Rules:
 5. The outcome is one event appended with the row's deletion, in one transaction, only while
    this process still holds the row (`finish_callback`): the history records exactly one
    callback_delivered or callback_failed. An outcome that is not final (the notifier dropped
-   or abandoned the callback) frees the claim, and the callback stays owed.
+   or abandoned the callback) frees the claim, and the callback stays owed. A callback whose row
+   this process no longer holds when it records a retry (its execution deleted, its claim
+   taken over) is withdrawn from the notifier: nothing more is sent about deleted data.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 
 from baton.v1 import execution_pb2
@@ -101,6 +103,12 @@ class CallbackRelay:
         """Looks at the outbox now (an engine's terminal listener: a callback was just scheduled)."""
         self._wakeup.set()
 
+    def forget(self, execution_ids: Sequence[str]) -> None:
+        """Stops sending the callbacks of deleted executions (their rows went with them)."""
+        gone = set(execution_ids)
+        for pending in [p for p in self._held.values() if p.execution_id in gone]:
+            self.notifier.withdraw(pending.delivery_id, "its execution was deleted")
+
     async def close(self) -> None:
         """Stops claiming, closes the notifier (its grace), records what came of it, frees the rest."""
         if self._closed:
@@ -131,7 +139,11 @@ class CallbackRelay:
                 if self._held and self._clock() - renewed >= renew_every:
                     renewed = self._clock()
                     until = _at(renewed + self.claim_seconds)
-                    await self.store.renew_callbacks(self.owner, list(self._held), until)
+                    asked = list(self._held)
+                    kept = await self.store.renew_callbacks(self.owner, asked, until)
+                    for delivery_id in set(asked) - kept:
+                        if delivery_id in self._held:  # not finished meanwhile: gone or taken (rule 5)
+                            self.notifier.withdraw(delivery_id, "no longer owed by this process")
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -206,8 +218,9 @@ class CallbackRelay:
             kind = "callback_delivered" if outcome is DeliveryOutcome.DELIVERED else "callback_failed"
             self._write(self._finish(pending, kind, detail, attempts))
             return
-        del self._held[delivery.delivery_id]  # DROPPED or ABANDONED: still owed (rule 5)
-        self._write(self._release(pending))
+        del self._held[delivery.delivery_id]
+        if outcome is not DeliveryOutcome.WITHDRAWN:  # DROPPED or ABANDONED: still owed (rule 5)
+            self._write(self._release(pending))
 
     async def _finish(self, pending: PendingCallback, kind: str, detail: str, attempts: int) -> None:
         event = E.ExecutionEvent()

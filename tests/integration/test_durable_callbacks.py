@@ -25,6 +25,7 @@ from server.config import ServerConfig
 from server.store.base import PendingCallback
 from tests.conftest import free_port
 from tests.integration.callback_support import Receiver
+from tests.integration.pg_support import fresh_database
 from tests.integration.support import execute_plan, w_plan, watch_all
 
 E = execution_pb2
@@ -63,11 +64,11 @@ async def settled(stub: Stub, execution_id: str, within: float = 20.0) -> execut
 
 
 async def until_attempted(running: RunningServer, attempts: int) -> list[PendingCallback]:
-    """The outbox once its first row has `attempts` failed attempts recorded."""
+    """The outbox once a row has `attempts` failed attempts recorded."""
     async with asyncio.timeout(10):
         while True:
             rows = await running.store.pending_callbacks()
-            if rows and rows[0].attempts >= attempts:
+            if any(row.attempts >= attempts for row in rows):
                 return rows
             await asyncio.sleep(0.05)
 
@@ -123,8 +124,8 @@ async def test_a_receiver_down_for_a_while_still_gets_it_with_the_same_delivery_
         execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), callback_url=url))
         # Nothing listens: attempts fail and back off (0.1 s doubling to 0.4 s, scaled from 1 s to
         # 60 s); each is counted in the store, whose row stays owed.
-        rows = await until_attempted(running, 3)
-        assert "cannot connect" in rows[0].last_error
+        [row] = await until_attempted(running, 3)
+        assert "cannot connect" in row.last_error
         down_since = time.monotonic()
         await asyncio.sleep(1.0)
         async with receiver:
@@ -168,3 +169,69 @@ async def test_an_execution_without_a_callback_url_records_no_callback(tmp_path:
         assert await running.store.pending_callbacks() == []
     assert kinds(history)[-1] == "execution_completed"
     assert not history[-1].status.HasField("callback")
+
+
+async def test_replicas_sharing_postgresql_send_each_callback_once(tmp_path: Path) -> None:
+    callbacks = CallbackConfig(allow=("127.0.0.1",), backoff=0.1, max_backoff=0.4, poll_interval=0.05)
+    async with fresh_database() as url, Receiver(200) as receiver:
+        replicas = [
+            await start_server(
+                ServerConfig(listen="127.0.0.1:0", store_url=url, agents="embedded", replica=name, callbacks=callbacks)
+            )
+            for name in ("a", "b")
+        ]
+        try:
+            async with grpc.aio.insecure_channel(replicas[0].address) as channel:
+                stub = Stub(channel)
+                executions = [
+                    await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id=f"u{i}", callback_url=receiver.url))
+                    for i in range(8)
+                ]
+                statuses = [await settled(stub, execution.execution_id) for execution in executions]
+                histories = [await watch_all(stub, execution.execution_id) for execution in executions]
+                await asyncio.sleep(0.5)  # both replicas look at the outbox several times more
+        finally:
+            for running in replicas:
+                await running.stop(grace=0.5)
+    sent = [r.headers["Baton-Delivery-Id"] for r in receiver.received]
+    assert sorted(sent) == sorted(delivery_id_of(e.execution_id) for e in executions)
+    assert all(s.callback.state == E.CALLBACK_STATE_DELIVERED for s in statuses)
+    assert all(kinds(history).count("callback_delivered") == 1 for history in histories)
+
+
+async def test_deleting_the_users_data_deletes_their_owed_callback_and_stops_its_attempts(tmp_path: Path) -> None:
+    port = free_port()
+    async with served(tmp_path) as (running, stub):
+        execution = await stub.ExecuteWorkflow(
+            execute_plan(w_plan(), user_id="leaving", callback_url=f"http://127.0.0.1:{port}/hook")
+        )
+        await until_attempted(running, 1)
+        assert running.relay is not None and running.relay.held == 1
+        await stub.DeleteUserData(O.DeleteUserDataRequest(user_id="leaving"))
+        assert await running.store.pending_callbacks() == []
+        assert running.relay.held == 0
+        async with Receiver(200, port=port) as receiver:
+            await asyncio.sleep(1.0)  # more than the longest backoff: an attempt would have come
+        assert await running.store.get_execution(execution.execution_id) is None
+    assert receiver.received == []
+
+
+async def test_memory_holds_a_window_of_the_outbox_and_the_rest_waits_in_the_store(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    async with served(tmp_path, max_pending=2) as (running, stub):
+        executions = [
+            await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id=f"u{i}", callback_url=url)) for i in range(5)
+        ]
+        for execution in executions:
+            await watch_all(stub, execution.execution_id)
+        await until_attempted(running, 2)
+        assert running.relay is not None and running.callbacks is not None
+        assert len(await running.store.pending_callbacks()) == 5
+        assert running.relay.held <= 2 and running.callbacks.pending <= 2
+        async with Receiver(200, port=port) as receiver:
+            statuses = [await settled(stub, execution.execution_id) for execution in executions]
+    assert all(status.callback.state == E.CALLBACK_STATE_DELIVERED for status in statuses)
+    assert sorted(r.headers["Baton-Delivery-Id"] for r in receiver.received) == sorted(
+        delivery_id_of(execution.execution_id) for execution in executions
+    )
