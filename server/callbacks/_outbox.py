@@ -132,7 +132,7 @@ class CallbackRelay:
         config = self.notifier.config
         renew_every = self.claim_seconds / 3
         renewed = self._clock()
-        while True:
+        while not self._closed:
             more = False
             try:
                 more = await self._claim()
@@ -152,8 +152,11 @@ class CallbackRelay:
             if more:
                 continue
             self._wakeup.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel that close()
+            # sends when the wake-up comes at the same moment (and `_closed` ends the loop anyway).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), config.poll_interval)
+                async with asyncio.timeout(config.poll_interval):
+                    await self._wakeup.wait()
 
     async def _claim(self) -> bool:
         """Claims due rows into the free part of the window; True when it was filled (look again)."""
