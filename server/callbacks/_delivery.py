@@ -46,12 +46,9 @@ import aiohttp
 from aiohappyeyeballs import AddrInfoType
 from yarl import URL
 
-from server.callbacks._body import callback_body
 from server.callbacks._config import CallbackConfig
 from server.callbacks._policy import DestinationPolicy
 from server.callbacks.signing import SIGNATURE_HEADER, signature_header
-from server.engine import ExecutionState, render
-from server.engine.callback import delivery_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -96,19 +93,6 @@ class CallbackDelivery:
     """Attempts an earlier process already made (rule 5): numbering and backoff go on from them."""
     deadline: float | None = None
     """Unix time after which no attempt is made (the callback is EXHAUSTED); None for none."""
-
-    @classmethod
-    def of(cls, state: ExecutionState, max_body_bytes: int) -> CallbackDelivery:
-        """The terminal callback of a finished execution."""
-        body, abridged = callback_body(render(state), max_body_bytes)
-        return cls(
-            delivery_id=delivery_id_of(state.execution_id),
-            execution_id=state.execution_id,
-            owner=state.user_id,
-            url=state.started.callback_url,
-            body=body,
-            abridged=abridged,
-        )
 
 
 OutcomeListener = Callable[[CallbackDelivery, DeliveryOutcome, str, int], None]

@@ -33,8 +33,9 @@ from datetime import UTC, datetime
 
 from baton.v1 import execution_pb2
 
+from server.callbacks._body import callback_body
 from server.callbacks._delivery import CallbackDelivery, CallbackNotifier, DeliveryOutcome
-from server.engine import fold
+from server.engine import fold, render
 from server.store.base import CallbackClaimLostError, ExecutionNotFoundError, ExecutionStore, PendingCallback
 
 logger = logging.getLogger(__name__)
@@ -183,14 +184,14 @@ class CallbackRelay:
             state = fold(pending.execution_id, events)
         except Exception as error:
             return None, f"the execution's history cannot be read: {str(error)[:200]}"
-        made = CallbackDelivery.of(state, self.notifier.config.max_body_bytes)
+        body, abridged = callback_body(render(state), self.notifier.config.max_body_bytes)
         delivery = CallbackDelivery(
             delivery_id=pending.delivery_id,
             execution_id=pending.execution_id,
             owner=pending.user_id,
             url=pending.url,
-            body=made.body,
-            abridged=made.abridged,
+            body=body,
+            abridged=abridged,
             attempts=pending.attempts,
             deadline=pending.deadline.timestamp(),
         )
