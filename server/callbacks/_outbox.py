@@ -35,8 +35,14 @@ from baton.v1 import execution_pb2
 
 from server.callbacks._body import callback_body
 from server.callbacks._delivery import CallbackDelivery, CallbackNotifier, DeliveryOutcome
-from server.engine import fold, render
-from server.store.base import CallbackClaimLostError, ExecutionNotFoundError, ExecutionStore, PendingCallback
+from server.engine import FoldError, fold, render
+from server.store.base import (
+    CallbackClaimLostError,
+    CorruptHistoryError,
+    ExecutionNotFoundError,
+    ExecutionStore,
+    PendingCallback,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +175,14 @@ class CallbackRelay:
         for pending in claimed:
             if pending.delivery_id in self._held:
                 continue
+            try:
+                delivery, problem = await self._delivery(pending)
+            except Exception:
+                # The store failed us (not the history): still owed, looked at again later.
+                logger.exception("callback of execution %s: its status cannot be read now", pending.execution_id)
+                self._write(self._release(pending))
+                continue
             self._held[pending.delivery_id] = pending
-            delivery, problem = await self._delivery(pending)
             if delivery is None:
                 self._write(self._finish(pending, "callback_failed", problem, pending.attempts))
                 continue
@@ -178,11 +190,15 @@ class CallbackRelay:
         return len(claimed) == room
 
     async def _delivery(self, pending: PendingCallback) -> tuple[CallbackDelivery | None, str]:
-        """The callback of a row (rule 4), or None and why it cannot be sent."""
+        """The callback of a row (rule 4), or None and why it can never be sent.
+
+        Raises:
+            Exception: whatever the store raises but CorruptHistoryError (a failure of the moment).
+        """
         try:
             events = await self.store.read_events(pending.execution_id, limit=pending.scheduled_sequence)
             state = fold(pending.execution_id, events)
-        except Exception as error:
+        except (CorruptHistoryError, FoldError) as error:
             return None, f"the execution's history cannot be read: {str(error)[:200]}"
         body, abridged = callback_body(render(state), self.notifier.config.max_body_bytes)
         delivery = CallbackDelivery(

@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,14 @@ from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from server.app import RunningServer, start_server
 from server.callbacks import CallbackConfig, delivery_id_of
 from server.config import ServerConfig
+from server.store import SqliteExecutionStore
 from server.store.base import PendingCallback
 from tests.conftest import free_port
 from tests.integration.callback_support import Receiver
 from tests.integration.pg_support import fresh_database
+from tests.integration.store_support import create, inject_sqlite_event
 from tests.integration.support import execute_plan, w_plan, watch_all
+from tests.integration.test_callback_outbox_store import end_with_callback
 
 E = execution_pb2
 O = orchestrator_pb2  # noqa: E741
@@ -70,6 +74,15 @@ async def until_attempted(running: RunningServer, attempts: int) -> list[Pending
             rows = await running.store.pending_callbacks()
             if any(row.attempts >= attempts for row in rows):
                 return rows
+            await asyncio.sleep(0.05)
+
+
+async def until_owed(running: RunningServer, count: int) -> None:
+    """Returns once the outbox holds `count` rows."""
+    async with asyncio.timeout(10):
+        while True:
+            if len(await running.store.pending_callbacks()) == count:
+                return
             await asyncio.sleep(0.05)
 
 
@@ -235,3 +248,24 @@ async def test_memory_holds_a_window_of_the_outbox_and_the_rest_waits_in_the_sto
     assert sorted(r.headers["Baton-Delivery-Id"] for r in receiver.received) == sorted(
         delivery_id_of(execution.execution_id) for execution in executions
     )
+
+
+async def test_a_callback_whose_history_cannot_be_folded_fails_for_good_and_start_up_goes_on(tmp_path: Path) -> None:
+    path = str(tmp_path / "baton.db")
+    store = SqliteExecutionStore(path)
+    await store.open()
+    await create(store, "broken")
+    await store.close()
+    inject_sqlite_event(path, "broken", b"\xff\xff not an event")
+    store = SqliteExecutionStore(path)
+    await store.open()
+    end = end_with_callback(3)
+    end[1].callback_scheduled.deadline.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+    await store.append("broken", end, E.EXECUTION_STATE_COMPLETED)
+    await store.close()
+    async with served(tmp_path) as (running, stub):
+        await until_owed(running, 0)
+        events = await running.store.read_events("broken", after_sequence=3)
+        assert (await stub.GetSystemHealth(O.GetSystemHealthRequest())).overall_health
+    assert events[-1].WhichOneof("kind") == "callback_failed"
+    assert "history cannot be read" in events[-1].callback_failed.detail
