@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,7 +27,7 @@ from server.api.shedding import PENDING_OPTIONS, LoadShedder
 from server.auth.interceptor import AuthInterceptor
 from server.auth.keys import KeyFileError
 from server.auth.verifier import JwtVerifier
-from server.callbacks import CallbackNotifier
+from server.callbacks import CallbackNotifier, CallbackRelay
 from server.clock import SystemClock
 from server.config import ConfigError, ServerConfig, agent_endpoints, is_loopback, parse_address
 from server.engine import Engine, EngineConfig, ReplicaConfig
@@ -77,6 +78,8 @@ class RunningServer:
     """The agents' statuses, refreshed every health_interval."""
     fleet: Fleet | None = None
     callbacks: CallbackNotifier | None = None
+    relay: CallbackRelay | None = None
+    """Sends the callbacks owed in the store's outbox through `callbacks` (and closes it)."""
     guard: HandlerGuard | None = None
     """The handlers' guard: its ledger counts open watches and unread watch bytes per user."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -116,8 +119,10 @@ class RunningServer:
         for task in self.background:
             task.cancel()
         await self.engine.close()
-        if self.callbacks is not None:
-            await self.callbacks.close()  # after the engine: no terminal listener call can follow
+        if self.relay is not None:
+            await self.relay.close()  # after the engine: no terminal listener call can follow
+        elif self.callbacks is not None:
+            await self.callbacks.close()
         await self.caller.close()
         await self.store.close()
         if self.fleet is not None:
@@ -256,13 +261,23 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         replica = ReplicaConfig(owner=config.replica, lease_seconds=config.lease_seconds) if config.replica else None
         try:
             engine = Engine(
-                store, engine_caller, clock, config=EngineConfig(replica=replica, admission=config.admission)
+                store,
+                engine_caller,
+                clock,
+                config=EngineConfig(
+                    replica=replica, admission=config.admission, callback_deadline=config.callbacks.deadline
+                ),
             )
         except ValueError as error:
             raise ConfigError(f"replica: {error}") from None
-        callbacks.start()
-        cleanup.push_async_callback(callbacks.close)
-        engine.add_terminal_listener(callbacks.on_terminal)
+        # Callbacks are owed from the commit that ends an execution (the store's outbox); the
+        # relay sends them from there, here or, with replicas, from whichever claims them first.
+        relay = CallbackRelay(
+            store, callbacks, owner=config.replica or f"{socket.gethostname()}:{os.getpid()}", shared=bool(replica)
+        )
+        await relay.start()
+        cleanup.push_async_callback(relay.close)
+        engine.add_terminal_listener(relay.wake)
         hub = ExecutionHub(store, plans=engine.plan_of, heartbeat=config.watch_heartbeat)
         capacity.waits.add_listener(hub.nudge)
         engine.add_ending_listener(capacity.abandon)
@@ -302,6 +317,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             callback_policy=callbacks.policy,
             limits=config.limits,
             capacity=capacity,
+            forget_callbacks=relay.forget,
         )
         # Malformed requests are INVALID_ARGUMENT, streams nobody reads end (server.api.handlers).
         guard = HandlerGuard(config.limits)
@@ -330,6 +346,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             fleet=fleet,
             owned_tracer_provider=owned_provider,
             callbacks=callbacks,
+            relay=relay,
             security=security.description,
             probe=probe,
             guard=guard,

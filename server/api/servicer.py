@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import cast
 
@@ -76,6 +76,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         callback_policy: DestinationPolicy | None = None,
         limits: LimitsConfig | None = None,
         capacity: CapacityCaller | None = None,
+        forget_callbacks: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         """Wires the servicer.
 
@@ -87,6 +88,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             callback_policy: where callback_url may point (default: public addresses only).
             limits: the request bounds and the submission quota (server.api.limits, .quotas).
             capacity: the agent calls' limits, whose waits statuses show (server.api.capacity).
+            forget_callbacks: told the executions a deletion removed, so that the callbacks this
+                process was sending about them stop at once (server.callbacks.CallbackRelay).
         """
         self.engine = engine
         self.store = store
@@ -104,6 +107,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.limits = RequestLimits.of(limits, max_message_bytes)
         self.submissions = SubmissionBuckets(limits.submissions_per_minute)
         self.capacity = capacity
+        self.forget_callbacks = forget_callbacks
 
     # ---- planning ---------------------------------------------------------------------------
 
@@ -503,6 +507,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         """
         self.engine.forget(execution_ids)
         self.hub.forget(execution_ids)
+        if self.forget_callbacks is not None:
+            self.forget_callbacks(execution_ids)
         if user_id:
             owner = b"\0" + user_id.encode()  # how _validate keys them
             for key in [key for key in self._valid_plans if key.endswith(owner)]:

@@ -1,4 +1,4 @@
-"""Terminal callbacks: checked destinations, signed POSTs, delivered by async workers."""
+"""Terminal callbacks: checked destinations, signed POSTs, delivered by async workers from the store's outbox."""
 
 from server.callbacks._config import CallbackConfig
 from server.callbacks._delivery import (
@@ -7,10 +7,12 @@ from server.callbacks._delivery import (
     CallbackNotifier,
     DeliveryOutcome,
     OutcomeListener,
-    delivery_id_of,
+    RetryListener,
 )
+from server.callbacks._outbox import CallbackRelay
 from server.callbacks._policy import MAX_URL_LENGTH, DestinationPolicy, parse_literal, refusal
 from server.callbacks.signing import SIGNATURE_HEADER, signature_header, verify_signature
+from server.engine.callback import delivery_id_of
 
 __all__ = [
     # Settings and the destination rules
@@ -25,7 +27,10 @@ __all__ = [
     "CallbackNotifier",
     "DeliveryOutcome",
     "OutcomeListener",
+    "RetryListener",
     "delivery_id_of",
+    # Durability: the store's outbox, relayed to the notifier
+    "CallbackRelay",
     # Signatures (what receivers verify)
     "SIGNATURE_HEADER",
     "signature_header",

@@ -24,8 +24,12 @@ _REASON_CHARS = 1024
 
 
 def encode(status: execution_pb2.ExecutionStatus) -> bytes:
-    """The status as compact JSON with proto field names (the callback's wire format)."""
-    return json_format.MessageToJson(status, preserving_proto_field_name=True, indent=None).encode()
+    """The status as compact JSON with proto field names (the callback's wire format).
+
+    Keys are sorted: a map's order is not protobuf's to keep, and every process that sends a
+    callback (after a restart, another replica) must send the same bytes.
+    """
+    return json_format.MessageToJson(status, preserving_proto_field_name=True, indent=None, sort_keys=True).encode()
 
 
 def callback_body(status: execution_pb2.ExecutionStatus, max_bytes: int) -> tuple[bytes, bool]:

@@ -17,12 +17,15 @@ Rules:
    of a host gets around it. An allowed host name (``--callback-allow NAME``) skips the check.
 5. A 2xx answer is a delivery. A 3xx or 4xx answer, a refused address or an unusable URL fail
    for good; a 5xx answer, a timeout or a connection error is retried after a backoff with
-   jitter (a timer, not a sleeping worker), up to ``attempts`` in all.
+   jitter (a timer, not a sleeping worker), up to ``attempts`` in all and never past the
+   callback's deadline. A callback given with attempts already made (by an earlier process)
+   goes on counting from them: its backoff and attempt numbers continue.
 6. Every attempt carries the same Baton-Delivery-Id (derived from the execution id, so a
    callback sent again for the same execution keeps it) and a fresh timestamp and signature.
-7. Nothing is persisted: callbacks still pending at shutdown are abandoned (logged). A durable
-   outbox would store each CallbackDelivery before ``enqueue``, delete it when its outcome is
-   reported (``add_outcome_listener``) and enqueue what remains at start-up.
+7. This module keeps nothing: durability is the outbox's (server/callbacks/_outbox.py), which
+   claims callbacks from the store, enqueues them here, records each retry
+   (``add_retry_listener``) and each outcome (``add_outcome_listener``). What is pending at
+   shutdown is abandoned here and stays owed in the store.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ import logging
 import random
 import socket
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,15 +46,12 @@ import aiohttp
 from aiohappyeyeballs import AddrInfoType
 from yarl import URL
 
-from server.callbacks._body import callback_body
 from server.callbacks._config import CallbackConfig
 from server.callbacks._policy import DestinationPolicy
 from server.callbacks.signing import SIGNATURE_HEADER, signature_header
-from server.engine import ExecutionState, render
 
 logger = logging.getLogger(__name__)
 
-_DELIVERY_NAMESPACE = uuid.UUID("5d0c4f0e-3b1a-4b8e-9a57-6c2a1f0b7d21")
 _USER_AGENT = "baton-callbacks/1"
 _ANSWER_SECONDS = 1.0
 
@@ -72,6 +71,8 @@ class DeliveryOutcome(enum.Enum):
     """Never attempted: the queue was full, or the notifier closed."""
     ABANDONED = "abandoned"
     """Still pending when the notifier closed."""
+    WITHDRAWN = "withdrawn"
+    """No longer owed: its execution was deleted, or another process took it over (`withdraw`)."""
 
 
 @dataclass(frozen=True)
@@ -88,28 +89,17 @@ class CallbackDelivery:
     """The JSON of the terminal ExecutionStatus, at most CallbackConfig.max_body_bytes."""
     abridged: bool = False
     """Whether something was left out of the status to fit the body (see _body)."""
-
-    @classmethod
-    def of(cls, state: ExecutionState, max_body_bytes: int) -> CallbackDelivery:
-        """The terminal callback of a finished execution."""
-        body, abridged = callback_body(render(state), max_body_bytes)
-        return cls(
-            delivery_id=delivery_id_of(state.execution_id),
-            execution_id=state.execution_id,
-            owner=state.user_id,
-            url=state.started.callback_url,
-            body=body,
-            abridged=abridged,
-        )
+    attempts: int = 0
+    """Attempts an earlier process already made (rule 5): numbering and backoff go on from them."""
+    deadline: float | None = None
+    """Unix time after which no attempt is made (the callback is EXHAUSTED); None for none."""
 
 
-def delivery_id_of(execution_id: str) -> str:
-    """The Baton-Delivery-Id of an execution's terminal callback (stable across retries and restarts)."""
-    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{execution_id}/terminal"))
-
-
-OutcomeListener = Callable[[CallbackDelivery, DeliveryOutcome, str], None]
-"""Called with a callback, how it ended and a sentence saying why."""
+OutcomeListener = Callable[[CallbackDelivery, DeliveryOutcome, str, int], None]
+"""Called with a callback, how it ended, a sentence saying why and the attempts made in all."""
+RetryListener = Callable[[CallbackDelivery, int, float, str], None]
+"""Called when a failed attempt is to be retried: the callback, the attempts made in all, the
+seconds until the next and what the failed one came to."""
 
 
 class RefusedAddressError(OSError):
@@ -203,6 +193,7 @@ class CallbackNotifier:
         self._idle = asyncio.Event()
         self._idle.set()
         self._listeners: list[OutcomeListener] = []
+        self._retry_listeners: list[RetryListener] = []
         self._closed = False
         self._warned_unsigned = False
 
@@ -228,6 +219,10 @@ class CallbackNotifier:
         """Registers a function called once with each callback's outcome."""
         self._listeners.append(listener)
 
+    def add_retry_listener(self, listener: RetryListener) -> None:
+        """Registers a function called each time a failed attempt is to be retried."""
+        self._retry_listeners.append(listener)
+
     @property
     def pending(self) -> int:
         """Callbacks queued, parked, waiting to retry or in flight."""
@@ -238,11 +233,6 @@ class CallbackNotifier:
         if not self._workers and not self._closed:
             loop = asyncio.get_running_loop()
             self._workers = [loop.create_task(self._work()) for _ in range(self.config.workers)]
-
-    def on_terminal(self, state: ExecutionState) -> None:
-        """The engine's terminal listener: queues the execution's callback, if it has one."""
-        if state.started.callback_url:
-            self.enqueue(CallbackDelivery.of(state, self.config.max_body_bytes))
 
     def enqueue(self, delivery: CallbackDelivery) -> None:
         """Queues a callback (never blocks); its outcome is reported to the listeners."""
@@ -268,11 +258,20 @@ class CallbackNotifier:
         if self.secret is None and not self._warned_unsigned:
             self._warned_unsigned = True
             logger.warning("callbacks are sent unsigned: give --callback-secret-file so receivers can verify them")
-        job = _Job(delivery, keys)
+        job = _Job(delivery, keys, attempt=delivery.attempts)
         self._live.add(job)
         self._pending_bytes += size
         self._idle.clear()
         self._queue.put_nowait(job)
+
+    def withdraw(self, delivery_id: str, why: str) -> None:
+        """Stops delivering a callback held here (its retry timer cancelled; an attempt in flight
+        finishes unreported); its outcome is WITHDRAWN."""
+        for job in [job for job in self._live if job.delivery.delivery_id == delivery_id]:
+            if job.timer is not None:
+                job.timer.cancel()
+                job.timer = None
+            self._finish(job, DeliveryOutcome.WITHDRAWN, why)
 
     async def close(self) -> None:
         """Stops taking callbacks, gives those pending `close_grace` seconds, abandons the rest."""
@@ -349,6 +348,10 @@ class CallbackNotifier:
             self._parked.pop(key, None)
 
     async def _run(self, job: _Job) -> None:
+        deadline = job.delivery.deadline
+        if deadline is not None and self._clock() >= deadline:
+            self._finish(job, DeliveryOutcome.EXHAUSTED, f"its deadline passed after {job.attempt} attempts")
+            return
         job.attempt += 1
         outcome, detail = await self._attempt(job)
         if outcome is not None:
@@ -356,8 +359,12 @@ class CallbackNotifier:
         elif job.attempt >= self.config.attempts:
             self._finish(job, DeliveryOutcome.EXHAUSTED, f"{detail} (after {job.attempt} attempts)")
         else:
-            base = min(self.config.max_backoff, self.config.backoff * 2 ** (job.attempt - 1))
+            base = min(self.config.max_backoff, self.config.backoff * 2 ** min(job.attempt - 1, 60))
             delay = base * (0.5 + 0.5 * self._jitter())
+            if deadline is not None and self._clock() + delay >= deadline:
+                why = f"{detail} (after {job.attempt} attempts; its deadline passes before the next)"
+                self._finish(job, DeliveryOutcome.EXHAUSTED, why)
+                return
             logger.info(
                 "callback of execution %s to %s: %s; attempt %d in %.1fs",
                 job.delivery.execution_id,
@@ -367,6 +374,11 @@ class CallbackNotifier:
                 delay,
             )
             job.timer = asyncio.get_running_loop().call_later(delay, self._retry, job)
+            for listener in self._retry_listeners:
+                try:
+                    listener(job.delivery, job.attempt, delay, detail)
+                except Exception:
+                    logger.exception("callback retry listener failed for execution %s", job.delivery.execution_id)
 
     def _retry(self, job: _Job) -> None:
         job.timer = None
@@ -444,9 +456,9 @@ class CallbackNotifier:
         self._pending_bytes -= len(job.delivery.body)
         if not self._live:
             self._idle.set()
-        self._report(job.delivery, outcome, detail)
+        self._report(job.delivery, outcome, detail, job.attempt)
 
-    def _report(self, delivery: CallbackDelivery, outcome: DeliveryOutcome, detail: str) -> None:
+    def _report(self, delivery: CallbackDelivery, outcome: DeliveryOutcome, detail: str, attempts: int = 0) -> None:
         level = logging.INFO if outcome is DeliveryOutcome.DELIVERED else logging.WARNING
         logger.log(
             level,
@@ -459,7 +471,7 @@ class CallbackNotifier:
         )
         for listener in self._listeners:
             try:
-                listener(delivery, outcome, detail)
+                listener(delivery, outcome, detail, attempts or delivery.attempts)
             except Exception:
                 logger.exception("callback outcome listener failed for execution %s", delivery.execution_id)
 

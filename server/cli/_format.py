@@ -250,12 +250,41 @@ def _compensation_event(event: execution_pb2.ExecutionEvent, kind: str) -> str |
     return None
 
 
+def callback_line(report: execution_pb2.CallbackReport) -> str:
+    """The state of an execution's terminal callback in words (`baton status`)."""
+    try:
+        state = E.CallbackState.Name(report.state).removeprefix("CALLBACK_STATE_").lower()
+    except ValueError:
+        state = str(report.state)
+    attempts = f", {report.attempts} attempts" if report.attempts else ""
+    detail = f": {report.detail}" if report.detail else ""
+    return f"{state}{attempts}{detail} (delivery {report.delivery_id})"
+
+
+def _callback_event(event: execution_pb2.ExecutionEvent, kind: str) -> str | None:
+    if kind == "callback_scheduled":
+        deadline = event.callback_scheduled.deadline
+        until = (
+            f" (retried until {when(deadline):%Y-%m-%d %H:%M:%S})"
+            if event.callback_scheduled.HasField("deadline")
+            else ""
+        )
+        return f"callback scheduled{until}"
+    if kind == "callback_delivered":
+        d = event.callback_delivered
+        return f"callback delivered: {d.detail} (attempt {d.attempts})"
+    if kind == "callback_failed":
+        f = event.callback_failed
+        return f"callback FAILED after {f.attempts} attempts: {f.detail}"
+    return None
+
+
 def describe_event(event: execution_pb2.ExecutionEvent) -> str:
     """Returns one line saying what an event records."""
     kind = event.WhichOneof("kind")
     if kind is None:
         return "unknown event (from a newer server)"
-    for describe in (_execution_event, _step_event, _compensation_event):
+    for describe in (_execution_event, _step_event, _compensation_event, _callback_event):
         line = describe(event, kind)
         if line is not None:
             return line

@@ -356,6 +356,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="sign every callback with the secret in FILE (Baton-Signature header); without it callbacks are unsigned",
     )
+    p.add_argument(
+        "--callback-deadline",
+        default="24h",
+        metavar="DURATION",
+        help="retry a callback that cannot be delivered (receiver down, 5xx) for this long after the execution "
+        "ends, across restarts (such as 90s, 30m, 24h, 7d; at most 30d); then it is recorded as failed",
+    )
+    p.add_argument(
+        "--callback-backoff",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds before a callback's first retry, doubling each time up to --callback-max-backoff, with jitter",
+    )
+    p.add_argument(
+        "--callback-max-backoff",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="the longest wait between two attempts of a callback",
+    )
     _server_tls(p, "the agents' calls then use TLS too, with it as the client certificate")
     p.add_argument(
         "--agents-tls-ca",

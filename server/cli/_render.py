@@ -10,6 +10,7 @@ from rich.text import Text
 from server.cli._common import DEFAULT_TARGET
 from server.cli._format import (
     TERMINAL,
+    callback_line,
     end_cause,
     enum_label,
     execution_state,
@@ -65,6 +66,8 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
         rows.append(("failure", Text(status.failure_reason, style="red")))
     if status.trace_id:
         rows.append(("trace", status.trace_id))
+    if status.HasField("callback"):
+        rows.append(("callback", callback_line(status.callback)))
     console.print(grid(rows))
     console.print()
     console.print(steps_table(status, None))

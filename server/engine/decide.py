@@ -37,6 +37,8 @@ Rules (every decision of the engine lives here; the runner only performs them):
    `notification_required` whose call path fails tells the user through ui_ux: a notice, sent
    once the step_failed event is durable, whose outcome nothing waits for (at most once: a crash
    between the commit and the send loses it).
+9. The decision that ends an execution with a callback_url also records `callback_scheduled`,
+   after the terminal event, so the end and its callback are one commit (callback.py).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from google.protobuf import any_pb2
 from server.engine._decider import FAILURE_NOTICE, expression_error
 from server.engine._decider import Decision as Decision
 from server.engine._decider import Launch as Launch
+from server.engine.callback import DEFAULT_CALLBACK_DEADLINE, scheduled_callback
 from server.engine.expressions import evaluate
 from server.engine.gates import evaluate_gate
 from server.engine.inbox import Cancel, ClientCommand, Command, InboxItem, InternalFailure, Outcome, Pause, Resume
@@ -85,6 +88,7 @@ def decide(
     *,
     rng: Callable[[], float],
     relaunch: bool = False,
+    callback_deadline: float = DEFAULT_CALLBACK_DEADLINE,
 ) -> Decision:
     """Decides what happens next (rules at the top of this module).
 
@@ -94,9 +98,14 @@ def decide(
         inbox: outcomes of calls and commands, in arrival order.
         rng: numbers in [0, 1) that place retry jitter.
         relaunch: the runner is new and no call is live: issue every in-flight attempt again.
+        callback_deadline: seconds after the end during which its callback is retried (rule 8).
     """
+    ended_before = state.terminal
     decider = _Decider(state, now, rng)
     decider.run(inbox, relaunch)
+    if state.terminal and not ended_before and state.started.callback_url:
+        url = state.started.callback_url
+        decider.record("callback_scheduled", scheduled_callback(state.execution_id, url, now, callback_deadline))
     return decider.decision
 
 

@@ -23,6 +23,7 @@ from baton.v1 import execution_pb2, journey_pb2, plan_pb2
 
 from server.engine.admission import AdmissionLimits
 from server.engine.admitter import Admitter
+from server.engine.callback import DEFAULT_CALLBACK_DEADLINE
 from server.engine.fold import start
 from server.engine.inbox import (
     Cancel,
@@ -84,6 +85,9 @@ class EngineConfig:
     admission: AdmissionLimits | None = None
     """Admission control (server/engine/admission.py); None (the default) or limits without
     max_running: every execution starts as it is recorded. Replicas should share one setting."""
+    callback_deadline: float = DEFAULT_CALLBACK_DEADLINE
+    """Seconds after an execution's end during which its callback is retried (recorded in its
+    callback_scheduled event, so a restart keeps the deadline). Default 86,400 (24 h)."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ Rules (every event kind's effect lives here and nowhere else):
 6. `execution_completed`, `execution_failed` and `execution_cancelled` are terminal; steps not
    done then become SKIPPED (cause EXECUTION_ENDED).
 7. Unknown event kinds (written by a newer release) are counted and otherwise ignored.
+8. After the end only the terminal callback's events may come (callback.py): `callback_scheduled`
+   then one `callback_delivered` or `callback_failed`. They set the CallbackReport and nothing
+   else: not the execution's time, so its status (durations included) stays as it ended.
 
 Why one module past the house's ~500 lines: the rules above are one state machine, and keeping
 every event kind's effect in one file (python-hyper/h11's `_state.py` habit) is what makes "where
@@ -35,6 +38,7 @@ from typing import Any
 from baton.v1 import execution_pb2, plan_pb2
 from google.protobuf import any_pb2, struct_pb2
 
+from server.engine.callback import CALLBACK_KINDS
 from server.engine.model import LOW_QUALITY, Plan, struct_json
 from server.engine.state import (
     DONE,
@@ -69,7 +73,7 @@ _ALLOWED: dict[str, frozenset[str]] = {
     "paused": _OUTCOMES | _ENDS | {"gate_evaluated", "step_waiting", "execution_resumed"},
     "unwinding": _COMPENSATION
     | {"step_started", "step_succeeded", "step_attempt_failed", "execution_failed", "execution_cancelled"},
-    "terminal": frozenset(),
+    "terminal": CALLBACK_KINDS,
 }
 
 
@@ -141,6 +145,9 @@ def apply(state: ExecutionState, event: Event) -> None:
     if kind not in _ALLOWED[phase]:
         after = "after the terminal event" if phase == "terminal" else f"while the execution is {state.state_name}"
         raise FoldError(f"execution {state.execution_id}: {kind} is not allowed {after}")
+    if kind in CALLBACK_KINDS:
+        _on_callback(state, event, kind)  # rule 8
+        return
     step_rule = _STEP_EVENTS.get(kind)
     if step_rule is not None:
         phases, step_handler = step_rule
@@ -602,6 +609,25 @@ def _on_cancelled(state: ExecutionState, event: Event) -> None:
     state.failure_reason = f"cancelled: {e.reason}" if e.reason else "cancelled"
     state.end_cause = e.cause or E.END_CAUSE_CANCELLED
     _finish(state, E.EXECUTION_STATE_CANCELLED)
+
+
+def _on_callback(state: ExecutionState, event: Event, kind: str) -> None:
+    report = state.callback
+    if kind == "callback_scheduled":
+        e = event.callback_scheduled
+        report = E.CallbackReport(state=E.CALLBACK_STATE_PENDING, delivery_id=e.delivery_id, deadline=e.deadline)
+    else:
+        e = getattr(event, kind)
+        if report is None or report.state != E.CALLBACK_STATE_PENDING or report.delivery_id != e.delivery_id:
+            raise FoldError(f"execution {state.execution_id}: {kind} of {e.delivery_id!r}, which is not pending")
+        report = E.CallbackReport(state=report.state, delivery_id=report.delivery_id, deadline=report.deadline)
+        delivered = kind == "callback_delivered"
+        report.state = E.CALLBACK_STATE_DELIVERED if delivered else E.CALLBACK_STATE_FAILED
+        report.attempts = e.attempts
+        report.detail = e.detail
+    state.callback = report
+    state.last_sequence = event.sequence
+    state.storage_bytes += event.ByteSize()
 
 
 _EXECUTION_EVENTS: dict[str, Callable[[ExecutionState, Event], None]] = {

@@ -114,7 +114,14 @@ class Runner:
         while True:
             inbox, self.inbox = self.inbox, []
             waiters, self._waiters = self._waiters, []
-            decision = decide(state, engine.clock.now(), inbox, rng=engine.rng.random, relaunch=relaunch)
+            decision = decide(
+                state,
+                engine.clock.now(),
+                inbox,
+                rng=engine.rng.random,
+                relaunch=relaunch,
+                callback_deadline=engine.config.callback_deadline,
+            )
             relaunch = False
             if decision.events:
                 try:

@@ -242,6 +242,8 @@ class ExecutionState:
     compensations_run: int = 0
     network_bytes: int = 0
     storage_bytes: int = 0
+    callback: execution_pb2.CallbackReport | None = None
+    """The terminal callback's report (fold.py rule 8); None before callback_scheduled."""
     _user_json: dict[str, Any] | None = None
 
     @property

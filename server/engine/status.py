@@ -43,6 +43,8 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
         end_cause=state.end_cause,
         trace_id=state.trace_id,
     )
+    if state.callback is not None:
+        status.callback.CopyFrom(state.callback)
     runs = [state.steps[sid] for sid in plan.steps]
     done = sum(1 for r in runs if r.done)
     running = [r.step_id for r in runs if r.phase == Phase.IN_FLIGHT]

@@ -53,6 +53,7 @@ _USER_EXECUTIONS = (
 _DELETE = """
 WITH gone_events AS (DELETE FROM events WHERE execution_no = ANY($1::bigint[]) RETURNING 1),
 gone_audit AS (DELETE FROM audit_events WHERE execution_id = ANY($2::text[])),
+gone_callbacks AS (DELETE FROM callback_outbox WHERE execution_id = ANY($2::text[])),
 gone AS (DELETE FROM executions WHERE execution_no = ANY($1::bigint[]))
 SELECT count(*) FROM gone_events
 """
@@ -67,6 +68,7 @@ WITH doomed AS (
 ),
 gone_events AS (DELETE FROM events AS e USING doomed AS d WHERE e.execution_no = d.execution_no RETURNING 1),
 gone_audit AS (DELETE FROM audit_events AS a USING doomed AS d WHERE a.execution_id = d.execution_id),
+gone_callbacks AS (DELETE FROM callback_outbox AS c USING doomed AS d WHERE c.execution_id = d.execution_id),
 gone AS (DELETE FROM executions AS x USING doomed AS d WHERE x.execution_no = d.execution_no RETURNING x.execution_id)
 SELECT ARRAY(SELECT execution_id FROM gone), (SELECT count(*) FROM gone_events)
 """

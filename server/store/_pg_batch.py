@@ -30,10 +30,12 @@ from baton.v1 import execution_pb2
 
 from server.engine.admission import AdmissionLimits, QueueFullError, Tally
 from server.engine.ports import Lease, LeaseLostError
+from server.store._outbox import ScheduledRow
 from server.store._pg_admission import ADMISSION_LOCK_KEY, COUNTS, LOCK
 from server.store._pg_audit import INSERT_AUDIT, AuditRow
+from server.store._pg_outbox import SCHEDULE, TAKE
 from server.store._pg_rows import NOTIFY_CHANNEL, RECORD_COLUMNS, notify_payload, record_from_row
-from server.store.base import ExecutionNotFoundError, ExecutionRecord, SequenceConflictError
+from server.store.base import CallbackClaimLostError, ExecutionNotFoundError, ExecutionRecord, SequenceConflictError
 
 #: An event as the caller's side prepares it: (sequence, recorded_at, kind, payload).
 EventRow = tuple[int, datetime | None, str, bytes]
@@ -79,6 +81,11 @@ class AppendOp:
     """For a fenced append: the lease that must hold the execution (None: not fenced)."""
     audit: list[AuditRow] = field(default_factory=list)
     """The audit entries of the events a client caused."""
+    scheduled: list[ScheduledRow] = field(default_factory=list)
+    """The callback outbox rows its callback_scheduled events insert."""
+    finishing: tuple[str, str] | None = None
+    """(delivery_id, owner) of the callback outcome it appends: committed only while `owner`
+    holds the outbox row, which it deletes."""
 
 
 @dataclass(slots=True)
@@ -293,6 +300,21 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
             )
             outcomes.append(Outcome(op.future, error=conflict))
             continue
+        # Rare (an execution's end, a callback's outcome): statements of their own, in this
+        # transaction, so the outbox row and the event commit together (_pg_outbox rule 2).
+        if op.finishing is not None and await conn.fetchval(TAKE, *op.finishing) is None:
+            outcomes.append(Outcome(op.future, error=CallbackClaimLostError(op.finishing[0])))
+            continue
+        for scheduled in op.scheduled:
+            await conn.execute(
+                SCHEDULE,
+                scheduled.delivery_id,
+                scheduled.url,
+                scheduled.sequence,
+                scheduled.deadline,
+                scheduled.due,
+                row.no,
+            )
         row.last_sequence = op.last_sequence
         if not row.quarantine_error:
             row.state = op.state

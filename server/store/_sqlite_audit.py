@@ -140,5 +140,9 @@ def _delete(conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> Deletion:
     events = conn.execute("DELETE FROM events WHERE execution_no IN (SELECT value FROM json_each(?))", (numbers,))
     count = events.rowcount
     conn.execute("DELETE FROM audit_events WHERE execution_id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
+    # Callbacks still owed for them go too: nothing is sent about deleted data.
+    conn.execute(
+        "DELETE FROM callback_outbox WHERE execution_id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)
+    )
     conn.execute("DELETE FROM executions WHERE execution_no IN (SELECT value FROM json_each(?))", (numbers,))
     return Deletion(execution_ids=ids, events=count)

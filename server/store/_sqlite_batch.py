@@ -19,10 +19,13 @@ from typing import Any, cast
 from baton.v1 import execution_pb2
 
 from server.engine.admission import AdmissionLimits, QueueFullError, Tally
+from server.store._outbox import ScheduledRow
 from server.store._sqlite_admission import AdmitOp, apply_admit, counts
 from server.store._sqlite_audit import AuditRow, DeleteOp, apply_delete
+from server.store._sqlite_outbox import OutboxOp, schedule, take_finished
 from server.store._sqlite_rows import RECORD_COLUMNS, RecordRow, record_from_row
 from server.store.base import (
+    CallbackClaimLostError,
     ExecutionNotFoundError,
     ExecutionRecord,
     SequenceConflictError,
@@ -79,6 +82,11 @@ class AppendOp:
     """Resolved on the event loop after the commit."""
     audit: list[AuditRow] = field(default_factory=list)
     """The audit entries of the events a client caused."""
+    scheduled: list[ScheduledRow] = field(default_factory=list)
+    """The callback outbox rows its callback_scheduled events insert."""
+    finishing: tuple[str, str] | None = None
+    """(delivery_id, owner) of the callback outcome it appends: committed only while `owner`
+    holds the outbox row, which it deletes."""
 
 
 @dataclass(slots=True)
@@ -103,7 +111,7 @@ class QuarantineOp:
 RowOp = CreateOp | AppendOp | ParkOp | QuarantineOp
 """A write of an execution's rows."""
 
-WriteOp = RowOp | DeleteOp | AdmitOp
+WriteOp = RowOp | DeleteOp | AdmitOp | OutboxOp
 
 
 @dataclass(slots=True)
@@ -227,16 +235,17 @@ def _execute_rows(
 def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outcome]:
     """Applies writes, in order, inside the open transaction; returns one outcome per write.
 
-    A deletion or an admission (both rare) splits the batch: the writes before it are applied,
-    then it, then the writes after it, so each sees the rows as the ones before it left them.
+    A deletion, an admission or a change of callback claims (all rare) splits the batch: the
+    writes before it are applied, then it, then the writes after it, so each sees the rows as the
+    ones before it left them.
     """
-    writes = [op for op in batch if not isinstance(op, DeleteOp | AdmitOp)]
+    writes = [op for op in batch if not isinstance(op, DeleteOp | AdmitOp | OutboxOp)]
     if len(writes) == len(batch):
         return _apply_writes(conn, writes)
     outcomes: list[Outcome] = []
     run: list[RowOp] = []
     for op in [*batch, None]:
-        if op is not None and not isinstance(op, DeleteOp | AdmitOp):
+        if op is not None and not isinstance(op, DeleteOp | AdmitOp | OutboxOp):
             run.append(op)
             continue
         if run:
@@ -244,6 +253,8 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outc
             run = []
         if isinstance(op, AdmitOp):
             outcomes.append(Outcome(op.future, result=apply_admit(conn, op)))
+        elif isinstance(op, OutboxOp):
+            outcomes.append(Outcome(op.future, result=op.run(conn)))
         elif op is not None:
             try:
                 outcomes.append(Outcome(op.future, result=apply_delete(conn, op)))
@@ -331,6 +342,11 @@ def _apply_writes(conn: sqlite3.Connection, batch: Sequence[RowOp]) -> list[Outc
             )
             outcomes.append(Outcome(op.future, error=conflict))
             continue
+        if op.finishing is not None and not take_finished(conn, *op.finishing):
+            outcomes.append(Outcome(op.future, error=CallbackClaimLostError(op.finishing[0])))
+            continue
+        for scheduled in op.scheduled:
+            schedule(conn, no, scheduled)
         entry[1] = op.last_sequence
         parks.pop(no, None)
         event_rows.extend((no, *row) for row in op.rows)

@@ -168,14 +168,97 @@ class UnfinishedExecutionsError(Exception):
         self.unfinished = list(unfinished)
 
 
+# ---- the callback outbox -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingCallback:
+    """A row of the callback outbox: a terminal callback still owed (see server/engine/callback.py)."""
+
+    delivery_id: str
+    """The Baton-Delivery-Id (the row's key)."""
+    execution_id: str
+    """The execution whose final status it POSTs."""
+    user_id: str
+    """The execution's owner (the per-owner cap; DeleteUserData deletes it)."""
+    url: str
+    """The callback_url."""
+    scheduled_sequence: int
+    """The sequence of its callback_scheduled event: the body is the status folded up to it."""
+    deadline: datetime
+    """No attempt after this time (UTC)."""
+    attempts: int
+    """Attempts made so far."""
+    next_attempt_at: datetime
+    """When the next attempt is due (UTC)."""
+    last_error: str = ""
+    """What the last failed attempt came to."""
+
+
+class CallbackClaimLostError(Exception):
+    """A callback's outcome was not recorded: the outbox row is gone or another process claimed it."""
+
+    def __init__(self, delivery_id: str) -> None:
+        super().__init__(f"callback {delivery_id}: no longer held by this process")
+        self.delivery_id = delivery_id
+
+
+class CallbackOutbox(Protocol):
+    """The outbox of terminal callbacks, beside the executions (both stores implement it).
+
+    Rules: a row is inserted by the append carrying a callback_scheduled event and deleted by the
+    append carrying the callback's outcome (`finish_callback`), each in that append's transaction.
+    A process delivers only rows it claimed; a claim holds until `until`, and a claim's holder
+    can move the row's next attempt on (`reschedule_callback`), extend it (`renew_callbacks`) or
+    free it (`release_callbacks`). Claims of due rows skip rows locked by another claimer, so two
+    processes never take the same row while its claim holds.
+    """
+
+    async def claim_callbacks(self, owner: str, now: datetime, until: datetime, limit: int) -> list[PendingCallback]:
+        """Claims up to `limit` due rows (next_attempt_at <= now) that nobody holds at `now`,
+        earliest due first, for `owner` until `until`."""
+        ...
+
+    async def reschedule_callback(
+        self, owner: str, delivery_id: str, attempts: int, next_attempt_at: datetime, until: datetime, error: str
+    ) -> bool:
+        """Records a failed attempt of a row `owner` holds: attempts made, when the next is due,
+        the claim extended to `until`; False when `owner` no longer holds it."""
+        ...
+
+    async def renew_callbacks(self, owner: str, delivery_ids: Sequence[str], until: datetime) -> set[str]:
+        """Extends `owner`'s claims among `delivery_ids` to `until`; returns those still held."""
+        ...
+
+    async def release_callbacks(self, owner: str | None, delivery_ids: Sequence[str] = ()) -> int:
+        """Frees `owner`'s claims among `delivery_ids` (all of them when empty); with owner None,
+        every claim (a store's single process starting); returns how many were freed."""
+        ...
+
+    async def finish_callback(self, owner: str, callback: PendingCallback, event: execution_pb2.ExecutionEvent) -> None:
+        """Appends the callback's outcome event (its sequence set here, after the execution's
+        last) and deletes the row, in one transaction, only while `owner` holds the row.
+
+        Raises:
+            CallbackClaimLostError: the row is gone or held by another process (nothing written).
+            ExecutionNotFoundError: the execution is gone (its row went with it).
+        """
+        ...
+
+    async def pending_callbacks(self, execution_id: str = "") -> list[PendingCallback]:
+        """The outbox rows (of one execution, or all), earliest due first: for operators and tests."""
+        ...
+
+
 #: Called after each commit with the execution id and its newly committed events, in order.
 CommitListener = Callable[[str, Sequence[execution_pb2.ExecutionEvent]], None]
 #: Called with the seconds each committed batch took (metrics); must be thread-safe and not block.
 CommitObserver = Callable[[float], None]
 
 
-class ExecutionStore(EngineStore, Protocol):
-    """The engine's store port (server/engine/ports.py) plus what the API and the watchers read."""
+class ExecutionStore(EngineStore, CallbackOutbox, Protocol):
+    """The engine's store port (server/engine/ports.py) plus what the API and the watchers read,
+    and the callback outbox (`CallbackOutbox`, at the end of this module)."""
 
     async def open(self) -> None:
         """Opens the store and applies pending schema migrations."""

@@ -28,8 +28,10 @@ from baton.v1 import execution_pb2
 
 from server.engine.admission import AdmissionLimits
 from server.engine.ports import Lease
+from server.store import _pg_outbox as outbox
 from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
+from server.store._outbox import append_outcome, outcome_delivery_id, scheduled_rows
 from server.store._page_tokens import decode_audit_token, decode_page_token, encode_page_token
 from server.store._pg_admission import (
     ADMISSION_LOCK_KEY,
@@ -57,6 +59,7 @@ from server.store.base import (
     ExecutionQuery,
     ExecutionRecord,
     NewExecution,
+    PendingCallback,
     UnfinishedExecution,
 )
 
@@ -305,7 +308,12 @@ class PostgresExecutionStore:
         await self._append(lease, execution_id, events, state)
 
     async def _append(
-        self, lease: Lease | None, execution_id: str, events: Sequence[execution_pb2.ExecutionEvent], state: int
+        self,
+        lease: Lease | None,
+        execution_id: str,
+        events: Sequence[execution_pb2.ExecutionEvent],
+        state: int,
+        finishing: tuple[str, str] | None = None,
     ) -> None:
         writer = self._live_writer()
         if not events:
@@ -325,7 +333,10 @@ class PostgresExecutionStore:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         last = first + len(events) - 1
         audit = audit_rows(events)
-        writer.submit(AppendOp(execution_id, first, last, state, updated_at, rows, events, future, lease, audit))
+        op = AppendOp(execution_id, first, last, state, updated_at, rows, events, future, lease, audit)
+        op.scheduled = scheduled_rows(events)
+        op.finishing = finishing
+        writer.submit(op)
         await future
 
     async def park(self, execution_id: str, wake_at: datetime | None) -> None:
@@ -522,6 +533,61 @@ class PostgresExecutionStore:
     async def wanted(self, owner: str) -> list[str]:
         """The executions `owner` holds that another replica asked for."""
         return [row[0] for row in await self._fetch(WANTED, owner)]
+
+    # ---- the callback outbox (CallbackOutbox): single statements on the pool, like leases --------
+
+    async def claim_callbacks(self, owner: str, now: datetime, until: datetime, limit: int) -> list[PendingCallback]:
+        """Claims up to `limit` due rows nobody holds, earliest due first, for `owner` until `until`;
+        rows another replica's claim has locked are skipped."""
+        if limit <= 0:
+            return []
+        rows = await self._fetch(outbox.CLAIM, owner, utc(now), utc(until), limit)
+        return sorted((outbox.pending_from_row(row) for row in rows), key=lambda p: (p.next_attempt_at, p.delivery_id))
+
+    async def reschedule_callback(
+        self, owner: str, delivery_id: str, attempts: int, next_attempt_at: datetime, until: datetime, error: str
+    ) -> bool:
+        """Records a failed attempt on a row `owner` holds; False when it no longer does."""
+        rows = await self._fetch(
+            outbox.RESCHEDULE, owner, delivery_id, attempts, utc(next_attempt_at), utc(until), storable_text(error)
+        )
+        return bool(rows)
+
+    async def renew_callbacks(self, owner: str, delivery_ids: Sequence[str], until: datetime) -> set[str]:
+        """Extends `owner`'s claims among `delivery_ids` to `until`; returns those still held."""
+        if not delivery_ids:
+            return set()
+        return {row[0] for row in await self._fetch(outbox.RENEW, owner, list(delivery_ids), utc(until))}
+
+    async def release_callbacks(self, owner: str | None, delivery_ids: Sequence[str] = ()) -> int:
+        """Frees claims: `owner`'s among `delivery_ids` (all when empty), or every claim (owner None)."""
+        query, args = outbox.release(owner, list(delivery_ids))
+        return len(await self._fetch(query, *args))
+
+    async def finish_callback(self, owner: str, callback: PendingCallback, event: execution_pb2.ExecutionEvent) -> None:
+        """Appends the callback's outcome and deletes its row, only while `owner` holds it.
+
+        Raises:
+            CallbackClaimLostError: the row is gone or another process holds it.
+            ExecutionNotFoundError: the execution is gone.
+        """
+        finishing = (outcome_delivery_id(event), owner)
+
+        async def append(state: int) -> None:
+            await self._append(None, callback.execution_id, [event], state, finishing)
+
+        await append_outcome(self.get_execution, append, callback, event)
+
+    async def pending_callbacks(self, execution_id: str = "") -> list[PendingCallback]:
+        """The outbox rows (of one execution, or all), earliest due first."""
+        if execution_id:
+            query = f"SELECT {outbox.COLUMNS} FROM callback_outbox WHERE execution_id = $1"
+            rows = await self._fetch(query + " ORDER BY next_attempt_at, delivery_id", execution_id)
+        else:
+            rows = await self._fetch(
+                f"SELECT {outbox.COLUMNS} FROM callback_outbox ORDER BY next_attempt_at, delivery_id"
+            )
+        return [outbox.pending_from_row(row) for row in rows]
 
     async def count_by_state(self) -> dict[int, int]:
         """Returns the number of executions in each ExecutionState (states with none omitted)."""

@@ -30,14 +30,17 @@ from typing import TypeVar
 from baton.v1 import execution_pb2
 
 from server.engine.admission import AdmissionLimits
+from server.store import _sqlite_outbox as outbox
 from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
+from server.store._outbox import append_outcome, outcome_delivery_id, scheduled_rows
 from server.store._page_tokens import decode_audit_token, decode_page_token, encode_page_token
 from server.store._sqlite_admission import COUNT_WAITING, POSITION, AdmitOp
 from server.store._sqlite_audit import DeleteUserOp, ExpireOp, audit_rows, list_audit
 from server.store._sqlite_batch import AppendOp, CreateOp, EventRow, ExecutionRow, Outcome, ParkOp, QuarantineOp
 from server.store._sqlite_commit import CommitObserver, Writer, WriterConfig, WriterStats
 from server.store._sqlite_loop_writer import LoopWriter
+from server.store._sqlite_outbox import OutboxOp
 from server.store._sqlite_rows import (
     RECORD_COLUMNS,
     event_micros,
@@ -58,6 +61,7 @@ from server.store.base import (
     ExecutionQuery,
     ExecutionRecord,
     NewExecution,
+    PendingCallback,
     UnfinishedExecution,
 )
 
@@ -324,6 +328,15 @@ class SqliteExecutionStore:
             ExecutionNotFoundError: no such execution.
             ValueError: no events, or their sequences are not contiguous.
         """
+        await self._append(execution_id, events, state)
+
+    async def _append(
+        self,
+        execution_id: str,
+        events: Sequence[execution_pb2.ExecutionEvent],
+        state: int,
+        finishing: tuple[str, str] | None = None,
+    ) -> None:
         writer, loop = self._live_writer()
         if not events:
             raise ValueError(f"append to {execution_id} carries no events")
@@ -340,8 +353,63 @@ class SqliteExecutionStore:
             rows.append(row)
         future: asyncio.Future[None] = loop.create_future()
         last = first + len(events) - 1
-        writer.submit(AppendOp(execution_id, first, last, state, updated_at, rows, events, future, audit_rows(events)))
+        op = AppendOp(execution_id, first, last, state, updated_at, rows, events, future, audit_rows(events))
+        op.scheduled = scheduled_rows(events)
+        op.finishing = finishing
+        writer.submit(op)
         await future
+
+    # ---- the callback outbox (CallbackOutbox): claims on the writer ------------------------------
+
+    async def claim_callbacks(self, owner: str, now: datetime, until: datetime, limit: int) -> list[PendingCallback]:
+        """Claims up to `limit` due rows nobody holds, earliest due first, for `owner` until `until`."""
+        if limit <= 0:
+            return []
+        result: list[PendingCallback] = await self._outbox(outbox.claim(owner, to_micros(now), to_micros(until), limit))
+        return result
+
+    async def reschedule_callback(
+        self, owner: str, delivery_id: str, attempts: int, next_attempt_at: datetime, until: datetime, error: str
+    ) -> bool:
+        """Records a failed attempt on a row `owner` holds; False when it no longer does."""
+        run = outbox.reschedule(
+            owner, delivery_id, attempts, to_micros(next_attempt_at), to_micros(until), storable_text(error)
+        )
+        return await self._outbox(run)
+
+    async def renew_callbacks(self, owner: str, delivery_ids: Sequence[str], until: datetime) -> set[str]:
+        """Extends `owner`'s claims among `delivery_ids` to `until`; returns those still held."""
+        if not delivery_ids:
+            return set()
+        return await self._outbox(outbox.renew(owner, list(delivery_ids), to_micros(until)))
+
+    async def release_callbacks(self, owner: str | None, delivery_ids: Sequence[str] = ()) -> int:
+        """Frees claims: `owner`'s among `delivery_ids` (all when empty), or every claim (owner None)."""
+        return await self._outbox(outbox.release(owner, list(delivery_ids)))
+
+    async def finish_callback(self, owner: str, callback: PendingCallback, event: execution_pb2.ExecutionEvent) -> None:
+        """Appends the callback's outcome and deletes its row, only while `owner` holds it.
+
+        Raises:
+            CallbackClaimLostError: the row is gone or another process holds it.
+            ExecutionNotFoundError: the execution is gone.
+        """
+        finishing = (outcome_delivery_id(event), owner)
+
+        async def append(state: int) -> None:
+            await self._append(callback.execution_id, [event], state, finishing)
+
+        await append_outcome(self.get_execution, append, callback, event)
+
+    async def pending_callbacks(self, execution_id: str = "") -> list[PendingCallback]:
+        """The outbox rows (of one execution, or all), earliest due first."""
+        return await self._read(outbox.pending, execution_id)
+
+    async def _outbox(self, run: Callable[[sqlite3.Connection], _T]) -> _T:
+        writer, loop = self._live_writer()
+        future: asyncio.Future[_T] = loop.create_future()
+        writer.submit(OutboxOp(run, future))
+        return await future
 
     async def park(self, execution_id: str, wake_at: datetime | None) -> None:
         """Marks the execution parked until wake_at (None: until a command); an append un-parks it.

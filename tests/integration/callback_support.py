@@ -30,11 +30,12 @@ class Receiver:
     Each request takes the next answer (an HTTP status, or a handler); the last one repeats.
     """
 
-    def __init__(self, *answers: Answer) -> None:
+    def __init__(self, *answers: Answer, port: int = 0) -> None:
         self.answers: list[Answer] = list(answers) or [200]
         self.received: list[Received] = []
         self._runner: web.AppRunner | None = None
-        self.port = 0
+        self.port = port
+        """The port to bind (0: any free one), then the one bound."""
 
     @property
     def url(self) -> str:
@@ -45,7 +46,7 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self
@@ -107,7 +108,7 @@ class Outcomes:
     seen: dict[str, tuple[DeliveryOutcome, str, float]] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def __call__(self, delivery: CallbackDelivery, outcome: DeliveryOutcome, detail: str) -> None:
+    def __call__(self, delivery: CallbackDelivery, outcome: DeliveryOutcome, detail: str, attempts: int = 0) -> None:
         self.seen[delivery.execution_id] = (outcome, detail, time.monotonic())
         self._changed.set()
 

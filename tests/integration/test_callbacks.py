@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from baton.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from google.protobuf import json_format
 
 from server.app import RunningServer, start_server
@@ -21,6 +21,7 @@ from server.config import ConfigError, ServerConfig
 from tests.integration.callback_support import Outcomes, Receiver, SilentServer
 from tests.integration.support import execute_plan, w_plan, watch_all
 
+E = execution_pb2
 Stub = orchestrator_pb2_grpc.OrchestratorStub
 SECRET = b"0123456789abcdef0123456789abcdef"
 
@@ -51,11 +52,30 @@ async def test_a_finished_execution_posts_its_signed_final_status(tmp_path: Path
         execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), callback_url=receiver.url))
         outcome, detail, _ = await outcomes.of(execution.execution_id)
         assert outcome is DeliveryOutcome.DELIVERED, detail
-        status = await stub.GetExecution(orchestrator_pb2.GetExecutionRequest(execution_id=execution.execution_id))
+        status = await callback_settled(stub, execution.execution_id)
     [got] = receiver.received
     assert verify_signature(SECRET, got.headers["Baton-Signature"], got.body)
     assert got.headers["Baton-Execution-Id"] == execution.execution_id
-    assert json.loads(got.body) == json_format.MessageToDict(status, preserving_proto_field_name=True)
+    # The body is the status as the execution ended, its callback pending; the status now says
+    # the callback was delivered (one event later), and nothing else differs.
+    sent = json.loads(got.body)
+    now = json_format.MessageToDict(status, preserving_proto_field_name=True)
+    assert sent.pop("callback")["state"] == "CALLBACK_STATE_PENDING"
+    assert now.pop("callback")["state"] == "CALLBACK_STATE_DELIVERED"
+    assert int(sent.pop("last_sequence")) + 1 == int(now.pop("last_sequence"))
+    sent.pop("resource_usage"), now.pop("resource_usage")  # total_storage_io counts the event too
+    assert sent == now
+
+
+async def callback_settled(stub: Stub, execution_id: str, within: float = 15.0) -> execution_pb2.ExecutionStatus:
+    """The execution's status once its callback is delivered or failed (its outcome event recorded)."""
+    request = orchestrator_pb2.GetExecutionRequest(execution_id=execution_id)
+    async with asyncio.timeout(within):
+        while True:
+            status: execution_pb2.ExecutionStatus = await stub.GetExecution(request)
+            if status.callback.state in (E.CALLBACK_STATE_DELIVERED, E.CALLBACK_STATE_FAILED):
+                return status
+            await asyncio.sleep(0.05)
 
 
 REFUSED_AT_SUBMISSION = [

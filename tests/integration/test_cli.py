@@ -553,6 +553,10 @@ async def test_serve_as_a_replica_on_a_store_without_leases_is_refused_naming_wh
         ("--max-plan-steps", "0", "limits.max_plan_steps"),
         ("--watch-stall", "0", "limits.watch_stall"),
         ("--max-message-bytes", "100", "max_message_bytes"),
+        ("--callback-deadline", "31d", "callbacks.deadline"),
+        ("--callback-deadline", "tomorrow", "callback_deadline"),
+        ("--callback-backoff", "0", "callbacks.backoff"),
+        ("--callback-max-backoff", "7200", "callbacks.max_backoff"),
     ],
 )
 async def test_serve_refuses_a_limit_out_of_range_naming_the_setting(flag: str, value: str, setting: str) -> None:

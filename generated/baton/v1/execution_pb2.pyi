@@ -88,6 +88,13 @@ class Impact(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMPACT_MEDIUM: _ClassVar[Impact]
     IMPACT_HIGH: _ClassVar[Impact]
     IMPACT_CRITICAL: _ClassVar[Impact]
+
+class CallbackState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CALLBACK_STATE_UNSPECIFIED: _ClassVar[CallbackState]
+    CALLBACK_STATE_PENDING: _ClassVar[CallbackState]
+    CALLBACK_STATE_DELIVERED: _ClassVar[CallbackState]
+    CALLBACK_STATE_FAILED: _ClassVar[CallbackState]
 EXECUTION_STATE_UNSPECIFIED: ExecutionState
 EXECUTION_STATE_QUEUED: ExecutionState
 EXECUTION_STATE_RUNNING: ExecutionState
@@ -137,6 +144,10 @@ IMPACT_LOW: Impact
 IMPACT_MEDIUM: Impact
 IMPACT_HIGH: Impact
 IMPACT_CRITICAL: Impact
+CALLBACK_STATE_UNSPECIFIED: CallbackState
+CALLBACK_STATE_PENDING: CallbackState
+CALLBACK_STATE_DELIVERED: CallbackState
+CALLBACK_STATE_FAILED: CallbackState
 
 class Progress(_message.Message):
     __slots__ = ("current_step", "total_steps", "completion_percentage", "estimated_time_remaining", "running_steps")
@@ -317,7 +328,7 @@ class Results(_message.Message):
     def __init__(self, primary_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., intermediate_results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recommendations: _Optional[_Iterable[str]] = ..., omitted_outputs: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ExecutionStatus(_message.Message):
-    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id", "queue_position")
+    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id", "queue_position", "callback")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -338,6 +349,7 @@ class ExecutionStatus(_message.Message):
     END_CAUSE_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     plan_id: str
     status: ExecutionState
@@ -358,7 +370,22 @@ class ExecutionStatus(_message.Message):
     end_cause: EndCause
     trace_id: str
     queue_position: int
-    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ..., queue_position: _Optional[int] = ...) -> None: ...
+    callback: CallbackReport
+    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., callback: _Optional[_Union[CallbackReport, _Mapping]] = ...) -> None: ...
+
+class CallbackReport(_message.Message):
+    __slots__ = ("state", "delivery_id", "attempts", "deadline", "detail")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    state: CallbackState
+    delivery_id: str
+    attempts: int
+    deadline: _timestamp_pb2.Timestamp
+    detail: str
+    def __init__(self, state: _Optional[_Union[CallbackState, str]] = ..., delivery_id: _Optional[str] = ..., attempts: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ExecutionStarted(_message.Message):
     __slots__ = ("plan", "user_context", "execution_options", "callback_url", "request_id", "deadline", "trace_parent")
@@ -447,6 +474,36 @@ class StepSkipped(_message.Message):
     reason: str
     cause: SkipCause
     def __init__(self, step_id: _Optional[str] = ..., reason: _Optional[str] = ..., cause: _Optional[_Union[SkipCause, str]] = ...) -> None: ...
+
+class CallbackScheduled(_message.Message):
+    __slots__ = ("delivery_id", "callback_url", "deadline")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    callback_url: str
+    deadline: _timestamp_pb2.Timestamp
+    def __init__(self, delivery_id: _Optional[str] = ..., callback_url: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CallbackDelivered(_message.Message):
+    __slots__ = ("delivery_id", "attempts", "detail")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    attempts: int
+    detail: str
+    def __init__(self, delivery_id: _Optional[str] = ..., attempts: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class CallbackFailed(_message.Message):
+    __slots__ = ("delivery_id", "attempts", "detail")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    attempts: int
+    detail: str
+    def __init__(self, delivery_id: _Optional[str] = ..., attempts: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ExecutionCompleted(_message.Message):
     __slots__ = ()
@@ -617,7 +674,7 @@ class Actor(_message.Message):
     def __init__(self, subject: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., peer: _Optional[str] = ..., claimed_user: _Optional[str] = ...) -> None: ...
 
 class ExecutionEvent(_message.Message):
-    __slots__ = ("sequence", "time", "actor", "execution_started", "step_started", "step_attempt_failed", "step_succeeded", "step_failed", "step_skipped", "execution_completed", "execution_failed", "execution_cancelled", "step_delayed", "gate_evaluated", "execution_unwinding", "execution_paused", "execution_resumed", "signal_received", "step_waiting", "compensation_started", "compensation_attempt_failed", "compensation_succeeded", "compensation_settled")
+    __slots__ = ("sequence", "time", "actor", "execution_started", "step_started", "step_attempt_failed", "step_succeeded", "step_failed", "step_skipped", "execution_completed", "execution_failed", "execution_cancelled", "step_delayed", "gate_evaluated", "execution_unwinding", "execution_paused", "execution_resumed", "signal_received", "step_waiting", "compensation_started", "compensation_attempt_failed", "compensation_succeeded", "compensation_settled", "callback_scheduled", "callback_delivered", "callback_failed")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
@@ -641,6 +698,9 @@ class ExecutionEvent(_message.Message):
     COMPENSATION_ATTEMPT_FAILED_FIELD_NUMBER: _ClassVar[int]
     COMPENSATION_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     COMPENSATION_SETTLED_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_FAILED_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     time: _timestamp_pb2.Timestamp
     actor: Actor
@@ -664,4 +724,7 @@ class ExecutionEvent(_message.Message):
     compensation_attempt_failed: CompensationAttemptFailed
     compensation_succeeded: CompensationSucceeded
     compensation_settled: CompensationSettled
-    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[Actor, _Mapping]] = ..., execution_started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., step_started: _Optional[_Union[StepStarted, _Mapping]] = ..., step_attempt_failed: _Optional[_Union[StepAttemptFailed, _Mapping]] = ..., step_succeeded: _Optional[_Union[StepSucceeded, _Mapping]] = ..., step_failed: _Optional[_Union[StepFailed, _Mapping]] = ..., step_skipped: _Optional[_Union[StepSkipped, _Mapping]] = ..., execution_completed: _Optional[_Union[ExecutionCompleted, _Mapping]] = ..., execution_failed: _Optional[_Union[ExecutionFailed, _Mapping]] = ..., execution_cancelled: _Optional[_Union[ExecutionCancelled, _Mapping]] = ..., step_delayed: _Optional[_Union[StepDelayed, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., execution_unwinding: _Optional[_Union[ExecutionUnwinding, _Mapping]] = ..., execution_paused: _Optional[_Union[ExecutionPaused, _Mapping]] = ..., execution_resumed: _Optional[_Union[ExecutionResumed, _Mapping]] = ..., signal_received: _Optional[_Union[SignalReceived, _Mapping]] = ..., step_waiting: _Optional[_Union[StepWaiting, _Mapping]] = ..., compensation_started: _Optional[_Union[CompensationStarted, _Mapping]] = ..., compensation_attempt_failed: _Optional[_Union[CompensationAttemptFailed, _Mapping]] = ..., compensation_succeeded: _Optional[_Union[CompensationSucceeded, _Mapping]] = ..., compensation_settled: _Optional[_Union[CompensationSettled, _Mapping]] = ...) -> None: ...
+    callback_scheduled: CallbackScheduled
+    callback_delivered: CallbackDelivered
+    callback_failed: CallbackFailed
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[Actor, _Mapping]] = ..., execution_started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., step_started: _Optional[_Union[StepStarted, _Mapping]] = ..., step_attempt_failed: _Optional[_Union[StepAttemptFailed, _Mapping]] = ..., step_succeeded: _Optional[_Union[StepSucceeded, _Mapping]] = ..., step_failed: _Optional[_Union[StepFailed, _Mapping]] = ..., step_skipped: _Optional[_Union[StepSkipped, _Mapping]] = ..., execution_completed: _Optional[_Union[ExecutionCompleted, _Mapping]] = ..., execution_failed: _Optional[_Union[ExecutionFailed, _Mapping]] = ..., execution_cancelled: _Optional[_Union[ExecutionCancelled, _Mapping]] = ..., step_delayed: _Optional[_Union[StepDelayed, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., execution_unwinding: _Optional[_Union[ExecutionUnwinding, _Mapping]] = ..., execution_paused: _Optional[_Union[ExecutionPaused, _Mapping]] = ..., execution_resumed: _Optional[_Union[ExecutionResumed, _Mapping]] = ..., signal_received: _Optional[_Union[SignalReceived, _Mapping]] = ..., step_waiting: _Optional[_Union[StepWaiting, _Mapping]] = ..., compensation_started: _Optional[_Union[CompensationStarted, _Mapping]] = ..., compensation_attempt_failed: _Optional[_Union[CompensationAttemptFailed, _Mapping]] = ..., compensation_succeeded: _Optional[_Union[CompensationSucceeded, _Mapping]] = ..., compensation_settled: _Optional[_Union[CompensationSettled, _Mapping]] = ..., callback_scheduled: _Optional[_Union[CallbackScheduled, _Mapping]] = ..., callback_delivered: _Optional[_Union[CallbackDelivered, _Mapping]] = ..., callback_failed: _Optional[_Union[CallbackFailed, _Mapping]] = ...) -> None: ...
