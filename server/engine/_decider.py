@@ -85,7 +85,7 @@ class DeciderBase:
         getattr(event, kind).CopyFrom(body)
         apply(self.state, event)
         self.decision.events.append(event)
-        if kind in ("step_succeeded", "signal_received"):
+        if kind in ("step_succeeded", "signal_received", "execution_rerun"):
             self._context = None  # outputs changed
 
     def at(self, seconds: float) -> timestamp_pb2.Timestamp:
@@ -115,8 +115,14 @@ class DeciderBase:
 
     def key(self, step: Step, run: StepRun) -> str:
         """The idempotency key of the step's current call: the same for every attempt."""
-        key = f"{self.state.execution_id}/{step.step_id}"
+        key = f"{self.key_prefix()}/{step.step_id}"
         return f"{key}/alt" if run.on_alternative and step.alternative is not None else key
+
+    def key_prefix(self) -> str:
+        """What every key of this run starts with: the execution, and from a rerun on its run
+        (so an agent does not answer a rerun's call with the first run's answer)."""
+        state = self.state
+        return state.execution_id if state.run == 1 else f"{state.execution_id}/run-{state.run}"
 
     # ---- provided by the other parts ------------------------------------------------------------
 

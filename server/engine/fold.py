@@ -6,7 +6,8 @@ Rules (every event kind's effect lives here and nowhere else):
 2. The execution's phase decides which kinds may come at all (`_ALLOWED`): while it runs,
    anything but a resume or compensation events; while paused, only outcomes of calls already in
    flight, gate verdicts on them, a resume and the roads to an end; while unwinding, only
-   outcomes, probes of steps in doubt, compensation events and the end; after the end, nothing.
+   outcomes, probes of steps in doubt, compensation events and the end; after the end, nothing
+   but an `execution_rerun` (rule 8).
 3. A step event may come only in the step phases its row of `_STEP_EVENTS` names; anything else
    is a `FoldError` naming the event, the step and its phase. An outcome must be of the step's
    latest attempt (a stale outcome of an older one is refused, not applied).
@@ -20,6 +21,11 @@ Rules (every event kind's effect lives here and nowhere else):
 6. `execution_completed`, `execution_failed` and `execution_cancelled` are terminal; steps not
    done then become SKIPPED (cause EXECUTION_ENDED).
 7. Unknown event kinds (written by a newer release) are counted and otherwise ignored.
+8. `execution_rerun` takes a FAILED or CANCELLED execution back to RUNNING, in the same history:
+   the steps it names are new (PENDING, no attempt, no output, no compensation), the others keep
+   what they had; the end's cause and reason are cleared, the deadline is the event's, `run`
+   counts up by one and the compensation scope starts afresh (`scope_start`). A rerun of any
+   other state, of a run number out of turn, or naming a step the plan lacks is a `FoldError`.
 
 Why one module past the house's ~500 lines: the rules above are one state machine, and keeping
 every event kind's effect in one file (python-hyper/h11's `_state.py` habit) is what makes "where
@@ -41,6 +47,7 @@ from server.engine.state import (
     NEVER_SENT,
     NO_DEADLINE,
     NOT_APPLIED,
+    RERUNNABLE,
     TERMINAL,
     CompensationRun,
     ErrorRecord,
@@ -69,7 +76,7 @@ _ALLOWED: dict[str, frozenset[str]] = {
     "paused": _OUTCOMES | _ENDS | {"gate_evaluated", "step_waiting", "execution_resumed"},
     "unwinding": _COMPENSATION
     | {"step_started", "step_succeeded", "step_attempt_failed", "execution_failed", "execution_cancelled"},
-    "terminal": frozenset(),
+    "terminal": frozenset({"execution_rerun"}),
 }
 
 
@@ -160,6 +167,8 @@ def apply(state: ExecutionState, event: Event) -> None:
     execution_handler = _EXECUTION_EVENTS.get(kind)
     if execution_handler is None:
         raise FoldError(f"execution {state.execution_id}: {kind} cannot follow execution_started")
+    if kind == "execution_rerun":
+        _check_rerun(state, event.execution_rerun)
     _account(state, event)
     execution_handler(state, event)
 
@@ -207,6 +216,17 @@ def _check_step(state: ExecutionState, kind: str, body: Any, run: StepRun) -> No
         raise FoldError(
             f"execution {state.execution_id}: {kind} of step {run.step_id} names attempt {attempt}, expected {expected}"
         )
+
+
+def _check_rerun(state: ExecutionState, body: execution_pb2.ExecutionRerun) -> None:
+    """Rule 8's guards: a failed or cancelled execution, the next run, steps of the plan."""
+    if state.status not in RERUNNABLE:
+        raise FoldError(f"execution {state.execution_id}: execution_rerun while the execution is {state.state_name}")
+    if body.run != state.run + 1:
+        raise FoldError(f"execution {state.execution_id}: execution_rerun starts run {body.run}, not {state.run + 1}")
+    unknown = [sid for sid in body.reset_steps if sid not in state.steps]
+    if unknown:
+        raise FoldError(f"execution {state.execution_id}: execution_rerun resets unknown step {unknown[0]!r}")
 
 
 def _at(ts: object) -> datetime:
@@ -544,6 +564,21 @@ def _on_resumed(state: ExecutionState, event: Event) -> None:
         state.deadline = _at(e.deadline)
 
 
+def _on_rerun(state: ExecutionState, event: Event) -> None:
+    e = event.execution_rerun
+    state.status = state.resume_status = E.EXECUTION_STATE_RUNNING
+    state.end_time = state.paused_at = state.unwinding = None
+    state.end_cause = E.END_CAUSE_UNSPECIFIED
+    state.failure_reason = ""
+    state.deadline = _at(e.deadline) if e.HasField("deadline") else NO_DEADLINE
+    state.run = e.run
+    state.scope_start = state.compensations_run
+    if e.request_id:
+        state.rerun_requests.add(e.request_id)
+    for sid in e.reset_steps:
+        state.steps[sid] = StepRun(step_id=sid)
+
+
 def _finish(state: ExecutionState, status: execution_pb2.ExecutionState) -> None:
     state.status = status
     state.end_time = state.current_time
@@ -593,4 +628,5 @@ _EXECUTION_EVENTS: dict[str, Callable[[ExecutionState, Event], None]] = {
     "execution_completed": _on_completed,
     "execution_failed": _on_failed,
     "execution_cancelled": _on_cancelled,
+    "execution_rerun": _on_rerun,
 }

@@ -6,7 +6,8 @@ command or the decided wake-up time. When nothing is in flight it *parks*: it re
 store when it must wake (`park`) and ends, holding no task, timer or output in memory. One
 engine-wide timer (a heap of wake-up times, read from the store on start) starts a runner again
 when a parked execution's time comes; a command (cancel, pause, resume, signal) starts one at
-once. A runner that dies on an unexpected error is started again from the store with growing
+once, and a rerun starts one on an ended execution (which it takes back to running). A runner
+that dies on an unexpected error is started again from the store with growing
 waits; after the last, the execution is failed with an internal-error cause and unwound, and
 if even that cannot run it is quarantined. An execution whose history cannot be read or folded
 is quarantined (marked FAILED in the store, logged), never allowed to stop the engine.
@@ -134,7 +135,10 @@ class Runner:
                 self._calls.add(task)
             if state.terminal:
                 engine._runner_ended(self, None, parked=False)
-                engine._notify_terminal(state)
+                if decision.events:
+                    # It ended just now. A runner started on an ended execution (for a rerun that
+                    # was refused or already recorded) recorded nothing: nobody is told again.
+                    engine._notify_terminal(state)
                 return
             if not self._calls and not self.inbox:
                 await engine.store.park(self.execution_id, decision.wake_at)

@@ -97,7 +97,7 @@ class Waiter(DeciderBase):
         waiting = E.StepWaiting(step_id=step.step_id, kind=E.WAIT_KIND_ESCALATION, gate_id=gate_id, prompt=prompt)
         waiting.data.update({"gate_id": gate_id, "score": score, "details": list(details)})
         self.record("step_waiting", waiting)
-        key = f"{self.state.execution_id}/{step.step_id}/{ESCALATION_NOTICE}/{gate_id}"
+        key = f"{self.key_prefix()}/{step.step_id}/{ESCALATION_NOTICE}/{gate_id}"
         self.decision.launches.append(
             Launch(
                 step_id=step.step_id,
