@@ -6,6 +6,7 @@ the ledger fleet) and the memory store.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from server.store.base import ExecutionNotFoundError
 from tests.unit.engine_support import Harness, plan, started_event, step, submit_step
 from tests.unit.fakes import START, invalid, reply
 from tests.unit.fleet import Fault
+from tests.unit.test_replicas import Replicas
 
 
 def _abc() -> P.OrchestrationPlan:
@@ -357,3 +359,48 @@ async def test_a_step_output_of_the_failed_run_is_gone_once_its_step_is_reset() 
     await h.engine.rerun(ex, "from A", from_step="A")
     state = await h.run(ex)
     assert state.steps["A"].output_json() == {"n": 2}
+
+
+# ---- replicas ---------------------------------------------------------------------------------
+
+
+async def test_a_rerun_on_another_replica_takes_the_ended_execution_over_and_runs_it() -> None:
+    replicas = Replicas(latency=1.0)
+    await replicas.start()
+    try:
+        replicas.fleet.fail("Notify", Fault("INVALID_ARGUMENT", retryable=False))
+        ex = await replicas.submit(replicas.a, _abc())
+        await replicas.advance(10)
+        assert replicas.state(ex) == E.EXECUTION_STATE_FAILED
+        assert replicas.owner(ex) == "a"  # a ran it; its lease has not lapsed
+        rerun = asyncio.create_task(replicas.b.rerun(ex, "on b"))
+        await replicas.advance(3)  # a hands it over at its next look; b claims it by name
+        await rerun
+        assert replicas.owner(ex) == "b"
+        await replicas.advance(10)
+        assert replicas.state(ex) == E.EXECUTION_STATE_COMPLETED
+        keys = [
+            c.idempotency_key
+            for c in replicas.fleet.calls
+            if c.operation != "RecordEvents" or "/run-2/" in c.idempotency_key
+        ]
+        assert keys == [f"{ex}/B", f"{ex}/run-2/B", f"{ex}/run-2/C"]
+        assert [c.idempotency_key for c in replicas.fleet.calls].count(f"{ex}/A") == 1
+    finally:
+        await replicas.close()
+
+
+async def test_a_rerun_on_a_replica_of_an_execution_nobody_holds_spawns_its_runner() -> None:
+    replicas = Replicas(latency=1.0, lease=2.0)
+    await replicas.start()
+    try:
+        replicas.fleet.fail("Notify", Fault("INVALID_ARGUMENT", retryable=False))
+        ex = await replicas.submit(replicas.a, _abc())
+        await replicas.advance(10)  # failed, and a's lease lapsed since
+        assert replicas.state(ex) == E.EXECUTION_STATE_FAILED
+        await replicas.a.rerun(ex, "again")
+        assert replicas.a.active == 1
+        await replicas.advance(10)
+        assert replicas.state(ex) == E.EXECUTION_STATE_COMPLETED
+    finally:
+        await replicas.close()

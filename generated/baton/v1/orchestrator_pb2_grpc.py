@@ -149,7 +149,8 @@ class OrchestratorServicer:
 
     def WatchExecution(self, request, context):
         """Streams an execution's updates: first every recorded event after after_sequence, then live
-        ones, in order and without gaps. The stream ends (OK) after the terminal event; a stream the
+        ones, in order and without gaps. The stream ends (OK) after the terminal event (of the latest
+        run: a rerun execution's history goes on past an earlier run's end); a stream the
         server must end earlier (it is shutting down) ends UNAVAILABLE, and the client resumes with
         after_sequence. While nothing happens, heartbeats keep the stream alive.
         """
