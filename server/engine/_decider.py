@@ -85,7 +85,7 @@ class DeciderBase:
         getattr(event, kind).CopyFrom(body)
         apply(self.state, event)
         self.decision.events.append(event)
-        if kind in ("step_succeeded", "signal_received", "execution_rerun"):
+        if kind in ("step_succeeded", "signal_received"):
             self._context = None  # outputs changed
 
     def at(self, seconds: float) -> timestamp_pb2.Timestamp:

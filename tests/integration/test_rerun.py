@@ -33,7 +33,9 @@ from baton.v1 import (
 from agents import Fleet, FleetConfig, start_fleet
 from server.app import RunningServer, start_server
 from server.config import ServerConfig
+from server.engine.admission import AdmissionLimits
 from tests.integration.pg_support import fresh_database
+from tests.integration.store_support import inject_sqlite_event
 from tests.integration.support import execute_plan, step, watch_all
 
 E = execution_pb2
@@ -309,6 +311,36 @@ async def test_a_rerun_survives_a_restart_midway(kind: str, tmp_path: Path, flee
         assert await _recorded(fleet, f"t5{kind}-A") == 1 and await _recorded(fleet, f"t5{kind}-C") == 1
 
 
+# ---- admission --------------------------------------------------------------------------------
+
+
+async def test_a_rerun_runs_at_once_and_counts_as_running_for_admission(tmp_path: Path, fleet: Fleet) -> None:
+    limits = AdmissionLimits(max_running=1, max_queued=10)
+    store_url = f"sqlite:///{tmp_path}/a.db"
+    running = await start_server(
+        ServerConfig(listen="127.0.0.1:0", store_url=store_url, agents=fleet.address, admission=limits)
+    )
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = Stub(channel)
+            execution_id = await _failed_run(stub, fleet, _abc("t13"))
+            slow = faults_pb2.FaultConfig(agent="ui_ux", operations=["Notify"])
+            slow.latency.FromMilliseconds(1500)
+            fleet.set_faults(slow)
+            rerun = await stub.RerunExecution(O.RerunExecutionRequest(execution_id=execution_id))
+            assert rerun.status == E.EXECUTION_STATE_RUNNING  # past the queue
+            other = await stub.ExecuteWorkflow(execute_plan(_abc("t13-other")))
+            queued = await stub.GetExecution(O.GetExecutionRequest(execution_id=other.execution_id))
+            assert queued.status == E.EXECUTION_STATE_QUEUED and queued.queue_position == 1  # the slot is the rerun's
+            await stub.CancelExecution(O.CancelExecutionRequest(execution_id=other.execution_id))
+            error = await _error(stub.RerunExecution(O.RerunExecutionRequest(execution_id=other.execution_id)))
+            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "never started" in error.details()
+            assert (await watch_all(stub, execution_id))[-1].status.status == E.EXECUTION_STATE_COMPLETED
+    finally:
+        await running.stop(grace=0.5)
+
+
 # ---- errors -----------------------------------------------------------------------------------
 
 
@@ -359,6 +391,31 @@ async def test_rerunning_from_a_step_the_plan_lacks_is_invalid_naming_it(stub: S
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details().startswith("from_step: ")
     status = await stub.GetExecution(O.GetExecutionRequest(execution_id=execution_id))
     assert status.status == E.EXECUTION_STATE_FAILED and status.run == 1  # nothing recorded
+
+
+async def test_rerunning_a_quarantined_execution_is_a_failed_precondition(
+    stub: Stub, fleet: Fleet, orchestrator: RunningServer
+) -> None:
+    execution_id = await _failed_run(stub, fleet, _abc("t14"))
+    await orchestrator.store.quarantine(execution_id, "set aside by hand")
+    error = await _error(stub.RerunExecution(O.RerunExecutionRequest(execution_id=execution_id)))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "quarantined" in error.details()
+
+
+async def test_a_failed_execution_whose_history_is_poisoned_is_quarantined_by_its_rerun_not_run(
+    stub: Stub, fleet: Fleet, orchestrator: RunningServer, tmp_path: Path
+) -> None:
+    execution_id = await _failed_run(stub, fleet, _abc("t15"))
+    inject_sqlite_event(str(tmp_path / "baton.db"), execution_id, b"\x0a\xff\xff\xff\xff\x0f")
+    error = await _error(stub.RerunExecution(O.RerunExecutionRequest(execution_id=execution_id)))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "quarantined" in error.details()
+    status = await stub.GetExecution(O.GetExecutionRequest(execution_id=execution_id))
+    assert status.status == E.EXECUTION_STATE_FAILED and status.end_cause == E.END_CAUSE_HISTORY_UNREADABLE
+    _faults(fleet)
+    other = await stub.ExecuteWorkflow(execute_plan(_abc("t15-other")))  # the server goes on serving
+    assert (await watch_all(stub, other.execution_id))[-1].status.status == E.EXECUTION_STATE_COMPLETED
 
 
 async def test_a_rerun_retried_with_its_request_id_reruns_once(stub: Stub, fleet: Fleet) -> None:

@@ -13,7 +13,8 @@ import pytest
 from baton.v1 import execution_pb2 as E
 from baton.v1 import plan_pb2 as P
 
-from server.engine import ExecutionStateError, FoldError, UnknownStepError, apply, fold, render
+from server.engine import ExecutionStateError, FoldError, UnknownStepError, apply, decide, fold, render
+from server.engine.inbox import Rerun
 from server.engine.rerun import downstream, steps_to_reset
 from server.engine.state import Phase
 from server.store.base import ExecutionNotFoundError
@@ -234,6 +235,13 @@ async def test_a_rerun_survives_a_restart_and_re_issues_its_call_under_the_same_
     assert h.kinds(ex).count("step_started") == 4  # A, B (run 1); B, C (run 2): the re-issue is no event
 
 
+def test_decide_refuses_a_rerun_from_a_step_the_plan_lacks_and_records_nothing() -> None:
+    state = fold("ex", _failed_history())
+    decision = decide(state, START + timedelta(seconds=50), [Rerun("r", from_step="Z")], rng=lambda: 0.5)
+    assert decision.events == [] and decision.refused == {0: "execution ex has no step 'Z' to rerun from"}
+    assert state.status == E.EXECUTION_STATE_FAILED
+
+
 # ---- the fold ---------------------------------------------------------------------------------
 
 
@@ -386,6 +394,20 @@ async def test_a_rerun_on_another_replica_takes_the_ended_execution_over_and_run
         ]
         assert keys == [f"{ex}/B", f"{ex}/run-2/B", f"{ex}/run-2/C"]
         assert [c.idempotency_key for c in replicas.fleet.calls].count(f"{ex}/A") == 1
+    finally:
+        await replicas.close()
+
+
+async def test_a_refused_rerun_does_not_take_a_running_execution_from_its_replica() -> None:
+    replicas = Replicas(latency=5.0)
+    await replicas.start()
+    try:
+        ex = await replicas.submit(replicas.a, _abc())
+        await replicas.settle()
+        with pytest.raises(ExecutionStateError, match="is running"):
+            await replicas.b.rerun(ex, "no")
+        await replicas.advance(3)
+        assert replicas.owner(ex) == "a" and replicas.a.active == 1 and replicas.b.active == 0
     finally:
         await replicas.close()
 
