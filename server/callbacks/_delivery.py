@@ -18,8 +18,9 @@ Rules:
 5. A 2xx answer is a delivery. A 3xx or 4xx answer, a refused address or an unusable URL fail
    for good; a 5xx answer, a timeout or a connection error is retried after a backoff with
    jitter (a timer, not a sleeping worker), up to ``attempts`` in all.
-6. Every attempt carries the same Baton-Delivery-Id (derived from the execution id, so a
-   callback sent again for the same execution keeps it) and a fresh timestamp and signature.
+6. Every attempt carries the same Baton-Delivery-Id (derived from the execution id and its run,
+   so a callback sent again for the same end keeps it, and a rerun's end has one of its own) and
+   a fresh timestamp and signature.
 7. Nothing is persisted: callbacks still pending at shutdown are abandoned (logged). A durable
    outbox would store each CallbackDelivery before ``enqueue``, delete it when its outcome is
    reported (``add_outcome_listener``) and enqueue what remains at start-up.
@@ -79,7 +80,7 @@ class CallbackDelivery:
     """One callback to deliver: everything needed to send it, or to store it in an outbox."""
 
     delivery_id: str
-    """Baton-Delivery-Id: the same for every attempt, derived from the execution id."""
+    """Baton-Delivery-Id: the same for every attempt, derived from the execution id and its run."""
     execution_id: str
     owner: str
     """The execution's user_id, the key of the per-owner cap (empty: no cap)."""
@@ -94,7 +95,7 @@ class CallbackDelivery:
         """The terminal callback of a finished execution."""
         body, abridged = callback_body(render(state), max_body_bytes)
         return cls(
-            delivery_id=delivery_id_of(state.execution_id),
+            delivery_id=delivery_id_of(state.execution_id, state.run),
             execution_id=state.execution_id,
             owner=state.user_id,
             url=state.started.callback_url,
@@ -103,9 +104,11 @@ class CallbackDelivery:
         )
 
 
-def delivery_id_of(execution_id: str) -> str:
-    """The Baton-Delivery-Id of an execution's terminal callback (stable across retries and restarts)."""
-    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{execution_id}/terminal"))
+def delivery_id_of(execution_id: str, run: int = 1) -> str:
+    """The Baton-Delivery-Id of the terminal callback of an execution's run (stable across retries
+    and restarts; each run of a rerun execution ends with a callback of its own)."""
+    end = f"{execution_id}/terminal" if run == 1 else f"{execution_id}/run-{run}/terminal"
+    return str(uuid.uuid5(_DELIVERY_NAMESPACE, end))
 
 
 OutcomeListener = Callable[[CallbackDelivery, DeliveryOutcome, str], None]

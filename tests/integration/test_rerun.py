@@ -9,6 +9,7 @@ its own, ui_ux counts every Notify it served (failed or not).
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -32,8 +33,10 @@ from baton.v1 import (
 
 from agents import Fleet, FleetConfig, start_fleet
 from server.app import RunningServer, start_server
+from server.callbacks import CallbackConfig, delivery_id_of
 from server.config import ServerConfig
 from server.engine.admission import AdmissionLimits
+from tests.integration.callback_support import Receiver
 from tests.integration.pg_support import fresh_database
 from tests.integration.store_support import inject_sqlite_event
 from tests.integration.support import execute_plan, step, watch_all
@@ -339,6 +342,49 @@ async def test_a_rerun_runs_at_once_and_counts_as_running_for_admission(tmp_path
             assert (await watch_all(stub, execution_id))[-1].status.status == E.EXECUTION_STATE_COMPLETED
     finally:
         await running.stop(grace=0.5)
+
+
+# ---- callbacks --------------------------------------------------------------------------------
+
+
+async def test_each_run_posts_its_end_to_the_callback_with_a_delivery_id_of_its_own(
+    tmp_path: Path, fleet: Fleet
+) -> None:
+    secret = tmp_path / "callback-secret"
+    secret.write_bytes(b"0123456789abcdef0123456789abcdef\n")
+    callbacks = CallbackConfig(allow=("127.0.0.1",), secret_file=str(secret))
+    async with Receiver(200) as receiver:
+        running = await start_server(
+            ServerConfig(
+                listen="127.0.0.1:0", store_url=f"sqlite:///{tmp_path}/c.db", agents=fleet.address, callbacks=callbacks
+            )
+        )
+        try:
+            async with grpc.aio.insecure_channel(running.address) as channel:
+                stub = Stub(channel)
+                _faults(fleet, error_rate=1.0, error_code="UNAVAILABLE")
+                execution = await stub.ExecuteWorkflow(execute_plan(_abc("t16"), callback_url=receiver.url))
+                assert (await watch_all(stub, execution.execution_id))[-1].status.status == E.EXECUTION_STATE_FAILED
+                await _posted(receiver, 1)
+                _faults(fleet)
+                await stub.RerunExecution(O.RerunExecutionRequest(execution_id=execution.execution_id))
+                assert (await watch_all(stub, execution.execution_id))[-1].status.status == E.EXECUTION_STATE_COMPLETED
+                await _posted(receiver, 2)
+        finally:
+            await running.stop(grace=0.5)
+    posted = [(json.loads(r.body)["status"], json.loads(r.body)["run"]) for r in receiver.received]
+    assert posted == [("EXECUTION_STATE_FAILED", 1), ("EXECUTION_STATE_COMPLETED", 2)]
+    first, second = (r.headers["Baton-Delivery-Id"] for r in receiver.received)
+    assert first == delivery_id_of(execution.execution_id) and second != first
+
+
+async def _posted(receiver: Receiver, count: int) -> None:
+    """Waits (at most 10 s) until the receiver has had `count` requests."""
+    for _ in range(200):
+        if len(receiver.received) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(receiver.received)} callbacks, not {count}")
 
 
 # ---- errors -----------------------------------------------------------------------------------
