@@ -123,6 +123,13 @@ class Runner:
                     self.fail_waiters(ExecutionStateError(f"execution {self.execution_id} moved to another replica"))
                     engine._runner_lost(self)
                     return
+                except ExecutionNotFoundError as gone:
+                    # Deleted meanwhile (retention, DeleteUserData): an ended execution a rerun
+                    # reached just as it went. Nothing to run; nothing to restart.
+                    self._waiters[:0] = waiters
+                    self.fail_waiters(gone)
+                    engine._runner_ended(self, None, parked=False)
+                    return
                 except BaseException:
                     # Nothing was recorded: the commands this decision took are answered with the
                     # failure (by run()), not left waiting for ever.

@@ -426,3 +426,21 @@ async def test_a_rerun_on_a_replica_of_an_execution_nobody_holds_spawns_its_runn
         assert replicas.state(ex) == E.EXECUTION_STATE_COMPLETED
     finally:
         await replicas.close()
+
+
+async def test_a_rerun_of_an_execution_deleted_meanwhile_is_not_found_and_leaves_nothing_running() -> None:
+    h = Harness()
+    ex = await _failed_at_b(h)
+    append = h.store.append
+
+    async def deleted(execution_id: str, events: object, state: int) -> None:
+        raise ExecutionNotFoundError(execution_id)  # retention took it between the read and the write
+
+    h.store.append = deleted  # type: ignore[method-assign]
+    with pytest.raises(ExecutionNotFoundError):
+        await h.engine.rerun(ex, "too late")
+    h.store.append = append  # type: ignore[method-assign]
+    h.clock.advance(120.0)
+    await h.settle()
+    assert h.engine.active == 0 and h.kinds(ex).count("execution_rerun") == 0
+    assert not h.store.records[ex].quarantine_error  # no runner restarted to find it unreadable
