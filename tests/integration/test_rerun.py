@@ -314,6 +314,34 @@ async def test_a_rerun_survives_a_restart_midway(kind: str, tmp_path: Path, flee
         assert await _recorded(fleet, f"t5{kind}-A") == 1 and await _recorded(fleet, f"t5{kind}-C") == 1
 
 
+async def test_a_rerun_asked_of_another_replica_on_postgresql_is_taken_over_and_run_there(fleet: Fleet) -> None:
+    async with fresh_database() as url:
+        replicas = []
+        for name in ("a", "b"):
+            config = ServerConfig(listen="127.0.0.1:0", store_url=url, agents=fleet.address, replica=name)
+            replicas.append(await start_server(config))
+        a, b = replicas
+        try:
+            async with (
+                grpc.aio.insecure_channel(a.address) as to_a,
+                grpc.aio.insecure_channel(b.address) as to_b,
+            ):
+                execution_id = await _failed_run(Stub(to_a), fleet, _abc("t17"))
+                record = await a.store.get_execution(execution_id)
+                assert record is not None and record.owner == "a"  # its lease outlives the run
+                _faults(fleet)
+                status = await Stub(to_b).RerunExecution(O.RerunExecutionRequest(execution_id=execution_id), timeout=30)
+                assert status.run == 2
+                updates = await watch_all(Stub(to_a), execution_id)  # watched on the other replica
+                assert updates[-1].status.status == E.EXECUTION_STATE_COMPLETED
+                record = await b.store.get_execution(execution_id)
+                assert record is not None and record.owner == "b"
+                assert await _recorded(fleet, "t17-A") == 1 and await _recorded(fleet, "t17-C") == 1
+        finally:
+            for running in replicas:
+                await running.stop(grace=0.5)
+
+
 # ---- admission --------------------------------------------------------------------------------
 
 
