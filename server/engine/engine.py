@@ -369,26 +369,13 @@ class Engine:
             record = await self.store.get_execution(execution_id)
             if record is None:
                 raise ExecutionNotFoundError(execution_id)
-            name = E.ExecutionState.Name(record.state).removeprefix("EXECUTION_STATE_").lower()
             if isinstance(command, Rerun):
-                if record.quarantine_error:
-                    raise ExecutionStateError(f"execution {execution_id} is quarantined (its history cannot be read)")
-                if record.state in RERUNNABLE and record.waiting:
-                    raise ExecutionStateError(
-                        f"execution {execution_id} is {name} and never started (it was cancelled while queued);"
-                        " submit it again"
-                    )
-                if record.state not in RERUNNABLE:
-                    if command.request_id and await self._rerun_recorded(execution_id, command.request_id):
-                        return  # a retried request whose rerun is recorded
-                    # Refused from the record: asking its holder to hand it over would be for nothing.
-                    raise ExecutionStateError(
-                        f"execution {execution_id} is {name}; only a failed or cancelled one can be rerun"
-                    )
+                if await self._rerun_answered(record, command):
+                    return
             elif record.state in TERMINAL:
                 if isinstance(command, Cancel):
                     return
-                raise ExecutionStateError(f"execution {execution_id} is {name}")
+                raise ExecutionStateError(f"execution {execution_id} is {_state_name(record.state)}")
             if record.waiting and not isinstance(command, Cancel):
                 position = await self.queue_position(execution_id)
                 raise ExecutionStateError(
@@ -404,9 +391,33 @@ class Engine:
             runner = self._runners.get(execution_id) or self._spawn(execution_id)
         await runner.submit(command)
 
-    async def _rerun_recorded(self, execution_id: str, request_id: str) -> bool:
-        """Whether a rerun of the execution recorded `request_id` (read from its history)."""
-        return request_id in fold(execution_id, await self.store.read_events(execution_id)).rerun_requests
+    async def _rerun_answered(self, record: ExecutionRecord, rerun: Rerun) -> bool:
+        """Checks a rerun against the execution's record before any runner is started for it.
+
+        Refused from the record (with replicas, asking the holder to hand the execution over
+        would be for nothing); `decide` checks again against the folded state.
+
+        Returns:
+            True when the rerun is a retried request already recorded: nothing more to do.
+
+        Raises:
+            ExecutionStateError: quarantined, cancelled while queued (never started), or in a
+                state other than failed or cancelled (the message names it).
+        """
+        execution_id, name = record.execution_id, _state_name(record.state)
+        if record.quarantine_error:
+            raise ExecutionStateError(f"execution {execution_id} is quarantined (its history cannot be read)")
+        if record.state in RERUNNABLE and record.waiting:
+            raise ExecutionStateError(
+                f"execution {execution_id} is {name} and never started (it was cancelled while queued); submit it again"
+            )
+        if record.state in RERUNNABLE:
+            return False
+        if rerun.request_id:
+            events = await self.store.read_events(execution_id)
+            if rerun.request_id in fold(execution_id, events).rerun_requests:
+                return True
+        raise ExecutionStateError(f"execution {execution_id} is {name}; only a failed or cancelled one can be rerun")
 
     def forget(self, execution_ids: Iterable[str]) -> None:
         """Drops what this engine holds in memory of executions deleted from the store.
@@ -657,3 +668,8 @@ class Engine:
                 listener(state)
             except Exception:
                 logger.exception("terminal listener failed for execution %s", state.execution_id)
+
+
+def _state_name(state: int) -> str:
+    """An ExecutionState value in words ("failed", "running"), for messages."""
+    return E.ExecutionState.Name(state).removeprefix("EXECUTION_STATE_").lower()
