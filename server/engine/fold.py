@@ -24,7 +24,9 @@ Rules (every event kind's effect lives here and nowhere else):
 8. `execution_rerun` takes a FAILED or CANCELLED execution back to RUNNING, in the same history:
    the steps it names are new (PENDING, no attempt, no output, no compensation), the others keep
    what they had; the end's cause and reason are cleared, the deadline is the event's, `run`
-   counts up by one and the compensation scope starts afresh (`scope_start`). A rerun of any
+   counts up by one and the compensation scope starts afresh (`scope_start`); the errors that
+   ended the last run (of the execution, or of a reset step) are no longer critical: they are
+   being retried (recovery action "rerun"). A rerun of any
    other state, of a run number out of turn, or naming a step the plan lacks is a `FoldError`.
 
 Why one module past the house's ~500 lines: the rules above are one state machine, and keeping
@@ -577,6 +579,11 @@ def _on_rerun(state: ExecutionState, event: Event) -> None:
         state.rerun_requests.add(e.request_id)
     for sid in e.reset_steps:
         state.steps[sid] = StepRun(step_id=sid)
+    for err in state.errors:
+        if err.impact == E.IMPACT_CRITICAL and (not err.step_id or err.step_id in e.reset_steps):
+            # What ended the last run is being retried; a step's errors are recovered (LOW) once
+            # the step succeeds, as for any retry.
+            err.recovery_action, err.impact = "rerun", E.IMPACT_MEDIUM
 
 
 def _finish(state: ExecutionState, status: execution_pb2.ExecutionState) -> None:

@@ -67,6 +67,18 @@ async def test_a_rerun_continues_from_the_failed_step_keeping_the_completed_ones
     assert [t.attempts for t in status.performance_metrics.step_timings] == [1, 1, 1]
 
 
+async def test_a_completed_rerun_reports_the_first_runs_errors_as_recovered_not_critical() -> None:
+    h = Harness(latency=5.0)
+    ex = await h.submit(_abc(), execution_timeout=8.0)  # B times the execution out
+    failed = render(await h.run(ex)).error_summary
+    assert failed.critical_errors == 1
+    h.caller.latency = 1.0
+    await h.engine.rerun(ex, "faster now")
+    summary = render(await h.run(ex)).error_summary
+    assert summary.critical_errors == 0
+    assert [(d.error_type, d.recovery_action) for d in summary.error_details if not d.step_id] == [("TIMEOUT", "rerun")]
+
+
 async def test_a_rerun_from_a_named_step_runs_it_and_everything_downstream_again() -> None:
     h = Harness()
     ex = await _failed_at_b(h)
