@@ -11,7 +11,9 @@ Rules (decide.py's rerun command; the fold's rule 8 applies the event):
    everything downstream of it; with `from_step`, also that step and everything downstream of
    it. A step skipped because its condition was false stays skipped (the plan working as
    meant), unless it is downstream of from_step. Every other completed step keeps its output
-   and is not called again.
+   and is not called again. A step that did not complete runs again even when its earlier call
+   may have taken effect (sent without an answer, or settled "effect may remain"): rerunning is
+   the client's decision to try again, as with Step Functions' redrive.
 3. One `execution_rerun` event records it, with the actor (the audit trail), the reset steps,
    the run number (previous + 1) and the run's deadline: the event's time plus the execution's
    timeout as submitted, so the timeout restarts and a run that timed out can be rerun.
