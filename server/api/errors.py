@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from server.engine import ExecutionStateError, FoldError
+from server.engine import ExecutionStateError, FoldError, UnknownStepError
 from server.engine.admission import QueueFullError
 from server.planner import PlanningError
 from server.quoting import quote
@@ -77,6 +77,8 @@ _TABLE: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (PlanningError, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidPageTokenError, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidKeyError, grpc.StatusCode.INVALID_ARGUMENT),
+    # A rerun's from_step that is not a step of the execution's plan.
+    (UnknownStepError, grpc.StatusCode.INVALID_ARGUMENT),
     (ExecutionNotFoundError, grpc.StatusCode.NOT_FOUND),
     (ExecutionStateError, grpc.StatusCode.FAILED_PRECONDITION),
     # The admission queue is full (server/engine/admission.py): retry later, with the hint.

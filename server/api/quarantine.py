@@ -3,9 +3,9 @@
 An execution whose stored events cannot be decoded (CorruptHistoryError) or folded (FoldError,
 or anything else the fold raises) is marked in the store once, logged once with its id and the
 error, and from then on answered from its summary row alone, without reading its events:
-GetExecution and CancelExecution return a FAILED status with end cause HISTORY_UNREADABLE,
-WatchExecution and the step-level RPCs answer FAILED_PRECONDITION. Never INTERNAL: the rest of
-the server goes on serving every other execution.
+GetExecution and CancelExecution return a FAILED status with end cause HISTORY_UNREADABLE;
+WatchExecution, RerunExecution and the step-level RPCs answer FAILED_PRECONDITION. Never
+INTERNAL: the rest of the server goes on serving every other execution.
 """
 
 from __future__ import annotations

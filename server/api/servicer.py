@@ -49,9 +49,9 @@ MAX_TIMEOUT_SECONDS = 24 * 3600.0
 VALID_PLAN_CACHE = 256
 """Explicit plans remembered as valid (least recently used dropped first)."""
 MAX_REASON = 1024
-"""Characters of a cancel's, pause's, resume's or signal's reason (it is stored in the history)."""
+"""Characters of a cancel's, pause's, resume's, rerun's or signal's reason (it is stored in the history)."""
 MAX_STEP_ID = 64
-"""Characters of a signal's step_id: no plan step has a longer id."""
+"""Characters of a signal's step_id or a rerun's from_step: no plan step has a longer id."""
 MAX_PAGE_TOKEN = 1024
 """Characters of a ListExecutions page token (the store's tokens take well under 200)."""
 SIGNALS = frozenset({execution_pb2.SIGNAL_APPROVE, execution_pb2.SIGNAL_REJECT, execution_pb2.SIGNAL_INPUT})
@@ -422,6 +422,28 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         _check_control(request.execution_id, request.reason)
         await self._may_control(request.execution_id)
         await self.engine.resume(request.execution_id, request.reason or "resumed by a client", actor=actor_of(context))
+        return await self._status(request.execution_id)
+
+    @unary
+    async def RerunExecution(
+        self, request: orchestrator_pb2.RerunExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.ExecutionStatus:
+        _check_control(request.execution_id, request.reason)
+        check_key("from_step", request.from_step, MAX_STEP_ID)
+        check_key("request_id", request.request_id, MAX_REQUEST_ID)
+        record = await self._record(request.execution_id, control=True)
+        if record.quarantine_error:
+            raise quarantined_error(record)
+        try:
+            await self.engine.rerun(
+                request.execution_id,
+                request.reason or "rerun by a client",
+                from_step=request.from_step,
+                request_id=request.request_id,
+                actor=actor_of(context),
+            )
+        except (CorruptHistoryError, FoldError) as error:
+            raise quarantined_error(await quarantine(self.store, record, error)) from None
         return await self._status(request.execution_id)
 
     @unary

@@ -81,6 +81,7 @@ _RULES: dict[str, dict[str, Rule]] = {
         "PauseExecution": Rule(_ANYONE, Scope.CONTROL),
         "ResumeExecution": Rule(_ANYONE, Scope.CONTROL),
         "SignalExecution": Rule(_ANYONE, Scope.CONTROL),
+        "RerunExecution": Rule(_ANYONE, Scope.CONTROL),
         "GetSystemHealth": Rule(_STAFF, Scope.SYSTEM),
         "ListAuditEvents": Rule(_STAFF, Scope.SYSTEM),
         "DeleteUserData": Rule(_ADMIN, Scope.SYSTEM),

@@ -80,7 +80,7 @@ class CallbackDelivery:
     """One callback to deliver: everything needed to send it, or to store it in an outbox."""
 
     delivery_id: str
-    """Baton-Delivery-Id: the same for every attempt, derived from the execution id."""
+    """Baton-Delivery-Id: the same for every attempt, derived from the execution id and its run."""
     execution_id: str
     owner: str
     """The execution's user_id, the key of the per-owner cap (empty: no cap)."""

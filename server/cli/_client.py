@@ -68,6 +68,7 @@ async def follow(
             call: AsyncIterator[orchestrator_pb2.ExecutionUpdate] = stub.WatchExecution(
                 orchestrator_pb2.WatchExecutionRequest(execution_id=execution_id, after_sequence=last)
             )
+            ended: execution_pb2.ExecutionStatus | None = None
             async for update in call:
                 failures = 0
                 if update.heartbeat:
@@ -76,8 +77,11 @@ async def follow(
                     continue  # the stream is alive; nothing was recorded
                 last = update.sequence
                 on_update(update)
-                if update.status.status in TERMINAL:
-                    return update.status
+                # Not the end yet: a rerun's history goes on past an earlier run's terminal
+                # update; the server ends the stream after the last one.
+                ended = update.status if update.status.status in TERMINAL else None
+            if ended is not None:
+                return ended
             # A clean end without a terminal update: either nothing is left after `last`, or
             # the server is draining. The status says which.
             status: execution_pb2.ExecutionStatus = await stub.GetExecution(

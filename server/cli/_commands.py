@@ -25,6 +25,7 @@ from server.cli._common import (
     print_json,
     token_of,
 )
+from server.cli._control import rerun_line, rerun_request
 from server.cli._format import make_console
 from server.cli._journey import load_user_context
 from server.cli._render import render_health, render_plan, render_status
@@ -235,6 +236,31 @@ def cmd_watch(args: argparse.Namespace) -> int:
             return outcome(console, status)
 
     return asyncio.run(watch())
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """`baton rerun`: a failed or cancelled execution runs again from where it stopped (or --from a
+    step); with --watch, its progress is shown live from the rerun on, as `baton watch` shows it."""
+    request = rerun_request(args)
+    console = make_console()
+
+    async def rerun() -> int:
+        async with connect(args) as channel:
+            stub = orchestrator_stub(channel)
+            before = 0
+            if args.watch:
+                ended = await stub.GetExecution(
+                    orchestrator_pb2.GetExecutionRequest(execution_id=args.execution_id), timeout=RPC_TIMEOUT
+                )
+                before = ended.last_sequence  # the rerun's own event comes next
+            status = await stub.RerunExecution(request, timeout=RPC_TIMEOUT)
+            print(rerun_line(status), flush=True)
+            if not args.watch:
+                return EXIT_OK
+            status = await watch_with_view(stub, console, args.execution_id, after_sequence=before, target=args.target)
+            return outcome(console, status)
+
+    return asyncio.run(rerun())
 
 
 def _show(args: argparse.Namespace, reply: _Reply, render: Callable[[Console, _Reply], None]) -> int:

@@ -1,4 +1,4 @@
-"""The CLI's control commands: approve, reject, signal, pause, resume, cancel; each prints the resulting state."""
+"""The CLI's control commands: approve, reject, signal, pause, resume, cancel, rerun; each prints the new state."""
 
 from __future__ import annotations
 
@@ -118,3 +118,15 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     ended = status.status in (E.EXECUTION_STATE_COMPLETED, E.EXECUTION_STATE_FAILED)
     print(result_line("not cancelled, it had already ended" if ended else "cancelled", status))
     return EXIT_OK
+
+
+def rerun_request(args: argparse.Namespace) -> orchestrator_pb2.RerunExecutionRequest:
+    """The RerunExecutionRequest of `baton rerun`'s arguments."""
+    return orchestrator_pb2.RerunExecutionRequest(
+        execution_id=args.execution_id, from_step=args.from_step or "", reason=args.reason or ""
+    )
+
+
+def rerun_line(status: execution_pb2.ExecutionStatus) -> str:
+    """`rerun: execution 6a32… running (run 2)`."""
+    return f"{result_line('rerun', status)} (run {status.run})"

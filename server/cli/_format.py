@@ -191,6 +191,11 @@ def _execution_event(event: execution_pb2.ExecutionEvent, kind: str) -> str | No
         r = event.execution_resumed
         deadline = f"; deadline now {when(r.deadline):%H:%M:%S}" if r.HasField("deadline") else ""
         return f"execution resumed: {r.reason or 'by a client'}{deadline}"
+    if kind == "execution_rerun":
+        rr = event.execution_rerun
+        start = f"from step {rr.from_step}" if rr.from_step else "from where it stopped"
+        steps = ", ".join(rr.reset_steps) or "none"
+        return f"execution rerun (run {rr.run}) {start}: {rr.reason or 'by a client'}; steps to run again: {steps}"
     return None
 
 

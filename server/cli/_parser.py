@@ -18,6 +18,7 @@ from server.cli._commands import (
     cmd_agents_serve,
     cmd_health,
     cmd_plan,
+    cmd_rerun,
     cmd_run,
     cmd_serve,
     cmd_status,
@@ -158,7 +159,7 @@ def _tracing(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _control_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds approve, reject, signal, pause, resume and cancel."""
+    """Adds approve, reject, signal, pause, resume, cancel and rerun."""
 
     def control(name: str, help_: str, description: str) -> argparse.ArgumentParser:
         p = commands.add_parser(name, help=help_, description=description)
@@ -230,13 +231,29 @@ def _control_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     reason(p)
     p.set_defaults(handler=cmd_cancel)
 
+    p = control(
+        "rerun",
+        "rerun a failed or cancelled execution",
+        "Run a failed or cancelled execution again, in the same history: from where it stopped (the steps "
+        "that did not complete, and those whose effect was undone), or --from a step (it and every step "
+        "downstream of it). Completed steps keep their outputs and are not called again; the timeout starts "
+        "again. Prints the state it is in now.",
+    )
+    p.add_argument(
+        "--from", dest="from_step", metavar="STEP_ID", help="rerun this step and every step downstream of it too"
+    )
+    p.add_argument("--watch", action="store_true", help="show the rerun's progress live until it ends")
+    reason(p)
+    p.set_defaults(handler=cmd_rerun)
+
 
 def _audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds audit and delete-user."""
     p = commands.add_parser(
         "audit",
         help="list the audit trail (operators)",
-        description="List who did what to which execution (submissions, cancels, pauses, resumes, signals) and "
+        description="List who did what to which execution (submissions, cancels, pauses, resumes, signals, reruns) "
+        "and "
         "deletions of users' data, newest first.",
     )
     p.add_argument("--subject", default="", metavar="S", help="only what this authenticated subject did")

@@ -56,6 +56,8 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
         ),
         ("last sequence", str(status.last_sequence)),
     ]
+    if status.run > 1:
+        rows.append(("run", f"{status.run} (rerun {status.run - 1} times)"))
     if perf.HasField("start_time"):
         rows.insert(4, ("started", f"{when(perf.start_time):%Y-%m-%d %H:%M:%S} UTC"))
     if status.degraded:

@@ -53,7 +53,8 @@ def summary_line(status: execution_pb2.ExecutionStatus) -> str:
     took = format_seconds(seconds(status.performance_metrics.total_duration))
     errors = status.error_summary.total_errors
     counted = f"{errors} error" if errors == 1 else f"{errors} errors"
-    line = f"execution {status.execution_id} {state} in {took}: {steps_done(status)}/{total} steps, {counted}"
+    run = f" (run {status.run})" if status.run > 1 else ""  # a rerun execution's (README: Rerun)
+    line = f"execution {status.execution_id} {state} in {took}{run}: {steps_done(status)}/{total} steps, {counted}"
     if status.degraded:
         line += f" (degraded: {'; '.join(status.degraded_reasons)})"
     if status.failure_reason:

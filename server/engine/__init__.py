@@ -3,7 +3,7 @@
 from server.engine.decide import Decision, Launch, decide
 from server.engine.engine import Engine, EngineConfig, ReplicaConfig, Submission
 from server.engine.fold import apply, fold
-from server.engine.inbox import ExecutionStateError, SignalCommand
+from server.engine.inbox import ExecutionStateError, SignalCommand, UnknownStepError
 from server.engine.model import Plan, RetryPolicy, Step
 from server.engine.ports import AgentCall, AgentCaller, AgentCallError, AgentReply, Clock
 from server.engine.state import ExecutionState, FoldError, Phase, StepRun
@@ -23,6 +23,7 @@ __all__ = [
     "ExecutionStateError",
     "SignalCommand",
     "Submission",
+    "UnknownStepError",
     # Deciding, folding and rendering.
     "Decision",
     "ExecutionState",

@@ -121,8 +121,8 @@ class DeciderBase:
 
     def notice(self, step: Step, key_suffix: str, title: str, message: str, data: Mapping[str, Any]) -> None:
         """Tells the user through ui_ux (Notify, in_app): a call nothing waits for, sent once the
-        decision is durable, under key ``execution/step/SUFFIX`` (the agent answers a repeat
-        with the first result)."""
+        decision is durable, under key ``execution/step/SUFFIX`` (``execution/run-N/step/SUFFIX``
+        in a rerun; the agent answers a repeat with the first result)."""
         self.decision.launches.append(
             Launch(
                 step_id=step.step_id,
@@ -138,7 +138,7 @@ class DeciderBase:
                         "data": {"execution_id": self.state.execution_id, "step_id": step.step_id, **data},
                     },
                     timeout=NOTICE_TIMEOUT,
-                    idempotency_key=f"{self.state.execution_id}/{step.step_id}/{key_suffix}",
+                    idempotency_key=f"{self.key_prefix()}/{step.step_id}/{key_suffix}",
                     use_breaker=False,
                 ),
                 notice=True,
@@ -147,8 +147,14 @@ class DeciderBase:
 
     def key(self, step: Step, run: StepRun) -> str:
         """The idempotency key of the step's current call: the same for every attempt."""
-        key = f"{self.state.execution_id}/{step.step_id}"
+        key = f"{self.key_prefix()}/{step.step_id}"
         return f"{key}/alt" if run.on_alternative and step.alternative is not None else key
+
+    def key_prefix(self) -> str:
+        """What every key of this run starts with: the execution, and from a rerun on its run
+        (so an agent does not answer a rerun's call with the first run's answer)."""
+        state = self.state
+        return state.execution_id if state.run == 1 else f"{state.execution_id}/run-{state.run}"
 
     # ---- provided by the other parts ------------------------------------------------------------
 

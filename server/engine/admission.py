@@ -26,6 +26,10 @@ stores to it):
 7. Only CancelExecution acts on a waiting execution (it ends CANCELLED, nothing having run);
    pause, resume and signals answer FAILED_PRECONDITION naming its queue position. Its
    execution timeout counts from submission, queue time included.
+8. A rerun (RerunExecution, server/engine/rerun.py) of a failed or cancelled execution is not
+   queued: it runs at once, whatever ``max_running`` says, and holds a slot again until it ends
+   (it is admitted and unfinished). One cancelled while it waited was never admitted: it is not
+   rerun (submit it again).
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ Rules:
 2. The callback's outcome is `callback_delivered` or `callback_failed`, appended after the end by
    the delivery side; those three kinds are the only ones that may follow a terminal event, and
    they change nothing of the execution but its CallbackReport (see fold.py).
-3. The Baton-Delivery-Id is derived from the execution id, so every attempt, on any replica and
-   after any restart, carries the same one and a receiver can deduplicate.
+3. The Baton-Delivery-Id is derived from the execution id (and, from a rerun on, its run: each
+   run's end is a callback of its own), so every attempt, on any replica and after any restart,
+   carries the same one and a receiver can deduplicate.
 """
 
 from __future__ import annotations
@@ -28,15 +29,19 @@ CALLBACK_KINDS = frozenset({"callback_scheduled", "callback_delivered", "callbac
 """The event kinds of the terminal callback (rule 2)."""
 
 
-def delivery_id_of(execution_id: str) -> str:
-    """The Baton-Delivery-Id of an execution's terminal callback (stable across retries and restarts)."""
-    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{execution_id}/terminal"))
+def delivery_id_of(execution_id: str, run: int = 1) -> str:
+    """The Baton-Delivery-Id of the terminal callback of an execution's run (stable across retries
+    and restarts; the first run's is the execution's, each rerun's its own)."""
+    end = f"{execution_id}/terminal" if run == 1 else f"{execution_id}/run-{run}/terminal"
+    return str(uuid.uuid5(_DELIVERY_NAMESPACE, end))
 
 
 def scheduled_callback(
-    execution_id: str, callback_url: str, now: datetime, deadline_seconds: float
+    execution_id: str, callback_url: str, now: datetime, deadline_seconds: float, run: int = 1
 ) -> execution_pb2.CallbackScheduled:
-    """The callback_scheduled body of an execution ending at `now` (rule 1)."""
-    scheduled = execution_pb2.CallbackScheduled(delivery_id=delivery_id_of(execution_id), callback_url=callback_url)
+    """The callback_scheduled body of an execution's run ending at `now` (rule 1)."""
+    scheduled = execution_pb2.CallbackScheduled(
+        delivery_id=delivery_id_of(execution_id, run), callback_url=callback_url
+    )
     scheduled.deadline.FromDatetime(now + timedelta(seconds=deadline_seconds))
     return scheduled

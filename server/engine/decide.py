@@ -24,7 +24,8 @@ Rules (every decision of the engine lives here; the runner only performs them):
    (EXPRESSION_ERROR), never the runner's.
 6. Idempotency keys name a step, not an attempt: `execution/step` for every attempt of its own
    call, `…/alt` for its alternative call, `…/compensate` for its compensation, `…/notify-failure`
-   (`…/notify-failure/alt`) and `…/escalate/GATE` for notices to the user.
+   (`…/notify-failure/alt`) and `…/escalate/GATE` for notices to the user; a rerun's keys name
+   their run too (`execution/run-N/step`, rerun.py).
 7. An attempt an open breaker refused (CIRCUIT_OPEN, never sent) waits for the breaker's probe
    time (the refusal's `retry_after`, spread by the jitter) as a `circuit_wait` attempt failure,
    which spends none of the step's retries; at most `max_circuit_waits` times per path, never
@@ -56,9 +57,20 @@ from server.engine._decider import Launch as Launch
 from server.engine.callback import DEFAULT_CALLBACK_DEADLINE, scheduled_callback
 from server.engine.expressions import evaluate
 from server.engine.gates import evaluate_gate
-from server.engine.inbox import Cancel, ClientCommand, Command, InboxItem, InternalFailure, Outcome, Pause, Resume
+from server.engine.inbox import (
+    Cancel,
+    ClientCommand,
+    Command,
+    InboxItem,
+    InternalFailure,
+    Outcome,
+    Pause,
+    Rerun,
+    Resume,
+)
 from server.engine.model import LOW_QUALITY, Step
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
+from server.engine.rerun import Rerunner
 from server.engine.state import NO_DEADLINE, ExecutionState, Phase, StepRun, Unwinding
 from server.engine.unwind import Unwinder
 from server.engine.waits import Waiter
@@ -105,12 +117,15 @@ def decide(
     decider.run(inbox, relaunch)
     if state.terminal and not ended_before and state.started.callback_url:
         url = state.started.callback_url
-        decider.record("callback_scheduled", scheduled_callback(state.execution_id, url, now, callback_deadline))
+        decider.record(
+            "callback_scheduled", scheduled_callback(state.execution_id, url, now, callback_deadline, state.run)
+        )
     return decider.decision
 
 
-class _Decider(Unwinder, Waiter):
-    """The decider: going forward, outcomes and commands (unwinding and waiting in their modules)."""
+class _Decider(Unwinder, Waiter, Rerunner):
+    """The decider: going forward, outcomes and commands (unwinding, waiting and reruns in their
+    modules)."""
 
     # ---- the round --------------------------------------------------------------------------
 
@@ -161,6 +176,8 @@ class _Decider(Unwinder, Waiter):
                     Unwinding(E.EXECUTION_STATE_FAILED, E.END_CAUSE_INTERNAL_ERROR, item.reason, error_type="INTERNAL")
                 )
             return None
+        if isinstance(item, Rerun):
+            return self.rerun(item)
         where = f"execution {state.execution_id} is {state.state_name}"
         if isinstance(item, Pause):
             if state.status not in (E.EXECUTION_STATE_QUEUED, E.EXECUTION_STATE_RUNNING):

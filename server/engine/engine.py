@@ -24,15 +24,17 @@ from baton.v1 import execution_pb2, journey_pb2, plan_pb2
 from server.engine.admission import AdmissionLimits
 from server.engine.admitter import Admitter
 from server.engine.callback import DEFAULT_CALLBACK_DEADLINE
-from server.engine.fold import start
+from server.engine.fold import fold, start
 from server.engine.inbox import (
     Cancel,
     Command,
     ExecutionStateError,
     InternalFailure,
     Pause,
+    Rerun,
     Resume,
     SignalCommand,
+    UnknownStepError,
 )
 from server.engine.model import DEFAULT_EXECUTION_TIMEOUT, Plan, seconds
 from server.engine.ports import (
@@ -46,7 +48,8 @@ from server.engine.ports import (
     ReplicaStore,
 )
 from server.engine.runner import Runner
-from server.engine.state import TERMINAL, ExecutionState
+from server.engine.state import RERUNNABLE, TERMINAL, ExecutionState
+from server.quoting import quote
 
 E = execution_pb2
 logger = logging.getLogger(__name__)
@@ -352,17 +355,47 @@ class Engine:
         """
         await self._command(execution_id, command)
 
+    async def rerun(
+        self,
+        execution_id: str,
+        reason: str,
+        *,
+        from_step: str = "",
+        request_id: str = "",
+        actor: execution_pb2.Actor | None = None,
+    ) -> None:
+        """Reruns a failed or cancelled execution; returns once the rerun is durable (rerun.py).
+
+        It runs again at once, whatever the admission limits (a rerun does not queue), on this
+        replica (with replicas: taken over from whichever holds it).
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+            UnknownStepError: `from_step` is not a step of the execution's plan.
+            ExecutionStateError: the execution is not failed or cancelled, was cancelled before it
+                ever started, or is quarantined (the message says which).
+        """
+        if from_step:
+            first = await self.store.read_events(execution_id, limit=1)
+            if not first:
+                raise ExecutionNotFoundError(execution_id)
+            if from_step not in {step.step_id for step in first[0].execution_started.plan.workflow_steps}:
+                raise UnknownStepError(f"from_step: execution {execution_id} has no step {quote(from_step)}")
+        await self._command(execution_id, Rerun(reason, from_step, request_id, actor))
+
     async def _command(self, execution_id: str, command: Command) -> None:
         runner = self._runners.get(execution_id)
         if runner is None:
             record = await self.store.get_execution(execution_id)
             if record is None:
                 raise ExecutionNotFoundError(execution_id)
-            if record.state in TERMINAL:
+            if isinstance(command, Rerun):
+                if await self._rerun_answered(record, command):
+                    return
+            elif record.state in TERMINAL:
                 if isinstance(command, Cancel):
                     return
-                name = E.ExecutionState.Name(record.state).removeprefix("EXECUTION_STATE_").lower()
-                raise ExecutionStateError(f"execution {execution_id} is {name}")
+                raise ExecutionStateError(f"execution {execution_id} is {_state_name(record.state)}")
             if record.waiting and not isinstance(command, Cancel):
                 position = await self.queue_position(execution_id)
                 raise ExecutionStateError(
@@ -370,12 +403,41 @@ class Engine:
                     " only cancel acts on it before it starts"
                 )
             runner = self._runners.get(execution_id)
-            if runner is None and self._leases is not None and not await self._take_over(execution_id):
+            ended = record.state in TERMINAL  # only a rerun gets here with an ended execution
+            if runner is None and self._leases is not None and not await self._take_over(execution_id, ended=ended):
                 raise ExecutionStateError(
                     f"execution {execution_id} is held by another replica that did not hand it over; retry"
                 )
             runner = self._runners.get(execution_id) or self._spawn(execution_id)
         await runner.submit(command)
+
+    async def _rerun_answered(self, record: ExecutionRecord, rerun: Rerun) -> bool:
+        """Checks a rerun against the execution's record before any runner is started for it.
+
+        Refused from the record (with replicas, asking the holder to hand the execution over
+        would be for nothing); `decide` checks again against the folded state.
+
+        Returns:
+            True when the rerun is a retried request already recorded: nothing more to do.
+
+        Raises:
+            ExecutionStateError: quarantined, cancelled while queued (never started), or in a
+                state other than failed or cancelled (the message names it).
+        """
+        execution_id, name = record.execution_id, _state_name(record.state)
+        if record.quarantine_error:
+            raise ExecutionStateError(f"execution {execution_id} is quarantined (its history cannot be read)")
+        if record.state in RERUNNABLE and record.waiting:
+            raise ExecutionStateError(
+                f"execution {execution_id} is {name} and never started (it was cancelled while queued); submit it again"
+            )
+        if record.state in RERUNNABLE:
+            return False
+        if rerun.request_id:
+            events = await self.store.read_events(execution_id)
+            if rerun.request_id in fold(execution_id, events).rerun_requests:
+                return True
+        raise ExecutionStateError(f"execution {execution_id} is {name}; only a failed or cancelled one can be rerun")
 
     def forget(self, execution_ids: Iterable[str]) -> None:
         """Drops what this engine holds in memory of executions deleted from the store.
@@ -428,17 +490,17 @@ class Engine:
             raise RuntimeError("this engine runs without replicas")
         return Lease(replica.owner, self.clock.now() + timedelta(seconds=replica.lease_seconds))
 
-    async def _take_over(self, execution_id: str) -> bool:
+    async def _take_over(self, execution_id: str, *, ended: bool = False) -> bool:
         """Holds the execution here for a command: claims it, asking its holder to hand it over.
 
         The holder stops its runner and releases the execution at its next look (every
         claim_interval); this waits for that, at most a lease and two looks (a dead holder's
-        lease lapses in that time too).
+        lease lapses in that time too). `ended`: the execution has ended (a rerun takes it).
         """
         leases, replica = self._leases, self.replica
         if leases is None or replica is None:
             return False
-        if execution_id in await leases.claim(self.lease(), self.clock.now(), 1, [execution_id]):
+        if execution_id in await leases.claim(self.lease(), self.clock.now(), 1, [execution_id], ended=ended):
             return True
         await leases.want(execution_id, replica.owner)
         give_up = self.clock.now() + timedelta(seconds=replica.lease_seconds + 2 * replica.claim_interval)
@@ -446,7 +508,7 @@ class Engine:
             await self.clock.sleep_until(self.clock.now() + timedelta(seconds=HANDOVER_POLL))
             if execution_id in self._runners:
                 return True  # taken by this replica's own claim loop meanwhile
-            if execution_id in await leases.claim(self.lease(), self.clock.now(), 1, [execution_id]):
+            if execution_id in await leases.claim(self.lease(), self.clock.now(), 1, [execution_id], ended=ended):
                 return True
         return False
 
@@ -626,3 +688,8 @@ class Engine:
                 listener(state)
             except Exception:
                 logger.exception("terminal listener failed for execution %s", state.execution_id)
+
+
+def _state_name(state: int) -> str:
+    """An ExecutionState value in words ("failed", "running"), for messages."""
+    return E.ExecutionState.Name(state).removeprefix("EXECUTION_STATE_").lower()

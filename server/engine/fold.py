@@ -6,7 +6,8 @@ Rules (every event kind's effect lives here and nowhere else):
 2. The execution's phase decides which kinds may come at all (`_ALLOWED`): while it runs,
    anything but a resume or compensation events; while paused, only outcomes of calls already in
    flight, gate verdicts on them, a resume and the roads to an end; while unwinding, only
-   outcomes, probes of steps in doubt, compensation events and the end; after the end, nothing.
+   outcomes, probes of steps in doubt, compensation events and the end; after the end, nothing
+   but an `execution_rerun` (rule 8).
 3. A step event may come only in the step phases its row of `_STEP_EVENTS` names; anything else
    is a `FoldError` naming the event, the step and its phase. An outcome must be of the step's
    latest attempt (a stale outcome of an older one is refused, not applied).
@@ -20,9 +21,19 @@ Rules (every event kind's effect lives here and nowhere else):
 6. `execution_completed`, `execution_failed` and `execution_cancelled` are terminal; steps not
    done then become SKIPPED (cause EXECUTION_ENDED).
 7. Unknown event kinds (written by a newer release) are counted and otherwise ignored.
-8. After the end only the terminal callback's events may come (callback.py): `callback_scheduled`
-   then one `callback_delivered` or `callback_failed`. They set the CallbackReport and nothing
-   else: not the execution's time, so its status (durations included) stays as it ended.
+8. After the end only the terminal callback's events (callback.py) and `execution_rerun` may
+   come: `callback_scheduled`, then one `callback_delivered` or `callback_failed` of that
+   delivery id. They set the CallbackReport and nothing else: not the execution's time, so its
+   status (durations included) stays as it ended. An earlier run's outcome may also come while a
+   rerun runs, or after it ended: it settles that delivery id and leaves the report (the latest
+   run's) alone. An outcome of a delivery id not owed is a `FoldError`.
+9. `execution_rerun` takes a FAILED or CANCELLED execution back to RUNNING, in the same history:
+   the steps it names are new (PENDING, no attempt, no output, no compensation), the others keep
+   what they had; the end's cause and reason are cleared, the deadline is the event's, `run`
+   counts up by one and the compensation scope starts afresh (`scope_start`); the errors that
+   ended the last run (of the execution, or of a reset step) are no longer critical: they are
+   being retried (recovery action "rerun"). A rerun of any
+   other state, of a run number out of turn, or naming a step the plan lacks is a `FoldError`.
 
 Why one module past the house's ~500 lines: the rules above are one state machine, and keeping
 every event kind's effect in one file (python-hyper/h11's `_state.py` habit) is what makes "where
@@ -45,6 +56,7 @@ from server.engine.state import (
     NEVER_SENT,
     NO_DEADLINE,
     NOT_APPLIED,
+    RERUNNABLE,
     TERMINAL,
     CompensationRun,
     ErrorRecord,
@@ -66,14 +78,18 @@ _ENDS = frozenset({"execution_unwinding", "execution_completed", "execution_fail
 _COMPENSATION = frozenset(
     {"compensation_started", "compensation_attempt_failed", "compensation_succeeded", "compensation_settled"}
 )
+# An earlier run's callback may be settled while a rerun runs (rule 8).
+_SETTLED = frozenset({"callback_delivered", "callback_failed"})
 _ALLOWED: dict[str, frozenset[str]] = {
     "running": _OUTCOMES
     | _ENDS
+    | _SETTLED
     | {"step_delayed", "step_started", "gate_evaluated", "step_waiting", "signal_received", "execution_paused"},
-    "paused": _OUTCOMES | _ENDS | {"gate_evaluated", "step_waiting", "execution_resumed"},
+    "paused": _OUTCOMES | _ENDS | _SETTLED | {"gate_evaluated", "step_waiting", "execution_resumed"},
     "unwinding": _COMPENSATION
+    | _SETTLED
     | {"step_started", "step_succeeded", "step_attempt_failed", "execution_failed", "execution_cancelled"},
-    "terminal": CALLBACK_KINDS,
+    "terminal": CALLBACK_KINDS | {"execution_rerun"},
 }
 
 
@@ -167,6 +183,8 @@ def apply(state: ExecutionState, event: Event) -> None:
     execution_handler = _EXECUTION_EVENTS.get(kind)
     if execution_handler is None:
         raise FoldError(f"execution {state.execution_id}: {kind} cannot follow execution_started")
+    if kind == "execution_rerun":
+        _check_rerun(state, event.execution_rerun)
     _account(state, event)
     execution_handler(state, event)
 
@@ -214,6 +232,17 @@ def _check_step(state: ExecutionState, kind: str, body: Any, run: StepRun) -> No
         raise FoldError(
             f"execution {state.execution_id}: {kind} of step {run.step_id} names attempt {attempt}, expected {expected}"
         )
+
+
+def _check_rerun(state: ExecutionState, body: execution_pb2.ExecutionRerun) -> None:
+    """Rule 8's guards: a failed or cancelled execution, the next run, steps of the plan."""
+    if state.status not in RERUNNABLE:
+        raise FoldError(f"execution {state.execution_id}: execution_rerun while the execution is {state.state_name}")
+    if body.run != state.run + 1:
+        raise FoldError(f"execution {state.execution_id}: execution_rerun starts run {body.run}, not {state.run + 1}")
+    unknown = [sid for sid in body.reset_steps if sid not in state.steps]
+    if unknown:
+        raise FoldError(f"execution {state.execution_id}: execution_rerun resets unknown step {unknown[0]!r}")
 
 
 def _at(ts: object) -> datetime:
@@ -569,6 +598,27 @@ def _on_resumed(state: ExecutionState, event: Event) -> None:
         state.deadline = _at(e.deadline)
 
 
+def _on_rerun(state: ExecutionState, event: Event) -> None:
+    e = event.execution_rerun
+    state.status = state.resume_status = E.EXECUTION_STATE_RUNNING
+    state.end_time = state.paused_at = state.unwinding = None
+    state.end_cause = E.END_CAUSE_UNSPECIFIED
+    state.failure_reason = ""
+    state.deadline = _at(e.deadline) if e.HasField("deadline") else NO_DEADLINE
+    state.run = e.run
+    state.callback = None  # the rerun's own end will have its own (rule 8)
+    state.scope_start = state.compensations_run
+    if e.request_id:
+        state.rerun_requests.add(e.request_id)
+    for sid in e.reset_steps:
+        state.steps[sid] = StepRun(step_id=sid)
+    for err in state.errors:
+        if err.impact == E.IMPACT_CRITICAL and (not err.step_id or err.step_id in e.reset_steps):
+            # What ended the last run is being retried; a step's errors are recovered (LOW) once
+            # the step succeeds, as for any retry.
+            err.recovery_action, err.impact = "rerun", E.IMPACT_MEDIUM
+
+
 def _finish(state: ExecutionState, status: execution_pb2.ExecutionState) -> None:
     state.status = status
     state.end_time = state.current_time
@@ -616,10 +666,18 @@ def _on_callback(state: ExecutionState, event: Event, kind: str) -> None:
     if kind == "callback_scheduled":
         e = event.callback_scheduled
         report = E.CallbackReport(state=E.CALLBACK_STATE_PENDING, delivery_id=e.delivery_id, deadline=e.deadline)
+        state.callbacks_owed.add(e.delivery_id)
     else:
         e = getattr(event, kind)
-        if report is None or report.state != E.CALLBACK_STATE_PENDING or report.delivery_id != e.delivery_id:
+        if e.delivery_id not in state.callbacks_owed:
             raise FoldError(f"execution {state.execution_id}: {kind} of {e.delivery_id!r}, which is not pending")
+        state.callbacks_owed.discard(e.delivery_id)
+        if report is None or report.delivery_id != e.delivery_id:
+            # An earlier run's callback, settled while a rerun runs or after it ended: its
+            # outcome is in the history; the report is the latest run's.
+            state.last_sequence = event.sequence
+            state.storage_bytes += event.ByteSize()
+            return
         report = E.CallbackReport(state=report.state, delivery_id=report.delivery_id, deadline=report.deadline)
         delivered = kind == "callback_delivered"
         report.state = E.CALLBACK_STATE_DELIVERED if delivered else E.CALLBACK_STATE_FAILED
@@ -637,4 +695,5 @@ _EXECUTION_EVENTS: dict[str, Callable[[ExecutionState, Event], None]] = {
     "execution_completed": _on_completed,
     "execution_failed": _on_failed,
     "execution_cancelled": _on_cancelled,
+    "execution_rerun": _on_rerun,
 }

@@ -17,6 +17,13 @@ class ExecutionStateError(Exception):
     """
 
 
+class UnknownStepError(ValueError):
+    """A command names a step the execution's plan does not have; the message names the field.
+
+    The API answers it INVALID_ARGUMENT.
+    """
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The end of one attempt of a step's call (or of its compensation)."""
@@ -56,6 +63,19 @@ class Resume:
 
 
 @dataclass(frozen=True)
+class Rerun:
+    """A client reruns the failed or cancelled execution (decide.py's `rerun`)."""
+
+    reason: str
+    from_step: str = ""
+    """The step to rerun from, with every step downstream of it; empty: from where it stopped."""
+    request_id: str = ""
+    """The client's idempotency key; a rerun that recorded it already is not made again."""
+    actor: execution_pb2.Actor | None = None
+    """Who asked; stamped on the execution_rerun event."""
+
+
+@dataclass(frozen=True)
 class SignalCommand:
     """A signal for a waiting step."""
 
@@ -77,7 +97,7 @@ class InternalFailure:
     reason: str
 
 
-ClientCommand = Cancel | Pause | Resume | SignalCommand
+ClientCommand = Cancel | Pause | Resume | Rerun | SignalCommand
 """A command a client's request made: the first event it records carries its actor (the audit
 trail); the events that follow from it (compensations, the end) are the orchestrator's own."""
 

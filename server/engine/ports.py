@@ -410,8 +410,11 @@ class ReplicaStore(ExecutionStore, Protocol):
     other replica's claim of due work takes an execution someone asked for.
     """
 
-    async def claim(self, lease: Lease, now: datetime, limit: int, execution_ids: Sequence[str] = ()) -> list[str]:
-        """Takes up to `limit` free, due executions (with `execution_ids`: those, due or not).
+    async def claim(
+        self, lease: Lease, now: datetime, limit: int, execution_ids: Sequence[str] = (), *, ended: bool = False
+    ) -> list[str]:
+        """Takes up to `limit` free, due executions (with `execution_ids`: those, due or not; with
+        `ended` too, those that have ended but are not quarantined: a rerun takes one back).
 
         Returns:
             The ids now held under `lease`, oldest first (ids already held by it included).

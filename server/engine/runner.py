@@ -6,7 +6,8 @@ command or the decided wake-up time. When nothing is in flight it *parks*: it re
 store when it must wake (`park`) and ends, holding no task, timer or output in memory. One
 engine-wide timer (a heap of wake-up times, read from the store on start) starts a runner again
 when a parked execution's time comes; a command (cancel, pause, resume, signal) starts one at
-once. A runner that dies on an unexpected error is started again from the store with growing
+once, and a rerun starts one on an ended execution (which it takes back to running). A runner
+that dies on an unexpected error is started again from the store with growing
 waits; after the last, the execution is failed with an internal-error cause and unwound, and
 if even that cannot run it is quarantined. An execution whose history cannot be read or folded
 is quarantined (marked FAILED in the store, logged), never allowed to stop the engine.
@@ -31,6 +32,7 @@ from server.engine.ports import (
     CallTrace,
     ExecutionNotFoundError,
     LeaseLostError,
+    SequenceConflictError,
 )
 from server.engine.state import ExecutionState
 from server.engine.task_context import EXECUTION_ID, TRACE_ID
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
     from server.engine.engine import Engine
 
 logger = logging.getLogger(__name__)
+
+MAX_CONFLICTS = 3
+"""Appends in a row another writer may overtake before the runner gives up (and is restarted)."""
 
 
 class Runner:
@@ -111,6 +116,7 @@ class Runner:
     async def _loop(self, state: ExecutionState) -> None:
         engine = self.engine
         relaunch = True
+        conflicts = 0
         while True:
             inbox, self.inbox = self.inbox, []
             waiters, self._waiters = self._waiters, []
@@ -131,11 +137,34 @@ class Runner:
                     self.fail_waiters(ExecutionStateError(f"execution {self.execution_id} moved to another replica"))
                     engine._runner_lost(self)
                     return
+                except SequenceConflictError:
+                    # Another writer appended first: the callback relay settling an earlier
+                    # run's callback while a rerun runs (fold rule 8). Nothing of this decision
+                    # was recorded; read the history again and decide anew, same commands.
+                    conflicts += 1
+                    if conflicts > MAX_CONFLICTS:
+                        self._waiters[:0] = waiters
+                        raise
+                    self.inbox[:0] = inbox
+                    self._waiters[:0] = waiters
+                    reloaded = await self._load()
+                    if reloaded is None:
+                        return
+                    state = self.state = reloaded
+                    continue
+                except ExecutionNotFoundError as gone:
+                    # Deleted meanwhile (retention, DeleteUserData): an ended execution a rerun
+                    # reached just as it went. Nothing to run; nothing to restart.
+                    self._waiters[:0] = waiters
+                    self.fail_waiters(gone)
+                    engine._runner_ended(self, None, parked=False)
+                    return
                 except BaseException:
                     # Nothing was recorded: the commands this decision took are answered with the
                     # failure (by run()), not left waiting for ever.
                     self._waiters[:0] = waiters
                     raise
+            conflicts = 0
             self._answer(inbox, waiters, decision)
             if (state.unwinding is not None or state.terminal) and not self._ending_told:
                 self._ending_told = True
@@ -151,7 +180,10 @@ class Runner:
                 self._calls.add(task)
             if state.terminal:
                 engine._runner_ended(self, None, parked=False)
-                engine._notify_terminal(state)
+                if decision.events:
+                    # It ended just now. A runner started on an ended execution (for a rerun that
+                    # was refused or already recorded) recorded nothing: nobody is told again.
+                    engine._notify_terminal(state)
                 return
             if not self._calls and not self.inbox:
                 await engine.store.park(self.execution_id, decision.wake_at)

@@ -25,6 +25,10 @@ NO_DEADLINE = datetime.max.replace(tzinfo=UTC)
 TERMINAL = frozenset({E.EXECUTION_STATE_COMPLETED, E.EXECUTION_STATE_FAILED, E.EXECUTION_STATE_CANCELLED})
 """Execution states that end it."""
 
+RERUNNABLE = frozenset({E.EXECUTION_STATE_FAILED, E.EXECUTION_STATE_CANCELLED})
+"""Terminal states a RerunExecution may take an execution out of (there is no TIMED_OUT state: a
+run that timed out is FAILED with cause TIMEOUT)."""
+
 
 class FoldError(ValueError):
     """An event does not fit the state it is applied to (a corrupt or foreign history)."""
@@ -240,10 +244,20 @@ class ExecutionState:
     degraded_reasons: list[str] = field(default_factory=list)
     errors: list[ErrorRecord] = field(default_factory=list)
     compensations_run: int = 0
+    run: int = 1
+    """Which run this is: 1, then 2, 3, ... from each execution_rerun on."""
+    scope_start: int = 0
+    """`compensations_run` when this run began: compensations ordered after it are this run's."""
+    rerun_requests: set[str] = field(default_factory=set)
+    """The request_ids of the reruns recorded (a retried RerunExecution records nothing)."""
     network_bytes: int = 0
     storage_bytes: int = 0
     callback: execution_pb2.CallbackReport | None = None
-    """The terminal callback's report (fold.py rule 8); None before callback_scheduled."""
+    """The terminal callback's report (fold.py rule 8); None before callback_scheduled, and
+    again once a rerun starts (until that run ends)."""
+    callbacks_owed: set[str] = field(default_factory=set)
+    """Delivery ids scheduled and not yet delivered or failed (an earlier run's may still be owed
+    while a rerun runs)."""
     _user_json: dict[str, Any] | None = None
 
     @property

@@ -42,6 +42,7 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
         last_sequence=state.last_sequence,
         end_cause=state.end_cause,
         trace_id=state.trace_id,
+        run=state.run,
     )
     if state.callback is not None:
         status.callback.CopyFrom(state.callback)

@@ -112,7 +112,7 @@ class Unwinder(DeciderBase):
             attempt=attempt,
             agent=call.agent,
             operation=call.operation,
-            idempotency_key=f"{self.state.execution_id}/{step.step_id}/compensate",
+            idempotency_key=f"{self.key_prefix()}/{step.step_id}/compensate",
         )
         self.record("compensation_started", started)
         return self.launch_compensation(step, run, attempt)
@@ -135,7 +135,7 @@ class Unwinder(DeciderBase):
                     operation=spec.call.operation,
                     payload=payload,
                     timeout=spec.timeout,
-                    idempotency_key=f"{self.state.execution_id}/{step.step_id}/compensate",
+                    idempotency_key=f"{self.key_prefix()}/{step.step_id}/compensate",
                     attempt=attempt,
                     # An undo must be tried: it does not wait out a breaker opened by others.
                     use_breaker=False,
@@ -196,8 +196,11 @@ class Unwinder(DeciderBase):
 
 
 def compensation_summary(state: ExecutionState) -> list[str]:
-    """One line per compensation that ran, in the order they ran."""
-    runs = sorted((r for r in state.steps.values() if r.compensation is not None), key=lambda r: r.compensation.order)  # type: ignore[union-attr]
+    """One line per compensation that ran in this run (rerun.py, rule 5), in the order they ran."""
+    runs = sorted(
+        (r for r in state.steps.values() if r.compensation is not None and r.compensation.order > state.scope_start),
+        key=lambda r: r.compensation.order,  # type: ignore[union-attr]
+    )
     lines = []
     for run in runs:
         comp = run.compensation

@@ -21,7 +21,7 @@ Rules the template keeps (each is a choice with an operational reason):
 - **Retries only where safe.** Every route retries a request that never reached a server
   (connect-failure, refused-stream, reset-before-request), on another host. Only the idempotent
   reads (READ_RPCS) also retry on reset and UNAVAILABLE; ExecuteWorkflow, Cancel, Pause, Resume,
-  Signal and the watches are never replayed by the proxy after reaching a server.
+  Signal, Rerun and the watches are never replayed by the proxy after reaching a server.
 - **TLS from files that reload.** Certificates are given to Envoy through file-based SDS (one
   small file per secret, `sds_files`), each watching its certificate's directory: Envoy re-reads
   the certificates when a file is moved into it (a Kubernetes Secret update, `mv`), without a

@@ -14,7 +14,14 @@ from server.store.base import AuditPage, AuditRecord, Deletion
 
 #: Event kinds whose body carries the reason the client gave.
 _REASONED = frozenset(
-    {"execution_cancelled", "execution_unwinding", "execution_paused", "execution_resumed", "signal_received"}
+    {
+        "execution_cancelled",
+        "execution_unwinding",
+        "execution_paused",
+        "execution_resumed",
+        "execution_rerun",
+        "signal_received",
+    }
 )
 
 #: (subject, action, reason, serialized Actor) of one entry.

@@ -30,13 +30,13 @@ def unfinished_where(terminal: frozenset[int] = TERMINAL_STATES) -> str:
 _FREE = "(owner = '' OR owner = $1 OR lease_expires_at IS NULL OR lease_expires_at <= $3)"
 
 
-def _claim(extra: str) -> str:
+def _claim(extra: str, states: str = unfinished_where()) -> str:
     return f"""
 WITH taken AS (
     UPDATE executions AS x SET owner = $1, lease_expires_at = $2, wanted_by = ''
     WHERE x.execution_no IN (
         SELECT execution_no FROM executions
-        WHERE ({unfinished_where()}) AND {_FREE} AND {extra}
+        WHERE ({states}) AND {_FREE} AND {extra}
         ORDER BY created_at, execution_id
         LIMIT $4
         FOR UPDATE SKIP LOCKED
@@ -52,6 +52,10 @@ CLAIM = _claim("(NOT parked OR wake_at <= $3) AND (wanted_by = '' OR wanted_by =
 
 #: Free executions among $5 (text[]), due or not: $1 owner, $2 until, $3 now, $4 limit.
 CLAIM_NAMED = _claim("execution_id = ANY($5::text[])")
+
+#: Free executions among $5 (text[]) in any state but quarantined, ended ones too (a rerun takes
+#: an ended execution back): $1 owner, $2 until, $3 now, $4 limit.
+CLAIM_NAMED_ANY = _claim("execution_id = ANY($5::text[])", "quarantine_error = ''")
 
 #: $1 owner, $2 until, $3 ids: extends the leases $1 still holds; returns their ids.
 RENEW = """

@@ -44,7 +44,16 @@ from server.store._pg_admission import POSITION as QUEUE_POSITION
 from server.store._pg_audit import audit_rows, delete_user, expire, list_audit
 from server.store._pg_batch import AppendOp, CreateOp, EventRow, Outcome, ParkOp, QuarantineOp
 from server.store._pg_fanout import CommitFanout, FanoutStats, NotificationListener
-from server.store._pg_leases import CLAIM, CLAIM_NAMED, RELEASE, RENEW, WANT, WANTED, unfinished_where
+from server.store._pg_leases import (
+    CLAIM,
+    CLAIM_NAMED,
+    CLAIM_NAMED_ANY,
+    RELEASE,
+    RENEW,
+    WANT,
+    WANTED,
+    unfinished_where,
+)
 from server.store._pg_migrations import apply_postgres_migrations
 from server.store._pg_rows import RECORD_COLUMNS, event_time, record_from_row, utc
 from server.store._pg_writer import CommitObserver, PostgresWriter, PostgresWriterStats, connect_writer
@@ -494,13 +503,16 @@ class PostgresExecutionStore:
 
     # ---- leases (ReplicaStore): single statements on the read pool, outside the group commit ---
 
-    async def claim(self, lease: Lease, now: datetime, limit: int, execution_ids: Sequence[str] = ()) -> list[str]:
+    async def claim(
+        self, lease: Lease, now: datetime, limit: int, execution_ids: Sequence[str] = (), *, ended: bool = False
+    ) -> list[str]:
         """Takes up to `limit` free, due, unfinished executions, oldest first, in one statement.
 
         Free: no owner, this owner, or a lease lapsed at `now`. Due: not parked, or parked with
         wake_at <= `now`. With `execution_ids`: those of them that are free and unfinished, due or
-        not. Rows another transaction has locked (a replica's claim or commit) are skipped, so two
-        replicas claiming at once take disjoint sets.
+        not; with `ended` too, ended ones among them (not quarantined ones): a rerun's. Rows
+        another transaction has locked (a replica's claim or commit) are skipped, so two replicas
+        claiming at once take disjoint sets.
 
         Returns:
             The ids now held under `lease`, oldest first.
@@ -509,7 +521,8 @@ class PostgresExecutionStore:
             return []
         until, at = utc(lease.until), utc(now)
         if execution_ids:
-            rows = await self._fetch(CLAIM_NAMED, lease.owner, until, at, limit, list(execution_ids))
+            named = CLAIM_NAMED_ANY if ended else CLAIM_NAMED
+            rows = await self._fetch(named, lease.owner, until, at, limit, list(execution_ids))
         else:
             rows = await self._fetch(CLAIM, lease.owner, until, at, limit)
         return [row[0] for row in rows]

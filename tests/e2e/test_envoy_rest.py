@@ -212,6 +212,12 @@ def test_bad_input_is_400_with_a_message_naming_the_field(served: Served, body: 
     assert error["code"] == 3 and error["message"].startswith(f"{field}:"), error
 
 
+def test_the_rerun_path_reaches_rerun_execution(served: Served) -> None:
+    status, error = call("POST", served.url("/api/v1/orchestration/rerun/no-such-execution"), {"reason": "again"})
+    assert (status, error["code"]) == (404, 5), error
+    assert error["message"].startswith("execution_id: "), error
+
+
 def test_an_unknown_execution_is_404_and_an_unknown_path_too(served: Served) -> None:
     status, error = call("GET", served.url("/api/v1/orchestration/status/no-such-execution"))
     assert (status, error["code"]) == (404, 5)

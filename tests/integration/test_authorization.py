@@ -104,6 +104,9 @@ CALLS: dict[str, Call] = {
     "/baton.v1.Orchestrator/SignalExecution": lambda s, x, md: s.orchestrator.SignalExecution(
         O.SignalExecutionRequest(execution_id=x, signal=E.SIGNAL_APPROVE), metadata=md, timeout=10
     ),
+    "/baton.v1.Orchestrator/RerunExecution": lambda s, x, md: s.orchestrator.RerunExecution(
+        O.RerunExecutionRequest(execution_id=x), metadata=md, timeout=10
+    ),
     "/baton.v1.Orchestrator/GetSystemHealth": lambda s, x, md: s.orchestrator.GetSystemHealth(
         O.GetSystemHealthRequest(), metadata=md, timeout=10
     ),
@@ -147,6 +150,8 @@ EXPECTED: dict[str, dict[str, frozenset[Code]]] = {
     "/baton.v1.Orchestrator/PauseExecution": _CONTROL_ENDED,
     "/baton.v1.Orchestrator/ResumeExecution": _CONTROL_ENDED,
     "/baton.v1.Orchestrator/SignalExecution": _CONTROL_ENDED,
+    # Who may rerun is who may cancel; A's execution completed, so it is not rerun.
+    "/baton.v1.Orchestrator/RerunExecution": _CONTROL_ENDED,
     "/baton.v1.Orchestrator/GetSystemHealth": _STAFF,
     "/baton.v1.Orchestrator/ListAuditEvents": _STAFF,
     "/baton.v1.Orchestrator/DeleteUserData": {"user A": DENIED, "user B": DENIED, "operator": DENIED, "admin": OK},

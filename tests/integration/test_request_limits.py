@@ -181,6 +181,15 @@ async def test_a_retried_request_id_with_nul_is_invalid_argument_each_time(stub:
         (lambda s: s.ExecuteWorkflow(_typed("job\x00")), "workflow_type"),
         (lambda s: s.GetExecution(orchestrator_pb2.GetExecutionRequest(execution_id="e\x00")), "execution_id"),
         (lambda s: s.CancelExecution(orchestrator_pb2.CancelExecutionRequest(execution_id="e\x00")), "execution_id"),
+        (lambda s: s.RerunExecution(orchestrator_pb2.RerunExecutionRequest(execution_id="e\x00")), "execution_id"),
+        (
+            lambda s: s.RerunExecution(orchestrator_pb2.RerunExecutionRequest(execution_id="e", from_step="s\x00")),
+            "from_step",
+        ),
+        (
+            lambda s: s.RerunExecution(orchestrator_pb2.RerunExecutionRequest(execution_id="e", request_id="r" * 129)),
+            "request_id",
+        ),
         (lambda s: s.ListExecutions(orchestrator_pb2.ListExecutionsRequest(user_id="u\x00")), "user_id"),
         (lambda s: s.ListExecutions(orchestrator_pb2.ListExecutionsRequest(user_id="u" * 300)), "user_id"),
         (lambda s: s.ListExecutions(orchestrator_pb2.ListExecutionsRequest(page_token="t" * 2000)), "page_token"),

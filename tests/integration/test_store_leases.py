@@ -125,6 +125,26 @@ async def test_a_named_claim_takes_those_executions_due_or_not_but_never_another
     assert await owners(a, "other") == [""]
 
 
+async def test_a_named_claim_for_a_rerun_takes_ended_executions_too_but_not_quarantined_or_held_ones(
+    replicas: Replicas,
+) -> None:
+    a, b = replicas.a, replicas.b
+    await make(a, "failed", "cancelled", "quarantined", "held", "running")
+    await a.append("failed", step_events(2, 1), E.EXECUTION_STATE_FAILED)
+    await a.append("cancelled", step_events(2, 1), E.EXECUTION_STATE_CANCELLED)
+    await a.append("held", step_events(2, 1), E.EXECUTION_STATE_FAILED)
+    await b.claim(lease("b"), now(), 1, ["held"], ended=True)
+    await a.quarantine("quarantined", "unreadable")
+    names = ["failed", "cancelled", "quarantined", "held", "running"]
+
+    assert await a.claim(lease("a"), now(), 10, names) == ["running"]  # a command's claim: unfinished only
+    await a.release("a", ["running"])
+    taken = await a.claim(lease("a"), now(), 10, names, ended=True)
+
+    assert taken == ["failed", "cancelled", "running"]
+    assert await owners(a, "held", "quarantined") == ["b", ""]
+
+
 async def test_replicas_claiming_at_once_never_take_the_same_execution(replicas: Replicas) -> None:
     names = [f"x{n:02}" for n in range(40)]
     await make(replicas.a, *names)

@@ -187,14 +187,18 @@ class MemoryStore:
 
     # ---- leases (ReplicaStore) -------------------------------------------------------------------
 
-    async def claim(self, lease: Lease, now: datetime, limit: int, execution_ids: Sequence[str] = ()) -> list[str]:
+    async def claim(
+        self, lease: Lease, now: datetime, limit: int, execution_ids: Sequence[str] = (), *, ended: bool = False
+    ) -> list[str]:
         await asyncio.sleep(0)
         named = bool(execution_ids)
         candidates = list(execution_ids) or [r.execution_id for r in sorted(self.records.values(), key=_age)]
         taken: list[str] = []
         for execution_id in candidates:
             record = self.records.get(execution_id)
-            if record is None or record.state in TERMINAL_STATES or len(taken) >= limit:
+            if record is None or len(taken) >= limit:
+                continue
+            if record.quarantine_error or (record.state in TERMINAL_STATES and not (named and ended)):
                 continue
             held = record.owner and record.owner != lease.owner
             if held and record.lease_expires_at is not None and record.lease_expires_at > now:

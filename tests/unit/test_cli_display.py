@@ -367,6 +367,16 @@ def test_the_outcome_line_counts_errors_in_the_right_number(errors: int, counted
     assert summary_line(status).endswith(f"steps, {counted}")
 
 
+def test_the_outcome_line_and_the_status_name_the_run_of_a_rerun_execution_only() -> None:
+    first = E.ExecutionStatus(execution_id=ID, status=E.EXECUTION_STATE_COMPLETED, run=1)
+    assert "(run" not in summary_line(first)
+    rerun = E.ExecutionStatus(execution_id=ID, status=E.EXECUTION_STATE_COMPLETED, run=3)
+    assert summary_line(rerun).startswith(f"execution {ID} completed in 0.000s (run 3): ")
+    console = Console(file=io.StringIO(), width=160, color_system=None)
+    render_status(console, rerun)
+    assert "3 (rerun 2 times)" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
 def test_a_result_line_does_not_repeat_the_state_the_reason_starts_with() -> None:
     rejected = E.ExecutionStatus(
         execution_id=ID,

@@ -76,6 +76,7 @@ def test_only_idempotent_reads_are_retried_after_reaching_a_server() -> None:
         "/baton.v1.Orchestrator/CancelExecution",
         "/baton.v1.Orchestrator/SignalExecution",
         "/baton.v1.Orchestrator/PauseExecution",
+        "/baton.v1.Orchestrator/RerunExecution",
         "/baton.v1.Orchestrator/WatchExecution",
         "/baton.v1.SeedApi/Execute",
         "/baton.v1.SeedApi/WatchStatus",

@@ -328,7 +328,7 @@ class Results(_message.Message):
     def __init__(self, primary_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., intermediate_results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recommendations: _Optional[_Iterable[str]] = ..., omitted_outputs: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ExecutionStatus(_message.Message):
-    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id", "queue_position", "callback")
+    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id", "queue_position", "callback", "run")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -350,6 +350,7 @@ class ExecutionStatus(_message.Message):
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     plan_id: str
     status: ExecutionState
@@ -371,7 +372,8 @@ class ExecutionStatus(_message.Message):
     trace_id: str
     queue_position: int
     callback: CallbackReport
-    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., callback: _Optional[_Union[CallbackReport, _Mapping]] = ...) -> None: ...
+    run: int
+    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., callback: _Optional[_Union[CallbackReport, _Mapping]] = ..., run: _Optional[int] = ...) -> None: ...
 
 class CallbackReport(_message.Message):
     __slots__ = ("state", "delivery_id", "attempts", "deadline", "detail")
@@ -661,6 +663,22 @@ class GateEvaluated(_message.Message):
     details: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, gate_id: _Optional[str] = ..., checkpoint: _Optional[str] = ..., score: _Optional[float] = ..., passed: _Optional[bool] = ..., action: _Optional[_Union[_plan_pb2.GateAction, str]] = ..., details: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ExecutionRerun(_message.Message):
+    __slots__ = ("from_step", "reason", "reset_steps", "run", "deadline", "request_id")
+    FROM_STEP_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RESET_STEPS_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    from_step: str
+    reason: str
+    reset_steps: _containers.RepeatedScalarFieldContainer[str]
+    run: int
+    deadline: _timestamp_pb2.Timestamp
+    request_id: str
+    def __init__(self, from_step: _Optional[str] = ..., reason: _Optional[str] = ..., reset_steps: _Optional[_Iterable[str]] = ..., run: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
 class Actor(_message.Message):
     __slots__ = ("subject", "roles", "peer", "claimed_user")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
@@ -674,7 +692,7 @@ class Actor(_message.Message):
     def __init__(self, subject: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., peer: _Optional[str] = ..., claimed_user: _Optional[str] = ...) -> None: ...
 
 class ExecutionEvent(_message.Message):
-    __slots__ = ("sequence", "time", "actor", "execution_started", "step_started", "step_attempt_failed", "step_succeeded", "step_failed", "step_skipped", "execution_completed", "execution_failed", "execution_cancelled", "step_delayed", "gate_evaluated", "execution_unwinding", "execution_paused", "execution_resumed", "signal_received", "step_waiting", "compensation_started", "compensation_attempt_failed", "compensation_succeeded", "compensation_settled", "callback_scheduled", "callback_delivered", "callback_failed")
+    __slots__ = ("sequence", "time", "actor", "execution_started", "step_started", "step_attempt_failed", "step_succeeded", "step_failed", "step_skipped", "execution_completed", "execution_failed", "execution_cancelled", "step_delayed", "gate_evaluated", "execution_unwinding", "execution_paused", "execution_resumed", "signal_received", "step_waiting", "compensation_started", "compensation_attempt_failed", "compensation_succeeded", "compensation_settled", "callback_scheduled", "callback_delivered", "callback_failed", "execution_rerun")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
@@ -701,6 +719,7 @@ class ExecutionEvent(_message.Message):
     CALLBACK_SCHEDULED_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_DELIVERED_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_FAILED_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_RERUN_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     time: _timestamp_pb2.Timestamp
     actor: Actor
@@ -727,4 +746,5 @@ class ExecutionEvent(_message.Message):
     callback_scheduled: CallbackScheduled
     callback_delivered: CallbackDelivered
     callback_failed: CallbackFailed
-    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[Actor, _Mapping]] = ..., execution_started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., step_started: _Optional[_Union[StepStarted, _Mapping]] = ..., step_attempt_failed: _Optional[_Union[StepAttemptFailed, _Mapping]] = ..., step_succeeded: _Optional[_Union[StepSucceeded, _Mapping]] = ..., step_failed: _Optional[_Union[StepFailed, _Mapping]] = ..., step_skipped: _Optional[_Union[StepSkipped, _Mapping]] = ..., execution_completed: _Optional[_Union[ExecutionCompleted, _Mapping]] = ..., execution_failed: _Optional[_Union[ExecutionFailed, _Mapping]] = ..., execution_cancelled: _Optional[_Union[ExecutionCancelled, _Mapping]] = ..., step_delayed: _Optional[_Union[StepDelayed, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., execution_unwinding: _Optional[_Union[ExecutionUnwinding, _Mapping]] = ..., execution_paused: _Optional[_Union[ExecutionPaused, _Mapping]] = ..., execution_resumed: _Optional[_Union[ExecutionResumed, _Mapping]] = ..., signal_received: _Optional[_Union[SignalReceived, _Mapping]] = ..., step_waiting: _Optional[_Union[StepWaiting, _Mapping]] = ..., compensation_started: _Optional[_Union[CompensationStarted, _Mapping]] = ..., compensation_attempt_failed: _Optional[_Union[CompensationAttemptFailed, _Mapping]] = ..., compensation_succeeded: _Optional[_Union[CompensationSucceeded, _Mapping]] = ..., compensation_settled: _Optional[_Union[CompensationSettled, _Mapping]] = ..., callback_scheduled: _Optional[_Union[CallbackScheduled, _Mapping]] = ..., callback_delivered: _Optional[_Union[CallbackDelivered, _Mapping]] = ..., callback_failed: _Optional[_Union[CallbackFailed, _Mapping]] = ...) -> None: ...
+    execution_rerun: ExecutionRerun
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[Actor, _Mapping]] = ..., execution_started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., step_started: _Optional[_Union[StepStarted, _Mapping]] = ..., step_attempt_failed: _Optional[_Union[StepAttemptFailed, _Mapping]] = ..., step_succeeded: _Optional[_Union[StepSucceeded, _Mapping]] = ..., step_failed: _Optional[_Union[StepFailed, _Mapping]] = ..., step_skipped: _Optional[_Union[StepSkipped, _Mapping]] = ..., execution_completed: _Optional[_Union[ExecutionCompleted, _Mapping]] = ..., execution_failed: _Optional[_Union[ExecutionFailed, _Mapping]] = ..., execution_cancelled: _Optional[_Union[ExecutionCancelled, _Mapping]] = ..., step_delayed: _Optional[_Union[StepDelayed, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., execution_unwinding: _Optional[_Union[ExecutionUnwinding, _Mapping]] = ..., execution_paused: _Optional[_Union[ExecutionPaused, _Mapping]] = ..., execution_resumed: _Optional[_Union[ExecutionResumed, _Mapping]] = ..., signal_received: _Optional[_Union[SignalReceived, _Mapping]] = ..., step_waiting: _Optional[_Union[StepWaiting, _Mapping]] = ..., compensation_started: _Optional[_Union[CompensationStarted, _Mapping]] = ..., compensation_attempt_failed: _Optional[_Union[CompensationAttemptFailed, _Mapping]] = ..., compensation_succeeded: _Optional[_Union[CompensationSucceeded, _Mapping]] = ..., compensation_settled: _Optional[_Union[CompensationSettled, _Mapping]] = ..., callback_scheduled: _Optional[_Union[CallbackScheduled, _Mapping]] = ..., callback_delivered: _Optional[_Union[CallbackDelivered, _Mapping]] = ..., callback_failed: _Optional[_Union[CallbackFailed, _Mapping]] = ..., execution_rerun: _Optional[_Union[ExecutionRerun, _Mapping]] = ...) -> None: ...

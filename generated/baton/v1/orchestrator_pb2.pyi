@@ -43,6 +43,18 @@ class ResumeExecutionRequest(_message.Message):
     reason: str
     def __init__(self, execution_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class RerunExecutionRequest(_message.Message):
+    __slots__ = ("execution_id", "from_step", "reason", "request_id")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_STEP_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    from_step: str
+    reason: str
+    request_id: str
+    def __init__(self, execution_id: _Optional[str] = ..., from_step: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
 class SignalExecutionRequest(_message.Message):
     __slots__ = ("execution_id", "step_id", "signal", "payload", "reason")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -93,6 +93,11 @@ class OrchestratorStub:
                 request_serializer=baton_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_execution__pb2.ExecutionStatus.FromString,
                 _registered_method=True)
+        self.RerunExecution = channel.unary_unary(
+                '/baton.v1.Orchestrator/RerunExecution',
+                request_serializer=baton_dot_v1_dot_orchestrator__pb2.RerunExecutionRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_execution__pb2.ExecutionStatus.FromString,
+                _registered_method=True)
         self.GetStepOutput = channel.unary_unary(
                 '/baton.v1.Orchestrator/GetStepOutput',
                 request_serializer=baton_dot_v1_dot_orchestrator__pb2.GetStepOutputRequest.SerializeToString,
@@ -144,7 +149,8 @@ class OrchestratorServicer:
 
     def WatchExecution(self, request, context):
         """Streams an execution's updates: first every recorded event after after_sequence, then live
-        ones, in order and without gaps. The stream ends (OK) after the terminal event; a stream the
+        ones, in order and without gaps. The stream ends (OK) after the terminal event (of the latest
+        run: a rerun execution's history goes on past an earlier run's end); a stream the
         server must end earlier (it is shutting down) ends UNAVAILABLE, and the client resumes with
         after_sequence. While nothing happens, heartbeats keep the stream alive.
         """
@@ -197,6 +203,20 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RerunExecution(self, request, context):
+        """Reruns a failed or cancelled execution (as Step Functions' redrive, Temporal's reset): it
+        continues from the steps that did not complete, or from from_step and every step downstream
+        of it, keeping the other steps' outputs, as new events of the same history (an
+        ExecutionRerun event, then the run's own; watchers see them as any others). The execution's
+        timeout starts again. Returns once the rerun is recorded. A rerun execution is admitted at
+        once, past the admission queue. FAILED_PRECONDITION names the state of an execution that is
+        not failed or cancelled (or was cancelled before it ever started); INVALID_ARGUMENT names an
+        unknown from_step. Who may rerun is who may cancel: the owner, or an admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStepOutput(self, request, context):
         """Returns one step's output, for outputs too large to ride in a status (see
         Results.omitted_outputs). NOT_FOUND when the step has no output.
@@ -207,7 +227,7 @@ class OrchestratorServicer:
 
     def ListAuditEvents(self, request, context):
         """Lists the audit trail: the events clients caused (submissions, cancels, pauses, resumes,
-        signals), newest first, across executions. Operators and admins only.
+        signals, reruns), newest first, across executions. Operators and admins only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -272,6 +292,11 @@ def add_OrchestratorServicer_to_server(servicer, server):
             'SignalExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.SignalExecution,
                     request_deserializer=baton_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_execution__pb2.ExecutionStatus.SerializeToString,
+            ),
+            'RerunExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunExecution,
+                    request_deserializer=baton_dot_v1_dot_orchestrator__pb2.RerunExecutionRequest.FromString,
                     response_serializer=baton_dot_v1_dot_execution__pb2.ExecutionStatus.SerializeToString,
             ),
             'GetStepOutput': grpc.unary_unary_rpc_method_handler(
@@ -566,6 +591,33 @@ class Orchestrator:
             target,
             '/baton.v1.Orchestrator/SignalExecution',
             baton_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.SerializeToString,
+            baton_dot_v1_dot_execution__pb2.ExecutionStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerunExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/RerunExecution',
+            baton_dot_v1_dot_orchestrator__pb2.RerunExecutionRequest.SerializeToString,
             baton_dot_v1_dot_execution__pb2.ExecutionStatus.FromString,
             options,
             channel_credentials,
