@@ -16,6 +16,7 @@ from server.cli._format import (
     format_seconds,
     format_setting,
     grid,
+    item_label,
     seconds,
     struct_dict,
     styled,
@@ -85,7 +86,7 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
             errors.add_column(column)
         for err in status.error_summary.error_details:
             errors.add_row(
-                err.step_id,
+                item_label(err.step_id, err),
                 str(err.attempt or ""),
                 f"{err.error_type}: {err.error_message}",
                 err.recovery_action,

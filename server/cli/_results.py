@@ -11,7 +11,7 @@ from baton.v1 import automation_pb2, execution_pb2, plan_pb2
 from rich.console import Console, RenderableType
 from rich.table import Table
 
-from server.cli._format import end_cause, enum_label, execution_state, grid, struct_dict, styled
+from server.cli._format import end_cause, enum_label, execution_state, grid, item_label, struct_dict, styled
 from server.cli._waiting import compensation_label
 
 E = execution_pb2
@@ -203,8 +203,9 @@ def run_report(status: execution_pb2.ExecutionStatus, events: Sequence[execution
     for undo in status.compensations:
         tries = f", {_count(undo.attempts, 'attempt')}" if undo.attempts else ""
         error = f": {undo.error_message}" if undo.state == E.COMPENSATION_STATE_FAILED and undo.error_message else ""
+        name = item_label(undo.step_id, undo)
         report.compensations.append(
-            f"{undo.step_id} by {undo.agent}.{undo.operation}: {compensation_label(undo.state)}{tries}{error}"
+            f"{name} by {undo.agent}.{undo.operation}: {compensation_label(undo.state)}{tries}{error}"
         )
     report.outcome = execution_state(status.status)
     if status.end_cause != E.END_CAUSE_UNSPECIFIED:

@@ -21,6 +21,7 @@ from server.cli._format import (
     describe_event,
     execution_state,
     format_seconds,
+    items_label,
     seconds,
     step_state,
     style_of,
@@ -87,9 +88,13 @@ def steps_table(
                 took = format_seconds(max(elapsed, 0.0)) + "…"
             else:
                 took = ""
+            state = styled(step_state(timing.status))
+            items = items_label(timing)
+            if items:
+                state.append(f" ({items})")
             row: list[RenderableType] = [
                 timing.step_id,
-                styled(step_state(timing.status)),
+                state,
                 f"{timing.agent}.{timing.operation}" if timing.agent else "—",
                 str(timing.attempts or ""),
                 took,

@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from server.engine.expressions import resolve
 from server.engine.fold import apply
 from server.engine.model import Call, Step
-from server.engine.ports import AgentCall, AgentCallError
+from server.engine.ports import AgentCall, AgentCallError, AgentReply
 from server.engine.state import ExecutionState, StepRun, Unwinding
 
 E = execution_pb2
@@ -41,6 +41,8 @@ class Launch:
     compensation: bool = False
     notice: bool = False
     """A notification whose outcome nothing waits for (an escalation's)."""
+    item: int = -1
+    """The item of a map step the call is of, from 0; -1 for the step's own call."""
 
 
 @dataclass
@@ -69,6 +71,8 @@ class DeciderBase:
         self.now_ts = timestamp_pb2.Timestamp()
         self.now_ts.FromDatetime(now)
         self._context: dict[str, Any] | None = None
+        self.map_items: dict[str, list[Any]] = {}
+        """Map steps' for_each lists evaluated in this decision (maps.py, rule 2)."""
         self.actor: execution_pb2.Actor | None = None
         """Who made the command being decided; `record` stamps the first event it causes."""
 
@@ -93,10 +97,11 @@ class DeciderBase:
         ts.FromDatetime(self.now + timedelta(seconds=seconds))
         return ts
 
-    def payload(self, call: Call) -> dict[str, Any]:
+    def payload(self, call: Call, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The call's request: its configuration resolved over `context` (default: the execution's)."""
         if not call.dynamic:
             return dict(call.configuration)
-        resolved: dict[str, Any] = resolve(call.configuration, self.context())
+        resolved: dict[str, Any] = resolve(call.configuration, self.context() if context is None else context)
         return resolved
 
     def context(self) -> Mapping[str, Any]:
@@ -134,6 +139,14 @@ class DeciderBase:
 
     def unwind(self, end: Unwinding) -> None:
         """The one road to a failed or cancelled end (unwind.py)."""
+        raise NotImplementedError
+
+    def succeeded(self, step: Step, run: StepRun, attempt: int, reply: AgentReply) -> None:
+        """Records the step's success and evaluates its gates (decide.py)."""
+        raise NotImplementedError
+
+    def item_context(self, step: Step, index: int) -> dict[str, Any]:
+        """The context of a map step's item's call (maps.py)."""
         raise NotImplementedError
 
 

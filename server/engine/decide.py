@@ -24,6 +24,9 @@ Rules (every decision of the engine lives here; the runner only performs them):
    (EXPRESSION_ERROR), never the runner's.
 6. Idempotency keys name a step, not an attempt: `execution/step` for every attempt of its own
    call, `…/alt` for its alternative call, `…/compensate` for its compensation.
+8. A map step (for_each) runs its items by maps.py's rules: it starts where an ordinary step
+   makes its first attempt, is driven each round while MAPPING, and counts as one step
+   toward the plan's concurrency.
 7. An attempt an open breaker refused (CIRCUIT_OPEN, never sent) waits for the breaker's probe
    time (the refusal's `retry_after`, spread by the jitter) as a `circuit_wait` attempt failure,
    which spends none of the step's retries; at most `max_circuit_waits` times per path, never
@@ -47,9 +50,10 @@ from server.engine._decider import expression_error
 from server.engine.expressions import evaluate
 from server.engine.gates import evaluate_gate
 from server.engine.inbox import Cancel, ClientCommand, Command, InboxItem, InternalFailure, Outcome, Pause, Resume
+from server.engine.maps import Mapper
 from server.engine.model import Step
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
-from server.engine.state import NO_DEADLINE, ExecutionState, Phase, StepRun, Unwinding
+from server.engine.state import NO_DEADLINE, ExecutionState, ItemPhase, Phase, StepRun, Unwinding
 from server.engine.unwind import Unwinder
 from server.engine.waits import Waiter
 from server.quoting import quote
@@ -86,7 +90,7 @@ def decide(
     return decider.decision
 
 
-class _Decider(Unwinder, Waiter):
+class _Decider(Unwinder, Waiter, Mapper):
     """The decider: going forward, outcomes and commands (unwinding and waiting in their modules)."""
 
     # ---- the round --------------------------------------------------------------------------
@@ -123,6 +127,12 @@ class _Decider(Unwinder, Waiter):
             comp = run.compensation
             if comp is not None and comp.in_flight and step.compensation is not None:
                 self.launch_compensation(step, run, comp.attempts)
+            for item in run.items or ():
+                # Only the items without a recorded outcome are called again (same keys).
+                if item.phase == ItemPhase.IN_FLIGHT and run.phase == Phase.MAPPING:
+                    self.launch_item(step, run, item)
+                if item.compensation is not None and item.compensation.in_flight and step.compensation is not None:
+                    self.launch_compensation(step, run, item.compensation.attempts, item)
 
     # ---- commands ---------------------------------------------------------------------------
 
@@ -172,7 +182,7 @@ class _Decider(Unwinder, Waiter):
                 self.check_wait(plan.steps[sid], run)
                 if state.unwinding is not None:
                     return
-        occupied = sum(1 for r in state.steps.values() if r.phase in (Phase.IN_FLIGHT, Phase.BACKOFF))
+        occupied = sum(1 for r in state.steps.values() if r.phase in (Phase.IN_FLIGHT, Phase.BACKOFF, Phase.MAPPING))
         limit = plan.max_concurrency
         for sid in plan.order:
             if state.unwinding is not None or state.terminal:
@@ -182,6 +192,9 @@ class _Decider(Unwinder, Waiter):
             if run.phase == Phase.BACKOFF:
                 if run.due is None or run.due <= now:
                     self.start_attempt(step, run)
+                continue
+            if run.phase == Phase.MAPPING:
+                self.drive_map(step, run)
                 continue
             if run.phase == Phase.DELAYED:
                 if run.due is not None and run.due <= now and not (limit and occupied >= limit):
@@ -226,6 +239,9 @@ class _Decider(Unwinder, Waiter):
             return None
 
     def start_attempt(self, step: Step, run: StepRun) -> None:
+        if step.map is not None and run.phase in (Phase.PENDING, Phase.DELAYED):
+            self.start_map(step, run)
+            return
         call = step.call_on(run.on_alternative)
         attempt = run.attempts + 1
         started = E.StepStarted(
@@ -274,9 +290,14 @@ class _Decider(Unwinder, Waiter):
             return
         step = self.plan.steps[item.step_id]
         if item.compensation:
-            comp = run.compensation
+            owner = run.items[item.item] if run.items is not None and 0 <= item.item < len(run.items) else None
+            comp = run.compensation if item.item < 0 else owner.compensation if owner is not None else None
             if comp is not None and comp.in_flight and comp.attempts == item.attempt:
-                self.compensation_outcome(step, run, item.result)
+                self.compensation_outcome(step, run, item.result, owner)
+            return
+        if item.item >= 0:
+            if run.phase == Phase.MAPPING:
+                self.item_outcome(step, run, item.item, item.attempt, item.result)
             return
         if run.phase != Phase.IN_FLIGHT or run.attempts != item.attempt:
             return  # overtaken: a newer attempt, or an escalation's notice
@@ -452,5 +473,10 @@ class _Decider(Unwinder, Waiter):
                 times.append(run.wait.timeout_at)
             if run.compensation is not None and run.compensation.due is not None:
                 times.append(run.compensation.due)
+            for map_item in run.items or ():
+                if not unwinding and map_item.phase == ItemPhase.BACKOFF and map_item.due is not None:
+                    times.append(map_item.due)
+                if map_item.compensation is not None and map_item.compensation.due is not None:
+                    times.append(map_item.compensation.due)
         future = [t for t in times if t > now]
         return min(future, default=None)

@@ -182,7 +182,7 @@ class Runner:
             if isinstance(result, AgentCallError):
                 logger.warning("execution %s: notice for step %s failed: %s", self.execution_id, launch.step_id, result)
             return None
-        return Outcome(launch.step_id, launch.attempt, result, compensation=launch.compensation)
+        return Outcome(launch.step_id, launch.attempt, result, compensation=launch.compensation, item=launch.item)
 
     async def _wait(self, wake_at: datetime | None) -> None:
         """Returns when an outcome or a command arrives, or at `wake_at`."""

@@ -135,11 +135,14 @@ def test_the_application_workflow_is_analyze_search_score_screen_submit_then_not
     }
 
 
-def test_the_application_workflow_applies_to_the_three_best_matches(planner: Planner) -> None:
+def test_the_application_workflow_applies_to_each_of_the_three_best_matches_as_a_map_item(planner: Planner) -> None:
     plan = _plan(planner)
     submit = _step(plan, "submit_applications")
     assert (submit.agent, submit.operation) == ("automation", "SubmitApplication")
-    assert _config(submit)["job_ids"] == "${steps.score_matches.matches[:3].job_id}"
+    # One SubmitApplication per job: a bad posting is skipped, the others go on.
+    assert submit.for_each == "${steps.score_matches.matches[:3].job_id}"
+    assert submit.item_failure == plan_pb2.ITEM_FAILURE_SKIP_ITEM
+    assert _config(submit)["job_ids"] == ["${item}"]
     assert _config(_step(plan, "screen_compliance"))["job_ids"] == "${steps.score_matches.matches[:3].job_id}"
     # Nothing is submitted unless the screen says the user may go on.
     assert submit.timing.scheduling == plan_pb2.SCHEDULING_CONDITIONAL
@@ -304,7 +307,8 @@ def test_under_manual_automation_the_submission_applies_only_to_the_approved_job
     plan = _plan(planner, user=_prefs(automation_level="AUTOMATION_LEVEL_MANUAL"))
     submit = _step(plan, "submit_applications")
     config = _config(submit)
-    assert config["job_ids"] == "${steps.approve_applications.job_ids}"
+    assert submit.for_each == "${steps.approve_applications.job_ids}"
+    assert config["job_ids"] == ["${item}"]
     assert config["document_id"] == "${steps.analyze_resume.document_id}"
     # An approval narrowed to nothing, or skipped, submits nothing.
     assert submit.timing.scheduling == plan_pb2.SCHEDULING_CONDITIONAL
@@ -377,7 +381,7 @@ def test_the_application_workflow_withdraws_its_submissions_when_it_unwinds(plan
     assert (compensation.agent, compensation.operation) == ("automation", "WithdrawApplication")
     assert json_format.MessageToDict(compensation.configuration) == {
         "user_id": "${user.user_id}",
-        "application_ids": "${steps.submit_applications.applications[*].application_id}",
+        "application_ids": "${item_output.applications[*].application_id}",
         "reason": "execution did not finish; withdrawn by baton",
     }
     assert compensation.retry_count == 5
