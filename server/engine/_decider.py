@@ -21,7 +21,7 @@ from server.engine.expressions import resolve
 from server.engine.fold import apply
 from server.engine.model import Call, Step
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
-from server.engine.state import ExecutionState, StepRun, Unwinding
+from server.engine.state import ExecutionState, ItemRun, StepRun, Unwinding
 
 E = execution_pb2
 P = plan_pb2
@@ -143,6 +143,10 @@ class DeciderBase:
 
     def succeeded(self, step: Step, run: StepRun, attempt: int, reply: AgentReply) -> None:
         """Records the step's success and evaluates its gates (decide.py)."""
+        raise NotImplementedError
+
+    def start_item(self, step: Step, run: StepRun, item: ItemRun) -> None:
+        """Records and launches the item's next attempt (maps.py)."""
         raise NotImplementedError
 
     def item_context(self, step: Step, index: int) -> dict[str, Any]:

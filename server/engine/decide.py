@@ -129,7 +129,7 @@ class _Decider(Unwinder, Waiter, Mapper):
                 self.launch_compensation(step, run, comp.attempts)
             for item in run.items or ():
                 # Only the items without a recorded outcome are called again (same keys).
-                if item.phase == ItemPhase.IN_FLIGHT and run.phase == Phase.MAPPING:
+                if item.phase == ItemPhase.IN_FLIGHT:
                     self.launch_item(step, run, item)
                 if item.compensation is not None and item.compensation.in_flight and step.compensation is not None:
                     self.launch_compensation(step, run, item.compensation.attempts, item)
@@ -296,7 +296,7 @@ class _Decider(Unwinder, Waiter, Mapper):
                 self.compensation_outcome(step, run, item.result, owner)
             return
         if item.item >= 0:
-            if run.phase == Phase.MAPPING:
+            if run.phase == Phase.MAPPING or self.state.unwinding is not None:
                 self.item_outcome(step, run, item.item, item.attempt, item.result)
             return
         if run.phase != Phase.IN_FLIGHT or run.attempts != item.attempt:
@@ -474,8 +474,9 @@ class _Decider(Unwinder, Waiter, Mapper):
             if run.compensation is not None and run.compensation.due is not None:
                 times.append(run.compensation.due)
             for map_item in run.items or ():
-                if not unwinding and map_item.phase == ItemPhase.BACKOFF and map_item.due is not None:
-                    times.append(map_item.due)
+                backoff = map_item.phase == ItemPhase.BACKOFF and map_item.due is not None
+                if backoff and (not unwinding or self.plan.steps[sid].compensation is not None):
+                    times.append(map_item.due)  # type: ignore[arg-type]
                 if map_item.compensation is not None and map_item.compensation.due is not None:
                     times.append(map_item.compensation.due)
         future = [t for t in times if t > now]

@@ -91,6 +91,7 @@ _ALLOWED: dict[str, frozenset[str]] = {
         "step_started",
         "step_succeeded",
         "step_attempt_failed",
+        "step_item_started",
         "step_item_succeeded",
         "step_item_attempt_failed",
         "execution_failed",
@@ -267,7 +268,8 @@ def _item_of(state: ExecutionState, kind: str, body: Any, run: StepRun) -> ItemR
 
 
 _ITEM_PHASES: dict[str, frozenset[ItemPhase]] = {
-    "step_item_started": frozenset({ItemPhase.PENDING, ItemPhase.BACKOFF}),
+    # FAILED, SKIPPED: a probe of an item in doubt while unwinding (checked in `_check_item`).
+    "step_item_started": frozenset({ItemPhase.PENDING, ItemPhase.BACKOFF, ItemPhase.FAILED, ItemPhase.SKIPPED}),
     "step_item_attempt_failed": frozenset({ItemPhase.IN_FLIGHT}),
     "step_item_succeeded": frozenset({ItemPhase.IN_FLIGHT}),
     "step_item_failed": frozenset({ItemPhase.FAILED}),
@@ -282,10 +284,18 @@ def _check_item(state: ExecutionState, kind: str, body: Any, run: StepRun, item:
     """Rule 8's guards: the step is MAPPING (for the item's own events), the item in a phase the
     kind allows, the attempt named its latest; compensation events as `_check_step`'s."""
     where = f"for item {item.index} of step {run.step_id}"
-    if kind.startswith("step_item_") and run.phase != Phase.MAPPING:
+    unwinding = state.unwinding is not None
+    # While unwinding, items in flight end and items in doubt are probed, whatever the step's phase.
+    if kind.startswith("step_item_") and run.phase != Phase.MAPPING and not unwinding:
         raise FoldError(f"execution {state.execution_id}: {kind} is not allowed {where} in phase {run.phase.value}")
     if item.phase not in _ITEM_PHASES[kind]:
         raise FoldError(f"execution {state.execution_id}: {kind} is not allowed {where} in phase {item.phase.value}")
+    if (
+        kind == "step_item_started"
+        and item.phase not in (ItemPhase.PENDING, ItemPhase.BACKOFF)
+        and not (unwinding and item.in_doubt)
+    ):
+        raise FoldError(f"execution {state.execution_id}: {kind} {where} in phase {item.phase.value}, not a probe")
     comp = item.compensation
     if kind in _COMPENSATION:
         _check_compensation(state, kind, body, run.step_id, comp)
@@ -621,6 +631,8 @@ def _on_item_started(state: ExecutionState, run: StepRun, event: Event) -> None:
     item.due = None
     item.doubt_before = item.in_doubt
     item.in_doubt = True
+    if state.unwinding is not None:
+        item.probes += 1
     run.attempts += 1
     run.agent, run.operation = e.agent, e.operation
 

@@ -10,8 +10,8 @@ Rules (decide.py's rules for a step, applied per item, and these):
    the same list; one of another length fails the step (EXPRESSION_ERROR).
 3. Each item is its own call, with the key `execution/step/<index>` for every attempt, the
    step's timeout and retries, and the plan's backoff; `item` and `item_index` are in its
-   context. At most the step's max_concurrency items are in flight; the lowest index goes first,
-   a retry that is due before a new item.
+   context. At most the step's max_concurrency items are in flight or waiting for a retry (a
+   retry keeps its item's slot); new items start lowest index first.
 4. An item whose retries are exhausted is recorded `step_item_failed`: under SKIP_ITEM it is
    skipped (null in the output) and the others go on; under FAIL_STEP no more items start and,
    once none is in flight, the step fails with the first failed item's error and its fallback
@@ -20,7 +20,7 @@ Rules (decide.py's rules for a step, applied per item, and these):
    ListValue of the items' outputs in item order (null for a skipped one), with the mean of the
    succeeded items' quality; the step's gates then judge it as any step's.
 6. While paused, items in flight finish and nothing starts; while unwinding, items in flight
-   are waited for (compensation per item is unwind.py's).
+   are waited for and items in doubt probed (compensation per item is unwind.py's).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from server.engine._decider import DeciderBase, Launch, expression_error
 from server.engine.expressions import evaluate
 from server.engine.model import MAX_MAP_ITEMS, Step
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
-from server.engine.state import ItemPhase, ItemRun, StepRun
+from server.engine.state import ITEM_OCCUPYING, ItemPhase, ItemRun, StepRun
 
 E = execution_pb2
 P = plan_pb2
@@ -88,22 +88,22 @@ class Mapper(DeciderBase):
         spec, items = step.map, run.items
         if spec is None or items is None:
             return
+        if not any(item.phase == ItemPhase.FAILED for item in items):
+            # Retries that are due (they hold their slots), then new items while slots are free.
+            for item in items:
+                if item.phase == ItemPhase.BACKOFF and (item.due is None or item.due <= self.now):
+                    self.start_item(step, run, item)
+            occupied = sum(1 for item in items if item.phase in ITEM_OCCUPYING)
+            for item in items:
+                if occupied >= spec.max_concurrency or any(i.phase == ItemPhase.FAILED for i in items):
+                    break  # no slot free, or (rule 4) the step is failing: nothing more starts
+                if item.phase == ItemPhase.PENDING:
+                    self.start_item(step, run, item)
+                    occupied += item.phase in ITEM_OCCUPYING
         failed = [item for item in items if item.phase == ItemPhase.FAILED]
-        in_flight = sum(1 for item in items if item.phase == ItemPhase.IN_FLIGHT)
-        if not failed:
-            # Retries that are due first, then new items, each in item order.
-            due = [i for i in items if i.phase == ItemPhase.BACKOFF and (i.due is None or i.due <= self.now)]
-            new = [i for i in items if i.phase == ItemPhase.PENDING]
-            for item in [*due, *new]:
-                if in_flight >= spec.max_concurrency:
-                    break
-                self.start_item(step, run, item)
-                if item.phase == ItemPhase.IN_FLIGHT:
-                    in_flight += 1
-                elif item.phase == ItemPhase.FAILED and not spec.skip_failed_items:
-                    break  # rule 4: the step is failing, nothing more starts
-            failed = [item for item in items if item.phase == ItemPhase.FAILED]
-        if in_flight:
+        if any(item.phase == ItemPhase.IN_FLIGHT for item in items) or (
+            not failed and any(item.phase == ItemPhase.BACKOFF for item in items)
+        ):
             return
         if failed:
             first = failed[0]
@@ -203,7 +203,16 @@ class Mapper(DeciderBase):
     def item_attempt_failed(self, step: Step, run: StepRun, item: ItemRun, error: AgentCallError) -> None:
         spec = step.map
         unwinding = self.state.unwinding is not None
-        retry = not unwinding and error.retryable and item.attempts <= step.retries
+        if unwinding:
+            # A probe (or a call in flight when unwinding began): retried only while the item is
+            # in doubt, within its compensation's retries (as a step's, unwind.py rule 3).
+            undo = step.compensation
+            retry = undo is not None and error.retryable and error.error_type != "CIRCUIT_OPEN"
+            retry = retry and 0 < item.probes <= (undo.retries if undo is not None else 0)
+            wait = self.plan.retry.backoff(max(item.probes, 1), self.rng()) if retry else 0.0
+        else:
+            retry = error.retryable and item.attempts <= step.retries
+            wait = self.plan.retry.backoff(item.attempts, self.rng()) if retry else 0.0
         failed = E.StepItemAttemptFailed(
             step_id=step.step_id,
             item=item.index,
@@ -213,7 +222,7 @@ class Mapper(DeciderBase):
             request_bytes=error.request_bytes,
         )
         if retry:
-            failed.retry_at.CopyFrom(self.at(self.plan.retry.backoff(item.attempts, self.rng())))
+            failed.retry_at.CopyFrom(self.at(wait))
         self.record("step_item_attempt_failed", failed)
         if retry or unwinding or spec is None:
             return

@@ -154,6 +154,8 @@ class ItemPhase(enum.Enum):
 
 ITEM_DONE = frozenset({ItemPhase.COMPLETED, ItemPhase.SKIPPED, ItemPhase.FAILED})
 """Item phases after which an item's call is never made again (but for a probe while unwinding)."""
+ITEM_OCCUPYING = frozenset({ItemPhase.IN_FLIGHT, ItemPhase.BACKOFF})
+"""Item phases that hold one of the step's max_concurrency slots (a retry keeps its item's slot)."""
 
 
 @dataclass
@@ -173,6 +175,8 @@ class ItemRun:
     in_doubt: bool = False
     """A call was sent whose effect is not known (as `StepRun.in_doubt`)."""
     doubt_before: bool = False
+    probes: int = 0
+    """Attempts started while unwinding, to find out whether the item's effect happened."""
     error: str = ""
     """The last error, "TYPE: message"."""
     compensation: CompensationRun | None = None

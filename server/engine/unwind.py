@@ -14,8 +14,8 @@ Rules (decide.py's rules 3 and 4, in full):
    NOT_NEEDED. None is dropped; `end` lists every one in the terminal event.
 5. A map step's items are compensated one by one, each as a step would be (its own key
    `execution/step/<item>/compensate`, `item`, `item_index` and `item_output` in its context):
-   items in flight are waited for; a succeeded item is compensated; an item whose call may have
-   taken effect without a reply is not probed but settled FAILED ("its effect may remain").
+   items in flight are waited for; an item whose call may have taken effect without a reply is
+   probed under its own key (rule 3); a succeeded item is compensated.
 """
 
 from __future__ import annotations
@@ -137,11 +137,23 @@ class Unwinder(DeciderBase):
 
     def compensate_item(self, step: Step, run: StepRun, item: ItemRun) -> bool:
         """Rule 5: moves one item's compensation on; True when it settled at once."""
+        spec = step.compensation
+        if spec is None:
+            return True
         if item.phase != ItemPhase.COMPLETED:
-            reason = f"the outcome of item {item.index} of step {step.step_id} is unknown; its effect may remain"
-            settled = E.CompensationSettled(
-                step_id=step.step_id, state=E.COMPENSATION_STATE_FAILED, reason=reason, item=item.index
+            if item.in_doubt and item.probes <= spec.retries:
+                if item.phase == ItemPhase.BACKOFF and item.due is not None and item.due > self.now:
+                    return False
+                self.start_item(step, run, item)  # a probe: same call, same key
+                return False
+            name = f"item {item.index} of step {step.step_id}"
+            reason = (
+                f"the outcome of {name}'s call is unknown after {item.probes} probes; its effect may remain"
+                if item.in_doubt
+                else f"{name}'s call was refused, so it had no effect to undo"
             )
+            state = E.COMPENSATION_STATE_FAILED if item.in_doubt else E.COMPENSATION_STATE_NOT_NEEDED
+            settled = E.CompensationSettled(step_id=step.step_id, state=state, reason=reason, item=item.index)
             self.record("compensation_settled", settled)
             return True
         return self.start_compensation(step, run, item.compensation, item)
@@ -275,7 +287,7 @@ def _item_rank(item: ItemRun) -> int | None:
         return 2**62  # a retry is due first
     if item.phase == ItemPhase.COMPLETED:
         return item.completed_at
-    return 2**61 if item.in_doubt else None
+    return 2**61 if item.in_doubt or item.probes else None  # an effect that may have happened last
 
 
 def compensation_summary(state: ExecutionState) -> list[str]:
