@@ -119,13 +119,17 @@ class RunReport:
     breaker_count: int = 0
     """Attempts refused by an open breaker (failed with CIRCUIT_OPEN)."""
     fallbacks: list[str] = field(default_factory=list)
-    """Steps skipped or switched to an alternative after failing, or skipped in degraded mode."""
+    """Steps skipped or switched to an alternative after failing, or skipped in degraded mode, and
+    map steps' items skipped after failing."""
     fallback_count: int = 0
-    """Steps that fell back (one that switched to its alternative and was then skipped counts once)."""
+    """Steps (and items) that fell back (one that switched to its alternative and was then skipped
+    counts once)."""
+    items_fell_back: bool = False
+    """Whether some of the fallbacks are map steps' items."""
     gates: list[str] = field(default_factory=list)
     """Quality gates that failed, and their action."""
     compensations: list[str] = field(default_factory=list)
-    """Per compensated step: the undoing call and its outcome."""
+    """Per compensated step (or map step's item): the undoing call and its outcome."""
     outcome: str = ""
     """The execution's end, its cause and reason."""
 
@@ -160,20 +164,32 @@ def run_report(status: execution_pb2.ExecutionStatus, events: Sequence[execution
         if kind == "step_started":
             s = event.step_started
             agents[(s.step_id, s.attempt, False)] = s.agent
+        elif kind == "step_item_started":
+            i = event.step_item_started
+            agents[(f"{i.step_id} item {i.item}", i.attempt, False)] = i.agent
         elif kind == "compensation_started":
             c = event.compensation_started
-            agents[(c.step_id, c.attempt, True)] = c.agent
-        elif kind in ("step_attempt_failed", "compensation_attempt_failed"):
+            agents[(item_label(c.step_id, c), c.attempt, True)] = c.agent
+        elif kind in ("step_attempt_failed", "step_item_attempt_failed", "compensation_attempt_failed"):
             undo = kind == "compensation_attempt_failed"
-            f = event.compensation_attempt_failed if undo else event.step_attempt_failed
-            name = f"{f.step_id} (compensation)" if undo else f.step_id
+            f = getattr(event, kind)
+            if kind == "step_item_attempt_failed":
+                who = f"{f.step_id} item {f.item}"
+            else:
+                who = item_label(f.step_id, f) if undo else f.step_id
+            name = f"{who} (compensation)" if undo else who
             if f.HasField("retry_at"):
                 retried[name][f.error_type] += 1
                 report.retry_count += 1
             if f.error_type == CIRCUIT_OPEN:
-                agent = agents.get((f.step_id, f.attempt, undo), "?")
+                agent = agents.get((who, f.attempt, undo), "?")
                 refused[agent].append(f"{name} attempt {f.attempt}")
                 report.breaker_count += 1
+        elif kind == "step_item_failed" and event.step_item_failed.item_failure == plan_pb2.ITEM_FAILURE_SKIP_ITEM:
+            fi = event.step_item_failed
+            who = f"{fi.step_id} item {fi.item}"
+            fallbacks[(who, "skip")] = f"{who} skipped after failing ({fi.error_type})"
+            report.items_fell_back = True
         elif kind == "step_failed":
             sf = event.step_failed
             if sf.fallback_action == plan_pb2.FALLBACK_ACTION_SKIP:
@@ -228,10 +244,23 @@ def render_run_report(console: Console, report: RunReport) -> None:
             "breaker trips",
             "\n".join([_count(report.breaker_count, "attempt") + " refused by an open breaker", *report.breaker_trips]),
         ),
-        ("fallbacks", "\n".join([_count(report.fallback_count, "step") + " fell back", *report.fallbacks])),
+        (
+            "fallbacks",
+            "\n".join(
+                [
+                    _count(
+                        report.fallback_count,
+                        *(("step or item", "steps or items") if report.items_fell_back else ("step",)),
+                    )
+                    + " fell back",
+                    *report.fallbacks,
+                ]
+            ),
+        ),
         (
             "compensations",
-            "\n".join([_count(len(report.compensations), "step") + " to undo", *report.compensations]),
+            # A map step's items are undone one by one: each is an effect of its own.
+            "\n".join([_count(len(report.compensations), "effect") + " to undo", *report.compensations]),
         ),
     ]
     if report.gates:

@@ -137,7 +137,7 @@ def _step_report(state: ExecutionState, run: StepRun) -> execution_pb2.StepTimin
         attempts=run.attempts,
         agent=run.agent or step.call.agent,
         operation=run.operation or step.call.operation,
-        compensation=run.compensation.state if run.compensation is not None else E.COMPENSATION_STATE_UNSPECIFIED,
+        compensation=_compensation_state(run),
     )
     if run.items is not None:
         phases = [item.phase for item in run.items]
@@ -152,6 +152,25 @@ def _step_report(state: ExecutionState, run: StepRun) -> execution_pb2.StepTimin
             report.duration.CopyFrom(_between(run.start_time, run.end_time))
     run.report = report
     return report
+
+
+# A map step's items' compensation states, most telling first: the step's shows the first found.
+_ITEM_COMPENSATION_ORDER = (
+    E.COMPENSATION_STATE_FAILED,
+    E.COMPENSATION_STATE_RUNNING,
+    E.COMPENSATION_STATE_PENDING,
+    E.COMPENSATION_STATE_SUCCEEDED,
+    E.COMPENSATION_STATE_NOT_NEEDED,
+)
+
+
+def _compensation_state(run: StepRun) -> execution_pb2.CompensationState:
+    """The step's compensation state; for a map step, its items' summed up (any failed: FAILED;
+    any still going: RUNNING or PENDING; else SUCCEEDED if any was undone)."""
+    if run.compensation is not None:
+        return run.compensation.state
+    states = {item.compensation.state for item in run.items or () if item.compensation is not None}
+    return next((state for state in _ITEM_COMPENSATION_ORDER if state in states), E.COMPENSATION_STATE_UNSPECIFIED)
 
 
 def _remaining_estimate(state: ExecutionState) -> float:

@@ -280,6 +280,7 @@ async def test_every_succeeded_item_is_withdrawn_in_reverse_order_of_completion(
         ("submit", 1, E.COMPENSATION_STATE_SUCCEEDED),
         ("submit", 0, E.COMPENSATION_STATE_SUCCEEDED),
     ]
+    assert status.performance_metrics.step_timings[0].compensation == E.COMPENSATION_STATE_SUCCEEDED
 
 
 async def test_a_cancel_mid_map_waits_for_items_in_flight_then_withdraws_each() -> None:
@@ -321,8 +322,10 @@ async def test_an_item_whose_probes_keep_failing_is_reported_not_undone() -> Non
     ex = await h.submit(plan(submit, _notify("submit")), user=_jobs(1))
     state = await h.run(ex)
     assert state.status == E.EXECUTION_STATE_FAILED
-    assert render(state).compensations[0].state == E.COMPENSATION_STATE_FAILED
-    assert "item 0 of step submit" in render(state).compensations[0].error_message
+    status = render(state)
+    assert status.compensations[0].state == E.COMPENSATION_STATE_FAILED
+    assert "item 0 of step submit" in status.compensations[0].error_message
+    assert status.performance_metrics.step_timings[0].compensation == E.COMPENSATION_STATE_FAILED
 
 
 async def test_an_empty_list_completes_the_step_with_an_empty_output() -> None:
