@@ -24,15 +24,15 @@ Rules (every decision of the engine lives here; the runner only performs them):
    (EXPRESSION_ERROR), never the runner's.
 6. Idempotency keys name a step, not an attempt: `execution/step` for every attempt of its own
    call, `…/alt` for its alternative call, `…/compensate` for its compensation.
-8. A map step (for_each) runs its items by maps.py's rules: it starts where an ordinary step
-   makes its first attempt, is driven each round while MAPPING, and counts as one step
-   toward the plan's concurrency.
 7. An attempt an open breaker refused (CIRCUIT_OPEN, never sent) waits for the breaker's probe
    time (the refusal's `retry_after`, spread by the jitter) as a `circuit_wait` attempt failure,
    which spends none of the step's retries; at most `max_circuit_waits` times per path, never
    past the deadline, never for an optional step of a degraded plan (skipped at once). A
    launch says whether it is a retry (an earlier attempt on its path was sent and failed), for
    the agent's retry budget.
+8. A map step (for_each) runs its items by maps.py's rules: it starts where an ordinary step
+   makes its first attempt, is driven each round while MAPPING, and counts as one step
+   toward the plan's concurrency.
 """
 
 from __future__ import annotations

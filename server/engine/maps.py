@@ -99,7 +99,7 @@ class Mapper(DeciderBase):
                     break  # no slot free, or (rule 4) the step is failing: nothing more starts
                 if item.phase == ItemPhase.PENDING:
                     self.start_item(step, run, item)
-                    occupied += item.phase in ITEM_OCCUPYING
+                    occupied += 1 if item.phase in ITEM_OCCUPYING else 0
         failed = [item for item in items if item.phase == ItemPhase.FAILED]
         if any(item.phase == ItemPhase.IN_FLIGHT for item in items) or (
             not failed and any(item.phase == ItemPhase.BACKOFF for item in items)

@@ -13,7 +13,7 @@ from baton.v1 import plan_pb2
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
-from server.planner._expressions import expression_reads, without_references
+from server.planner._expressions import expression_of, expression_reads, without_references
 
 __all__ = ["drop_step"]
 
@@ -47,7 +47,7 @@ def drop_step(plan: plan_pb2.OrchestrationPlan, step_id: str, reason: str, notes
             _prune(step.compensation.configuration, step_id)
         if step.timing.condition and expression_reads(step.timing.condition, step_id):
             orphaned.append((step.step_id, "condition"))
-        elif step.for_each and expression_reads(step.for_each.removeprefix("${").removesuffix("}"), step_id):
+        elif expression_reads(expression_of(step.for_each) or "", step_id):
             orphaned.append((step.step_id, "for_each"))
     for dependant, what in orphaned:
         # Its run-or-skip decision (or its items) came from the dropped step's output; without it there is none.

@@ -3,6 +3,7 @@ join in item order, a restart that calls only the unfinished items, compensation
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,11 +11,13 @@ from baton.v1 import execution_pb2 as E
 from baton.v1 import plan_pb2 as P
 
 from server.engine import FoldError, fold, render
+from server.engine.decide import decide
 from server.engine.model import MAX_MAP_ITEMS
 from server.engine.ports import AgentCallError
+from server.engine.state import ItemPhase
 from server.planner.validation import PlanInvalidError, validate_plan
-from tests.unit.engine_support import Harness, plan, started_event, step
-from tests.unit.fakes import reply
+from tests.unit.engine_support import Harness, approval_step, plan, started_event, step
+from tests.unit.fakes import START, reply
 from tests.unit.fleet import Fault
 
 ITEMS = "${user.data.jobs}"
@@ -400,6 +403,87 @@ def test_an_item_outcome_of_a_stale_attempt_is_refused_by_the_fold() -> None:
     done.step_item_succeeded.step_id, done.step_item_succeeded.attempt = "submit", 2
     with pytest.raises(FoldError, match="names attempt 2, expected 1"):
         fold("ex", [*events, started, item, done])
+
+
+def _mapping(count: int) -> list[E.ExecutionEvent]:
+    """The history of a map step over `count` items that has just started mapping."""
+    started = E.ExecutionEvent(sequence=2)
+    started.step_map_started.step_id, started.step_map_started.item_count = "submit", count
+    return [started_event(plan(map_step())), started]
+
+
+def test_an_item_event_of_a_step_that_is_not_mapping_is_refused_by_the_fold() -> None:
+    item = E.ExecutionEvent(sequence=2)
+    item.step_item_started.step_id, item.step_item_started.attempt = "submit", 1
+    with pytest.raises(FoldError, match="names item 0 of step submit \\(no items\\)"):
+        fold("ex", [started_event(plan(map_step())), item])
+    events = _mapping(1)
+    done = E.ExecutionEvent(sequence=3)
+    done.step_succeeded.step_id = "submit"
+    again = E.ExecutionEvent(sequence=4)
+    again.step_item_started.step_id, again.step_item_started.attempt = "submit", 1
+    with pytest.raises(
+        FoldError, match="step_item_started is not allowed for item 0 of step submit in phase completed"
+    ):
+        fold("ex", [*events, done, again])
+
+
+def test_an_item_that_ended_starts_again_only_as_a_probe_while_unwinding() -> None:
+    events = _mapping(1)
+    for sequence, kind, fields in (
+        (3, "step_item_started", {"attempt": 1}),
+        (4, "step_item_attempt_failed", {"attempt": 1, "error_type": "INVALID_ARGUMENT"}),
+        (5, "step_item_started", {"attempt": 2}),
+    ):
+        event = E.ExecutionEvent(sequence=sequence)
+        getattr(event, kind).MergeFrom(getattr(E, _message(kind))(step_id="submit", **fields))
+        events.append(event)
+    with pytest.raises(FoldError, match="in phase failed, not a probe"):
+        fold("ex", events)
+
+
+def _message(kind: str) -> str:
+    return "".join(part.title() for part in kind.split("_"))
+
+
+def test_an_item_count_that_no_longer_matches_the_list_fails_the_item_not_the_runner() -> None:
+    # Recorded over 2 items; the list now gives 3 (a history from elsewhere): the relaunched
+    # item's call cannot be built, and that is the item's recorded failure.
+    events = _mapping(2)
+    events[0].execution_started.user_context.data.update(_jobs(3))
+    item = E.ExecutionEvent(sequence=3)
+    item.step_item_started.step_id, item.step_item_started.attempt = "submit", 1
+    events.append(item)
+    state = fold("ex", events)
+    decision = decide(state, START + timedelta(seconds=1), rng=lambda: 0.5, relaunch=True)
+    assert decision.launches == [] or all(launch.item != 0 for launch in decision.launches)
+    failed = [e.step_item_attempt_failed for e in decision.events if e.HasField("step_item_attempt_failed")]
+    assert failed[0].error_type == "EXPRESSION_ERROR"
+    assert "now gives 3 items, not the 2" in failed[0].error_message
+    assert state.steps["submit"].items is not None
+    assert state.steps["submit"].items[0].phase in (ItemPhase.FAILED, ItemPhase.BACKOFF)
+
+
+async def test_a_paused_map_starts_no_new_item_and_goes_on_when_resumed() -> None:
+    h = Harness(latency=1.0)
+    ex = await h.submit(plan(map_step(max_concurrency=1)), user=_jobs(3))
+    await h.settle()
+    await h.engine.pause(ex, "wait")
+    h.clock.advance(1.0)
+    await h.settle()
+    assert len(h.caller.calls) == 1  # item 0 finished; item 1 did not start
+    assert h.kinds(ex).count("step_item_succeeded") == 1
+    await h.engine.resume(ex, "go")
+    state = await h.run(ex)
+    assert state.status == E.EXECUTION_STATE_COMPLETED
+    assert len(h.caller.calls) == 3
+
+
+def test_an_approval_step_cannot_be_a_map() -> None:
+    approval = approval_step("ok", data={"job_ids": ["j1"]})
+    approval.for_each = ITEMS
+    error = _invalid(approval)
+    assert error.field == "workflow_steps[0].for_each" and "approval step" in str(error)
 
 
 # ---- validation ---------------------------------------------------------------------------------

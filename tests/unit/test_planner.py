@@ -688,6 +688,37 @@ def test_a_step_whose_condition_reads_a_dropped_step_is_dropped_too(tmp_path: Pa
     ]
 
 
+def test_a_map_step_whose_list_reads_a_dropped_step_is_dropped_too(tmp_path: Path) -> None:
+    mapped = _CONDITIONAL.replace(
+        """    timing:
+      estimated_duration: 0.1s
+      timeout: 5s
+      scheduling: conditional
+      condition: "steps.search_jobs.total_matches > `0`"
+""",
+        """    for_each: "${steps.search_jobs.jobs[:2].job_id}"
+    timing: {estimated_duration: 0.1s, timeout: 5s}
+""",
+    )
+    (tmp_path / "gated.yaml").write_text(mapped, encoding="utf-8")
+    health = {"job_discovery": _status("job_discovery", common_pb2.AGENT_HEALTH_OFFLINE)}
+    plan = _plan(Planner(tmp_path), "gated", health=health)
+    assert _deps(plan) == {"record": []}
+    assert "notify_user: dropped (its for_each reads search_jobs, which was dropped)" in list(
+        plan.execution_strategy.fallback_strategy.fallback_paths
+    )
+
+
+def test_approved_for_each_belongs_to_a_map_step(tmp_path: Path) -> None:
+    broken = _GUARDED.replace(
+        '      approved_inputs: {job_ids: "${steps.approve.job_ids}"}',
+        '      approved_for_each: "${steps.approve.job_ids}"',
+    )
+    directory = _broken(tmp_path, broken, "quick_apply")
+    with pytest.raises(DefinitionError, match=r"approved_for_each must be a .* on a step that has for_each"):
+        Planner(directory)
+
+
 # ---- estimates and shape ------------------------------------------------------------------
 
 
