@@ -168,6 +168,32 @@ async def test_under_fail_step_a_failed_item_stops_new_items_and_fails_the_step(
     assert (timing.items_done, timing.items_failed) == (1, 1)
 
 
+async def test_an_item_whose_request_cannot_be_built_fails_the_step_before_another_item_starts() -> None:
+    h = Harness()
+    submit = map_step(max_concurrency=3)
+    submit.inputs.configuration.update({"job_ids": ["${abs(item)}"]})  # abs() of a string: a type error
+    ex = await h.submit(plan(submit), user=_jobs(3))
+    state = await h.run(ex)
+    assert state.status == E.EXECUTION_STATE_FAILED
+    assert "EXPRESSION_ERROR" in state.failure_reason and "item 0" in state.failure_reason
+    assert h.kinds(ex).count("step_item_started") == 1 and h.caller.calls == []
+
+
+async def test_a_failing_step_retries_none_of_its_other_items() -> None:
+    h = Harness()
+    h.caller.script(
+        "automation",
+        "SubmitApplication",
+        AgentCallError("INVALID_ARGUMENT", "bad posting", retryable=False),
+        AgentCallError("UNAVAILABLE", "down", retryable=True),
+        reply({"ok": True}),
+    )
+    ex = await h.submit(plan(map_step(max_concurrency=3, retries=3), initial_backoff=0.0, jitter=0.0), user=_jobs(3))
+    state = await h.run(ex)
+    assert state.status == E.EXECUTION_STATE_FAILED
+    assert len(h.caller.calls) == 3  # item 1's retry, due at once, is not made for a step that fails
+
+
 async def test_a_failing_step_waits_for_its_items_in_flight_before_it_fails() -> None:
     h = Harness(latency=1.0)
     fleet = h.use_fleet()
