@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from server.engine.expressions import resolve
 from server.engine.fold import apply
 from server.engine.model import Call, Step
-from server.engine.ports import AgentCall, AgentCallError, AgentReply
+from server.engine.ports import AgentCall, AgentCallError
 from server.engine.state import ExecutionState, ItemRun, StepRun, Unwinding
 
 E = execution_pb2
@@ -141,8 +141,8 @@ class DeciderBase:
         """The one road to a failed or cancelled end (unwind.py)."""
         raise NotImplementedError
 
-    def succeeded(self, step: Step, run: StepRun, attempt: int, reply: AgentReply) -> None:
-        """Records the step's success and evaluates its gates (decide.py)."""
+    def judge(self, step: Step, run: StepRun, score: float, metrics: dict[str, float]) -> None:
+        """Evaluates the gates of a step that just succeeded (decide.py)."""
         raise NotImplementedError
 
     def start_item(self, step: Step, run: StepRun, item: ItemRun) -> None:

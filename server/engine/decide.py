@@ -320,10 +320,14 @@ class _Decider(Unwinder, Waiter, Mapper):
         done.quality.score = reply.quality_score
         done.quality.metrics.update(reply.quality_metrics)
         self.record("step_succeeded", done)
+        self.judge(step, run, reply.quality_score, reply.quality_metrics)
+
+    def judge(self, step: Step, run: StepRun, score: float, metrics: dict[str, float]) -> None:
+        """Evaluates the gates of a step that just succeeded, and does what a failed one says."""
         if self.state.unwinding is not None:
             return  # a call that finished while unwinding: its effect is compensated, its gates moot
         for gate in self.plan.gates.get(step.step_id, ()):
-            verdict = evaluate_gate(gate, reply.quality_score, reply.quality_metrics)
+            verdict = evaluate_gate(gate, score, metrics)
             action = P.GATE_ACTION_UNSPECIFIED
             if not verdict.passed:
                 action = gate.action

@@ -25,7 +25,8 @@ Rules (every event kind's effect lives here and nowhere else):
    step_item_succeeded COMPLETED, or step_item_attempt_failed → BACKOFF (a retry due) or FAILED
    (none left) → step_item_failed names what follows: SKIP_ITEM → SKIPPED, FAIL_STEP → stays
    FAILED. Item events need the step MAPPING and name the item's latest attempt; the step leaves
-   MAPPING by an ordinary step_succeeded (the join) or step_failed. Compensation events with an
+   MAPPING by step_succeeded (the join: it carries no output, the step's output is built here
+   from its items' outputs) or step_failed. Compensation events with an
    `item` are that item's (a COMPLETED item's), in whatever phase the step is.
 
 Why one module past the house's ~500 lines: the rules above are one state machine, and keeping
@@ -378,7 +379,8 @@ def _on_step_succeeded(state: ExecutionState, run: StepRun, event: Event) -> Non
     run.wait = None
     run.in_doubt = False
     run.end_time = state.current_time
-    run.output = e.output
+    # A map step's join carries no output: it is its items' outputs, in item order (rule 8).
+    run.output = _join(run.items) if run.items is not None and not e.HasField("output") else e.output
     run._output_json = None
     run.quality_score = e.quality.score
     run.quality_metrics = dict(e.quality.metrics)
@@ -674,6 +676,15 @@ def _on_item_succeeded(state: ExecutionState, run: StepRun, event: Event) -> Non
     for err in state.errors:
         if err.step_id == e.step_id and err.item == e.item:
             err.impact = E.IMPACT_LOW  # recovered by a later attempt of the item
+
+
+def _join(items: list[ItemRun]) -> any_pb2.Any:
+    """A map step's output: a ListValue of its items' outputs in item order (null for an item without)."""
+    joined = struct_pb2.ListValue()
+    joined.extend([item.output_json() for item in items])
+    packed = any_pb2.Any()
+    packed.Pack(joined)
+    return packed
 
 
 def _on_item_failed(state: ExecutionState, run: StepRun, event: Event) -> None:

@@ -16,9 +16,10 @@ Rules (decide.py's rules for a step, applied per item, and these):
    skipped (null in the output) and the others go on; under FAIL_STEP no more items start and,
    once none is in flight, the step fails with the first failed item's error and its fallback
    (skip or fail) applies as for an ordinary step.
-5. The join: once every item has ended (none failed under FAIL_STEP), `step_succeeded` records a
-   ListValue of the items' outputs in item order (null for a skipped one), with the mean of the
-   succeeded items' quality; the step's gates then judge it as any step's.
+5. The join: once every item has ended (none failed under FAIL_STEP), `step_succeeded` records
+   the mean of the succeeded items' quality and no output: the step's output is the list of the
+   items' outputs in item order (null for a skipped one), which the fold builds from the items'
+   own events; the step's gates then judge it as any step's.
 6. While paused, items in flight finish and nothing starts; while unwinding, items in flight
    are waited for and items in doubt probed (compensation per item is unwind.py's).
 """
@@ -29,7 +30,6 @@ import logging
 from typing import Any
 
 from baton.v1 import execution_pb2, plan_pb2
-from google.protobuf import struct_pb2
 
 from server.engine._decider import DeciderBase, Launch, expression_error
 from server.engine.expressions import evaluate
@@ -113,16 +113,19 @@ class Mapper(DeciderBase):
             self.join(step, run, items)
 
     def join(self, step: Step, run: StepRun, items: list[ItemRun]) -> None:
-        """Rule 5: the step's output is the list of its items' outputs, in item order."""
-        output = struct_pb2.ListValue()
-        output.extend([item.output_json() for item in items])
+        """Rule 5: the step succeeds; its output, the list of its items' outputs in item order, is
+        built by the fold from the items' events (so the history holds each output once)."""
         succeeded = [item for item in items if item.phase == ItemPhase.COMPLETED]
         score = sum(item.quality_score for item in succeeded) / len(succeeded) if succeeded else 0.0
         metrics: dict[str, float] = {}
         for item in succeeded:
             for name, value in item.quality_metrics.items():
                 metrics[name] = metrics.get(name, 0.0) + value / len(succeeded)
-        self.succeeded(step, run, run.attempts, AgentReply(output, quality_score=score, quality_metrics=metrics))
+        done = E.StepSucceeded(step_id=step.step_id, attempt=run.attempts)
+        done.quality.score = score
+        done.quality.metrics.update(metrics)
+        self.record("step_succeeded", done)
+        self.judge(step, run, score, metrics)
 
     def start_item(self, step: Step, run: StepRun, item: ItemRun) -> None:
         attempt = item.attempts + 1

@@ -92,6 +92,9 @@ async def test_the_join_lists_the_item_outputs_in_item_order_for_downstream_expr
     assert state.status == E.EXECUTION_STATE_COMPLETED
     output = state.steps["submit"].output_json()
     assert [item["applications"][0]["job_id"] for item in output] == ["j0", "j1", "j2"]
+    # The join holds no copy of the items' outputs: the fold builds it from their events.
+    join = next(e.step_succeeded for e in h.store.events[ex] if e.step_succeeded.step_id == "submit")
+    assert not join.HasField("output") and join.quality.score == 90.0
     # Downstream expressions read the join as a list.
     notify = next(c for c in fleet.calls if c.operation == "Notify")
     assert notify.payload["data"]["jobs"] == ["j0", "j1", "j2"]
