@@ -47,6 +47,15 @@ def steps_done(status: execution_pb2.ExecutionStatus) -> int:
     return sum(1 for t in status.performance_metrics.step_timings if t.status in DONE_STEPS)
 
 
+def items_in_progress(status: execution_pb2.ExecutionStatus) -> str:
+    """The running map steps' items done of total ("submit_applications 2/3 items"); empty for none."""
+    return ", ".join(
+        f"{t.step_id} {t.items_done}/{t.items_total} items"
+        for t in status.performance_metrics.step_timings
+        if t.items_total and t.status == E.STEP_STATE_RUNNING
+    )
+
+
 def summary_line(status: execution_pb2.ExecutionStatus) -> str:
     """Returns the one-line outcome of an execution (and its reason, on a second line)."""
     state = execution_state(status.status)
@@ -166,7 +175,7 @@ class ExecutionView:
         status = update.status
         state = execution_state(status.status)
         waiting = waiting_summary(status.waiting)
-        state = f"{state}, {waiting}" if waiting else state
+        state = ", ".join(part for part in (state, items_in_progress(status), waiting) if part)
         print(f"{self.last_event}  [{steps_done(status)}/{status.progress.total_steps} steps, {state}]", flush=True)
         self._print_what_to_do(status)
 

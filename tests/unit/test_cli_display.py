@@ -332,6 +332,19 @@ def test_a_map_steps_row_shows_its_items_done_of_total() -> None:
     assert "(2/3 items, 1 skipped)" in _text(steps_table(status, None))
 
 
+def test_the_piped_view_shows_a_running_map_steps_items(capsys: pytest.CaptureFixture[str]) -> None:
+    view = ExecutionView(Console(file=io.StringIO()), ID, live=False)
+    update = orchestrator_pb2.ExecutionUpdate(sequence=9)
+    update.event.step_item_succeeded.step_id = "submit"
+    update.status.status = E.EXECUTION_STATE_RUNNING
+    update.status.progress.total_steps = 1
+    update.status.performance_metrics.step_timings.add(
+        step_id="submit", status=E.STEP_STATE_RUNNING, items_total=3, items_done=1
+    )
+    view.update(update)
+    assert "[0/1 steps, running, submit 1/3 items]" in capsys.readouterr().out
+
+
 def test_a_run_without_failures_has_a_quiet_report() -> None:
     report = run_report(E.ExecutionStatus(status=E.EXECUTION_STATE_COMPLETED), [])
     assert report.quiet
