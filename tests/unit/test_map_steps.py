@@ -369,6 +369,16 @@ async def test_an_empty_list_completes_the_step_with_an_empty_output() -> None:
     assert h.caller.calls == []
 
 
+async def test_a_for_each_that_would_build_millions_of_items_is_stopped_clearly() -> None:
+    h = Harness()
+    eight = "[@, @, @, @, @, @, @, @]"
+    ex = await h.submit(plan(map_step(items=f"${{user.data.jobs[*].{eight}[] | [*].{eight}[]}}")), user=_jobs(10_000))
+    state = await h.run(ex)
+    assert state.status == E.EXECUTION_STATE_FAILED
+    assert "EXPRESSION_ERROR" in state.failure_reason and "builds more than 1,000,000 values" in state.failure_reason
+    assert h.caller.calls == []
+
+
 @pytest.mark.parametrize(
     ("user", "message"),
     [
