@@ -647,7 +647,7 @@ def _on_item_attempt_failed(state: ExecutionState, run: StepRun, event: Event) -
         item.in_doubt = item.doubt_before
     elif e.error_type in NOT_APPLIED:
         item.in_doubt = False
-    item.error = f"{e.error_type}: {e.error_message}"
+    item.error_type, item.error_message = e.error_type, e.error_message
     retrying = e.HasField("retry_at")
     item.phase, item.due = (ItemPhase.BACKOFF, _at(e.retry_at)) if retrying else (ItemPhase.FAILED, None)
     state.errors.append(

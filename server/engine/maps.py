@@ -10,7 +10,9 @@ Rules (decide.py's rules for a step, applied per item, and these):
    the same list; one of another length fails the step (EXPRESSION_ERROR).
 3. Each item is its own call, with the key `execution/step/<index>` for every attempt, the
    step's timeout and retries, and the plan's backoff; `item` and `item_index` are in its
-   context. At most the step's max_concurrency items are in flight or waiting for a retry (a
+   context. An open breaker's refusal is a failed attempt of the item like any other (items do
+   not wait for the breaker as decide.py's rule 7 lets a step do), retried no sooner than the
+   breaker admits a probe. At most the step's max_concurrency items are in flight or waiting for a retry (a
    retry keeps its item's slot); new items start lowest index first.
 4. An item whose retries are exhausted is recorded `step_item_failed`: under SKIP_ITEM it is
    skipped (null in the output) and the others go on; under FAIL_STEP no more items start and,
@@ -26,7 +28,6 @@ Rules (decide.py's rules for a step, applied per item, and these):
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from baton.v1 import execution_pb2, plan_pb2
@@ -39,7 +40,6 @@ from server.engine.state import ITEM_OCCUPYING, ItemPhase, ItemRun, StepRun
 
 E = execution_pb2
 P = plan_pb2
-logger = logging.getLogger(__name__)
 
 
 class MapItemsError(ValueError):
@@ -107,8 +107,8 @@ class Mapper(DeciderBase):
             return
         if failed:
             first = failed[0]
-            error_type, _, message = first.error.partition(": ")
-            self.exhausted(step, run, AgentCallError(error_type, f"item {first.index}: {message}", retryable=False))
+            message = f"item {first.index}: {first.error_message}"
+            self.exhausted(step, run, AgentCallError(first.error_type, message, retryable=False))
         elif all(item.phase in (ItemPhase.COMPLETED, ItemPhase.SKIPPED) for item in items):
             self.join(step, run, items)
 
@@ -216,6 +216,8 @@ class Mapper(DeciderBase):
         else:
             retry = error.retryable and item.attempts <= step.retries
             wait = self.plan.retry.backoff(item.attempts, self.rng()) if retry else 0.0
+            if retry and error.error_type == "CIRCUIT_OPEN" and error.retry_after is not None:
+                wait = max(wait, error.retry_after)  # no sooner than the breaker admits a probe
         failed = E.StepItemAttemptFailed(
             step_id=step.step_id,
             item=item.index,

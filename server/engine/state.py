@@ -177,8 +177,10 @@ class ItemRun:
     doubt_before: bool = False
     probes: int = 0
     """Attempts started while unwinding, to find out whether the item's effect happened."""
-    error: str = ""
-    """The last error, "TYPE: message"."""
+    error_type: str = ""
+    """The last error's kind (see ErrorDetail.error_type); empty before any."""
+    error_message: str = ""
+    """The last error's message."""
     compensation: CompensationRun | None = None
     """Set once the execution unwinds and the item needs its compensation."""
 

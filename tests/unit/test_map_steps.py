@@ -239,6 +239,18 @@ async def test_items_are_retried_with_the_steps_retry_policy_under_their_own_key
     assert 0.5 < gaps[0] < 1.5  # the plan's backoff, with jitter
 
 
+async def test_an_item_refused_by_an_open_breaker_is_retried_when_the_breaker_admits_a_probe() -> None:
+    h = Harness()
+    h.caller.script(
+        "automation", "SubmitApplication", AgentCallError("CIRCUIT_OPEN", "open", retryable=True, retry_after=30.0)
+    )
+    ex = await h.submit(plan(map_step(retries=1), initial_backoff=0.2), user=_jobs(1))
+    state = await h.run(ex)
+    assert state.status == E.EXECUTION_STATE_COMPLETED
+    first, second = h.caller.calls
+    assert (second.at - first.at).total_seconds() >= 30.0
+
+
 async def test_a_restart_mid_map_calls_again_only_the_items_without_an_outcome() -> None:
     h = Harness(latency=5.0)
     fleet = h.use_fleet()
