@@ -25,6 +25,7 @@ from server.cli._format import (
 from server.cli._results import step_outputs
 from server.cli._view import steps_done, steps_table
 from server.cli._waiting import compensations_table, render_paused, render_waiting
+from server.engine.model import DEFAULT_MAP_CONCURRENCY
 
 E = execution_pb2
 
@@ -102,6 +103,13 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
         console.print(f"  • {text}", markup=False)
 
 
+def _map_of(step: plan_pb2.WorkflowStep) -> str:
+    """How a map step runs: "submit runs once per item of ${...} (3 at a time, a failed item skipped)"."""
+    at_once = step.max_concurrency or DEFAULT_MAP_CONCURRENCY
+    failure = "skipped" if step.item_failure == plan_pb2.ITEM_FAILURE_SKIP_ITEM else "fails the step"
+    return f"{step.step_id} runs once per item of {step.for_each} ({at_once} at a time, a failed item {failure})"
+
+
 def _retries(step: plan_pb2.WorkflowStep, plan: plan_pb2.OrchestrationPlan) -> int:
     if step.error_handling.HasField("retry_count"):
         return step.error_handling.retry_count
@@ -172,6 +180,8 @@ def render_plan(console: Console, plan: plan_pb2.OrchestrationPlan) -> None:
     for step in plan.workflow_steps:
         if step.kind == plan_pb2.STEP_KIND_APPROVAL and step.approval.prompt:
             console.print(f"approval {step.step_id} asks: {step.approval.prompt}", markup=False)
+        if step.for_each:
+            console.print(_map_of(step), markup=False)
     for gate in plan.quality_gates:
         criteria = ", ".join(
             f"{c.metric} {enum_label(plan_pb2.ComparisonOperator, c.operator)} {c.value:g} (w{c.weight:g})"

@@ -205,6 +205,11 @@ async def test_plan_json_prints_a_parseable_plan_and_the_table_names_every_step(
     for step in steps:
         assert step["step_id"] in table.stdout
         assert f"{step['agent']}.{step['operation']}" in table.stdout
+    # The submission is a map step: the table says how it runs.
+    assert (
+        "submit_applications runs once per item of ${steps.score_matches.matches[:3].job_id}"
+        " (3 at a time, a failed item skipped)" in table.stdout
+    )
 
 
 async def test_health_lists_the_seven_agents(orchestrator: RunningServer) -> None:
