@@ -479,7 +479,11 @@ class _Decider(Unwinder, Waiter, Mapper):
                 times.append(run.compensation.due)
             for map_item in run.items or ():
                 backoff = map_item.phase == ItemPhase.BACKOFF and map_item.due is not None
-                if backoff and (not unwinding or self.plan.steps[sid].compensation is not None):
+                # Going forward only a mapping step retries its items; unwinding, one probes them.
+                going_on = (
+                    run.phase == Phase.MAPPING if not unwinding else self.plan.steps[sid].compensation is not None
+                )
+                if backoff and going_on:
                     times.append(map_item.due)  # type: ignore[arg-type]
                 if map_item.compensation is not None and map_item.compensation.due is not None:
                     times.append(map_item.compensation.due)
