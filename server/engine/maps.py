@@ -88,17 +88,23 @@ class Mapper(DeciderBase):
         spec, items = step.map, run.items
         if spec is None or items is None:
             return
-        if not any(item.phase == ItemPhase.FAILED for item in items):
+        # One pass each (a step may have a thousand items and is driven after every outcome).
+        failing = any(item.phase == ItemPhase.FAILED for item in items)
+        if not failing:
             # Retries that are due (they hold their slots), then new items while slots are free.
             for item in items:
                 if item.phase == ItemPhase.BACKOFF and (item.due is None or item.due <= self.now):
                     self.start_item(step, run, item)
+                    failing = failing or _failed(item)
+        if not failing:
             occupied = sum(1 for item in items if item.phase in ITEM_OCCUPYING)
             for item in items:
-                if occupied >= spec.max_concurrency or any(i.phase == ItemPhase.FAILED for i in items):
-                    break  # no slot free, or (rule 4) the step is failing: nothing more starts
+                if occupied >= spec.max_concurrency:
+                    break
                 if item.phase == ItemPhase.PENDING:
                     self.start_item(step, run, item)
+                    if _failed(item):
+                        break  # rule 4: the step is failing, nothing more starts
                     occupied += 1 if item.phase in ITEM_OCCUPYING else 0
         failed = [item for item in items if item.phase == ItemPhase.FAILED]
         if any(item.phase == ItemPhase.IN_FLIGHT for item in items) or (
@@ -240,3 +246,9 @@ class Mapper(DeciderBase):
             item_failure=action,
         )
         self.record("step_item_failed", item_failed)
+
+
+def _failed(item: ItemRun) -> bool:
+    """Whether the item failed the step, read afresh: starting it may have recorded its failure
+    (a request that could not be built)."""
+    return item.phase == ItemPhase.FAILED
