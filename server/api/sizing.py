@@ -9,8 +9,9 @@ API's edge, a status over its budget loses its largest outputs first: each is mo
 output is gone and it is still too large (thousands of long error messages), the derived
 recommendations, then the error messages' tails, then the oldest recovered error details go.
 
-An update (event + status) is fitted as a whole: a step_succeeded event whose own output is
-too large is sent as a copy without the output, its status naming the step in omitted_outputs.
+An update (event + status) is fitted as a whole: a step_succeeded (or a map step's
+step_item_succeeded) event whose own output is too large is sent as a copy without the output,
+its status naming the step in omitted_outputs.
 """
 
 from __future__ import annotations
@@ -100,8 +101,10 @@ def fit_update(update: orchestrator_pb2.ExecutionUpdate, budget: int) -> orchest
 
 def _omit_event_output(update: orchestrator_pb2.ExecutionUpdate) -> None:
     event = update.event
-    if event.WhichOneof("kind") == "step_succeeded" and event.step_succeeded.HasField("output"):
-        succeeded = event.step_succeeded
+    kind = event.WhichOneof("kind")
+    # A map step's item output is part of its step's output: it is named under the step.
+    if kind in ("step_succeeded", "step_item_succeeded") and getattr(event, kind).HasField("output"):
+        succeeded = getattr(event, kind)
         update.status.results.omitted_outputs[succeeded.step_id] = succeeded.output.ByteSize()
         succeeded.ClearField("output")
 

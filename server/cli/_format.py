@@ -233,25 +233,66 @@ def _step_event(event: execution_pb2.ExecutionEvent, kind: str) -> str | None:
         detail = f" with {compact_json(payload)}" if payload else ""
         reason = f": {s.reason}" if s.reason else ""
         return f"{s.step_id} got {enum_label(E.Signal, s.signal)}{detail}{reason}"
+    return _item_event(event, kind)
+
+
+def _item_event(event: execution_pb2.ExecutionEvent, kind: str) -> str | None:
+    if kind == "step_map_started":
+        m = event.step_map_started
+        return f"{m.step_id} maps over {m.item_count} items"
+    if kind == "step_item_started":
+        i1 = event.step_item_started
+        return f"{i1.step_id} item {i1.item} started: {i1.agent}.{i1.operation} (attempt {i1.attempt})"
+    if kind == "step_item_attempt_failed":
+        i2 = event.step_item_attempt_failed
+        retry = f", retry at {when(i2.retry_at):%H:%M:%S}" if i2.HasField("retry_at") else ""
+        return f"{i2.step_id} item {i2.item} attempt {i2.attempt} failed: {i2.error_type}: {i2.error_message}{retry}"
+    if kind == "step_item_succeeded":
+        i3 = event.step_item_succeeded
+        return f"{i3.step_id} item {i3.item} succeeded (attempt {i3.attempt}, quality {i3.quality.score:.0f})"
+    if kind == "step_item_failed":
+        i4 = event.step_item_failed
+        follows = "skipped" if i4.item_failure == plan_pb2.ITEM_FAILURE_SKIP_ITEM else "the step fails"
+        return f"{i4.step_id} item {i4.item} failed: {i4.error_type}: {i4.error_message} → {follows}"
     return None
+
+
+def item_label(step_id: str, message: Any) -> str:
+    """A step's name, with the item of a map step when the message names one ("submit item 2")."""
+    return f"{step_id} item {message.item}" if message.HasField("item") else step_id
+
+
+def items_label(timing: execution_pb2.StepTimingReport) -> str:
+    """A map step's items done of total ("2/3 items, 1 skipped"); empty for an ordinary step."""
+    if not timing.items_total:
+        return ""
+    label = f"{timing.items_done}/{timing.items_total} items"
+    if timing.items_skipped:
+        label += f", {timing.items_skipped} skipped"
+    if timing.items_failed:
+        label += f", {timing.items_failed} failed"
+    return label
 
 
 def _compensation_event(event: execution_pb2.ExecutionEvent, kind: str) -> str | None:
     if kind == "compensation_started":
         c1 = event.compensation_started
-        return f"{c1.step_id} compensation started: {c1.agent}.{c1.operation} (attempt {c1.attempt})"
+        name = item_label(c1.step_id, c1)
+        return f"{name} compensation started: {c1.agent}.{c1.operation} (attempt {c1.attempt})"
     if kind == "compensation_attempt_failed":
         c2 = event.compensation_attempt_failed
         retry = f", retry at {when(c2.retry_at):%H:%M:%S}" if c2.HasField("retry_at") else ", no retry left"
-        return f"{c2.step_id} compensation attempt {c2.attempt} failed: {c2.error_type}: {c2.error_message}{retry}"
+        name = item_label(c2.step_id, c2)
+        return f"{name} compensation attempt {c2.attempt} failed: {c2.error_type}: {c2.error_message}{retry}"
     if kind == "compensation_succeeded":
         c3 = event.compensation_succeeded
-        return f"{c3.step_id} compensated (attempt {c3.attempt}): its effect is undone"
+        return f"{item_label(c3.step_id, c3)} compensated (attempt {c3.attempt}): its effect is undone"
     if kind == "compensation_settled":
         c4 = event.compensation_settled
+        name = item_label(c4.step_id, c4)
         if c4.state == E.COMPENSATION_STATE_FAILED:
-            return f"{c4.step_id} compensation FAILED, its effect may remain: {c4.reason}"
-        return f"{c4.step_id} compensation {enum_label(E.CompensationState, c4.state).replace('_', ' ')}: {c4.reason}"
+            return f"{name} compensation FAILED, its effect may remain: {c4.reason}"
+        return f"{name} compensation {enum_label(E.CompensationState, c4.state).replace('_', ' ')}: {c4.reason}"
     return None
 
 

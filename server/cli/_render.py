@@ -17,6 +17,7 @@ from server.cli._format import (
     format_seconds,
     format_setting,
     grid,
+    item_label,
     seconds,
     struct_dict,
     styled,
@@ -25,6 +26,7 @@ from server.cli._format import (
 from server.cli._results import step_outputs
 from server.cli._view import steps_done, steps_table
 from server.cli._waiting import compensations_table, render_paused, render_waiting
+from server.engine.model import DEFAULT_MAP_CONCURRENCY
 
 E = execution_pb2
 
@@ -90,7 +92,7 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
             errors.add_column(column)
         for err in status.error_summary.error_details:
             errors.add_row(
-                err.step_id,
+                item_label(err.step_id, err),
                 str(err.attempt or ""),
                 f"{err.error_type}: {err.error_message}",
                 err.recovery_action + (", user notified" if err.user_notified else ""),
@@ -104,6 +106,13 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
         console.print(f"[bold]results[/bold] of {', '.join(ordered)}  (baton status --json shows them)")
     for text in status.results.recommendations[:5]:
         console.print(f"  • {text}", markup=False)
+
+
+def _map_of(step: plan_pb2.WorkflowStep) -> str:
+    """How a map step runs: "submit runs once per item of ${...} (3 at a time, a failed item skipped)"."""
+    at_once = step.max_concurrency or DEFAULT_MAP_CONCURRENCY
+    failure = "skipped" if step.item_failure == plan_pb2.ITEM_FAILURE_SKIP_ITEM else "fails the step"
+    return f"{step.step_id} runs once per item of {step.for_each} ({at_once} at a time, a failed item {failure})"
 
 
 def _retries(step: plan_pb2.WorkflowStep, plan: plan_pb2.OrchestrationPlan) -> int:
@@ -176,6 +185,8 @@ def render_plan(console: Console, plan: plan_pb2.OrchestrationPlan) -> None:
     for step in plan.workflow_steps:
         if step.kind == plan_pb2.STEP_KIND_APPROVAL and step.approval.prompt:
             console.print(f"approval {step.step_id} asks: {step.approval.prompt}", markup=False)
+        if step.for_each:
+            console.print(_map_of(step), markup=False)
     for gate in plan.quality_gates:
         criteria = ", ".join(
             f"{c.metric} {enum_label(plan_pb2.ComparisonOperator, c.operator)} {c.value:g} (w{c.weight:g})"

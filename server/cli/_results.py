@@ -11,7 +11,7 @@ from baton.v1 import automation_pb2, execution_pb2, plan_pb2
 from rich.console import Console, RenderableType
 from rich.table import Table
 
-from server.cli._format import end_cause, enum_label, execution_state, grid, struct_dict, styled
+from server.cli._format import end_cause, enum_label, execution_state, grid, item_label, struct_dict, styled
 from server.cli._waiting import compensation_label
 
 E = execution_pb2
@@ -129,13 +129,17 @@ class RunReport:
     capacity: list[str] = field(default_factory=list)
     """Calls held by a bulkhead or a rate limit (filled by the caller that knows them)."""
     fallbacks: list[str] = field(default_factory=list)
-    """Steps skipped or switched to an alternative after failing, or skipped in degraded mode."""
+    """Steps skipped or switched to an alternative after failing, or skipped in degraded mode, and
+    map steps' items skipped after failing."""
     fallback_count: int = 0
-    """Steps that fell back (one that switched to its alternative and was then skipped counts once)."""
+    """Steps (and items) that fell back (one that switched to its alternative and was then skipped
+    counts once)."""
+    items_fell_back: bool = False
+    """Whether some of the fallbacks are map steps' items."""
     gates: list[str] = field(default_factory=list)
     """Quality gates that failed, and their action."""
     compensations: list[str] = field(default_factory=list)
-    """Per compensated step: the undoing call and its outcome."""
+    """Per compensated step (or map step's item): the undoing call and its outcome."""
     outcome: str = ""
     """The execution's end, its cause and reason."""
 
@@ -170,23 +174,35 @@ def run_report(status: execution_pb2.ExecutionStatus, events: Sequence[execution
         if kind == "step_started":
             s = event.step_started
             agents[(s.step_id, s.attempt, False)] = s.agent
+        elif kind == "step_item_started":
+            i = event.step_item_started
+            agents[(f"{i.step_id} item {i.item}", i.attempt, False)] = i.agent
         elif kind == "compensation_started":
             c = event.compensation_started
-            agents[(c.step_id, c.attempt, True)] = c.agent
-        elif kind in ("step_attempt_failed", "compensation_attempt_failed"):
+            agents[(item_label(c.step_id, c), c.attempt, True)] = c.agent
+        elif kind in ("step_attempt_failed", "step_item_attempt_failed", "compensation_attempt_failed"):
             undo = kind == "compensation_attempt_failed"
-            f = event.compensation_attempt_failed if undo else event.step_attempt_failed
-            name = f"{f.step_id} (compensation)" if undo else f.step_id
+            f = getattr(event, kind)
+            if kind == "step_item_attempt_failed":
+                who = f"{f.step_id} item {f.item}"
+            else:
+                who = item_label(f.step_id, f) if undo else f.step_id
+            name = f"{who} (compensation)" if undo else who
             if f.HasField("retry_at"):
                 retried[name][f.error_type] += 1
                 report.retry_count += 1
             if f.error_type == CIRCUIT_OPEN:
-                agent = agents.get((f.step_id, f.attempt, undo), "?")
+                agent = agents.get((who, f.attempt, undo), "?")
                 refused[agent].append(f"{name} attempt {f.attempt}")
                 report.breaker_count += 1
-                report.breaker_waits += not undo and event.step_attempt_failed.circuit_wait
+                report.breaker_waits += not undo and bool(getattr(f, "circuit_wait", False))
             elif f.error_type == RETRY_BUDGET_EXHAUSTED:
                 report.budget_refusals += 1
+        elif kind == "step_item_failed" and event.step_item_failed.item_failure == plan_pb2.ITEM_FAILURE_SKIP_ITEM:
+            fi = event.step_item_failed
+            who = f"{fi.step_id} item {fi.item}"
+            fallbacks[(who, "skip")] = f"{who} skipped after failing ({fi.error_type})"
+            report.items_fell_back = True
         elif kind == "step_failed":
             sf = event.step_failed
             if sf.fallback_action == plan_pb2.FALLBACK_ACTION_SKIP:
@@ -216,8 +232,9 @@ def run_report(status: execution_pb2.ExecutionStatus, events: Sequence[execution
     for undo in status.compensations:
         tries = f", {_count(undo.attempts, 'attempt')}" if undo.attempts else ""
         error = f": {undo.error_message}" if undo.state == E.COMPENSATION_STATE_FAILED and undo.error_message else ""
+        name = item_label(undo.step_id, undo)
         report.compensations.append(
-            f"{undo.step_id} by {undo.agent}.{undo.operation}: {compensation_label(undo.state)}{tries}{error}"
+            f"{name} by {undo.agent}.{undo.operation}: {compensation_label(undo.state)}{tries}{error}"
         )
     report.outcome = execution_state(status.status)
     if status.end_cause != E.END_CAUSE_UNSPECIFIED:
@@ -248,10 +265,23 @@ def render_run_report(console: Console, report: RunReport) -> None:
     rows: list[tuple[str, RenderableType | str]] = [
         ("retries", "\n".join([_count(report.retry_count, "attempt") + " retried", *report.retries])),
         ("breaker trips", "\n".join(breaker_lines)),
-        ("fallbacks", "\n".join([_count(report.fallback_count, "step") + " fell back", *report.fallbacks])),
+        (
+            "fallbacks",
+            "\n".join(
+                [
+                    _count(
+                        report.fallback_count,
+                        *(("step or item", "steps or items") if report.items_fell_back else ("step",)),
+                    )
+                    + " fell back",
+                    *report.fallbacks,
+                ]
+            ),
+        ),
         (
             "compensations",
-            "\n".join([_count(len(report.compensations), "step") + " to undo", *report.compensations]),
+            # A map step's items are undone one by one: each is an effect of its own.
+            "\n".join([_count(len(report.compensations), "effect") + " to undo", *report.compensations]),
         ),
     ]
     if report.gates:

@@ -21,6 +21,7 @@ from server.cli._format import (
     describe_event,
     execution_state,
     format_seconds,
+    items_label,
     seconds,
     step_state,
     style_of,
@@ -44,6 +45,15 @@ _BUSY = frozenset({"running", "queued", "compensating"})
 def steps_done(status: execution_pb2.ExecutionStatus) -> int:
     """Returns the number of steps completed, failed or skipped."""
     return sum(1 for t in status.performance_metrics.step_timings if t.status in DONE_STEPS)
+
+
+def items_in_progress(status: execution_pb2.ExecutionStatus) -> str:
+    """The running map steps' items done of total ("submit_applications 2/3 items"); empty for none."""
+    return ", ".join(
+        f"{t.step_id} {t.items_done}/{t.items_total} items"
+        for t in status.performance_metrics.step_timings
+        if t.items_total and t.status == E.STEP_STATE_RUNNING
+    )
 
 
 def summary_line(status: execution_pb2.ExecutionStatus) -> str:
@@ -88,9 +98,13 @@ def steps_table(
                 took = format_seconds(max(elapsed, 0.0)) + "…"
             else:
                 took = ""
+            state = styled(step_state(timing.status))
+            items = items_label(timing)
+            if items:
+                state.append(f" ({items})")
             row: list[RenderableType] = [
                 timing.step_id,
-                styled(step_state(timing.status)),
+                state,
                 f"{timing.agent}.{timing.operation}" if timing.agent else "—",
                 str(timing.attempts or ""),
                 took,
@@ -162,7 +176,7 @@ class ExecutionView:
         status = update.status
         state = execution_state(status.status)
         waiting = waiting_summary(status.waiting)
-        state = f"{state}, {waiting}" if waiting else state
+        state = ", ".join(part for part in (state, items_in_progress(status), waiting) if part)
         print(f"{self.last_event}  [{steps_done(status)}/{status.progress.total_steps} steps, {state}]", flush=True)
         self._print_what_to_do(status)
 

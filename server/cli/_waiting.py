@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from server.cli._common import DEFAULT_TARGET
-from server.cli._format import compact_json, enum_label, struct_dict, styled, waiting_for, when
+from server.cli._format import compact_json, enum_label, item_label, struct_dict, styled, waiting_for, when
 
 E = execution_pb2
 
@@ -181,7 +181,7 @@ def compensations_table(status: execution_pb2.ExecutionStatus) -> Table | None:
         if report.state == E.COMPENSATION_STATE_FAILED:
             state = Text(name, style="bold red")
         table.add_row(
-            report.step_id,
+            item_label(report.step_id, report),
             f"{report.agent}.{report.operation}",
             state,
             str(report.attempts or ""),

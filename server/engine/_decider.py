@@ -21,7 +21,7 @@ from server.engine.expressions import resolve
 from server.engine.fold import apply
 from server.engine.model import Call, Step
 from server.engine.ports import AgentCall, AgentCallError
-from server.engine.state import ExecutionState, StepRun, Unwinding
+from server.engine.state import ExecutionState, ItemRun, StepRun, Unwinding
 
 E = execution_pb2
 P = plan_pb2
@@ -47,6 +47,8 @@ class Launch:
     compensation: bool = False
     notice: bool = False
     """A notification whose outcome nothing waits for (an escalation's)."""
+    item: int = -1
+    """The item of a map step the call is of, from 0; -1 for the step's own call."""
 
 
 @dataclass
@@ -75,6 +77,8 @@ class DeciderBase:
         self.now_ts = timestamp_pb2.Timestamp()
         self.now_ts.FromDatetime(now)
         self._context: dict[str, Any] | None = None
+        self.map_items: dict[str, list[Any]] = {}
+        """Map steps' for_each lists evaluated in this decision (maps.py, rule 2)."""
         self.actor: execution_pb2.Actor | None = None
         """Who made the command being decided; `record` stamps the first event it causes."""
 
@@ -99,10 +103,11 @@ class DeciderBase:
         ts.FromDatetime(self.now + timedelta(seconds=seconds))
         return ts
 
-    def payload(self, call: Call) -> dict[str, Any]:
+    def payload(self, call: Call, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The call's request: its configuration resolved over `context` (default: the execution's)."""
         if not call.dynamic:
             return dict(call.configuration)
-        resolved: dict[str, Any] = resolve(call.configuration, self.context())
+        resolved: dict[str, Any] = resolve(call.configuration, self.context() if context is None else context)
         return resolved
 
     def context(self) -> Mapping[str, Any]:
@@ -172,6 +177,18 @@ class DeciderBase:
 
     def unwind(self, end: Unwinding) -> None:
         """The one road to a failed or cancelled end (unwind.py)."""
+        raise NotImplementedError
+
+    def judge(self, step: Step, run: StepRun, score: float, metrics: dict[str, float]) -> None:
+        """Evaluates the gates of a step that just succeeded (decide.py)."""
+        raise NotImplementedError
+
+    def start_item(self, step: Step, run: StepRun, item: ItemRun) -> None:
+        """Records and launches the item's next attempt (maps.py)."""
+        raise NotImplementedError
+
+    def item_context(self, step: Step, index: int) -> dict[str, Any]:
+        """The context of a map step's item's call (maps.py)."""
         raise NotImplementedError
 
 

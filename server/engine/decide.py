@@ -40,6 +40,9 @@ Rules (every decision of the engine lives here; the runner only performs them):
    between the commit and the send loses it).
 9. The decision that ends an execution with a callback_url also records `callback_scheduled`,
    after the terminal event, so the end and its callback are one commit (callback.py).
+10. A map step (for_each) runs its items by maps.py's rules: it starts where an ordinary step
+   makes its first attempt, is driven each round while MAPPING, and counts as one step
+   toward the plan's concurrency.
 """
 
 from __future__ import annotations
@@ -68,10 +71,11 @@ from server.engine.inbox import (
     Rerun,
     Resume,
 )
+from server.engine.maps import Mapper
 from server.engine.model import LOW_QUALITY, Step
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
 from server.engine.rerun import Rerunner
-from server.engine.state import NO_DEADLINE, ExecutionState, Phase, StepRun, Unwinding
+from server.engine.state import NO_DEADLINE, ExecutionState, ItemPhase, Phase, StepRun, Unwinding
 from server.engine.unwind import Unwinder
 from server.engine.waits import Waiter
 from server.quoting import quote
@@ -123,9 +127,9 @@ def decide(
     return decider.decision
 
 
-class _Decider(Unwinder, Waiter, Rerunner):
-    """The decider: going forward, outcomes and commands (unwinding, waiting and reruns in their
-    modules)."""
+class _Decider(Unwinder, Waiter, Rerunner, Mapper):
+    """The decider: going forward, outcomes and commands (unwinding, waiting, reruns and map steps
+    in their modules)."""
 
     # ---- the round --------------------------------------------------------------------------
 
@@ -161,6 +165,12 @@ class _Decider(Unwinder, Waiter, Rerunner):
             comp = run.compensation
             if comp is not None and comp.in_flight and step.compensation is not None:
                 self.launch_compensation(step, run, comp.attempts)
+            for item in run.items or ():
+                # Only the items without a recorded outcome are called again (same keys).
+                if item.phase == ItemPhase.IN_FLIGHT:
+                    self.launch_item(step, run, item)
+                if item.compensation is not None and item.compensation.in_flight and step.compensation is not None:
+                    self.launch_compensation(step, run, item.compensation.attempts, item)
 
     # ---- commands ---------------------------------------------------------------------------
 
@@ -212,7 +222,7 @@ class _Decider(Unwinder, Waiter, Rerunner):
                 self.check_wait(plan.steps[sid], run)
                 if state.unwinding is not None:
                     return
-        occupied = sum(1 for r in state.steps.values() if r.phase in (Phase.IN_FLIGHT, Phase.BACKOFF))
+        occupied = sum(1 for r in state.steps.values() if r.phase in (Phase.IN_FLIGHT, Phase.BACKOFF, Phase.MAPPING))
         limit = plan.max_concurrency
         for sid in plan.order:
             if state.unwinding is not None or state.terminal:
@@ -222,6 +232,9 @@ class _Decider(Unwinder, Waiter, Rerunner):
             if run.phase == Phase.BACKOFF:
                 if run.due is None or run.due <= now:
                     self.start_attempt(step, run)
+                continue
+            if run.phase == Phase.MAPPING:
+                self.drive_map(step, run)
                 continue
             if run.phase == Phase.DELAYED:
                 if run.due is not None and run.due <= now and not (limit and occupied >= limit):
@@ -266,6 +279,9 @@ class _Decider(Unwinder, Waiter, Rerunner):
             return None
 
     def start_attempt(self, step: Step, run: StepRun) -> None:
+        if step.map is not None and run.phase in (Phase.PENDING, Phase.DELAYED):
+            self.start_map(step, run)
+            return
         call = step.call_on(run.on_alternative)
         attempt = run.attempts + 1
         started = E.StepStarted(
@@ -314,9 +330,14 @@ class _Decider(Unwinder, Waiter, Rerunner):
             return
         step = self.plan.steps[item.step_id]
         if item.compensation:
-            comp = run.compensation
+            owner = run.items[item.item] if run.items is not None and 0 <= item.item < len(run.items) else None
+            comp = run.compensation if item.item < 0 else owner.compensation if owner is not None else None
             if comp is not None and comp.in_flight and comp.attempts == item.attempt:
-                self.compensation_outcome(step, run, item.result)
+                self.compensation_outcome(step, run, item.result, owner)
+            return
+        if item.item >= 0:
+            if run.phase == Phase.MAPPING or self.state.unwinding is not None:
+                self.item_outcome(step, run, item.item, item.attempt, item.result)
             return
         if run.phase != Phase.IN_FLIGHT or run.attempts != item.attempt:
             return  # overtaken: a newer attempt, or an escalation's notice
@@ -343,10 +364,14 @@ class _Decider(Unwinder, Waiter, Rerunner):
         done.quality.score = reply.quality_score
         done.quality.metrics.update(reply.quality_metrics)
         self.record("step_succeeded", done)
+        self.judge(step, run, reply.quality_score, reply.quality_metrics)
+
+    def judge(self, step: Step, run: StepRun, score: float, metrics: dict[str, float]) -> None:
+        """Evaluates the gates of a step that just succeeded, and does what a failed one says."""
         if self.state.unwinding is not None:
             return  # a call that finished while unwinding: its effect is compensated, its gates moot
         for gate in self.plan.gates.get(step.step_id, ()):
-            verdict = evaluate_gate(gate, reply.quality_score, reply.quality_metrics)
+            verdict = evaluate_gate(gate, score, metrics)
             action = P.GATE_ACTION_UNSPECIFIED
             if not verdict.passed:
                 action = gate.action
@@ -518,5 +543,15 @@ class _Decider(Unwinder, Waiter, Rerunner):
                 times.append(run.wait.timeout_at)
             if run.compensation is not None and run.compensation.due is not None:
                 times.append(run.compensation.due)
+            for map_item in run.items or ():
+                backoff = map_item.phase == ItemPhase.BACKOFF and map_item.due is not None
+                # Going forward only a mapping step retries its items; unwinding, one probes them.
+                going_on = (
+                    run.phase == Phase.MAPPING if not unwinding else self.plan.steps[sid].compensation is not None
+                )
+                if backoff and going_on:
+                    times.append(map_item.due)  # type: ignore[arg-type]
+                if map_item.compensation is not None and map_item.compensation.due is not None:
+                    times.append(map_item.compensation.due)
         future = [t for t in times if t > now]
         return min(future, default=None)

@@ -34,6 +34,14 @@ Rules (every event kind's effect lives here and nowhere else):
    ended the last run (of the execution, or of a reset step) are no longer critical: they are
    being retried (recovery action "rerun"). A rerun of any
    other state, of a run number out of turn, or naming a step the plan lacks is a `FoldError`.
+10. A map step (for_each): PENDING/DELAYED → (step_map_started, its item count, at most
+   MAX_MAP_ITEMS) MAPPING; each item moves PENDING → (step_item_started) IN_FLIGHT →
+   step_item_succeeded COMPLETED, or step_item_attempt_failed → BACKOFF (a retry due) or FAILED
+   (none left) → step_item_failed names what follows: SKIP_ITEM → SKIPPED, FAIL_STEP → stays
+   FAILED. Item events need the step MAPPING and name the item's latest attempt; the step leaves
+   MAPPING by step_succeeded (the join: it carries no output, the step's output is built here
+   from its items' outputs) or step_failed. Compensation events with an
+   `item` are that item's (a COMPLETED item's), in whatever phase the step is.
 
 Why one module past the house's ~500 lines: the rules above are one state machine, and keeping
 every event kind's effect in one file (python-hyper/h11's `_state.py` habit) is what makes "where
@@ -50,7 +58,7 @@ from baton.v1 import execution_pb2, plan_pb2
 from google.protobuf import any_pb2, struct_pb2
 
 from server.engine.callback import CALLBACK_KINDS
-from server.engine.model import LOW_QUALITY, Plan, struct_json
+from server.engine.model import LOW_QUALITY, MAX_MAP_ITEMS, Plan, struct_json
 from server.engine.state import (
     DONE,
     NEVER_SENT,
@@ -62,6 +70,8 @@ from server.engine.state import (
     ErrorRecord,
     ExecutionState,
     FoldError,
+    ItemPhase,
+    ItemRun,
     Phase,
     StepRun,
     Unwinding,
@@ -73,7 +83,8 @@ Event = execution_pb2.ExecutionEvent
 
 # ---- rule 2: which kinds each execution phase allows ----------------------------------------
 
-_OUTCOMES = frozenset({"step_succeeded", "step_attempt_failed", "step_failed", "step_skipped"})
+_ITEM_OUTCOMES = frozenset({"step_item_succeeded", "step_item_attempt_failed", "step_item_failed"})
+_OUTCOMES = frozenset({"step_succeeded", "step_attempt_failed", "step_failed", "step_skipped"}) | _ITEM_OUTCOMES
 _ENDS = frozenset({"execution_unwinding", "execution_completed", "execution_failed", "execution_cancelled"})
 _COMPENSATION = frozenset(
     {"compensation_started", "compensation_attempt_failed", "compensation_succeeded", "compensation_settled"}
@@ -84,11 +95,29 @@ _ALLOWED: dict[str, frozenset[str]] = {
     "running": _OUTCOMES
     | _ENDS
     | _SETTLED
-    | {"step_delayed", "step_started", "gate_evaluated", "step_waiting", "signal_received", "execution_paused"},
+    | {
+        "step_delayed",
+        "step_started",
+        "gate_evaluated",
+        "step_waiting",
+        "signal_received",
+        "execution_paused",
+        "step_map_started",
+        "step_item_started",
+    },
     "paused": _OUTCOMES | _ENDS | _SETTLED | {"gate_evaluated", "step_waiting", "execution_resumed"},
     "unwinding": _COMPENSATION
     | _SETTLED
-    | {"step_started", "step_succeeded", "step_attempt_failed", "execution_failed", "execution_cancelled"},
+    | {
+        "step_started",
+        "step_succeeded",
+        "step_attempt_failed",
+        "step_item_started",
+        "step_item_succeeded",
+        "step_item_attempt_failed",
+        "execution_failed",
+        "execution_cancelled",
+    },
     "terminal": CALLBACK_KINDS | {"execution_rerun"},
 }
 
@@ -172,10 +201,14 @@ def apply(state: ExecutionState, event: Event) -> None:
         run = state.steps.get(step_id)
         if run is None:
             raise FoldError(f"execution {state.execution_id}: {kind} names unknown step {step_id!r}")
-        if run.phase not in phases:
+        item = _item_of(state, kind, body, run)
+        if item is not None:
+            _check_item(state, kind, body, run, item)
+        elif run.phase not in phases:
             where = f"for step {run.step_id} in phase {run.phase.value}"
             raise FoldError(f"execution {state.execution_id}: {kind} is not allowed {where}")
-        _check_step(state, kind, body, run)
+        else:
+            _check_step(state, kind, body, run)
         _account(state, event)
         run.report = None  # the event changes the step: its rendered report is stale
         step_handler(state, run, event)
@@ -198,32 +231,16 @@ def _account(state: ExecutionState, event: Event) -> None:
 def _check_step(state: ExecutionState, kind: str, body: Any, run: StepRun) -> None:
     """Rule 3's guards beyond the phase: the attempt named is the latest (no stale outcome), a
     probe is of a step in doubt, a compensation event fits where the compensation stands."""
-    comp = run.compensation
     if kind == "step_started" and state.unwinding is not None and not run.in_doubt:
         raise FoldError(f"execution {state.execution_id}: step_started of {run.step_id} while unwinding, not in doubt")
-    if (
-        kind == "compensation_started"
-        and comp is not None
-        and (comp.in_flight or comp.state > E.COMPENSATION_STATE_RUNNING)
-    ):
-        raise FoldError(f"execution {state.execution_id}: compensation_started of {run.step_id}, already {comp.state}")
-    if kind in ("compensation_attempt_failed", "compensation_succeeded") and (comp is None or not comp.in_flight):
-        raise FoldError(f"execution {state.execution_id}: {kind} of step {run.step_id} with no compensation in flight")
-    if kind == "compensation_settled" and (
-        (comp is not None and comp.in_flight)
-        or body.state not in (E.COMPENSATION_STATE_FAILED, E.COMPENSATION_STATE_NOT_NEEDED)
-    ):
-        raise FoldError(f"execution {state.execution_id}: compensation_settled of {run.step_id} does not fit")
+    if kind in _COMPENSATION:
+        _check_compensation(state, kind, body, run.step_id, run.compensation)
+        return
     attempt = getattr(body, "attempt", None)
     if attempt is None:
         return
-    comp_attempts = comp.attempts if comp is not None else 0
     if kind == "step_started":
         expected = run.attempts + 1
-    elif kind == "compensation_started":
-        expected = comp_attempts + 1
-    elif kind.startswith("compensation_"):
-        expected = comp_attempts
     elif run.phase == Phase.WAITING:
         expected = 0  # an approval step's outcome, which no attempt made
     else:
@@ -235,7 +252,7 @@ def _check_step(state: ExecutionState, kind: str, body: Any, run: StepRun) -> No
 
 
 def _check_rerun(state: ExecutionState, body: execution_pb2.ExecutionRerun) -> None:
-    """Rule 8's guards: a failed or cancelled execution, the next run, steps of the plan."""
+    """Rule 9's guards: a failed or cancelled execution, the next run, steps of the plan."""
     if state.status not in RERUNNABLE:
         raise FoldError(f"execution {state.execution_id}: execution_rerun while the execution is {state.state_name}")
     if body.run != state.run + 1:
@@ -243,6 +260,89 @@ def _check_rerun(state: ExecutionState, body: execution_pb2.ExecutionRerun) -> N
     unknown = [sid for sid in body.reset_steps if sid not in state.steps]
     if unknown:
         raise FoldError(f"execution {state.execution_id}: execution_rerun resets unknown step {unknown[0]!r}")
+
+
+def _check_compensation(
+    state: ExecutionState, kind: str, body: Any, step_id: str, comp: CompensationRun | None
+) -> None:
+    """A compensation event fits where the compensation (of a step or of an item) stands."""
+    if (
+        kind == "compensation_started"
+        and comp is not None
+        and (comp.in_flight or comp.state > E.COMPENSATION_STATE_RUNNING)
+    ):
+        raise FoldError(f"execution {state.execution_id}: compensation_started of {step_id}, already {comp.state}")
+    if kind in ("compensation_attempt_failed", "compensation_succeeded") and (comp is None or not comp.in_flight):
+        raise FoldError(f"execution {state.execution_id}: {kind} of step {step_id} with no compensation in flight")
+    if kind == "compensation_settled" and (
+        (comp is not None and comp.in_flight)
+        or body.state not in (E.COMPENSATION_STATE_FAILED, E.COMPENSATION_STATE_NOT_NEEDED)
+    ):
+        raise FoldError(f"execution {state.execution_id}: compensation_settled of {step_id} does not fit")
+    if kind == "compensation_settled":
+        return
+    comp_attempts = comp.attempts if comp is not None else 0
+    expected = comp_attempts + 1 if kind == "compensation_started" else comp_attempts
+    if body.attempt != expected:
+        raise FoldError(
+            f"execution {state.execution_id}: {kind} of step {step_id} names attempt {body.attempt},"
+            f" expected {expected}"
+        )
+
+
+def _item_of(state: ExecutionState, kind: str, body: Any, run: StepRun) -> ItemRun | None:
+    """The item an item event (or an item's compensation event) names; None for a step's own event."""
+    if not kind.startswith("step_item_") and not (kind in _COMPENSATION and body.HasField("item")):
+        return None
+    items = run.items
+    if items is None or not 0 <= body.item < len(items):
+        count = "no items" if items is None else f"{len(items)} items"
+        raise FoldError(
+            f"execution {state.execution_id}: {kind} names item {body.item} of step {run.step_id} ({count})"
+        )
+    item: ItemRun = items[body.item]
+    return item
+
+
+_ITEM_PHASES: dict[str, frozenset[ItemPhase]] = {
+    # FAILED, SKIPPED: a probe of an item in doubt while unwinding (checked in `_check_item`).
+    "step_item_started": frozenset({ItemPhase.PENDING, ItemPhase.BACKOFF, ItemPhase.FAILED, ItemPhase.SKIPPED}),
+    "step_item_attempt_failed": frozenset({ItemPhase.IN_FLIGHT}),
+    "step_item_succeeded": frozenset({ItemPhase.IN_FLIGHT}),
+    "step_item_failed": frozenset({ItemPhase.FAILED}),
+    "compensation_started": frozenset({ItemPhase.COMPLETED}),
+    "compensation_attempt_failed": frozenset({ItemPhase.COMPLETED}),
+    "compensation_succeeded": frozenset({ItemPhase.COMPLETED}),
+    "compensation_settled": frozenset(ItemPhase) - {ItemPhase.IN_FLIGHT},
+}
+
+
+def _check_item(state: ExecutionState, kind: str, body: Any, run: StepRun, item: ItemRun) -> None:
+    """Rule 8's guards: the step is MAPPING (for the item's own events), the item in a phase the
+    kind allows, the attempt named its latest; compensation events as `_check_step`'s."""
+    where = f"for item {item.index} of step {run.step_id}"
+    unwinding = state.unwinding is not None
+    # While unwinding, items in flight end and items in doubt are probed, whatever the step's phase.
+    if kind.startswith("step_item_") and run.phase != Phase.MAPPING and not unwinding:
+        raise FoldError(f"execution {state.execution_id}: {kind} is not allowed {where} in phase {run.phase.value}")
+    if item.phase not in _ITEM_PHASES[kind]:
+        raise FoldError(f"execution {state.execution_id}: {kind} is not allowed {where} in phase {item.phase.value}")
+    if (
+        kind == "step_item_started"
+        and item.phase not in (ItemPhase.PENDING, ItemPhase.BACKOFF)
+        and not (unwinding and item.in_doubt)
+    ):
+        raise FoldError(f"execution {state.execution_id}: {kind} {where} in phase {item.phase.value}, not a probe")
+    comp = item.compensation
+    if kind in _COMPENSATION:
+        _check_compensation(state, kind, body, run.step_id, comp)
+        return
+    attempt = getattr(body, "attempt", None)
+    if attempt is None:
+        return
+    expected = item.attempts + 1 if kind == "step_item_started" else item.attempts
+    if attempt != expected:
+        raise FoldError(f"execution {state.execution_id}: {kind} {where} names attempt {attempt}, expected {expected}")
 
 
 def _at(ts: object) -> datetime:
@@ -315,7 +415,8 @@ def _on_step_succeeded(state: ExecutionState, run: StepRun, event: Event) -> Non
     run.wait = None
     run.in_doubt = False
     run.end_time = state.current_time
-    run.output = e.output
+    # A map step's join carries no output: it is its items' outputs, in item order (rule 8).
+    run.output = _join(run.items) if run.items is not None and not e.HasField("output") else e.output
     run._output_json = None
     run.quality_score = e.quality.score
     run.quality_metrics = dict(e.quality.metrics)
@@ -323,7 +424,8 @@ def _on_step_succeeded(state: ExecutionState, run: StepRun, event: Event) -> Non
     state.network_bytes += e.request_bytes + e.response_bytes
     # The step's earlier errors were recovered from (by a retry or the alternative call).
     for err in state.errors:
-        if err.step_id == e.step_id and err.error_type not in ("QUALITY_GATE", LOW_QUALITY):
+        # (A map step's items recover on their own: a skipped item's error stays unrecovered.)
+        if err.step_id == e.step_id and err.error_type not in ("QUALITY_GATE", LOW_QUALITY) and err.item < 0:
             err.impact = E.IMPACT_LOW
     step = state.plan.steps.get(e.step_id)
     if step is not None and step.below_quality(e.quality.score):
@@ -466,16 +568,22 @@ def _on_signal_received(state: ExecutionState, run: StepRun, event: Event) -> No
         raise FoldError(f"execution {state.execution_id}: signal_received with unknown signal {e.signal}")
 
 
-def _compensation(state: ExecutionState, run: StepRun) -> CompensationRun:
-    comp = run.compensation
+def _compensation(run: StepRun, body: Any) -> CompensationRun:
+    """The compensation an event is about: its item's (checked by `_item_of`) or the step's own."""
+    owner: StepRun | ItemRun = run.items[body.item] if body.HasField("item") and run.items else run
+    comp = owner.compensation
     if comp is None:
-        comp = run.compensation = CompensationRun()
+        comp = owner.compensation = CompensationRun()
     return comp
+
+
+def _item_index(body: Any) -> int:
+    return int(body.item) if body.HasField("item") else -1
 
 
 def _on_compensation_started(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.compensation_started
-    comp = _compensation(state, run)
+    comp = _compensation(run, e)
     if comp.state == E.COMPENSATION_STATE_PENDING:
         state.compensations_run += 1
         comp.order = state.compensations_run
@@ -486,22 +594,23 @@ def _on_compensation_started(state: ExecutionState, run: StepRun, event: Event) 
     comp.agent, comp.operation = e.agent, e.operation
 
 
-def _in_flight_compensation(state: ExecutionState, run: StepRun, kind: str) -> CompensationRun:
-    comp = _compensation(state, run)  # in flight: `_check_step` made sure
+def _in_flight_compensation(run: StepRun, body: Any) -> CompensationRun:
+    comp = _compensation(run, body)  # in flight: `_check_compensation` made sure
     comp.in_flight = False
     return comp
 
 
 def _on_compensation_attempt_failed(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.compensation_attempt_failed
-    comp = _in_flight_compensation(state, run, "compensation_attempt_failed")
+    comp = _in_flight_compensation(run, e)
     comp.error = f"{e.error_type}: {e.error_message}"
     if e.HasField("retry_at"):
         comp.due = _at(e.retry_at)
 
 
 def _on_compensation_succeeded(state: ExecutionState, run: StepRun, event: Event) -> None:
-    comp = _in_flight_compensation(state, run, "compensation_succeeded")
+    e = event.compensation_succeeded
+    comp = _in_flight_compensation(run, e)
     comp.state = E.COMPENSATION_STATE_SUCCEEDED
     comp.error = ""
     state.errors.append(
@@ -512,13 +621,14 @@ def _on_compensation_succeeded(state: ExecutionState, run: StepRun, event: Event
             recovery_action="compensate",
             impact=E.IMPACT_LOW,
             attempt=comp.attempts,
+            item=_item_index(e),
         )
     )
 
 
 def _on_compensation_settled(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.compensation_settled
-    comp = _compensation(state, run)
+    comp = _compensation(run, e)
     if comp.state == E.COMPENSATION_STATE_PENDING:
         state.compensations_run += 1
         comp.order = state.compensations_run
@@ -534,8 +644,114 @@ def _on_compensation_settled(state: ExecutionState, run: StepRun, event: Event) 
             recovery_action="compensate",
             impact=E.IMPACT_CRITICAL if failed else E.IMPACT_LOW,
             attempt=comp.attempts,
+            item=_item_index(e),
         )
     )
+
+
+# ---- map steps (rule 8) --------------------------------------------------------------------------
+
+
+def _on_map_started(state: ExecutionState, run: StepRun, event: Event) -> None:
+    e = event.step_map_started
+    if not 0 <= e.item_count <= MAX_MAP_ITEMS:
+        # A stored count is trusted with memory: a corrupt or foreign one is refused, not allocated.
+        raise FoldError(
+            f"execution {state.execution_id}: step_map_started of {run.step_id} with {e.item_count} items"
+            f" (at most {MAX_MAP_ITEMS})"
+        )
+    run.phase = Phase.MAPPING
+    run.items = [ItemRun(index) for index in range(e.item_count)]
+    run.due = None
+    if run.start_time is None:
+        run.start_time = state.current_time
+    run.end_time = None
+    if state.status == E.EXECUTION_STATE_QUEUED:
+        state.status = E.EXECUTION_STATE_RUNNING
+    state.resume_status = E.EXECUTION_STATE_RUNNING
+
+
+def _the_item(run: StepRun, body: Any) -> ItemRun:
+    items = run.items
+    if items is None:  # `_item_of` made sure it has
+        raise FoldError(f"step {run.step_id} has no items")
+    item: ItemRun = items[body.item]
+    return item
+
+
+def _on_item_started(state: ExecutionState, run: StepRun, event: Event) -> None:
+    e = event.step_item_started
+    item = _the_item(run, e)
+    item.phase = ItemPhase.IN_FLIGHT
+    item.attempts = e.attempt
+    item.due = None
+    item.doubt_before = item.in_doubt
+    item.in_doubt = True
+    if state.unwinding is not None:
+        item.probes += 1
+    run.attempts += 1
+    run.agent, run.operation = e.agent, e.operation
+
+
+def _on_item_attempt_failed(state: ExecutionState, run: StepRun, event: Event) -> None:
+    e = event.step_item_attempt_failed
+    item = _the_item(run, e)
+    state.network_bytes += e.request_bytes
+    if e.error_type in NEVER_SENT:
+        item.in_doubt = item.doubt_before
+    elif e.error_type in NOT_APPLIED:
+        item.in_doubt = False
+    item.error_type, item.error_message = e.error_type, e.error_message
+    retrying = e.HasField("retry_at")
+    item.phase, item.due = (ItemPhase.BACKOFF, _at(e.retry_at)) if retrying else (ItemPhase.FAILED, None)
+    state.errors.append(
+        ErrorRecord(
+            step_id=e.step_id,
+            error_type=e.error_type,
+            message=e.error_message,
+            recovery_action="retry" if retrying else "none",
+            impact=E.IMPACT_MEDIUM,
+            attempt=e.attempt,
+            item=e.item,
+        )
+    )
+
+
+def _on_item_succeeded(state: ExecutionState, run: StepRun, event: Event) -> None:
+    e = event.step_item_succeeded
+    item = _the_item(run, e)
+    item.phase = ItemPhase.COMPLETED
+    item.in_doubt = False
+    item.output = e.output
+    item.quality_score = e.quality.score
+    item.quality_metrics = dict(e.quality.metrics)
+    item.completed_at = event.sequence
+    state.network_bytes += e.request_bytes + e.response_bytes
+    for err in state.errors:
+        if err.step_id == e.step_id and err.item == e.item:
+            err.impact = E.IMPACT_LOW  # recovered by a later attempt of the item
+
+
+def _join(items: list[ItemRun]) -> any_pb2.Any:
+    """A map step's output: a ListValue of its items' outputs in item order (null for an item without)."""
+    joined = struct_pb2.ListValue()
+    joined.extend([item.output_json() for item in items])
+    packed = any_pb2.Any()
+    packed.Pack(joined)
+    return packed
+
+
+def _on_item_failed(state: ExecutionState, run: StepRun, event: Event) -> None:
+    e = event.step_item_failed
+    item = _the_item(run, e)
+    skipped = e.item_failure == plan_pb2.ITEM_FAILURE_SKIP_ITEM
+    if skipped:
+        item.phase = ItemPhase.SKIPPED
+        state.degraded_reasons.append(f"step {e.step_id} item {e.item} skipped: {e.error_type}: {e.error_message}")
+    last = state.errors[-1] if state.errors else None
+    if last is not None and last.step_id == e.step_id and last.item == e.item:
+        last.recovery_action = "skip_item" if skipped else "fail"
+        last.impact = E.IMPACT_HIGH if skipped else E.IMPACT_CRITICAL
 
 
 _ANY = frozenset(Phase)
@@ -545,9 +761,11 @@ _STEP_EVENTS: dict[str, tuple[frozenset[Phase], Callable[[ExecutionState, StepRu
     "step_started": (frozenset({Phase.PENDING, Phase.DELAYED, Phase.BACKOFF, Phase.FAILED}), _on_step_started),
     "step_attempt_failed": (frozenset({Phase.IN_FLIGHT}), _on_attempt_failed),
     # WAITING: an approval granted by its timeout.
-    "step_succeeded": (frozenset({Phase.IN_FLIGHT, Phase.WAITING}), _on_step_succeeded),
+    # MAPPING: a map step's join, once every item has ended.
+    "step_succeeded": (frozenset({Phase.IN_FLIGHT, Phase.WAITING, Phase.MAPPING}), _on_step_succeeded),
     # PENDING, WAITING: an approval step that could not start waiting, or timed out.
-    "step_failed": (frozenset({Phase.FAILED, Phase.PENDING, Phase.WAITING}), _on_step_failed),
+    # MAPPING: a map step with an item failed under ITEM_FAILURE_FAIL_STEP, once none is in flight.
+    "step_failed": (frozenset({Phase.FAILED, Phase.PENDING, Phase.WAITING, Phase.MAPPING}), _on_step_failed),
     "step_skipped": (frozenset({Phase.PENDING, Phase.DELAYED, Phase.FAILED, Phase.WAITING}), _on_step_skipped),
     "gate_evaluated": (frozenset({Phase.COMPLETED}), _on_gate_evaluated),
     "step_waiting": (frozenset({Phase.PENDING, Phase.COMPLETED}), _on_step_waiting),
@@ -557,6 +775,12 @@ _STEP_EVENTS: dict[str, tuple[frozenset[Phase], Callable[[ExecutionState, StepRu
     "compensation_attempt_failed": (frozenset({Phase.COMPLETED}), _on_compensation_attempt_failed),
     "compensation_succeeded": (frozenset({Phase.COMPLETED}), _on_compensation_succeeded),
     "compensation_settled": (_ANY - {Phase.IN_FLIGHT}, _on_compensation_settled),
+    # Map steps (rule 8); item events check the item's phase too (`_check_item`).
+    "step_map_started": (frozenset({Phase.PENDING, Phase.DELAYED}), _on_map_started),
+    "step_item_started": (frozenset({Phase.MAPPING}), _on_item_started),
+    "step_item_attempt_failed": (frozenset({Phase.MAPPING}), _on_item_attempt_failed),
+    "step_item_succeeded": (frozenset({Phase.MAPPING}), _on_item_succeeded),
+    "step_item_failed": (frozenset({Phase.MAPPING}), _on_item_failed),
 }
 
 

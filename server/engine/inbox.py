@@ -33,6 +33,8 @@ class Outcome:
     result: AgentReply | AgentCallError
     compensation: bool = False
     """Whether the attempt was of the step's compensation."""
+    item: int = -1
+    """The item of a map step the attempt was of, from 0; -1 for the step's own call."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from baton.v1 import plan_pb2
 from google.protobuf import struct_pb2
 from google.protobuf.duration_pb2 import Duration
 
-from server.engine.expressions import has_expressions
+from server.engine.expressions import expression_of, has_expressions
 
 DEFAULT_STEP_TIMEOUT = 30.0
 """Seconds an attempt may take when its timing.timeout is unset."""
@@ -38,6 +38,11 @@ DEFAULT_APPROVAL_TIMEOUT = 3600.0
 """Seconds an approval step waits when its timeout is unset."""
 DEFAULT_COMPENSATION_RETRIES = 5
 """Retries of a compensation after its first attempt when unset."""
+DEFAULT_MAP_CONCURRENCY = 8
+"""Items of a map step in flight at once when its max_concurrency is unset."""
+MAX_MAP_ITEMS = 1000
+"""The most items a map step runs: a for_each list longer than this fails the step (a clear error,
+not thousands of calls and events from one hostile or mistaken list)."""
 
 
 LOW_QUALITY = "LOW_QUALITY"
@@ -148,6 +153,19 @@ class Compensation:
 
 
 @dataclass(frozen=True)
+class MapSpec:
+    """How a map step (for_each) runs its items."""
+
+    items: str
+    """The JMESPath expression (without "${ }") whose value is the list of items."""
+    max_concurrency: int = DEFAULT_MAP_CONCURRENCY
+    """Items in flight at once. Default 8."""
+    skip_failed_items: bool = False
+    """ITEM_FAILURE_SKIP_ITEM: a failed item is skipped and the others go on; else (the default,
+    ITEM_FAILURE_FAIL_STEP) the step fails once the items in flight have ended."""
+
+
+@dataclass(frozen=True)
 class Step:
     """One step of a plan, defaults applied."""
 
@@ -176,7 +194,9 @@ class Step:
     approval: Approval | None = None
     """Set for approval steps (which wait for a signal instead of calling an agent)."""
     compensation: Compensation | None = None
-    """The call that undoes the step's effect; None when it has nothing to undo."""
+    """The call that undoes the step's effect (of each item, for a map step); None when it has nothing to undo."""
+    map: MapSpec | None = None
+    """Set for a map step (for_each): the call is made once per item."""
     fail_below_quality: bool = False
     """Whether a response below `quality_requirement` fails the step (LOW_QUALITY)."""
     notify_on_failure: bool = False
@@ -324,6 +344,18 @@ def _step_from_proto(proto: plan_pb2.WorkflowStep, default_retries: int) -> Step
         compensation=compensation,
         fail_below_quality=proto.inputs.fail_below_quality,
         notify_on_failure=handling.notification_required,
+        map=_map_spec(proto),
+    )
+
+
+def _map_spec(proto: plan_pb2.WorkflowStep) -> MapSpec | None:
+    items = expression_of(proto.for_each)
+    if items is None:
+        return None
+    return MapSpec(
+        items=items,
+        max_concurrency=proto.max_concurrency or DEFAULT_MAP_CONCURRENCY,
+        skip_failed_items=proto.item_failure == plan_pb2.ITEM_FAILURE_SKIP_ITEM,
     )
 
 

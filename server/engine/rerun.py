@@ -73,8 +73,9 @@ def steps_to_reset(state: ExecutionState, from_step: str = "") -> list[str]:
     reset: set[str] = set()
     for sid, run in state.steps.items():
         if run.phase == Phase.COMPLETED:
-            comp = run.compensation
-            if comp is not None and comp.state == E.COMPENSATION_STATE_SUCCEEDED:
+            # A step undone, or a map step with any item undone: its output is no longer true.
+            undos = [run.compensation, *(item.compensation for item in run.items or ())]
+            if any(comp is not None and comp.state == E.COMPENSATION_STATE_SUCCEEDED for comp in undos):
                 undone.add(sid)
         elif not (run.phase == Phase.SKIPPED and run.skip_cause == E.SKIP_CAUSE_CONDITION_FALSE):
             reset.add(sid)

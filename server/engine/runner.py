@@ -232,7 +232,7 @@ class Runner:
             if isinstance(result, AgentCallError):
                 logger.warning("execution %s: notice for step %s failed: %s", self.execution_id, launch.step_id, result)
             return None
-        return Outcome(launch.step_id, launch.attempt, result, compensation=launch.compensation)
+        return Outcome(launch.step_id, launch.attempt, result, compensation=launch.compensation, item=launch.item)
 
     async def _notice(self, launch: Launch) -> None:
         await self._perform(launch)

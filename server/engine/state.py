@@ -48,6 +48,8 @@ class Phase(enum.Enum):
     the alternative call (the last two due at once)."""
     WAITING = "waiting"
     """Waiting for a signal: an approval step, or a checkpoint whose gate escalated."""
+    MAPPING = "mapping"
+    """A map step (for_each) whose items run (`StepRun.items`); it ends when every item has."""
     COMPLETED = "completed"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -62,6 +64,7 @@ STEP_STATE_OF = {
     Phase.IN_FLIGHT: E.STEP_STATE_RUNNING,
     Phase.BACKOFF: E.STEP_STATE_RUNNING,
     Phase.WAITING: E.STEP_STATE_WAITING,
+    Phase.MAPPING: E.STEP_STATE_RUNNING,
     Phase.COMPLETED: E.STEP_STATE_COMPLETED,
     Phase.FAILED: E.STEP_STATE_FAILED,
     Phase.SKIPPED: E.STEP_STATE_SKIPPED,
@@ -105,6 +108,8 @@ class ErrorRecord:
     impact: execution_pb2.Impact
     attempt: int = 0
     user_notified: bool = False
+    item: int = -1
+    """The item of a map step the error is of, from 0; -1 for the step's own."""
 
 
 @dataclass
@@ -138,6 +143,59 @@ class CompensationRun:
     operation: str = ""
     order: int = 0
     """Position among the compensations that ran, from 1."""
+
+
+class ItemPhase(enum.Enum):
+    """Where one item of a map step is."""
+
+    PENDING = "pending"
+    """Not started: waiting for a free slot (the step's max_concurrency)."""
+    IN_FLIGHT = "in flight"
+    """An attempt was started and has no outcome yet."""
+    BACKOFF = "backoff"
+    """Waiting to start another attempt at `ItemRun.due`."""
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    """Its retries were exhausted under ITEM_FAILURE_SKIP_ITEM: null in the step's output."""
+    FAILED = "failed"
+    """Its retries were exhausted under ITEM_FAILURE_FAIL_STEP: the step fails."""
+
+
+ITEM_DONE = frozenset({ItemPhase.COMPLETED, ItemPhase.SKIPPED, ItemPhase.FAILED})
+"""Item phases after which an item's call is never made again (but for a probe while unwinding)."""
+ITEM_OCCUPYING = frozenset({ItemPhase.IN_FLIGHT, ItemPhase.BACKOFF})
+"""Item phases that hold one of the step's max_concurrency slots (a retry keeps its item's slot)."""
+
+
+@dataclass
+class ItemRun:
+    """What has happened to one item of a map step so far."""
+
+    index: int
+    phase: ItemPhase = ItemPhase.PENDING
+    attempts: int = 0
+    due: datetime | None = None
+    """When the next attempt is due (BACKOFF)."""
+    output: any_pb2.Any | None = None
+    quality_score: float = 0.0
+    quality_metrics: dict[str, float] = field(default_factory=dict)
+    completed_at: int = 0
+    """The sequence of the item's step_item_succeeded (0 before): the order of completion."""
+    in_doubt: bool = False
+    """A call was sent whose effect is not known (as `StepRun.in_doubt`)."""
+    doubt_before: bool = False
+    probes: int = 0
+    """Attempts started while unwinding, to find out whether the item's effect happened."""
+    error_type: str = ""
+    """The last error's kind (see ErrorDetail.error_type); empty before any."""
+    error_message: str = ""
+    """The last error's message."""
+    compensation: CompensationRun | None = None
+    """Set once the execution unwinds and the item needs its compensation."""
+
+    def output_json(self) -> Any:
+        """The output as JSON with proto field names (None without output)."""
+        return None if self.output is None else any_json(self.output)
 
 
 @dataclass
@@ -178,9 +236,11 @@ class StepRun:
     """Set while WAITING."""
     compensation: CompensationRun | None = None
     """Set once the execution unwinds and the step needs its compensation."""
+    items: list[ItemRun] | None = None
+    """A map step's items, from its step_map_started on; None for an ordinary step or before."""
     report: execution_pb2.StepTimingReport | None = None
     """The step's rendered timing report, cached until an event changes the step."""
-    _output_json: dict[str, Any] | None = None
+    _output_json: Any = None
 
     @property
     def state(self) -> execution_pb2.StepState:
@@ -192,17 +252,13 @@ class StepRun:
         """Whether the step will not run again."""
         return self.phase in DONE
 
-    def output_json(self) -> dict[str, Any] | None:
-        """The output as JSON with proto field names (cached; None without output)."""
+    def output_json(self) -> Any:
+        """The output as JSON with proto field names (cached; None without output): an object,
+        or for a map step the list of its items' outputs."""
         if self.output is None:
             return None
         if self._output_json is None:
-            converted = json_format.MessageToDict(self.output, preserving_proto_field_name=True)
-            type_url = converted.pop("@type", "")
-            if type_url.startswith("type.googleapis.com/google.protobuf.") and "value" in converted:
-                # Well-known types (a Struct, say) are wrapped as {"value": ...} in JSON.
-                converted = converted["value"]
-            self._output_json = converted
+            self._output_json = any_json(self.output)
         return self._output_json
 
 
@@ -294,6 +350,31 @@ class ExecutionState:
         if self._user_json is None:
             self._user_json = user_context_json(self.started.user_context)
         return self._user_json
+
+
+def compensations(state: ExecutionState) -> list[tuple[str, int, CompensationRun]]:
+    """Every compensation as (step_id, item or -1, its run): those that ran in the order they ran,
+    then those not started yet in plan and item order."""
+    found: list[tuple[str, int, CompensationRun]] = []
+    for run in state.steps.values():
+        if run.compensation is not None:
+            found.append((run.step_id, -1, run.compensation))
+        for item in run.items or ():
+            if item.compensation is not None:
+                found.append((run.step_id, item.index, item.compensation))
+    # Those not started yet (order 0) come after those that ran.
+    return sorted(found, key=lambda entry: entry[2].order or 1 << 30)
+
+
+def any_json(output: any_pb2.Any) -> Any:
+    """A packed message as JSON with proto field names; a well-known type (the Struct of an
+    approval, the ListValue of a map step's join) as its plain JSON value."""
+    converted = json_format.MessageToDict(output, preserving_proto_field_name=True)
+    type_url = converted.pop("@type", "")
+    if type_url.startswith("type.googleapis.com/google.protobuf.") and "value" in converted:
+        # Well-known types are wrapped as {"value": ...} in JSON.
+        return converted["value"]
+    return converted
 
 
 def user_context_json(user_context: journey_pb2.UserJourney) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from baton.v1 import execution_pb2
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
-from server.engine.state import ExecutionState, Phase, StepRun
+from server.engine.state import ITEM_DONE, ExecutionState, ItemPhase, Phase, StepRun, compensations
 
 E = execution_pb2
 
@@ -48,7 +48,7 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
         status.callback.CopyFrom(state.callback)
     runs = [state.steps[sid] for sid in plan.steps]
     done = sum(1 for r in runs if r.done)
-    running = [r.step_id for r in runs if r.phase == Phase.IN_FLIGHT]
+    running = [r.step_id for r in runs if r.phase in (Phase.IN_FLIGHT, Phase.MAPPING)]
     remaining = _remaining_estimate(state) if plan.estimated and not state.terminal else 0.0
     progress = status.progress
     progress.total_steps = len(runs)
@@ -90,7 +90,7 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
 
     summary = status.error_summary
     for err in state.errors:
-        summary.error_details.add(
+        detail = summary.error_details.add(
             step_id=err.step_id,
             error_type=err.error_type,
             error_message=err.message,
@@ -99,6 +99,8 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
             attempt=err.attempt,
             user_notified=err.user_notified,
         )
+        if err.item >= 0:
+            detail.item = err.item
     summary.total_errors = len(state.errors)
     summary.critical_errors = sum(1 for e in state.errors if e.impact == E.IMPACT_CRITICAL)
     summary.recovered_errors = sum(1 for e in state.errors if e.impact == E.IMPACT_LOW)
@@ -112,28 +114,21 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
             waiting.data.update(wait.data)
             if wait.timeout_at is not None:
                 waiting.timeout_at.FromDatetime(wait.timeout_at)
-    compensated = sorted((r for r in runs if r.compensation is not None), key=_compensation_order)
-    for run in compensated:
-        comp = run.compensation
-        if comp is not None:
-            status.compensations.add(
-                step_id=run.step_id,
-                state=comp.state,
-                agent=comp.agent,
-                operation=comp.operation,
-                attempts=comp.attempts,
-                error_message=comp.error,
-            )
+    for step_id, item, comp in compensations(state):
+        report = status.compensations.add(
+            step_id=step_id,
+            state=comp.state,
+            agent=comp.agent,
+            operation=comp.operation,
+            attempts=comp.attempts,
+            error_message=comp.error,
+        )
+        if item >= 0:
+            report.item = item
 
     if with_results:
         _fill_results(state, status.results)
     return status
-
-
-def _compensation_order(run: StepRun) -> int:
-    # Those not started yet (order 0) come after those that ran, in the order they ran.
-    order = run.compensation.order if run.compensation is not None else 0
-    return order or 1 << 30
 
 
 def _step_report(state: ExecutionState, run: StepRun) -> execution_pb2.StepTimingReport:
@@ -146,8 +141,14 @@ def _step_report(state: ExecutionState, run: StepRun) -> execution_pb2.StepTimin
         attempts=run.attempts,
         agent=run.agent or step.call.agent,
         operation=run.operation or step.call.operation,
-        compensation=run.compensation.state if run.compensation is not None else E.COMPENSATION_STATE_UNSPECIFIED,
+        compensation=_compensation_state(run),
     )
+    if run.items is not None:
+        phases = [item.phase for item in run.items]
+        report.items_total = len(phases)
+        report.items_done = sum(1 for phase in phases if phase in ITEM_DONE)
+        report.items_skipped = phases.count(ItemPhase.SKIPPED)
+        report.items_failed = phases.count(ItemPhase.FAILED)
     if run.start_time is not None:
         report.start_time.CopyFrom(run.start_time)
         if run.end_time is not None:
@@ -155,6 +156,25 @@ def _step_report(state: ExecutionState, run: StepRun) -> execution_pb2.StepTimin
             report.duration.CopyFrom(_between(run.start_time, run.end_time))
     run.report = report
     return report
+
+
+# A map step's items' compensation states, most telling first: the step's shows the first found.
+_ITEM_COMPENSATION_ORDER = (
+    E.COMPENSATION_STATE_FAILED,
+    E.COMPENSATION_STATE_RUNNING,
+    E.COMPENSATION_STATE_PENDING,
+    E.COMPENSATION_STATE_SUCCEEDED,
+    E.COMPENSATION_STATE_NOT_NEEDED,
+)
+
+
+def _compensation_state(run: StepRun) -> execution_pb2.CompensationState:
+    """The step's compensation state; for a map step, its items' summed up (any failed: FAILED;
+    any still going: RUNNING or PENDING; else SUCCEEDED if any was undone)."""
+    if run.compensation is not None:
+        return run.compensation.state
+    states = {item.compensation.state for item in run.items or () if item.compensation is not None}
+    return next((state for state in _ITEM_COMPENSATION_ORDER if state in states), E.COMPENSATION_STATE_UNSPECIFIED)
 
 
 def _remaining_estimate(state: ExecutionState) -> float:
@@ -177,6 +197,8 @@ def _fill_results(state: ExecutionState, results: execution_pb2.Results) -> None
             continue
         target: struct_pb2.Struct = results.primary_outputs if sid in final else results.intermediate_results
         target.update({sid: output})
+        if not isinstance(output, dict):
+            continue  # a map step's list of item outputs
         for text in output.get("recommendations", ()) or ():
             if isinstance(text, str):
                 results.recommendations.append(text)

@@ -12,6 +12,10 @@ Rules (decide.py's rules 3 and 4, in full):
 4. Compensations run one at a time, latest completion first, each retried with the plan's backoff
    up to its retries and never through a breaker, and each is settled: SUCCEEDED, FAILED or
    NOT_NEEDED. None is dropped; `end` lists every one in the terminal event.
+5. A map step's items are compensated one by one, each as a step would be (its own key
+   `execution/step/<item>/compensate`, `item`, `item_index` and `item_output` in its context):
+   items in flight are waited for; an item whose call may have taken effect without a reply is
+   probed under its own key (rule 3); a succeeded item is compensated.
 """
 
 from __future__ import annotations
@@ -24,7 +28,16 @@ from google.protobuf import any_pb2
 from server.engine._decider import DeciderBase, Launch, expression_error
 from server.engine.model import Step
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
-from server.engine.state import ExecutionState, Phase, StepRun, Unwinding
+from server.engine.state import (
+    CompensationRun,
+    ExecutionState,
+    ItemPhase,
+    ItemRun,
+    Phase,
+    StepRun,
+    Unwinding,
+    compensations,
+)
 
 E = execution_pb2
 P = plan_pb2
@@ -54,16 +67,28 @@ class Unwinder(DeciderBase):
         if self.plan.steps[step_id].compensation is None:
             return False
         escalated = run.wait is not None and run.wait.kind == E.WAIT_KIND_ESCALATION
+        if run.items is not None:
+            return any(_item_needs_compensation(item) for item in run.items)
         return run.phase in (Phase.COMPLETED, Phase.IN_FLIGHT) or escalated or run.in_doubt
 
     def compensate(self) -> None:
         """Rule 4: one compensation at a time, then the end."""
         state, plan = self.state, self.plan
         while not state.terminal:
-            pending: list[tuple[int, int, str]] = []
+            pending: list[tuple[int, int, str, int]] = []
             for index, sid in enumerate(plan.order):
                 run = state.steps[sid]
                 if plan.steps[sid].compensation is None:
+                    continue
+                if run.items is not None:
+                    for item in run.items:
+                        if item.phase == ItemPhase.IN_FLIGHT or (
+                            item.compensation is not None and item.compensation.in_flight
+                        ):
+                            return  # wait for the call's outcome
+                        rank = _item_rank(item)
+                        if rank is not None:
+                            pending.append((rank, index, sid, item.index))
                     continue
                 if run.phase == Phase.IN_FLIGHT or (run.compensation is not None and run.compensation.in_flight):
                     return  # wait for the call's outcome
@@ -71,16 +96,21 @@ class Unwinder(DeciderBase):
                 if comp is not None and comp.state not in (E.COMPENSATION_STATE_PENDING, E.COMPENSATION_STATE_RUNNING):
                     continue  # settled
                 if comp is not None and comp.state == E.COMPENSATION_STATE_RUNNING:
-                    pending.append((2**62, index, sid))  # a retry is due first
+                    pending.append((2**62, index, sid, -1))  # a retry is due first
                 elif run.phase == Phase.COMPLETED:
-                    pending.append((run.completed_at, index, sid))
+                    pending.append((run.completed_at, index, sid, -1))
                 elif run.in_doubt or run.probes:
-                    pending.append((2**61, index, sid))  # an effect that may have happened last
+                    pending.append((2**61, index, sid, -1))  # an effect that may have happened last
             if not pending:
                 self.end_unwinding()
                 return
-            _, _, sid = max(pending)
-            if not self.compensate_step(plan.steps[sid], state.steps[sid]):
+            _, _, sid, item_index = max(pending)
+            run = state.steps[sid]
+            if item_index >= 0 and run.items is not None:
+                settled = self.compensate_item(plan.steps[sid], run, run.items[item_index])
+            else:
+                settled = self.compensate_step(plan.steps[sid], run)
+            if not settled:
                 return
 
     def compensate_step(self, step: Step, run: StepRun) -> bool:
@@ -103,6 +133,36 @@ class Unwinder(DeciderBase):
             state = E.COMPENSATION_STATE_FAILED if run.in_doubt else E.COMPENSATION_STATE_NOT_NEEDED
             self.record("compensation_settled", E.CompensationSettled(step_id=step.step_id, state=state, reason=reason))
             return True
+        return self.start_compensation(step, run, comp, None)
+
+    def compensate_item(self, step: Step, run: StepRun, item: ItemRun) -> bool:
+        """Rule 5: moves one item's compensation on; True when it settled at once."""
+        spec = step.compensation
+        if spec is None:
+            return True
+        if item.phase != ItemPhase.COMPLETED:
+            if item.in_doubt and item.probes <= spec.retries:
+                if item.phase == ItemPhase.BACKOFF and item.due is not None and item.due > self.now:
+                    return False
+                self.start_item(step, run, item)  # a probe: same call, same key
+                return False
+            name = f"item {item.index} of step {step.step_id}"
+            reason = (
+                f"the outcome of {name}'s call is unknown after {item.probes} probes; its effect may remain"
+                if item.in_doubt
+                else f"{name}'s call was refused, so it had no effect to undo"
+            )
+            state = E.COMPENSATION_STATE_FAILED if item.in_doubt else E.COMPENSATION_STATE_NOT_NEEDED
+            settled = E.CompensationSettled(step_id=step.step_id, state=state, reason=reason, item=item.index)
+            self.record("compensation_settled", settled)
+            return True
+        return self.start_compensation(step, run, item.compensation, item)
+
+    def start_compensation(self, step: Step, run: StepRun, comp: CompensationRun | None, item: ItemRun | None) -> bool:
+        """Starts the next attempt of a step's (or an item's) compensation unless a retry is not due yet."""
+        spec = step.compensation
+        if spec is None:
+            return True
         if comp is not None and comp.due is not None and comp.due > self.now:
             return False
         attempt = (comp.attempts if comp is not None else 0) + 1
@@ -112,30 +172,41 @@ class Unwinder(DeciderBase):
             attempt=attempt,
             agent=call.agent,
             operation=call.operation,
-            idempotency_key=f"{self.key_prefix()}/{step.step_id}/compensate",
+            idempotency_key=self.compensation_key(step, item),
         )
+        if item is not None:
+            started.item = item.index
         self.record("compensation_started", started)
-        return self.launch_compensation(step, run, attempt)
+        return self.launch_compensation(step, run, attempt, item)
 
-    def launch_compensation(self, step: Step, run: StepRun, attempt: int) -> bool:
+    def compensation_key(self, step: Step, item: ItemRun | None) -> str:
+        """The idempotency key of a compensation: the same for every attempt."""
+        own = f"{self.key_prefix()}/{step.step_id}"
+        return f"{own}/compensate" if item is None else f"{own}/{item.index}/compensate"
+
+    def launch_compensation(self, step: Step, run: StepRun, attempt: int, item: ItemRun | None = None) -> bool:
         spec = step.compensation
         if spec is None:
             return True
         try:
-            payload = self.payload(spec.call)
+            context = None
+            if item is not None:
+                context = {**self.item_context(step, item.index), "item_output": item.output_json()}
+            payload = self.payload(spec.call, context)
         except Exception as exc:
-            self.compensation_outcome(step, run, expression_error(f"step {step.step_id} compensation", exc))
+            self.compensation_outcome(step, run, expression_error(f"step {step.step_id} compensation", exc), item)
             return True
         self.decision.launches.append(
             Launch(
                 step_id=step.step_id,
                 attempt=attempt,
+                item=item.index if item is not None else -1,
                 call=AgentCall(
                     agent=spec.call.agent,
                     operation=spec.call.operation,
                     payload=payload,
                     timeout=spec.timeout,
-                    idempotency_key=f"{self.key_prefix()}/{step.step_id}/compensate",
+                    idempotency_key=self.compensation_key(step, item),
                     attempt=attempt,
                     # An undo must be tried: it does not wait out a breaker opened by others.
                     use_breaker=False,
@@ -145,15 +216,19 @@ class Unwinder(DeciderBase):
         )
         return False
 
-    def compensation_outcome(self, step: Step, run: StepRun, result: AgentReply | AgentCallError) -> None:
+    def compensation_outcome(
+        self, step: Step, run: StepRun, result: AgentReply | AgentCallError, item: ItemRun | None = None
+    ) -> None:
         spec = step.compensation
-        comp = run.compensation
+        comp = run.compensation if item is None else item.compensation
         if spec is None or comp is None:
             return
         if isinstance(result, AgentReply):
             output = any_pb2.Any()
             output.Pack(result.output)
             succeeded = E.CompensationSucceeded(step_id=step.step_id, attempt=comp.attempts, output=output)
+            if item is not None:
+                succeeded.item = item.index
             self.record("compensation_succeeded", succeeded)
             return
         retry = result.retryable and comp.attempts <= spec.retries
@@ -163,6 +238,8 @@ class Unwinder(DeciderBase):
             error_type=result.error_type,
             error_message=result.message,
         )
+        if item is not None:
+            failed.item = item.index
         if retry:
             failed.retry_at.CopyFrom(self.at(self.plan.retry.backoff(comp.attempts, self.rng())))
         self.record("compensation_attempt_failed", failed)
@@ -172,6 +249,8 @@ class Unwinder(DeciderBase):
                 f"{result.error_type}: {result.message}; the step's effect may remain"
             )
             settled = E.CompensationSettled(step_id=step.step_id, state=E.COMPENSATION_STATE_FAILED, reason=reason)
+            if item is not None:
+                settled.item = item.index
             self.record("compensation_settled", settled)
 
     def end_unwinding(self) -> None:
@@ -195,21 +274,34 @@ class Unwinder(DeciderBase):
             self.record("execution_failed", failed)
 
 
+def _item_needs_compensation(item: ItemRun) -> bool:
+    return item.phase in (ItemPhase.COMPLETED, ItemPhase.IN_FLIGHT) or item.in_doubt
+
+
+def _item_rank(item: ItemRun) -> int | None:
+    """Where an item's compensation comes in the latest-first order; None when it needs none (any more)."""
+    comp = item.compensation
+    if comp is not None and comp.state not in (E.COMPENSATION_STATE_PENDING, E.COMPENSATION_STATE_RUNNING):
+        return None  # settled
+    if comp is not None and comp.state == E.COMPENSATION_STATE_RUNNING:
+        return 2**62  # a retry is due first
+    if item.phase == ItemPhase.COMPLETED:
+        return item.completed_at
+    return 2**61 if item.in_doubt or item.probes else None  # an effect that may have happened last
+
+
 def compensation_summary(state: ExecutionState) -> list[str]:
-    """One line per compensation that ran in this run (rerun.py, rule 5), in the order they ran."""
-    runs = sorted(
-        (r for r in state.steps.values() if r.compensation is not None and r.compensation.order > state.scope_start),
-        key=lambda r: r.compensation.order,  # type: ignore[union-attr]
-    )
+    """One line per compensation that ran in this run (rerun.py, rule 5; of a step, or of a map
+    step's item), in the order they ran."""
     lines = []
-    for run in runs:
-        comp = run.compensation
-        if comp is None:
-            continue
+    for step_id, item, comp in compensations(state):
+        if comp.order <= state.scope_start:
+            continue  # an earlier run's
+        name = step_id if item < 0 else f"{step_id} item {item}"
         if comp.state == E.COMPENSATION_STATE_SUCCEEDED:
-            lines.append(f"{run.step_id}: undone by {comp.agent}.{comp.operation}")
+            lines.append(f"{name}: undone by {comp.agent}.{comp.operation}")
         elif comp.state == E.COMPENSATION_STATE_NOT_NEEDED:
-            lines.append(f"{run.step_id}: nothing to undo ({comp.error})")
+            lines.append(f"{name}: nothing to undo ({comp.error})")
         else:
-            lines.append(f"{run.step_id}: NOT undone: {comp.error}")
+            lines.append(f"{name}: NOT undone: {comp.error}")
     return lines

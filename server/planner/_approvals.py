@@ -8,7 +8,8 @@
 # - A waits for what G waited for (G's dependencies) and takes G's run-or-skip condition, so the
 #   person is only asked when G would run; A's data shows what G would do.
 # - G then waits for A alone, its request takes A's ``approved_inputs`` (the fields the person
-#   may narrow, read from A's output), and its condition becomes ``approved_condition`` (by
+#   may narrow, read from A's output), a map step's for_each becomes ``approved_for_each`` (the
+#   items the person approved) when set, and its condition becomes ``approved_condition`` (by
 #   default: A produced an output, i.e. was approved, not skipped).
 # - A is placed right before G in plan order; nothing else changes.
 
@@ -37,6 +38,7 @@ APPROVAL_KEYS = (
     "timeout",
     "on_timeout",
     "approved_inputs",
+    "approved_for_each",
     "approved_condition",
 )
 """The keys of a definition's ``approval:`` block."""
@@ -60,6 +62,8 @@ class ApprovalTemplate:
     """A serialized Struct: configuration fields of the guarded step that replace its own."""
     approved_condition: str
     """The guarded step's condition once the approval is inserted; empty for the default."""
+    approved_for_each: str = ""
+    """The guarded map step's for_each once the approval is inserted; empty: it keeps its own."""
 
     @property
     def step_id(self) -> str:
@@ -126,11 +130,17 @@ def parse_approval(source: str, where: str, guarded: plan_pb2.WorkflowStep, raw:
     condition = raw.get("approved_condition", "")
     if not isinstance(condition, str):
         raise DefinitionError(source, f"{where}.approved_condition must be a JMESPath expression (a string)")
+    for_each = raw.get("approved_for_each", "")
+    if for_each and (not isinstance(for_each, str) or not guarded.for_each):
+        raise DefinitionError(
+            source, f'{where}.approved_for_each must be a "${{EXPR}}" string, on a step that has for_each'
+        )
     return ApprovalTemplate(
         guarded_step=guarded.step_id,
         step_bytes=step.SerializeToString(deterministic=True),
         approved_inputs_bytes=approved_inputs.SerializeToString(deterministic=True),
         approved_condition=condition,
+        approved_for_each=for_each,
     )
 
 
@@ -164,6 +174,8 @@ def insert_approval(plan: plan_pb2.OrchestrationPlan, template: ApprovalTemplate
     config.update(template.approved_inputs())
     guarded.inputs.configuration.Clear()
     guarded.inputs.configuration.update(config)
+    if template.approved_for_each:
+        guarded.for_each = template.approved_for_each
     guarded.timing.scheduling = plan_pb2.SCHEDULING_CONDITIONAL
     guarded.timing.condition = template.condition()
     steps.insert(index, approval)

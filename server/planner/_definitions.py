@@ -13,7 +13,8 @@
 #     timeout         the default execution timeout, a JSON duration such as "120s"
 #     execution_strategy  an ExecutionStrategy in proto JSON
 #     workflow_steps  WorkflowSteps in proto JSON (``compensation: {agent, operation,
-#                     configuration, timeout, retry_count}`` among them), plus two planner keys:
+#                     configuration, timeout, retry_count}`` and a map step's ``for_each``,
+#                     ``max_concurrency`` and ``item_failure`` among them), plus two planner keys:
 #                       requires_approval: true   the step acts in the user's name (it submits);
 #                                                 when the automation level asks for approvals
 #                                                 the planner inserts an approval step before it
@@ -28,6 +29,8 @@
 #                           approved_inputs     configuration fields of the guarded step that
 #                                               replace its own, e.g. job_ids read from the
 #                                               approval's (possibly narrowed) output
+#                           approved_for_each   a map step's for_each once the approval is
+#                                               inserted: the items the person approved
 #                           approved_condition  the guarded step's condition once the approval
 #                                               is inserted; unset means "it was approved"
 #     quality_gates   QualityGates in proto JSON

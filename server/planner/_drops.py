@@ -3,7 +3,7 @@
 # Dropping a step keeps the DAG's order: its dependants inherit its dependencies, request fields
 # (of inputs, alternatives and compensations) whose expression reads its output are removed (at
 # run time they would be null, hence omitted), gates checking it go with it, and a step whose
-# condition reads it is dropped as well.
+# condition or for_each (its list of items) reads it is dropped as well.
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from baton.v1 import plan_pb2
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
-from server.planner._expressions import expression_reads, without_references
+from server.planner._expressions import expression_of, expression_reads, without_references
 
 __all__ = ["drop_step"]
 
@@ -30,7 +30,7 @@ def drop_step(plan: plan_pb2.OrchestrationPlan, step_id: str, reason: str, notes
     for g in reversed(range(len(plan.quality_gates))):
         if plan.quality_gates[g].checkpoint == step_id:
             del plan.quality_gates[g]
-    orphaned: list[str] = []
+    orphaned: list[tuple[str, str]] = []
     for step in steps:
         if step_id in step.dependencies:
             rewired: list[str] = []
@@ -46,10 +46,12 @@ def drop_step(plan: plan_pb2.OrchestrationPlan, step_id: str, reason: str, notes
         if step.HasField("compensation"):
             _prune(step.compensation.configuration, step_id)
         if step.timing.condition and expression_reads(step.timing.condition, step_id):
-            orphaned.append(step.step_id)
-    for dependant in orphaned:
-        # Its run-or-skip decision was about the dropped step's output; without it there is none.
-        drop_step(plan, dependant, f"its condition reads {step_id}, which was dropped", notes)
+            orphaned.append((step.step_id, "condition"))
+        elif expression_reads(expression_of(step.for_each) or "", step_id):
+            orphaned.append((step.step_id, "for_each"))
+    for dependant, what in orphaned:
+        # Its run-or-skip decision (or its items) came from the dropped step's output; without it there is none.
+        drop_step(plan, dependant, f"its {what} reads {step_id}, which was dropped", notes)
 
 
 def _prune(configuration: Struct, step_id: str) -> None:

@@ -5,7 +5,9 @@ compensation and approval."""
 # configuration that parses as the RPC's request; its compensation, when set, is another such
 # call. An approval step (STEP_KIND_APPROVAL) calls nothing: agent, operation, configuration,
 # compensation and alternative stay empty and its `approval` says what the person is shown and
-# how long they have. Only an approval step may set `approval`.
+# how long they have. Only an approval step may set `approval`. A map step (for_each set) is a
+# call step whose for_each is exactly one "${EXPR}"; max_concurrency and item_failure belong to
+# it alone, and it has no alternative call (a fallback to one would re-run every item).
 
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ from agents_clients.catalog import (
     operations,
 )
 from server.planner._errors import PlanInvalidError
-from server.planner._expressions import iter_expressions, strip_expressions
+from server.planner._expressions import expression_of, iter_expressions, strip_expressions
 from server.planner._values import (
     MAX_APPROVAL_TIMEOUT,
+    MAX_CONCURRENCY,
     MAX_PLAN_TIMEOUT,
     MAX_PROMPT_LENGTH,
     MAX_STEP_TIMEOUT,
@@ -77,6 +80,7 @@ def check_step(i: int, step: plan_pb2.WorkflowStep, seen: Mapping[str, int]) -> 
         _check_configuration(f"{field}.inputs.configuration", step.inputs.configuration, op)
         if step.HasField("compensation"):
             _check_compensation(f"{field}.compensation", step.compensation)
+    _check_map(field, step)
     check_range(f"{field}.inputs.quality_requirements", step.inputs.quality_requirements, 0.0, 100.0)
     struct_json(f"{field}.outputs.success_criteria", step.outputs.success_criteria)
     _check_timing(f"{field}.timing", step.timing)
@@ -149,6 +153,40 @@ def _check_compensation(field: str, compensation: plan_pb2.Compensation) -> None
         check_duration(f"{field}.timeout", compensation.timeout, minimum=MIN_TIMEOUT, maximum=MAX_STEP_TIMEOUT)
     if compensation.HasField("retry_count"):
         check_retries(f"{field}.retry_count", compensation.retry_count)
+
+
+# ---- map steps ----------------------------------------------------------------------------
+
+
+def _check_map(field: str, step: plan_pb2.WorkflowStep) -> None:
+    if not step.for_each:
+        if step.max_concurrency:
+            raise PlanInvalidError(
+                f"{field}.max_concurrency", "is set but for_each is not (it caps a map step's items)"
+            )
+        if step.item_failure:
+            raise PlanInvalidError(f"{field}.item_failure", "is set but for_each is not")
+        return
+    if is_approval(step):
+        raise PlanInvalidError(f"{field}.for_each", "must be empty in an approval step, which calls no agent")
+    expression = expression_of(step.for_each)
+    if expression is None:
+        raise PlanInvalidError(
+            f"{field}.for_each", f'"{clip(step.for_each)}" must be one expression written "${{EXPR}}", giving a list'
+        )
+    compile_expression(f"{field}.for_each", expression)
+    if step.max_concurrency > MAX_CONCURRENCY:
+        raise PlanInvalidError(
+            f"{field}.max_concurrency",
+            f"must be between 0 (the default, 8) and {MAX_CONCURRENCY}, not {step.max_concurrency}",
+        )
+    check_enum(f"{field}.item_failure", step.item_failure, plan_pb2.ItemFailure.DESCRIPTOR)
+    handling = step.error_handling
+    if handling.fallback_action == plan_pb2.FALLBACK_ACTION_ALTERNATIVE:
+        raise PlanInvalidError(
+            f"{field}.error_handling.fallback_action",
+            "a map step (for_each) has no alternative call; use item_failure and fallback skip or fail",
+        )
 
 
 # ---- approvals ----------------------------------------------------------------------------

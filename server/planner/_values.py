@@ -33,7 +33,7 @@ MAX_CIRCUIT_WAITS = 20
 MAX_CUSTOM_BACKOFFS = 10
 """The most custom backoff waits."""
 MAX_CONCURRENCY = 64
-"""The largest hybrid-mode concurrency."""
+"""The largest hybrid-mode concurrency, and the largest max_concurrency of a map step's items."""
 MIN_APPROVAL_TIMEOUT = 1.0
 """Seconds: the shortest wait of an approval step (1 s)."""
 MAX_APPROVAL_TIMEOUT = 86400.0

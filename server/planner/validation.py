@@ -16,7 +16,7 @@ import jmespath
 from baton.v1 import plan_pb2
 
 from server.planner._errors import PlanInvalidError
-from server.planner._expressions import iter_expressions, referenced_steps
+from server.planner._expressions import expression_of, iter_expressions, referenced_steps
 from server.planner._steps import check_step, is_approval
 from server.planner._values import (
     DEFAULT_APPROVAL_TIMEOUT,
@@ -232,6 +232,9 @@ def _check_references(i: int, step: plan_pb2.WorkflowStep, index: Mapping[str, i
     ]
     if step.timing.condition:
         sources.append((f"{field}.timing.condition", [("", step.timing.condition)], ancestors))
+    for_each = expression_of(step.for_each)
+    if for_each is not None:
+        sources.append((f"{field}.for_each", [("", for_each)], ancestors))
     alt = step.error_handling.alternative
     if step.error_handling.fallback_action == plan_pb2.FALLBACK_ACTION_ALTERNATIVE and alt.HasField("configuration"):
         where = f"{field}.error_handling.alternative.configuration"
@@ -307,4 +310,10 @@ def _check_gates(gates: Sequence[plan_pb2.QualityGate], steps: Sequence[plan_pb2
         if sum(c.weight for c in gate.criteria) <= 0:
             raise PlanInvalidError(f"{field}.criteria", "the criteria's weights must not all be 0")
         check_enum(f"{field}.action_on_failure", gate.action_on_failure, plan_pb2.GateAction.DESCRIPTOR)
+        if gate.action_on_failure == plan_pb2.GATE_ACTION_RETRY and steps[index[gate.checkpoint]].for_each:
+            raise PlanInvalidError(
+                f"{field}.action_on_failure",
+                f'gate "{clip(gate.gate_id)}" would re-run map step "{gate.checkpoint}" and all its items;'
+                " use stop, continue_degraded or escalate",
+            )
         check_range(f"{field}.pass_score", gate.pass_score, 0.0, 100.0)

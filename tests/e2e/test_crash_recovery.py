@@ -44,14 +44,18 @@ async def test_an_execution_survives_kill_9_mid_run_and_completes_with_no_duplic
         request.user_context.user_id = "crash-user"
         execution = await stub.ExecuteWorkflow(request)
         watch = stub.WatchExecution(orchestrator_pb2.WatchExecutionRequest(execution_id=execution.execution_id))
-        submit_key = ""
+        submit_keys: set[str] = set()
         async for update in watch:
             event = update.event
-            if event.WhichOneof("kind") == "step_started" and event.step_started.operation == "SubmitApplication":
-                submit_key = event.step_started.idempotency_key
-                break
-        assert submit_key, "the submission step never started"
-    # The submission is in flight at the agent: the orchestrator dies without recording its outcome.
+            if (
+                event.WhichOneof("kind") == "step_item_started"
+                and event.step_item_started.operation == "SubmitApplication"
+            ):
+                submit_keys.add(event.step_item_started.idempotency_key)
+                if len(submit_keys) == 3:  # one submission per chosen job (a map step)
+                    break
+        assert submit_keys, "the submission step never started"
+    # The submissions are in flight at the agent: the orchestrator dies without recording their outcome.
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
 
@@ -61,9 +65,9 @@ async def test_an_execution_survives_kill_9_mid_run_and_completes_with_no_duplic
         updates = await watch_all(stub, execution.execution_id, deadline=60)
         final = updates[-1].status
         assert final.status == execution_pb2.EXECUTION_STATE_COMPLETED, final.failure_reason
-        starts = [u.event.step_started for u in updates if u.event.WhichOneof("kind") == "step_started"]
+        starts = [u.event.step_item_started for u in updates if u.event.WhichOneof("kind") == "step_item_started"]
         submit_starts = [s for s in starts if s.operation == "SubmitApplication"]
-        assert [s.idempotency_key for s in submit_starts] == [submit_key]  # reissued, not restarted
+        assert sorted(s.idempotency_key for s in submit_starts) == sorted(submit_keys)  # reissued, not restarted
 
     async with grpc.aio.insecure_channel(agents_address) as channel:
         listed = await automation_pb2_grpc.AutomationStub(channel).ListApplications(
@@ -72,9 +76,9 @@ async def test_an_execution_survives_kill_9_mid_run_and_completes_with_no_duplic
     job_ids = [a.job_id for a in listed.applications]
     assert job_ids, "no application was made"
     assert len(job_ids) == len(set(job_ids)), f"duplicate applications: {job_ids}"
-    assert {a.idempotency_key for a in listed.applications} == {submit_key}
+    assert {a.idempotency_key for a in listed.applications} == submit_keys
     results = json_format.MessageToDict(final.results, preserving_proto_field_name=True)
     outputs = {**results.get("intermediate_results", {}), **results.get("primary_outputs", {})}
     submit_step = next(t.step_id for t in final.performance_metrics.step_timings if t.operation == "SubmitApplication")
-    result_jobs = [a["job_id"] for a in outputs[submit_step]["applications"]]
+    result_jobs = [a["job_id"] for item in outputs[submit_step] for a in item["applications"]]
     assert sorted(result_jobs) == sorted(job_ids)

@@ -1,5 +1,6 @@
 """Compensation over real gRPC: a run that fails or is cancelled after submitting withdraws its
-applications, and its watchers see every compensation event."""
+applications (one compensation per submitted job: the submit step is a map step), and its
+watchers see every compensation event."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ pytestmark = pytest.mark.timeout(60)
 
 WATCH_DEADLINE = 30.0
 UNWINDING = ["execution_unwinding", "compensation_started", "compensation_succeeded"]
+JOBS = 3
+"""The application workflow submits to the three best matches, one map item each."""
 
 
 def _fleet(orchestrator: RunningServer) -> str:
@@ -63,13 +66,15 @@ def _kinds(updates: list[orchestrator_pb2.ExecutionUpdate]) -> list[str]:
 
 
 def _submitted_job_ids(updates: list[orchestrator_pb2.ExecutionUpdate]) -> list[str]:
-    """The job ids the submit step's recorded answer says were applied to."""
+    """The job ids the submit step's items' recorded answers say were applied to."""
+    job_ids = []
     for update in updates:
-        if update.event.HasField("step_succeeded") and update.event.step_succeeded.step_id == "submit_applications":
+        if update.event.HasField("step_item_succeeded"):
             answer = automation_pb2.SubmitApplicationResponse()
-            assert update.event.step_succeeded.output.Unpack(answer)
-            return [a.job_id for a in answer.applications]
-    raise AssertionError("submit_applications never succeeded")
+            assert update.event.step_item_succeeded.output.Unpack(answer)
+            job_ids.extend(a.job_id for a in answer.applications)
+    assert job_ids, "submit_applications never succeeded"
+    return job_ids
 
 
 def _assert_unwound(updates: list[orchestrator_pb2.ExecutionUpdate], terminal_kind: str) -> None:
@@ -77,7 +82,7 @@ def _assert_unwound(updates: list[orchestrator_pb2.ExecutionUpdate], terminal_ki
     assert [u.sequence for u in updates] == list(range(1, len(updates) + 1))
     kinds = _kinds(updates)
     unwinding = [k for k in kinds if k in (*UNWINDING, terminal_kind)]
-    assert unwinding == [*UNWINDING, terminal_kind], kinds
+    assert unwinding == [UNWINDING[0], *UNWINDING[1:] * JOBS, terminal_kind], kinds
     assert kinds[-1] == terminal_kind
     assert [u.status.status in TERMINAL for u in updates].index(True) == len(updates) - 1
     compensating = updates[kinds.index("execution_unwinding")].status
@@ -88,12 +93,12 @@ def _assert_unwound(updates: list[orchestrator_pb2.ExecutionUpdate], terminal_ki
         "automation",
         "WithdrawApplication",
     )
-    assert started.idempotency_key.endswith("/submit_applications/compensate")
+    assert started.idempotency_key.endswith(f"/submit_applications/{started.item}/compensate")
 
 
 def _assert_compensated(final: execution_pb2.ExecutionStatus) -> None:
-    assert [(c.step_id, c.state, c.operation) for c in final.compensations] == [
-        ("submit_applications", E.COMPENSATION_STATE_SUCCEEDED, "WithdrawApplication")
+    assert sorted((c.step_id, c.item, c.state, c.operation) for c in final.compensations) == [
+        ("submit_applications", item, E.COMPENSATION_STATE_SUCCEEDED, "WithdrawApplication") for item in range(JOBS)
     ]
     timings = {t.step_id: t for t in final.performance_metrics.step_timings}
     assert timings["submit_applications"].status == E.STEP_STATE_COMPLETED
@@ -122,8 +127,8 @@ async def test_a_run_whose_notification_fails_after_submitting_ends_failed_with_
     _assert_compensated(final)
     failed = updates[-1].event.execution_failed
     assert failed.step_id == "notify_user"
-    assert len(failed.compensation_summary) == 1
-    assert "submit_applications" in failed.compensation_summary[0]
+    assert len(failed.compensation_summary) == JOBS
+    assert all(line.startswith("submit_applications item ") for line in failed.compensation_summary)
 
     submitted = _submitted_job_ids(updates)
     applications = await _applications(orchestrator, user)

@@ -231,6 +231,14 @@ def _step(draw: st.DrawFn, index: int, earlier: list[str], ids: list[str]) -> pl
         step.approval.prompt = draw(text())
         step.approval.on_timeout = draw(st.sampled_from([0, 1, 2, 3, 7]))
         step.approval.timeout.CopyFrom(_duration(draw(st.sampled_from([0.05, 1, 60, 3600, -5]))))
+    if odds(draw) < 0.15:
+        # A map step: its list, hostile or not, its cap and its per-item failure policy.
+        items = draw(st.one_of(expressions(earlier), st.just("user.data.jobs"), st.just("`[1, 2, 3]`")))
+        step.for_each = f"${{{items}}}" if odds(draw) < 0.9 else items
+        step.max_concurrency = draw(st.sampled_from([0, 1, 8, 64, 65, 2**32 - 1]))
+        step.item_failure = draw(st.sampled_from([0, 1, 2, 9]))
+        if odds(draw) < 0.5:
+            step.inputs.configuration.update({"item": "${item}", "index": "${item_index}"})
     step.optional = draw(st.booleans())
     return step
 

@@ -205,6 +205,11 @@ async def test_plan_json_prints_a_parseable_plan_and_the_table_names_every_step(
     for step in steps:
         assert step["step_id"] in table.stdout
         assert f"{step['agent']}.{step['operation']}" in table.stdout
+    # The submission is a map step: the table says how it runs.
+    assert (
+        "submit_applications runs once per item of ${steps.score_matches.matches[:3].job_id}"
+        " (3 at a time, a failed item skipped)" in table.stdout
+    )
 
 
 async def test_health_lists_the_seven_agents(orchestrator: RunningServer) -> None:
@@ -526,8 +531,12 @@ def test_demo_whose_notification_fails_withdraws_its_applications_and_says_so_at
     states = {line.split()[1] for line in applications if line.strip()}
     assert states == {"withdrawn"}, applications
     rows = _handling_summary(out)
-    assert rows["compensations"][0] == "1 step to undo"
-    assert rows["compensations"][1].startswith("submit_applications by automation.WithdrawApplication: undone")
+    # One effect per submitted job (the submit step is a map step), each undone on its own.
+    assert rows["compensations"][0] == "3 effects to undo"
+    assert all(
+        line.startswith("submit_applications item ") and "by automation.WithdrawApplication: undone" in line
+        for line in rows["compensations"][1:]
+    )
     assert rows["outcome"][0].startswith("failed (step failed): step notify_user failed: INTERNAL")
     assert "notify_user: 2 retries after 2 INTERNAL" in rows["retries"]
     assert out.rstrip().splitlines()[-1].startswith("reason: step notify_user failed: INTERNAL")

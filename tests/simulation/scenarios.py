@@ -100,6 +100,17 @@ def _notify(*deps: str) -> P.WorkflowStep:
     return step("notify", *deps, agent="ui_ux", operation="Notify", retries=1)
 
 
+def _map_submit(skip: bool = False) -> P.WorkflowStep:
+    """A map step: one SubmitApplication per job of a literal list, withdrawn per item."""
+    submit = submit_step("submit", job_ids=["${item}"])  # type: ignore[arg-type]
+    submit.for_each = '${`["j1", "j2", "j3"]`}'
+    submit.max_concurrency = 2
+    if skip:
+        submit.item_failure = P.ITEM_FAILURE_SKIP_ITEM
+    submit.compensation.configuration.update({"application_ids": "${item_output.applications[*].application_id}"})
+    return submit
+
+
 def _submit_then_b() -> P.OrchestrationPlan:
     return plan(submit_step("A"), step("B", "A"))
 
@@ -185,6 +196,26 @@ SCENARIOS: list[Scenario] = [
         "lost_reply_probed",
         lambda: plan(submit_step(retries=1), _notify("submit")),
         faults={"SubmitApplication": [Fault("DEADLINE_EXCEEDED", after_effect=True)] * 2},
+    ),
+    # Map steps: items withdrawn one by one when the run fails; a lost reply of an item, retried
+    # under its key; an item skipped while the others go on.
+    Scenario(
+        "map_items_compensated",
+        lambda: plan(_map_submit(), _notify("submit")),
+        faults={"Notify": [Fault("INVALID_ARGUMENT", retryable=False)]},
+    ),
+    Scenario(
+        "map_item_lost_reply",
+        lambda: plan(_map_submit(skip=True), _notify("submit")),
+        faults={
+            "SubmitApplication": [Fault("DEADLINE_EXCEEDED", after_effect=True)],
+            "Notify": [Fault("INVALID_ARGUMENT", retryable=False)],
+        },
+    ),
+    Scenario(
+        "map_item_skipped",
+        lambda: plan(_map_submit(skip=True), step("B", "submit")),
+        faults={"SubmitApplication": [Fault("INVALID_ARGUMENT", retryable=False)]},
     ),
     # Approvals in an explicit plan: approve, reject, and each timeout action.
     Scenario(

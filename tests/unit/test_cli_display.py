@@ -14,7 +14,7 @@ from server.cli._control import parse_payload, result_line
 from server.cli._format import describe_event
 from server.cli._render import render_status
 from server.cli._results import run_report
-from server.cli._view import ExecutionView, summary_line
+from server.cli._view import ExecutionView, steps_table, summary_line
 from server.cli._waiting import continue_commands, render_waiting
 
 E = execution_pb2
@@ -316,6 +316,62 @@ def test_a_step_skipped_in_degraded_mode_after_failing_is_one_fallback() -> None
     report = run_report(E.ExecutionStatus(status=E.EXECUTION_STATE_COMPLETED), events)
     assert report.fallback_count == 1
     assert report.fallbacks == ["record skipped in degraded mode: agent analytics unavailable (UNAVAILABLE)"]
+
+
+def test_the_report_names_the_items_of_a_map_step_that_were_retried_skipped_and_undone() -> None:
+    item_retry = E.StepItemAttemptFailed(step_id="submit", item=1, attempt=1, error_type="UNAVAILABLE")
+    item_retry.retry_at.FromSeconds(5)
+    undo_retry = E.CompensationAttemptFailed(step_id="submit", item=0, attempt=1, error_type="CIRCUIT_OPEN")
+    undo_retry.retry_at.FromSeconds(9)
+    events = [
+        _event(step_item_started=E.StepItemStarted(step_id="submit", item=1, attempt=1, agent="automation")),
+        _event(step_item_attempt_failed=item_retry),
+        _event(
+            step_item_failed=E.StepItemFailed(
+                step_id="submit", item=2, error_type="INVALID_ARGUMENT", item_failure=plan_pb2.ITEM_FAILURE_SKIP_ITEM
+            )
+        ),
+        _event(compensation_started=E.CompensationStarted(step_id="submit", item=0, attempt=1, agent="automation")),
+        _event(compensation_attempt_failed=undo_retry),
+    ]
+    status = E.ExecutionStatus(status=E.EXECUTION_STATE_FAILED)
+    status.compensations.add(
+        step_id="submit",
+        item=0,
+        state=E.COMPENSATION_STATE_SUCCEEDED,
+        agent="automation",
+        operation="WithdrawApplication",
+    )
+    report = run_report(status, events)
+    assert report.retries == [
+        "submit item 1: 1 retry after 1 UNAVAILABLE",
+        "submit item 0 (compensation): 1 retry after 1 CIRCUIT_OPEN",
+    ]
+    assert report.breaker_trips == ["automation: refused submit item 0 (compensation) attempt 1"]
+    assert report.fallbacks == ["submit item 2 skipped after failing (INVALID_ARGUMENT)"]
+    assert report.items_fell_back
+    assert report.compensations == ["submit item 0 by automation.WithdrawApplication: undone"]
+
+
+def test_a_map_steps_row_shows_its_items_done_of_total() -> None:
+    status = E.ExecutionStatus(execution_id=ID, status=E.EXECUTION_STATE_RUNNING)
+    status.performance_metrics.step_timings.add(
+        step_id="submit", status=E.STEP_STATE_RUNNING, items_total=3, items_done=2, items_skipped=1
+    )
+    assert "(2/3 items, 1 skipped)" in _text(steps_table(status, None))
+
+
+def test_the_piped_view_shows_a_running_map_steps_items(capsys: pytest.CaptureFixture[str]) -> None:
+    view = ExecutionView(Console(file=io.StringIO()), ID, live=False)
+    update = orchestrator_pb2.ExecutionUpdate(sequence=9)
+    update.event.step_item_succeeded.step_id = "submit"
+    update.status.status = E.EXECUTION_STATE_RUNNING
+    update.status.progress.total_steps = 1
+    update.status.performance_metrics.step_timings.add(
+        step_id="submit", status=E.STEP_STATE_RUNNING, items_total=3, items_done=1
+    )
+    view.update(update)
+    assert "[0/1 steps, running, submit 1/3 items]" in capsys.readouterr().out
 
 
 def test_a_run_without_failures_has_a_quiet_report() -> None:

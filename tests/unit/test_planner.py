@@ -135,11 +135,14 @@ def test_the_application_workflow_is_analyze_search_score_screen_submit_then_not
     }
 
 
-def test_the_application_workflow_applies_to_the_three_best_matches(planner: Planner) -> None:
+def test_the_application_workflow_applies_to_each_of_the_three_best_matches_as_a_map_item(planner: Planner) -> None:
     plan = _plan(planner)
     submit = _step(plan, "submit_applications")
     assert (submit.agent, submit.operation) == ("automation", "SubmitApplication")
-    assert _config(submit)["job_ids"] == "${steps.score_matches.matches[:3].job_id}"
+    # One SubmitApplication per job: a bad posting is skipped, the others go on.
+    assert submit.for_each == "${steps.score_matches.matches[:3].job_id}"
+    assert submit.item_failure == plan_pb2.ITEM_FAILURE_SKIP_ITEM
+    assert _config(submit)["job_ids"] == ["${item}"]
     assert _config(_step(plan, "screen_compliance"))["job_ids"] == "${steps.score_matches.matches[:3].job_id}"
     # Nothing is submitted unless the screen says the user may go on.
     assert submit.timing.scheduling == plan_pb2.SCHEDULING_CONDITIONAL
@@ -304,7 +307,8 @@ def test_under_manual_automation_the_submission_applies_only_to_the_approved_job
     plan = _plan(planner, user=_prefs(automation_level="AUTOMATION_LEVEL_MANUAL"))
     submit = _step(plan, "submit_applications")
     config = _config(submit)
-    assert config["job_ids"] == "${steps.approve_applications.job_ids}"
+    assert submit.for_each == "${steps.approve_applications.job_ids}"
+    assert config["job_ids"] == ["${item}"]
     assert config["document_id"] == "${steps.analyze_resume.document_id}"
     # An approval narrowed to nothing, or skipped, submits nothing.
     assert submit.timing.scheduling == plan_pb2.SCHEDULING_CONDITIONAL
@@ -377,7 +381,7 @@ def test_the_application_workflow_withdraws_its_submissions_when_it_unwinds(plan
     assert (compensation.agent, compensation.operation) == ("automation", "WithdrawApplication")
     assert json_format.MessageToDict(compensation.configuration) == {
         "user_id": "${user.user_id}",
-        "application_ids": "${steps.submit_applications.applications[*].application_id}",
+        "application_ids": "${item_output.applications[*].application_id}",
         "reason": "execution did not finish; withdrawn by baton",
     }
     assert compensation.retry_count == 5
@@ -682,6 +686,37 @@ def test_a_step_whose_condition_reads_a_dropped_step_is_dropped_too(tmp_path: Pa
         "search_jobs: dropped (agent job_discovery is offline)",
         "notify_user: dropped (its condition reads search_jobs, which was dropped)",
     ]
+
+
+def test_a_map_step_whose_list_reads_a_dropped_step_is_dropped_too(tmp_path: Path) -> None:
+    mapped = _CONDITIONAL.replace(
+        """    timing:
+      estimated_duration: 0.1s
+      timeout: 5s
+      scheduling: conditional
+      condition: "steps.search_jobs.total_matches > `0`"
+""",
+        """    for_each: "${steps.search_jobs.jobs[:2].job_id}"
+    timing: {estimated_duration: 0.1s, timeout: 5s}
+""",
+    )
+    (tmp_path / "gated.yaml").write_text(mapped, encoding="utf-8")
+    health = {"job_discovery": _status("job_discovery", common_pb2.AGENT_HEALTH_OFFLINE)}
+    plan = _plan(Planner(tmp_path), "gated", health=health)
+    assert _deps(plan) == {"record": []}
+    assert "notify_user: dropped (its for_each reads search_jobs, which was dropped)" in list(
+        plan.execution_strategy.fallback_strategy.fallback_paths
+    )
+
+
+def test_approved_for_each_belongs_to_a_map_step(tmp_path: Path) -> None:
+    broken = _GUARDED.replace(
+        '      approved_inputs: {job_ids: "${steps.approve.job_ids}"}',
+        '      approved_for_each: "${steps.approve.job_ids}"',
+    )
+    directory = _broken(tmp_path, broken, "quick_apply")
+    with pytest.raises(DefinitionError, match=r"approved_for_each must be a .* on a step that has for_each"):
+        Planner(directory)
 
 
 # ---- estimates and shape ------------------------------------------------------------------

@@ -88,6 +88,20 @@ def test_an_update_whose_event_carries_a_huge_output_gets_a_copy_without_it() ->
     assert event.step_succeeded.HasField("output")  # the shared event is untouched
 
 
+def test_an_update_whose_map_item_carries_a_huge_output_gets_a_copy_without_it() -> None:
+    event = E.ExecutionEvent(sequence=7)
+    event.step_item_succeeded.step_id, event.step_item_succeeded.item = "submit", 4
+    event.step_item_succeeded.output.CopyFrom(any_pb2.Any(type_url="type.googleapis.com/x", value=b"j" * 100 * KIB))
+    update = orchestrator_pb2.ExecutionUpdate(sequence=7, event=event, status=status_with({}))
+
+    fit_update(update, 64 * KIB)
+
+    assert update.ByteSize() <= 64 * KIB
+    assert not update.event.step_item_succeeded.HasField("output")
+    assert update.event.step_item_succeeded.item == 4
+    assert dict(update.status.results.omitted_outputs) == {"submit": event.step_item_succeeded.output.ByteSize()}
+
+
 def test_an_update_that_fits_keeps_its_event_output() -> None:
     event = E.ExecutionEvent(sequence=7)
     event.step_succeeded.step_id = "search"

@@ -164,7 +164,7 @@ class Progress(_message.Message):
     def __init__(self, current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., completion_percentage: _Optional[float] = ..., estimated_time_remaining: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., running_steps: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StepTimingReport(_message.Message):
-    __slots__ = ("step_id", "start_time", "end_time", "duration", "status", "attempts", "agent", "operation", "step_name", "compensation")
+    __slots__ = ("step_id", "start_time", "end_time", "duration", "status", "attempts", "agent", "operation", "step_name", "compensation", "items_total", "items_done", "items_skipped", "items_failed")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +175,10 @@ class StepTimingReport(_message.Message):
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
     COMPENSATION_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_DONE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FAILED_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
@@ -185,7 +189,11 @@ class StepTimingReport(_message.Message):
     operation: str
     step_name: str
     compensation: CompensationState
-    def __init__(self, step_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., status: _Optional[_Union[StepState, str]] = ..., attempts: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., step_name: _Optional[str] = ..., compensation: _Optional[_Union[CompensationState, str]] = ...) -> None: ...
+    items_total: int
+    items_done: int
+    items_skipped: int
+    items_failed: int
+    def __init__(self, step_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., status: _Optional[_Union[StepState, str]] = ..., attempts: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., step_name: _Optional[str] = ..., compensation: _Optional[_Union[CompensationState, str]] = ..., items_total: _Optional[int] = ..., items_done: _Optional[int] = ..., items_skipped: _Optional[int] = ..., items_failed: _Optional[int] = ...) -> None: ...
 
 class WaitingStep(_message.Message):
     __slots__ = ("step_id", "kind", "gate_id", "prompt", "data", "since", "timeout_at")
@@ -206,20 +214,22 @@ class WaitingStep(_message.Message):
     def __init__(self, step_id: _Optional[str] = ..., kind: _Optional[_Union[WaitKind, str]] = ..., gate_id: _Optional[str] = ..., prompt: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timeout_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CompensationReport(_message.Message):
-    __slots__ = ("step_id", "state", "agent", "operation", "attempts", "error_message")
+    __slots__ = ("step_id", "state", "agent", "operation", "attempts", "error_message", "item")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     state: CompensationState
     agent: str
     operation: str
     attempts: int
     error_message: str
-    def __init__(self, step_id: _Optional[str] = ..., state: _Optional[_Union[CompensationState, str]] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., attempts: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+    item: int
+    def __init__(self, step_id: _Optional[str] = ..., state: _Optional[_Union[CompensationState, str]] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., attempts: _Optional[int] = ..., error_message: _Optional[str] = ..., item: _Optional[int] = ...) -> None: ...
 
 class PerformanceMetrics(_message.Message):
     __slots__ = ("start_time", "current_time", "end_time", "total_duration", "step_timings")
@@ -277,7 +287,7 @@ class QualityMetrics(_message.Message):
     def __init__(self, overall_quality_score: _Optional[float] = ..., step_quality_scores: _Optional[_Iterable[_Union[StepQualityScore, _Mapping]]] = ..., user_satisfaction_prediction: _Optional[float] = ...) -> None: ...
 
 class ErrorDetail(_message.Message):
-    __slots__ = ("step_id", "error_type", "error_message", "recovery_action", "impact", "attempt", "user_notified")
+    __slots__ = ("step_id", "error_type", "error_message", "recovery_action", "impact", "attempt", "user_notified", "item")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -285,6 +295,7 @@ class ErrorDetail(_message.Message):
     IMPACT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     USER_NOTIFIED_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     error_type: str
     error_message: str
@@ -292,7 +303,8 @@ class ErrorDetail(_message.Message):
     impact: Impact
     attempt: int
     user_notified: bool
-    def __init__(self, step_id: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., recovery_action: _Optional[str] = ..., impact: _Optional[_Union[Impact, str]] = ..., attempt: _Optional[int] = ..., user_notified: _Optional[bool] = ...) -> None: ...
+    item: int
+    def __init__(self, step_id: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., recovery_action: _Optional[str] = ..., impact: _Optional[_Union[Impact, str]] = ..., attempt: _Optional[int] = ..., user_notified: _Optional[bool] = ..., item: _Optional[int] = ...) -> None: ...
 
 class ErrorSummary(_message.Message):
     __slots__ = ("total_errors", "critical_errors", "recovered_errors", "error_details")
@@ -592,52 +604,134 @@ class StepWaiting(_message.Message):
     def __init__(self, step_id: _Optional[str] = ..., kind: _Optional[_Union[WaitKind, str]] = ..., gate_id: _Optional[str] = ..., prompt: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CompensationStarted(_message.Message):
-    __slots__ = ("step_id", "attempt", "agent", "operation", "idempotency_key")
+    __slots__ = ("step_id", "attempt", "agent", "operation", "idempotency_key", "item")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     attempt: int
     agent: str
     operation: str
     idempotency_key: str
-    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    item: int
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., item: _Optional[int] = ...) -> None: ...
 
 class CompensationAttemptFailed(_message.Message):
-    __slots__ = ("step_id", "attempt", "error_type", "error_message", "retry_at")
+    __slots__ = ("step_id", "attempt", "error_type", "error_message", "retry_at", "item")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RETRY_AT_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     attempt: int
     error_type: str
     error_message: str
     retry_at: _timestamp_pb2.Timestamp
-    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    item: int
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., item: _Optional[int] = ...) -> None: ...
 
 class CompensationSucceeded(_message.Message):
-    __slots__ = ("step_id", "attempt", "output")
+    __slots__ = ("step_id", "attempt", "output", "item")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     attempt: int
     output: _any_pb2.Any
-    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., output: _Optional[_Union[_any_pb2.Any, _Mapping]] = ...) -> None: ...
+    item: int
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., output: _Optional[_Union[_any_pb2.Any, _Mapping]] = ..., item: _Optional[int] = ...) -> None: ...
 
 class CompensationSettled(_message.Message):
-    __slots__ = ("step_id", "state", "reason")
+    __slots__ = ("step_id", "state", "reason", "item")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     state: CompensationState
     reason: str
-    def __init__(self, step_id: _Optional[str] = ..., state: _Optional[_Union[CompensationState, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    item: int
+    def __init__(self, step_id: _Optional[str] = ..., state: _Optional[_Union[CompensationState, str]] = ..., reason: _Optional[str] = ..., item: _Optional[int] = ...) -> None: ...
+
+class StepMapStarted(_message.Message):
+    __slots__ = ("step_id", "item_count")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    item_count: int
+    def __init__(self, step_id: _Optional[str] = ..., item_count: _Optional[int] = ...) -> None: ...
+
+class StepItemStarted(_message.Message):
+    __slots__ = ("step_id", "item", "attempt", "agent", "operation", "idempotency_key")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    item: int
+    attempt: int
+    agent: str
+    operation: str
+    idempotency_key: str
+    def __init__(self, step_id: _Optional[str] = ..., item: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class StepItemAttemptFailed(_message.Message):
+    __slots__ = ("step_id", "item", "attempt", "error_type", "error_message", "retry_at", "request_bytes")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    item: int
+    attempt: int
+    error_type: str
+    error_message: str
+    retry_at: _timestamp_pb2.Timestamp
+    request_bytes: int
+    def __init__(self, step_id: _Optional[str] = ..., item: _Optional[int] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_bytes: _Optional[int] = ...) -> None: ...
+
+class StepItemSucceeded(_message.Message):
+    __slots__ = ("step_id", "item", "attempt", "output", "quality", "request_bytes", "response_bytes")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    item: int
+    attempt: int
+    output: _any_pb2.Any
+    quality: _common_pb2.Quality
+    request_bytes: int
+    response_bytes: int
+    def __init__(self, step_id: _Optional[str] = ..., item: _Optional[int] = ..., attempt: _Optional[int] = ..., output: _Optional[_Union[_any_pb2.Any, _Mapping]] = ..., quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., request_bytes: _Optional[int] = ..., response_bytes: _Optional[int] = ...) -> None: ...
+
+class StepItemFailed(_message.Message):
+    __slots__ = ("step_id", "item", "error_type", "error_message", "item_failure")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    item: int
+    error_type: str
+    error_message: str
+    item_failure: _plan_pb2.ItemFailure
+    def __init__(self, step_id: _Optional[str] = ..., item: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., item_failure: _Optional[_Union[_plan_pb2.ItemFailure, str]] = ...) -> None: ...
 
 class StepDelayed(_message.Message):
     __slots__ = ("step_id", "start_at")
@@ -692,7 +786,7 @@ class Actor(_message.Message):
     def __init__(self, subject: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., peer: _Optional[str] = ..., claimed_user: _Optional[str] = ...) -> None: ...
 
 class ExecutionEvent(_message.Message):
-    __slots__ = ("sequence", "time", "actor", "execution_started", "step_started", "step_attempt_failed", "step_succeeded", "step_failed", "step_skipped", "execution_completed", "execution_failed", "execution_cancelled", "step_delayed", "gate_evaluated", "execution_unwinding", "execution_paused", "execution_resumed", "signal_received", "step_waiting", "compensation_started", "compensation_attempt_failed", "compensation_succeeded", "compensation_settled", "callback_scheduled", "callback_delivered", "callback_failed", "execution_rerun")
+    __slots__ = ("sequence", "time", "actor", "execution_started", "step_started", "step_attempt_failed", "step_succeeded", "step_failed", "step_skipped", "execution_completed", "execution_failed", "execution_cancelled", "step_delayed", "gate_evaluated", "execution_unwinding", "execution_paused", "execution_resumed", "signal_received", "step_waiting", "compensation_started", "compensation_attempt_failed", "compensation_succeeded", "compensation_settled", "callback_scheduled", "callback_delivered", "callback_failed", "execution_rerun", "step_map_started", "step_item_started", "step_item_attempt_failed", "step_item_succeeded", "step_item_failed")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
@@ -720,6 +814,11 @@ class ExecutionEvent(_message.Message):
     CALLBACK_DELIVERED_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_FAILED_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_RERUN_FIELD_NUMBER: _ClassVar[int]
+    STEP_MAP_STARTED_FIELD_NUMBER: _ClassVar[int]
+    STEP_ITEM_STARTED_FIELD_NUMBER: _ClassVar[int]
+    STEP_ITEM_ATTEMPT_FAILED_FIELD_NUMBER: _ClassVar[int]
+    STEP_ITEM_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    STEP_ITEM_FAILED_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     time: _timestamp_pb2.Timestamp
     actor: Actor
@@ -747,4 +846,9 @@ class ExecutionEvent(_message.Message):
     callback_delivered: CallbackDelivered
     callback_failed: CallbackFailed
     execution_rerun: ExecutionRerun
-    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[Actor, _Mapping]] = ..., execution_started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., step_started: _Optional[_Union[StepStarted, _Mapping]] = ..., step_attempt_failed: _Optional[_Union[StepAttemptFailed, _Mapping]] = ..., step_succeeded: _Optional[_Union[StepSucceeded, _Mapping]] = ..., step_failed: _Optional[_Union[StepFailed, _Mapping]] = ..., step_skipped: _Optional[_Union[StepSkipped, _Mapping]] = ..., execution_completed: _Optional[_Union[ExecutionCompleted, _Mapping]] = ..., execution_failed: _Optional[_Union[ExecutionFailed, _Mapping]] = ..., execution_cancelled: _Optional[_Union[ExecutionCancelled, _Mapping]] = ..., step_delayed: _Optional[_Union[StepDelayed, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., execution_unwinding: _Optional[_Union[ExecutionUnwinding, _Mapping]] = ..., execution_paused: _Optional[_Union[ExecutionPaused, _Mapping]] = ..., execution_resumed: _Optional[_Union[ExecutionResumed, _Mapping]] = ..., signal_received: _Optional[_Union[SignalReceived, _Mapping]] = ..., step_waiting: _Optional[_Union[StepWaiting, _Mapping]] = ..., compensation_started: _Optional[_Union[CompensationStarted, _Mapping]] = ..., compensation_attempt_failed: _Optional[_Union[CompensationAttemptFailed, _Mapping]] = ..., compensation_succeeded: _Optional[_Union[CompensationSucceeded, _Mapping]] = ..., compensation_settled: _Optional[_Union[CompensationSettled, _Mapping]] = ..., callback_scheduled: _Optional[_Union[CallbackScheduled, _Mapping]] = ..., callback_delivered: _Optional[_Union[CallbackDelivered, _Mapping]] = ..., callback_failed: _Optional[_Union[CallbackFailed, _Mapping]] = ..., execution_rerun: _Optional[_Union[ExecutionRerun, _Mapping]] = ...) -> None: ...
+    step_map_started: StepMapStarted
+    step_item_started: StepItemStarted
+    step_item_attempt_failed: StepItemAttemptFailed
+    step_item_succeeded: StepItemSucceeded
+    step_item_failed: StepItemFailed
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[Actor, _Mapping]] = ..., execution_started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., step_started: _Optional[_Union[StepStarted, _Mapping]] = ..., step_attempt_failed: _Optional[_Union[StepAttemptFailed, _Mapping]] = ..., step_succeeded: _Optional[_Union[StepSucceeded, _Mapping]] = ..., step_failed: _Optional[_Union[StepFailed, _Mapping]] = ..., step_skipped: _Optional[_Union[StepSkipped, _Mapping]] = ..., execution_completed: _Optional[_Union[ExecutionCompleted, _Mapping]] = ..., execution_failed: _Optional[_Union[ExecutionFailed, _Mapping]] = ..., execution_cancelled: _Optional[_Union[ExecutionCancelled, _Mapping]] = ..., step_delayed: _Optional[_Union[StepDelayed, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., execution_unwinding: _Optional[_Union[ExecutionUnwinding, _Mapping]] = ..., execution_paused: _Optional[_Union[ExecutionPaused, _Mapping]] = ..., execution_resumed: _Optional[_Union[ExecutionResumed, _Mapping]] = ..., signal_received: _Optional[_Union[SignalReceived, _Mapping]] = ..., step_waiting: _Optional[_Union[StepWaiting, _Mapping]] = ..., compensation_started: _Optional[_Union[CompensationStarted, _Mapping]] = ..., compensation_attempt_failed: _Optional[_Union[CompensationAttemptFailed, _Mapping]] = ..., compensation_succeeded: _Optional[_Union[CompensationSucceeded, _Mapping]] = ..., compensation_settled: _Optional[_Union[CompensationSettled, _Mapping]] = ..., callback_scheduled: _Optional[_Union[CallbackScheduled, _Mapping]] = ..., callback_delivered: _Optional[_Union[CallbackDelivered, _Mapping]] = ..., callback_failed: _Optional[_Union[CallbackFailed, _Mapping]] = ..., execution_rerun: _Optional[_Union[ExecutionRerun, _Mapping]] = ..., step_map_started: _Optional[_Union[StepMapStarted, _Mapping]] = ..., step_item_started: _Optional[_Union[StepItemStarted, _Mapping]] = ..., step_item_attempt_failed: _Optional[_Union[StepItemAttemptFailed, _Mapping]] = ..., step_item_succeeded: _Optional[_Union[StepItemSucceeded, _Mapping]] = ..., step_item_failed: _Optional[_Union[StepItemFailed, _Mapping]] = ...) -> None: ...

@@ -40,6 +40,12 @@ class CircuitBreakerMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CIRCUIT_BREAKER_MODE_ENABLED: _ClassVar[CircuitBreakerMode]
     CIRCUIT_BREAKER_MODE_DISABLED: _ClassVar[CircuitBreakerMode]
 
+class ItemFailure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ITEM_FAILURE_UNSPECIFIED: _ClassVar[ItemFailure]
+    ITEM_FAILURE_FAIL_STEP: _ClassVar[ItemFailure]
+    ITEM_FAILURE_SKIP_ITEM: _ClassVar[ItemFailure]
+
 class StepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STEP_KIND_UNSPECIFIED: _ClassVar[StepKind]
@@ -99,6 +105,9 @@ BACKOFF_STRATEGY_CUSTOM: BackoffStrategy
 CIRCUIT_BREAKER_MODE_UNSPECIFIED: CircuitBreakerMode
 CIRCUIT_BREAKER_MODE_ENABLED: CircuitBreakerMode
 CIRCUIT_BREAKER_MODE_DISABLED: CircuitBreakerMode
+ITEM_FAILURE_UNSPECIFIED: ItemFailure
+ITEM_FAILURE_FAIL_STEP: ItemFailure
+ITEM_FAILURE_SKIP_ITEM: ItemFailure
 STEP_KIND_UNSPECIFIED: StepKind
 STEP_KIND_CALL: StepKind
 STEP_KIND_APPROVAL: StepKind
@@ -213,7 +222,7 @@ class ExecutionStrategy(_message.Message):
     def __init__(self, execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., priority: _Optional[_Union[Priority, str]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., fallback_strategy: _Optional[_Union[FallbackStrategy, _Mapping]] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class WorkflowStep(_message.Message):
-    __slots__ = ("step_id", "step_name", "agent", "operation", "dependencies", "inputs", "outputs", "timing", "error_handling", "optional", "compensation", "kind", "approval")
+    __slots__ = ("step_id", "step_name", "agent", "operation", "dependencies", "inputs", "outputs", "timing", "error_handling", "optional", "compensation", "kind", "approval", "for_each", "max_concurrency", "item_failure")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
@@ -227,6 +236,9 @@ class WorkflowStep(_message.Message):
     COMPENSATION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    FOR_EACH_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FAILURE_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     step_name: str
     agent: str
@@ -240,7 +252,10 @@ class WorkflowStep(_message.Message):
     compensation: Compensation
     kind: StepKind
     approval: Approval
-    def __init__(self, step_id: _Optional[str] = ..., step_name: _Optional[str] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Union[StepInputs, _Mapping]] = ..., outputs: _Optional[_Union[StepOutputs, _Mapping]] = ..., timing: _Optional[_Union[StepTiming, _Mapping]] = ..., error_handling: _Optional[_Union[ErrorHandling, _Mapping]] = ..., optional: _Optional[bool] = ..., compensation: _Optional[_Union[Compensation, _Mapping]] = ..., kind: _Optional[_Union[StepKind, str]] = ..., approval: _Optional[_Union[Approval, _Mapping]] = ...) -> None: ...
+    for_each: str
+    max_concurrency: int
+    item_failure: ItemFailure
+    def __init__(self, step_id: _Optional[str] = ..., step_name: _Optional[str] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Union[StepInputs, _Mapping]] = ..., outputs: _Optional[_Union[StepOutputs, _Mapping]] = ..., timing: _Optional[_Union[StepTiming, _Mapping]] = ..., error_handling: _Optional[_Union[ErrorHandling, _Mapping]] = ..., optional: _Optional[bool] = ..., compensation: _Optional[_Union[Compensation, _Mapping]] = ..., kind: _Optional[_Union[StepKind, str]] = ..., approval: _Optional[_Union[Approval, _Mapping]] = ..., for_each: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., item_failure: _Optional[_Union[ItemFailure, str]] = ...) -> None: ...
 
 class Approval(_message.Message):
     __slots__ = ("timeout", "on_timeout", "prompt", "data")
