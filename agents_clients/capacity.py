@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from agents_clients.boards import BOARD_SUSPENDED, BoardGuard, BoardLimitsConfig, BoardRefusal
 from agents_clients.catalog import UnknownAgentError, UnknownOperationError, operation, operations
@@ -418,14 +417,3 @@ class CapacityCaller:
         if key and call.origin is not None:
             self._unwanted.pop(key, None)
             self.waits.drop(key, call.origin.execution_id)
-
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        """Each limit's state now: scope → in_use/limit/waiting or tokens/rate/waiting."""
-        state: dict[str, dict[str, Any]] = {}
-        for scope, bulkhead in self.bulkheads.items():
-            state.setdefault(scope, {}).update(
-                bulkhead_in_use=bulkhead.in_use, bulkhead_limit=bulkhead.limit, bulkhead_waiting=bulkhead.waiting
-            )
-        for scope, bucket in self.buckets.items():
-            state.setdefault(scope, {}).update(rate=bucket.rate, tokens=bucket.tokens(), rate_waiting=bucket.waiting)
-        return state
