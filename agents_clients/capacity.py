@@ -417,3 +417,16 @@ class CapacityCaller:
         if key and call.origin is not None:
             self._unwanted.pop(key, None)
             self.waits.drop(key, call.origin.execution_id)
+
+    def occupancy(self) -> dict[str, tuple[int, int]]:
+        """Each limit scope (and paced board, ``board:NAME``) → (calls in flight, calls waiting)."""
+        found: dict[str, tuple[int, int]] = {}
+        for scope, bulkhead in self.bulkheads.items():
+            found[scope] = (bulkhead.in_use, bulkhead.waiting)
+        for scope, bucket in self.buckets.items():
+            in_use, waiting = found.get(scope, (0, 0))
+            found[scope] = (in_use, waiting + bucket.waiting)
+        for board, state in self.boards.boards.items():
+            if state.bucket is not None:
+                found[f"board:{board}"] = (0, state.bucket.waiting)
+        return found
