@@ -227,7 +227,8 @@ async def test_a_token_bucket_bounds_the_call_rate(tmp_path: Path, stop_after: l
     assert final.status == E.EXECUTION_STATE_COMPLETED, final.failure_reason
     ends = sorted(t.end_time.ToNanoseconds() / 1e9 for t in final.performance_metrics.step_timings)
     gaps = [b - a for a, b in itertools.pairwise(ends)]
-    assert all(gap >= 0.2 for gap in gaps), gaps  # 4 a second, burst 1: 0.25 s apart
+    # 4 a second, burst 1: sent 0.25 s apart (the ends move a little with each call's own time).
+    assert all(gap >= 0.15 for gap in gaps) and ends[-1] - ends[0] >= 0.6, gaps
     assert running.capacity.counts.held_by == {"rate limit analytics.RecordEvents": 3}
 
 
@@ -367,7 +368,7 @@ async def test_a_limited_boards_calls_are_paced_by_its_quota(tmp_path: Path, sto
         t.end_time.ToNanoseconds() / 1e9 for t in final.performance_metrics.step_timings if t.step_id != "search"
     )
     gaps = [b - a for a, b in itertools.pairwise(ends)]
-    assert all(gap >= 0.25 for gap in gaps), gaps
+    assert all(gap >= 0.2 for gap in gaps) and ends[-1] - ends[0] >= 0.55, gaps  # 3 a second: 0.33 s apart
     # The search of linkedin took the bucket's one token; each submission then waited for one.
     assert running.capacity.counts.held_by == {"board linkedin (limited)": 3}
     assert len(await _applications(running, "u-limited")) == 3
