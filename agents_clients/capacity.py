@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from agents_clients.boards import BOARD_SUSPENDED, BoardGuard, BoardLimitsConfig, BoardRefusal
 from agents_clients.catalog import UnknownAgentError, UnknownOperationError, operation, operations
@@ -419,13 +418,15 @@ class CapacityCaller:
             self._unwanted.pop(key, None)
             self.waits.drop(key, call.origin.execution_id)
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        """Each limit's state now: scope → in_use/limit/waiting or tokens/rate/waiting."""
-        state: dict[str, dict[str, Any]] = {}
+    def occupancy(self) -> dict[str, tuple[int, int]]:
+        """Each limit scope (and paced board, ``board:NAME``) → (calls in flight, calls waiting)."""
+        found: dict[str, tuple[int, int]] = {}
         for scope, bulkhead in self.bulkheads.items():
-            state.setdefault(scope, {}).update(
-                bulkhead_in_use=bulkhead.in_use, bulkhead_limit=bulkhead.limit, bulkhead_waiting=bulkhead.waiting
-            )
+            found[scope] = (bulkhead.in_use, bulkhead.waiting)
         for scope, bucket in self.buckets.items():
-            state.setdefault(scope, {}).update(rate=bucket.rate, tokens=bucket.tokens(), rate_waiting=bucket.waiting)
-        return state
+            in_use, waiting = found.get(scope, (0, 0))
+            found[scope] = (in_use, waiting + bucket.waiting)
+        for board, state in self.boards.boards.items():
+            if state.bucket is not None:
+                found[f"board:{board}"] = (0, state.bucket.waiting)
+        return found

@@ -294,6 +294,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
                 breaker_states=caller.states,
                 store_counts=store.count_by_state,
                 queue_depth=store.count_waiting,
+                capacity=capacity.occupancy,
             )
             metrics.watch(live)
             metrics_endpoint = await start_metrics_endpoint(metrics, config.metrics)

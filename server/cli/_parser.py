@@ -34,7 +34,7 @@ from server.cli._common import (
     UsageError,
 )
 from server.cli._control import SIGNALS, cmd_approve, cmd_cancel, cmd_pause, cmd_reject, cmd_resume, cmd_signal
-from server.cli._demo import DEMO_LATENCY_MS, DEMO_SEED, cmd_demo
+from server.cli._demo import DEMO_LATENCY_MS, DEMO_RATE_LIMIT, DEMO_SEED, cmd_demo
 from server.cli._limits import add_admission_flags, add_limit_flags
 from server.cli._resilience import add_resilience_flags
 
@@ -589,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BOARD=N",
         help="set job_discovery's requests left on a job board (repeatable); 0: spent, paced",
     )
-    add_call_limit_flags(p, "every agent 2/s:1, so that a quick retry shows a rate limit at work")
+    add_call_limit_flags(p, f"every agent {DEMO_RATE_LIMIT.describe()}, so a quick retry shows a rate limit at work")
     _log_level(p, "warning")
     _metrics(p)
     p.add_argument(

@@ -70,7 +70,8 @@ STEP_STATE_OF = {
     Phase.SKIPPED: E.STEP_STATE_SKIPPED,
 }
 
-#: Errors of calls that were never sent: an open breaker, a request that could not be built.
+#: Errors of calls that were never sent: an open breaker, a spent retry budget, no agent capacity in
+#: time, a suspended job board, a request that could not be built.
 NEVER_SENT = frozenset(
     {"CIRCUIT_OPEN", "RETRY_BUDGET_EXHAUSTED", "AGENT_CAPACITY", "BOARD_SUSPENDED", "EXPRESSION_ERROR"}
 )

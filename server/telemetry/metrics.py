@@ -67,7 +67,8 @@ COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 """The value of baton_circuit_breaker_state for each pybreaker state."""
 _OUTCOMES = frozenset(
-    {code.name for code in grpc.StatusCode} | {"CIRCUIT_OPEN", "RETRY_BUDGET_EXHAUSTED", "EXPRESSION_ERROR"}
+    {code.name for code in grpc.StatusCode}
+    | {"CIRCUIT_OPEN", "RETRY_BUDGET_EXHAUSTED", "AGENT_CAPACITY", "BOARD_SUSPENDED", "EXPRESSION_ERROR"}
 )
 _EXECUTION_OUTCOMES = {
     execution_pb2.EXECUTION_STATE_COMPLETED: "completed",
@@ -99,6 +100,9 @@ class LiveSources:
     """The store's executions per ExecutionState (every replica's)."""
     queue_depth: Callable[[], Awaitable[int]] | None = None
     """The store's executions waiting for admission (every replica's); None: 0."""
+    capacity: Callable[[], Mapping[str, tuple[int, int]]] | None = None
+    """Each limit scope (``agent``, ``agent.Operation``, ``board:NAME``) → its calls in flight
+    (bulkheads; 0 otherwise) and its calls waiting for a slot or a token; None: none."""
 
 
 class _LiveCollector(Collector):
@@ -146,6 +150,23 @@ class _LiveCollector(Collector):
         for value, label in _STATE_LABELS.items():
             by_state.add_metric([label], self.store_counts.get(value, 0))
         yield by_state
+        if sources.capacity is not None:
+            in_flight = GaugeMetricFamily(
+                "baton_capacity_in_flight",
+                "Agent calls in flight under each bulkhead (scope: agent or agent.Operation).",
+                labels=["scope"],
+            )
+            waiting = GaugeMetricFamily(
+                "baton_capacity_waiting",
+                "Agent calls waiting for a bulkhead's slot or a rate limit's token (scope: agent,"
+                " agent.Operation or board:NAME).",
+                labels=["scope"],
+            )
+            for scope, (running, held) in sorted(sources.capacity().items()):
+                in_flight.add_metric([scope], running)
+                waiting.add_metric([scope], held)
+            yield in_flight
+            yield waiting
 
 
 class Metrics:
