@@ -269,3 +269,27 @@ async def test_a_callback_whose_history_cannot_be_folded_fails_for_good_and_star
         assert (await stub.GetSystemHealth(O.GetSystemHealthRequest())).overall_health
     assert events[-1].WhichOneof("kind") == "callback_failed"
     assert "history cannot be read" in events[-1].callback_failed.detail
+
+
+async def test_attempts_and_backoff_carry_across_a_restart(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    async with served(tmp_path) as (running, stub):
+        execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), callback_url=url))
+        await until_attempted(running, 3)
+    # Stopped: what it held is freed, its attempt count kept in the store.
+    [row] = await reopened_outbox(tmp_path)
+    assert row.attempts >= 3
+    async with Receiver(200, port=port) as receiver, served(tmp_path) as (_, stub):
+        status = await settled(stub, execution.execution_id)
+    [got] = receiver.received
+    assert int(got.headers["Baton-Delivery-Attempt"]) == row.attempts + 1 == status.callback.attempts
+
+
+async def reopened_outbox(tmp_path: Path) -> list[PendingCallback]:
+    store = SqliteExecutionStore(str(tmp_path / "baton.db"))
+    await store.open()
+    try:
+        return await store.pending_callbacks()
+    finally:
+        await store.close()
