@@ -293,3 +293,12 @@ async def reopened_outbox(tmp_path: Path) -> list[PendingCallback]:
         return await store.pending_callbacks()
     finally:
         await store.close()
+
+
+async def test_an_idle_server_looks_at_the_outbox_without_writing(tmp_path: Path) -> None:
+    async with served(tmp_path) as (running, _):
+        assert isinstance(running.store, SqliteExecutionStore)
+        await asyncio.sleep(0.3)
+        before = running.store.stats.commits
+        await asyncio.sleep(1.0)  # ten looks (poll_interval 0.1 s)
+        assert running.store.stats.commits == before
