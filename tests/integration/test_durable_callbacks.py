@@ -302,3 +302,27 @@ async def test_an_idle_server_looks_at_the_outbox_without_writing(tmp_path: Path
         before = running.store.stats.commits
         await asyncio.sleep(1.0)  # ten looks (poll_interval 0.1 s)
         assert running.store.stats.commits == before
+
+
+async def test_a_callback_deleted_by_another_process_stops_at_its_next_retry(tmp_path: Path) -> None:
+    port = free_port()
+    async with served(tmp_path) as (running, stub):
+        await stub.ExecuteWorkflow(
+            execute_plan(w_plan(), user_id="leaving", callback_url=f"http://127.0.0.1:{port}/hook")
+        )
+        await until_attempted(running, 1)
+        other = SqliteExecutionStore(str(tmp_path / "baton.db"))  # another process's view of the file
+        await other.open()
+        try:
+            await other.delete_user_data("leaving")
+        finally:
+            await other.close()
+        assert running.relay is not None
+        async with asyncio.timeout(5):
+            while True:
+                if not running.relay.held:
+                    break
+                await asyncio.sleep(0.05)
+        async with Receiver(200, port=port) as receiver:
+            await asyncio.sleep(1.0)  # more than the longest backoff: an attempt would have come
+    assert receiver.received == []
