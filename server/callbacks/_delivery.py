@@ -1,9 +1,9 @@
 """Delivery of terminal callbacks: a bounded queue, async workers, caps per destination and owner.
 
 Rules:
-1. ``on_terminal`` never blocks or fails the engine: it renders the body (bounded, see _body)
-   and enqueues; past ``max_pending`` callbacks or ``max_pending_bytes`` a new one is dropped
-   with a warning, so memory stays bounded whatever the receivers do.
+1. ``enqueue`` never blocks: past ``max_pending`` callbacks or ``max_pending_bytes`` a new one
+   is dropped with a warning (the outbox keeps it owed), so memory stays bounded whatever the
+   receivers do.
 2. A fixed number of worker tasks take callbacks in order. One whose origin (scheme, host,
    port) or owner already has its cap of deliveries in flight is parked on that key and queued
    again when one of those finishes: a slow receiver (or one user's many receivers) holds at

@@ -226,7 +226,9 @@ class CallbackRelay:
                 self.owner, delivery.delivery_id, attempts, next_at, until, detail
             )
             if not held:
-                logger.warning("callback of execution %s: its claim passed to another process", delivery.execution_id)
+                # Its execution was deleted (DeleteUserData, retention, on any replica), or another
+                # replica took the row after this one's claim lapsed: not this one's to send.
+                self.notifier.withdraw(delivery.delivery_id, "no longer owed by this process")
 
         self._write(record())
 

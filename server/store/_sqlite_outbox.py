@@ -37,6 +37,10 @@ _CLAIM = (
     " AND (claimed_until IS NULL OR claimed_until <= ?2) ORDER BY next_attempt_at LIMIT ?4)"
     f" RETURNING {_COLUMNS}"
 )
+_ANY_DUE = (
+    "SELECT 1 FROM callback_outbox WHERE next_attempt_at <= ?1"
+    " AND (claimed_until IS NULL OR claimed_until <= ?1) LIMIT 1"
+)
 _RESCHEDULE = (
     "UPDATE callback_outbox SET attempts = ?, next_attempt_at = ?, claimed_until = ?, last_error = ?"
     " WHERE delivery_id = ? AND claimed_by = ?"
@@ -72,6 +76,11 @@ def claim(owner: str, now: int, until: int, limit: int) -> Callable[[sqlite3.Con
         return sorted((pending_from_row(row) for row in rows), key=lambda p: (p.next_attempt_at, p.delivery_id))
 
     return run
+
+
+def any_due(conn: sqlite3.Connection, now: int) -> bool:
+    """Whether a row is due and unclaimed at `now` (a read, before a claim's write)."""
+    return conn.execute(_ANY_DUE, (now,)).fetchone() is not None
 
 
 def reschedule(

@@ -1,10 +1,12 @@
 """The execution store interface: the engine's store port plus what the API and watchers read.
 
 The engine owns the port and its value types (server/engine/ports.py: dependencies point inward);
-this module re-exports them and adds listing, counts and commit listeners. One interface, two
-implementations (SQLite, PostgreSQL). Events are serialized
-``baton.v1.ExecutionEvent`` messages; the store never interprets them beyond what the caller
-tells it (the resulting execution state), so the fold stays in the engine.
+this module re-exports them and adds listing, counts, commit listeners, deletion and the callback
+outbox (`CallbackOutbox`). One interface, two implementations (SQLite, PostgreSQL). Events are
+serialized ``baton.v1.ExecutionEvent`` messages; the store reads of them only what the caller
+tells it (the resulting execution state), the actor (the audit trail) and the callback's events
+(its outbox row, inserted and deleted by the appends that carry them), so the fold stays in the
+engine.
 """
 
 from __future__ import annotations

@@ -269,3 +269,60 @@ async def test_a_callback_whose_history_cannot_be_folded_fails_for_good_and_star
         assert (await stub.GetSystemHealth(O.GetSystemHealthRequest())).overall_health
     assert events[-1].WhichOneof("kind") == "callback_failed"
     assert "history cannot be read" in events[-1].callback_failed.detail
+
+
+async def test_attempts_and_backoff_carry_across_a_restart(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    async with served(tmp_path) as (running, stub):
+        execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), callback_url=url))
+        await until_attempted(running, 3)
+    # Stopped: what it held is freed, its attempt count kept in the store.
+    [row] = await reopened_outbox(tmp_path)
+    assert row.attempts >= 3
+    async with Receiver(200, port=port) as receiver, served(tmp_path) as (_, stub):
+        status = await settled(stub, execution.execution_id)
+    [got] = receiver.received
+    assert int(got.headers["Baton-Delivery-Attempt"]) == row.attempts + 1 == status.callback.attempts
+
+
+async def reopened_outbox(tmp_path: Path) -> list[PendingCallback]:
+    store = SqliteExecutionStore(str(tmp_path / "baton.db"))
+    await store.open()
+    try:
+        return await store.pending_callbacks()
+    finally:
+        await store.close()
+
+
+async def test_an_idle_server_looks_at_the_outbox_without_writing(tmp_path: Path) -> None:
+    async with served(tmp_path) as (running, _):
+        assert isinstance(running.store, SqliteExecutionStore)
+        await asyncio.sleep(0.3)
+        before = running.store.stats.commits
+        await asyncio.sleep(1.0)  # ten looks (poll_interval 0.1 s)
+        assert running.store.stats.commits == before
+
+
+async def test_a_callback_deleted_by_another_process_stops_at_its_next_retry(tmp_path: Path) -> None:
+    port = free_port()
+    async with served(tmp_path) as (running, stub):
+        await stub.ExecuteWorkflow(
+            execute_plan(w_plan(), user_id="leaving", callback_url=f"http://127.0.0.1:{port}/hook")
+        )
+        await until_attempted(running, 1)
+        other = SqliteExecutionStore(str(tmp_path / "baton.db"))  # another process's view of the file
+        await other.open()
+        try:
+            await other.delete_user_data("leaving")
+        finally:
+            await other.close()
+        assert running.relay is not None
+        async with asyncio.timeout(5):
+            while True:
+                if not running.relay.held:
+                    break
+                await asyncio.sleep(0.05)
+        async with Receiver(200, port=port) as receiver:
+            await asyncio.sleep(1.0)  # more than the longest backoff: an attempt would have come
+    assert receiver.received == []

@@ -255,6 +255,30 @@ def test_the_status_shows_waiting_steps_and_compensations() -> None:
     assert "board down" in out
 
 
+@pytest.mark.parametrize(
+    ("report", "line"),
+    [
+        (E.CallbackReport(state=E.CALLBACK_STATE_PENDING, delivery_id="d1"), "callback       pending (delivery d1)"),
+        (
+            E.CallbackReport(state=E.CALLBACK_STATE_DELIVERED, delivery_id="d1", attempts=3, detail="HTTP 204"),
+            "callback       delivered, 3 attempts: HTTP 204 (delivery d1)",
+        ),
+        (
+            E.CallbackReport(state=E.CALLBACK_STATE_FAILED, delivery_id="d1", attempts=1, detail="HTTP 410 'gone'"),
+            "callback       failed, 1 attempts: HTTP 410 'gone' (delivery d1)",
+        ),
+    ],
+)
+def test_the_status_of_an_ended_execution_says_where_its_callback_stands(report: Any, line: str) -> None:
+    status = E.ExecutionStatus(execution_id=ID, status=E.EXECUTION_STATE_COMPLETED, callback=report)
+    console = Console(file=io.StringIO(), width=160, color_system=None)
+    render_status(console, status)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert line in out
+    render_status(console := Console(file=io.StringIO(), width=160, color_system=None), E.ExecutionStatus())
+    assert "callback" not in console.file.getvalue()  # type: ignore[attr-defined]
+
+
 # ---- the demo's report ------------------------------------------------------------------------
 
 
