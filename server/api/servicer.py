@@ -1,4 +1,9 @@
-"""The Orchestrator servicer: thin translation between protos and the planner, engine and store."""
+"""The Orchestrator servicer: thin translation between protos and the planner, engine and store.
+
+Past the house's ~500 lines because it is the one class implementing baton.v1.Orchestrator: one
+short method per RPC, each validating its request and delegating (server.api.limits and .audit
+hold the checks that grew large).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The command line's parser and entry point: every subcommand, its options, and the exit statuses."""
+"""The command line's parser and entry point: every subcommand, its options, and the exit statuses.
+
+Past the house's ~500 lines because every subcommand's options and help text live here, one
+function per group, so that `baton --help` and the README's CLI table have one source.
+"""
 
 from __future__ import annotations
 

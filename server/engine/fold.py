@@ -32,8 +32,9 @@ Rules (every event kind's effect lives here and nowhere else):
    what they had; the end's cause and reason are cleared, the deadline is the event's, `run`
    counts up by one and the compensation scope starts afresh (`scope_start`); the errors that
    ended the last run (of the execution, or of a reset step) are no longer critical: they are
-   being retried (recovery action "rerun"). A rerun of any
-   other state, of a run number out of turn, or naming a step the plan lacks is a `FoldError`.
+   being retried (recovery action "rerun"); a reset step's skip no longer degrades the
+   execution. A rerun of any other state, of a run number out of turn, or naming a step the
+   plan lacks is a `FoldError`.
 10. A map step (for_each): PENDING/DELAYED → (step_map_started, its item count, at most
    MAX_MAP_ITEMS) MAPPING; each item moves PENDING → (step_item_started) IN_FLIGHT →
    step_item_succeeded COMPLETED, or step_item_attempt_failed → BACKOFF (a retry due) or FAILED
@@ -495,7 +496,8 @@ def _on_step_skipped(state: ExecutionState, run: StepRun, event: Event) -> None:
     run.skip_cause = e.cause
     run.end_time = state.current_time
     if e.cause in (E.SKIP_CAUSE_FALLBACK, E.SKIP_CAUSE_DEGRADED, E.SKIP_CAUSE_APPROVAL_TIMEOUT):
-        state.degraded_reasons.append(f"step {e.step_id} skipped: {e.reason}")
+        run.degraded_reason = f"step {e.step_id} skipped: {e.reason}"
+        state.degraded_reasons.append(run.degraded_reason)
 
 
 def _on_gate_evaluated(state: ExecutionState, run: StepRun, event: Event) -> None:
@@ -835,6 +837,9 @@ def _on_rerun(state: ExecutionState, event: Event) -> None:
     if e.request_id:
         state.rerun_requests.add(e.request_id)
     for sid in e.reset_steps:
+        reason = state.steps[sid].degraded_reason
+        if reason in state.degraded_reasons:
+            state.degraded_reasons.remove(reason)  # the skip that degraded the last run is undone
         state.steps[sid] = StepRun(step_id=sid)
     for err in state.errors:
         if err.impact == E.IMPACT_CRITICAL and (not err.step_id or err.step_id in e.reset_steps):

@@ -225,6 +225,9 @@ class StepRun:
     gate_retries: set[str] = field(default_factory=set)
     """Gates that have already re-run this step."""
     skip_cause: execution_pb2.SkipCause = E.SKIP_CAUSE_UNSPECIFIED
+    degraded_reason: str = ""
+    """What the step's skip (by a fallback, degraded mode or an approval's timeout) added to the
+    execution's degraded reasons; empty otherwise (a rerun that resets the step takes it out)."""
     completed_at: int = 0
     """The sequence of the step's latest step_succeeded (0 before): the order of completion."""
     in_doubt: bool = False

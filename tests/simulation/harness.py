@@ -6,7 +6,7 @@ at one point: a store write that never lands (before its commit) or an agent tha
 effect and never answered. Nothing more is written; the engine is closed (its tasks cancelled),
 and a new engine recovers from the store and runs the execution to its end. The driver plays the
 person: it approves, rejects, pauses, resumes or cancels from what the stored history shows, so
-it does the same after a crash as before.
+it does the same after a crash as before; it may also rerun an execution that ended.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from baton.v1 import execution_pb2 as E
 from baton.v1 import journey_pb2, plan_pb2
 
 from server.engine import Engine, ExecutionState, ExecutionStateError, SignalCommand, Submission, fold
-from server.engine.inbox import Cancel, Command, Pause, Resume
+from server.engine.inbox import Cancel, Command, Pause, Rerun, Resume
 from server.engine.state import Phase
 from tests.unit.fakes import FakeClock
 from tests.unit.fleet import Fault, LedgerFleet
@@ -148,6 +148,11 @@ class Run:
                 continue
             state = self.state()
             if state.terminal:
+                rerun = scenario.driver(state) if scenario.driver is not None else None
+                if isinstance(rerun, Rerun):  # the person reruns the ended execution
+                    if not self.commands:
+                        self._issue(rerun)
+                    continue
                 await self.settle()
                 events = self.store.events[EXECUTION]
                 return Outcome(state, events, self.fleet, self.store.writes, len(self.fleet.effects))
@@ -177,6 +182,10 @@ class Run:
                     await engine.resume(EXECUTION, command.reason)
                 elif isinstance(command, Cancel):
                     await engine.cancel(EXECUTION, command.reason)
+                elif isinstance(command, Rerun):
+                    await engine.rerun(
+                        EXECUTION, command.reason, from_step=command.from_step, request_id=command.request_id
+                    )
             except (ExecutionStateError, RuntimeError):
                 pass  # overtaken by the state, or the process "died" before it was recorded
 
@@ -205,9 +214,10 @@ def violations(scenario: Scenario, outcome: Outcome) -> list[str]:
     )
     if state.status != E.EXECUTION_STATE_COMPLETED and fleet.live(USER) and not undone_failed:
         found.append(f"{state.state_name} run left live applications: {[a.job_id for a in fleet.live(USER)]}")
-    jobs = Counter(a.job_id for a in fleet.applications.values())
+    # Within one run: a rerun applies again, under its own keys, what an earlier run withdrew.
+    jobs = Counter((a.job_id, _run_of(a.key)) for a in fleet.applications.values())
     if any(count > 1 for count in jobs.values()):
-        found.append(f"a job was applied to more than once: {jobs}")
+        found.append(f"a job was applied to more than once in a run: {jobs}")
     completed_at = {r.step_id: r.completed_at for r in state.steps.values() if r.completed_at}
     compensated = []
     for event in events:
@@ -220,3 +230,9 @@ def violations(scenario: Scenario, outcome: Outcome) -> list[str]:
         if run.phase not in (Phase.COMPLETED, Phase.FAILED, Phase.SKIPPED):
             found.append(f"step {run.step_id} left {run.phase.value}")
     return found
+
+
+def _run_of(key: str) -> str:
+    """The run an idempotency key belongs to: ``run-N`` after a rerun (rerun.py, rule 4), else ``run-1``."""
+    parts = key.split("/")
+    return parts[1] if len(parts) > 2 and parts[1].startswith("run-") else "run-1"

@@ -9,7 +9,7 @@ from baton.v1 import execution_pb2 as E
 from baton.v1 import journey_pb2, plan_pb2
 
 from server.engine import ExecutionState, SignalCommand
-from server.engine.inbox import Cancel, Command, Pause, Resume
+from server.engine.inbox import Cancel, Command, Pause, Rerun, Resume
 from server.engine.state import Phase
 from server.planner import Planner
 from tests.simulation.harness import USER, Driver, Scenario
@@ -86,6 +86,19 @@ def pause_then_resume(after: str) -> Driver:
         if not paused_once and state.steps[after].phase == Phase.COMPLETED and state.unwinding is None:
             return Pause("hold on")
         return None
+
+    return drive
+
+
+def rerun_once(from_step: str = "", before: Driver | None = None) -> Driver:
+    """Reruns the execution once (with one request_id, so a retry after a crash reruns it once)
+    when its first run ended failed or cancelled; `before` drives the first run."""
+
+    def drive(state: ExecutionState) -> Command | None:
+        if state.terminal:
+            ended = state.status in (E.EXECUTION_STATE_FAILED, E.EXECUTION_STATE_CANCELLED)
+            return Rerun("again", from_step=from_step, request_id="sim-rerun") if ended and state.run == 1 else None
+        return before(state) if before is not None and state.run == 1 else None
 
     return drive
 
@@ -257,5 +270,18 @@ SCENARIOS: list[Scenario] = [
         "cancel_after_submit",
         lambda: plan(submit_step("A"), step("B", "A"), step("C", "B")),
         driver=cancel_after("A"),
+    ),
+    # Rerun: a run that failed after submitting (its applications withdrawn) is rerun and completes;
+    # a cancelled one is rerun from a named step.
+    Scenario(
+        "rerun_after_failure",
+        lambda: plan(submit_step("A"), step("B", "A"), _notify("B")),
+        faults={"Notify": [Fault("INVALID_ARGUMENT", retryable=False)]},
+        driver=rerun_once(),
+    ),
+    Scenario(
+        "rerun_from_step_after_cancel",
+        lambda: plan(step("A"), submit_step("S", "A"), step("B", "S"), step("C", "B")),
+        driver=rerun_once("A", before=cancel_after("S")),
     ),
 ]

@@ -49,6 +49,8 @@ EXPECTED = {
     "approval_timeout_approve": E.EXECUTION_STATE_COMPLETED,
     "pause_resume": E.EXECUTION_STATE_COMPLETED,
     "cancel_after_submit": E.EXECUTION_STATE_CANCELLED,
+    "rerun_after_failure": E.EXECUTION_STATE_COMPLETED,
+    "rerun_from_step_after_cancel": E.EXECUTION_STATE_COMPLETED,
 }
 
 #: Scenarios whose run must compensate something, and must leave nothing applied.
@@ -70,6 +72,10 @@ UNWINDS = {
 }
 
 
+#: Scenarios that end their first run and rerun it once.
+RERUNS = {"rerun_after_failure", "rerun_from_step_after_cancel"}
+
+
 def test_every_scenario_has_an_expected_end() -> None:
     assert {s.name for s in SCENARIOS} == set(EXPECTED)
 
@@ -79,6 +85,9 @@ async def test_a_crash_at_any_point_breaks_no_invariant(scenario: Scenario, cras
     baseline = await Run(scenario, SEED).run()
     assert violations(scenario, baseline) == []
     assert baseline.state.status == EXPECTED[scenario.name], baseline.state.failure_reason
+    if scenario.name in RERUNS:
+        assert [e.WhichOneof("kind") for e in baseline.events].count("execution_rerun") == 1
+        assert baseline.state.run == 2
     if scenario.name in UNWINDS:
         kinds = [e.WhichOneof("kind") for e in baseline.events]
         assert "execution_unwinding" in kinds or not baseline.fleet.effects, kinds

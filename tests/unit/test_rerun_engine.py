@@ -79,6 +79,25 @@ async def test_a_completed_rerun_reports_the_first_runs_errors_as_recovered_not_
     assert [(d.error_type, d.recovery_action) for d in summary.error_details if not d.step_id] == [("TIMEOUT", "rerun")]
 
 
+async def test_a_step_skipped_by_its_fallback_runs_again_and_no_longer_degrades_the_execution() -> None:
+    h = Harness()
+    h.caller.script("ui_ux", "Notify", invalid("skip me"))
+    h.caller.script("analytics", "GetInsights", invalid("fail the run"))
+    p = plan(
+        step("A"),
+        step("N", "A", agent="ui_ux", operation="Notify", fallback=P.FALLBACK_ACTION_SKIP),
+        step("G", "N", operation="GetInsights"),
+    )
+    ex = await h.submit(p)
+    first = render(await h.run(ex))
+    assert first.status == E.EXECUTION_STATE_FAILED and first.degraded
+    await h.engine.rerun(ex, "again")
+    second = render(await h.run(ex))
+    assert second.status == E.EXECUTION_STATE_COMPLETED
+    assert not second.degraded and list(second.degraded_reasons) == []
+    assert _keys(h, "Notify") == [f"{ex}/N", f"{ex}/run-2/N"]
+
+
 async def test_a_rerun_from_a_named_step_runs_it_and_everything_downstream_again() -> None:
     h = Harness()
     ex = await _failed_at_b(h)
