@@ -495,6 +495,16 @@ def test_an_item_that_ended_starts_again_only_as_a_probe_while_unwinding() -> No
         fold("ex", events)
 
 
+def test_no_item_starts_while_unwinding_but_a_probe_of_one_in_doubt() -> None:
+    events = _mapping(2)
+    unwinding = E.ExecutionEvent(sequence=3)
+    unwinding.execution_unwinding.outcome = E.EXECUTION_STATE_CANCELLED
+    item = E.ExecutionEvent(sequence=4)
+    item.step_item_started.step_id, item.step_item_started.item, item.step_item_started.attempt = "submit", 1, 1
+    with pytest.raises(FoldError, match="while unwinding, not in doubt"):
+        fold("ex", [*events, unwinding, item])
+
+
 def _message(kind: str) -> str:
     return "".join(part.title() for part in kind.split("_"))
 
