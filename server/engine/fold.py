@@ -328,11 +328,9 @@ def _check_item(state: ExecutionState, kind: str, body: Any, run: StepRun, item:
         raise FoldError(f"execution {state.execution_id}: {kind} is not allowed {where} in phase {run.phase.value}")
     if item.phase not in _ITEM_PHASES[kind]:
         raise FoldError(f"execution {state.execution_id}: {kind} is not allowed {where} in phase {item.phase.value}")
-    if (
-        kind == "step_item_started"
-        and item.phase not in (ItemPhase.PENDING, ItemPhase.BACKOFF)
-        and not (unwinding and item.in_doubt)
-    ):
+    if kind == "step_item_started" and unwinding and not item.in_doubt:
+        raise FoldError(f"execution {state.execution_id}: {kind} {where} while unwinding, not in doubt")
+    if kind == "step_item_started" and not unwinding and item.phase not in (ItemPhase.PENDING, ItemPhase.BACKOFF):
         raise FoldError(f"execution {state.execution_id}: {kind} {where} in phase {item.phase.value}, not a probe")
     comp = item.compensation
     if kind in _COMPENSATION:

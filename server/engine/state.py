@@ -185,6 +185,7 @@ class ItemRun:
     in_doubt: bool = False
     """A call was sent whose effect is not known (as `StepRun.in_doubt`)."""
     doubt_before: bool = False
+    """`in_doubt` before the latest attempt (restored when that attempt was never sent)."""
     probes: int = 0
     """Attempts started while unwinding, to find out whether the item's effect happened."""
     error_type: str = ""

@@ -253,7 +253,7 @@ async def test_a_restart_mid_map_calls_again_only_the_unfinished_items(
     fleet = await start_fleet(FleetConfig(faults=True, ledger_path=str(tmp_path / "ledger.db")))
     try:
         slow = faults_pb2.FaultConfig(agent="automation", operations=["SubmitApplication"])
-        slow.latency.FromMilliseconds(1500)
+        slow.latency.FromMilliseconds(3000)
         fleet.set_faults(slow)
         store = tmp_path / "baton.db"
         proc, address = serve_orchestrator(processes, store, fleet.address)
@@ -270,6 +270,12 @@ async def test_a_restart_mid_map_calls_again_only_the_unfinished_items(
                 if seen["step_item_succeeded"] == 2 and seen["step_item_started"] == 4:
                     break
             watch.cancel()
+        # Recorded as started, items 2 and 3 may still be on their way to the agent: kill once
+        # the agent holds them (their answers take 3 s), so both were sent and neither answered.
+        for _ in range(100):
+            if len(submitted) == 4:
+                break
+            await asyncio.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         assert sorted(submitted) == [f"{ex}/submit/{i}" for i in range(4)]

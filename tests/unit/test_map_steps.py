@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from baton.v1 import execution_pb2 as E
+from baton.v1 import journey_pb2
 from baton.v1 import plan_pb2 as P
 
 from server.engine import FoldError, fold, render
@@ -15,6 +16,7 @@ from server.engine.decide import decide
 from server.engine.model import MAX_MAP_ITEMS
 from server.engine.ports import AgentCallError
 from server.engine.state import ItemPhase
+from server.planner import Planner
 from server.planner.validation import PlanInvalidError, validate_plan
 from tests.unit.engine_support import Harness, approval_step, plan, started_event, step
 from tests.unit.fakes import START, reply
@@ -493,6 +495,16 @@ def test_an_item_that_ended_starts_again_only_as_a_probe_while_unwinding() -> No
         fold("ex", events)
 
 
+def test_no_item_starts_while_unwinding_but_a_probe_of_one_in_doubt() -> None:
+    events = _mapping(2)
+    unwinding = E.ExecutionEvent(sequence=3)
+    unwinding.execution_unwinding.outcome = E.EXECUTION_STATE_CANCELLED
+    item = E.ExecutionEvent(sequence=4)
+    item.step_item_started.step_id, item.step_item_started.item, item.step_item_started.attempt = "submit", 1, 1
+    with pytest.raises(FoldError, match="while unwinding, not in doubt"):
+        fold("ex", [*events, unwinding, item])
+
+
 def _message(kind: str) -> str:
     return "".join(part.title() for part in kind.split("_"))
 
@@ -535,6 +547,25 @@ def test_an_approval_step_cannot_be_a_map() -> None:
     approval.for_each = ITEMS
     error = _invalid(approval)
     assert error.field == "workflow_steps[0].for_each" and "approval step" in str(error)
+
+
+async def test_the_application_workflow_skips_a_bad_posting_and_tells_the_user_how_many_went_through() -> None:
+    h = Harness()
+    fleet = h.use_fleet()
+    fleet.fail("SubmitApplication", Fault("FAILED_PRECONDITION", retryable=False))
+    user = journey_pb2.UserJourney(user_id="u1")
+    user.journey_context.user_preferences.automation_level = journey_pb2.AUTOMATION_LEVEL_FULLY_AUTOMATIC
+    user.data.update({"resume_text": "Backend engineer, Python and gRPC, 7 years."})
+    application = Planner().plan("application_automation", user, plan_id="p", now=START, health={})
+    ex = await h.submit(application, user={"resume_text": "Backend engineer, Python and gRPC, 7 years."})
+    state = await h.run(ex)
+    assert state.status == E.EXECUTION_STATE_COMPLETED, state.failure_reason
+    submits = [c.idempotency_key for c in fleet.calls if c.operation == "SubmitApplication"]
+    assert sorted(submits) == [f"{ex}/submit_applications/{i}" for i in range(3)]
+    assert len(fleet.live()) == 2
+    notify = next(c for c in fleet.calls if c.operation == "Notify")
+    assert notify.payload["message"] == "We applied to 2 of your 3 best matches."
+    assert len(notify.payload["data"]["applications"]) == 2
 
 
 # ---- validation ---------------------------------------------------------------------------------
