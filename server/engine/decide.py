@@ -43,6 +43,10 @@ Rules (every decision of the engine lives here; the runner only performs them):
 10. A map step (for_each) runs its items by maps.py's rules: it starts where an ordinary step
    makes its first attempt, is driven each round while MAPPING, and counts as one step
    toward the plan's concurrency.
+
+Past the house's ~500 lines because rules 1-10 are one decision function's: the forward path,
+outcomes and commands stay here, and what grew a life of its own (unwinding, waiting for people,
+reruns, map steps) lives in its mixin module.
 """
 
 from __future__ import annotations

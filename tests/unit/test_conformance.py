@@ -10,7 +10,7 @@ a new row (tests/unit/test_admission_engine.py holds admission's, which need sev
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -37,11 +37,15 @@ class Row:
     status: int
     """The execution's end state."""
     calls: list[str]
-    """`step_id` (`step_id!` for a compensation call, `step_id~` for a notice to the user) of
-    every agent call, in order."""
+    """`step_id` of every agent call, in order: `A[2]` for item 2 of map step A, `A!` for a
+    compensation, `A~` for a notice to the user, `A@2` for a call of run 2 (a rerun)."""
     kinds: list[str] = field(default_factory=list)
     """Event kinds that must appear in this order (others may come between)."""
     degraded: bool = False
+    user: dict[str, object] = field(default_factory=dict)
+    """The submission's user_context.data."""
+    then: Callable[[Harness, str], Awaitable[None]] | None = None
+    """Done once the execution first ends (a rerun, say); the row's outcome is after it."""
 
 
 def _optional_b() -> plan_pb2.OrchestrationPlan:
@@ -83,7 +87,25 @@ def _notified(
     return build
 
 
+def _map(*, skip: bool) -> Callable[[], plan_pb2.OrchestrationPlan]:
+    def build() -> plan_pb2.OrchestrationPlan:
+        a = step("A", agent="automation", operation="SubmitApplication", retries=0)
+        a.inputs.configuration.update({"user_id": "${user.user_id}", "job_ids": ["${item}"]})
+        a.for_each, a.max_concurrency = "${user.data.jobs}", 1
+        if skip:
+            a.item_failure = P.ITEM_FAILURE_SKIP_ITEM
+        return plan(a, step("B", "A"))
+
+    return build
+
+
+async def _rerun(h: Harness, execution_id: str) -> None:
+    await h.engine.rerun(execution_id, "the agent is back")
+
+
 ANALYTICS = ("analytics", "RecordEvents")
+SUBMIT = ("automation", "SubmitApplication")
+JOBS = {"jobs": ["j0", "j1", "j2"]}
 ROWS = [
     Row(
         "a retryable failure is retried and the step succeeds",
@@ -193,15 +215,56 @@ ROWS = [
         ["A", "A~", "A", "A~"],
         ["step_failed", "step_failed", "execution_failed"],
     ),
+    Row(
+        "a map step calls once per item, in order under a cap of 1, and its dependants see the join",
+        _map(skip=False),
+        {SUBMIT: [reply({"n": 0}), reply({"n": 1}), reply({"n": 2})]},
+        E.EXECUTION_STATE_COMPLETED,
+        ["A[0]", "A[1]", "A[2]", "B"],
+        ["step_map_started", "step_item_succeeded", "step_item_succeeded", "step_item_succeeded", "step_succeeded"],
+        user=JOBS,
+    ),
+    Row(
+        "a map step with skip_item skips a failed item and goes on, the run degraded",
+        _map(skip=True),
+        {SUBMIT: [reply({}), invalid(), reply({})]},
+        E.EXECUTION_STATE_COMPLETED,
+        ["A[0]", "A[1]", "A[2]", "B"],
+        ["step_item_succeeded", "step_item_failed", "step_item_succeeded", "step_succeeded", "execution_completed"],
+        degraded=True,
+        user=JOBS,
+    ),
+    Row(
+        "a map step that fails an item (fail_step) starts no other item and fails",
+        _map(skip=False),
+        {SUBMIT: [reply({}), invalid()]},
+        E.EXECUTION_STATE_FAILED,
+        ["A[0]", "A[1]"],
+        ["step_item_succeeded", "step_item_failed", "step_failed", "execution_failed"],
+        user=JOBS,
+    ),
+    Row(
+        "a rerun continues a failed run from its failed step, completed steps not called again",
+        lambda: plan(step("A"), step("B", "A", retries=0)),
+        {ANALYTICS: [reply({}), invalid(), reply({})]},
+        E.EXECUTION_STATE_COMPLETED,
+        ["A", "B", "B@2"],
+        ["execution_failed", "execution_rerun", "step_succeeded", "execution_completed"],
+        then=_rerun,
+    ),
 ]
 
 
 def _call_names(h: Harness) -> list[str]:
     names = []
     for recorded in h.caller.calls:
-        step_id = recorded.call.idempotency_key.split("/")[1]
+        parts = recorded.call.idempotency_key.split("/")[1:]
+        run = ""
+        if parts[0].startswith("run-"):
+            run, parts = "@" + parts[0].removeprefix("run-"), parts[1:]
+        name = parts[0] + (f"[{parts[1]}]" if len(parts) > 1 and parts[1].isdigit() else "")
         mark = {"WithdrawApplication": "!", "Notify": "~"}.get(recorded.call.operation, "")
-        names.append(step_id + mark)
+        names.append(name + mark + run)
     return names
 
 
@@ -220,8 +283,11 @@ def _harness(row: Row, latency: float = 0.0) -> Harness:
 @pytest.mark.parametrize("row", ROWS, ids=[row.semantic for row in ROWS])
 async def test_conformance(row: Row) -> None:
     h = _harness(row)
-    execution_id = await h.submit(row.plan())
+    execution_id = await h.submit(row.plan(), user=row.user)
     state = await h.run(execution_id)
+    if row.then is not None:
+        await row.then(h, execution_id)
+        state = await h.run(execution_id)
     assert state.status == row.status
     assert _call_names(h) == row.calls
     assert _in_order(h.kinds(execution_id), row.kinds), h.kinds(execution_id)
@@ -231,11 +297,14 @@ async def test_conformance(row: Row) -> None:
 @pytest.mark.parametrize("row", ROWS, ids=[row.semantic for row in ROWS])
 async def test_conformance_across_a_restart(row: Row) -> None:
     h = _harness(row, latency=1.0)
-    execution_id = await h.submit(row.plan())
+    execution_id = await h.submit(row.plan(), user=row.user)
     await h.settle()  # the first call is in flight, unanswered, when the process dies
     assert h.caller.in_flight == 1
     await h.restart()
     state = await h.run(execution_id)
+    if row.then is not None:
+        await row.then(h, execution_id)
+        state = await h.run(execution_id)
     assert state.status == row.status
     assert _in_order(h.kinds(execution_id), row.kinds), h.kinds(execution_id)
     # The call in flight at the restart is made again with the same idempotency key; after it,
