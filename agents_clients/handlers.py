@@ -149,12 +149,11 @@ class _RefusalLog:
             self._since = 0
 
 
-class MalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Answers malformed request bytes INVALID_ARGUMENT on every method (see the module docstring)."""
+class RewrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """An interceptor that rewraps each method's handler once, by `rewrap`, not on every call."""
 
     def __init__(self) -> None:
-        self._refusals = _RefusalLog()
-        # method → (the handler as found, the handler as wrapped): wrapped once, not per call.
+        # method → (the handler as found, the handler as wrapped).
         self._cache: dict[str, tuple[Any, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
@@ -169,11 +168,23 @@ class MalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         cached = self._cache.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = self._wrap(method, handler)
+        wrapped = self.rewrap(method, handler)
         self._cache[method] = (handler, wrapped)
         return wrapped
 
-    def _wrap(self, method: str, handler: Any) -> grpc.RpcMethodHandler:
+    def rewrap(self, method: str, handler: Any) -> grpc.RpcMethodHandler:
+        """The handler to serve `method` with instead of `handler` (or `handler` itself)."""
+        raise NotImplementedError
+
+
+class MalformedRequests(RewrappingInterceptor):
+    """Answers malformed request bytes INVALID_ARGUMENT on every method (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._refusals = _RefusalLog()
+
+    def rewrap(self, method: str, handler: Any) -> grpc.RpcMethodHandler:
         deserialize = handler.request_deserializer
         message = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
         type_name = message.full_name if message is not None else "request"
@@ -186,4 +197,12 @@ class MalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return with_preamble(handler, refuse, guarded_deserializer(deserialize, type_name), each_request=refuse)
 
 
-__all__ = ["LOG_EVERY", "Malformed", "MalformedRequests", "Preamble", "guarded_deserializer", "with_preamble"]
+__all__ = [
+    "LOG_EVERY",
+    "Malformed",
+    "MalformedRequests",
+    "Preamble",
+    "RewrappingInterceptor",
+    "guarded_deserializer",
+    "with_preamble",
+]

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
+from agents_clients.handlers import RewrappingInterceptor
 from server.api.errors import retry_details
 
 logger = logging.getLogger(__name__)
@@ -44,10 +45,11 @@ LOG_EVERY = 10.0
 """Seconds between two log lines about shed calls."""
 
 
-class LoadShedder(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class LoadShedder(RewrappingInterceptor):
     """Bounds the unary calls in flight; the ones past the bound are refused with a retry hint."""
 
     def __init__(self, max_in_flight: int, retry_after: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
         self.max_in_flight = max_in_flight
         self.retry_after = retry_after
         self.in_flight = 0
@@ -61,26 +63,10 @@ class LoadShedder(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             "(see the RetryInfo in the status details)"
         )
         self._details = retry_details(grpc.StatusCode.RESOURCE_EXHAUSTED, self._message, retry_after)
-        # method → (the handler as found, the handler as wrapped): wrapped once, not per call.
-        self._cache: dict[str, tuple[Any, grpc.RpcMethodHandler]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        method: str = handler_call_details.method
-        cached = self._cache.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler)
-        self._cache[method] = (handler, wrapped)
-        return wrapped
-
-    def _wrap(self, handler: Any) -> grpc.RpcMethodHandler:
+    def rewrap(self, method: str, handler: Any) -> grpc.RpcMethodHandler:
+        if handler.unary_unary is None:
+            return handler  # streams are bounded elsewhere
         behaviour = handler.unary_unary
 
         async def bounded(request: object, context: grpc.aio.ServicerContext) -> object:
