@@ -348,7 +348,9 @@ async def test_pausing_a_completed_execution_exits_one_with_failed_precondition(
 
 
 async def test_pause_and_resume_print_the_state_they_leave(orchestrator: RunningServer) -> None:
-    await _slow_fleet(orchestrator, 300)
+    # Slow enough that the run is still going when `baton pause` has started as a process, on a
+    # loaded machine too (at 300 ms a step it sometimes had ended: FAILED_PRECONDITION).
+    await _slow_fleet(orchestrator, 1500)
     execution_id = await _running_execution(orchestrator.address)
     paused = await baton("pause", execution_id, "--target", orchestrator.address)
     assert paused.returncode == 0, paused.stderr
