@@ -10,7 +10,7 @@ status): the client's own protobuf parsing competes with the orchestrator for th
 and is no part of baton's cost.
 
 Run: ``python -m bench.baton_client --target 127.0.0.1:PORT --n 500 --concurrency 32
-[--warmup 20]``; prints one JSON line with the figures.
+[--warmup 20] [--view full|events|states]``; prints one JSON line with the figures.
 """
 
 from __future__ import annotations
@@ -31,8 +31,19 @@ WATCH_TIMEOUT_S = 120.0
 WATCH_METHOD = "/baton.v1.Orchestrator/WatchExecution"
 
 
-async def run_client(target: str, n: int, concurrency: int, warmup: int = 0) -> dict[str, Any]:
-    """Runs `warmup` then `n` workflows of W on the orchestrator at `target`; returns the figures."""
+VIEWS = {
+    "full": orchestrator_pb2.WATCH_VIEW_FULL,
+    "events": orchestrator_pb2.WATCH_VIEW_EVENTS,
+    "states": orchestrator_pb2.WATCH_VIEW_STATE_CHANGES,
+}
+"""The watch views a run may ask for (WatchExecutionRequest.view)."""
+
+
+async def run_client(target: str, n: int, concurrency: int, warmup: int = 0, view: str = "full") -> dict[str, Any]:
+    """Runs `warmup` then `n` workflows of W on the orchestrator at `target`, watching each with
+    `view` (``full``: a status with every update; ``events``: with the state changes only;
+    ``states``: only the updates where the state changes);
+    returns the figures."""
     plan = w_plan()
     async with grpc.aio.insecure_channel(target) as channel:
         await asyncio.wait_for(channel.channel_ready(), SUBMIT_TIMEOUT_S)
@@ -52,7 +63,7 @@ async def run_client(target: str, n: int, concurrency: int, warmup: int = 0) -> 
             try:
                 execution = await stub.ExecuteWorkflow(request, timeout=SUBMIT_TIMEOUT_S)
                 updates = watch(
-                    orchestrator_pb2.WatchExecutionRequest(execution_id=execution.execution_id),
+                    orchestrator_pb2.WatchExecutionRequest(execution_id=execution.execution_id, view=VIEWS[view]),
                     timeout=WATCH_TIMEOUT_S,
                 )
                 async for raw in updates:
@@ -71,6 +82,7 @@ async def run_client(target: str, n: int, concurrency: int, warmup: int = 0) -> 
         measured = await drive(workflow, n, concurrency)
     figures = measured.summary()
     figures["system"] = "baton"
+    figures["watch_view"] = view
     figures["warmup"] = warmup
     figures["warmup_failed"] = warm.failures if warm else 0
     return figures
@@ -82,8 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=500, help="workflows measured (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=32, help="workflows in flight (default %(default)s)")
     parser.add_argument("--warmup", type=int, default=20, help="workflows run first, unmeasured (default %(default)s)")
+    parser.add_argument("--view", choices=sorted(VIEWS), default="full", help="the watch's view (default %(default)s)")
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(run_client(args.target, args.n, args.concurrency, args.warmup))), flush=True)
+    figures = run_client(args.target, args.n, args.concurrency, args.warmup, args.view)
+    print(json.dumps(asyncio.run(figures)), flush=True)
 
 
 if __name__ == "__main__":

@@ -293,12 +293,22 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         _check_execution_id(request.execution_id)
         if request.after_sequence < 0:
             raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
+        if request.view not in orchestrator_pb2.WatchView.values():
+            raise invalid("view", f"{request.view} is not a WatchView value")
         if not current_principal().reads_all:
             await self._record(request.execution_id)
         # No summary-row read up front (a watch is on every journey's hot path): a quarantined
         # execution shows itself by a history that cannot be read or folded, or, for one the
         # engine quarantined with a readable history, by its record when the watch goes idle.
         shown_waits: list[CapacityWait] = []
+        # WATCH_VIEW_EVENTS: a status only when the execution's state changed since the last one
+        # sent; WATCH_VIEW_STATE_CHANGES: only those updates.
+        every_status = request.view not in (
+            orchestrator_pb2.WATCH_VIEW_EVENTS,
+            orchestrator_pb2.WATCH_VIEW_STATE_CHANGES,
+        )
+        every_event = request.view != orchestrator_pb2.WATCH_VIEW_STATE_CHANGES
+        shown_state = -1
         try:
             async for event, state in self.hub.watch(request.execution_id, request.after_sequence):
                 waits = self._capacity_waits(state)
@@ -317,12 +327,17 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                         shown_waits = waits
                     yield beat
                     continue
-                # Results (every step's output) ride on the terminal update only: resending them
-                # with every event would make a watch quadratic in the outputs' size.
-                status = render(state, with_results=state.terminal)
-                add_waits(status, waits)
-                shown_waits = waits
-                update = orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event, status=status)
+                changed = state.status != shown_state or waits != shown_waits
+                if not (every_event or changed):
+                    continue
+                update = orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event)
+                if every_status or changed:
+                    shown_state = state.status
+                    # Results (every step's output) ride on the terminal update only: resending
+                    # them with every event would make a watch quadratic in the outputs' size.
+                    update.status.CopyFrom(render(state, with_results=state.terminal))
+                    add_waits(update.status, waits)
+                    shown_waits = waits
                 if surely_fits(state.storage_bytes, len(state.steps), self.budget):
                     yield update
                 else:

@@ -93,7 +93,8 @@ def fit_update(update: orchestrator_pb2.ExecutionUpdate, budget: int) -> orchest
     # An event over half the budget would crowd out its status: send it without its output.
     if update.event.ByteSize() > budget // 2:
         _omit_event_output(update)
-    fit_status(update.status, budget - (update.ByteSize() - update.status.ByteSize()))
+    if update.HasField("status"):  # a WATCH_VIEW_EVENTS update may carry none
+        fit_status(update.status, budget - (update.ByteSize() - update.status.ByteSize()))
     if update.ByteSize() > budget:
         _omit_event_output(update)
     return update
@@ -105,7 +106,8 @@ def _omit_event_output(update: orchestrator_pb2.ExecutionUpdate) -> None:
     # A map step's item output is part of its step's output: it is named under the step.
     if kind in ("step_succeeded", "step_item_succeeded") and getattr(event, kind).HasField("output"):
         succeeded = getattr(event, kind)
-        update.status.results.omitted_outputs[succeeded.step_id] = succeeded.output.ByteSize()
+        if update.HasField("status"):  # else GetStepOutput still has it; no status is made up
+            update.status.results.omitted_outputs[succeeded.step_id] = succeeded.output.ByteSize()
         succeeded.ClearField("output")
 
 

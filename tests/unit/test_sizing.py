@@ -135,3 +135,15 @@ def test_an_update_is_measured_exactly_only_when_its_execution_could_come_near_t
     assert surely_fits(6_000, 5, budget)  # an ordinary journey: no exact measure needed
     assert not surely_fits(budget // 8, 5, budget)  # outputs that could grow past the limit
     assert not surely_fits(0, budget // 2048, budget)  # so many steps their reports could
+
+
+def test_an_update_without_a_status_sheds_its_event_output_and_makes_up_no_status() -> None:
+    # WATCH_VIEW_EVENTS: most updates carry no status; one must not appear with only the omission.
+    update = orchestrator_pb2.ExecutionUpdate(sequence=3)
+    output = any_pb2.Any(type_url="type.googleapis.com/google.protobuf.StringValue", value=b"x" * 100 * KIB)
+    update.event.step_succeeded.step_id = "A"
+    update.event.step_succeeded.output.CopyFrom(output)
+    fitted = fit_update(update, 64 * KIB)
+    assert not fitted.HasField("status")
+    assert not fitted.event.step_succeeded.HasField("output")
+    assert fitted.ByteSize() <= 64 * KIB

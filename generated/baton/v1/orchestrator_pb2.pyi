@@ -16,12 +16,23 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class WatchView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WATCH_VIEW_UNSPECIFIED: _ClassVar[WatchView]
+    WATCH_VIEW_FULL: _ClassVar[WatchView]
+    WATCH_VIEW_EVENTS: _ClassVar[WatchView]
+    WATCH_VIEW_STATE_CHANGES: _ClassVar[WatchView]
+
 class OverallHealth(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     OVERALL_HEALTH_UNSPECIFIED: _ClassVar[OverallHealth]
     OVERALL_HEALTH_HEALTHY: _ClassVar[OverallHealth]
     OVERALL_HEALTH_DEGRADED: _ClassVar[OverallHealth]
     OVERALL_HEALTH_CRITICAL: _ClassVar[OverallHealth]
+WATCH_VIEW_UNSPECIFIED: WatchView
+WATCH_VIEW_FULL: WatchView
+WATCH_VIEW_EVENTS: WatchView
+WATCH_VIEW_STATE_CHANGES: WatchView
 OVERALL_HEALTH_UNSPECIFIED: OverallHealth
 OVERALL_HEALTH_HEALTHY: OverallHealth
 OVERALL_HEALTH_DEGRADED: OverallHealth
@@ -132,12 +143,14 @@ class GetExecutionRequest(_message.Message):
     def __init__(self, execution_id: _Optional[str] = ...) -> None: ...
 
 class WatchExecutionRequest(_message.Message):
-    __slots__ = ("execution_id", "after_sequence")
+    __slots__ = ("execution_id", "after_sequence", "view")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     after_sequence: int
-    def __init__(self, execution_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+    view: WatchView
+    def __init__(self, execution_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., view: _Optional[_Union[WatchView, str]] = ...) -> None: ...
 
 class ExecutionUpdate(_message.Message):
     __slots__ = ("sequence", "event", "status", "heartbeat")
