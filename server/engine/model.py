@@ -7,8 +7,9 @@ valid plan and only resolves the "unset means ..." defaults that plan.proto docu
 from __future__ import annotations
 
 import graphlib
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -227,6 +228,10 @@ class QualityGate:
     pass_score: float
 
 
+PLAN_CACHE = 256
+"""Runnable plans kept by Plan.from_proto for plans sent again."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """A validated plan ready to run."""
@@ -254,6 +259,34 @@ class Plan:
 
     @classmethod
     def from_proto(cls, proto: plan_pb2.OrchestrationPlan) -> Plan:
+        """The runnable plan of a validated proto plan.
+
+        Clients and the planner send the same plans again and again: what a plan's steps,
+        strategy and gates build is kept (`PLAN_CACHE` of them, least recently used out) and
+        shared, since a Plan and everything in it is immutable; only the id and type differ.
+        """
+        key = b"\0".join(
+            (
+                proto.execution_strategy.SerializeToString(deterministic=True),
+                *(step.SerializeToString(deterministic=True) for step in proto.workflow_steps),
+                b"\1",
+                *(gate.SerializeToString(deterministic=True) for gate in proto.quality_gates),
+            )
+        )
+        built = _PLANS.get(key)
+        if built is None:
+            built = cls._build(proto)
+            _PLANS[key] = built
+            if len(_PLANS) > PLAN_CACHE:
+                _PLANS.popitem(last=False)
+        else:
+            _PLANS.move_to_end(key)
+        if (built.plan_id, built.workflow_type) == (proto.plan_id, proto.workflow_type):
+            return built
+        return replace(built, plan_id=proto.plan_id, workflow_type=proto.workflow_type)
+
+    @classmethod
+    def _build(cls, proto: plan_pb2.OrchestrationPlan) -> Plan:
         """Builds the runnable plan of a validated proto plan."""
         strategy = proto.execution_strategy
         retry = RetryPolicy.from_proto(strategy.retry_policy)
@@ -294,6 +327,9 @@ class Plan:
             final_steps=tuple(sid for sid in steps if not dependents[sid]),
             estimated=any(s.estimated_duration > 0 for s in steps.values()),
         )
+
+
+_PLANS: OrderedDict[bytes, Plan] = OrderedDict()
 
 
 def _step_from_proto(proto: plan_pb2.WorkflowStep, default_retries: int) -> Step:
