@@ -547,15 +547,18 @@ class _Decider(Unwinder, Waiter, Rerunner, Mapper):
                 times.append(run.wait.timeout_at)
             if run.compensation is not None and run.compensation.due is not None:
                 times.append(run.compensation.due)
-            for map_item in run.items or ():
-                backoff = map_item.phase == ItemPhase.BACKOFF and map_item.due is not None
-                # Going forward only a mapping step retries its items; unwinding, one probes them.
-                going_on = (
-                    run.phase == Phase.MAPPING if not unwinding else self.plan.steps[sid].compensation is not None
+            items, tally = run.items, run.tally
+            if items is None or tally is None:
+                continue
+            # Going forward only a mapping step retries its items; unwinding, one probes them.
+            going_on = run.phase == Phase.MAPPING if not unwinding else self.plan.steps[sid].compensation is not None
+            if going_on:
+                times.extend(due for index in tally.backoff if (due := items[index].due) is not None)
+            if unwinding:  # only then do items have compensations
+                times.extend(
+                    item.compensation.due
+                    for item in items
+                    if item.compensation is not None and item.compensation.due is not None
                 )
-                if backoff and going_on:
-                    times.append(map_item.due)  # type: ignore[arg-type]
-                if map_item.compensation is not None and map_item.compensation.due is not None:
-                    times.append(map_item.compensation.due)
         future = [t for t in times if t > now]
         return min(future, default=None)

@@ -73,6 +73,7 @@ from server.engine.state import (
     FoldError,
     ItemPhase,
     ItemRun,
+    ItemTally,
     Phase,
     StepRun,
     Unwinding,
@@ -662,6 +663,7 @@ def _on_map_started(state: ExecutionState, run: StepRun, event: Event) -> None:
         )
     run.phase = Phase.MAPPING
     run.items = [ItemRun(index) for index in range(e.item_count)]
+    run.tally = ItemTally.of(e.item_count)
     run.due = None
     if run.start_time is None:
         run.start_time = state.current_time
@@ -669,6 +671,12 @@ def _on_map_started(state: ExecutionState, run: StepRun, event: Event) -> None:
     if state.status == E.EXECUTION_STATE_QUEUED:
         state.status = E.EXECUTION_STATE_RUNNING
     state.resume_status = E.EXECUTION_STATE_RUNNING
+
+
+def _tally(run: StepRun) -> ItemTally:
+    if run.tally is None:  # set with `items` by step_map_started
+        raise FoldError(f"step {run.step_id} has no items")
+    return run.tally
 
 
 def _the_item(run: StepRun, body: Any) -> ItemRun:
@@ -682,7 +690,7 @@ def _the_item(run: StepRun, body: Any) -> ItemRun:
 def _on_item_started(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.step_item_started
     item = _the_item(run, e)
-    item.phase = ItemPhase.IN_FLIGHT
+    _tally(run).set_phase(item, ItemPhase.IN_FLIGHT)
     item.attempts = e.attempt
     item.due = None
     item.doubt_before = item.in_doubt
@@ -703,7 +711,8 @@ def _on_item_attempt_failed(state: ExecutionState, run: StepRun, event: Event) -
         item.in_doubt = False
     item.error_type, item.error_message = e.error_type, e.error_message
     retrying = e.HasField("retry_at")
-    item.phase, item.due = (ItemPhase.BACKOFF, _at(e.retry_at)) if retrying else (ItemPhase.FAILED, None)
+    _tally(run).set_phase(item, ItemPhase.BACKOFF if retrying else ItemPhase.FAILED)
+    item.due = _at(e.retry_at) if retrying else None
     state.errors.append(
         ErrorRecord(
             step_id=e.step_id,
@@ -720,7 +729,7 @@ def _on_item_attempt_failed(state: ExecutionState, run: StepRun, event: Event) -
 def _on_item_succeeded(state: ExecutionState, run: StepRun, event: Event) -> None:
     e = event.step_item_succeeded
     item = _the_item(run, e)
-    item.phase = ItemPhase.COMPLETED
+    _tally(run).set_phase(item, ItemPhase.COMPLETED)
     item.in_doubt = False
     item.output = e.output
     item.quality_score = e.quality.score
@@ -746,7 +755,7 @@ def _on_item_failed(state: ExecutionState, run: StepRun, event: Event) -> None:
     item = _the_item(run, e)
     skipped = e.item_failure == plan_pb2.ITEM_FAILURE_SKIP_ITEM
     if skipped:
-        item.phase = ItemPhase.SKIPPED
+        _tally(run).set_phase(item, ItemPhase.SKIPPED)
         state.degraded_reasons.append(f"step {e.step_id} item {e.item} skipped: {e.error_type}: {e.error_message}")
     last = state.errors[-1] if state.errors else None
     if last is not None and last.step_id == e.step_id and last.item == e.item:

@@ -36,7 +36,7 @@ from server.engine._decider import DeciderBase, Launch, expression_error
 from server.engine.expressions import evaluate
 from server.engine.model import MAX_MAP_ITEMS, Step
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
-from server.engine.state import ITEM_OCCUPYING, ItemPhase, ItemRun, StepRun
+from server.engine.state import ItemPhase, ItemRun, StepRun
 
 E = execution_pb2
 P = plan_pb2
@@ -85,37 +85,36 @@ class Mapper(DeciderBase):
 
     def drive_map(self, step: Step, run: StepRun) -> None:
         """Rules 3-5: starts the items that may start, or ends the step when every item has."""
-        spec, items = step.map, run.items
-        if spec is None or items is None:
+        spec, items, tally = step.map, run.items, run.tally
+        if spec is None or items is None or tally is None:
             return
-        # One pass each (a step may have a thousand items and is driven after every outcome).
-        failing = any(item.phase == ItemPhase.FAILED for item in items)
-        if not failing:
+        # The step is driven after every outcome and may have thousands of items: the tally
+        # says what to look at (the items in backoff, the first pending one), never all items.
+        counts = tally.counts
+        if not counts[ItemPhase.FAILED]:
             # Retries that are due (they hold their slots), then new items while slots are free.
-            for item in items:
-                if item.phase == ItemPhase.BACKOFF and (item.due is None or item.due <= self.now):
-                    self.start_item(step, run, item)
-                    failing = failing or _failed(item)
-        if not failing:
-            occupied = sum(1 for item in items if item.phase in ITEM_OCCUPYING)
-            for item in items:
-                if occupied >= spec.max_concurrency:
+            for index in sorted(tally.backoff):
+                retried = items[index]
+                if retried.due is None or retried.due <= self.now:
+                    self.start_item(step, run, retried)
+                    if _failed(retried):
+                        break
+        if not counts[ItemPhase.FAILED]:
+            while counts[ItemPhase.IN_FLIGHT] + counts[ItemPhase.BACKOFF] < spec.max_concurrency:
+                pending = tally.first_pending(items)
+                if pending is None:
                     break
-                if item.phase == ItemPhase.PENDING:
-                    self.start_item(step, run, item)
-                    if _failed(item):
-                        break  # rule 4: the step is failing, nothing more starts
-                    occupied += 1 if item.phase in ITEM_OCCUPYING else 0
-        failed = [item for item in items if item.phase == ItemPhase.FAILED]
-        if any(item.phase == ItemPhase.IN_FLIGHT for item in items) or (
-            not failed and any(item.phase == ItemPhase.BACKOFF for item in items)
-        ):
+                self.start_item(step, run, pending)
+                if _failed(pending):
+                    break  # rule 4: the step is failing, nothing more starts
+        failing = counts[ItemPhase.FAILED] > 0
+        if counts[ItemPhase.IN_FLIGHT] or (not failing and counts[ItemPhase.BACKOFF]):
             return
-        if failed:
-            first = failed[0]
+        if failing:
+            first = next(item for item in items if item.phase == ItemPhase.FAILED)
             message = f"item {first.index}: {first.error_message}"
             self.exhausted(step, run, AgentCallError(first.error_type, message, retryable=False))
-        elif all(item.phase in (ItemPhase.COMPLETED, ItemPhase.SKIPPED) for item in items):
+        elif counts[ItemPhase.COMPLETED] + counts[ItemPhase.SKIPPED] == len(items):
             self.join(step, run, items)
 
     def join(self, step: Step, run: StepRun, items: list[ItemRun]) -> None:

@@ -41,7 +41,7 @@ DEFAULT_COMPENSATION_RETRIES = 5
 """Retries of a compensation after its first attempt when unset."""
 DEFAULT_MAP_CONCURRENCY = 8
 """Items of a map step in flight at once when its max_concurrency is unset."""
-MAX_MAP_ITEMS = 1000
+MAX_MAP_ITEMS = 10_000
 """The most items a map step runs: a for_each list longer than this fails the step (a clear error,
 not thousands of calls and events from one hostile or mistaken list)."""
 

@@ -169,6 +169,39 @@ ITEM_OCCUPYING = frozenset({ItemPhase.IN_FLIGHT, ItemPhase.BACKOFF})
 
 
 @dataclass
+class ItemTally:
+    """How many of a map step's items are in each phase, which wait for a retry, and where the
+    pending ones begin: what deciding and rendering need, kept as the items move (`set_phase`),
+    so that neither walks every item after every event (a map step may have thousands)."""
+
+    counts: dict[ItemPhase, int]
+    backoff: set[int] = field(default_factory=set)
+    """Indexes of the items in BACKOFF."""
+    next_pending: int = 0
+    """No item before this index is PENDING (items start in index order)."""
+
+    @classmethod
+    def of(cls, count: int) -> ItemTally:
+        return cls(counts={phase: 0 for phase in ItemPhase} | {ItemPhase.PENDING: count})
+
+    def set_phase(self, item: ItemRun, phase: ItemPhase) -> None:
+        """Moves `item` to `phase`, keeping the tally."""
+        self.counts[item.phase] -= 1
+        self.counts[phase] += 1
+        if item.phase == ItemPhase.BACKOFF:
+            self.backoff.discard(item.index)
+        if phase == ItemPhase.BACKOFF:
+            self.backoff.add(item.index)
+        item.phase = phase
+
+    def first_pending(self, items: list[ItemRun]) -> ItemRun | None:
+        """The pending item of lowest index, if any."""
+        while self.next_pending < len(items) and items[self.next_pending].phase != ItemPhase.PENDING:
+            self.next_pending += 1
+        return items[self.next_pending] if self.next_pending < len(items) else None
+
+
+@dataclass
 class ItemRun:
     """What has happened to one item of a map step so far."""
 
@@ -243,6 +276,8 @@ class StepRun:
     """Set once the execution unwinds and the step needs its compensation."""
     items: list[ItemRun] | None = None
     """A map step's items, from its step_map_started on; None for an ordinary step or before."""
+    tally: ItemTally | None = None
+    """The items' phases counted (set with `items`); change an item's phase through it."""
     report: execution_pb2.StepTimingReport | None = None
     """The step's rendered timing report, cached until an event changes the step."""
     _output_json: Any = None

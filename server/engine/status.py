@@ -143,12 +143,12 @@ def _step_report(state: ExecutionState, run: StepRun) -> execution_pb2.StepTimin
         operation=run.operation or step.call.operation,
         compensation=_compensation_state(run),
     )
-    if run.items is not None:
-        phases = [item.phase for item in run.items]
-        report.items_total = len(phases)
-        report.items_done = sum(1 for phase in phases if phase in ITEM_DONE)
-        report.items_skipped = phases.count(ItemPhase.SKIPPED)
-        report.items_failed = phases.count(ItemPhase.FAILED)
+    if run.items is not None and run.tally is not None:
+        counts = run.tally.counts
+        report.items_total = len(run.items)
+        report.items_done = sum(counts[phase] for phase in ITEM_DONE)
+        report.items_skipped = counts[ItemPhase.SKIPPED]
+        report.items_failed = counts[ItemPhase.FAILED]
     if run.start_time is not None:
         report.start_time.CopyFrom(run.start_time)
         if run.end_time is not None:

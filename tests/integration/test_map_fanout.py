@@ -187,9 +187,6 @@ async def test_a_cancel_after_the_submissions_withdraws_each_application(
         ({"jobs": "job-0001"}, "gave str, not a list"),
         ({"jobs": {"job": 1}}, "gave dict, not a list"),
         ({}, "gave null, not a list"),
-        # Past the map limit (within the request's own limit of 10,000 list items): refused before
-        # a single call or item event. A longer list never gets in: see the next test.
-        ({"jobs": [None] * 5000}, "gave 5000 items; a map step runs at most 1000"),
     ],
 )
 async def test_a_for_each_that_is_not_a_short_list_fails_the_step_clearly(
@@ -200,6 +197,18 @@ async def test_a_for_each_that_is_not_a_short_list_fails_the_step_clearly(
     final = updates[-1].status
     assert final.status == E.EXECUTION_STATE_FAILED
     assert "EXPRESSION_ERROR" in final.failure_reason and words in final.failure_reason
+    assert submitted == []
+    assert not any(u.event.WhichOneof("kind") == "step_map_started" for u in updates)
+
+
+async def test_a_list_past_the_map_limit_fails_the_step_before_any_call(client: Stub, submitted: list[str]) -> None:
+    # The request's own limit is 10,000 list items; an expression can still make more.
+    plan = _map_plan(items="${user.data.jobs[*].[@, @, @][]}")
+    execution = await client.ExecuteWorkflow(_request(plan, "hostile-user", {"jobs": [0] * 5000}))
+    updates = await watch_all(client, execution.execution_id)
+    final = updates[-1].status
+    assert final.status == E.EXECUTION_STATE_FAILED
+    assert "gave 15000 items; a map step runs at most 10000" in final.failure_reason
     assert submitted == []
     assert not any(u.event.WhichOneof("kind") == "step_map_started" for u in updates)
 
