@@ -1,0 +1,79 @@
+"""An agent process that says when each call reached it: what ``--recover`` times recovery by.
+
+It serves ``baton.v1.Analytics/RecordEvents`` (the only operation workload W calls), each agent
+service's ``GetStatus`` (HEALTHY: the orchestrator's health monitor asks) and grpc.health.v1
+(SERVING for the seven agent services, as the reference fleet reports), answers
+each call after ``--latency`` seconds, and prints one line per call *as it arrives*:
+``call WALL_TIME IDEMPOTENCY_KEY`` (``time.time()``, the ``baton-idempotency-key`` metadata,
+``execution_id/step_id``). The reference agents print nothing per call, and a call that baton
+re-issues after a restart records no new event (DESIGN.md, Recovery: the same call, issued again
+with the same key), so only the agent can see that an execution is running again.
+
+Run: ``python -m bench.recording_agent --listen 127.0.0.1:PORT --latency 60``; it prints
+``recording agent serving on HOST:PORT`` once it serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+import grpc
+from baton.v1 import analytics_pb2, common_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from agents._fleet import SERVICE_NAMES
+from agents_clients.health import HealthServicer
+
+SERVICES = tuple(name for name in SERVICE_NAMES if not name.endswith(".FaultInjection"))
+"""The seven agent services: each answers GetStatus and is SERVING on grpc.health.v1."""
+
+
+async def serve(listen: str, latency_s: float) -> None:
+    """Serves until cancelled."""
+
+    async def record_events(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        metadata = dict(context.invocation_metadata() or ())
+        key = metadata.get("baton-idempotency-key", "-")
+        sys.stdout.write(f"call {time.time():.6f} {key}\n")
+        sys.stdout.flush()
+        await asyncio.sleep(latency_s)
+        return analytics_pb2.RecordEventsResponse(recorded=1).SerializeToString()
+
+    async def get_status(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return common_pb2.AgentStatus(status=common_pb2.AGENT_HEALTH_HEALTHY).SerializeToString()
+
+    server = grpc.aio.server()
+    for service in SERVICES:  # raw bytes in and out: nothing here reads a request
+        methods = {"GetStatus": grpc.unary_unary_rpc_method_handler(get_status)}
+        if service == "baton.v1.Analytics":
+            methods["RecordEvents"] = grpc.unary_unary_rpc_method_handler(record_events)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, methods),))
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for name in ("", *SERVICES):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    port = server.add_insecure_port(listen)
+    await server.start()
+    print(f"recording agent serving on {listen.rsplit(':', 1)[0]}:{port}", flush=True)
+    try:
+        await server.wait_for_termination()
+    finally:
+        await server.stop(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.recording_agent", description=__doc__.splitlines()[0])
+    parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0: any)")
+    parser.add_argument("--latency", type=float, default=60.0, metavar="S", help="seconds before each answer")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(serve(args.listen, args.latency))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
