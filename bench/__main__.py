@@ -143,9 +143,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every run the arguments ask for, in one JSON-able object."""
-    any_scale = any(
-        v is not None for v in (args.agent_latency, args.watchers, args.recover, args.health_during_burst)
-    )
+    any_scale = any(v is not None for v in (args.agent_latency, args.watchers, args.recover, args.health_during_burst))
     result: dict[str, Any] = {}
     if args.workload or not any_scale:
         name = args.workload or "W0"
@@ -182,7 +180,8 @@ def table(result: dict[str, Any]) -> str:
     if "workload" in result:
         r = result
         lines += [
-            f"{r['workload']} (N={r['n']}, {r['inflight']} in flight), baton on {r['store']}, the floor in the same run",
+            f"{r['workload']} (N={r['n']}, {r['inflight']} in flight), baton on {r['store']}, "
+            "the floor in the same run",
             "",
             "| system | workflows/s | p50 ms | p99 ms | peak RSS |",
             "|---|---:|---:|---:|---:|",

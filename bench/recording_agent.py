@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 
@@ -69,10 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0: any)")
     parser.add_argument("--latency", type=float, default=60.0, metavar="S", help="seconds before each answer")
     args = parser.parse_args(argv)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.listen, args.latency))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
