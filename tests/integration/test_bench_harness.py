@@ -65,7 +65,7 @@ def positive(value: Any) -> bool:
 def test_w0_prints_one_json_object_with_baton_beside_the_floor_of_the_same_run() -> None:
     result = bench("--workload", "W0", "--n", "20", "--inflight", "4", "--warmup", "2")
 
-    assert WORKLOAD_KEYS <= result.keys(), result
+    assert result.keys() >= WORKLOAD_KEYS, result
     assert (result["workload"], result["n"], result["inflight"], result["store"]) == ("W0", 20, 4, "sqlite")
     assert result["failed"] == 0 and result["floor_failed"] == 0, result
     for key in ("throughput_wfps", "p50_ms", "p99_ms", "peak_rss_mb", "floor_throughput_wfps", "floor_p50_ms"):
