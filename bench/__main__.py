@@ -100,6 +100,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     scales.add_argument(
         "--agent-latency", type=float, metavar="S", help="the hold run: --inflight executions held, agents at S s"
     )
+    scales.add_argument(
+        "--hold-output-bytes",
+        type=int,
+        default=0,
+        metavar="B",
+        help="with --agent-latency: step A answers at once with a ~B-byte output, B/C/D held (default none)",
+    )
     scales.add_argument("--watchers", type=int, metavar="W", help="W concurrent WatchExecution streams")
     scales.add_argument(
         "--watchers-per-execution", type=int, default=10, metavar="K", help="streams per execution (default 10)"
@@ -132,8 +139,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.warmup < 0:
-        parser.error("--warmup must be at least 0")
+    if args.warmup < 0 or args.hold_output_bytes < 0:
+        parser.error("--warmup and --hold-output-bytes must be at least 0")
     for name in ("agent_latency", "recover_agent_latency", "burst_agent_latency", "watch_agent_latency_ms"):
         value = getattr(args, name)
         if value is not None and value < 0:
@@ -153,7 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         result["store"] = "sqlite" if args.store == "sqlite" else "postgresql"
     if args.agent_latency is not None:
-        result["hold"] = scale.run_hold(args.inflight or 10_000, args.agent_latency, args.store)
+        result["hold"] = scale.run_hold(args.inflight or 10_000, args.agent_latency, args.store, args.hold_output_bytes)
     if args.watchers is not None:
         result["watchers"] = scale.run_watchers(
             args.watchers, args.watchers_per_execution, args.watch_agent_latency_ms, args.store
@@ -195,7 +202,8 @@ def table(result: dict[str, Any]) -> str:
         h = result["hold"]
         lines += [
             "",
-            f"hold: {h['submitted']}/{h['n']} executions held (agents at {h['agent_latency_s']:g} s), "
+            f"hold: {h['submitted']}/{h['n']} executions held (agents at {h['agent_latency_s']:g} s, "
+            f"{h['calls_held_per_execution']} call(s) each, outputs {h['output_bytes']} B), "
             f"{h['active_at_full']} active; RSS idle {h['rss_idle_mb']} MB, full {h['rss_full_mb']} MB, "
             f"peak {h['peak_rss_mb']} MB, {h['rss_per_execution_kb']} kB per execution; "
             f"submission p50 {h['submit_p50_ms']} ms, p99 {h['submit_p99_ms']} ms",

@@ -12,13 +12,18 @@ started. The per-user quotas that a single benchmark client would trip (600 subm
   full is its VmRSS once GetSystemHealth counts N active workflows (or 30 s after the last
   submission) and one more second has passed; per execution = (full - idle) / N. The submission
   latency is each ExecuteWorkflow's, while the earlier ones are held. Then everything is stopped
-  (SIGTERM; nothing waits for the agents).
+  (SIGTERM; nothing waits for the agents). With ``--hold-output-bytes B`` the agent is
+  ``bench.recording_agent``: step A answers at once with a ~B-byte output, so each held
+  execution has one output recorded and three calls (B, C, D) in flight — issue 12's "1 KB
+  outputs"; without it each holds step A's call and no output.
 - **watchers** (``--watchers W``): W / 10 executions of W (``--watchers-per-execution``), agents
   at 1 s a call (``--watch-agent-latency-ms``), so each runs ~3 s; once all are submitted, 10
   streams are opened on each (``after_sequence`` 0, over 8 connections). The update latency is
   the client's receive time minus the event's own ``time`` (set by the orchestrator when it
   recorded the event; same machine, same clock), counted for the events recorded after the
-  stream was opened (the history replayed to a late watcher is not a live update).
+  stream was opened (the history replayed to a late watcher is not a live update). That latency
+  includes this client's own work (one process decoding every update of every stream): the
+  client's and the orchestrator's CPU seconds while the streams ran are reported beside it.
 - **recover** (``--recover N``): ``bench.recording_agent`` (prints each call as it arrives)
   answers after 60 s; N executions are submitted and the agent has seen each one's first call;
   then ``kill -9`` of the orchestrator and a new one on the same store. **Recovery time** = from
@@ -121,11 +126,44 @@ async def _health(target: str) -> orchestrator_pb2.SystemHealth:
 # hold: N executions in flight
 
 
-def run_hold(n: int, latency_s: float, store: str) -> dict[str, Any]:
-    """N executions held against agents that take `latency_s`: RSS per execution, submission latency."""
+async def _sample(target: str, execution_id: str, with_output: bool) -> dict[str, Any]:
+    """What one held execution is doing: its running steps, and the size of step A's output."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
+        status = await stub.GetExecution(
+            orchestrator_pb2.GetExecutionRequest(execution_id=execution_id), timeout=SUBMIT_TIMEOUT_S
+        )
+        sample: dict[str, Any] = {"sample_running_steps": sorted(status.progress.running_steps)}
+        if with_output:
+            output = await stub.GetStepOutput(
+                orchestrator_pb2.GetStepOutputRequest(execution_id=execution_id, step_id="A"), timeout=SUBMIT_TIMEOUT_S
+            )
+            sample["sample_output_bytes"] = output.output.ByteSize()
+        return sample
+
+
+@contextlib.contextmanager
+def _hold_agents(latency_s: float, output_bytes: int, workdir: Path) -> Iterator[str]:
+    """The hold run's agents: the reference fleet, or with `output_bytes` the recording agent
+    answering step A at once with an output that size (B, C, D then held)."""
+    if not output_bytes:
+        with agent_process(latency_s * 1000.0, workdir) as agents:
+            yield agents
+        return
+    extra = ("--fast-step", "A", "--output-bytes", str(output_bytes), "--quiet")
+    with _recording_agent(latency_s, workdir, extra) as (_, agents):
+        yield agents
+
+
+def run_hold(n: int, latency_s: float, store: str, output_bytes: int = 0) -> dict[str, Any]:
+    """N executions held against agents that take `latency_s`: RSS per execution, submission latency.
+
+    With `output_bytes`, each execution's step A completes at once with an output about that
+    size, and its steps B, C and D are held (three calls in flight each).
+    """
     with (
         _scratch() as tmp,
-        agent_process(latency_s * 1000.0, tmp) as agents,
+        _hold_agents(latency_s, output_bytes, tmp) as agents,
         store_url(store, tmp) as url,
         orchestrator_process(agents, tmp, url, SERVE_ARGS) as (orchestrator, address),
     ):
@@ -143,14 +181,18 @@ def run_hold(n: int, latency_s: float, store: str) -> dict[str, Any]:
         full_kb = orchestrator.rss_kb()
         peak_kb = orchestrator.peak_rss_kb()
         active = asyncio.run(_health(address)).active_workflows
+        sample = asyncio.run(_sample(address, ids[0], output_bytes > 0)) if ids else {}
     per_kb = (full_kb - idle_kb) / n if full_kb is not None and idle_kb is not None and n else None
     return {
         "n": n,
         "agent_latency_s": latency_s,
+        "output_bytes": output_bytes,
+        "calls_held_per_execution": 3 if output_bytes else 1,
         "submitted": len(ids),
         "failed": n - len(ids),
         "errors": dict(errors),
         "active_at_full": active,
+        **sample,
         "submit_s": round(submit_s, 3),
         "submit_p50_ms": _ms(latencies, 50),
         "submit_p99_ms": _ms(latencies, 99),
@@ -199,13 +241,21 @@ async def _watch_all(target: str, ids: list[str], per_execution: int, connection
             ends[state] += 1
 
         started = time.perf_counter()
+        cpu = time.process_time()
         tasks = [watch(i * per_execution + j, eid) for i, eid in enumerate(ids) for j in range(per_execution)]
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
     finally:
         for channel in channels:
             await channel.close()
-    return {"latencies": latencies, "replayed": replayed, "ends": dict(ends), "elapsed_s": round(elapsed, 3)}
+    return {
+        "latencies": latencies,
+        "replayed": replayed,
+        "ends": dict(ends),
+        "elapsed_s": round(elapsed, 3),
+        "client_cpu_s": round(cpu, 3),
+    }
 
 
 def run_watchers(watchers: int, per_execution: int, latency_ms: float, store: str) -> dict[str, Any]:
@@ -218,7 +268,9 @@ def run_watchers(watchers: int, per_execution: int, latency_ms: float, store: st
         orchestrator_process(agents, tmp, url, SERVE_ARGS) as (orchestrator, address),
     ):
         ids, _, errors = asyncio.run(_submit_many(address, executions, latency_ms / 1000.0))
+        cpu0 = orchestrator.cpu_s()
         watched = asyncio.run(_watch_all(address, ids, per_execution, connections=8))
+        cpu1 = orchestrator.cpu_s()
         peak_kb = orchestrator.peak_rss_kb()
     latencies = watched["latencies"]
     ends = watched["ends"]
@@ -238,6 +290,8 @@ def run_watchers(watchers: int, per_execution: int, latency_ms: float, store: st
         "update_p99_ms": _ms(latencies, 99),
         "update_max_ms": round(max(latencies), 3) if latencies else None,
         "elapsed_s": watched["elapsed_s"],
+        "client_cpu_s": watched["client_cpu_s"],
+        "orchestrator_cpu_s": round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None,
         "peak_rss_mb": _mb(peak_kb),
     }
 
@@ -247,9 +301,9 @@ def run_watchers(watchers: int, per_execution: int, latency_ms: float, store: st
 
 
 @contextlib.contextmanager
-def _recording_agent(latency_s: float, workdir: Path) -> Iterator[tuple[Child, str]]:
+def _recording_agent(latency_s: float, workdir: Path, extra: tuple[str, ...] = ()) -> Iterator[tuple[Child, str]]:
     requested = f"127.0.0.1:{free_port()}"
-    argv = [python(), "-m", "bench.recording_agent", "--listen", requested, "--latency", f"{latency_s:g}"]
+    argv = [python(), "-m", "bench.recording_agent", "--listen", requested, "--latency", f"{latency_s:g}", *extra]
     child = Child("recording-agent", argv, workdir / "recording-agent.log")
     try:
         line = child.wait_for("serving on", START_TIMEOUT_S)

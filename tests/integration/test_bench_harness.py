@@ -94,10 +94,22 @@ def test_the_hold_run_holds_every_execution_and_measures_memory_and_submissions(
     assert "workload" not in result  # a scale run alone: no workload unless asked
     assert hold["submitted"] == 100 and hold["failed"] == 0, hold
     assert hold["active_at_full"] == 100, hold  # all held at once: agents take 20 s
+    assert hold["sample_running_steps"] == ["A"], hold
     assert positive(hold["submit_p50_ms"]) and hold["submit_p99_ms"] >= hold["submit_p50_ms"], hold
     assert hold["rss_full_mb"] >= hold["rss_idle_mb"] > 0 and hold["peak_rss_mb"] >= hold["rss_full_mb"], hold
     per_kb = (hold["rss_full_mb"] - hold["rss_idle_mb"]) * 1024 / 100
     assert hold["rss_per_execution_kb"] == pytest.approx(per_kb, rel=0.05, abs=2), hold
+
+
+@pytest.mark.timeout(60)
+def test_the_hold_run_with_outputs_holds_three_calls_after_an_output_of_the_size_asked() -> None:
+    result = bench("--agent-latency", "20", "--inflight", "50", "--hold-output-bytes", "1024")
+
+    hold = result["hold"]
+    assert hold["submitted"] == hold["active_at_full"] == 50 and hold["failed"] == 0, hold
+    assert hold["sample_running_steps"] == ["B", "C", "D"], hold  # A answered at once, the rest held
+    assert 1024 <= hold["sample_output_bytes"] <= 1024 + 128, hold  # as a Struct: a little larger
+    assert positive(hold["rss_per_execution_kb"]), hold
 
 
 @pytest.mark.timeout(60)
