@@ -24,7 +24,9 @@ workflows, warm-up included, that did not complete), and more (``floor_p99_ms``,
 **The scale runs** (bench/scale.py says what each measures): ``--agent-latency S`` makes the
 run the hold run (``--inflight`` executions held against agents that take S seconds);
 ``--watchers``, ``--recover`` and ``--health-during-burst`` each add their run. With a scale run,
-the workload runs only when ``--workload`` is given.
+the workload runs only when ``--workload`` is given. ``--profile DIR`` has py-spy sample the
+orchestrator during the hold, watchers and burst runs (bench/scale.py); for the workload,
+``bench/run.py --profile DIR`` does it.
 """
 
 from __future__ import annotations
@@ -96,6 +98,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "database there)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy samples the orchestrator during the hold, watchers and burst runs' measured phase, into DIR",
+    )
     scales = parser.add_argument_group("scale runs (bench/scale.py)")
     scales.add_argument(
         "--agent-latency", type=float, metavar="S", help="the hold run: --inflight executions held, agents at S s"
@@ -163,12 +171,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["hold"] = scale.run_hold(args.inflight or 10_000, args.agent_latency, args.store, args.hold_output_bytes)
     if args.watchers is not None:
         result["watchers"] = scale.run_watchers(
-            args.watchers, args.watchers_per_execution, args.watch_agent_latency_ms, args.store
+            args.watchers, args.watchers_per_execution, args.watch_agent_latency_ms, args.store, args.profile
         )
     if args.recover is not None:
         result["recover"] = scale.run_recover(args.recover, args.recover_agent_latency, args.store)
     if args.health_during_burst is not None:
-        result["health_burst"] = scale.run_health_burst(args.health_during_burst, args.burst_agent_latency, args.store)
+        result["health_burst"] = scale.run_health_burst(
+            args.health_during_burst, args.burst_agent_latency, args.store, profile_dir=args.profile
+        )
     return result
 
 

@@ -34,6 +34,10 @@ started. The per-user quotas that a single benchmark client would trip (600 subm
   ``bench.health_poller`` process polls GetSystemHealth every 50 ms while this process fires N
   ExecuteWorkflow calls at once (each with a 60 s deadline). Polls started between the burst's
   first call and its last answer count; the answers to the burst are counted by status code.
+
+With ``--profile DIR`` the hold, watchers and burst runs have py-spy sample the orchestrator's GIL
+holder (nonblocking: it is never paused) during the measured phase (the submissions, the
+streams, the burst), write ``DIR/NAME-gil.collapsed.txt`` and put the hot spots in ``profile``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from typing import Any
 import grpc
 from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 
+from bench import _profile
 from bench._common import ROOT, USER_ID, Child, address_in, free_port, percentile, python, w_plan
 from bench.run import START_TIMEOUT_S, agent_process, orchestrator_process, store_url
 
@@ -63,6 +68,8 @@ SUBMIT_CONCURRENCY = 64
 SUBMIT_TIMEOUT_S = 60.0
 STEP_TIMEOUT_MARGIN_S = 120.0
 """A held step's timeout is the agents' latency plus this: a held call never times out and retries."""
+PROFILE_TOP = 12
+"""Functions per ranking (self, inclusive) a profiled run puts in its JSON."""
 CHANNEL_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
 """Each channel its own connection (grpc shares one between channels with the same arguments)."""
 
@@ -74,6 +81,27 @@ def _ms(values: list[float], pct: float) -> float | None:
 
 def _mb(kb: int | None) -> float | None:
     return None if kb is None else round(kb / 1024, 1)
+
+
+@contextlib.contextmanager
+def _profiled(orchestrator: Child, profile_dir: Path | None, name: str, into: dict[str, Any]) -> Iterator[None]:
+    """With `profile_dir`: py-spy samples the GIL holder of `orchestrator` (nonblocking) while the
+    block runs, into ``NAME-gil.collapsed.txt`` there; its hot spots go to ``into["profile"]``."""
+    if profile_dir is None:
+        yield
+        return
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    output = profile_dir / f"{name}-gil.collapsed.txt"
+    recorder = _profile.start_recording(orchestrator.pid, output, "gil")
+    try:
+        yield
+    finally:
+        printed = _profile.stop_recording(recorder)
+        if output.is_file():
+            spots = _profile.hot_spots(output, top=PROFILE_TOP)
+            into["profile"] = {"collapsed": str(output), **spots}
+        else:
+            into["profile"] = {"error": f"py-spy wrote no profile: {printed[-300:]}"}
 
 
 @contextlib.contextmanager
@@ -155,7 +183,9 @@ def _hold_agents(latency_s: float, output_bytes: int, workdir: Path) -> Iterator
         yield agents
 
 
-def run_hold(n: int, latency_s: float, store: str, output_bytes: int = 0) -> dict[str, Any]:
+def run_hold(
+    n: int, latency_s: float, store: str, output_bytes: int = 0, profile_dir: Path | None = None
+) -> dict[str, Any]:
     """N executions held against agents that take `latency_s`: RSS per execution, submission latency.
 
     With `output_bytes`, each execution's step A completes at once with an output about that
@@ -170,7 +200,9 @@ def run_hold(n: int, latency_s: float, store: str, output_bytes: int = 0) -> dic
         asyncio.run(_health(address))
         idle_kb = orchestrator.rss_kb()
         started = time.perf_counter()
-        ids, latencies, errors = asyncio.run(_submit_many(address, n, latency_s))
+        profiled: dict[str, Any] = {}
+        with _profiled(orchestrator, profile_dir, "hold", profiled):
+            ids, latencies, errors = asyncio.run(_submit_many(address, n, latency_s))
         submit_s = time.perf_counter() - started
         deadline = time.monotonic() + 30.0
         active = asyncio.run(_health(address)).active_workflows
@@ -200,6 +232,7 @@ def run_hold(n: int, latency_s: float, store: str, output_bytes: int = 0) -> dic
         "rss_full_mb": _mb(full_kb),
         "peak_rss_mb": _mb(peak_kb),
         "rss_per_execution_kb": None if per_kb is None else round(per_kb, 2),
+        **profiled,
     }
 
 
@@ -258,7 +291,9 @@ async def _watch_all(target: str, ids: list[str], per_execution: int, connection
     }
 
 
-def run_watchers(watchers: int, per_execution: int, latency_ms: float, store: str) -> dict[str, Any]:
+def run_watchers(
+    watchers: int, per_execution: int, latency_ms: float, store: str, profile_dir: Path | None = None
+) -> dict[str, Any]:
     """`watchers` streams, `per_execution` on each running execution: update latency commit → watcher."""
     executions = max(1, math.ceil(watchers / per_execution))
     with (
@@ -269,7 +304,9 @@ def run_watchers(watchers: int, per_execution: int, latency_ms: float, store: st
     ):
         ids, _, errors = asyncio.run(_submit_many(address, executions, latency_ms / 1000.0))
         cpu0 = orchestrator.cpu_s()
-        watched = asyncio.run(_watch_all(address, ids, per_execution, connections=8))
+        profiled: dict[str, Any] = {}
+        with _profiled(orchestrator, profile_dir, "watchers", profiled):
+            watched = asyncio.run(_watch_all(address, ids, per_execution, connections=8))
         cpu1 = orchestrator.cpu_s()
         peak_kb = orchestrator.peak_rss_kb()
     latencies = watched["latencies"]
@@ -293,6 +330,7 @@ def run_watchers(watchers: int, per_execution: int, latency_ms: float, store: st
         "client_cpu_s": watched["client_cpu_s"],
         "orchestrator_cpu_s": round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None,
         "peak_rss_mb": _mb(peak_kb),
+        **profiled,
     }
 
 
@@ -389,7 +427,9 @@ async def _burst(target: str, n: int, latency_s: float) -> tuple[Counter[str], f
     return codes, started, ended
 
 
-def run_health_burst(n: int, latency_s: float, store: str, interval: float = 0.05) -> dict[str, Any]:
+def run_health_burst(
+    n: int, latency_s: float, store: str, interval: float = 0.05, profile_dir: Path | None = None
+) -> dict[str, Any]:
     """GetSystemHealth polled every `interval` s from its own process while N submissions arrive at once."""
     with (
         _scratch() as tmp,
@@ -406,7 +446,9 @@ def run_health_burst(n: int, latency_s: float, store: str, interval: float = 0.0
             if poller.stdout.readline().strip() != "polling":
                 raise RuntimeError(f"the health poller did not start: {poller.stderr.read() if poller.stderr else ''}")
             time.sleep(1.0)
-            codes, started, ended = asyncio.run(_burst(address, n, latency_s))
+            profiled: dict[str, Any] = {}
+            with _profiled(orchestrator, profile_dir, "health-burst", profiled):
+                codes, started, ended = asyncio.run(_burst(address, n, latency_s))
             out, err = poller.communicate("", timeout=30.0)
         finally:
             if poller.poll() is None:
@@ -433,4 +475,5 @@ def run_health_burst(n: int, latency_s: float, store: str, interval: float = 0.0
         "health_max_ms": round(max(ms), 3) if ms else None,
         "health_quiet_p50_ms": _ms(quiet, 50),
         "peak_rss_mb": _mb(peak_kb),
+        **profiled,
     }
