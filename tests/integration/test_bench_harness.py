@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bench import _profile
 from bench.run import LOCAL_POSTGRES
 from tests.integration.pg_support import fresh_database
 
@@ -122,6 +123,19 @@ def test_the_watchers_run_times_live_updates_on_every_stream() -> None:
     # Opened within ~300 ms of submission: each stream sees most of its 12 events live.
     assert watchers["live_updates"] >= 30 * 6, watchers
     assert positive(watchers["update_p50_ms"]) and watchers["update_p99_ms"] >= watchers["update_p50_ms"], watchers
+
+
+@pytest.mark.timeout(60)
+def test_a_profiled_scale_run_writes_the_orchestrators_samples_and_their_hot_spots(tmp_path: Path) -> None:
+    if _profile.py_spy() is None:
+        pytest.skip("py-spy is not installed")
+
+    result = bench("--watchers", "20", "--watch-agent-latency-ms", "300", "--profile", str(tmp_path))
+
+    profile = result["watchers"]["profile"]
+    assert Path(profile["collapsed"]) == tmp_path / "watchers-gil.collapsed.txt", profile
+    assert Path(profile["collapsed"]).stat().st_size > 0
+    assert profile["samples"] > 0 and profile["self"] and profile["inclusive"], profile
 
 
 @pytest.mark.timeout(60)
