@@ -39,8 +39,12 @@ STEPS = (("A", ()), ("B", ("A",)), ("C", ("A",)), ("D", ("A",)), ("E", ("B", "C"
 """W's steps and their dependencies, in plan order."""
 
 
-def w_plan() -> plan_pb2.OrchestrationPlan:
-    """The explicit plan of workload W, run in parallel mode."""
+def w_plan(step_timeout_s: float | None = None) -> plan_pb2.OrchestrationPlan:
+    """The explicit plan of workload W, run in parallel mode.
+
+    `step_timeout_s` sets each step's attempt timeout (the plan's default is 30 s): the scale runs
+    hold agents longer than that and must not see a retry.
+    """
     plan = plan_pb2.OrchestrationPlan(workflow_type="bench_w")
     plan.execution_strategy.execution_mode = plan_pb2.EXECUTION_MODE_PARALLEL
     for step_id, deps in STEPS:
@@ -48,6 +52,8 @@ def w_plan() -> plan_pb2.OrchestrationPlan:
             step_id=step_id, step_name=step_id, agent="analytics", operation="RecordEvents", dependencies=deps
         )
         step.inputs.configuration.update({"user_id": "${user.user_id}"})
+        if step_timeout_s is not None:
+            step.timing.timeout.FromNanoseconds(int(step_timeout_s * 1e9))
     return plan
 
 
@@ -172,6 +178,8 @@ class Child:
         self.log_path = log_path
         self._log: TextIO = log_path.open("w", encoding="utf-8")
         self._lines: list[str] = []
+        self.killed = False
+        """True once `kill` was called: its exit code then says nothing about its shutdown."""
         self._new_line = threading.Condition()
         self.proc = subprocess.Popen(
             argv,
@@ -225,6 +233,22 @@ class Child:
     def peak_rss_kb(self) -> int | None:
         """VmHWM (peak resident set size) in kB from /proc, while it runs."""
         return _proc_status_kb(self.pid, "VmHWM")
+
+    def rss_kb(self) -> int | None:
+        """VmRSS (resident set size now) in kB from /proc, while it runs."""
+        return _proc_status_kb(self.pid, "VmRSS")
+
+    def lines_since(self, start: int) -> list[str]:
+        """Its output lines from the `start`-th on (0-based), as read so far."""
+        with self._new_line:
+            return self._lines[start:]
+
+    def kill(self) -> None:
+        """SIGKILL (``kill -9``), and waits for it to be gone; `stop` still closes the log."""
+        self.killed = True
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
 
     def cpu_s(self) -> float | None:
         """User + system CPU seconds it has used so far, from /proc."""

@@ -56,7 +56,7 @@ def has_retry_info(error: grpc.aio.AioRpcError) -> bool:
 async def burst(address: str, calls: int, channels: int, deadline: float) -> collections.Counter[str]:
     """Fires the calls at once; returns answers by status code (``+retry`` when RetryInfo came)."""
     opened = [grpc.aio.insecure_channel(address) for _ in range(channels)]
-    stubs = [orchestrator_pb2_grpc.OrchestratorStub(ch) for ch in opened]
+    stubs = [orchestrator_pb2_grpc.OrchestratorStub(ch) for ch in opened]  # type: ignore[no-untyped-call]
     for ch in opened:
         await ch.channel_ready()
     answers: collections.Counter[str] = collections.Counter()

@@ -51,7 +51,7 @@ async def main(args: argparse.Namespace, serve_args: list[str]) -> dict[str, obj
     try:
         target = address_in(server.wait_for("baton serving on", 30), "")
         async with grpc.aio.insecure_channel(target) as channel:
-            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
             request = orchestrator_pb2.ExecuteWorkflowRequest(
                 plan=w_plan(), callback_url=f"http://127.0.0.1:{hook_port}/hook"
             )

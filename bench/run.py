@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,11 +138,17 @@ def store_url(store: str, workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def orchestrator_process(agents: str, workdir: Path, store: str) -> Iterator[tuple[Child, str]]:
-    """``python -m server.cli serve`` on the store URL `store`; yields it and its address."""
+def orchestrator_process(
+    agents: str, workdir: Path, store: str, extra_args: Sequence[str] = (), log_name: str = "orchestrator.log"
+) -> Iterator[tuple[Child, str]]:
+    """``python -m server.cli serve`` on the store URL `store`; yields it and its address.
+
+    `extra_args` are more ``serve`` flags (the scale runs lift the per-user quotas); its output
+    goes to `log_name` in `workdir`.
+    """
     requested = f"127.0.0.1:{free_port()}"
     argv = [python(), "-m", "server.cli", "serve", "--listen", requested, "--store", store, "--agents", agents]
-    child = Child("orchestrator", argv, workdir / "orchestrator.log")
+    child = Child("orchestrator", [*argv, *extra_args], workdir / log_name)
     serving = False
     try:
         line = child.wait_for("baton serving on", START_TIMEOUT_S)
@@ -150,7 +156,7 @@ def orchestrator_process(agents: str, workdir: Path, store: str) -> Iterator[tup
         yield child, address_in(line, requested)
     finally:
         code = child.stop()
-        if serving and code not in (0, None):
+        if serving and not child.killed and code not in (0, None):
             print(f"  note: the orchestrator exited with {code} on SIGTERM; {child.tail(5)}", file=sys.stderr)
 
 

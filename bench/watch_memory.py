@@ -67,7 +67,7 @@ async def main(args: argparse.Namespace, serve_args: list[str]) -> None:
         server.wait_for("baton serving on", 30)
         options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         async with grpc.aio.insecure_channel(address, options=options) as channel:
-            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
             request = big_request(args.event_mb)
             execution = await stub.ExecuteWorkflow(request, timeout=30)
             updates = [
