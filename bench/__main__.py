@@ -1,6 +1,6 @@
 """One command for BENCH.md's workload and the scale runs (issue 12): ``python -m bench``.
 
-    python -m bench --workload W0|W10 [--n N] [--inflight K] [--store URL] [--json]
+    python -m bench --workload W0|W10 [--n N] [--inflight K] [--store URL] [--view full|events|states] [--json]
     python -m bench --agent-latency 60 --inflight 10000 [--store URL] [--json]   # executions held
     python -m bench --watchers 1000 | --recover 1000 | --health-during-burst 5000 [--json]
 
@@ -47,12 +47,12 @@ DEFAULT_N = {"W0": 500, "W10": 60}
 DEFAULT_INFLIGHT = {"W0": 32, "W10": 1}
 
 
-def run_workload(name: str, n: int, inflight: int, store: str, warmup: int) -> dict[str, Any]:
+def run_workload(name: str, n: int, inflight: int, store: str, warmup: int, view: str = "full") -> dict[str, Any]:
     """One run of the floor then baton on workload `name`, against one agent process."""
     load = Workload(name, LATENCY_MS[name], n, inflight)
     with tempfile.TemporaryDirectory(prefix="baton-bench-") as tmp, agent_process(load.latency_ms, Path(tmp)) as agents:
         floor = run_floor(agents, load, warmup)
-        baton = run_baton(agents, load, warmup, Path(tmp) / "baton", store=store)
+        baton = run_baton(agents, load, warmup, Path(tmp) / "baton", store=store, view=view)
     rss = baton.get("orchestrator_peak_rss_kb")
     ratio = baton["throughput_wf_s"] / floor["throughput_wf_s"] if floor["throughput_wf_s"] else None
     overhead = None
@@ -63,6 +63,7 @@ def run_workload(name: str, n: int, inflight: int, store: str, warmup: int) -> d
         "n": n,
         "inflight": inflight,
         "store": "sqlite" if store == "sqlite" else "postgresql",
+        "view": view,
         "throughput_wfps": baton["throughput_wf_s"],
         "p50_ms": baton["p50_ms"],
         "p99_ms": baton["p99_ms"],
@@ -90,6 +91,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default 10000)",
     )
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured workflows first (default %(default)s)")
+    parser.add_argument(
+        "--view",
+        choices=("full", "events", "states"),
+        default="full",
+        help="the client's WatchExecution view: a status with every update, only with state changes, or "
+        "only the state changes (default %(default)s)",
+    )
     parser.add_argument(
         "--store",
         default="sqlite",
@@ -164,7 +172,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         name = args.workload or "W0"
         n = args.n or DEFAULT_N[name]
         inflight = args.inflight or DEFAULT_INFLIGHT[name]
-        result.update(run_workload(name, n, inflight, args.store, args.warmup))
+        result.update(run_workload(name, n, inflight, args.store, args.warmup, args.view))
     else:
         result["store"] = "sqlite" if args.store == "sqlite" else "postgresql"
     if args.agent_latency is not None:

@@ -191,17 +191,19 @@ def run_baton(
     profile_dir: Path | None = None,
     profile_kinds: tuple[str, ...] = (),
     store: str = "sqlite",
+    view: str = "full",
 ) -> dict[str, Any]:
     """One run of baton: a fresh orchestrator and store, the client, the orchestrator's peak RSS.
 
     With `profile_dir`, py-spy samples the orchestrator during the client's run into
     ``baton-w0-KIND.collapsed.txt`` there, for each of `profile_kinds`. `store` is ``sqlite`` or
-    a PostgreSQL server URL (the run gets a fresh database there).
+    a PostgreSQL server URL (the run gets a fresh database there). `view` is the client's watch
+    view (bench/baton_client.py).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     with store_url(store, workdir) as url, orchestrator_process(agents, workdir, url) as (orchestrator, address):
         args = ["--target", address, "--n", str(load.n), "--concurrency", str(load.concurrency)]
-        args += ["--warmup", str(warmup)]
+        args += ["--warmup", str(warmup), "--view", view]
         recorders = []
         if profile_dir is not None:
             for kind in profile_kinds:
