@@ -211,6 +211,8 @@ class BreakingCaller:
             clock: monotonic seconds, for slow calls and the budget's window (injected in tests).
         """
         self.inner = inner
+        # Decided once: a runtime_checkable isinstance walks the protocol on every call.
+        self._preparing: PreparingCaller | None = inner if isinstance(inner, PreparingCaller) else None
         self.config = config or BreakerConfig()
         self.budget = RetryBudget(budget, clock)
         self._clock = clock
@@ -268,8 +270,8 @@ class BreakingCaller:
         """Calls through the agent's breaker (or straight through when the call opts out)."""
         if not call.use_breaker:
             return await self.inner.call(call)
-        inner = self.inner
-        if isinstance(inner, PreparingCaller):
+        inner = self._preparing
+        if inner is not None:
             prepared = inner.prepare(call)  # a refusal here never reaches the breaker
 
             async def send() -> AgentReply:
