@@ -52,6 +52,10 @@ logger = logging.getLogger(__name__)
 MAX_REQUEST_ID = 128
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
 VALID_PLAN_CACHE = 256
+RENDERED_CACHE = 4096
+"""Statuses rendered for watches, kept so that the other watches of the same event reuse them."""
+RENDERED_MAX_HISTORY = 256 * 1024
+"""Only statuses of executions whose history is smaller than this are kept (bounded memory)."""
 """Explicit plans remembered as valid (least recently used dropped first)."""
 MAX_REASON = 1024
 """Characters of a cancel's, pause's, resume's, rerun's or signal's reason (it is stored in the history)."""
@@ -107,6 +111,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.budget = message_budget(max_message_bytes)
         """The bytes a status or an update may take."""
         self._valid_plans: OrderedDict[bytes, None] = OrderedDict()
+        self._rendered: OrderedDict[tuple[str, int], execution_pb2.ExecutionStatus] = OrderedDict()
         self.callback_policy = callback_policy or DestinationPolicy()
         limits = limits or LimitsConfig()
         self.limits = RequestLimits.of(limits, max_message_bytes)
@@ -333,9 +338,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 update = orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event)
                 if every_status or changed:
                     shown_state = state.status
-                    # Results (every step's output) ride on the terminal update only: resending
-                    # them with every event would make a watch quadratic in the outputs' size.
-                    update.status.CopyFrom(render(state, with_results=state.terminal))
+                    update.status.CopyFrom(self._render_once(state))
                     add_waits(update.status, waits)
                     shown_waits = waits
                 if surely_fits(state.storage_bytes, len(state.steps), self.budget):
@@ -539,6 +542,22 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             executions_deleted=len(deletion.execution_ids), events_deleted=deletion.events
         )
 
+    def _render_once(self, state: ExecutionState) -> execution_pb2.ExecutionStatus:
+        """The status after the state's last event, rendered once for all the watches of that event
+        (the fold is deterministic: every watch's state after an event is the same). Results
+        (every step's output) ride on the terminal update only, which is not kept: resending them
+        with every event would make a watch quadratic in the outputs' size."""
+        if state.terminal or state.storage_bytes > RENDERED_MAX_HISTORY:
+            return render(state, with_results=state.terminal)
+        key = (state.execution_id, state.last_sequence)
+        status = self._rendered.get(key)
+        if status is None:
+            status = render(state, with_results=False)
+            self._rendered[key] = status
+            if len(self._rendered) > RENDERED_CACHE:
+                self._rendered.popitem(last=False)
+        return status
+
     def forget(self, user_id: str, execution_ids: list[str]) -> None:
         """Drops what this process holds in memory of deleted executions (engine, watchers, plans).
 
@@ -549,6 +568,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         """
         self.engine.forget(execution_ids)
         self.hub.forget(execution_ids)
+        gone = set(execution_ids)
+        for rendered in [rendered for rendered in self._rendered if rendered[0] in gone]:
+            del self._rendered[rendered]
         if self.forget_callbacks is not None:
             self.forget_callbacks(execution_ids)
         if user_id:

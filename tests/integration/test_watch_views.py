@@ -70,3 +70,24 @@ async def test_an_unknown_view_is_invalid_argument_naming_it(stub: Stub) -> None
         await _watch(stub, execution_id, 99)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "view" in (refused.value.details() or "")
+
+
+async def test_the_watches_of_one_event_share_one_rendered_status(stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.api import servicer
+
+    execution_id = await _ended(stub)
+    rendered: list[int] = []
+    real = servicer.render
+
+    def counting(state: object, **kw: bool) -> object:
+        rendered.append(1)
+        return real(state, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(servicer, "render", counting)
+    first = await _watch(stub, execution_id, O.WATCH_VIEW_FULL)
+    once = len(rendered)
+    second = await _watch(stub, execution_id, O.WATCH_VIEW_FULL)
+    assert first == second
+    # The first watch rendered each status (the watch in _ended, before the patch, rendered the
+    # live ones: they are shared too); the second renders only the terminal one, never kept.
+    assert once <= len(first) and len(rendered) - once == 1
