@@ -127,8 +127,8 @@ def test_the_watchers_run_times_live_updates_on_every_stream() -> None:
 
 @pytest.mark.timeout(60)
 def test_a_profiled_scale_run_writes_the_orchestrators_samples_and_their_hot_spots(tmp_path: Path) -> None:
-    if _profile.py_spy() is None:
-        pytest.skip("py-spy is not installed")
+    if _profile.py_spy() is None and not os.environ.get("CI"):
+        pytest.skip("py-spy is not installed (a dev dependency: CI has it)")
 
     result = bench("--watchers", "20", "--watch-agent-latency-ms", "300", "--profile", str(tmp_path))
 
