@@ -79,6 +79,8 @@ class RunningServer:
     fleet: Fleet | None = None
     callbacks: CallbackNotifier | None = None
     relay: CallbackRelay | None = None
+    servicer: OrchestratorServicer | None = None
+    """The Orchestrator service's servicer (its caches, for tests and diagnostics)."""
     """Sends the callbacks owed in the store's outbox through `callbacks` (and closes it)."""
     guard: HandlerGuard | None = None
     """The handlers' guard: its ledger counts open watches and unread watch bytes per user."""
@@ -352,6 +354,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             probe=probe,
             guard=guard,
             metrics=metrics_endpoint,
+            servicer=servicer,
         )
         cleanup.push_async_callback(engine.close)
         resumed = await engine.recover()

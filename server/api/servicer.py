@@ -22,6 +22,7 @@ from agents_clients import CapacityCaller, CapacityWait
 from server.api.audit import actor_of, audit_page, check_exact
 from server.api.capacity import add_waits, capacity_health, shown
 from server.api.errors import RequestError, invalid, streaming, unary
+from server.api.folded import FoldedStates
 from server.api.limits import RequestLimits, check_key, check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
 from server.api.quotas import SubmissionBuckets
@@ -30,7 +31,7 @@ from server.auth import Principal, Role, current_principal
 from server.auth.policy import may_control, may_read
 from server.callbacks import DestinationPolicy
 from server.config import LimitsConfig
-from server.engine import Clock, Engine, ExecutionState, FoldError, SignalCommand, Submission, fold, render
+from server.engine import Clock, Engine, ExecutionState, FoldError, SignalCommand, Submission, render
 from server.engine.model import seconds
 from server.health import HealthMonitor
 from server.planner import Planner, PlanningError, validate_plan
@@ -112,6 +113,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         """The bytes a status or an update may take."""
         self._valid_plans: OrderedDict[bytes, None] = OrderedDict()
         self._rendered: OrderedDict[tuple[str, int], execution_pb2.ExecutionStatus] = OrderedDict()
+        self.folded = FoldedStates(store)
+        """Folded states of recently read executions, advanced by their history's tail."""
         self.callback_policy = callback_policy or DestinationPolicy()
         limits = limits or LimitsConfig()
         self.limits = RequestLimits.of(limits, max_message_bytes)
@@ -239,13 +242,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if record.quarantine_error:
             return record
         try:
-            events = await self.store.read_events(execution_id)
+            return await self.folded.state(execution_id)
+        except ExecutionNotFoundError:
+            raise
         except CorruptHistoryError as error:
             return await quarantine(self.store, record, error)
-        if not events:
-            raise ExecutionNotFoundError(execution_id)
-        try:
-            return fold(execution_id, events)
         except Exception as error:
             # Whatever the fold raises on a stored history, it will raise again: quarantine.
             return await quarantine(self.store, record, error)
@@ -568,6 +569,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         """
         self.engine.forget(execution_ids)
         self.hub.forget(execution_ids)
+        self.folded.forget(execution_ids)
         gone = set(execution_ids)
         for rendered in [rendered for rendered in self._rendered if rendered[0] in gone]:
             del self._rendered[rendered]
