@@ -40,6 +40,7 @@ from typing import Any
 
 from bench import scale
 from bench._common import LEVELS, is_postgres
+from bench.baton_client import VIEWS
 from bench.run import LOCAL_POSTGRES, Workload, agent_process, run_baton, run_floor
 
 LATENCY_MS = {"W0": 0.0, "W10": 10.0}
@@ -93,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured workflows first (default %(default)s)")
     parser.add_argument(
         "--view",
-        choices=("full", "events", "states"),
+        choices=sorted(VIEWS),
         default="full",
         help="the client's WatchExecution view: a status with every update, only with state changes, or "
         "only the state changes (default %(default)s)",

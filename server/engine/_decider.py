@@ -150,6 +150,14 @@ class DeciderBase:
             )
         )
 
+    def attempt_timeout(self, step: Step) -> float:
+        """Seconds an attempt of the step's call may take: its timeout, cut to the execution's
+        deadline while going forward (a probe or compensation while unwinding gets its own)."""
+        timeout = step.timeout
+        if self.state.unwinding is None:
+            timeout = min(timeout, (self.state.deadline - self.now).total_seconds())
+        return max(0.001, timeout)
+
     def key(self, step: Step, run: StepRun) -> str:
         """The idempotency key of the step's current call: the same for every attempt."""
         key = f"{self.key_prefix()}/{step.step_id}"

@@ -89,6 +89,12 @@ P = plan_pb2
 logger = logging.getLogger(__name__)
 
 #: Errors that mean the agent could not serve, as opposed to a bad request.
+_WHAT_FOLLOWS: dict[int, str] = {
+    P.FALLBACK_ACTION_SKIP: "it was skipped and the rest of your journey goes on",
+    P.FALLBACK_ACTION_ALTERNATIVE: "another way is being tried",
+}
+"""A failure notice's words for what follows the failed step, by FallbackAction."""
+
 UNAVAILABILITY = frozenset(
     {
         "UNAVAILABLE",
@@ -305,9 +311,6 @@ class _Decider(Unwinder, Waiter, Rerunner, Mapper):
         except Exception as exc:
             self.attempt_failed(step, run, attempt, expression_error(f"step {step.step_id} inputs", exc))
             return
-        timeout = step.timeout
-        if self.state.unwinding is None:
-            timeout = min(timeout, (self.state.deadline - self.now).total_seconds())
         self.decision.launches.append(
             Launch(
                 step_id=step.step_id,
@@ -316,7 +319,7 @@ class _Decider(Unwinder, Waiter, Rerunner, Mapper):
                     agent=call.agent,
                     operation=call.operation,
                     payload=payload,
-                    timeout=max(0.001, timeout),
+                    timeout=self.attempt_timeout(step),
                     idempotency_key=self.key(step, run),
                     attempt=attempt,
                     # A probe while unwinding must reach the agent: it does not wait out a breaker.
@@ -476,24 +479,18 @@ class _Decider(Unwinder, Waiter, Rerunner, Mapper):
     def exhausted(self, step: Step, run: StepRun, error: AgentCallError) -> None:
         """Records that a step's retries are exhausted, and its fallback (and tells the user when
         the step asks for it: rule 8)."""
+        action, skip_cause = self.fallback(step, run, error)
         if step.notify_on_failure:
-            self.notify_failure(step, run, error)
+            self.notify_failure(step, run, error, action)
         failed = E.StepFailed(step_id=step.step_id, error_type=error.error_type, error_message=error.message)
-        if step.optional and self.plan.degraded_mode and error.error_type in UNAVAILABILITY:
-            failed.fallback_action = P.FALLBACK_ACTION_SKIP
-            self.record("step_failed", failed)
+        failed.fallback_action = action  # type: ignore[assignment]
+        self.record("step_failed", failed)
+        if skip_cause == E.SKIP_CAUSE_DEGRADED:
             agent = run.agent or step.call.agent
-            self.skip(step.step_id, E.SKIP_CAUSE_DEGRADED, f"agent {agent} unavailable ({error.error_type})")
-        elif step.fallback == P.FALLBACK_ACTION_ALTERNATIVE and step.alternative and not run.on_alternative:
-            failed.fallback_action = P.FALLBACK_ACTION_ALTERNATIVE
-            self.record("step_failed", failed)
-        elif step.fallback == P.FALLBACK_ACTION_SKIP:
-            failed.fallback_action = P.FALLBACK_ACTION_SKIP
-            self.record("step_failed", failed)
-            self.skip(step.step_id, E.SKIP_CAUSE_FALLBACK, f"{error.error_type}: {error.message}")
-        else:
-            failed.fallback_action = P.FALLBACK_ACTION_FAIL
-            self.record("step_failed", failed)
+            self.skip(step.step_id, skip_cause, f"agent {agent} unavailable ({error.error_type})")
+        elif skip_cause == E.SKIP_CAUSE_FALLBACK:
+            self.skip(step.step_id, skip_cause, f"{error.error_type}: {error.message}")
+        elif action == P.FALLBACK_ACTION_FAIL:
             self.unwind(
                 Unwinding(
                     E.EXECUTION_STATE_FAILED,
@@ -504,16 +501,20 @@ class _Decider(Unwinder, Waiter, Rerunner, Mapper):
                 )
             )
 
-    def notify_failure(self, step: Step, run: StepRun, error: AgentCallError) -> None:
-        """The ui_ux notice of a failed step: once per call path (its own call, its alternative)."""
+    def fallback(self, step: Step, run: StepRun, error: AgentCallError) -> tuple[int, int]:
+        """What follows a step's exhausted retries: its FallbackAction, and the SkipCause when it
+        is skipped (SKIP_CAUSE_UNSPECIFIED otherwise)."""
         if step.optional and self.plan.degraded_mode and error.error_type in UNAVAILABILITY:
-            then = "it was skipped and the rest of your journey goes on"
-        elif step.fallback == P.FALLBACK_ACTION_ALTERNATIVE and step.alternative and not run.on_alternative:
-            then = "another way is being tried"
-        elif step.fallback == P.FALLBACK_ACTION_SKIP:
-            then = "it was skipped and the rest of your journey goes on"
-        else:
-            then = "your journey stopped here"
+            return P.FALLBACK_ACTION_SKIP, E.SKIP_CAUSE_DEGRADED
+        if step.fallback == P.FALLBACK_ACTION_ALTERNATIVE and step.alternative and not run.on_alternative:
+            return P.FALLBACK_ACTION_ALTERNATIVE, E.SKIP_CAUSE_UNSPECIFIED
+        if step.fallback == P.FALLBACK_ACTION_SKIP:
+            return P.FALLBACK_ACTION_SKIP, E.SKIP_CAUSE_FALLBACK
+        return P.FALLBACK_ACTION_FAIL, E.SKIP_CAUSE_UNSPECIFIED
+
+    def notify_failure(self, step: Step, run: StepRun, error: AgentCallError, action: int) -> None:
+        """The ui_ux notice of a failed step: once per call path (its own call, its alternative)."""
+        then = _WHAT_FOLLOWS.get(action, "your journey stopped here")
         suffix = f"{FAILURE_NOTICE}/alt" if run.on_alternative else FAILURE_NOTICE
         self.notice(
             step,

@@ -153,9 +153,6 @@ class Mapper(DeciderBase):
         except Exception as exc:
             self.item_attempt_failed(step, run, item, expression_error(f"step {step.step_id} item {item.index}", exc))
             return
-        timeout = step.timeout
-        if self.state.unwinding is None:
-            timeout = min(timeout, (self.state.deadline - self.now).total_seconds())
         self.decision.launches.append(
             Launch(
                 step_id=step.step_id,
@@ -165,7 +162,7 @@ class Mapper(DeciderBase):
                     agent=call.agent,
                     operation=call.operation,
                     payload=payload,
-                    timeout=max(0.001, timeout),
+                    timeout=self.attempt_timeout(step),
                     idempotency_key=self.item_key(step, item.index),
                     attempt=item.attempts,
                     use_breaker=self.plan.retry.use_breaker and self.state.unwinding is None,
