@@ -26,7 +26,7 @@ from server.api.folded import FoldedStates
 from server.api.limits import RequestLimits, check_key, check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
 from server.api.quotas import SubmissionBuckets
-from server.api.shared_updates import SharedUpdates
+from server.api.shared_updates import SerializedUpdate, SharedUpdates
 from server.api.sizing import fit_status, fit_update, message_budget, surely_fits
 from server.auth import Principal, Role, current_principal
 from server.auth.policy import may_control, may_read
@@ -293,7 +293,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     @streaming
     async def WatchExecution(
         self, request: orchestrator_pb2.WatchExecutionRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[orchestrator_pb2.ExecutionUpdate]:
+    ) -> AsyncIterator[orchestrator_pb2.ExecutionUpdate | SerializedUpdate]:
         _check_execution_id(request.execution_id)
         if request.after_sequence < 0:
             raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
