@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import output_of, serve_orchestrator
+from tests.conftest import ROOT, output_of, serve_orchestrator
 from tests.e2e.node_support import NODE_PACKAGE, executable, googleapis_protos, node_modules
 
 pytestmark = pytest.mark.timeout(420)
@@ -24,7 +24,7 @@ def test_the_node_client_submits_watches_with_resume_approves_and_reads_results(
     node_modules()
     server, address = serve_orchestrator(processes, tmp_path / "baton.db")
     files = sorted(p.name for p in NODE_PACKAGE.glob("*.test.js"))
-    assert {"pitfalls.test.js", "workflow.test.js"} <= set(files)
+    assert {"pitfalls.test.js", "workflow.test.js", "example.test.js"} <= set(files)
     ran = subprocess.run(
         # TAP whatever node's default reporter is, so the counts below can be read.
         [executable("node"), "--test", "--test-reporter=tap", *files],
@@ -40,4 +40,11 @@ def test_the_node_client_submits_watches_with_resume_approves_and_reads_results(
     counts = dict(re.findall(r"^# (tests|pass|fail|cancelled) (\d+)$", ran.stdout, re.MULTILINE))
     assert counts.get("fail") == "0" and counts.get("cancelled") == "0", report
     # Every test ran and passed: none was skipped or filtered out.
-    assert int(counts.get("pass", "0")) == int(counts.get("tests", "-1")) >= 8, report
+    assert int(counts.get("pass", "0")) == int(counts.get("tests", "-1")) >= 9, report
+
+
+def test_the_readme_shows_the_node_example_that_the_node_tests_run() -> None:
+    example = (NODE_PACKAGE / "example.js").read_text()
+    body = example[example.index("const { call") :]
+    readme = (ROOT / "README.md").read_text()
+    assert f"```js\n{body}```" in readme, "README's Node.js example differs from tests/e2e/node/example.js"
