@@ -14,10 +14,12 @@ Run:  python tests/e2e/buf_support.py lint       (buf lint, with buf.yaml's rule
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -38,14 +40,27 @@ BUF_TIMEOUT = 120.0
 """Seconds one buf command may take (under a second here)."""
 
 
-def workspace(where: Path, protos: Path = PROTOS) -> Path:
+def config() -> dict[str, Any]:
+    """The repository's buf.yaml."""
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "buf.yaml").read_text())
+    return loaded
+
+
+def workspace(where: Path, protos: Path = PROTOS, exceptions: bool = True) -> Path:
     """Lays out a buf workspace in `where`: buf.yaml, protos/ (a link to `protos`), googleapis/.
+
+    Args:
+        where: an empty directory.
+        protos: the protos directory to check (holding baton/v1).
+        exceptions: False leaves buf.yaml's lint exceptions (ignore_only) out.
 
     Returns:
         `where`, to run buf from.
     """
     config = yaml.safe_load((ROOT / "buf.yaml").read_text())
     config["modules"] = [*config["modules"], {"path": "googleapis"}]
+    if not exceptions:
+        config["lint"].pop("ignore_only", None)
     (where / "buf.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (where / "protos").symlink_to(protos.resolve(), target_is_directory=True)
     source = Path(googleapis_protos())
@@ -65,6 +80,14 @@ def lint(protos: Path = PROTOS) -> subprocess.CompletedProcess[str]:
     """`buf lint` of the protos module, with buf.yaml's rules and exceptions."""
     with tempfile.TemporaryDirectory(prefix="baton-buf-") as tmp:
         return run_buf(workspace(Path(tmp), protos), "lint", "protos")
+
+
+def findings_without_exceptions(protos: Path = PROTOS) -> set[tuple[str, str]]:
+    """What `buf lint` finds with buf.yaml's exceptions left out: (rule, file) pairs."""
+    with tempfile.TemporaryDirectory(prefix="baton-buf-") as tmp:
+        linted = run_buf(workspace(Path(tmp), protos, exceptions=False), "lint", "protos", "--error-format=json")
+    assert linted.returncode in (0, 100), linted.stderr
+    return {(found["type"], found["path"]) for found in map(json.loads, linted.stdout.splitlines())}
 
 
 def breaking(protos: Path = PROTOS, against: Path = RELEASED) -> subprocess.CompletedProcess[str]:
