@@ -56,6 +56,10 @@ def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
+        # The engine retries a failed call itself (same idempotency key, its own policy and
+        # budget); gRPC's retry layer would only add ~4 kB to every call in flight, 15 % of a
+        # held call's memory (bench/README.md: executions held).
+        ("grpc.enable_retries", 0),
     )
 
 
