@@ -41,6 +41,7 @@ from server.cli._control import SIGNALS, cmd_approve, cmd_cancel, cmd_pause, cmd
 from server.cli._demo import DEMO_LATENCY_MS, DEMO_RATE_LIMIT, DEMO_SEED, cmd_demo
 from server.cli._limits import add_admission_flags, add_limit_flags
 from server.cli._resilience import add_resilience_flags
+from server.client import BatonError
 
 
 def _target(parser: argparse.ArgumentParser) -> None:
@@ -629,6 +630,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.aio.AioRpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return EXIT_USAGE if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED
+    except BatonError as exc:  # the client API's (server.client): `CODE: details`
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if exc.code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
