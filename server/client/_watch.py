@@ -6,7 +6,9 @@ Rules:
   draining, restarting, or was killed) is opened again with ``after_sequence`` = the last
   sequence delivered, after a backoff; the server sends what follows, so nothing is missed.
 - **Each update once, in order.** An update whose sequence is not above the last one delivered
-  is dropped (the raw iterator, which does not decode, relies on the server for this).
+  is dropped (the raw iterator, which decodes only a stream's last message, relies on the
+  server for this, and resumes after that message's sequence: a heartbeat's is the latest the
+  server has sent).
   Heartbeats carry no event: they are delivered only when asked for, and their sequence (the
   latest the stream sent, 0 before any) never moves the resume point back.
 - **The end is the server's.** The iterator stops when a stream ends cleanly after a terminal
