@@ -7,6 +7,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from baton.v1 import execution_pb2, orchestrator_pb2, plan_pb2
@@ -25,9 +26,12 @@ from server.cli._common import (
 )
 from server.cli._control import rerun_line, rerun_request
 from server.cli._format import make_console
+from server.cli._graph import to_dot, to_mermaid
 from server.cli._journey import load_user_context
 from server.cli._render import render_health, render_plan, render_status
+from server.cli._timeline import timeline_table
 from server.cli._tracing import client_span, tracing_config
+from server.client import BatonClient
 
 PRIORITIES = {
     "low": plan_pb2.PRIORITY_LOW,
@@ -260,9 +264,19 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     return asyncio.run(rerun())
 
 
+FORMATS = ("text", "json", "dot", "mermaid")
+"""--format's choices for `baton status` and `baton plan`."""
+
+_PICTURES = {"dot": to_dot, "mermaid": to_mermaid}
+
+
+def _format_of(args: argparse.Namespace) -> str:
+    return "json" if args.json else str(getattr(args, "format", "text") or "text")
+
+
 def _show(args: argparse.Namespace, reply: _Reply, render: Callable[[Console, _Reply], None]) -> int:
     """Prints a reply as JSON (--json) or with its display."""
-    if args.json:
+    if _format_of(args) == "json":
         print_json(reply)
     else:
         render(make_console(), reply)
@@ -270,15 +284,44 @@ def _show(args: argparse.Namespace, reply: _Reply, render: Callable[[Console, _R
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """`baton status`: prints an execution's status."""
-    status: execution_pb2.ExecutionStatus = ask(args, lambda client: client.get(args.execution_id))
-    return _show(args, status, lambda console, reply: render_status(console, reply, target=args.target))
+    """`baton status`: prints an execution's status (with a timeline of its steps), or its DAG."""
+    shape = _format_of(args)
+
+    async def fetch(client: BatonClient) -> tuple[execution_pb2.ExecutionStatus, list[execution_pb2.ExecutionEvent]]:
+        status = await client.get(args.execution_id)
+        if shape == "json":
+            return status, []
+        # The events up to this status: the plan is the first one's, the timeline all of theirs.
+        until = 1 if shape in _PICTURES else status.last_sequence
+        return status, await client.history(args.execution_id, until=until)
+
+    status, events = ask(args, fetch)
+    if shape in _PICTURES:
+        started = events[0] if events and events[0].HasField("execution_started") else None
+        if started is None:
+            raise CommandError(f"execution {args.execution_id} has no recorded plan")
+        print(_PICTURES[shape](started.execution_started.plan, status), end="")
+        return EXIT_OK
+    if shape == "json":
+        print_json(status)
+        return EXIT_OK
+    console = make_console()
+    render_status(console, status, target=args.target)
+    timeline = timeline_table(events, datetime.now(UTC))
+    if timeline is not None:
+        console.print()
+        console.print(timeline)
+    return EXIT_OK
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """`baton plan`: plans a workflow without running it."""
+    """`baton plan`: plans a workflow without running it (its steps, or its DAG)."""
     journey = load_user_context(args.context, args.user, fresh_user=not token_of(args))
     plan: plan_pb2.OrchestrationPlan = ask(args, lambda client: client.plan(args.workflow_type, user_context=journey))
+    shape = _format_of(args)
+    if shape in _PICTURES:
+        print(_PICTURES[shape](plan), end="")
+        return EXIT_OK
     return _show(args, plan, render_plan)
 
 

@@ -28,7 +28,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-_Reply = TypeVar("_Reply", bound=Message)
+_Reply = TypeVar("_Reply")
 
 
 class UsageError(Exception):

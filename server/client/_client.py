@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
@@ -14,7 +15,7 @@ from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 
 from server.client._channel import RECONNECT_OPTIONS, Tls, open_channel
-from server.client._errors import from_rpc_error
+from server.client._errors import NotFound, from_rpc_error
 from server.client._outputs import StepResult, decode_step_output
 from server.client._watch import Reconnect, Watch
 
@@ -368,6 +369,32 @@ class BatonClient:
             pass
         assert watch.final is not None  # the watch stops only at the end, or raises
         return watch.final
+
+    async def history(self, execution_id: str, *, until: int = 0) -> builtins.list[execution_pb2.ExecutionEvent]:
+        """The execution's recorded events, in order, up to sequence `until` (default: the last
+        one recorded now), without waiting for more."""
+        limit = until or (await self.get(execution_id)).last_sequence
+        events: builtins.list[execution_pb2.ExecutionEvent] = []
+        if limit <= 0:
+            return events
+        updates = self.watch(execution_id, view="events").__aiter__()
+        try:
+            async for update in updates:
+                if update.sequence <= limit:
+                    events.append(update.event)
+                if update.sequence >= limit:
+                    break
+        finally:
+            await updates.aclose()  # ends the stream now, not when collected
+        return events
+
+    async def plan_of(self, execution_id: str) -> plan_pb2.OrchestrationPlan:
+        """The plan an execution runs (from its first event, execution_started)."""
+        first = await self.history(execution_id, until=1)
+        if not first or not first[0].HasField("execution_started"):
+            raise NotFound(f"execution {execution_id} has no execution_started event", code=grpc.StatusCode.NOT_FOUND)
+        plan: plan_pb2.OrchestrationPlan = first[0].execution_started.plan
+        return plan
 
     # ---- controls -----------------------------------------------------------------------------
 

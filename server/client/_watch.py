@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -100,7 +100,7 @@ class Watch(Generic[_T]):
         self._on_reconnect = on_reconnect
         self._raw = raw
 
-    def __aiter__(self) -> AsyncIterator[_T]:
+    def __aiter__(self) -> AsyncGenerator[_T, None]:
         return self._updates()
 
     def _take_raw(self, last: bytes | None) -> execution_pb2.ExecutionStatus | None:
@@ -113,7 +113,7 @@ class Watch(Generic[_T]):
             return None
         return update.status
 
-    async def _updates(self) -> AsyncIterator[Any]:
+    async def _updates(self) -> AsyncGenerator[Any, None]:
         failures = 0
         while True:
             request = orchestrator_pb2.WatchExecutionRequest(
