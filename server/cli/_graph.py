@@ -90,10 +90,8 @@ def looks(plan: plan_pb2.OrchestrationPlan, status: execution_pb2.ExecutionStatu
         states = {t.step_id: drawn_state(t, cancelled) for t in status.performance_metrics.step_timings}
     shown: dict[str, StepLook] = {}
     for step in plan.workflow_steps:
-        label = (" ".join(step.step_id.splitlines()), _call(step))
         state = states.get(step.step_id, "pending") if status is not None else ""
-        if state:
-            label = (*label, state)
+        label = (" ".join(step.step_id.splitlines()), _call(step), *([state] if state else []))
         shown[step.step_id] = StepLook(label=label, state=state)
     return shown
 

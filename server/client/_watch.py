@@ -103,10 +103,8 @@ class Watch(Generic[_T]):
     def __aiter__(self) -> AsyncGenerator[_T, None]:
         return self._updates()
 
-    def _take_raw(self, last: bytes | None) -> execution_pb2.ExecutionStatus | None:
+    def _take_raw(self, last: bytes) -> execution_pb2.ExecutionStatus | None:
         """Decodes the last raw update of a stream (only it): moves the resume point; its status if terminal."""
-        if last is None:
-            return None
         update = orchestrator_pb2.ExecutionUpdate.FromString(last)
         self.last_sequence = max(self.last_sequence, update.sequence)
         if update.heartbeat or update.status.status not in TERMINAL:
@@ -123,25 +121,27 @@ class Watch(Generic[_T]):
             last_raw: bytes | None = None
             call = self._open(request)
             try:
-                async for item in call:
-                    failures = 0
-                    if self._raw:
+                if self._raw:
+                    # The benchmark's hot loop: nothing but hand each message over.
+                    async for item in call:
                         last_raw = item
                         yield item
-                        continue
-                    update: orchestrator_pb2.ExecutionUpdate = item
-                    if update.heartbeat:
-                        if self._heartbeats:
-                            yield update
-                        continue  # the stream is alive; nothing was recorded
-                    if update.sequence <= self.last_sequence:
-                        continue  # delivered already
-                    self.last_sequence = update.sequence
-                    # Not the end yet, only perhaps: the server ends the stream after the last one.
-                    terminal = update.HasField("status") and update.status.status in TERMINAL
-                    ended = update.status if terminal else None
-                    yield update
-                if self._raw:
+                else:
+                    async for update in call:
+                        failures = 0
+                        if update.heartbeat:
+                            if self._heartbeats:
+                                yield update
+                            continue  # the stream is alive; nothing was recorded
+                        if update.sequence <= self.last_sequence:
+                            continue  # delivered already
+                        self.last_sequence = update.sequence
+                        # Not the end yet, only perhaps: the server ends the stream after the last one.
+                        terminal = update.HasField("status") and update.status.status in TERMINAL
+                        ended = update.status if terminal else None
+                        yield update
+                if self._raw and last_raw is not None:
+                    failures = 0
                     ended = self._take_raw(last_raw)
                 if ended is not None:
                     self.final = ended
@@ -156,7 +156,8 @@ class Watch(Generic[_T]):
                 failures += 1
                 cause: BaseException | None = None
             except grpc.aio.AioRpcError as exc:
-                if self._raw:
+                if self._raw and last_raw is not None:
+                    failures = 0
                     self._take_raw(last_raw)
                 if exc.code() != grpc.StatusCode.UNAVAILABLE:
                     raise from_rpc_error(exc) from exc
