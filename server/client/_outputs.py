@@ -1,10 +1,11 @@
 """A step's output as the agent's own response message, decoded from GetStepOutput's answer.
 
-GetStepOutput answers JSON (a Struct, proto field names). The message type comes from a packed
-``google.protobuf.Any`` when the answer carries one (its type URL is looked up in the default
-descriptor pool, where every generated ``baton.v1`` module registers itself), else from the
-step's ``agent.operation`` in the execution's status: the operation's response message, found
-through the agent's service descriptor (agents_clients.catalog), as the engine itself does.
+GetStepOutput answers JSON (a Struct, proto field names). The message type is the response of
+the step's ``agent.operation`` (from the execution's status), found through the agent's service
+descriptor (agents_clients.catalog), as the engine itself finds it. The events carry outputs as
+``google.protobuf.Any`` (StepSucceeded.output): `unpack` turns one into its concrete class by its
+type URL, looked up in the default descriptor pool, where every generated ``baton.v1`` module
+registers itself.
 """
 
 from __future__ import annotations
@@ -35,16 +36,6 @@ class StepResult:
     a map step (see `items`) or a step no agent answered (an approval's data)."""
     items: tuple[Message | None, ...] = ()
     """A map step's items' responses, in item order (None for a skipped item); empty otherwise."""
-
-
-def _packed(reply: orchestrator_pb2.StepOutput) -> any_pb2.Any | None:
-    """An Any the answer carries, if its contract has one and it is set."""
-    for field in reply.DESCRIPTOR.fields:
-        packs = field.message_type is not None and field.message_type.full_name == "google.protobuf.Any"
-        if packs and not field.is_repeated and reply.HasField(field.name):
-            value: any_pb2.Any = getattr(reply, field.name)
-            return value
-    return None
 
 
 def unpack(packed: any_pb2.Any) -> Message:
@@ -80,17 +71,11 @@ def decode_step_output(reply: orchestrator_pb2.StepOutput, timing: execution_pb2
     Args:
         reply: the answer.
         timing: the step's timing report from the execution's status (its agent, operation and
-            whether it maps over items); None when the answer carries its own type.
+            whether it maps over items); None when unknown (then only the JSON is given).
     """
     data = json_format.MessageToDict(reply.output, preserving_proto_field_name=True)
     mapped = timing is not None and timing.items_total > 0
     value: Any = data.get("value") if mapped else data
-    packed = _packed(reply)
-    if packed is not None and not mapped:
-        try:
-            return StepResult(reply.execution_id, reply.step_id, value, unpack(packed))
-        except KeyError:
-            pass  # a type this process does not know: decode by the operation instead
     cls = _response_class(timing.agent, timing.operation) if timing is not None else None
     if mapped:
         items = tuple(_parse(item, cls) for item in value or [])

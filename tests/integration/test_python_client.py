@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 from baton.v1 import (
+    automation_pb2,
     document_intelligence_pb2,
     execution_pb2,
     faults_pb2,
@@ -31,6 +32,7 @@ from server.client import (
     Reconnect,
     RpcError,
     StepResult,
+    unpack,
 )
 from tests.conftest import ROOT, free_port, serve_orchestrator, wait_for_line
 from tests.integration.support import w_plan
@@ -136,6 +138,13 @@ async def test_approve_lets_an_execution_waiting_for_approval_go_on_to_completio
         final = await client.wait(execution.execution_id)
         assert final.status == E.EXECUTION_STATE_COMPLETED, final.failure_reason
         assert final.results.primary_outputs  # the terminal update of the states view has the results
+        # A map step's output is its items' responses; an approval's is the data it was given.
+        submitted = await client.step_output(execution.execution_id, "submit_applications")
+        assert submitted.message is None and submitted.items
+        assert all(isinstance(item, automation_pb2.SubmitApplicationResponse) for item in submitted.items)
+        assert [len(item.applications) for item in submitted.items] == [len(e["applications"]) for e in submitted.json]
+        approval = await client.step_output(execution.execution_id, "approve_applications")
+        assert approval.message is None and isinstance(approval.json, dict)
         with pytest.raises(FailedPrecondition) as raised:
             await client.approve(execution.execution_id)
         assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
@@ -191,11 +200,15 @@ async def test_step_output_decodes_into_the_agents_response_message(server: Orch
         final = await client.wait(execution.execution_id)
         assert final.status == E.EXECUTION_STATE_COMPLETED, final.failure_reason
         result = await client.step_output(execution.execution_id, "analyze_resume")
+        events = await client.history(execution.execution_id)
+    assert [e.sequence for e in events] == list(range(1, final.last_sequence + 1))
     assert isinstance(result, StepResult)
     assert isinstance(result.message, document_intelligence_pb2.AnalyzeDocumentResponse)
     assert result.message.ListFields(), "the decoded response is empty"
-    # The message holds what the JSON holds.
+    # The message holds what the JSON holds, and what the event recorded (an Any, unpacked).
     assert result.json["document_id"] == result.message.document_id
+    recorded = [e.step_succeeded.output for e in events if e.step_succeeded.step_id == "analyze_resume"]
+    assert unpack(recorded[0]) == result.message
 
 
 async def test_bad_requests_raise_typed_errors_with_the_status_code_and_details(server: Orchestrator) -> None:
