@@ -1,6 +1,6 @@
 """The baton command line: serve, run and watch workflows, approve, pause and cancel them, run the demo."""
 
-from server.cli._client import follow, submit, watch_with_view
+from server.cli._client import follow, watch_with_view
 from server.cli._common import DEFAULT_TARGET, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, UsageError
 from server.cli._journey import load_user_context
 from server.cli._parser import build_parser, main
@@ -19,6 +19,5 @@ __all__ = [
     "DEFAULT_TARGET",
     "follow",
     "load_user_context",
-    "submit",
     "watch_with_view",
 ]

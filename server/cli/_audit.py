@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from baton.v1 import execution_pb2, orchestrator_pb2
 from rich.table import Table
 from rich.text import Text
 
 from server.cli._common import EXIT_OK, RPC_TIMEOUT, UsageError, ask, print_json
 from server.cli._format import make_console, when
+from server.client import BatonClient
 
 MAX_LIMIT = 100_000
 """The most entries `baton audit --limit` fetches."""
@@ -49,7 +50,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= MAX_LIMIT:
         raise UsageError(f"--limit: expected 1 to {MAX_LIMIT}, got {args.limit}")
 
-    async def fetch(stub: orchestrator_pb2_grpc.OrchestratorStub) -> orchestrator_pb2.ListAuditEventsResponse:
+    async def fetch(client: BatonClient) -> orchestrator_pb2.ListAuditEventsResponse:
         collected = orchestrator_pb2.ListAuditEventsResponse()
         token = ""
         while len(collected.entries) < args.limit:
@@ -60,7 +61,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 page_size=min(1000, args.limit - len(collected.entries)),
                 page_token=token,
             )
-            page = await stub.ListAuditEvents(request, timeout=RPC_TIMEOUT)
+            page = await client.stub.ListAuditEvents(request, timeout=RPC_TIMEOUT)
             collected.entries.extend(page.entries)
             token = page.next_page_token
             if not token:
@@ -88,7 +89,7 @@ def cmd_delete_user(args: argparse.Namespace) -> int:
         raise UsageError("USER: required")
     request = orchestrator_pb2.DeleteUserDataRequest(user_id=args.user_id)
     reply: orchestrator_pb2.DeleteUserDataResponse = ask(
-        args, lambda stub: stub.DeleteUserData(request, timeout=RPC_TIMEOUT)
+        args, lambda client: client.stub.DeleteUserData(request, timeout=RPC_TIMEOUT)
     )
     print(
         f"deleted user {args.user_id}: {reply.executions_deleted} executions, {reply.events_deleted} events"

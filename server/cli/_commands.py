@@ -7,29 +7,31 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from baton.v1 import execution_pb2, orchestrator_pb2, plan_pb2
 from google.protobuf.message import Message
 from rich.console import Console
 
-from server.cli._client import outcome, submit, watch_with_view
+from server.cli._client import outcome, watch_with_view
 from server.cli._common import (
     EXIT_OK,
-    RPC_TIMEOUT,
     CommandError,
     UsageError,
     ask,
     connect,
-    orchestrator_stub,
     print_json,
     token_of,
 )
 from server.cli._control import rerun_line, rerun_request
 from server.cli._format import make_console
+from server.cli._graph import to_dot, to_mermaid
 from server.cli._journey import load_user_context
 from server.cli._render import render_health, render_plan, render_status
+from server.cli._timeline import timeline_table
 from server.cli._tracing import client_span, tracing_config
+from server.client import BatonClient
 
 PRIORITIES = {
     "low": plan_pb2.PRIORITY_LOW,
@@ -204,17 +206,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with (
             client_span(tracing, f"baton run {args.workflow_type}") as interceptors,
-            connect(args, interceptors) as channel,
+            connect(args, interceptors) as client,
         ):
-            stub = orchestrator_stub(channel)
-            execution = await submit(stub, request)
+            execution = await client.submit(request)
             if args.detach:
                 print(execution.execution_id)
                 return EXIT_OK
             if not execution.created:
                 console.print(f"request_id {request.request_id} matched execution {execution.execution_id}")
             status = await watch_with_view(
-                stub, console, execution.execution_id, plan=execution.plan, target=args.target
+                client, console, execution.execution_id, plan=execution.plan, target=args.target
             )
             return outcome(console, status)
 
@@ -228,10 +229,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     console = make_console()
 
     async def watch() -> int:
-        async with connect(args) as channel:
-            stub = orchestrator_stub(channel)
+        async with connect(args) as client:
             status = await watch_with_view(
-                stub, console, args.execution_id, after_sequence=args.after, target=args.target
+                client, console, args.execution_id, after_sequence=args.after, target=args.target
             )
             return outcome(console, status)
 
@@ -245,27 +245,38 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     console = make_console()
 
     async def rerun() -> int:
-        async with connect(args) as channel:
-            stub = orchestrator_stub(channel)
+        async with connect(args) as client:
             before = 0
             if args.watch:
-                ended = await stub.GetExecution(
-                    orchestrator_pb2.GetExecutionRequest(execution_id=args.execution_id), timeout=RPC_TIMEOUT
-                )
+                ended = await client.get(args.execution_id)
                 before = ended.last_sequence  # the rerun's own event comes next
-            status = await stub.RerunExecution(request, timeout=RPC_TIMEOUT)
+            status = await client.rerun(
+                request.execution_id, from_step=request.from_step, reason=request.reason, request_id=request.request_id
+            )
             print(rerun_line(status), flush=True)
             if not args.watch:
                 return EXIT_OK
-            status = await watch_with_view(stub, console, args.execution_id, after_sequence=before, target=args.target)
+            status = await watch_with_view(
+                client, console, args.execution_id, after_sequence=before, target=args.target
+            )
             return outcome(console, status)
 
     return asyncio.run(rerun())
 
 
+FORMATS = ("text", "json", "dot", "mermaid")
+"""--format's choices for `baton status` and `baton plan`."""
+
+_PICTURES = {"dot": to_dot, "mermaid": to_mermaid}
+
+
+def _format_of(args: argparse.Namespace) -> str:
+    return "json" if args.json else str(getattr(args, "format", "text") or "text")
+
+
 def _show(args: argparse.Namespace, reply: _Reply, render: Callable[[Console, _Reply], None]) -> int:
     """Prints a reply as JSON (--json) or with its display."""
-    if args.json:
+    if _format_of(args) == "json":
         print_json(reply)
     else:
         render(make_console(), reply)
@@ -273,22 +284,48 @@ def _show(args: argparse.Namespace, reply: _Reply, render: Callable[[Console, _R
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """`baton status`: prints an execution's status."""
-    request = orchestrator_pb2.GetExecutionRequest(execution_id=args.execution_id)
-    status: execution_pb2.ExecutionStatus = ask(args, lambda stub: stub.GetExecution(request, timeout=RPC_TIMEOUT))
-    return _show(args, status, lambda console, reply: render_status(console, reply, target=args.target))
+    """`baton status`: prints an execution's status (with a timeline of its steps), or its DAG."""
+    shape = _format_of(args)
+
+    async def fetch(client: BatonClient) -> tuple[execution_pb2.ExecutionStatus, list[execution_pb2.ExecutionEvent]]:
+        status = await client.get(args.execution_id)
+        if shape == "json":
+            return status, []
+        # The events up to this status: the plan is the first one's, the timeline all of theirs.
+        until = 1 if shape in _PICTURES else status.last_sequence
+        return status, await client.history(args.execution_id, until=until)
+
+    status, events = ask(args, fetch)
+    if shape in _PICTURES:
+        started = events[0] if events and events[0].HasField("execution_started") else None
+        if started is None:
+            raise CommandError(f"execution {args.execution_id} has no recorded plan")
+        print(_PICTURES[shape](started.execution_started.plan, status), end="")
+        return EXIT_OK
+    if shape == "json":
+        print_json(status)
+        return EXIT_OK
+    console = make_console()
+    render_status(console, status, target=args.target)
+    timeline = timeline_table(events, datetime.now(UTC))
+    if timeline is not None:
+        console.print()
+        console.print(timeline)
+    return EXIT_OK
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """`baton plan`: plans a workflow without running it."""
+    """`baton plan`: plans a workflow without running it (its steps, or its DAG)."""
     journey = load_user_context(args.context, args.user, fresh_user=not token_of(args))
-    request = orchestrator_pb2.PlanWorkflowRequest(workflow_type=args.workflow_type, user_context=journey)
-    plan: plan_pb2.OrchestrationPlan = ask(args, lambda stub: stub.PlanWorkflow(request, timeout=RPC_TIMEOUT))
+    plan: plan_pb2.OrchestrationPlan = ask(args, lambda client: client.plan(args.workflow_type, user_context=journey))
+    shape = _format_of(args)
+    if shape in _PICTURES:
+        print(_PICTURES[shape](plan), end="")
+        return EXIT_OK
     return _show(args, plan, render_plan)
 
 
 def cmd_health(args: argparse.Namespace) -> int:
     """`baton health`: prints the system's health."""
-    request = orchestrator_pb2.GetSystemHealthRequest()
-    health: orchestrator_pb2.SystemHealth = ask(args, lambda stub: stub.GetSystemHealth(request, timeout=RPC_TIMEOUT))
+    health: orchestrator_pb2.SystemHealth = ask(args, lambda client: client.health())
     return _show(args, health, render_health)

@@ -9,7 +9,7 @@ from typing import Any
 from baton.v1 import execution_pb2, orchestrator_pb2
 from google.protobuf import struct_pb2
 
-from server.cli._common import EXIT_OK, RPC_TIMEOUT, UsageError, ask
+from server.cli._common import EXIT_OK, UsageError, ask
 from server.cli._format import TERMINAL, execution_state
 from server.cli._waiting import waiting_summary
 
@@ -67,14 +67,16 @@ def result_line(verb: str, status: execution_pb2.ExecutionStatus) -> str:
 
 
 def _signal(args: argparse.Namespace, signal: int, verb: str, payload: struct_pb2.Struct) -> int:
-    request = orchestrator_pb2.SignalExecutionRequest(
-        execution_id=args.execution_id,
-        step_id=args.step or "",
-        signal=signal,  # type: ignore[arg-type]
-        payload=payload,
-        reason=args.reason or "",
+    status: execution_pb2.ExecutionStatus = ask(
+        args,
+        lambda client: client.signal(
+            args.execution_id,
+            signal,  # type: ignore[arg-type]
+            step_id=args.step or "",
+            payload=payload,
+            reason=args.reason or "",
+        ),
     )
-    status: execution_pb2.ExecutionStatus = ask(args, lambda stub: stub.SignalExecution(request, timeout=RPC_TIMEOUT))
     print(result_line(verb, status))
     return EXIT_OK
 
@@ -97,24 +99,27 @@ def cmd_signal(args: argparse.Namespace) -> int:
 
 def cmd_pause(args: argparse.Namespace) -> int:
     """`baton pause`: no new step starts until `baton resume`."""
-    request = orchestrator_pb2.PauseExecutionRequest(execution_id=args.execution_id, reason=args.reason or "")
-    status: execution_pb2.ExecutionStatus = ask(args, lambda stub: stub.PauseExecution(request, timeout=RPC_TIMEOUT))
+    status: execution_pb2.ExecutionStatus = ask(
+        args, lambda client: client.pause(args.execution_id, reason=args.reason or "")
+    )
     print(result_line("paused", status))
     return EXIT_OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """`baton resume`: a paused execution goes on."""
-    request = orchestrator_pb2.ResumeExecutionRequest(execution_id=args.execution_id, reason=args.reason or "")
-    status: execution_pb2.ExecutionStatus = ask(args, lambda stub: stub.ResumeExecution(request, timeout=RPC_TIMEOUT))
+    status: execution_pb2.ExecutionStatus = ask(
+        args, lambda client: client.resume(args.execution_id, reason=args.reason or "")
+    )
     print(result_line("resumed", status))
     return EXIT_OK
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """`baton cancel`: the execution ends CANCELLED once its completed steps are undone."""
-    request = orchestrator_pb2.CancelExecutionRequest(execution_id=args.execution_id, reason=args.reason or "")
-    status: execution_pb2.ExecutionStatus = ask(args, lambda stub: stub.CancelExecution(request, timeout=RPC_TIMEOUT))
+    status: execution_pb2.ExecutionStatus = ask(
+        args, lambda client: client.cancel(args.execution_id, reason=args.reason or "")
+    )
     ended = status.status in (E.EXECUTION_STATE_COMPLETED, E.EXECUTION_STATE_FAILED)
     print(result_line("not cancelled, it had already ended" if ended else "cancelled", status))
     return EXIT_OK

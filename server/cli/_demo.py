@@ -28,10 +28,11 @@ from rich.console import Console
 
 from agents_clients import AGENTS, CapacityConfig, RateLimit
 from server.cli._capacity_report import board_lines, capacity_lines, describe_limits
-from server.cli._client import outcome, submit, watch_with_view
-from server.cli._common import RPC_TIMEOUT, CommandError, UsageError, orchestrator_stub
+from server.cli._client import outcome, watch_with_view
+from server.cli._common import RPC_TIMEOUT, CommandError, UsageError
 from server.cli._format import make_console
 from server.cli._results import render_journey_results, render_run_report, run_report
+from server.client import BatonClient
 
 DEMO_USER = "demo-user"
 DEMO_WORKFLOW = "application_automation"
@@ -249,11 +250,10 @@ async def run_demo(
         request = demo_request()
         console.print(f"running {DEMO_WORKFLOW} for {DEMO_USER} (fully automatic, bundled sample resume)", markup=False)
         events: list[execution_pb2.ExecutionEvent] = []
-        async with grpc.aio.insecure_channel(running.address) as channel:
-            stub = orchestrator_stub(channel)
-            execution = await submit(stub, request)
+        async with BatonClient(running.address) as client:
+            execution = await client.submit(request)
             status = await watch_with_view(
-                stub,
+                client,
                 console,
                 execution.execution_id,
                 plan=execution.plan,

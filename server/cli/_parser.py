@@ -18,6 +18,7 @@ from server.cli._audit import cmd_audit, cmd_delete_user
 from server.cli._auth import add_auth_commands
 from server.cli._capacity import add_call_limit_flags, add_capacity_flags
 from server.cli._commands import (
+    FORMATS,
     PRIORITIES,
     cmd_agents_serve,
     cmd_health,
@@ -41,6 +42,7 @@ from server.cli._control import SIGNALS, cmd_approve, cmd_cancel, cmd_pause, cmd
 from server.cli._demo import DEMO_LATENCY_MS, DEMO_RATE_LIMIT, DEMO_SEED, cmd_demo
 from server.cli._limits import add_admission_flags, add_limit_flags
 from server.cli._resilience import add_resilience_flags
+from server.client import BatonError
 
 
 def _target(parser: argparse.ArgumentParser) -> None:
@@ -159,6 +161,16 @@ def _tracing(parser: argparse.ArgumentParser, what: str) -> None:
         metavar="URL",
         help="with --trace-exporter otlp: the collector, e.g. http://127.0.0.1:4317 "
         "(default $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4317)",
+    )
+
+
+def _format(parser: argparse.ArgumentParser, text: str, picture: str) -> None:
+    """`baton status` and `baton plan`: --format text|json|dot|mermaid."""
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help=f"text ({text}; the default), json (as --json), or {picture} as Graphviz dot or a Mermaid flowchart",
     )
 
 
@@ -506,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("status", help="show an execution's status", description="Print an execution's status.")
     p.add_argument("execution_id", metavar="EXECUTION_ID")
     p.add_argument("--json", action="store_true", help="print the ExecutionStatus as JSON (proto field names)")
+    _format(p, "the status with a timeline of the steps", "the plan's DAG, each step coloured by its state")
     _target(p)
     p.set_defaults(handler=cmd_status)
 
@@ -525,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the user (default: the context's; else, with a token, its subject, or a fresh id)",
     )
     p.add_argument("--json", action="store_true", help="print the OrchestrationPlan as JSON (proto field names)")
+    _format(p, "the steps as a table", "the DAG")
     _target(p)
     p.set_defaults(handler=cmd_plan)
 
@@ -629,6 +643,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.aio.AioRpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return EXIT_USAGE if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED
+    except BatonError as exc:  # the client API's (server.client): `CODE: details`
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if exc.code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -31,6 +31,7 @@ from agents_clients import BoardLimitsConfig, CapacityConfig, RateLimit
 from server.app import RunningServer, start_server
 from server.cli._client import follow
 from server.cli._demo import demo_request
+from server.client import BatonClient
 from server.config import ServerConfig
 from tests.integration.support import execute_plan, step, watch_all
 from tests.integration.test_metrics import scrape, until, value
@@ -148,11 +149,12 @@ async def test_a_watch_is_told_at_once_when_its_step_starts_and_stops_waiting_fo
         waiter = await stub.ExecuteWorkflow(execute_plan(_parallel("B"), user_id="waiter"))
         restated: list[execution_pb2.ExecutionStatus] = []
         # The CLI's watch (baton watch, the demo) hands a heartbeat's status to its view.
-        following = asyncio.create_task(
-            follow(stub, waiter.execution_id, on_update=lambda u: None, on_note=print, on_status=restated.append)
-        )
-        updates = await watch_all(stub, waiter.execution_id)
-        await following
+        async with BatonClient(running.address) as client:
+            following = asyncio.create_task(
+                follow(client, waiter.execution_id, on_update=lambda u: None, on_note=print, on_status=restated.append)
+            )
+            updates = await watch_all(stub, waiter.execution_id)
+            await following
         await watch_all(stub, holder.execution_id)
     # The waiter's history has no event for its wait: heartbeats carrying the status say it began
     # (unless the step_started update already showed it) and, surely, that it ended.

@@ -27,6 +27,7 @@ from google.protobuf import duration_pb2
 
 from server.app import RunningServer, start_server
 from server.cli import follow
+from server.client import BatonClient
 from server.config import ServerConfig
 from tests.conftest import serve_orchestrator
 
@@ -260,16 +261,10 @@ async def test_a_watch_resumes_after_the_last_sequence_seen_when_the_server_rest
             if len(updates) >= 3:
                 under_way.set()
 
-        async with grpc.aio.insecure_channel(first.address) as channel:
-            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
-            execution = await stub.ExecuteWorkflow(
-                orchestrator_pb2.ExecuteWorkflowRequest(
-                    workflow_type="document_analysis", user_context=journey_pb2.UserJourney(user_id="u-resume")
-                ),
-                timeout=10,
-            )
+        async with BatonClient(first.address) as client:
+            execution = await client.submit("document_analysis", user_id="u-resume")
             watching = asyncio.create_task(
-                follow(stub, execution.execution_id, on_update=on_update, on_note=notes.append)
+                follow(client, execution.execution_id, on_update=on_update, on_note=notes.append)
             )
             await asyncio.wait_for(under_way.wait(), 30)
             await first.stop(0.2)
