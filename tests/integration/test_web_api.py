@@ -1,0 +1,388 @@
+"""The web view's JSON API and live streams over real HTTP on loopback: statuses, hostile input, SSE resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+from aiohttp import web
+from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
+
+from server.app import RunningServer, start_server
+from server.config import ConfigError, ServerConfig
+from server.web import HTTP_STATUS, make_app
+from tests.integration.auth_support import ALICE, BOB, bearer, make_keys, start_secured
+from tests.integration.support import execute_plan, step, w_plan, watch_all
+
+E = execution_pb2
+O = orchestrator_pb2  # noqa: E741
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    server = await start_server(
+        ServerConfig(
+            listen="127.0.0.1:0", store_url=f"sqlite:///{tmp_path}/baton.db", agents="embedded", web="127.0.0.1:0"
+        )
+    )
+    try:
+        yield server
+    finally:
+        await server.stop(0.5)
+
+
+@pytest.fixture
+async def http(running: RunningServer) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    assert running.web is not None
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session, running.web.url
+
+
+@pytest.fixture
+async def stub(running: RunningServer) -> AsyncIterator[orchestrator_pb2_grpc.OrchestratorStub]:
+    async with grpc.aio.insecure_channel(running.address) as channel:
+        yield orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
+
+
+def _approval_plan() -> plan_pb2.OrchestrationPlan:
+    """A → approve → B."""
+    approve = plan_pb2.WorkflowStep(
+        step_id="approve", step_name="approve", kind=plan_pb2.STEP_KIND_APPROVAL, dependencies=["A"]
+    )
+    approve.approval.prompt = "Go on?"
+    return plan_pb2.OrchestrationPlan(
+        workflow_type="approval", workflow_steps=[step("A"), approve, step("B", "approve")]
+    )
+
+
+async def _waiting(stub: orchestrator_pb2_grpc.OrchestratorStub, user: str = "u1") -> str:
+    execution = await stub.ExecuteWorkflow(execute_plan(_approval_plan(), user_id=user))
+    async for update in stub.WatchExecution(O.WatchExecutionRequest(execution_id=execution.execution_id), timeout=30):
+        if update.event.HasField("step_waiting"):
+            return str(execution.execution_id)
+    raise AssertionError("the execution never waited")
+
+
+async def _events(response: aiohttp.ClientResponse, until: str = "end") -> list[tuple[str, str | None, Any]]:
+    """Reads server-sent events (name, id, data) until one named `until` (or the stream ends)."""
+    events: list[tuple[str, str | None, Any]] = []
+    name, event_id, data = "message", None, []
+    async for raw in response.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith(":"):
+            continue
+        if line:
+            field, _, value = line.partition(": ")
+            if field == "event":
+                name = value
+            elif field == "id":
+                event_id = value
+            elif field == "data":
+                data.append(value)
+            continue
+        if data:
+            events.append((name, event_id, json.loads("\n".join(data))))
+            if name == until:
+                break
+        name, event_id, data = "message", None, []
+    return events
+
+
+# ---- the status table and hostile input ------------------------------------------------------
+
+
+def test_every_status_named_in_the_contract_maps_to_its_http_status() -> None:
+    code = grpc.StatusCode
+    assert {c: HTTP_STATUS[c] for c in (
+        code.INVALID_ARGUMENT, code.NOT_FOUND, code.FAILED_PRECONDITION,
+        code.PERMISSION_DENIED, code.UNAUTHENTICATED, code.RESOURCE_EXHAUSTED,
+    )} == {
+        code.INVALID_ARGUMENT: 400, code.NOT_FOUND: 404, code.FAILED_PRECONDITION: 409,
+        code.PERMISSION_DENIED: 403, code.UNAUTHENTICATED: 401, code.RESOURCE_EXHAUSTED: 429,
+    }  # fmt: skip
+    assert 500 not in HTTP_STATUS.values()
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/api/executions?state=bogus", "state"),
+        ("/api/executions?state=running,nope", "state"),
+        ("/api/executions?page_size=0", "page_size"),
+        ("/api/executions?page_size=201", "page_size"),
+        ("/api/executions?page_size=-1", "page_size"),
+        ("/api/executions?page_size=1e3", "page_size"),
+        ("/api/executions?page_size=" + "9" * 40, "page_size"),
+        ("/api/executions?user=" + "u" * 300, "user"),
+        ("/api/executions?user=a%00b", "user"),
+        ("/api/executions?user=a%0Ab", "user"),
+        ("/api/executions?user=a&user=b", "user"),
+        ("/api/executions?workflow=%1b[31m", "workflow"),
+        ("/api/executions?page_token=" + "t" * 2000, "page_token"),
+        ("/api/executions?sort=desc", "sort"),
+        ("/api/executions/x?verbose=1", "verbose"),
+        ("/api/executions/" + "x" * 300, "execution_id"),
+        ("/api/executions/x/events?after=-1", "after"),
+        ("/api/executions/x/events?after=abc", "after"),
+        ("/api/executions/x/events?after=" + "9" * 25, "after"),
+        ("/api/health?x=1", "x"),
+    ],
+)
+async def test_a_hostile_query_is_a_400_naming_the_parameter(
+    http: tuple[aiohttp.ClientSession, str], path: str, parameter: str
+) -> None:
+    session, url = http
+    async with session.get(url + path) as response:
+        body = await response.json()
+    assert response.status == 400, body
+    assert body["error"]["code"] == "INVALID_ARGUMENT"
+    assert body["error"]["parameter"] == parameter
+    assert body["error"]["message"].startswith(f"{parameter}: ")
+
+
+@pytest.mark.parametrize("header", ["abc", "-1", "1.5", "9" * 30, "4611686018427387905"])
+async def test_a_hostile_last_event_id_is_a_400(http: tuple[aiohttp.ClientSession, str], header: str) -> None:
+    session, url = http
+    async with session.get(url + "/api/executions/x/events", headers={"Last-Event-ID": header}) as response:
+        body = await response.json()
+    assert (response.status, body["error"]["parameter"]) == (400, "Last-Event-ID")
+
+
+async def test_the_orchestrators_refusals_become_their_http_statuses(
+    http: tuple[aiohttp.ClientSession, str], stub: orchestrator_pb2_grpc.OrchestratorStub
+) -> None:
+    session, url = http
+    async with session.get(url + "/api/executions/no-such-execution") as response:
+        assert response.status == 404
+        assert (await response.json())["error"] == {
+            "code": "NOT_FOUND",
+            "message": "execution_id: no execution 'no-such-execution'",
+        }
+    async with session.get(url + "/api/executions/no-such-execution/events") as response:
+        assert response.status == 404  # before any stream is answered
+    execution = await stub.ExecuteWorkflow(execute_plan(w_plan()))
+    await watch_all(stub, execution.execution_id)
+    post = {"json": {"reason": "too late"}}
+    async with session.post(f"{url}/api/executions/{execution.execution_id}/resume", **post) as response:
+        body = await response.json()
+        assert response.status == 409, body
+        assert body["error"]["code"] == "FAILED_PRECONDITION"
+    async with session.post(f"{url}/api/executions/{execution.execution_id}/approve", **post) as response:
+        assert response.status == 409
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "parameter"),
+    [
+        ({"data": "not json", "headers": {"Content-Type": "application/json"}}, 400, "body"),
+        ({"json": [1, 2]}, 400, "body"),
+        ({"json": {"reason": 5}}, 400, "reason"),
+        ({"json": {"reason": "r" * 2000}}, 400, "reason"),
+        ({"json": {"why": "x"}}, 400, "why"),
+        ({"json": {"payload": [1]}}, 400, "payload"),
+        ({"json": {"payload": {"a": 1}}}, 400, "payload"),  # only approve takes one
+        ({"json": {"step_id": "A"}}, 400, "step_id"),  # only approve and reject name a step
+        ({"data": "x" * 70_000, "headers": {"Content-Type": "application/json"}}, 400, "body"),
+    ],
+)
+async def test_a_hostile_action_body_is_a_400_naming_the_field(
+    http: tuple[aiohttp.ClientSession, str], kwargs: dict[str, Any], status: int, parameter: str
+) -> None:
+    session, url = http
+    async with session.post(url + "/api/executions/x/pause", **kwargs) as response:
+        body = await response.json()
+    assert (response.status, body["error"].get("parameter")) == (status, parameter), body
+
+
+async def test_actions_refuse_forms_other_origins_and_unknown_verbs(http: tuple[aiohttp.ClientSession, str]) -> None:
+    session, url = http
+    async with session.post(url + "/api/executions/x/cancel", data="reason=x") as response:
+        assert response.status == 415  # a cross-site form cannot send JSON
+    headers = {"Origin": "http://evil.example"}
+    async with session.post(url + "/api/executions/x/cancel", json={}, headers=headers) as response:
+        assert response.status == 403
+    async with session.post(url + "/api/executions/x/explode", json={}) as response:
+        assert response.status == 404
+    async with session.get(url + "/api/executions/x/cancel") as response:
+        assert response.status == 405
+        assert (await response.json())["error"]["code"] == "METHOD_NOT_ALLOWED"
+    async with session.get(url + "/api/nothing") as response:
+        assert (response.status, response.content_type) == (404, "application/json")
+
+
+async def test_the_list_filters_and_pages_with_the_orchestrators_tokens(
+    http: tuple[aiohttp.ClientSession, str], stub: orchestrator_pb2_grpc.OrchestratorStub
+) -> None:
+    session, url = http
+    ids = set()
+    for user in ("ann", "ann", "ann", "ben"):
+        execution = await stub.ExecuteWorkflow(execute_plan(w_plan(), user_id=user))
+        await watch_all(stub, execution.execution_id)
+        ids.add(execution.execution_id)
+    seen: list[str] = []
+    token = ""
+    for _ in range(3):
+        query = "user=ann&state=completed&workflow=w&page_size=2" + (f"&page_token={token}" if token else "")
+        async with session.get(f"{url}/api/executions?{query}") as response:
+            assert response.status == 200
+            page = await response.json()
+        seen += [e["execution_id"] for e in page["executions"]]
+        assert {e["user_id"] for e in page["executions"]} == {"ann"}
+        token = page.get("next_page_token", "")
+        if not token:
+            break
+    assert len(seen) == len(set(seen)) == 3
+    async with session.get(f"{url}/api/executions?state=running,failed") as response:
+        assert (await response.json()).get("executions", []) == []
+
+
+# ---- live streams ------------------------------------------------------------------------------
+
+
+async def test_a_stream_resumed_by_last_event_id_delivers_each_sequence_once(
+    http: tuple[aiohttp.ClientSession, str], stub: orchestrator_pb2_grpc.OrchestratorStub
+) -> None:
+    session, url = http
+    execution_id = await _waiting(stub)
+    stream = f"{url}/api/executions/{execution_id}/events"
+    async with session.get(stream) as response:
+        assert response.headers["Content-Type"] == "text/event-stream"
+        first = await _events(response, until="update")
+        while first[-1][2]["event"].get("step_waiting") is None:
+            first += await _events(response, until="update")
+    # The connection is gone; the execution goes on without a watcher.
+    last = first[-1][1]
+    assert last is not None
+    async with session.post(f"{url}/api/executions/{execution_id}/approve", json={"reason": "web"}) as response:
+        assert response.status == 200, await response.text()
+        assert (await response.json())["execution_id"] == execution_id
+    async with session.get(stream, headers={"Last-Event-ID": last}) as response:
+        rest = await _events(response)
+    assert rest[-1][0] == "end"
+    sequences = [int(e[1]) for e in first + rest if e[0] == "update" and e[1] is not None]
+    assert sequences == list(range(1, len(sequences) + 1)), sequences
+    assert all(int(e[2]["sequence"]) == int(e[1]) for e in first + rest if e[0] == "update")
+    final = [e[2] for e in rest if e[0] == "update"][-1]
+    assert final["status"]["status"] == "EXECUTION_STATE_COMPLETED"
+    kinds = [next(k for k in e[2]["event"] if k not in ("sequence", "time", "actor")) for e in rest if e[0] == "update"]
+    assert kinds[0] == "signal_received"
+    # A finished execution's stream, resumed at its end, says "end" at once instead of replaying.
+    async with session.get(stream, headers={"Last-Event-ID": str(sequences[-1])}) as response:
+        assert [e[0] for e in await _events(response)] == ["end"]
+    # ?after=N does the same for a client that cannot set headers.
+    async with session.get(f"{stream}?after={sequences[-3]}") as response:
+        replay = await _events(response)
+    assert [int(e[1]) for e in replay if e[1] is not None] == sequences[-2:]
+
+
+async def test_streams_are_capped_and_a_gone_client_frees_its_slot_and_watch(
+    running: RunningServer, stub: orchestrator_pb2_grpc.OrchestratorStub
+) -> None:
+    execution_id = await _waiting(stub)
+    async with grpc.aio.insecure_channel(running.address) as channel:
+        app, handlers = make_app(orchestrator_pb2_grpc.OrchestratorStub(channel), max_streams=1)  # type: ignore[no-untyped-call]
+        runner = web.AppRunner(app, handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/api/executions/{execution_id}/events"
+        watchers_before = running.hub.watchers
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+                async with session.get(url) as first:
+                    await _events(first, until="update")
+                    assert handlers.open_streams == 1
+                    async with session.get(url) as second:
+                        assert second.status == 429
+                        assert second.headers["Retry-After"] == "5"
+                        assert (await second.json())["error"]["code"] == "RESOURCE_EXHAUSTED"
+                for _ in range(100):  # the first client went away: its slot and its watch are freed
+                    if handlers.open_streams == 0 and running.hub.watchers == watchers_before:
+                        break
+                    await asyncio.sleep(0.05)
+                assert (handlers.open_streams, running.hub.watchers) == (0, watchers_before)
+                async with session.get(url) as third:
+                    assert third.status == 200
+        finally:
+            await runner.cleanup()
+    await stub.CancelExecution(O.CancelExecutionRequest(execution_id=execution_id))
+
+
+# ---- authorization applies through the view ----------------------------------------------------
+
+
+async def test_the_browsers_token_is_forwarded_and_the_policy_answers(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path / "keys")
+    running = await start_secured(tmp_path, keys, web="127.0.0.1:0")
+    try:
+        assert running.web is not None
+        url = running.web.url
+        alice = {"Authorization": f"Bearer {keys.token(ALICE)}"}
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
+            execution = await stub.ExecuteWorkflow(
+                execute_plan(w_plan(), user_id=""), metadata=bearer(keys.token(ALICE))
+            )
+        target = f"{url}/api/executions/{execution.execution_id}"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+            async with session.get(url + "/api/executions") as response:
+                assert response.status == 401
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+                assert (await response.json())["error"]["code"] == "UNAUTHENTICATED"
+            async with session.get(target, headers=alice) as response:
+                assert response.status == 200
+                assert (await response.json())["user_id"] == ALICE
+            async with session.get(target, headers={"Authorization": f"Bearer {keys.token(BOB)}"}) as response:
+                assert response.status == 404  # another user's execution does not exist for them
+            operator = {"Authorization": f"Bearer {keys.token('oscar', 'operator')}"}
+            async with session.post(target + "/cancel", json={}, headers=operator) as response:
+                assert response.status == 403
+                assert (await response.json())["error"]["code"] == "PERMISSION_DENIED"
+            async with session.get(target + "/events", headers={"Authorization": "Bearer junk"}) as response:
+                assert response.status == 401
+            async with session.get(target, headers={"Authorization": "Bearer t\u00f6ken"}) as response:
+                assert response.status == 400
+            async with session.get(url + "/api/executions", headers=alice) as response:
+                listed = [e["execution_id"] for e in (await response.json())["executions"]]
+            assert listed == [execution.execution_id]
+    finally:
+        await running.stop(0.5)
+
+
+def test_a_web_view_off_loopback_needs_authentication_and_tls_or_plaintext_said() -> None:
+    with pytest.raises(ConfigError, match=r"^web: 0\.0\.0\.0:8088 is not a loopback address and no --auth"):
+        ServerConfig(web="0.0.0.0:8088")
+    with pytest.raises(ConfigError, match="no --tls-cert"):
+        ServerConfig(web="0.0.0.0:8088", auth="none")
+    assert ServerConfig(web="0.0.0.0:8088", auth="none", plaintext=True).web == "0.0.0.0:8088"
+    with pytest.raises(ConfigError, match=r"^web: expected HOST:PORT"):
+        ServerConfig(web="8088")
+
+
+async def test_the_pages_and_their_files_are_served_with_a_strict_policy(
+    http: tuple[aiohttp.ClientSession, str],
+) -> None:
+    session, url = http
+    for path, kind in [
+        ("/executions", "text/html"),
+        ("/executions/anything", "text/html"),
+        ("/agents", "text/html"),
+        ("/static/execution.js", "javascript"),  # text/ or application/, by the host's mime types
+        ("/static/style.css", "text/css"),
+    ]:
+        async with session.get(url + path) as response:
+            assert response.status == 200, path
+            assert response.content_type.endswith(kind), (path, response.content_type)
+            assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    async with session.get(url + "/", allow_redirects=False) as response:
+        assert (response.status, response.headers["Location"]) == (302, "/executions")
+    async with session.get(url + "/static/../app.py") as response:
+        assert response.status in (403, 404)
