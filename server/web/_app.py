@@ -19,6 +19,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from aiohttp import web
@@ -127,7 +128,18 @@ class _Handlers:
     def __init__(self, stub: orchestrator_pb2_grpc.OrchestratorStub, max_streams: int) -> None:
         self.stub = stub
         self.max_streams = max_streams
-        self.open_streams = 0
+        self._streams: set[asyncio.Task[Any]] = set()
+
+    @property
+    def open_streams(self) -> int:
+        """Live-update streams open now."""
+        return len(self._streams)
+
+    async def close_streams(self, app: web.Application) -> None:
+        """Ends every open stream (on shutdown: a stream never ends by itself while its execution runs);
+        their clients reconnect with Last-Event-ID, to another replica if this one is going away."""
+        for task in list(self._streams):
+            task.cancel()
 
     async def _call(
         self, method: Callable[..., Awaitable[Message]], request: Message, http: web.Request
@@ -210,11 +222,12 @@ class _Handlers:
             )
         except grpc.aio.AioRpcError as error:
             return from_rpc_error(error)
-        self.open_streams += 1
+        task = cast("asyncio.Task[Any]", asyncio.current_task())  # a handler always runs in a task
+        self._streams.add(task)
         try:
             return await self._stream(request, execution_id, after, metadata)
         finally:
-            self.open_streams -= 1
+            self._streams.discard(task)
 
     async def _stream(
         self, request: web.Request, execution_id: str, after: int, metadata: tuple[tuple[str, str], ...]
@@ -295,6 +308,7 @@ def make_app(stub: orchestrator_pb2_grpc.OrchestratorStub, max_streams: int = 64
     handlers = _Handlers(stub, max_streams)
     app = web.Application(middlewares=[_json_errors], client_max_size=_params.MAX_BODY_BYTES)
     app.on_response_prepare.append(_secure_headers)
+    app.on_shutdown.append(handlers.close_streams)
     app.router.add_get("/", _home)
     app.router.add_get("/executions", _page("executions"))
     app.router.add_get("/executions/{execution_id}", _page("execution"))
@@ -323,7 +337,8 @@ async def start_web_view(options: WebOptions) -> WebView:
     app, handlers = make_app(stub, options.max_streams)
     # handler_cancellation: a stream's handler is cancelled as soon as its client disconnects, so
     # its watch ends then rather than at its next write.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+    # shutdown_timeout: what other requests get to finish on close (the streams are ended at once).
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=2.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, int(port), ssl_context=options.ssl_context)

@@ -386,3 +386,27 @@ async def test_the_pages_and_their_files_are_served_with_a_strict_policy(
         assert (response.status, response.headers["Location"]) == (302, "/executions")
     async with session.get(url + "/static/../app.py") as response:
         assert response.status in (403, 404)
+
+
+async def test_stopping_the_server_ends_its_open_streams_at_once(tmp_path: Path) -> None:
+    server = await start_server(
+        ServerConfig(listen="127.0.0.1:0", store_url=f"sqlite:///{tmp_path}/baton.db", web="127.0.0.1:0")
+    )
+    try:
+        assert server.web is not None
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            execution_id = await _waiting(orchestrator_pb2_grpc.OrchestratorStub(channel))  # type: ignore[no-untyped-call]
+        url = f"{server.web.url}/api/executions/{execution_id}/events"
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session,
+            session.get(url) as response,
+        ):
+            await _events(response, until="update")
+            assert server.web.open_streams == 1
+            started = asyncio.get_running_loop().time()
+            await server.stop(0.5)
+            assert asyncio.get_running_loop().time() - started < 5  # not aiohttp's 60 s wait for the stream
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await _events(response)  # the stream broke off: its client reconnects elsewhere
+    finally:
+        await server.stop(0.5)

@@ -4,7 +4,8 @@
 (() => {
   const { el, api, seconds, when, showError } = baton;
   const word = (value, prefix) => (value || "").replace(prefix, "").toLowerCase() || "unknown";
-  const percent = (x) => `${(100 * (x || 0)).toFixed(1)} %`;
+  // Load, error rate, CPU and memory all arrive in percent (0 to 100; CPU is of one core, so more with several).
+  const percent = (x) => `${Number(x || 0).toFixed(1)} %`;
 
   function capacityOf(health, agent) {
     const parts = [];
@@ -52,7 +53,7 @@
           el("td", { class: "mono" }, name),
           el("td", {}, el("span", { class: "badge health-" + state }, state)),
           el("td", {}, el("span", { class: "badge breaker-" + breaker.replace(/[^a-z-]/g, "") }, breaker)),
-          el("td", {}, el("div", { class: "meter", title: percent(a.load) }, el("div", { style: `width:${Math.min(100, 100 * (a.load || 0))}%` })), percent(a.load)),
+          el("td", {}, el("div", { class: "meter", title: percent(a.load) }, el("div", { style: `width:${Math.max(0, Math.min(100, a.load || 0))}%` })), percent(a.load)),
           el("td", {}, `${(seconds(a.response_time) * 1000).toFixed(0)} ms`),
           el("td", {}, percent(a.error_rate)),
           el("td", {}, a.queue_depth || 0),

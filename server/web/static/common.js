@@ -182,7 +182,7 @@ const baton = (() => {
   function clock(timestamp) {
     if (!timestamp) return "";
     const d = new Date(timestamp);
-    return isNaN(d) ? "" : d.toLocaleTimeString() + "." + String(d.getMilliseconds()).padStart(3, "0");
+    return isNaN(d) ? "" : d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
   }
 
   /** Seconds of a JSON Duration ("1.5s"). */

@@ -3,9 +3,9 @@
 
 const batonGraph = (() => {
   const { svg } = baton;
-  const W = 190; // node width
-  const H = 58; // node height
-  const GAP_X = 70;
+  const W = 180; // node width
+  const H = 64; // node height
+  const GAP_X = 48;
   const GAP_Y = 22;
   const PAD = 12;
 
@@ -111,20 +111,27 @@ const batonGraph = (() => {
     const nodeOf = new Map();
     for (const { step, x, y } of placed.nodes.values()) {
       const what = step.kind === "STEP_KIND_APPROVAL" ? "approval" : `${step.agent || ""}.${step.operation || ""}`;
-      const label = svg("text", { class: "state-label", x: x + W - 10, y: y + 18, "text-anchor": "end" }, "pending");
+      const label = svg("text", { class: "state-label", x: x + 10, y: y + 56 }, "pending");
       const group = svg(
         "g",
         { class: "node state-pending", "data-step-id": step.step_id, "data-state": "pending", tabindex: 0 },
         svg("title", {}, `${step.step_name || step.step_id}\n${what}`),
         svg("rect", { x, y, width: W, height: H, rx: 8, ry: 8 }),
-        svg("text", { class: "name", x: x + 10, y: y + 24 }, clip(step.step_name || step.step_id, 17)),
-        svg("text", { class: "what", x: x + 10, y: y + 44 }, clip(what, 28)),
+        svg("text", { class: "name", x: x + 10, y: y + 20 }, clip(step.step_name || step.step_id, 22)),
+        svg("text", { class: "what", x: x + 10, y: y + 38 }, clip(what, 25)),
         label,
       );
       nodes.append(group);
       nodeOf.set(step.step_id, { group, label });
     }
     container.replaceChildren(root);
+    // A wide plan is shrunk to fit, down to 70 %; wider than that, it scrolls.
+    const room = container.clientWidth - 16;
+    if (room > 0 && placed.width > room) {
+      const scale = Math.max(0.7, room / placed.width);
+      root.setAttribute("width", Math.round(placed.width * scale));
+      root.setAttribute("height", Math.round(placed.height * scale));
+    }
 
     /** states: step_id → {state, detail}; a step not in it is pending. */
     return function update(states) {
@@ -135,7 +142,7 @@ const batonGraph = (() => {
           group.dataset.state = state;
         }
         const text = detail ? `${state} · ${detail}` : state;
-        if (label.textContent !== text) label.textContent = clip(text, 22);
+        if (label.textContent !== text) label.textContent = clip(text, 28);
       }
       for (const [dep, path] of edgeOf) {
         const state = (states.get(dep) || {}).state || "pending";
