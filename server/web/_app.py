@@ -119,7 +119,13 @@ def dumps(message: Message) -> str:
 
 
 def _answer(message: Message) -> web.Response:
-    return web.Response(text=dumps(message), content_type="application/json", headers={"Cache-Control": "no-store"})
+    try:
+        text = dumps(message)
+    except TypeError as error:
+        # An Any whose type this process does not know: the orchestrator's answer, not the input, is at fault.
+        logger.warning("cannot render %s as JSON: %s", message.DESCRIPTOR.name, error)
+        return json_error(502, "INTERNAL", f"the orchestrator's {message.DESCRIPTOR.name} cannot be shown as JSON")
+    return web.Response(text=text, content_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 class _Handlers:

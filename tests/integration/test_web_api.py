@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, pla
 from server.app import RunningServer, start_server
 from server.config import ConfigError, ServerConfig
 from server.web import HTTP_STATUS, make_app
+from tests.conftest import free_port, output_of, spawn, wait_for_line
 from tests.integration.auth_support import ALICE, BOB, bearer, make_keys, start_secured
 from tests.integration.support import execute_plan, step, w_plan, watch_all
 
@@ -410,3 +413,34 @@ async def test_stopping_the_server_ends_its_open_streams_at_once(tmp_path: Path)
                 await _events(response)  # the stream broke off: its client reconnects elsewhere
     finally:
         await server.stop(0.5)
+
+
+# ---- baton demo --web ----------------------------------------------------------------------------
+
+
+async def test_the_demo_serves_its_journeys_page_until_interrupted(processes: list[subprocess.Popen[str]]) -> None:
+    port = free_port()
+    demo = spawn("-m", "server.cli", "demo", "--web", f"127.0.0.1:{port}", "--latency", "20")
+    processes.append(demo)
+    page = wait_for_line(demo, "web view: http://", timeout=30).split("web view: ")[1].strip()
+    wait_for_line(demo, f"serving the web view on http://127.0.0.1:{port} until Ctrl-C", timeout=60)
+    execution_id = page.rsplit("/", 1)[1]
+    assert page == f"http://127.0.0.1:{port}/executions/{execution_id}"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+        async with session.get(page) as response:
+            assert (response.status, response.content_type) == (200, "text/html")
+        async with session.get(f"http://127.0.0.1:{port}/api/executions/{execution_id}") as response:
+            status = await response.json()
+    assert (status["workflow_type"], status["status"]) == ("application_automation", "EXECUTION_STATE_COMPLETED")
+    demo.send_signal(signal.SIGINT)
+    assert await asyncio.to_thread(demo.wait, 15) == 0, output_of(demo)  # Ctrl-C ends it; the journey's status
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:8088", "8088", "127.0.0.1:http"])
+def test_the_demo_refuses_a_web_address_off_loopback_or_malformed(
+    address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from server.cli import main
+
+    assert main(["demo", "--web", address]) == 2
+    assert "web" in capsys.readouterr().err
