@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import ssl
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,12 +17,14 @@ import pytest
 from aiohttp import web
 from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
 
+from agents_clients.tls import TlsFiles
 from server.app import RunningServer, start_server
 from server.config import ConfigError, ServerConfig
 from server.web import HTTP_STATUS, make_app
 from tests.conftest import free_port, output_of, spawn, wait_for_line
 from tests.integration.auth_support import ALICE, BOB, bearer, make_keys, start_secured
 from tests.integration.support import execute_plan, step, w_plan, watch_all
+from tests.tls_support import TestCA, write_party
 
 E = execution_pb2
 O = orchestrator_pb2  # noqa: E741
@@ -444,3 +447,29 @@ def test_the_demo_refuses_a_web_address_off_loopback_or_malformed(
 
     assert main(["demo", "--web", address]) == 2
     assert "web" in capsys.readouterr().err
+
+
+async def test_with_a_certificate_the_view_serves_https_and_still_reaches_an_mtls_server(tmp_path: Path) -> None:
+    ca = TestCA()
+    party = write_party(ca, ca.server(), tmp_path / "pki", "orchestrator")
+    # --tls-ca: gRPC clients need a certificate; browsers do not (bearer tokens are what authenticate them).
+    server = await start_server(
+        ServerConfig(
+            listen="127.0.0.1:0",
+            store_url=f"sqlite:///{tmp_path}/baton.db",
+            web="127.0.0.1:0",
+            tls=TlsFiles(cert=str(party.cert), key=str(party.key), ca=str(party.ca)),
+        )
+    )
+    try:
+        assert server.web is not None
+        assert server.web.url.startswith("https://127.0.0.1:")
+        trusting = ssl.create_default_context(cafile=str(party.ca))
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+            async with session.get(server.web.url + "/api/health", ssl=trusting) as response:
+                assert response.status == 200
+                assert (await response.json())["overall_health"].startswith("OVERALL_HEALTH_")
+            with pytest.raises(aiohttp.ClientError):
+                await session.get(server.web.url.replace("https:", "http:") + "/api/health")
+    finally:
+        await server.stop(0.5)
