@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,43 @@ async def test_an_execution_waiting_for_approval_is_approved_from_the_page(
     signals = [u.event.signal_received for u in updates if u.event.HasField("signal_received")]
     assert [(s.step_id, s.signal, s.reason) for s in signals] == [("approve", E.SIGNAL_APPROVE, "from the web view")]
     assert updates[-1].status.status == E.EXECUTION_STATE_COMPLETED
+
+
+async def test_the_page_resumes_by_sequence_across_a_server_restart(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    server = serve_with_web(processes, tmp_path, 100)
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
+        execution = await stub.ExecuteWorkflow(execute_plan(approval_plan()))
+    async with chromium_page() as page:
+        resumed_after: list[str | None] = []
+        page.on(
+            "request",
+            lambda r: resumed_after.append(r.headers.get("last-event-id")) if r.url.endswith("/events") else None,
+        )
+        await page.goto(f"{server.url}/executions/{execution.execution_id}")
+        await page.wait_for_selector(".waiting-step button[data-action=approve]", timeout=20_000)
+        before = await page.locator("#events tbody tr").count()
+        server.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(server.process.wait, 15) == 0
+        await page.wait_for_selector("#live.off", timeout=10_000)  # the page noticed, and retries
+        server = server.restart()
+        await page.wait_for_selector("#live.on", timeout=20_000)  # back, after the last sequence it had
+        await page.click(".waiting-step button[data-action=approve]")
+        await page.wait_for_selector("#state[data-state=completed]", timeout=20_000)
+        sequences = [
+            int(s) for s in await page.eval_on_selector_all("#events tbody tr", "rs => rs.map(r => r.dataset.sequence)")
+        ]
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
+        updates = await watch_all(stub, execution.execution_id)
+    # Every event once, in order, the ones before the restart not shown again.
+    assert sequences == [u.sequence for u in updates] == list(range(1, len(updates) + 1))
+    assert before < len(sequences)
+    # The first request asked for everything; every retry, for what followed the last event shown.
+    assert resumed_after[0] is None
+    assert set(resumed_after[1:]) == {str(before)}, resumed_after
 
 
 async def test_the_list_and_agents_pages_show_what_the_api_says(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,10 @@ class WebServer:
     """The orchestrator's gRPC HOST:PORT."""
     url: str
     """The web view's base URL."""
+    process: subprocess.Popen[str]
+    """The orchestrator's process."""
+    restart: Callable[[], WebServer]
+    """Starts the orchestrator again on the same ports and store (once this one has exited)."""
 
 
 def serve_with_web(processes: list[subprocess.Popen[str]], workdir: Path, latency_ms: int) -> WebServer:
@@ -49,12 +53,23 @@ def serve_with_web(processes: list[subprocess.Popen[str]], workdir: Path, latenc
     )
     processes.append(agents)
     wait_for_line(agents, "agents serving on")
-    web_port = free_port()
-    proc, address = serve_orchestrator(
-        processes, workdir / "baton.db", f"127.0.0.1:{agents_port}", "--web", f"127.0.0.1:{web_port}"
-    )
-    wait_for_line(proc, "baton web view on")
-    return WebServer(address=address, url=f"http://127.0.0.1:{web_port}")
+    grpc_port, web_port = free_port(), free_port()
+
+    def start() -> WebServer:
+        proc, address = serve_orchestrator(
+            processes,
+            workdir / "baton.db",
+            f"127.0.0.1:{agents_port}",
+            "--web",
+            f"127.0.0.1:{web_port}",
+            "--grace",
+            "0",
+            port=grpc_port,
+        )
+        wait_for_line(proc, "baton web view on")
+        return WebServer(address=address, url=f"http://127.0.0.1:{web_port}", process=proc, restart=start)
+
+    return start()
 
 
 def chain_plan(*names: str) -> plan_pb2.OrchestrationPlan:
