@@ -12,8 +12,8 @@ Rules:
    `end` event when the execution is terminal (so the browser stops reconnecting), or an `error`
    event carrying the RPC's code. At most `max_streams` streams are open per process (429 beyond);
    a stream is cancelled, and its watch with it, as soon as its client goes away.
-4. Actions are POSTs with a JSON body (Content-Type application/json, and an Origin, if sent, equal
-   to the page's own): a cross-site form cannot send one, so another site cannot make a browser
+4. Actions are POSTs with a JSON body (Content-Type application/json, and an Origin, if sent, naming
+   the page's own host): a cross-site form cannot send one, so another site cannot make a browser
    cancel an execution on a server without authentication.
 """
 
@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import grpc
 from aiohttp import web
@@ -182,7 +183,8 @@ class _Handlers:
         if request.content_type != "application/json":
             return json_error(415, "INVALID_ARGUMENT", "Content-Type: expected application/json")
         origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
+        # The host only: behind a proxy that ends TLS the page's scheme is not the request's.
+        if origin is not None and urlsplit(origin).netloc != request.host:
             return json_error(403, "PERMISSION_DENIED", "Origin: actions are taken from the view's own pages only")
         body = await _params.action_body(request)
         if body.payload is not None and action != "approve":
@@ -195,7 +197,7 @@ class _Handlers:
             if body.payload is not None:
                 try:
                     rpc.payload.update(body.payload)  # type: ignore[attr-defined]
-                except (ValueError, TypeError):
+                except (ValueError, TypeError, RecursionError):
                     raise _params.BadRequest("payload", "expected a JSON object of plain values") from None
             return await self._call(self.stub.SignalExecution, rpc, request)
         if body.step_id:
@@ -322,7 +324,7 @@ def make_app(stub: orchestrator_pb2_grpc.OrchestratorStub, max_streams: int = 64
     app.router.add_static("/static", STATIC, append_version=False)
     app.router.add_get("/api/executions", handlers.list_executions)
     app.router.add_get("/api/executions/{execution_id}", handlers.get_execution)
-    app.router.add_get("/api/executions/{execution_id}/events", handlers.events)
+    app.router.add_get("/api/executions/{execution_id}/events", handlers.events, allow_head=False)
     app.router.add_post("/api/executions/{execution_id}/{action}", handlers.act)
     app.router.add_get("/api/health", handlers.health)
     return app, handlers

@@ -162,6 +162,16 @@ async def test_a_hostile_last_event_id_is_a_400(http: tuple[aiohttp.ClientSessio
     assert (response.status, body["error"]["parameter"]) == (400, "Last-Event-ID")
 
 
+async def test_an_approval_payload_too_deep_to_convert_is_a_400(http: tuple[aiohttp.ClientSession, str]) -> None:
+    session, url = http
+    deep = '{"payload": ' + '{"a": ' * 900 + "1" + "}" * 900 + "}"
+    headers = {"Content-Type": "application/json"}
+    async with session.post(url + "/api/executions/x/approve", data=deep, headers=headers) as response:
+        body = await response.json()
+    assert response.status == 400, body
+    assert body["error"]["code"] == "INVALID_ARGUMENT"
+
+
 async def test_the_orchestrators_refusals_become_their_http_statuses(
     http: tuple[aiohttp.ClientSession, str], stub: orchestrator_pb2_grpc.OrchestratorStub
 ) -> None:
@@ -195,6 +205,7 @@ async def test_the_orchestrators_refusals_become_their_http_statuses(
         ({"json": {"why": "x"}}, 400, "why"),
         ({"json": {"payload": [1]}}, 400, "payload"),
         ({"json": {"payload": {"a": 1}}}, 400, "payload"),  # only approve takes one
+        ({"json": {"step_id": "A", "payload": {"a": 1}}}, 400, "payload"),
         ({"json": {"step_id": "A"}}, 400, "step_id"),  # only approve and reject name a step
         ({"data": "x" * 70_000, "headers": {"Content-Type": "application/json"}}, 400, "body"),
     ],
@@ -215,6 +226,10 @@ async def test_actions_refuse_forms_other_origins_and_unknown_verbs(http: tuple[
     headers = {"Origin": "http://evil.example"}
     async with session.post(url + "/api/executions/x/cancel", json={}, headers=headers) as response:
         assert response.status == 403
+    # The same host behind a proxy that ends TLS (https in the page, http here) is the page's own.
+    same = {"Origin": url.replace("http://", "https://")}
+    async with session.post(url + "/api/executions/x/cancel", json={}, headers=same) as response:
+        assert response.status == 404  # past the origin check: the execution does not exist
     async with session.post(url + "/api/executions/x/explode", json={}) as response:
         assert response.status == 404
     async with session.get(url + "/api/executions/x/cancel") as response:
