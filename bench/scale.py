@@ -405,10 +405,11 @@ def run_recover(n: int, latency_s: float, store: str) -> dict[str, Any]:
 # GetSystemHealth during a burst of submissions
 
 
-async def _burst(target: str, n: int, latency_s: float) -> tuple[Counter[str], float, float]:
+async def _burst(target: str, n: int, latency_s: float) -> tuple[Counter[str], dict[str, str], float, float]:
     request = orchestrator_pb2.ExecuteWorkflowRequest(plan=w_plan(latency_s + STEP_TIMEOUT_MARGIN_S))
     request.user_context.user_id = USER_ID
     codes: Counter[str] = Counter()
+    details: dict[str, str] = {}
     async with grpc.aio.insecure_channel(target) as channel:
         await asyncio.wait_for(channel.channel_ready(), SUBMIT_TIMEOUT_S)
         stub = orchestrator_pb2_grpc.OrchestratorStub(channel)  # type: ignore[no-untyped-call]
@@ -418,13 +419,15 @@ async def _burst(target: str, n: int, latency_s: float) -> tuple[Counter[str], f
                 await stub.ExecuteWorkflow(request, timeout=SUBMIT_TIMEOUT_S)
             except grpc.aio.AioRpcError as error:
                 codes[error.code().name] += 1
+                if error.code().name not in details:
+                    details[error.code().name] = error.details() or ""
             else:
                 codes["OK"] += 1
 
         started = time.time()
         await asyncio.gather(*(one() for _ in range(n)))
         ended = time.time()
-    return codes, started, ended
+    return codes, details, started, ended
 
 
 def run_health_burst(
@@ -448,7 +451,7 @@ def run_health_burst(
             time.sleep(1.0)
             profiled: dict[str, Any] = {}
             with _profiled(orchestrator, profile_dir, "health-burst", profiled):
-                codes, started, ended = asyncio.run(_burst(address, n, latency_s))
+                codes, details, started, ended = asyncio.run(_burst(address, n, latency_s))
             out, err = poller.communicate("", timeout=30.0)
         finally:
             if poller.poll() is None:
@@ -467,6 +470,7 @@ def run_health_burst(
         "agent_latency_s": latency_s,
         "burst_s": round(ended - started, 3),
         "answers": dict(codes),
+        "error_details": details,
         "failed": n - codes["OK"],
         "polls_during": len(during),
         "poll_errors": dict(Counter(str(p[2]) for p in during if p[2] != "OK")),

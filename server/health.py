@@ -22,6 +22,17 @@ STORE_PROBE_TIMEOUT = 2.0
 """Seconds the store has to answer the health probe's read before it counts as unreachable."""
 
 
+ANSWER_WITHIN = 0.02
+"""Seconds GetSystemHealth waits for fresh statuses and counts before it answers from the last ones."""
+
+_ACTIVE = (
+    execution_pb2.EXECUTION_STATE_QUEUED,
+    execution_pb2.EXECUTION_STATE_RUNNING,
+    execution_pb2.EXECUTION_STATE_PAUSED,
+    execution_pb2.EXECUTION_STATE_COMPENSATING,
+)
+
+
 class StatusSource(Protocol):
     """Something that can ask an agent for its status."""
 
@@ -43,6 +54,7 @@ class HealthMonitor:
         breaker_states: Callable[[], Mapping[str, str]] | None = None,
         storage_path: str | None = None,
         max_age: float = 2.0,
+        answer_within: float = ANSWER_WITHIN,
     ) -> None:
         self.source = source
         self.store = store
@@ -54,6 +66,11 @@ class HealthMonitor:
         self._cpu_mark = (time.monotonic(), _cpu_seconds())
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[Mapping[str, common_pb2.AgentStatus]], None]] = []
+        self.answer_within = answer_within
+        self._refresh: asyncio.Future[None] | None = None
+        self._count: asyncio.Future[None] | None = None
+        self._counts: tuple[int, int] | None = None
+        """(active executions, executions waiting), as last counted."""
 
     def add_listener(self, listener: Callable[[Mapping[str, common_pb2.AgentStatus]], None]) -> None:
         """Registers a function given the agents' statuses after every refresh (the job boards'
@@ -84,6 +101,33 @@ class HealthMonitor:
                 except Exception:
                     logger.exception("agent status listener failed")
 
+    def _refreshing(self) -> asyncio.Future[None]:
+        """The refresh under way, or a new one (one at a time, whoever asks)."""
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.ensure_future(self.refresh())
+            self._refresh.add_done_callback(_retrieve)
+        return self._refresh
+
+    def _counting(self) -> asyncio.Future[None]:
+        """The count of active and waiting executions under way, or a new one."""
+        if self._count is None or self._count.done():
+            self._count = asyncio.ensure_future(self._recount())
+            self._count.add_done_callback(_retrieve)
+        return self._count
+
+    async def _recount(self) -> None:
+        counts = await self.store.count_by_state()
+        active = sum(counts.get(state, 0) for state in _ACTIVE)
+        self._counts = (active, await self.store.count_waiting())
+
+    async def _within(self, work: asyncio.Future[None], *, first: bool) -> None:
+        """Awaits `work` for at most `answer_within` seconds, unless nothing is known before it;
+        its failure is raised only then (otherwise the last snapshot stands, and it is logged)."""
+        if first:
+            await asyncio.shield(work)
+        else:
+            await asyncio.wait({work}, timeout=self.answer_within)
+
     async def store_ok(self) -> bool:
         """Whether the store answers a read within STORE_PROBE_TIMEOUT seconds."""
         try:
@@ -108,22 +152,18 @@ class HealthMonitor:
             await asyncio.sleep(interval)
 
     async def system_health(self) -> orchestrator_pb2.SystemHealth:
-        """The seed's health, with statuses at most max_age seconds old."""
+        """The seed's health, with statuses at most max_age seconds old.
+
+        Fresh when the refresh answers within `answer_within` seconds; past that (a burst has the
+        store's readers and the agents busy), the last snapshot, and the refresh goes on in the
+        background to update it: a health check must stay fast exactly when the system is not.
+        """
         if time.monotonic() - self._refreshed_at > self.max_age:
-            await self.refresh()
-        counts = await self.store.count_by_state()
+            await self._within(self._refreshing(), first=not self._statuses)
+        await self._within(self._counting(), first=self._counts is None)
+        active, waiting = self._counts or (0, 0)
         health = orchestrator_pb2.SystemHealth(
-            agent_statuses=self._statuses,
-            active_workflows=sum(
-                counts.get(s, 0)
-                for s in (
-                    execution_pb2.EXECUTION_STATE_QUEUED,
-                    execution_pb2.EXECUTION_STATE_RUNNING,
-                    execution_pb2.EXECUTION_STATE_PAUSED,
-                    execution_pb2.EXECUTION_STATE_COMPENSATING,
-                )
-            ),
-            queue_depth=await self.store.count_waiting(),
+            agent_statuses=self._statuses, active_workflows=active, queue_depth=waiting
         )
         offline = sum(1 for s in self._statuses.values() if s.status == common_pb2.AGENT_HEALTH_OFFLINE)
         unhealthy = sum(1 for s in self._statuses.values() if s.status != common_pb2.AGENT_HEALTH_HEALTHY)
@@ -145,6 +185,11 @@ class HealthMonitor:
             utilization.storage = 100.0 * usage.used / usage.total
         health.checked_at.GetCurrentTime()
         return health
+
+
+def _retrieve(work: asyncio.Future[None]) -> None:
+    if not work.cancelled() and work.exception() is not None:
+        logger.warning("health refresh failed: %r", work.exception())
 
 
 def _cpu_seconds() -> float:

@@ -210,7 +210,9 @@ class ExecutionHub:
             while not state.terminal and not self._closed.is_set():
                 if not subscription.wakeup.is_set():
                     try:
-                        await asyncio.wait_for(subscription.wakeup.wait(), self.heartbeat)
+                        # asyncio.timeout, not wait_for: no task per wake-up (one per event per watch).
+                        async with asyncio.timeout(self.heartbeat):
+                            await subscription.wakeup.wait()
                     except TimeoutError:
                         yield None, state
                         continue

@@ -15,6 +15,15 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
 fi
 
+# The Node.js client's tests and buf (tests/e2e/node): node and npm from Debian when missing, then
+# the committed package-lock.json (again only when it changed since the last install).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! tests/e2e/node/node_modules/.package-lock.json -nt tests/e2e/node/package-lock.json ]; then
+  (cd tests/e2e/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 echo "== generated code matches protos/"
 .venv/bin/python protos/generate.py --check
 echo "== ruff"

@@ -36,6 +36,7 @@ import grpc
 
 from server.api.errors import RequestError
 from server.api.quotas import WatchLedger, resource_exhausted, watcher
+from server.api.shared_updates import SerializedUpdate
 from server.config import LimitsConfig
 
 logger = logging.getLogger(__name__)
@@ -96,8 +97,9 @@ class HandlerGuard:
                 if not started:
                     await context.send_initial_metadata(())
                     started = True
-                # Serialized here, so that a pending write holds these bytes, not the message too.
-                data = item.SerializeToString()
+                # Serialized here, so that a pending write holds these bytes, not the message too;
+                # an update shared among watches comes serialized already.
+                data = item.data if isinstance(item, SerializedUpdate) else item.SerializeToString()
                 size = len(data)
                 broken = self.ledger.reserve(user, size)
                 if broken is not None:

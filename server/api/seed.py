@@ -34,6 +34,7 @@ from baton.v1 import (
 from server.api.errors import streaming, unary
 from server.api.seed_words import enum_word, execute_request
 from server.api.servicer import OrchestratorServicer
+from server.api.shared_updates import SerializedUpdate
 
 _TERMINAL = frozenset(
     {
@@ -155,7 +156,11 @@ class SeedApiServicer(seed_api_pb2_grpc.SeedApiServicer):
             execution_id=request.execution_id, after_sequence=request.after_sequence
         )
         last: seed_api_pb2.SeedStatus | None = None
-        async for update in self.orchestrator.WatchExecution(rich, context):
+        async for item in self.orchestrator.WatchExecution(rich, context):
+            # The rich watch may hand over an update already serialized for its own streams.
+            update = (
+                orchestrator_pb2.ExecutionUpdate.FromString(item.data) if isinstance(item, SerializedUpdate) else item
+            )
             if update.heartbeat:
                 # The rich heartbeat carries no status; a seed client gets the latest one again.
                 if last is None:

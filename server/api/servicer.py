@@ -26,6 +26,7 @@ from server.api.folded import FoldedStates
 from server.api.limits import RequestLimits, check_key, check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
 from server.api.quotas import SubmissionBuckets
+from server.api.shared_updates import SerializedUpdate, SharedUpdates
 from server.api.sizing import fit_status, fit_update, message_budget, surely_fits
 from server.auth import Principal, Role, current_principal
 from server.auth.policy import may_control, may_read
@@ -53,10 +54,6 @@ logger = logging.getLogger(__name__)
 MAX_REQUEST_ID = 128
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
 VALID_PLAN_CACHE = 256
-RENDERED_CACHE = 4096
-"""Statuses rendered for watches, kept so that the other watches of the same event reuse them."""
-RENDERED_MAX_HISTORY = 256 * 1024
-"""Only statuses of executions whose history is smaller than this are kept (bounded memory)."""
 """Explicit plans remembered as valid (least recently used dropped first)."""
 MAX_REASON = 1024
 """Characters of a cancel's, pause's, resume's, rerun's or signal's reason (it is stored in the history)."""
@@ -112,7 +109,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.budget = message_budget(max_message_bytes)
         """The bytes a status or an update may take."""
         self._valid_plans: OrderedDict[bytes, None] = OrderedDict()
-        self._rendered: OrderedDict[tuple[str, int], execution_pb2.ExecutionStatus] = OrderedDict()
+        self.shared = SharedUpdates()
+        """Each event's status and full update, made once for all its watches."""
         self.folded = FoldedStates(store)
         """Folded states of recently read executions, advanced by their history's tail."""
         self.callback_policy = callback_policy or DestinationPolicy()
@@ -295,7 +293,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     @streaming
     async def WatchExecution(
         self, request: orchestrator_pb2.WatchExecutionRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[orchestrator_pb2.ExecutionUpdate]:
+    ) -> AsyncIterator[orchestrator_pb2.ExecutionUpdate | SerializedUpdate]:
         _check_execution_id(request.execution_id)
         if request.after_sequence < 0:
             raise invalid("after_sequence", f"must be 0 or more, got {request.after_sequence}")
@@ -336,16 +334,18 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 changed = state.status != shown_state or waits != shown_waits
                 if not (every_event or changed):
                     continue
+                fits = surely_fits(state.storage_bytes, len(state.steps), self.budget)
+                if every_status and fits and not waits and not shown_waits:
+                    shown_state = state.status
+                    yield self.shared.update(event, state)  # the same bytes for every watch
+                    continue
                 update = orchestrator_pb2.ExecutionUpdate(sequence=event.sequence, event=event)
                 if every_status or changed:
                     shown_state = state.status
-                    update.status.CopyFrom(self._render_once(state))
+                    update.status.CopyFrom(self.shared.status(state))
                     add_waits(update.status, waits)
                     shown_waits = waits
-                if surely_fits(state.storage_bytes, len(state.steps), self.budget):
-                    yield update
-                else:
-                    yield fit_update(update, self.budget)
+                yield update if fits else fit_update(update, self.budget)
         except HistoryUnreadableError as error:
             record = await self.store.get_execution(request.execution_id)
             if record is None:
@@ -543,22 +543,6 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             executions_deleted=len(deletion.execution_ids), events_deleted=deletion.events
         )
 
-    def _render_once(self, state: ExecutionState) -> execution_pb2.ExecutionStatus:
-        """The status after the state's last event, rendered once for all the watches of that event
-        (the fold is deterministic: every watch's state after an event is the same). Results
-        (every step's output) ride on the terminal update only, which is not kept: resending them
-        with every event would make a watch quadratic in the outputs' size."""
-        if state.terminal or state.storage_bytes > RENDERED_MAX_HISTORY:
-            return render(state, with_results=state.terminal)
-        key = (state.execution_id, state.last_sequence)
-        status = self._rendered.get(key)
-        if status is None:
-            status = render(state, with_results=False)
-            self._rendered[key] = status
-            if len(self._rendered) > RENDERED_CACHE:
-                self._rendered.popitem(last=False)
-        return status
-
     def forget(self, user_id: str, execution_ids: list[str]) -> None:
         """Drops what this process holds in memory of deleted executions (engine, watchers, plans).
 
@@ -570,9 +554,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.engine.forget(execution_ids)
         self.hub.forget(execution_ids)
         self.folded.forget(execution_ids)
-        gone = set(execution_ids)
-        for rendered in [rendered for rendered in self._rendered if rendered[0] in gone]:
-            del self._rendered[rendered]
+        self.shared.forget(execution_ids)
         if self.forget_callbacks is not None:
             self.forget_callbacks(execution_ids)
         if user_id:

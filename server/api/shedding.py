@@ -10,7 +10,10 @@ Rules:
 - **gRPC's own backlog never cancels a call.** gRPC core queues calls the application has not
   yet picked up, and past ``grpc.server.max_pending_requests`` (1,000) it cancels them at random,
   all of them past the hard limit (3,000): the client sees a bare CANCELLED. `PENDING_OPTIONS`
-  raise both to `PENDING_CALLS`, far past what shedding lets build up.
+  raise both to `PENDING_CALLS`, far past what shedding lets build up. It also cancels a call
+  held there for 30 s; `PENDING_OPTIONS` make that `UNREQUESTED_SECONDS`, past any sensible
+  deadline. (The application picks calls up one per event loop turn or so: during a burst that
+  keeps the loop busy, calls do wait there.)
 - Server streams (watches) are not counted: they are long by design and bounded per user and in
   bytes (server.api.watch limits).
 
@@ -35,9 +38,15 @@ PENDING_CALLS = 10_000
 """Calls gRPC core may hold before the application picks them up (its default is 1,000, then
 random early drop up to 3,000)."""
 
+UNREQUESTED_SECONDS = 300
+"""Seconds gRPC core may hold a call the application has not picked up before it cancels it (its
+default, 30 s, cancelled a fifth of a 5,000-call burst on a busy machine with a bare CANCELLED
+although each call's deadline was 60 s; now the caller's deadline decides)."""
+
 PENDING_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.server.max_pending_requests", PENDING_CALLS),
     ("grpc.server.max_pending_requests_hard_limit", PENDING_CALLS),
+    ("grpc.server_max_unrequested_time_in_server", UNREQUESTED_SECONDS),
 )
 """Server options that stop gRPC core from cancelling calls of a burst (see the module docstring)."""
 

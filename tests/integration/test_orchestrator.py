@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import grpc
@@ -334,3 +335,26 @@ async def test_an_unread_watch_does_not_hold_back_the_execution_or_other_watcher
     while (update := await stalled.read()) is not grpc.aio.EOF:
         rest.append(update.sequence)
     assert rest == [u.sequence for u in brisk]
+
+
+async def test_system_health_answers_from_its_last_counts_while_the_store_is_slow(
+    orchestrator: RunningServer, stub: Stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await stub.GetSystemHealth(orchestrator_pb2.GetSystemHealthRequest(), timeout=5)
+    assert first.active_workflows == 0
+    store = orchestrator.monitor.store
+    real = store.count_by_state
+
+    async def slow() -> dict[int, int]:
+        await asyncio.sleep(1.0)  # the store's readers are busy (a burst)
+        counts = await real()
+        return {**counts, E.EXECUTION_STATE_RUNNING: 7}
+
+    monkeypatch.setattr(store, "count_by_state", slow)
+    started = time.monotonic()
+    during = await stub.GetSystemHealth(orchestrator_pb2.GetSystemHealthRequest(), timeout=5)
+    # Not a second late: the last counts, while the count goes on behind.
+    assert time.monotonic() - started < 0.5 and during.active_workflows == 0
+    await asyncio.sleep(1.2)
+    after = await stub.GetSystemHealth(orchestrator_pb2.GetSystemHealthRequest(), timeout=5)
+    assert after.active_workflows == 7

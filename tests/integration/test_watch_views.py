@@ -72,22 +72,24 @@ async def test_an_unknown_view_is_invalid_argument_naming_it(stub: Stub) -> None
     assert "view" in (refused.value.details() or "")
 
 
-async def test_the_watches_of_one_event_share_one_rendered_status(stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
-    from server.api import servicer
+async def test_the_watches_of_one_event_share_one_rendered_and_serialized_update(
+    stub: Stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.api import shared_updates
 
     execution_id = await _ended(stub)
     rendered: list[int] = []
-    real = servicer.render
+    real = shared_updates.render
 
     def counting(state: object, **kw: bool) -> object:
         rendered.append(1)
         return real(state, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(servicer, "render", counting)
+    monkeypatch.setattr(shared_updates, "render", counting)
     first = await _watch(stub, execution_id, O.WATCH_VIEW_FULL)
     once = len(rendered)
     second = await _watch(stub, execution_id, O.WATCH_VIEW_FULL)
-    assert first == second
-    # The first watch rendered each status (the watch in _ended, before the patch, rendered the
-    # live ones: they are shared too); the second renders only the terminal one, never kept.
-    assert once <= len(first) and len(rendered) - once == 1
+    assert first == second and first[-1].status.status == E.EXECUTION_STATE_COMPLETED
+    # The first watch rendered at most each status once; the second renders none: each of its
+    # updates, the terminal one (with the results) included, is the first watch's bytes.
+    assert once <= len(first) and len(rendered) == once
