@@ -144,7 +144,7 @@ async def test_the_list_and_agents_pages_show_what_the_api_says(
             assert await page.locator("#executions tbody tr").count() == 2
             await page.fill("input[name=user]", "ann")
             await page.click("#filters button[type=submit]")
-            await page.wait_for_function("document.querySelectorAll('#executions tbody tr').length === 1")
+            await page.wait_for_function("() => document.querySelectorAll('#executions tbody tr').length === 1")
             assert await page.get_attribute("#executions tbody tr", "data-state") == "completed"
             assert "user=ann" in page.url
             await page.click(f"a[href='/executions/{done.execution_id}']")
