@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from agents import Fleet
     from server.engine.ports import AgentCaller
     from server.telemetry.metrics import MetricsEndpoint
+    from server.web import WebView
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,10 @@ class RunningServer:
     """The plaintext grpc.health.v1-only port (--health-listen), if any."""
     metrics: MetricsEndpoint | None = None
     """The Prometheus endpoint (--metrics); None when off."""
+    web: WebView | None = None
+    """The web view (--web); None when off."""
+    web_socket_dir: str = ""
+    """The private directory of the unix socket the web view calls the server on; removed on stop."""
     _stopped: bool = False
 
     async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
@@ -108,6 +115,8 @@ class RunningServer:
         if self._stopped:
             return
         self._stopped = True
+        if self.web is not None:
+            await self.web.close()  # first: its live streams end before their watches are cut
         await self.health_servicer.enter_graceful_shutdown()
         if drain > 0:
             logger.info("draining for %.1fs (health NOT_SERVING, still serving)", drain)
@@ -129,6 +138,8 @@ class RunningServer:
         await self.store.close()
         if self.fleet is not None:
             await self.fleet.stop(1.0)
+        if self.web_socket_dir:
+            shutil.rmtree(self.web_socket_dir, ignore_errors=True)
         if self.owned_tracer_provider is not None:
             # Last, so the spans of the attempts the stop cancelled are exported too; in a thread,
             # as flushing to a collector blocks.
@@ -333,6 +344,14 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         if probe is not None:
             cleanup.push_async_callback(probe.stop, None)
             await probe.start()
+        web_socket_dir = ""
+        if config.web:
+            # The view calls this server's public API like any client (its interceptors, so its
+            # authorization, apply), on a unix socket in a directory only this user can enter: no
+            # TLS client setup, and no second network port.
+            web_socket_dir = tempfile.mkdtemp(prefix="baton-web-")
+            cleanup.callback(shutil.rmtree, web_socket_dir, True)
+            server.add_insecure_port(f"unix:{web_socket_dir}/grpc.sock")
         await server.start()
         host = config.listen.rpartition(":")[0]
         running = RunningServer(
@@ -355,7 +374,11 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             guard=guard,
             metrics=metrics_endpoint,
             servicer=servicer,
+            web_socket_dir=web_socket_dir,
         )
+        if config.web:
+            running.web = await _start_web(config, web_socket_dir)
+            cleanup.push_async_callback(running.web.close)
         cleanup.push_async_callback(engine.close)
         resumed = await engine.recover()
         for name in ("", SERVICE_NAME):
@@ -376,7 +399,30 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
     (logger.warning if security.exposed else logger.info)("transport: %s", security.description)
     if running.metrics is not None:
         logger.info("metrics on %s", running.metrics.url)
+    if running.web is not None:
+        logger.info("web view on %s", running.web.url)
     return running
+
+
+async def _start_web(config: ServerConfig, socket_dir: str) -> WebView:
+    """Starts the web view (server.web) on config.web, calling this server through `socket_dir`'s socket."""
+    import ssl
+
+    from server.web import WebOptions, start_web_view
+
+    context = None
+    if config.tls.cert:
+        # The server's own certificate; read once (a renewed certificate reaches the view on restart).
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(config.tls.cert, config.tls.key or None)
+    return await start_web_view(
+        WebOptions(
+            listen=config.web,
+            target=f"unix:{socket_dir}/grpc.sock",
+            ssl_context=context,
+            max_message_bytes=config.max_message_bytes,
+        )
+    )
 
 
 async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> None:
@@ -405,6 +451,8 @@ async def serve(config: ServerConfig, *, ready: asyncio.Event | None = None) -> 
             print(f"baton REST API on {scheme}://{proxy.listen} (Envoy pid {proxy.pid})", flush=True)
         if running.metrics is not None:
             print(f"baton metrics on {running.metrics.url}", flush=True)
+        if running.web is not None:
+            print(f"baton web view on {running.web.url}/executions", flush=True)
         if ready is not None:
             ready.set()
         stop = asyncio.Event()

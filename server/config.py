@@ -159,6 +159,10 @@ class ServerConfig:
     with its events and audit entries (`--retention 30d`); 0 (the default) keeps everything."""
     metrics: str = ""
     """HOST:PORT of the Prometheus endpoint (GET /metrics); empty (the default): no metrics at all."""
+    web: str = ""
+    """HOST:PORT of the web view (server.web: pages and a JSON API over this server's own gRPC API);
+    empty (the default): none. HTTPS with `tls`'s certificate when there is one; plain HTTP on
+    loopback only unless `plaintext`."""
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)
     """Admission control (server/engine/admission.py): how many executions run and wait at once;
     by default every execution starts as it is recorded."""
@@ -183,6 +187,24 @@ class ServerConfig:
         if self.metrics:
             parse_address(self.metrics, "metrics")
         self._check_auth()
+        self._check_web()
+
+    def _check_web(self) -> None:
+        if not self.web:
+            return
+        parse_address(self.web, "web")
+        if is_loopback(self.web):
+            return
+        if not self.auth:
+            raise ConfigError(
+                f"web: {self.web} is not a loopback address and no --auth was given: anyone who reaches it could"
+                " read and control every execution; pass --auth jwt --jwt-key FILE, or --auth none to run so anyway"
+            )
+        if not self.tls.cert and not self.plaintext:
+            raise ConfigError(
+                f"web: {self.web} is not a loopback address and there is no --tls-cert: the view (and the tokens"
+                " sent to it) would be plain HTTP; pass --tls-cert and --tls-key, or --plaintext to run so anyway"
+            )
 
     def _check_auth(self) -> None:
         if self.auth not in ("", "none", "jwt"):

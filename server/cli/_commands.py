@@ -133,6 +133,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             admission=admission_from(args),
             agent_faults=args.faults,
             metrics=args.metrics,
+            web=args.web,
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None

