@@ -7,19 +7,23 @@ python="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
-# The web view's browser tests drive Debian's Chromium (Playwright cannot download its own here).
-command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+# Debian packages, installed once when missing: Chromium for the web view's browser tests
+# (Playwright cannot download its own here), node and npm for the Node.js client and buf.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 
 # Local services the suite may use: start them when installed but not running.
 if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
 fi
 
-# The Node.js client's tests and buf (tests/e2e/node): node and npm from Debian when missing, then
-# the committed package-lock.json (again only when it changed since the last install).
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
-fi
+# The Node.js client's tests and buf (tests/e2e/node): the committed package-lock.json, installed
+# again only when it changed since the last install.
 if [ ! tests/e2e/node/node_modules/.package-lock.json -nt tests/e2e/node/package-lock.json ]; then
   (cd tests/e2e/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
