@@ -37,7 +37,7 @@ NOTICE_TIMEOUT = 5.0
 """Seconds a notice's call may take."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Launch:
     """A call for the runner to perform; its outcome comes back as an inbox `Outcome`."""
 

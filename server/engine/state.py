@@ -98,7 +98,7 @@ NOT_APPLIED = frozenset(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class ErrorRecord:
     """One error of the execution, for the error summary."""
 
@@ -113,7 +113,7 @@ class ErrorRecord:
     """The item of a map step the error is of, from 0; -1 for the step's own."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Wait:
     """What a waiting step waits for."""
 
@@ -130,7 +130,7 @@ class Wait:
     """The reason given with the reject."""
 
 
-@dataclass
+@dataclass(slots=True)
 class CompensationRun:
     """A step's compensation (or the probe that settles whether its effect happened)."""
 
@@ -168,7 +168,7 @@ ITEM_OCCUPYING = frozenset({ItemPhase.IN_FLIGHT, ItemPhase.BACKOFF})
 """Item phases that hold one of the step's max_concurrency slots (a retry keeps its item's slot)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemTally:
     """How many of a map step's items are in each phase, which wait for a retry, and where the
     pending ones begin: what deciding and rendering need, kept as the items move (`set_phase`),
@@ -201,7 +201,7 @@ class ItemTally:
         return items[self.next_pending] if self.next_pending < len(items) else None
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemRun:
     """What has happened to one item of a map step so far."""
 
@@ -233,7 +233,7 @@ class ItemRun:
         return None if self.output is None else any_json(self.output)
 
 
-@dataclass
+@dataclass(slots=True)
 class StepRun:
     """What has happened to one step so far."""
 
@@ -313,7 +313,7 @@ class Unwinding:
     error_type: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class ExecutionState:
     """The fold of an execution's events."""
 
