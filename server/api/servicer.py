@@ -575,6 +575,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         except UnfinishedExecutionsError as error:
             raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, f"user_id: {error}") from None
         self.forget(user_id, deletion.execution_ids)
+        await self.triggers.forget_user(user_id)
         # The deletion is also an audit entry (USER_DATA_DELETED, written with it); this line
         # is for the operator reading the logs.
         logger.warning(

@@ -78,6 +78,11 @@ class TriggerApi:
             )
         return self._store
 
+    async def forget_user(self, user_id: str) -> None:
+        """Deletes the published events about a user, with the rest of their data (DeleteUserData)."""
+        if self._store is not None:
+            await self._store.delete_events_of(user_id)
+
     # ---- rules ----------------------------------------------------------------------------------
 
     async def register(self, request: triggers_pb2.RegisterTriggerRuleRequest) -> triggers_pb2.TriggerRule:

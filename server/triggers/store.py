@@ -101,6 +101,11 @@ class TriggerStore(Protocol):
         """Claims the event (rule 2): returns the stored event and whether this call stored it."""
         ...
 
+    async def delete_events_of(self, subject: str) -> int:
+        """Deletes the events about a user (their data: the starts hold what the payloads gave);
+        returns how many. Publishing one of them again starts its workflows again."""
+        ...
+
 
 def trigger_store_for(store: object) -> TriggerStore | None:
     """The trigger tables of an execution store; None for a store without them."""
@@ -216,6 +221,12 @@ class SqliteTriggerStore:
     async def get_event(self, event_id: str) -> PublishedEvent | None:
         return await self._store._read(_sqlite_event, event_id)
 
+    async def delete_events_of(self, subject: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM trigger_events WHERE subject = ?", (subject,)).rowcount
+
+        return await self._write(run)
+
     async def claim_event(self, event: PublishedEvent) -> tuple[PublishedEvent, bool]:
         def run(conn: sqlite3.Connection) -> tuple[PublishedEvent, bool]:
             inserted = conn.execute(
@@ -310,6 +321,10 @@ class PostgresTriggerStore:
     async def get_event(self, event_id: str) -> PublishedEvent | None:
         row = await self._store._live_pool().fetchrow(_PG_EVENT, event_id)
         return None if row is None else _pg_event(row)
+
+    async def delete_events_of(self, subject: str) -> int:
+        result = await self._store._live_pool().execute("DELETE FROM trigger_events WHERE subject = $1", subject)
+        return int(result.rsplit(" ", 1)[-1])
 
     async def claim_event(self, event: PublishedEvent) -> tuple[PublishedEvent, bool]:
         pool = self._store._live_pool()

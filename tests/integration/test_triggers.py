@@ -8,6 +8,7 @@ database) with the embedded reference fleet.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ EXAMPLES = example_rules()
 POSTING_RULE = EXAMPLES["new_matching_posting.yaml"]
 INTERVIEW_RULE = EXAMPLES["interview_invitation.yaml"]
 
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "server" / "triggers" / "examples"
 WATCHER = "wanda"
 """A user who watches for new postings."""
 
@@ -410,3 +412,68 @@ async def test_publishing_needs_the_publisher_or_admin_role_and_the_subject_owns
             ).read()
         ).event
         assert started.actor.subject == "feed" and "publisher" in started.actor.roles
+
+
+# ---- the CLI --------------------------------------------------------------------------------
+
+
+async def test_the_cli_adds_lists_and_deletes_rules_and_publishes_events(
+    orchestrator: RunningServer, tmp_path: Path
+) -> None:
+    from tests.integration.test_cli import baton
+
+    target = ("--target", orchestrator.address)
+    examples = EXAMPLES_DIR
+    added = await baton("triggers", "add", str(examples / "new_matching_posting.yaml"), *target)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == "rule new-matching-posting version 1: job.posted starts job_discovery"
+    listed = await baton("triggers", "list", *target)
+    assert listed.returncode == 0 and "new-matching-posting" in listed.stdout and "job.posted" in listed.stdout
+
+    payload = json.dumps(posting())
+    published = await baton(
+        "events", "publish", "job.posted", "--subject", WATCHER, "--payload", payload, "--id", "cli-1", *target
+    )
+    assert published.returncode == 0, published.stderr
+    lines = published.stdout.splitlines()
+    assert lines[0] == "event cli-1 published"
+    assert lines[1].endswith("job_discovery  (rule new-matching-posting, started)")
+    execution_id = lines[1].split()[0]
+    again = await baton(
+        "events",
+        "publish",
+        "job.posted",
+        "--subject",
+        WATCHER,
+        "--payload",
+        payload,
+        "--id",
+        "cli-1",
+        "--json",
+        *target,
+    )
+    reply = json.loads(again.stdout)
+    assert reply["duplicate"] is True and reply["executions"][0]["execution_id"] == execution_id
+
+    bad = await baton("events", "publish", "job.posted", "--subject", WATCHER, "--payload", "[1]", *target)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --payload: a JSON object")
+    rule_file = tmp_path / "bad.yaml"
+    rule_file.write_text("name: bad\nevent_type: x\nworkflow_type: nope\n")
+    refused = await baton("triggers", "add", str(rule_file), *target)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: INVALID_ARGUMENT: rule.workflow_type")
+
+    deleted = await baton("triggers", "delete", "new-matching-posting", *target)
+    assert deleted.returncode == 0 and deleted.stdout.strip() == "deleted rule new-matching-posting (version 1)"
+    gone = await baton("triggers", "delete", "new-matching-posting", *target)
+    assert gone.returncode == 1 and gone.stderr.startswith("error: NOT_FOUND: name")
+
+
+async def test_deleting_a_users_data_deletes_the_events_about_them(stub: Stub) -> None:
+    await register(stub, POSTING_RULE)
+    first = await stub.PublishEvent(event(event_id="posting-forgotten"))
+    await watch_all(stub, first.executions[0].execution_id, deadline=60)
+    deleted = await stub.DeleteUserData(orchestrator_pb2.DeleteUserDataRequest(user_id=WATCHER))
+    assert deleted.executions_deleted == 1
+    again = await stub.PublishEvent(event(event_id="posting-forgotten"))
+    assert not again.duplicate and again.executions[0].created
+    assert again.executions[0].execution_id != first.executions[0].execution_id
