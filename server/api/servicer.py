@@ -15,19 +15,22 @@ from datetime import datetime
 from typing import cast
 
 import grpc
-from baton.v1 import execution_pb2, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
+from baton.v1 import execution_pb2, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2, triggers_pb2
+from baton.v1.execution_context_pb2 import ExecutionContext
 from google.protobuf import json_format
 
 from agents_clients import CapacityCaller, CapacityWait
 from server.api.audit import actor_of, audit_page, check_exact
 from server.api.capacity import add_waits, capacity_health, shown
 from server.api.errors import RequestError, invalid, streaming, unary
+from server.api.execution_context import check_execution_context, unsampled, untraced
 from server.api.folded import FoldedStates
 from server.api.limits import RequestLimits, check_key, check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
 from server.api.quotas import SubmissionBuckets
 from server.api.shared_updates import SerializedUpdate, SharedUpdates
 from server.api.sizing import fit_status, fit_update, message_budget, surely_fits
+from server.api.triggers import TRIGGER_REQUEST_PREFIX, TriggerApi
 from server.auth import Principal, Role, current_principal
 from server.auth.policy import may_control, may_read
 from server.callbacks import DestinationPolicy
@@ -119,6 +122,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.submissions = SubmissionBuckets(limits.submissions_per_minute)
         self.capacity = capacity
         self.forget_callbacks = forget_callbacks
+        self.triggers = TriggerApi(self)
+        """PublishEvent and the trigger rules' RPCs (server.api.triggers)."""
 
     # ---- planning ---------------------------------------------------------------------------
 
@@ -200,6 +205,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         problem = request.callback_url and self.callback_policy.url_problem(request.callback_url)
         if problem:
             raise invalid("callback_url", problem)
+        if request.request_id.startswith(TRIGGER_REQUEST_PREFIX):
+            raise invalid("request_id", f"{TRIGGER_REQUEST_PREFIX!r} starts the request ids of triggered executions")
+        execution_context = None
+        if request.HasField("execution_context"):
+            check_execution_context("execution_context", request.execution_context)
+            execution_context = request.execution_context
         plan = self._plan(request, self.clock.now())
         record, created = await self.engine.submit(
             Submission(
@@ -209,8 +220,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 options=request.execution_options,
                 callback_url=request.callback_url,
                 request_id=request.request_id,
-                trace_parent=self.trace_parent() if self.trace_parent is not None else "",
+                trace_parent=self.execution_trace_parent(execution_context),
                 actor=actor_of(context, claimed_user=plan.user_id),
+                execution_context=execution_context,
             )
         )
         if not created:
@@ -219,6 +231,40 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         return orchestrator_pb2.Execution(
             execution_id=record.execution_id, plan=plan, status=_state(record.state), created=created
         )
+
+    def execution_trace_parent(self, execution_context: ExecutionContext | None) -> str:
+        """The trace context to store with a new execution: the current RPC's, marked not sampled
+        when the execution's context turns tracing off (server.api.execution_context)."""
+        trace_parent = self.trace_parent() if self.trace_parent is not None else ""
+        if execution_context is not None and untraced(execution_context):
+            return unsampled(trace_parent)
+        return trace_parent
+
+    # ---- event-driven triggers (server.api.triggers) -----------------------------------------
+
+    @unary
+    async def PublishEvent(
+        self, request: triggers_pb2.PublishEventRequest, context: grpc.aio.ServicerContext
+    ) -> triggers_pb2.PublishEventResponse:
+        return await self.triggers.publish(request, actor_of(context))
+
+    @unary
+    async def RegisterTriggerRule(
+        self, request: triggers_pb2.RegisterTriggerRuleRequest, context: grpc.aio.ServicerContext
+    ) -> triggers_pb2.TriggerRule:
+        return await self.triggers.register(request)
+
+    @unary
+    async def ListTriggerRules(
+        self, request: triggers_pb2.ListTriggerRulesRequest, context: grpc.aio.ServicerContext
+    ) -> triggers_pb2.ListTriggerRulesResponse:
+        return await self.triggers.list(request)
+
+    @unary
+    async def DeleteTriggerRule(
+        self, request: triggers_pb2.DeleteTriggerRuleRequest, context: grpc.aio.ServicerContext
+    ) -> triggers_pb2.DeleteTriggerRuleResponse:
+        return await self.triggers.delete(request)
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -529,6 +575,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         except UnfinishedExecutionsError as error:
             raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, f"user_id: {error}") from None
         self.forget(user_id, deletion.execution_ids)
+        await self.triggers.forget_user(user_id)
         # The deletion is also an audit entry (USER_DATA_DELETED, written with it); this line
         # is for the operator reading the logs.
         logger.warning(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
-from baton.v1 import execution_pb2, journey_pb2, plan_pb2
+from baton.v1 import execution_context_pb2, execution_pb2, journey_pb2, plan_pb2, triggers_pb2
 
 from server.engine.admission import AdmissionLimits
 from server.engine.admitter import Admitter
@@ -109,6 +109,10 @@ class Submission:
     stored in execution_started, it is the parent of every span of the execution."""
     actor: execution_pb2.Actor | None = None
     """Who submitted it; recorded on the execution_started event (the audit trail)."""
+    trigger: triggers_pb2.TriggeringEvent | None = None
+    """The event that started it (PublishEvent); None for a client's submission."""
+    execution_context: execution_context_pb2.ExecutionContext | None = None
+    """The validated execution_context; None when the request gave none."""
 
 
 #: Called once an execution's terminal event is committed.
@@ -228,6 +232,10 @@ class Engine:
         started.deadline.FromDatetime(now + timedelta(seconds=timeout))
         if submission.actor is not None:
             event.actor.CopyFrom(submission.actor)
+        if submission.trigger is not None:
+            started.trigger.CopyFrom(submission.trigger)
+        if submission.execution_context is not None:
+            started.execution_context.CopyFrom(submission.execution_context)
         record, created = await self.store.create_execution(
             NewExecution(
                 execution_id=submission.execution_id,

@@ -46,6 +46,11 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
     )
     if state.callback is not None:
         status.callback.CopyFrom(state.callback)
+    started = state.started
+    if started.HasField("trigger"):
+        status.trigger.CopyFrom(started.trigger)
+    if started.HasField("execution_context"):
+        status.execution_context.CopyFrom(started.execution_context)
     runs = [state.steps[sid] for sid in plan.steps]
     done = sum(1 for r in runs if r.done)
     running = [r.step_id for r in runs if r.phase in (Phase.IN_FLIGHT, Phase.MAPPING)]

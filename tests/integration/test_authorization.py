@@ -22,6 +22,7 @@ from baton.v1 import (
     plan_pb2,
     seed_api_pb2,
     seed_api_pb2_grpc,
+    triggers_pb2,
 )
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -37,6 +38,7 @@ from tests.integration.support import execute_plan, step, w_plan
 E = execution_pb2
 O = orchestrator_pb2  # noqa: E741
 S = seed_api_pb2
+T = triggers_pb2
 Code = grpc.StatusCode
 
 pytestmark = pytest.mark.timeout(60)
@@ -117,6 +119,23 @@ CALLS: dict[str, Call] = {
     "/baton.v1.Orchestrator/DeleteUserData": lambda s, x, md: s.orchestrator.DeleteUserData(
         O.DeleteUserDataRequest(user_id="nobody-here"), metadata=md, timeout=10
     ),
+    # An event no rule matches: nothing starts.
+    "/baton.v1.Orchestrator/PublishEvent": lambda s, x, md: s.orchestrator.PublishEvent(
+        T.PublishEventRequest(event_type="nothing.matches", subject=ALICE), metadata=md, timeout=10
+    ),
+    "/baton.v1.Orchestrator/RegisterTriggerRule": lambda s, x, md: s.orchestrator.RegisterTriggerRule(
+        T.RegisterTriggerRuleRequest(
+            rule=T.TriggerRule(name="never", event_type="never.published", workflow_type="job_discovery")
+        ),
+        metadata=md,
+        timeout=10,
+    ),
+    "/baton.v1.Orchestrator/ListTriggerRules": lambda s, x, md: s.orchestrator.ListTriggerRules(
+        T.ListTriggerRulesRequest(), metadata=md, timeout=10
+    ),
+    "/baton.v1.Orchestrator/DeleteTriggerRule": lambda s, x, md: s.orchestrator.DeleteTriggerRule(
+        T.DeleteTriggerRuleRequest(name="no-such-rule"), metadata=md, timeout=10
+    ),
     "/baton.v1.SeedApi/Execute": lambda s, x, md: s.seed.Execute(_seed_execute(), metadata=md, timeout=10),
     "/baton.v1.SeedApi/GetStatus": lambda s, x, md: s.seed.GetStatus(
         S.SeedStatusRequest(execution_id=x), metadata=md, timeout=10
@@ -137,6 +156,7 @@ _EVERYONE = {"user A": OK, "user B": OK, "operator": OK, "admin": OK}
 # A's execution has completed: a control that got through is refused by its state, not its caller.
 _CONTROL_ENDED = {"user A": REFUSED_STATE, "user B": NOT_FOUND, "operator": DENIED, "admin": REFUSED_STATE}
 _STAFF = {"user A": DENIED, "user B": DENIED, "operator": OK, "admin": OK}
+_ADMIN_ONLY = {"user A": DENIED, "user B": DENIED, "operator": DENIED, "admin": OK}
 
 EXPECTED: dict[str, dict[str, frozenset[Code]]] = {
     "/baton.v1.Orchestrator/ExecuteWorkflow": _EVERYONE,
@@ -155,6 +175,16 @@ EXPECTED: dict[str, dict[str, frozenset[Code]]] = {
     "/baton.v1.Orchestrator/GetSystemHealth": _STAFF,
     "/baton.v1.Orchestrator/ListAuditEvents": _STAFF,
     "/baton.v1.Orchestrator/DeleteUserData": {"user A": DENIED, "user B": DENIED, "operator": DENIED, "admin": OK},
+    "/baton.v1.Orchestrator/PublishEvent": _ADMIN_ONLY,  # and publishers (test_triggers.py)
+    "/baton.v1.Orchestrator/RegisterTriggerRule": _ADMIN_ONLY,
+    "/baton.v1.Orchestrator/ListTriggerRules": _STAFF,
+    # Past the gate, an admin is told the rule does not exist.
+    "/baton.v1.Orchestrator/DeleteTriggerRule": {
+        "user A": DENIED,
+        "user B": DENIED,
+        "operator": DENIED,
+        "admin": NOT_FOUND,
+    },
     "/baton.v1.SeedApi/Execute": _EVERYONE,
     "/baton.v1.SeedApi/GetStatus": _READ,
     "/baton.v1.SeedApi/WatchStatus": _READ,

@@ -174,7 +174,9 @@ def test_a_malformed_roles_claim_is_a_bad_token_not_a_guess(
     verifier: JwtVerifier, ec_key: PrivateKey, roles: object
 ) -> None:
     token = jwt.encode(_claims(roles=roles), ec_key, algorithm="ES256")
-    assert _refusal(verifier, token) == "the bearer token's roles claim must be a list of user, operator, admin"
+    assert (
+        _refusal(verifier, token) == "the bearer token's roles claim must be a list of user, operator, admin, publisher"
+    )
 
 
 def test_an_empty_roles_list_means_a_user(verifier: JwtVerifier, ec_key: PrivateKey) -> None:
