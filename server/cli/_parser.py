@@ -42,6 +42,7 @@ from server.cli._control import SIGNALS, cmd_approve, cmd_cancel, cmd_pause, cmd
 from server.cli._demo import DEMO_LATENCY_MS, DEMO_RATE_LIMIT, DEMO_SEED, DEMO_WEB_LATENCY_MS, cmd_demo
 from server.cli._limits import add_admission_flags, add_limit_flags
 from server.cli._resilience import add_resilience_flags
+from server.cli._workflows import add_workflow_commands
 from server.client import BatonError
 
 
@@ -557,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_health)
 
     _audit_commands(commands)
+    add_workflow_commands(commands, _target)
 
     p = commands.add_parser(
         "demo",
