@@ -276,6 +276,9 @@ def _safe_yaml(source: str, text: str) -> Any:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise DefinitionError(source, f"is not valid YAML: {str(error)[:500]}") from None
+    except (ValueError, OverflowError) as error:
+        # A scalar YAML reads but Python will not hold, e.g. an integer of more than 4300 digits.
+        raise DefinitionError(source, f"cannot be loaded: {str(error)[:200]}") from None
     _check_json(source, raw, "")
     return raw
 

@@ -367,6 +367,10 @@ BAD_DEFINITIONS: dict[str, tuple[str, str]] = {
     "aliases": ("a: &x [1, 2]\nb: *x\n", "anchors and aliases"),
     "a date": (_mutated(lambda d: d.update(description=__import__("datetime").date(2026, 1, 1))), "not a JSON value"),
     "too deep": ("a: " + "[" * 40 + "]" * 40, "nested more than"),
+    "a huge number": (
+        with_extra_step("5.0.0").replace("retry_count: 1", "retry_count: " + "9" * 5000),
+        "cannot be loaded",
+    ),
     "too large": ("description: " + "x" * (MAX_DEFINITION_BYTES + 1), f"at most {MAX_DEFINITION_BYTES}"),
     "another type's alias": (
         _mutated(lambda d: d.update(workflow_type="scout", aliases=["job_search"], journey_types=[])),
@@ -465,6 +469,9 @@ async def test_bad_versions_and_unknown_names_get_clear_statuses(sqlite_servers:
             'unknown workflow type "nope"',
         ),
     ]
+    with_plan = O.ExecuteWorkflowRequest(workflow_version="1.0.0", user_context=execute().user_context)
+    with_plan.plan.workflow_steps.add(step_id="A", step_name="A", agent="analytics", operation="RecordEvents")
+    cases.append((stub.ExecuteWorkflow(with_plan), Code.INVALID_ARGUMENT, "workflow_version: not allowed with plan"))
     for call, code, message in cases:
         error = await error_of(call)
         assert (error.code(), message in (error.details() or "")) == (code, True), (code, message, error.details())
