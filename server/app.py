@@ -35,6 +35,7 @@ from server.config import ConfigError, ServerConfig, agent_endpoints, is_loopbac
 from server.engine import Engine, EngineConfig, ReplicaConfig
 from server.health import HealthMonitor
 from server.planner import Planner
+from server.registry import WorkflowRegistry
 from server.retention import RetentionSweeper
 from server.store import open_store
 from server.store.base import ExecutionStore
@@ -319,6 +320,10 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             storage_path=_storage_dir(_sqlite_path(config.store_url)),
         )
         monitor.add_listener(capacity.boards.update_from)
+        # The workflow registry: the built-ins inserted as 1.0.0, every stored version loaded
+        # (one that no longer validates is kept aside, never fatal: server.registry, rule 8).
+        registry = WorkflowRegistry(store, planner, now=clock.now, shared=_sqlite_path(config.store_url) is None)
+        await registry.start()
         servicer = OrchestratorServicer(
             engine=engine,
             store=store,
@@ -332,6 +337,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             limits=config.limits,
             capacity=capacity,
             forget_callbacks=relay.forget,
+            registry=registry,
         )
         # Malformed requests are INVALID_ARGUMENT, streams nobody reads end (server.api.handlers).
         guard = HandlerGuard(config.limits)

@@ -15,11 +15,20 @@ from datetime import datetime
 from typing import cast
 
 import grpc
-from baton.v1 import execution_pb2, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2, triggers_pb2
+from baton.v1 import (
+    execution_pb2,
+    journey_pb2,
+    orchestrator_pb2,
+    orchestrator_pb2_grpc,
+    plan_pb2,
+    registry_pb2,
+    triggers_pb2,
+)
 from baton.v1.execution_context_pb2 import ExecutionContext
 from google.protobuf import json_format
 
 from agents_clients import CapacityCaller, CapacityWait
+from server.api import registry as registry_rpcs
 from server.api.audit import actor_of, audit_page, check_exact
 from server.api.capacity import add_waits, capacity_health, shown
 from server.api.errors import RequestError, invalid, streaming, unary
@@ -40,6 +49,7 @@ from server.engine.model import seconds
 from server.health import HealthMonitor
 from server.planner import Planner, PlanningError, validate_plan
 from server.quoting import quote
+from server.registry import WorkflowRegistry
 from server.store.base import (
     AuditQuery,
     CorruptHistoryError,
@@ -87,6 +97,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         limits: LimitsConfig | None = None,
         capacity: CapacityCaller | None = None,
         forget_callbacks: Callable[[Sequence[str]], None] | None = None,
+        registry: WorkflowRegistry | None = None,
     ) -> None:
         """Wires the servicer.
 
@@ -100,6 +111,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             capacity: the agent calls' limits, whose waits statuses show (server.api.capacity).
             forget_callbacks: told the executions a deletion removed, so that the callbacks this
                 process was sending about them stop at once (server.callbacks.CallbackRelay).
+            registry: the registered workflow versions requests are planned from; None for
+                the planner's built-ins only (and no registry RPCs: FAILED_PRECONDITION).
         """
         self.engine = engine
         self.store = store
@@ -124,14 +137,16 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.forget_callbacks = forget_callbacks
         self.triggers = TriggerApi(self)
         """PublishEvent and the trigger rules' RPCs (server.api.triggers)."""
+        self.registry = registry
 
     # ---- planning ---------------------------------------------------------------------------
 
-    def _plan(
+    async def _plan(
         self, request: orchestrator_pb2.ExecuteWorkflowRequest | orchestrator_pb2.PlanWorkflowRequest, now: datetime
     ) -> plan_pb2.OrchestrationPlan:
         # An explicit plan is walked only when not already known valid (see _validate).
         check_request(request, with_plan=False, limits=self.limits)
+        registry_rpcs.check_version_request(request)
         options = request.execution_options
         if options.HasField("timeout"):
             timeout = seconds(options.timeout)
@@ -152,6 +167,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 plan.created_at.FromDatetime(now)
             self._validate(request.plan, plan)
             return plan
+        # The version the execution is pinned to (server.registry, rule 5): its plan records it.
+        definition = None
+        if self.registry is not None:
+            definition = await self.registry.pick(
+                request.workflow_type, request.user_context.journey_type, request.workflow_version
+            )
+        elif request.workflow_version:
+            raise invalid("workflow_version", "this server has no workflow registry")
         return self.planner.plan(
             request.workflow_type,
             request.user_context,
@@ -159,6 +182,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             plan_id=self.new_id(),
             now=now,
             health=self.health.agent_statuses(),
+            definition=definition,
         )
 
     def _validate(self, as_sent: plan_pb2.OrchestrationPlan, plan: plan_pb2.OrchestrationPlan) -> None:
@@ -186,7 +210,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.PlanWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> plan_pb2.OrchestrationPlan:
         _own(request, current_principal())
-        return self._plan(request, self.clock.now())
+        return await self._plan(request, self.clock.now())
 
     @unary
     async def ExecuteWorkflow(
@@ -211,7 +235,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if request.HasField("execution_context"):
             check_execution_context("execution_context", request.execution_context)
             execution_context = request.execution_context
-        plan = self._plan(request, self.clock.now())
+        plan = await self._plan(request, self.clock.now())
         record, created = await self.engine.submit(
             Submission(
                 execution_id=self.new_id(),
@@ -608,6 +632,37 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             owner = b"\0" + user_id.encode()  # how _validate keys them
             for key in [key for key in self._valid_plans if key.endswith(owner)]:
                 del self._valid_plans[key]
+
+    # ---- the workflow registry (server/api/registry.py) -------------------------------------------
+
+    def _registry(self) -> WorkflowRegistry:
+        if self.registry is None:
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, "this server has no workflow registry")
+        return self.registry
+
+    @unary
+    async def RegisterWorkflow(
+        self, request: registry_pb2.RegisterWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.RegisterWorkflowResponse:
+        return await registry_rpcs.register_workflow(self._registry(), request)
+
+    @unary
+    async def GetWorkflow(
+        self, request: registry_pb2.GetWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.WorkflowDefinitionInfo:
+        return await registry_rpcs.get_workflow(self._registry(), request)
+
+    @unary
+    async def ListWorkflows(
+        self, request: registry_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.ListWorkflowsResponse:
+        return await registry_rpcs.list_workflows(self._registry(), request)
+
+    @unary
+    async def DeprecateWorkflow(
+        self, request: registry_pb2.DeprecateWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.WorkflowDefinitionInfo:
+        return await registry_rpcs.deprecate_workflow(self._registry(), request)
 
     @unary
     async def GetSystemHealth(

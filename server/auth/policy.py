@@ -92,6 +92,11 @@ _RULES: dict[str, dict[str, Rule]] = {
         "RegisterTriggerRule": Rule(_ADMIN, Scope.SYSTEM),
         "ListTriggerRules": Rule(_STAFF, Scope.SYSTEM),
         "DeleteTriggerRule": Rule(_ADMIN, Scope.SYSTEM),
+        # The workflow registry: definitions are the admins' (DESIGN.md, "Observability and security").
+        "RegisterWorkflow": Rule(_ADMIN, Scope.SYSTEM),
+        "GetWorkflow": Rule(_ADMIN, Scope.SYSTEM),
+        "ListWorkflows": Rule(_ADMIN, Scope.SYSTEM),
+        "DeprecateWorkflow": Rule(_ADMIN, Scope.SYSTEM),
     },
     # The seed's shapes delegate to the Orchestrator servicer's RPCs of the same meaning, so
     # the same ownership checks apply; the gate is by the seed's own method name.

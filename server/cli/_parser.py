@@ -43,6 +43,7 @@ from server.cli._demo import DEMO_LATENCY_MS, DEMO_RATE_LIMIT, DEMO_SEED, DEMO_W
 from server.cli._limits import add_admission_flags, add_limit_flags
 from server.cli._resilience import add_resilience_flags
 from server.cli._triggers import add_trigger_commands
+from server.cli._workflows import add_workflow_commands
 from server.client import BatonError
 
 
@@ -559,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _audit_commands(commands)
     add_trigger_commands(commands, _target)
+    add_workflow_commands(commands, _target)
 
     p = commands.add_parser(
         "demo",

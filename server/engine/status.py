@@ -43,6 +43,7 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
         end_cause=state.end_cause,
         trace_id=state.trace_id,
         run=state.run,
+        workflow_version=state.started.plan.workflow_version,
     )
     if state.callback is not None:
         status.callback.CopyFrom(state.callback)

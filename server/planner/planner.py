@@ -137,7 +137,8 @@ class Planner:
             journeys.update(dict.fromkeys(d.journey_types, d.workflow_type))
         self._names: Mapping[str, str] = MappingProxyType(names)
         self._journeys: Mapping[int, str] = MappingProxyType(journeys)
-        self._self_check()
+        for definition in definitions:
+            self.check(definition)
 
     def workflow_types(self) -> list[str]:
         """Returns the canonical workflow types, sorted."""
@@ -186,6 +187,7 @@ class Planner:
         now: datetime,
         health: Mapping[str, common_pb2.AgentStatus] | None = None,
         estimates: Estimates | None = None,
+        definition: WorkflowDefinition | None = None,
     ) -> plan_pb2.OrchestrationPlan:
         """Plans a workflow for a user; the same arguments always give the same plan.
 
@@ -197,6 +199,8 @@ class Planner:
             now: the plan's created_at.
             health: the agents' latest statuses by agent name; absent agents count as healthy.
             estimates: recorded (p50, p95) seconds per (agent, operation).
+            definition: the definition to plan (a registered version, see server.registry);
+                None to plan the built-in one `workflow_type` names.
 
         Returns:
             A plan that passed `validate_plan`.
@@ -205,7 +209,8 @@ class Planner:
             UnknownWorkflowError: the workflow type (or journey type) names no definition.
             PlanInvalidError: user_context.user_id is empty or an option is out of range.
         """
-        definition = self._definitions[self.resolve(workflow_type, user_context.journey_type)]
+        if definition is None:
+            definition = self._definitions[self.resolve(workflow_type, user_context.journey_type)]
         if not user_context.user_id:
             raise PlanInvalidError("user_context.user_id", "is required: the execution is owned by this user")
         options = options if options is not None else journey_pb2.ExecutionOptions()
@@ -256,8 +261,15 @@ class Planner:
         validate_plan(plan)
         return plan
 
-    def _self_check(self) -> None:
-        """Plans every definition under each adaptation so a definition's flaw fails start-up."""
+    def check(self, definition: WorkflowDefinition) -> None:
+        """Plans a definition under each adaptation, so that a flaw shows now, not in a request.
+
+        Every built-in passes this at start-up; a registered definition passes it before it is
+        stored (server.registry), so both are validated by the same rules.
+
+        Raises:
+            DefinitionError: some adaptation of the definition plans an invalid plan.
+        """
         levels = (
             journey_pb2.AUTOMATION_LEVEL_UNSPECIFIED,
             journey_pb2.AUTOMATION_LEVEL_MANUAL,
@@ -269,23 +281,29 @@ class Planner:
             journey_pb2.PROCESSING_SPEED_THOROUGH,
         )
         offline = {a: common_pb2.AgentStatus(agent=a, status=common_pb2.AGENT_HEALTH_OFFLINE) for a in AGENTS}
-        for definition in self.definitions():
-            for level in levels:
-                for speed in speeds:
-                    for completeness, health in ((0.0, None), (100.0, offline)):
-                        user = journey_pb2.UserJourney(user_id=_CHECK_USER)
-                        user.journey_context.user_preferences.automation_level = level
-                        user.journey_context.user_preferences.processing_speed = speed
-                        user.current_data_state.profile_completeness = completeness
-                        user.current_data_state.document_status = journey_pb2.DOCUMENT_STATUS_ANALYZED
-                        try:
-                            self.plan(definition.workflow_type, user, plan_id="check", now=_CHECK_TIME, health=health)
-                        except PlanInvalidError as error:
-                            setting = (
-                                f"automation_level {journey_pb2.AutomationLevel.Name(level)}, "
-                                f"processing_speed {journey_pb2.ProcessingSpeed.Name(speed)}"
-                            )
-                            raise DefinitionError(definition.source, f"with {setting}: {error}") from None
+        for level in levels:
+            for speed in speeds:
+                for completeness, health in ((0.0, None), (100.0, offline)):
+                    user = journey_pb2.UserJourney(user_id=_CHECK_USER)
+                    user.journey_context.user_preferences.automation_level = level
+                    user.journey_context.user_preferences.processing_speed = speed
+                    user.current_data_state.profile_completeness = completeness
+                    user.current_data_state.document_status = journey_pb2.DOCUMENT_STATUS_ANALYZED
+                    try:
+                        self.plan(
+                            definition.workflow_type,
+                            user,
+                            plan_id="check",
+                            now=_CHECK_TIME,
+                            health=health,
+                            definition=definition,
+                        )
+                    except PlanInvalidError as error:
+                        setting = (
+                            f"automation_level {journey_pb2.AutomationLevel.Name(level)}, "
+                            f"processing_speed {journey_pb2.ProcessingSpeed.Name(speed)}"
+                        )
+                        raise DefinitionError(definition.source, f"with {setting}: {error}") from None
 
 
 # ---- rules --------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from baton.v1 import execution_pb2
 
 from server.engine.admission import AdmissionLimits
 from server.store import _sqlite_outbox as outbox
+from server.store import _workflow_rows as workflow_rows
 from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
 from server.store._outbox import append_outcome, outcome_delivery_id, scheduled_rows
@@ -63,6 +64,7 @@ from server.store.base import (
     NewExecution,
     PendingCallback,
     UnfinishedExecution,
+    WorkflowRow,
 )
 
 logger = logging.getLogger(__name__)
@@ -407,6 +409,23 @@ class SqliteExecutionStore:
     async def pending_callbacks(self, execution_id: str = "") -> list[PendingCallback]:
         """The outbox rows (of one execution, or all), earliest due first."""
         return await self._read(outbox.pending, execution_id)
+
+    # ---- the workflow registry (WorkflowStore): rare writes, on the writer like the outbox's --------
+
+    async def insert_workflow(self, row: WorkflowRow) -> WorkflowRow:
+        """Stores a registered version unless its key is taken; returns the stored row."""
+        return await self._outbox(workflow_rows.sqlite_insert(row))
+
+    async def list_workflows(self, workflow_type: str = "") -> list[WorkflowRow]:
+        """Every registered version (of one type, or all)."""
+        return await self._read(workflow_rows.sqlite_list, workflow_type)
+
+    async def deprecate_workflow(
+        self, workflow_type: str, version: str, when: datetime, reason: str
+    ) -> WorkflowRow | None:
+        """Deprecates a version (once); returns its row, or None when there is none."""
+        run = workflow_rows.sqlite_deprecate(workflow_type, version, to_micros(when), storable_text(reason))
+        return await self._outbox(run)
 
     async def _outbox(self, run: Callable[[sqlite3.Connection], _T]) -> _T:
         writer, loop = self._live_writer()

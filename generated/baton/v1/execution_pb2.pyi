@@ -342,7 +342,7 @@ class Results(_message.Message):
     def __init__(self, primary_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., intermediate_results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recommendations: _Optional[_Iterable[str]] = ..., omitted_outputs: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ExecutionStatus(_message.Message):
-    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id", "queue_position", "callback", "run", "trigger", "execution_context")
+    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id", "queue_position", "callback", "run", "trigger", "execution_context", "workflow_version")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -367,6 +367,7 @@ class ExecutionStatus(_message.Message):
     RUN_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     plan_id: str
     status: ExecutionState
@@ -391,7 +392,8 @@ class ExecutionStatus(_message.Message):
     run: int
     trigger: _triggers_pb2.TriggeringEvent
     execution_context: _execution_context_pb2.ExecutionContext
-    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., callback: _Optional[_Union[CallbackReport, _Mapping]] = ..., run: _Optional[int] = ..., trigger: _Optional[_Union[_triggers_pb2.TriggeringEvent, _Mapping]] = ..., execution_context: _Optional[_Union[_execution_context_pb2.ExecutionContext, _Mapping]] = ...) -> None: ...
+    workflow_version: str
+    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., callback: _Optional[_Union[CallbackReport, _Mapping]] = ..., run: _Optional[int] = ..., trigger: _Optional[_Union[_triggers_pb2.TriggeringEvent, _Mapping]] = ..., execution_context: _Optional[_Union[_execution_context_pb2.ExecutionContext, _Mapping]] = ..., workflow_version: _Optional[str] = ...) -> None: ...
 
 class CallbackReport(_message.Message):
     __slots__ = ("state", "delivery_id", "attempts", "deadline", "detail")

@@ -6,6 +6,7 @@ import warnings
 from baton.v1 import execution_pb2 as baton_dot_v1_dot_execution__pb2
 from baton.v1 import orchestrator_pb2 as baton_dot_v1_dot_orchestrator__pb2
 from baton.v1 import plan_pb2 as baton_dot_v1_dot_plan__pb2
+from baton.v1 import registry_pb2 as baton_dot_v1_dot_registry__pb2
 from baton.v1 import triggers_pb2 as baton_dot_v1_dot_triggers__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -133,6 +134,26 @@ class OrchestratorStub:
                 '/baton.v1.Orchestrator/DeleteTriggerRule',
                 request_serializer=baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleResponse.FromString,
+                _registered_method=True)
+        self.RegisterWorkflow = channel.unary_unary(
+                '/baton.v1.Orchestrator/RegisterWorkflow',
+                request_serializer=baton_dot_v1_dot_registry__pb2.RegisterWorkflowRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_registry__pb2.RegisterWorkflowResponse.FromString,
+                _registered_method=True)
+        self.GetWorkflow = channel.unary_unary(
+                '/baton.v1.Orchestrator/GetWorkflow',
+                request_serializer=baton_dot_v1_dot_registry__pb2.GetWorkflowRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.FromString,
+                _registered_method=True)
+        self.ListWorkflows = channel.unary_unary(
+                '/baton.v1.Orchestrator/ListWorkflows',
+                request_serializer=baton_dot_v1_dot_registry__pb2.ListWorkflowsRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_registry__pb2.ListWorkflowsResponse.FromString,
+                _registered_method=True)
+        self.DeprecateWorkflow = channel.unary_unary(
+                '/baton.v1.Orchestrator/DeprecateWorkflow',
+                request_serializer=baton_dot_v1_dot_registry__pb2.DeprecateWorkflowRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.FromString,
                 _registered_method=True)
 
 
@@ -297,6 +318,39 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterWorkflow(self, request, context):
+        """Registers a version of a workflow definition (admins only). The definition is validated
+        exactly as the built-in ones are (INVALID_ARGUMENT names the problem) and stored durably; a
+        version is immutable: the same type and version with another definition is ALREADY_EXISTS,
+        the identical one answers the stored version (created false).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkflow(self, request, context):
+        """Returns one version of a workflow definition, with its text (admins only). NOT_FOUND names
+        an unknown type or version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflows(self, request, context):
+        """Lists the registered versions of every workflow type, or of one (admins only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeprecateWorkflow(self, request, context):
+        """Deprecates a version (admins only): new executions naming it, or getting it as the latest,
+        are refused FAILED_PRECONDITION; executions already started with it finish with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -389,6 +443,26 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.DeleteTriggerRule,
                     request_deserializer=baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleRequest.FromString,
                     response_serializer=baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleResponse.SerializeToString,
+            ),
+            'RegisterWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterWorkflow,
+                    request_deserializer=baton_dot_v1_dot_registry__pb2.RegisterWorkflowRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_registry__pb2.RegisterWorkflowResponse.SerializeToString,
+            ),
+            'GetWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflow,
+                    request_deserializer=baton_dot_v1_dot_registry__pb2.GetWorkflowRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.SerializeToString,
+            ),
+            'ListWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflows,
+                    request_deserializer=baton_dot_v1_dot_registry__pb2.ListWorkflowsRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_registry__pb2.ListWorkflowsResponse.SerializeToString,
+            ),
+            'DeprecateWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeprecateWorkflow,
+                    request_deserializer=baton_dot_v1_dot_registry__pb2.DeprecateWorkflowRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -884,6 +958,114 @@ class Orchestrator:
             '/baton.v1.Orchestrator/DeleteTriggerRule',
             baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleRequest.SerializeToString,
             baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/RegisterWorkflow',
+            baton_dot_v1_dot_registry__pb2.RegisterWorkflowRequest.SerializeToString,
+            baton_dot_v1_dot_registry__pb2.RegisterWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/GetWorkflow',
+            baton_dot_v1_dot_registry__pb2.GetWorkflowRequest.SerializeToString,
+            baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/ListWorkflows',
+            baton_dot_v1_dot_registry__pb2.ListWorkflowsRequest.SerializeToString,
+            baton_dot_v1_dot_registry__pb2.ListWorkflowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeprecateWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/DeprecateWorkflow',
+            baton_dot_v1_dot_registry__pb2.DeprecateWorkflowRequest.SerializeToString,
+            baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.FromString,
             options,
             channel_credentials,
             insecure,
