@@ -85,6 +85,7 @@ _RULES: dict[str, dict[str, Rule]] = {
         "GetSystemHealth": Rule(_STAFF, Scope.SYSTEM),
         "ListAuditEvents": Rule(_STAFF, Scope.SYSTEM),
         "DeleteUserData": Rule(_ADMIN, Scope.SYSTEM),
+        "GetWorkflowReport": Rule(_STAFF, Scope.SYSTEM),
     },
     # The seed's shapes delegate to the Orchestrator servicer's RPCs of the same meaning, so
     # the same ownership checks apply; the gate is by the seed's own method name.

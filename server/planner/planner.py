@@ -34,10 +34,14 @@
 #    unset), capped at 24 hours: the execution timeout bounds the work, each approval's own
 #    timeout bounds the wait for the person.
 # 7. Estimates: each call step's timing.estimated_duration is the p50 of `estimates(agent,
-#    operation)` when it answers (capped at the step's timeout), else the definition's; the
-#    plan's is the sum along the critical path, whose step ids are the
-#    fallback_strategy.primary_path. An approval step's estimate stays 0: a person's answer
-#    cannot be estimated.
+#    operation)` when it answers with enough samples (capped at the step's timeout; timing.
+#    estimate_source HISTORY, with estimate_samples and estimated_p95), else the definition's
+#    (estimate_source DECLARED, estimate_samples still the count so far); the plan's is the sum
+#    along the critical path, whose step ids are the fallback_strategy.primary_path. An
+#    approval step's estimate stays 0 and its source unspecified: a person's answer cannot be
+#    estimated. Adaptive timeouts (timeout_factor > 0, off by default): a step whose estimate
+#    comes from history gets timeout p99 * timeout_factor, clamped to [min(ADAPTIVE_TIMEOUT_FLOOR,
+#    declared), declared]: never longer than the definition allows, never cut below a second.
 # 8. Shape: complexity_score and resource_requirements are computed from the final DAG.
 #
 # Dropping a step keeps the DAG's order (_drops.py): its dependants inherit its dependencies,
@@ -56,7 +60,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from baton.v1 import common_pb2, journey_pb2, plan_pb2
 from google.protobuf import json_format
@@ -73,7 +77,16 @@ from server.planner._shape import critical_path as critical_path_of
 from server.planner._steps import is_approval
 from server.planner.validation import MAX_PLAN_TIMEOUT, MIN_TIMEOUT, validate_plan
 
-__all__ = ["DEFINITIONS_DIR", "DOCUMENT_ANALYSIS", "GATE_THRESHOLD_STEP", "PROFILE_COMPLETE", "Estimates", "Planner"]
+__all__ = [
+    "ADAPTIVE_TIMEOUT_FLOOR",
+    "DEFINITIONS_DIR",
+    "DOCUMENT_ANALYSIS",
+    "GATE_THRESHOLD_STEP",
+    "PROFILE_COMPLETE",
+    "Estimates",
+    "Planner",
+    "RecordedDurations",
+]
 
 DEFINITIONS_DIR = Path(__file__).with_name("definitions")
 """Where the built-in workflow definitions live (package data)."""
@@ -87,8 +100,28 @@ PROFILE_COMPLETE = 50.0
 GATE_THRESHOLD_STEP = 10.0
 """Points by which THOROUGH tightens and FAST loosens every gate criterion's threshold."""
 
-Estimates = Callable[[str, str], tuple[float, float] | None]
-"""(agent, operation) → (p50, p95) seconds of recorded durations, or None when unknown."""
+ADAPTIVE_TIMEOUT_FLOOR = 1.0
+"""Seconds below which an adaptive timeout never goes (unless the declared timeout is shorter)."""
+
+
+class RecordedDurations(NamedTuple):
+    """An operation's recorded durations, as the estimates hook answers (server/estimates)."""
+
+    p50: float
+    """Seconds."""
+    p95: float
+    """Seconds."""
+    samples: int = 0
+    """Successful attempts recorded."""
+    enough: bool = True
+    """Whether there are enough samples to trust them over the definition's declared duration."""
+    p99: float = 0.0
+    """Seconds; 0 when unknown (then no adaptive timeout)."""
+
+
+Estimates = Callable[[str, str], tuple[float, float] | RecordedDurations | None]
+"""(agent, operation) → the recorded durations ((p50, p95) seconds, or a RecordedDurations
+with the sample count), or None when unknown."""
 
 _URGENCY_PRIORITY: Mapping[int, plan_pb2.Priority] = MappingProxyType(
     {
@@ -186,6 +219,7 @@ class Planner:
         now: datetime,
         health: Mapping[str, common_pb2.AgentStatus] | None = None,
         estimates: Estimates | None = None,
+        timeout_factor: float = 0.0,
     ) -> plan_pb2.OrchestrationPlan:
         """Plans a workflow for a user; the same arguments always give the same plan.
 
@@ -197,6 +231,7 @@ class Planner:
             now: the plan's created_at.
             health: the agents' latest statuses by agent name; absent agents count as healthy.
             estimates: recorded (p50, p95) seconds per (agent, operation).
+            timeout_factor: above 0, adaptive timeouts of p99 * this factor (rule 7); 0 for none.
 
         Returns:
             A plan that passed `validate_plan`.
@@ -239,7 +274,7 @@ class Planner:
             plan.timeout.CopyFrom(options.timeout)
         _extend_timeout(plan)
 
-        _apply_estimates(plan, estimates)
+        _apply_estimates(plan, estimates, timeout_factor)
         critical_path, total = critical_path_of(plan.workflow_steps)
         plan.estimated_duration.FromNanoseconds(round(total * 1e9))
         fallback = strategy.fallback_strategy
@@ -460,22 +495,35 @@ def _extend_timeout(plan: plan_pb2.OrchestrationPlan) -> None:
     plan.timeout.FromNanoseconds(round(min(base + sum(waits), MAX_PLAN_TIMEOUT) * 1e9))
 
 
-def _apply_estimates(plan: plan_pb2.OrchestrationPlan, estimates: Estimates | None) -> None:
-    if estimates is None:
-        return
+def _apply_estimates(plan: plan_pb2.OrchestrationPlan, estimates: Estimates | None, timeout_factor: float) -> None:
     for step in plan.workflow_steps:
         if is_approval(step):
             continue
-        recorded = estimates(step.agent, step.operation)
+        timing = step.timing
+        timing.estimate_source = plan_pb2.ESTIMATE_SOURCE_DECLARED
+        recorded = estimates(step.agent, step.operation) if estimates is not None else None
         if recorded is None:
             continue
-        p50 = recorded[0]
-        if not math.isfinite(p50) or p50 < 0:
+        p50, p95 = recorded[0], recorded[1]
+        samples, enough, p99 = (
+            (recorded.samples, recorded.enough, recorded.p99)
+            if isinstance(recorded, RecordedDurations)
+            else (0, True, 0.0)
+        )
+        timing.estimate_samples = max(samples, 0)
+        if not enough or not all(math.isfinite(x) and x >= 0 for x in (p50, p95, p99)):
             continue
-        if step.timing.HasField("timeout"):
+        if timing.HasField("timeout"):
+            declared = timing.timeout.ToNanoseconds() / 1e9
+            if timeout_factor > 0 and p99 > 0:
+                adaptive = min(max(p99 * timeout_factor, min(ADAPTIVE_TIMEOUT_FLOOR, declared)), declared)
+                timing.timeout.FromNanoseconds(round(adaptive * 1e9))
             # An attempt cannot outlast its deadline, whatever history says.
-            p50 = min(p50, step.timing.timeout.ToNanoseconds() / 1e9)
-        step.timing.estimated_duration.FromNanoseconds(round(p50 * 1e9))
+            limit = timing.timeout.ToNanoseconds() / 1e9
+            p50, p95 = min(p50, limit), min(p95, limit)
+        timing.estimated_duration.FromNanoseconds(round(p50 * 1e9))
+        timing.estimated_p95.FromNanoseconds(round(p95 * 1e9))
+        timing.estimate_source = plan_pb2.ESTIMATE_SOURCE_HISTORY
 
 
 def _set_configuration(inputs: plan_pb2.StepInputs, config: Mapping[str, Any]) -> None:

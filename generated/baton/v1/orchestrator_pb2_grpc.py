@@ -6,6 +6,7 @@ import warnings
 from baton.v1 import execution_pb2 as baton_dot_v1_dot_execution__pb2
 from baton.v1 import orchestrator_pb2 as baton_dot_v1_dot_orchestrator__pb2
 from baton.v1 import plan_pb2 as baton_dot_v1_dot_plan__pb2
+from baton.v1 import reports_pb2 as baton_dot_v1_dot_reports__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -112,6 +113,11 @@ class OrchestratorStub:
                 '/baton.v1.Orchestrator/DeleteUserData',
                 request_serializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataResponse.FromString,
+                _registered_method=True)
+        self.GetWorkflowReport = channel.unary_unary(
+                '/baton.v1.Orchestrator/GetWorkflowReport',
+                request_serializer=baton_dot_v1_dot_reports__pb2.GetWorkflowReportRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_reports__pb2.WorkflowReport.FromString,
                 _registered_method=True)
 
 
@@ -241,6 +247,15 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWorkflowReport(self, request, context):
+        """Reports a workflow type's recent history: outcomes, duration percentiles, cost per agent
+        operation (retries apart), the measured critical path and optimisation recommendations.
+        Operators and admins only. INVALID_ARGUMENT names a missing workflow_type or a bad bound.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -313,6 +328,11 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.DeleteUserData,
                     request_deserializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataRequest.FromString,
                     response_serializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataResponse.SerializeToString,
+            ),
+            'GetWorkflowReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflowReport,
+                    request_deserializer=baton_dot_v1_dot_reports__pb2.GetWorkflowReportRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_reports__pb2.WorkflowReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -700,6 +720,33 @@ class Orchestrator:
             '/baton.v1.Orchestrator/DeleteUserData',
             baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataRequest.SerializeToString,
             baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflowReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/GetWorkflowReport',
+            baton_dot_v1_dot_reports__pb2.GetWorkflowReportRequest.SerializeToString,
+            baton_dot_v1_dot_reports__pb2.WorkflowReport.FromString,
             options,
             channel_credentials,
             insecure,
