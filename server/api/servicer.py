@@ -15,13 +15,14 @@ from datetime import datetime
 from typing import cast
 
 import grpc
-from baton.v1 import execution_pb2, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
+from baton.v1 import execution_pb2, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2, reports_pb2
 from google.protobuf import json_format
 
 from agents_clients import CapacityCaller, CapacityWait
 from server.api.audit import actor_of, audit_page, check_exact
 from server.api.capacity import add_waits, capacity_health, shown
 from server.api.errors import RequestError, invalid, streaming, unary
+from server.api.estimates import Estimates
 from server.api.folded import FoldedStates
 from server.api.limits import RequestLimits, check_key, check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
@@ -84,6 +85,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         limits: LimitsConfig | None = None,
         capacity: CapacityCaller | None = None,
         forget_callbacks: Callable[[Sequence[str]], None] | None = None,
+        estimates: Estimates | None = None,
     ) -> None:
         """Wires the servicer.
 
@@ -97,6 +99,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             capacity: the agent calls' limits, whose waits statuses show (server.api.capacity).
             forget_callbacks: told the executions a deletion removed, so that the callbacks this
                 process was sending about them stop at once (server.callbacks.CallbackRelay).
+            estimates: recorded durations for plans, the cost model's prices, GetWorkflowReport
+                (server.api.estimates); None: declared durations, plans without prices, no report.
         """
         self.engine = engine
         self.store = store
@@ -119,6 +123,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.submissions = SubmissionBuckets(limits.submissions_per_minute)
         self.capacity = capacity
         self.forget_callbacks = forget_callbacks
+        self.estimates = estimates
 
     # ---- planning ---------------------------------------------------------------------------
 
@@ -146,15 +151,21 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             if not plan.HasField("created_at"):
                 plan.created_at.FromDatetime(now)
             self._validate(request.plan, plan)
+            if self.estimates is not None:
+                self.estimates.price(plan)
             return plan
-        return self.planner.plan(
+        plan = self.planner.plan(
             request.workflow_type,
             request.user_context,
             request.execution_options,
             plan_id=self.new_id(),
             now=now,
             health=self.health.agent_statuses(),
+            **(self.estimates.planning() if self.estimates is not None else {}),
         )
+        if self.estimates is not None:
+            self.estimates.price(plan)
+        return plan
 
     def _validate(self, as_sent: plan_pb2.OrchestrationPlan, plan: plan_pb2.OrchestrationPlan) -> None:
         """Validates an explicit plan; clients resend the same plan, so valid ones are remembered.
@@ -561,6 +572,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             owner = b"\0" + user_id.encode()  # how _validate keys them
             for key in [key for key in self._valid_plans if key.endswith(owner)]:
                 del self._valid_plans[key]
+
+    @unary
+    async def GetWorkflowReport(
+        self, request: reports_pb2.GetWorkflowReportRequest, context: grpc.aio.ServicerContext
+    ) -> reports_pb2.WorkflowReport:
+        if self.estimates is None:
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, "this server keeps no estimates or costs")
+        return await self.estimates.report(request)
 
     @unary
     async def GetSystemHealth(

@@ -11,11 +11,17 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from server.store._sqlite_rows import to_micros
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch (as every time column of the stores)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
 
 __all__ = ["SketchMerge", "SketchRow", "load_pg", "load_sqlite", "merge_pg", "merge_sqlite"]
 
