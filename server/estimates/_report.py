@@ -8,8 +8,8 @@ Rules:
    included), averaged over the executions where it completed.
 3. The critical path is the longest chain of the newest execution's plan under those means (a
    step never measured counts 0); each step's share is its mean over the path's length.
-4. Recommendations: the critical path's largest step when it takes at least DOMINANT_SHARE of
-   the path ("dominates"); the operation whose retries cost most, when any retry cost anything.
+4. Recommendations: the critical path's largest step (said to dominate it from DOMINANT_SHARE
+   of the path on); the operation whose retries cost most, when any retry cost anything.
 """
 
 from __future__ import annotations
@@ -153,10 +153,15 @@ def _advice(report: reports_pb2.WorkflowReport, runs: dict[str, int]) -> list[st
     advice: list[str] = []
     if report.critical_path:
         top = max(report.critical_path, key=lambda s: s.share)
-        if top.share >= DOMINANT_SHARE:
+        if top.share > 0:
             seconds = top.mean_duration.ToNanoseconds() / 1e9
+            how = (
+                "dominates the critical path"
+                if top.share >= DOMINANT_SHARE
+                else "is the largest part of the critical path"
+            )
             advice.append(
-                f"Step {top.step_id} ({top.agent}.{top.operation}) dominates the critical path: "
+                f"Step {top.step_id} ({top.agent}.{top.operation}) {how}: "
                 f"{top.share:.0f}% of it, {seconds:.3g}s on average over {runs.get(top.step_id, 0)} runs. "
                 "Every run waits for it: make it faster (a faster agent replica, a smaller request) or take "
                 "work off the path (steps that do not need its output need not depend on it)."
