@@ -14,6 +14,7 @@ from server.cli._common import EXIT_OK, RPC_TIMEOUT, ask, print_json
 from server.cli._format import make_console
 from server.client import BatonClient
 from server.config import EstimatesConfig
+from server.estimates import CostModel
 
 _DEFAULTS = EstimatesConfig()
 
@@ -53,11 +54,13 @@ def add_estimate_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def estimates_from(args: argparse.Namespace) -> EstimatesConfig:
-    """The EstimatesConfig of `baton serve`'s flags.
+    """The EstimatesConfig of `baton serve`'s flags (the cost file is read now, to fail before start).
 
     Raises:
-        ConfigError: a value is out of range (the message names the flag).
+        ConfigError: a value is out of range or the cost file is bad (the message names it).
     """
+    if args.costs:
+        CostModel.load(args.costs)
     return EstimatesConfig(
         costs_file=args.costs,
         min_samples=args.estimate_min_samples,

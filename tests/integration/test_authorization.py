@@ -20,6 +20,7 @@ from baton.v1 import (
     orchestrator_pb2,
     orchestrator_pb2_grpc,
     plan_pb2,
+    reports_pb2,
     seed_api_pb2,
     seed_api_pb2_grpc,
 )
@@ -113,6 +114,9 @@ CALLS: dict[str, Call] = {
     "/baton.v1.Orchestrator/ListAuditEvents": lambda s, x, md: s.orchestrator.ListAuditEvents(
         O.ListAuditEventsRequest(), metadata=md, timeout=10
     ),
+    "/baton.v1.Orchestrator/GetWorkflowReport": lambda s, x, md: s.orchestrator.GetWorkflowReport(
+        reports_pb2.GetWorkflowReportRequest(workflow_type="w"), metadata=md, timeout=10
+    ),
     # Never A's own data: the fixture execution must survive the admin's call.
     "/baton.v1.Orchestrator/DeleteUserData": lambda s, x, md: s.orchestrator.DeleteUserData(
         O.DeleteUserDataRequest(user_id="nobody-here"), metadata=md, timeout=10
@@ -154,6 +158,7 @@ EXPECTED: dict[str, dict[str, frozenset[Code]]] = {
     "/baton.v1.Orchestrator/RerunExecution": _CONTROL_ENDED,
     "/baton.v1.Orchestrator/GetSystemHealth": _STAFF,
     "/baton.v1.Orchestrator/ListAuditEvents": _STAFF,
+    "/baton.v1.Orchestrator/GetWorkflowReport": _STAFF,
     "/baton.v1.Orchestrator/DeleteUserData": {"user A": DENIED, "user B": DENIED, "operator": DENIED, "admin": OK},
     "/baton.v1.SeedApi/Execute": _EVERYONE,
     "/baton.v1.SeedApi/GetStatus": _READ,
