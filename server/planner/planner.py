@@ -55,12 +55,11 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from baton.v1 import common_pb2, journey_pb2, plan_pb2
 from google.protobuf import json_format
@@ -71,6 +70,7 @@ from server.planner._approvals import approval_wait, insert_approval
 from server.planner._definitions import WorkflowDefinition, load_definitions
 from server.planner._drops import drop_step
 from server.planner._errors import DefinitionError, PlanInvalidError, UnknownWorkflowError
+from server.planner._estimates import ADAPTIVE_TIMEOUT_FLOOR, Estimates, RecordedDurations, apply_estimates
 from server.planner._expressions import expression_of
 from server.planner._shape import complexity, failure_paths, resources
 from server.planner._shape import critical_path as critical_path_of
@@ -99,29 +99,6 @@ PROFILE_COMPLETE = 50.0
 
 GATE_THRESHOLD_STEP = 10.0
 """Points by which THOROUGH tightens and FAST loosens every gate criterion's threshold."""
-
-ADAPTIVE_TIMEOUT_FLOOR = 1.0
-"""Seconds below which an adaptive timeout never goes (unless the declared timeout is shorter)."""
-
-
-class RecordedDurations(NamedTuple):
-    """An operation's recorded durations, as the estimates hook answers (server/estimates)."""
-
-    p50: float
-    """Seconds."""
-    p95: float
-    """Seconds."""
-    samples: int = 0
-    """Successful attempts recorded."""
-    enough: bool = True
-    """Whether there are enough samples to trust them over the definition's declared duration."""
-    p99: float = 0.0
-    """Seconds; 0 when unknown (then no adaptive timeout)."""
-
-
-Estimates = Callable[[str, str], tuple[float, float] | RecordedDurations | None]
-"""(agent, operation) → the recorded durations ((p50, p95) seconds, or a RecordedDurations
-with the sample count), or None when unknown."""
 
 _URGENCY_PRIORITY: Mapping[int, plan_pb2.Priority] = MappingProxyType(
     {
@@ -274,7 +251,7 @@ class Planner:
             plan.timeout.CopyFrom(options.timeout)
         _extend_timeout(plan)
 
-        _apply_estimates(plan, estimates, timeout_factor)
+        apply_estimates(plan, estimates, timeout_factor)
         critical_path, total = critical_path_of(plan.workflow_steps)
         plan.estimated_duration.FromNanoseconds(round(total * 1e9))
         fallback = strategy.fallback_strategy
@@ -493,37 +470,6 @@ def _extend_timeout(plan: plan_pb2.OrchestrationPlan) -> None:
         return
     base = plan.timeout.ToNanoseconds() / 1e9 if plan.HasField("timeout") else DEFAULT_EXECUTION_TIMEOUT
     plan.timeout.FromNanoseconds(round(min(base + sum(waits), MAX_PLAN_TIMEOUT) * 1e9))
-
-
-def _apply_estimates(plan: plan_pb2.OrchestrationPlan, estimates: Estimates | None, timeout_factor: float) -> None:
-    for step in plan.workflow_steps:
-        if is_approval(step):
-            continue
-        timing = step.timing
-        timing.estimate_source = plan_pb2.ESTIMATE_SOURCE_DECLARED
-        recorded = estimates(step.agent, step.operation) if estimates is not None else None
-        if recorded is None:
-            continue
-        p50, p95 = recorded[0], recorded[1]
-        samples, enough, p99 = (
-            (recorded.samples, recorded.enough, recorded.p99)
-            if isinstance(recorded, RecordedDurations)
-            else (0, True, 0.0)
-        )
-        timing.estimate_samples = max(samples, 0)
-        if not enough or not all(math.isfinite(x) and x >= 0 for x in (p50, p95, p99)):
-            continue
-        if timing.HasField("timeout"):
-            declared = timing.timeout.ToNanoseconds() / 1e9
-            if timeout_factor > 0 and p99 > 0:
-                adaptive = min(max(p99 * timeout_factor, min(ADAPTIVE_TIMEOUT_FLOOR, declared)), declared)
-                timing.timeout.FromNanoseconds(round(adaptive * 1e9))
-            # An attempt cannot outlast its deadline, whatever history says.
-            limit = timing.timeout.ToNanoseconds() / 1e9
-            p50, p95 = min(p50, limit), min(p95, limit)
-        timing.estimated_duration.FromNanoseconds(round(p50 * 1e9))
-        timing.estimated_p95.FromNanoseconds(round(p95 * 1e9))
-        timing.estimate_source = plan_pb2.ESTIMATE_SOURCE_HISTORY
 
 
 def _set_configuration(inputs: plan_pb2.StepInputs, config: Mapping[str, Any]) -> None:
