@@ -22,6 +22,7 @@ from baton.v1 import (
     orchestrator_pb2_grpc,
     plan_pb2,
     registry_pb2,
+    reports_pb2,
     triggers_pb2,
 )
 from baton.v1.execution_context_pb2 import ExecutionContext
@@ -33,6 +34,7 @@ from server.api.audit import actor_of, audit_page, check_exact
 from server.api.capacity import add_waits, capacity_health, shown
 from server.api.errors import RequestError, invalid, streaming, unary
 from server.api.execution_context import check_execution_context, unsampled, untraced
+from server.api.estimates import Estimates
 from server.api.folded import FoldedStates
 from server.api.limits import RequestLimits, check_key, check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
@@ -98,6 +100,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         capacity: CapacityCaller | None = None,
         forget_callbacks: Callable[[Sequence[str]], None] | None = None,
         registry: WorkflowRegistry | None = None,
+        estimates: Estimates | None = None,
     ) -> None:
         """Wires the servicer.
 
@@ -113,6 +116,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 process was sending about them stop at once (server.callbacks.CallbackRelay).
             registry: the registered workflow versions requests are planned from; None for
                 the planner's built-ins only (and no registry RPCs: FAILED_PRECONDITION).
+            estimates: recorded durations for plans, the cost model's prices, GetWorkflowReport
+                (server.api.estimates); None: declared durations, plans without prices, no report.
         """
         self.engine = engine
         self.store = store
@@ -138,6 +143,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.triggers = TriggerApi(self)
         """PublishEvent and the trigger rules' RPCs (server.api.triggers)."""
         self.registry = registry
+        self.estimates = estimates
 
     # ---- planning ---------------------------------------------------------------------------
 
@@ -166,6 +172,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             if not plan.HasField("created_at"):
                 plan.created_at.FromDatetime(now)
             self._validate(request.plan, plan)
+            if self.estimates is not None:
+                self.estimates.price(plan)
             return plan
         # The version the execution is pinned to (server.registry, rule 5): its plan records it.
         definition = None
@@ -175,7 +183,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             )
         elif request.workflow_version:
             raise invalid("workflow_version", "this server has no workflow registry")
-        return self.planner.plan(
+        plan = self.planner.plan(
             request.workflow_type,
             request.user_context,
             request.execution_options,
@@ -183,7 +191,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             now=now,
             health=self.health.agent_statuses(),
             definition=definition,
+            **(self.estimates.planning() if self.estimates is not None else {}),
         )
+        if self.estimates is not None:
+            self.estimates.price(plan)
+        return plan
 
     def _validate(self, as_sent: plan_pb2.OrchestrationPlan, plan: plan_pb2.OrchestrationPlan) -> None:
         """Validates an explicit plan; clients resend the same plan, so valid ones are remembered.
@@ -663,6 +675,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: registry_pb2.DeprecateWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.WorkflowDefinitionInfo:
         return await registry_rpcs.deprecate_workflow(self._registry(), request)
+
+    @unary
+    async def GetWorkflowReport(
+        self, request: reports_pb2.GetWorkflowReportRequest, context: grpc.aio.ServicerContext
+    ) -> reports_pb2.WorkflowReport:
+        if self.estimates is None:
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, "this server keeps no estimates or costs")
+        return await self.estimates.report(request)
 
     @unary
     async def GetSystemHealth(

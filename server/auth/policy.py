@@ -97,6 +97,7 @@ _RULES: dict[str, dict[str, Rule]] = {
         "GetWorkflow": Rule(_ADMIN, Scope.SYSTEM),
         "ListWorkflows": Rule(_ADMIN, Scope.SYSTEM),
         "DeprecateWorkflow": Rule(_ADMIN, Scope.SYSTEM),
+        "GetWorkflowReport": Rule(_STAFF, Scope.SYSTEM),
     },
     # The seed's shapes delegate to the Orchestrator servicer's RPCs of the same meaning, so
     # the same ownership checks apply; the gate is by the seed's own method name.

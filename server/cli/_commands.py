@@ -71,6 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import serve
     from server.callbacks import CallbackConfig
     from server.cli._capacity import capacity_from
+    from server.cli._estimates import estimates_from
     from server.cli._limits import admission_from, limits_from
     from server.cli._resilience import resilience_from
     from server.config import (
@@ -131,6 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             retry_budget=retry_budget,
             capacity=capacity,
             admission=admission_from(args),
+            estimates=estimates_from(args),
             agent_faults=args.faults,
             metrics=args.metrics,
             web=args.web,

@@ -121,6 +121,10 @@ TerminalListener = Callable[[ExecutionState], None]
 StartListener = Callable[[ExecutionRecord], None]
 #: Called with an execution_id once its runner has recorded that it unwinds or ended.
 EndingListener = Callable[[str], None]
+#: Called with (agent, operation, seconds) when a step's attempt got its agent's answer (not
+#: for compensations, notices or failed attempts): seconds from sending to the answer, by the
+#: engine's clock. Called on the event loop, so it must not block (record in memory only).
+AttemptListener = Callable[[str, str, float], None]
 
 
 class Engine:
@@ -144,6 +148,7 @@ class Engine:
         self._terminal_listeners: list[TerminalListener] = []
         self._start_listeners: list[StartListener] = []
         self._ending_listeners: list[EndingListener] = []
+        self._attempt_listeners: list[AttemptListener] = []
         self._background: set[asyncio.Task[None]] = set()
         self._parked: dict[str, datetime | None] = {}
         """Parked executions → their wake-up time (None: until a command)."""
@@ -196,6 +201,17 @@ class Engine:
                 listener(execution_id)
             except Exception:
                 logger.exception("ending listener failed for execution %s", execution_id)
+
+    def add_attempt_listener(self, listener: AttemptListener) -> None:
+        """Registers a function called with the duration of every successful step attempt here."""
+        self._attempt_listeners.append(listener)
+
+    def _notify_attempt(self, agent: str, operation: str, elapsed: float) -> None:
+        for listener in self._attempt_listeners:
+            try:
+                listener(agent, operation, elapsed)
+            except Exception:
+                logger.exception("attempt listener failed for %s.%s", agent, operation)
 
     def add_start_listener(self, listener: StartListener) -> None:
         """Registers a function called with the record of every execution submitted here, once it

@@ -16,6 +16,7 @@ from typing import Any
 from baton.v1 import execution_pb2, journey_pb2
 from google.protobuf import any_pb2, json_format, timestamp_pb2
 
+from server.engine.calls import CallTally
 from server.engine.model import Plan
 
 E = execution_pb2
@@ -348,6 +349,10 @@ class ExecutionState:
     """The request_ids of the reruns recorded (a retried RerunExecution records nothing)."""
     network_bytes: int = 0
     storage_bytes: int = 0
+    calls: dict[tuple[str, str], CallTally] = field(default_factory=dict)
+    """(agent, operation) → the calls made so far (server/engine/calls.py), for the cost."""
+    call_slots: dict[tuple[str, int, bool], tuple[str, str, int]] = field(default_factory=dict)
+    """(step_id, item, compensation) → (agent, operation, attempt) of its latest started attempt."""
     callback: execution_pb2.CallbackReport | None = None
     """The terminal callback's report (fold.py rule 8); None before callback_scheduled, and
     again once a rerun starts (until that run ends)."""

@@ -11,6 +11,7 @@ from server.planner.planner import (
     PROFILE_COMPLETE,
     Estimates,
     Planner,
+    RecordedDurations,
 )
 from server.planner.validation import validate_plan
 
@@ -23,6 +24,7 @@ __all__ = [
     "Estimates",
     "ApprovalTemplate",
     "Planner",
+    "RecordedDurations",
     "WorkflowDefinition",
     # Registered definitions (server.registry): read like the built-ins, then Planner.check
     "MAX_DEFINITION_BYTES",

@@ -26,6 +26,7 @@ from server.engine.ports import InvalidKeyError as InvalidKeyError
 from server.engine.ports import NewExecution as NewExecution
 from server.engine.ports import SequenceConflictError as SequenceConflictError
 from server.engine.ports import UnfinishedExecution as UnfinishedExecution
+from server.store._durations import SketchMerge, SketchRow
 
 #: ExecutionState values that end an execution.
 TERMINAL_STATES: frozenset[int] = frozenset(
@@ -375,4 +376,15 @@ class ExecutionStore(EngineStore, CallbackOutbox, WorkflowStore, Protocol):
     def observe_commits(self, observer: CommitObserver | None) -> None:
         """Has `observer` given each committed batch's duration in seconds (None, the default:
         nothing is timed, at no cost)."""
+        ...
+
+    async def load_duration_sketches(self) -> list[SketchRow]:
+        """Every stored duration sketch (server/estimates' history, table duration_sketches)."""
+        ...
+
+    async def merge_duration_sketches(
+        self, deltas: Sequence[SketchRow], merge: SketchMerge, now: datetime
+    ) -> list[SketchRow]:
+        """Merges recorded sketches into the stored ones with `merge`, in one transaction, each
+        row locked while merged (replicas' flushes add up); returns the merged rows."""
         ...

@@ -28,8 +28,10 @@ from baton.v1 import execution_pb2
 
 from server.engine.admission import AdmissionLimits
 from server.engine.ports import Lease
+from server.store import _durations as durations
 from server.store import _pg_outbox as outbox
 from server.store import _workflow_rows as workflow_rows
+from server.store._durations import SketchMerge, SketchRow
 from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
 from server.store._outbox import append_outcome, outcome_delivery_id, scheduled_rows
@@ -349,6 +351,20 @@ class PostgresExecutionStore:
         op.finishing = finishing
         writer.submit(op)
         await future
+
+    # ---- recorded durations (server/estimates): a flush every few seconds per replica ---------
+
+    async def load_duration_sketches(self) -> list[SketchRow]:
+        """Every stored duration sketch."""
+        return await durations.load_pg(self._live_pool())
+
+    async def merge_duration_sketches(
+        self, deltas: Sequence[SketchRow], merge: SketchMerge, now: datetime
+    ) -> list[SketchRow]:
+        """Merges recorded sketches into the stored ones (one transaction); returns the results."""
+        if not deltas:
+            return []
+        return await durations.merge_pg(self._live_pool(), deltas, merge, now)
 
     async def park(self, execution_id: str, wake_at: datetime | None) -> None:
         """Marks the execution parked until wake_at (None: until a command) and frees its lease.

@@ -30,8 +30,10 @@ from typing import TypeVar
 from baton.v1 import execution_pb2
 
 from server.engine.admission import AdmissionLimits
+from server.store import _durations as durations
 from server.store import _sqlite_outbox as outbox
 from server.store import _workflow_rows as workflow_rows
+from server.store._durations import SketchMerge, SketchRow
 from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
 from server.store._outbox import append_outcome, outcome_delivery_id, scheduled_rows
@@ -432,6 +434,20 @@ class SqliteExecutionStore:
         future: asyncio.Future[_T] = loop.create_future()
         writer.submit(OutboxOp(run, future))
         return await future
+
+    # ---- recorded durations (server/estimates): a flush every few seconds, on the writer ------
+
+    async def load_duration_sketches(self) -> list[SketchRow]:
+        """Every stored duration sketch."""
+        return await self._read(durations.load_sqlite)
+
+    async def merge_duration_sketches(
+        self, deltas: Sequence[SketchRow], merge: SketchMerge, now: datetime
+    ) -> list[SketchRow]:
+        """Merges recorded sketches into the stored ones (one transaction); returns the results."""
+        if not deltas:
+            return []
+        return await self._outbox(durations.merge_sqlite(list(deltas), merge, now))
 
     async def park(self, execution_id: str, wake_at: datetime | None) -> None:
         """Marks the execution parked until wake_at (None: until a command); an append un-parks it.

@@ -21,6 +21,7 @@ from baton.v1 import (
     orchestrator_pb2_grpc,
     plan_pb2,
     registry_pb2,
+    reports_pb2,
     seed_api_pb2,
     seed_api_pb2_grpc,
     triggers_pb2,
@@ -122,6 +123,9 @@ CALLS: dict[str, Call] = {
     "/baton.v1.Orchestrator/ListAuditEvents": lambda s, x, md: s.orchestrator.ListAuditEvents(
         O.ListAuditEventsRequest(), metadata=md, timeout=10
     ),
+    "/baton.v1.Orchestrator/GetWorkflowReport": lambda s, x, md: s.orchestrator.GetWorkflowReport(
+        reports_pb2.GetWorkflowReportRequest(workflow_type="w"), metadata=md, timeout=10
+    ),
     # Never A's own data: the fixture execution must survive the admin's call.
     "/baton.v1.Orchestrator/DeleteUserData": lambda s, x, md: s.orchestrator.DeleteUserData(
         O.DeleteUserDataRequest(user_id="nobody-here"), metadata=md, timeout=10
@@ -209,6 +213,7 @@ EXPECTED: dict[str, dict[str, frozenset[Code]]] = {
     "/baton.v1.Orchestrator/GetWorkflow": _ADMIN,
     "/baton.v1.Orchestrator/ListWorkflows": _ADMIN,
     "/baton.v1.Orchestrator/DeprecateWorkflow": _ADMIN,
+    "/baton.v1.Orchestrator/GetWorkflowReport": _STAFF,
     "/baton.v1.SeedApi/Execute": _EVERYONE,
     "/baton.v1.SeedApi/GetStatus": _READ,
     "/baton.v1.SeedApi/WatchStatus": _READ,

@@ -152,18 +152,20 @@ CALLBACK_STATE_DELIVERED: CallbackState
 CALLBACK_STATE_FAILED: CallbackState
 
 class Progress(_message.Message):
-    __slots__ = ("current_step", "total_steps", "completion_percentage", "estimated_time_remaining", "running_steps")
+    __slots__ = ("current_step", "total_steps", "completion_percentage", "estimated_time_remaining", "running_steps", "estimated_completion")
     CURRENT_STEP_FIELD_NUMBER: _ClassVar[int]
     TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_TIME_REMAINING_FIELD_NUMBER: _ClassVar[int]
     RUNNING_STEPS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COMPLETION_FIELD_NUMBER: _ClassVar[int]
     current_step: int
     total_steps: int
     completion_percentage: float
     estimated_time_remaining: _duration_pb2.Duration
     running_steps: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., completion_percentage: _Optional[float] = ..., estimated_time_remaining: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., running_steps: _Optional[_Iterable[str]] = ...) -> None: ...
+    estimated_completion: _timestamp_pb2.Timestamp
+    def __init__(self, current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., completion_percentage: _Optional[float] = ..., estimated_time_remaining: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., running_steps: _Optional[_Iterable[str]] = ..., estimated_completion: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepTimingReport(_message.Message):
     __slots__ = ("step_id", "start_time", "end_time", "duration", "status", "attempts", "agent", "operation", "step_name", "compensation", "items_total", "items_done", "items_skipped", "items_failed")

@@ -9,6 +9,7 @@ from baton.v1 import execution_context_pb2 as _execution_context_pb2
 from baton.v1 import journey_pb2 as _journey_pb2
 from baton.v1 import plan_pb2 as _plan_pb2
 from baton.v1 import registry_pb2 as _registry_pb2
+from baton.v1 import reports_pb2 as _reports_pb2
 from baton.v1 import triggers_pb2 as _triggers_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper

@@ -7,6 +7,7 @@ from baton.v1 import execution_pb2 as baton_dot_v1_dot_execution__pb2
 from baton.v1 import orchestrator_pb2 as baton_dot_v1_dot_orchestrator__pb2
 from baton.v1 import plan_pb2 as baton_dot_v1_dot_plan__pb2
 from baton.v1 import registry_pb2 as baton_dot_v1_dot_registry__pb2
+from baton.v1 import reports_pb2 as baton_dot_v1_dot_reports__pb2
 from baton.v1 import triggers_pb2 as baton_dot_v1_dot_triggers__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -154,6 +155,11 @@ class OrchestratorStub:
                 '/baton.v1.Orchestrator/DeprecateWorkflow',
                 request_serializer=baton_dot_v1_dot_registry__pb2.DeprecateWorkflowRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.FromString,
+                _registered_method=True)
+        self.GetWorkflowReport = channel.unary_unary(
+                '/baton.v1.Orchestrator/GetWorkflowReport',
+                request_serializer=baton_dot_v1_dot_reports__pb2.GetWorkflowReportRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_reports__pb2.WorkflowReport.FromString,
                 _registered_method=True)
 
 
@@ -351,6 +357,15 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWorkflowReport(self, request, context):
+        """Reports a workflow type's recent history: outcomes, duration percentiles, cost per agent
+        operation (retries apart), the measured critical path and optimisation recommendations.
+        Operators and admins only. INVALID_ARGUMENT names a missing workflow_type or a bad bound.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -463,6 +478,11 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.DeprecateWorkflow,
                     request_deserializer=baton_dot_v1_dot_registry__pb2.DeprecateWorkflowRequest.FromString,
                     response_serializer=baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.SerializeToString,
+            ),
+            'GetWorkflowReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflowReport,
+                    request_deserializer=baton_dot_v1_dot_reports__pb2.GetWorkflowReportRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_reports__pb2.WorkflowReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1066,6 +1086,33 @@ class Orchestrator:
             '/baton.v1.Orchestrator/DeprecateWorkflow',
             baton_dot_v1_dot_registry__pb2.DeprecateWorkflowRequest.SerializeToString,
             baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflowReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/GetWorkflowReport',
+            baton_dot_v1_dot_reports__pb2.GetWorkflowReportRequest.SerializeToString,
+            baton_dot_v1_dot_reports__pb2.WorkflowReport.FromString,
             options,
             channel_credentials,
             insecure,
