@@ -33,8 +33,8 @@ from server.api import registry as registry_rpcs
 from server.api.audit import actor_of, audit_page, check_exact
 from server.api.capacity import add_waits, capacity_health, shown
 from server.api.errors import RequestError, invalid, streaming, unary
-from server.api.execution_context import check_execution_context, unsampled, untraced
 from server.api.estimates import Estimates
+from server.api.execution_context import check_execution_context, unsampled, untraced
 from server.api.folded import FoldedStates
 from server.api.limits import RequestLimits, check_key, check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
