@@ -1,6 +1,6 @@
 """The workflow registry: versioned, immutable workflow definitions, stored durably, planned by version.
 
-Past the house's ~500 lines because it is the one owner of the ten rules below (their text is
+Past the house's ~500 lines because it is the one owner of the eleven rules below (their text is
 a tenth of it): splitting the cache from the rules would put rule 9 and rule 5 in two places.
 
 Rules (one owner each; server/api/registry.py only translates):
@@ -40,6 +40,15 @@ Rules (one owner each; server/api/registry.py only translates):
 10. **Bounds**: at most MAX_TYPES types and MAX_VERSIONS per type (RESOURCE_EXHAUSTED past them);
    definitions at most MAX_DEFINITION_BYTES (server.planner); a deprecation reason at most
    MAX_REASON characters.
+11. **A/B variants** (server/planner/_variants.py for their syntax and hash): a variant's version
+   must be a registered, usable, not deprecated version of the same type that carries no
+   variants itself (or the registered definition's own version), else INVALID_ARGUMENT naming
+   ``definition_yaml: variants[i].version``. A new execution planned from a definition with
+   variants (the latest, or a version named explicitly) runs the version of the variant its
+   user hashes into, over the variants whose versions are still usable and not deprecated (a
+   version deprecated later leaves the split; its users are re-hashed over the others). The
+   experiment is the carrying definition: "<type>@<version>". A request never chooses a variant;
+   naming a variant's target version explicitly runs it outside the experiment.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from baton.v1 import journey_pb2
+from baton.v1 import journey_pb2, variants_pb2
 
 from server.planner import (
     DefinitionError,
@@ -61,6 +70,7 @@ from server.planner import (
     PlanningError,
     UnknownWorkflowError,
     WorkflowDefinition,
+    assign_variant,
     parse_definition,
 )
 from server.quoting import clip
@@ -301,6 +311,46 @@ class WorkflowRegistry:
             )
         return chosen.definition
 
+    async def assign(
+        self,
+        workflow_type: str,
+        journey_type: journey_pb2.JourneyType,
+        version: str,
+        user_id: str,
+    ) -> tuple[WorkflowDefinition, variants_pb2.VariantAssignment | None]:
+        """As `pick`, then the user's A/B variant when the definition carries variants (rule 11).
+
+        Returns:
+            The definition to plan from (the variant's), and the assignment to record (None
+            outside an experiment).
+
+        Raises:
+            As `pick`; WorkflowRefusedError too when no variant's version may start executions.
+        """
+        carrier = await self.pick(workflow_type, journey_type, version)
+        if not carrier.variants:
+            return carrier, None
+        versions = self._versions.get(carrier.workflow_type, {})
+        eligible: list[tuple[str, int, WorkflowDefinition]] = []
+        for variant in carrier.variants:
+            if variant.version in ("", carrier.version):
+                eligible.append((variant.name, variant.weight, carrier))
+                continue
+            target = versions.get(variant.version)
+            if target is None or target.definition is None or target.deprecated or target.definition.variants:
+                continue
+            eligible.append((variant.name, variant.weight, target.definition))
+        experiment = f"{carrier.workflow_type}@{carrier.version}"
+        if not eligible:
+            raise WorkflowRefusedError(
+                f"workflow_version: every variant of {experiment} runs a deprecated or unusable version"
+            )
+        weights = [weight for _, weight, _ in eligible]
+        name, weight, definition = eligible[assign_variant(carrier.workflow_type, experiment, user_id, weights)]
+        return definition, variants_pb2.VariantAssignment(
+            name=name, experiment=experiment, weight=weight, total_weight=sum(weights)
+        )
+
     def _instead(self, canonical: str) -> str:
         latest = next((v for v in self._versions[canonical].values() if v.latest), None)
         return f"; the latest is {latest.row.version}" if latest is not None else ""
@@ -362,6 +412,7 @@ class WorkflowRegistry:
                     return existing, False
                 raise WorkflowConflictError(_conflict(existing))
             self._check_names(definition)
+            self._check_variants(definition, versions)
             if canonical not in self._versions and len(self._versions) >= MAX_TYPES:
                 raise RegistryFullError(f"definition_yaml: the registry holds {MAX_TYPES} workflow types already")
             if len(versions) >= MAX_VERSIONS:
@@ -432,6 +483,36 @@ class WorkflowRegistry:
             if owner is not None and owner != definition.workflow_type:
                 label = journey_pb2.JourneyType.Name(journey).removeprefix("JOURNEY_TYPE_").lower()
                 raise PlanningError("definition_yaml", f"journey type {label} is already planned with {owner}")
+
+    @staticmethod
+    def _check_variants(definition: WorkflowDefinition, versions: Mapping[str, RegisteredVersion]) -> None:
+        """Refuses a variant whose version may not run in an experiment (rule 11)."""
+        for i, variant in enumerate(definition.variants):
+            if variant.version in ("", definition.version):
+                continue
+            field = f"definition_yaml: variants[{i}].version"
+            parse_version(variant.version, field)
+            target = versions.get(variant.version)
+            if target is None:
+                known = ", ".join(v.row.version for v in sorted(versions.values(), key=lambda v: v.key)) or "none"
+                raise PlanningError(
+                    field,
+                    f"{definition.workflow_type} has no version {variant.version} (variant {variant.name!r});"
+                    f" its versions: {known}",
+                )
+            problem = (
+                "is deprecated"
+                if target.deprecated
+                else f"is unusable: {target.problem}"
+                if target.definition is None
+                else "carries variants itself"
+                if target.definition.variants
+                else ""
+            )
+            if problem:
+                raise PlanningError(
+                    field, f"{definition.workflow_type} {variant.version} (variant {variant.name!r}) {problem}"
+                )
 
     # ---- the cache ----------------------------------------------------------------------------
 

@@ -167,6 +167,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             if plan.user_id and plan.user_id != user_id:
                 raise invalid("plan.user_id", f"is {quote(plan.user_id)} but user_context.user_id is {quote(user_id)}")
             plan.user_id = user_id
+            # A variant is the orchestrator's to assign: an explicit plan runs outside any experiment.
+            plan.ClearField("variant")
             plan.plan_id = plan.plan_id or self.new_id()
             plan.workflow_type = plan.workflow_type or request.workflow_type or "custom"
             if not plan.HasField("created_at"):
@@ -176,10 +178,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 self.estimates.price(plan)
             return plan
         # The version the execution is pinned to (server.registry, rule 5): its plan records it.
-        definition = None
+        definition = variant = None
         if self.registry is not None:
-            definition = await self.registry.pick(
-                request.workflow_type, request.user_context.journey_type, request.workflow_version
+            # With A/B variants, the user's variant's version (server.registry, rule 11).
+            definition, variant = await self.registry.assign(
+                request.workflow_type,
+                request.user_context.journey_type,
+                request.workflow_version,
+                request.user_context.user_id,
             )
         elif request.workflow_version:
             raise invalid("workflow_version", "this server has no workflow registry")
@@ -193,6 +199,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             definition=definition,
             **(self.estimates.planning() if self.estimates is not None else {}),
         )
+        if variant is not None:
+            plan.variant.CopyFrom(variant)
         if self.estimates is not None:
             self.estimates.price(plan)
         return plan

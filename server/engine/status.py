@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from baton.v1 import execution_pb2
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
@@ -53,6 +55,8 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
         status.trigger.CopyFrom(started.trigger)
     if started.HasField("execution_context"):
         status.execution_context.CopyFrom(started.execution_context)
+    if started.plan.HasField("variant"):
+        status.variant.CopyFrom(started.plan.variant)
     runs = [state.steps[sid] for sid in plan.steps]
     done = sum(1 for r in runs if r.done)
     running = [r.step_id for r in runs if r.phase in (Phase.IN_FLIGHT, Phase.MAPPING)]
@@ -83,15 +87,13 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
     status.resource_usage.cost_estimate = cost_of(state.calls, state.started.plan.unit_costs)
 
     quality = status.quality_metrics
-    scores = []
-    for run in runs:
-        if run.state == E.STEP_STATE_COMPLETED and run.output is not None:
-            scores.append(run.quality_score)
-            quality.step_quality_scores.add(
-                step_id=run.step_id, quality_score=run.quality_score, quality_factors=run.quality_metrics
-            )
-    if scores:
-        quality.overall_quality_score = sum(scores) / len(scores)
+    for run in _scored(runs):
+        quality.step_quality_scores.add(
+            step_id=run.step_id, quality_score=run.quality_score, quality_factors=run.quality_metrics
+        )
+    overall = overall_quality(state)
+    if overall is not None:
+        quality.overall_quality_score = overall
         # A step skipped because its condition was false is the plan working as meant, not a miss.
         missed = sum(
             1 for r in runs if r.phase in (Phase.FAILED, Phase.SKIPPED) and r.skip_cause != E.SKIP_CAUSE_CONDITION_FALSE
@@ -228,6 +230,17 @@ def _fill_results(state: ExecutionState, results: execution_pb2.Results) -> None
             "plan_id": plan.plan_id,
         }
     )
+
+
+def _scored(runs: Iterable[StepRun]) -> list[StepRun]:
+    """The steps whose quality counts: completed with an output."""
+    return [run for run in runs if run.state == E.STEP_STATE_COMPLETED and run.output is not None]
+
+
+def overall_quality(state: ExecutionState) -> float | None:
+    """The execution's overall quality score: the mean of its scored steps'; None without any."""
+    scores = [run.quality_score for run in _scored(state.steps[sid] for sid in state.plan.steps)]
+    return sum(scores) / len(scores) if scores else None
 
 
 def recommendations(state: ExecutionState) -> list[str]:

@@ -24,6 +24,7 @@ from google.protobuf import duration_pb2
 from server.engine.calls import cost_of
 from server.engine.state import ExecutionState
 from server.estimates._recorder import OperationStats
+from server.estimates._variants import variant_reports
 
 __all__ = ["DOMINANT_SHARE", "workflow_report"]
 
@@ -117,6 +118,7 @@ def workflow_report(
     if states:
         _critical_path(report, states[0], means)
     report.recommendations.extend(_advice(report, {sid: len(v) for sid, v in step_seconds.items()}))
+    report.variants.extend(variant_reports(states, _quantile, _duration))
     return report
 
 

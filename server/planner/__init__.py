@@ -4,6 +4,7 @@ from server.planner._approvals import ApprovalTemplate
 from server.planner._definitions import MAX_DEFINITION_BYTES, WorkflowDefinition, parse_definition
 from server.planner._errors import DefinitionError, PlanInvalidError, PlanningError, UnknownWorkflowError
 from server.planner._expressions import expression_of, iter_expressions, referenced_steps
+from server.planner._variants import MAX_VARIANTS, MAX_WEIGHT, Variant, assign_variant
 from server.planner.planner import (
     DEFINITIONS_DIR,
     DOCUMENT_ANALYSIS,
@@ -29,6 +30,11 @@ __all__ = [
     # Registered definitions (server.registry): read like the built-ins, then Planner.check
     "MAX_DEFINITION_BYTES",
     "parse_definition",
+    # A/B variants of a definition
+    "MAX_VARIANTS",
+    "MAX_WEIGHT",
+    "Variant",
+    "assign_variant",
     # Validation
     "validate_plan",
     # Errors: PlanningError is what the API maps to INVALID_ARGUMENT (naming .field);

@@ -34,6 +34,7 @@
 #                           approved_condition  the guarded step's condition once the approval
 #                                               is inserted; unset means "it was approved"
 #     quality_gates   QualityGates in proto JSON
+#     variants        A/B variants: [{name, weight, version}], see _variants.py (rule 1 there)
 #
 # Enum values may be written as in the seed, in lower case without their prefix ("immediate",
 # "skip", "gte", "continue_degraded", "hybrid", "exponential", "enabled"), or by their full names.
@@ -53,6 +54,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor
 
 from server.planner._approvals import ApprovalTemplate, insert_approval, parse_approval
 from server.planner._errors import DefinitionError, PlanInvalidError
+from server.planner._variants import Variant, parse_variants
 from server.planner.validation import validate_plan
 
 _KEYS = (
@@ -66,6 +68,7 @@ _KEYS = (
     "execution_strategy",
     "workflow_steps",
     "quality_gates",
+    "variants",
 )
 _REQUIRED_KEYS = ("workflow_type", "version", "description", "execution_strategy", "workflow_steps")
 _PLANNER_STEP_KEYS = ("requires_approval", "approval")
@@ -104,6 +107,8 @@ class WorkflowDefinition:
     """The template's step ids, in the definition's order."""
     text: str = ""
     """The definition's text, as read."""
+    variants: tuple[Variant, ...] = ()
+    """Its A/B variants (server.planner._variants); empty when it carries none."""
 
     @property
     def approval_steps(self) -> frozenset[str]:
@@ -247,6 +252,7 @@ def parse_definition(
         template_bytes=_validated(source, template, approvals),
         step_ids=tuple(step.step_id for step in template.workflow_steps),
         text=text,
+        variants=parse_variants(source, raw["variants"]) if "variants" in raw else (),
     )
 
 

@@ -9,6 +9,7 @@ from baton.v1 import execution_context_pb2 as _execution_context_pb2
 from baton.v1 import journey_pb2 as _journey_pb2
 from baton.v1 import plan_pb2 as _plan_pb2
 from baton.v1 import triggers_pb2 as _triggers_pb2
+from baton.v1 import variants_pb2 as _variants_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -344,7 +345,7 @@ class Results(_message.Message):
     def __init__(self, primary_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., intermediate_results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recommendations: _Optional[_Iterable[str]] = ..., omitted_outputs: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ExecutionStatus(_message.Message):
-    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id", "queue_position", "callback", "run", "trigger", "execution_context", "workflow_version")
+    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id", "queue_position", "callback", "run", "trigger", "execution_context", "workflow_version", "variant")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -370,6 +371,7 @@ class ExecutionStatus(_message.Message):
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     plan_id: str
     status: ExecutionState
@@ -395,7 +397,8 @@ class ExecutionStatus(_message.Message):
     trigger: _triggers_pb2.TriggeringEvent
     execution_context: _execution_context_pb2.ExecutionContext
     workflow_version: str
-    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., callback: _Optional[_Union[CallbackReport, _Mapping]] = ..., run: _Optional[int] = ..., trigger: _Optional[_Union[_triggers_pb2.TriggeringEvent, _Mapping]] = ..., execution_context: _Optional[_Union[_execution_context_pb2.ExecutionContext, _Mapping]] = ..., workflow_version: _Optional[str] = ...) -> None: ...
+    variant: _variants_pb2.VariantAssignment
+    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., callback: _Optional[_Union[CallbackReport, _Mapping]] = ..., run: _Optional[int] = ..., trigger: _Optional[_Union[_triggers_pb2.TriggeringEvent, _Mapping]] = ..., execution_context: _Optional[_Union[_execution_context_pb2.ExecutionContext, _Mapping]] = ..., workflow_version: _Optional[str] = ..., variant: _Optional[_Union[_variants_pb2.VariantAssignment, _Mapping]] = ...) -> None: ...
 
 class CallbackReport(_message.Message):
     __slots__ = ("state", "delivery_id", "attempts", "deadline", "detail")

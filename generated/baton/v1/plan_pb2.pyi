@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from baton.v1 import variants_pb2 as _variants_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -145,7 +146,7 @@ GATE_ACTION_RETRY: GateAction
 GATE_ACTION_ESCALATE: GateAction
 
 class OrchestrationPlan(_message.Message):
-    __slots__ = ("plan_id", "user_id", "workflow_type", "created_at", "estimated_duration", "complexity_score", "resource_requirements", "execution_strategy", "workflow_steps", "quality_gates", "workflow_version", "timeout", "unit_costs")
+    __slots__ = ("plan_id", "user_id", "workflow_type", "created_at", "estimated_duration", "complexity_score", "resource_requirements", "execution_strategy", "workflow_steps", "quality_gates", "workflow_version", "timeout", "unit_costs", "variant")
     class UnitCostsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +167,7 @@ class OrchestrationPlan(_message.Message):
     WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     UNIT_COSTS_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     plan_id: str
     user_id: str
     workflow_type: str
@@ -179,7 +181,8 @@ class OrchestrationPlan(_message.Message):
     workflow_version: str
     timeout: _duration_pb2.Duration
     unit_costs: _containers.ScalarMap[str, float]
-    def __init__(self, plan_id: _Optional[str] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., complexity_score: _Optional[float] = ..., resource_requirements: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., execution_strategy: _Optional[_Union[ExecutionStrategy, _Mapping]] = ..., workflow_steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., quality_gates: _Optional[_Iterable[_Union[QualityGate, _Mapping]]] = ..., workflow_version: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., unit_costs: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    variant: _variants_pb2.VariantAssignment
+    def __init__(self, plan_id: _Optional[str] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., complexity_score: _Optional[float] = ..., resource_requirements: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., execution_strategy: _Optional[_Union[ExecutionStrategy, _Mapping]] = ..., workflow_steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., quality_gates: _Optional[_Iterable[_Union[QualityGate, _Mapping]]] = ..., workflow_version: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., unit_costs: _Optional[_Mapping[str, float]] = ..., variant: _Optional[_Union[_variants_pb2.VariantAssignment, _Mapping]] = ...) -> None: ...
 
 class ResourceRequirements(_message.Message):
     __slots__ = ("cpu_intensive", "memory_intensive", "network_intensive", "storage_intensive")

@@ -23,21 +23,22 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from baton.v1 import variants_pb2 as baton_dot_v1_dot_variants__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62\x61ton/v1/reports.proto\x12\x08\x62\x61ton.v1\x1a\x1egoogle/protobuf/duration.proto\"I\n\x18GetWorkflowReportRequest\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12\x16\n\x0emax_executions\x18\x02 \x01(\x05\"\x91\x02\n\x0fOperationReport\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x03\x12\x0f\n\x07retries\x18\x04 \x01(\x03\x12\x0c\n\x04\x63ost\x18\x05 \x01(\x01\x12\x12\n\nretry_cost\x18\x06 \x01(\x01\x12\x11\n\tunit_cost\x18\x07 \x01(\x01\x12\x0f\n\x07samples\x18\x08 \x01(\x03\x12&\n\x03p50\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p95\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p99\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\"\x82\x01\n\x0c\x43riticalStep\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\x11\n\toperation\x18\x03 \x01(\t\x12\x30\n\rmean_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05share\x18\x05 \x01(\x01\"\xde\x02\n\x0eWorkflowReport\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12\x12\n\nexecutions\x18\x02 \x01(\x05\x12\x11\n\tcompleted\x18\x03 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x05\x12/\n\x0c\x64uration_p50\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x64uration_p95\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\ntotal_cost\x18\x07 \x01(\x01\x12\x11\n\tmean_cost\x18\x08 \x01(\x01\x12-\n\noperations\x18\t \x03(\x0b\x32\x19.baton.v1.OperationReport\x12-\n\rcritical_path\x18\n \x03(\x0b\x32\x16.baton.v1.CriticalStep\x12\x17\n\x0frecommendations\x18\x0b \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62\x61ton/v1/reports.proto\x12\x08\x62\x61ton.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17\x62\x61ton/v1/variants.proto\"I\n\x18GetWorkflowReportRequest\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12\x16\n\x0emax_executions\x18\x02 \x01(\x05\"\x91\x02\n\x0fOperationReport\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x03\x12\x0f\n\x07retries\x18\x04 \x01(\x03\x12\x0c\n\x04\x63ost\x18\x05 \x01(\x01\x12\x12\n\nretry_cost\x18\x06 \x01(\x01\x12\x11\n\tunit_cost\x18\x07 \x01(\x01\x12\x0f\n\x07samples\x18\x08 \x01(\x03\x12&\n\x03p50\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p95\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p99\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\"\x82\x01\n\x0c\x43riticalStep\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\x11\n\toperation\x18\x03 \x01(\t\x12\x30\n\rmean_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05share\x18\x05 \x01(\x01\"\x89\x03\n\x0eWorkflowReport\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12\x12\n\nexecutions\x18\x02 \x01(\x05\x12\x11\n\tcompleted\x18\x03 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x05\x12/\n\x0c\x64uration_p50\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x64uration_p95\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\ntotal_cost\x18\x07 \x01(\x01\x12\x11\n\tmean_cost\x18\x08 \x01(\x01\x12-\n\noperations\x18\t \x03(\x0b\x32\x19.baton.v1.OperationReport\x12-\n\rcritical_path\x18\n \x03(\x0b\x32\x16.baton.v1.CriticalStep\x12\x17\n\x0frecommendations\x18\x0b \x03(\t\x12)\n\x08variants\x18\x0c \x03(\x0b\x32\x17.baton.v1.VariantReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'baton.v1.reports_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETWORKFLOWREPORTREQUEST']._serialized_start=68
-  _globals['_GETWORKFLOWREPORTREQUEST']._serialized_end=141
-  _globals['_OPERATIONREPORT']._serialized_start=144
-  _globals['_OPERATIONREPORT']._serialized_end=417
-  _globals['_CRITICALSTEP']._serialized_start=420
-  _globals['_CRITICALSTEP']._serialized_end=550
-  _globals['_WORKFLOWREPORT']._serialized_start=553
-  _globals['_WORKFLOWREPORT']._serialized_end=903
+  _globals['_GETWORKFLOWREPORTREQUEST']._serialized_start=93
+  _globals['_GETWORKFLOWREPORTREQUEST']._serialized_end=166
+  _globals['_OPERATIONREPORT']._serialized_start=169
+  _globals['_OPERATIONREPORT']._serialized_end=442
+  _globals['_CRITICALSTEP']._serialized_start=445
+  _globals['_CRITICALSTEP']._serialized_end=575
+  _globals['_WORKFLOWREPORT']._serialized_start=578
+  _globals['_WORKFLOWREPORT']._serialized_end=971
 # @@protoc_insertion_point(module_scope)

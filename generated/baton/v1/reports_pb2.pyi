@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from baton.v1 import variants_pb2 as _variants_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -58,7 +59,7 @@ class CriticalStep(_message.Message):
     def __init__(self, step_id: _Optional[str] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., mean_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., share: _Optional[float] = ...) -> None: ...
 
 class WorkflowReport(_message.Message):
-    __slots__ = ("workflow_type", "executions", "completed", "failed", "duration_p50", "duration_p95", "total_cost", "mean_cost", "operations", "critical_path", "recommendations")
+    __slots__ = ("workflow_type", "executions", "completed", "failed", "duration_p50", "duration_p95", "total_cost", "mean_cost", "operations", "critical_path", "recommendations", "variants")
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +71,7 @@ class WorkflowReport(_message.Message):
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
     CRITICAL_PATH_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATIONS_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
     workflow_type: str
     executions: int
     completed: int
@@ -81,4 +83,5 @@ class WorkflowReport(_message.Message):
     operations: _containers.RepeatedCompositeFieldContainer[OperationReport]
     critical_path: _containers.RepeatedCompositeFieldContainer[CriticalStep]
     recommendations: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, workflow_type: _Optional[str] = ..., executions: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., duration_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., total_cost: _Optional[float] = ..., mean_cost: _Optional[float] = ..., operations: _Optional[_Iterable[_Union[OperationReport, _Mapping]]] = ..., critical_path: _Optional[_Iterable[_Union[CriticalStep, _Mapping]]] = ..., recommendations: _Optional[_Iterable[str]] = ...) -> None: ...
+    variants: _containers.RepeatedCompositeFieldContainer[_variants_pb2.VariantReport]
+    def __init__(self, workflow_type: _Optional[str] = ..., executions: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., duration_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., total_cost: _Optional[float] = ..., mean_cost: _Optional[float] = ..., operations: _Optional[_Iterable[_Union[OperationReport, _Mapping]]] = ..., critical_path: _Optional[_Iterable[_Union[CriticalStep, _Mapping]]] = ..., recommendations: _Optional[_Iterable[str]] = ..., variants: _Optional[_Iterable[_Union[_variants_pb2.VariantReport, _Mapping]]] = ...) -> None: ...
