@@ -77,8 +77,9 @@ def add_report_command(
         "report",
         help="a workflow type's outcomes, time, cost and advice (operators)",
         description="Report a workflow type from its most recent ended executions: completions, duration p50/p95, "
-        "cost per agent operation (retries apart) with the recorded p50/p95/p99, the measured critical path, and "
-        "optimisation recommendations.",
+        "cost per agent operation (retries apart) with the recorded p50/p95/p99, the measured critical path, "
+        "optimisation recommendations, and per A/B variant its runs, completion rate, duration p50/p95 and quality "
+        "with their sample sizes.",
     )
     p.add_argument("workflow_type", metavar="TYPE")
     p.add_argument("--last", type=int, default=0, metavar="N", help="read the N newest ended executions (default 100)")
@@ -124,6 +125,27 @@ def cmd_report(args: argparse.Namespace) -> int:
                 f"{op.retry_cost:.4g}",
                 str(op.samples),
                 *((_s(d) if op.samples else "-") for d in (op.p50, op.p95, op.p99)),
+            )
+        console.print(table)
+    if report.variants:
+        table = Table(box=None, pad_edge=False, header_style="bold", title="A/B variants", title_justify="left")
+        columns = ("experiment", "variant", "version", "runs", "completed", "rate", "timed", "p50", "p95", "scored")
+        for column in (*columns, "quality"):
+            table.add_column(column, justify="left" if column in columns[:3] else "right")
+        for v in report.variants:
+            timed = v.duration_samples > 0
+            table.add_row(
+                Text(v.experiment),
+                Text(v.name),
+                Text(v.workflow_version),
+                str(v.executions),
+                str(v.completed),
+                f"{v.completion_rate:.0%}",
+                str(v.duration_samples),
+                _s(v.duration_p50) if timed else "-",
+                _s(v.duration_p95) if timed else "-",
+                str(v.quality_samples),
+                f"{v.quality:.1f}" if v.quality_samples else "-",
             )
         console.print(table)
     if report.critical_path:

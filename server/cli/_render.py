@@ -155,6 +155,8 @@ def render_plan(console: Console, plan: plan_pb2.OrchestrationPlan) -> None:
     """Prints an OrchestrationPlan: its strategy, its steps as a table, and its quality gates."""
     strategy = plan.execution_strategy
     version = f" v{plan.workflow_version}" if plan.workflow_version else ""
+    if plan.HasField("variant"):
+        version += f" (variant {plan.variant.name} of {plan.variant.experiment})"
     console.print(
         grid(
             [
