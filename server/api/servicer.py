@@ -177,22 +177,43 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             if self.estimates is not None:
                 self.estimates.price(plan)
             return plan
+        return await self.plan_type(
+            request.workflow_type,
+            request.user_context,
+            request.execution_options,
+            request.workflow_version,
+            now,
+        )
+
+    async def plan_type(
+        self,
+        workflow_type: str,
+        user_context: journey_pb2.UserJourney,
+        options: journey_pb2.ExecutionOptions,
+        version: str,
+        now: datetime,
+    ) -> plan_pb2.OrchestrationPlan:
+        """Plans a workflow type for a user as every new execution of it is planned (ExecuteWorkflow,
+        PlanWorkflow, PublishEvent): from the registered version it is pinned to, the user's A/B
+        variant, recorded durations and the cost model's prices.
+
+        Raises:
+            PlanningError: the planner refused the request.
+            RequestError: an unknown (NOT_FOUND) or deprecated (FAILED_PRECONDITION) version.
+        """
         # The version the execution is pinned to (server.registry, rule 5): its plan records it.
         definition = variant = None
         if self.registry is not None:
             # With A/B variants, the user's variant's version (server.registry, rule 11).
             definition, variant = await self.registry.assign(
-                request.workflow_type,
-                request.user_context.journey_type,
-                request.workflow_version,
-                request.user_context.user_id,
+                workflow_type, user_context.journey_type, version, user_context.user_id
             )
-        elif request.workflow_version:
+        elif version:
             raise invalid("workflow_version", "this server has no workflow registry")
         plan = self.planner.plan(
-            request.workflow_type,
-            request.user_context,
-            request.execution_options,
+            workflow_type,
+            user_context,
+            options,
             plan_id=self.new_id(),
             now=now,
             health=self.health.agent_statuses(),

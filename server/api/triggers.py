@@ -160,7 +160,7 @@ class TriggerApi:
                         starts.append(_start(rule, event_id, build_user_context(rule, document, request.subject)))
             except RuleError as error:
                 raise invalid(error.field, error.message) from None
-            plans = [self._plan(start, now) for start in starts]
+            plans = [await self._plan(start, now) for start in starts]
             event = PublishedEvent(
                 event_id=event_id,
                 event_type=request.event_type,
@@ -175,23 +175,17 @@ class TriggerApi:
         reply = triggers_pb2.PublishEventResponse(event_id=event_id, duplicate=plans is None)
         reply.published_at.FromDatetime(stored.published_at)
         for index, start in enumerate(stored.starts):
-            plan = plans[index] if plans is not None else self._plan(start, now)
+            plan = plans[index] if plans is not None else await self._plan(start, now)
             record, created = await servicer.engine.submit(self._submission(stored, start, plan, actor))
             reply.executions.add(
                 execution_id=record.execution_id, rule=start.rule, workflow_type=record.workflow_type, created=created
             )
         return reply
 
-    def _plan(self, start: TriggerStart, now: datetime) -> plan_pb2.OrchestrationPlan:
+    async def _plan(self, start: TriggerStart, now: datetime) -> plan_pb2.OrchestrationPlan:
+        # As ExecuteWorkflow plans: the latest registered version, the subject's A/B variant.
         try:
-            return self.servicer.planner.plan(
-                start.workflow_type,
-                _journey(start),
-                _options(start),
-                plan_id=self.servicer.new_id(),
-                now=now,
-                health=self.servicer.health.agent_statuses(),
-            )
+            return await self.servicer.plan_type(start.workflow_type, _journey(start), _options(start), "", now)
         except PlanningError as error:
             raise invalid(f"rule {quote(start.rule)}: {error.field}", error.message) from None
 

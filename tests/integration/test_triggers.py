@@ -477,3 +477,20 @@ async def test_deleting_a_users_data_deletes_the_events_about_them(stub: Stub) -
     again = await stub.PublishEvent(event(event_id="posting-forgotten"))
     assert not again.duplicate and again.executions[0].created
     assert again.executions[0].execution_id != first.executions[0].execution_id
+
+
+async def test_a_triggered_execution_is_planned_from_the_latest_registered_version(stub: Stub) -> None:
+    from baton.v1 import registry_pb2
+
+    from tests.integration.test_registry import with_extra_step
+
+    await stub.RegisterWorkflow(registry_pb2.RegisterWorkflowRequest(definition_yaml=with_extra_step("1.1.0")))
+    await register(stub, POSTING_RULE)
+    published = await stub.PublishEvent(event(event_id="posting-registered"))
+    execution_id = published.executions[0].execution_id
+    updates = await watch_all(stub, execution_id, deadline=60)
+    # As ExecuteWorkflow would: the new version, with its extra step, not the built-in 1.0.0.
+    plan = updates[0].event.execution_started.plan
+    assert "summarize_search" in {step.step_id for step in plan.workflow_steps}
+    assert updates[-1].status.workflow_version == "1.1.0"
+    assert updates[-1].status.status == execution_pb2.EXECUTION_STATE_COMPLETED
