@@ -424,8 +424,8 @@ class Hedging:
 
     def spend(self) -> bool:
         """Takes a token for a hedge; False (and counted) when there is none."""
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= 1.0 - 1e-9:  # ten tenths make a token, whatever the float sum says
+            self.tokens = max(0.0, self.tokens - 1.0)
             self.sent += 1
             return True
         self.refused += 1
