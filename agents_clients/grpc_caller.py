@@ -237,6 +237,11 @@ class GrpcAgentCaller:
         """Each agent's endpoints with their counters and state (GetSystemHealth, the metrics)."""
         return {agent: router.snapshot() for agent, router in self._routers.items()}
 
+    def hedging_counts(self, agent: str) -> tuple[int, int, int, int]:
+        """The agent's hedges sent, won and refused, and its ejections skipped (routing rule 4)."""
+        hedging = self._hedging[agent]
+        return hedging.sent, hedging.won, hedging.refused, self._routers[agent].skipped_ejections
+
     async def call(self, call: AgentCall) -> AgentReply:
         """Performs one attempt of the call within its timeout."""
         return await self.send(self.prepare(call))

@@ -253,7 +253,9 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             endpoints = agent_endpoints(fleet.address)
         else:
             endpoints = agent_endpoints(config.agents)
-        grpc_caller = GrpcAgentCaller(endpoints, tls=security.agents, max_message_bytes=config.max_message_bytes)
+        grpc_caller = GrpcAgentCaller(
+            endpoints, tls=security.agents, max_message_bytes=config.max_message_bytes, routing=config.routing
+        )
         cleanup.push_async_callback(grpc_caller.close)
         caller = BreakingCaller(grpc_caller, config.breaker, budget=config.retry_budget)
         # Outside the breaker, so a wait for a slot is never a slow call (agents_clients.capacity).
@@ -308,6 +310,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
                 store_counts=store.count_by_state,
                 queue_depth=store.count_waiting,
                 capacity=capacity.occupancy,
+                routes=grpc_caller,
             )
             metrics.watch(live)
             metrics_endpoint = await start_metrics_endpoint(metrics, config.metrics)
@@ -316,6 +319,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             grpc_caller,
             store,
             breaker_states=caller.states,
+            routes=grpc_caller,
             storage_path=_storage_dir(_sqlite_path(config.store_url)),
         )
         monitor.add_listener(capacity.boards.update_from)

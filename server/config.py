@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from agents_clients import AGENTS, BreakerConfig, CapacityConfig, RetryBudgetConfig
+from agents_clients import AGENTS, BreakerConfig, CapacityConfig, RetryBudgetConfig, RoutingConfig
 from agents_clients.tls import TlsFiles
 from agents_clients.tls import is_loopback as host_is_loopback
 from server.callbacks import CallbackConfig
@@ -100,6 +100,9 @@ class ServerConfig:
     """Circuit breaker settings of every agent."""
     retry_budget: RetryBudgetConfig = field(default_factory=RetryBudgetConfig)
     """The retry budget every agent gets (shared by all executions)."""
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    """How each attempt chooses among an agent's endpoints (replicas), outlier ejection, and
+    hedged reads (agents_clients.routing)."""
     capacity: CapacityConfig = field(default_factory=CapacityConfig)
     """Bulkheads and rate limits per agent and operation, and how the job boards' reported quotas
     and account health limit the calls for them (agents_clients.capacity); none by default."""

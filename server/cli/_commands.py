@@ -72,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.callbacks import CallbackConfig
     from server.cli._capacity import capacity_from
     from server.cli._limits import admission_from, limits_from
-    from server.cli._resilience import resilience_from
+    from server.cli._resilience import resilience_from, routing_from
     from server.config import (
         ConfigError,
         ServerConfig,
@@ -129,6 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             limits=limits_from(args),
             breaker=breaker,
             retry_budget=retry_budget,
+            routing=routing_from(args, resilience_yaml),
             capacity=capacity,
             admission=admission_from(args),
             agent_faults=args.faults,
