@@ -5,7 +5,7 @@ Pure logic over an injected clock and random generator (no grpc, no I/O): the gR
 sending. The breaker, bulkheads and retry budget stay per agent, above it: routing chooses the
 endpoint of one attempt, nothing more.
 
-Rules (the conformance tests are tests/unit/test_routing.py):
+Rules (the conformance tests are tests/unit/test_routing_rules.py):
 1. **Power of two choices.** An attempt goes to the better of two endpoints picked at random
    among the agent's *available* ones (not ejected), by score = latency estimate x (calls in
    flight + 1) x (1 + `error_weight` x error estimate), lower is better (Finagle's and Linkerd's
@@ -24,9 +24,10 @@ Rules (the conformance tests are tests/unit/test_routing.py):
 4. **Never the last.** At most `max_ejection_share` of an agent's endpoints are ejected at once
    (at least one when it has two or more) and never all of them; an ejection past that is
    skipped (and counted), and the endpoint stays in rotation with its poor score.
-5. **Probation.** After its cool-off an endpoint is re-admitted with fresh estimates (so it is
-   tried), on probation: one failure ejects it again (for longer), `probation_successes`
-   answers in a row make it healthy.
+5. **Probation.** After its cool-off an endpoint is re-admitted on probation, with fresh
+   estimates: until it is healthy again its latency scores as the best peer's at most, so that
+   it is tried and can prove itself. One failure ejects it again (for longer);
+   `probation_successes` answers in a row make it healthy.
 6. **Failures are the endpoint's.** The caller reports as failures only what says something
    about the endpoint (unreachable, deadline exceeded, internal errors), never an answer about
    the request itself (INVALID_ARGUMENT and the like are answers: they count as successes).
@@ -68,9 +69,9 @@ class RoutingConfig:
 
     latency_alpha: float = 0.3
     """Weight of a new answer in the latency and error EWMAs, above 0 to 1. Default 0.3."""
-    error_weight: float = 4.0
-    """How much the error estimate raises the score (rule 1), 0 to 100. Default 4: an endpoint
-    failing half its calls scores as one three times slower."""
+    error_weight: float = 10.0
+    """How much the error estimate raises the score (rule 1), 0 to 100. Default 10: an endpoint
+    failing half its calls scores as one six times slower (with as many calls in flight)."""
     idle_relax: float = 30.0
     """Seconds (time constant) over which an idle endpoint's estimates relax toward the best
     peer's (rule 2), above 0 to 3600. Default 30."""
@@ -244,8 +245,8 @@ class Router:
             best = self._best_latency()
         latency, errors = endpoint.latency, endpoint.error_estimate
         keep = math.exp(-max(0.0, now - endpoint.last_outcome) / self.config.idle_relax)
-        if latency is None:
-            latency = best
+        if latency is None or endpoint.state is EndpointState.PROBATION:
+            latency = best if latency is None else min(latency, best)
         elif latency > best:
             latency = best + (latency - best) * keep
         errors *= keep

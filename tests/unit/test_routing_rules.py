@@ -82,7 +82,7 @@ def test_errors_raise_the_score_and_a_failure_never_lowers_the_latency_estimate(
     _answer(router, b.address, 0.01)
     _answer(router, a.address, 0.0001, fail=True)  # a fast refusal
     assert a.latency == pytest.approx(0.01)
-    assert router.score(a) == pytest.approx(0.01 * (1 + 4 * 0.3))
+    assert router.score(a) == pytest.approx(0.01 * (1 + 10 * 0.3))
     assert router.choose() is b
 
 
@@ -153,8 +153,10 @@ def test_after_its_cool_off_an_endpoint_is_readmitted_on_probation_and_proves_it
     clock.advance(0.2)
     assert bad in router.available() and bad.state is EndpointState.PROBATION
     assert bad.latency is None and bad.error_estimate == 0.0  # fresh, so it is tried
-    for _ in range(2):
-        _answer(router, bad.address, 0.01)
+    _answer(router, router.endpoints[1].address, 0.01)
+    _answer(router, bad.address, 0.05)  # slower than its peer, yet on probation it scores as the best
+    assert router.score(bad) == router.score(router.endpoints[1])
+    _answer(router, bad.address, 0.01)
     assert bad.state is EndpointState.PROBATION
     _answer(router, bad.address, 0.01)
     assert bad.state is EndpointState.HEALTHY
