@@ -23,6 +23,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from agents_clients.catalog import AGENT_SERVICES, Operation, UnknownAgentError, UnknownOperationError, operation
+from agents_clients.dns import DnsEndpoints, Resolver, resolve
 from agents_clients.routing import Endpoint, EndpointSnapshot, Hedging, Router, RoutingConfig
 from agents_clients.tls import ClientTls
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
@@ -149,6 +150,7 @@ class GrpcAgentCaller:
         routing: RoutingConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        resolver: Resolver = resolve,
     ) -> None:
         """Creates the channels (they connect lazily).
 
@@ -163,6 +165,10 @@ class GrpcAgentCaller:
                 hedged; the defaults when None.
             clock: monotonic seconds, for latencies and ejections (injected in tests).
             rng: picks the two candidates of each choice (seeded in tests).
+            resolver: resolves the ``dns:NAME:PORT`` endpoints (agents_clients.dns).
+
+        Raises:
+            ValueError: an agent without endpoints, or a malformed ``dns:`` endpoint.
         """
         unknown = set(endpoints) - set(AGENT_SERVICES)
         if unknown:
@@ -172,10 +178,12 @@ class GrpcAgentCaller:
         rng = rng or random.Random()
         self._routers: dict[str, Router] = {}
         self._hedging: dict[str, Hedging] = {}
+        self.dns = DnsEndpoints({a: list(e) for a, e in endpoints.items()}, self.routing.dns_refresh, resolver)
+        self._resolving: asyncio.Task[None] | None = None
         for agent, addresses in endpoints.items():
             if not addresses:
                 raise ValueError(f"agent {agent} has no endpoint")
-            self._routers[agent] = Router(agent, list(addresses), self.routing, clock, rng)
+            self._routers[agent] = Router(agent, self.dns.addresses(agent), self.routing, clock, rng)
             self._hedging[agent] = Hedging(self.routing)
         self._tls = tls
         self._factory = channel_factory
@@ -186,7 +194,10 @@ class GrpcAgentCaller:
 
     def _make(self, target: str) -> grpc.aio.Channel:
         if self._tls is not None:
-            return self._tls.channel(target, self._options)
+            name = self.dns.server_names.get(target)
+            # A resolved address's certificate carries the DNS name (agents_clients.dns rule 3).
+            extra = (("grpc.ssl_target_name_override", name),) if name else ()
+            return self._tls.channel(target, (*self._options, *extra))
         if self._factory is not None:
             return self._factory(target)
         return grpc.aio.insecure_channel(target, options=self._options)
@@ -205,6 +216,36 @@ class GrpcAgentCaller:
             channel = self._channels[address] = self._make(address)
         return channel
 
+    async def refresh_dns(self) -> None:
+        """Resolves the ``dns:`` endpoints again and updates the agents' rotations: a kept address
+        keeps its counters, a new one starts fresh, a gone one's channel closes once its calls end."""
+        if not self.dns.names:
+            return
+        await self.dns.refresh(self._clock())
+        for agent, router in self._routers.items():
+            router.update(self.dns.addresses(agent))
+            for endpoint in router.endpoints:
+                self._channel(endpoint.address)
+        kept = {e.address for router in self._routers.values() for e in router.endpoints}
+        for gone in set(self._channels) - kept:
+            self._retire(self._channels.pop(gone))
+
+    def _resolve_when_due(self) -> None:
+        """Starts a DNS re-resolution in the background when one is due (the call goes on meanwhile)."""
+        if not self.dns.names or self._clock() < self.dns.due:
+            return
+        if self._resolving is None or self._resolving.done():
+            self.dns.due = self._clock() + self.dns.interval  # one at a time, whatever happens to it
+            self._resolving = asyncio.get_running_loop().create_task(self.refresh_dns(), name="agents DNS")
+
+    def _retire(self, channel: grpc.aio.Channel) -> None:
+        """Closes a channel once its calls in flight end (at most RETIRED_CHANNEL_GRACE seconds)."""
+        for key in [k for k in self._methods if k[0] == id(channel)]:
+            del self._methods[key]
+        task = asyncio.get_running_loop().create_task(channel.close(RETIRED_CHANNEL_GRACE))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
     def _refresh_tls(self) -> None:
         """Replaces every channel if the TLS files changed; the old ones close once their calls end."""
         if self._tls is None or not self._tls.refresh():
@@ -212,9 +253,7 @@ class GrpcAgentCaller:
         retired = list(self._channels.values())
         self._open()
         for channel in retired:
-            task = asyncio.get_running_loop().create_task(channel.close(RETIRED_CHANNEL_GRACE))
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
+            self._retire(channel)
 
     @classmethod
     def single(cls, address: str, agents: Iterable[str] = tuple(AGENT_SERVICES)) -> GrpcAgentCaller:
@@ -286,6 +325,7 @@ class GrpcAgentCaller:
         call = prepared.call
         op = operation(call.agent, call.operation)
         self._refresh_tls()
+        self._resolve_when_due()
         router = self._routers.get(call.agent)
         if router is None:
             raise AgentCallError("UNAVAILABLE", f"no endpoint for agent {call.agent}", retryable=True)
@@ -417,6 +457,9 @@ class GrpcAgentCaller:
 
     async def close(self) -> None:
         """Closes every channel."""
+        if self._resolving is not None:
+            self._resolving.cancel()
+            await asyncio.gather(self._resolving, return_exceptions=True)
         for channel in self._channels.values():
             await channel.close()
         for task in list(self._retiring):

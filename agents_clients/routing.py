@@ -92,6 +92,8 @@ class RoutingConfig:
     ejection at all. Default 0.5 (one of two or three, two of four)."""
     probation_successes: int = 3
     """Answers in a row that end a re-admitted endpoint's probation, 1 to 1000. Default 3."""
+    dns_refresh: float = 30.0
+    """Seconds between resolutions of the ``dns:NAME:PORT`` endpoints (agents_clients.dns), 1 to 3600. Default 30."""
     hedging: bool = True
     """Whether read operations are hedged (rule 7). Default on."""
     hedge_quantile: float = 0.95
@@ -118,6 +120,7 @@ class RoutingConfig:
             ("max_ejection", self.base_ejection, 86_400.0, False),
             ("max_ejection_share", 0.0, 1.0, False),
             ("probation_successes", 1, 1000, False),
+            ("dns_refresh", 1.0, 3600.0, False),
             ("hedge_quantile", 0.5, 0.999, False),
             ("hedge_floor", 0.001, 60.0, False),
             ("hedge_min_samples", 1, 10_000, False),

@@ -212,7 +212,10 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
     remote_agents = (
         ()
         if config.agents == "embedded"
-        else sorted({a for addresses in agent_endpoints(config.agents).values() for a in addresses})
+        # A dns:NAME:PORT endpoint is checked by its name (localhost is loopback, others remote).
+        else sorted(
+            {a.removeprefix("dns:") for addresses in agent_endpoints(config.agents).values() for a in addresses}
+        )
     )
     security = transport(config, remote_agents)
     # Tracing (server.telemetry.tracing): a span per RPC, ExecuteWorkflow's stored with the execution.
@@ -257,6 +260,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             endpoints, tls=security.agents, max_message_bytes=config.max_message_bytes, routing=config.routing
         )
         cleanup.push_async_callback(grpc_caller.close)
+        await grpc_caller.refresh_dns()  # dns:NAME:PORT endpoints: their addresses before the first call
         caller = BreakingCaller(grpc_caller, config.breaker, budget=config.retry_budget)
         # Outside the breaker, so a wait for a slot is never a slow call (agents_clients.capacity).
         capacity = CapacityCaller(caller, config.capacity)

@@ -323,3 +323,68 @@ async def test_executions_complete_across_replicas_and_the_routes_are_visible(
     assert f'baton_agent_endpoint_ejections_total{{agent="analytics",endpoint="{address}"}} 1.0' in exposition
     assert f'baton_agent_endpoint_state{{agent="analytics",endpoint="{address}"}} 2.0' in exposition
     assert 'baton_agent_hedges_total{agent="matching_intelligence",outcome="sent"}' in exposition
+
+
+async def test_a_dns_name_routes_over_every_address_and_follows_its_changes(replicas: list[Fleet]) -> None:
+    records = {"agents.test": [f.address for f in replicas]}
+    asked: list[tuple[str, int]] = []
+
+    async def resolver(name: str, port: int) -> list[str]:
+        asked.append((name, port))
+        return list(records[name])  # a KeyError is a failed resolution
+
+    caller = GrpcAgentCaller(
+        {MATCHING: ["dns:agents.test:50061"]}, routing=RoutingConfig(hedging=False), resolver=resolver
+    )
+    try:
+        assert [e.address for e in caller.router(MATCHING).endpoints] == ["agents.test:50061"]  # not yet resolved
+        await caller.refresh_dns()
+        assert asked == [("agents.test", 50061)]
+        assert [e.address for e in caller.router(MATCHING).endpoints] == [f.address for f in replicas]
+        await asyncio.gather(*(caller.call(_score(f"a{i}/score")) for i in range(30)))
+        kept = caller.router(MATCHING).endpoints[0]
+        requests_before = kept.requests
+        # The second replica leaves the name; the first keeps its counters.
+        records["agents.test"] = [replicas[0].address, replicas[2].address]
+        await caller.refresh_dns()
+        assert [e.address for e in caller.router(MATCHING).endpoints] == [replicas[0].address, replicas[2].address]
+        assert caller.router(MATCHING).endpoints[0] is kept and kept.requests == requests_before
+        before = await _served(replicas, MATCHING)
+        await asyncio.gather(*(caller.call(_score(f"b{i}/score")) for i in range(20)))
+        after = await _served(replicas, MATCHING)
+        assert after[1] == before[1] and sum(after) - sum(before) == 20
+        # A failed resolution keeps what was known.
+        del records["agents.test"]
+        await caller.refresh_dns()
+        assert len(caller.router(MATCHING).endpoints) == 2
+    finally:
+        await caller.close()
+
+
+async def test_a_due_resolution_runs_in_the_background_of_a_call(replicas: list[Fleet]) -> None:
+    now = [0.0]
+    asked = 0
+
+    async def resolver(name: str, port: int) -> list[str]:
+        nonlocal asked
+        asked += 1
+        return [replicas[asked % 3].address]
+
+    caller = GrpcAgentCaller(
+        {MATCHING: ["dns:agents.test:1"]},
+        routing=RoutingConfig(hedging=False, dns_refresh=10),
+        resolver=resolver,
+        clock=lambda: now[0],
+    )
+    try:
+        await caller.refresh_dns()
+        await caller.call(_score("a/score"))
+        assert asked == 1  # not due yet
+        now[0] = 10.0
+        await caller.call(_score("b/score"))  # goes to the address known; the resolution starts
+        await asyncio.sleep(0.05)
+        assert asked == 2 and [e.address for e in caller.router(MATCHING).endpoints] == [replicas[2].address]
+        await caller.call(_score("c/score"))
+        assert asked == 2
+    finally:
+        await caller.close()
