@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import random
 from collections import Counter
 
 import pytest
+from baton.v1 import orchestrator_pb2, routing_pb2
+from rich.console import Console
 
 from agents_clients.catalog import READ_OPERATIONS, operation
 from agents_clients.routing import EndpointState, Hedging, Router, RoutingConfig
+from server.cli._render import render_health
 
 
 class Clock:
@@ -272,3 +276,23 @@ def test_reads_are_declared_in_the_catalog_and_writes_are_not_reads() -> None:
 def test_a_setting_out_of_range_is_refused_by_name(setting: str, value: float) -> None:
     with pytest.raises(ValueError, match=f"routing.{setting}"):
         RoutingConfig(**{setting: value})
+
+
+def test_baton_health_shows_each_endpoint_when_an_agent_has_several() -> None:
+    health = orchestrator_pb2.SystemHealth()
+    routes = health.routes["analytics"]
+    routes.endpoints.add(address="10.0.0.1:1", state=routing_pb2.ENDPOINT_STATE_HEALTHY, requests=40)
+    ejected = routes.endpoints.add(address="10.0.0.2:1", state=routing_pb2.ENDPOINT_STATE_EJECTED, errors=5)
+    ejected.ejected_for.FromSeconds(17)
+    health.routes["ui_ux"].endpoints.add(address="10.0.0.3:1", state=7)  # a state this CLI does not know
+    out = io.StringIO()
+    render_health(Console(file=out, width=160, color_system=None), health)
+    lines = [line.split() for line in out.getvalue().splitlines() if "10.0.0." in line]
+    assert lines[0][:4] == ["analytics", "10.0.0.1:1", "healthy", "40"]
+    assert lines[1][:7] == ["analytics", "10.0.0.2:1", "ejected", "(17", "s", "left)", "0"]
+    assert lines[2][:3] == ["ui_ux", "10.0.0.3:1", "7"]
+    single = orchestrator_pb2.SystemHealth()
+    single.routes["analytics"].endpoints.add(address="10.0.0.1:1")
+    out = io.StringIO()
+    render_health(Console(file=out, width=160, color_system=None), single)
+    assert "10.0.0.1:1" not in out.getvalue()  # one endpoint per agent: nothing to route
