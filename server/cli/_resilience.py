@@ -152,4 +152,4 @@ def routing_from(args: argparse.Namespace, yaml_section: Mapping[str, Any] | Non
     try:
         return RoutingConfig(**values)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(f"resilience.{exc}") from None

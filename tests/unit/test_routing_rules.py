@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import random
 from collections import Counter
@@ -13,6 +14,8 @@ from rich.console import Console
 from agents_clients.catalog import READ_OPERATIONS, operation
 from agents_clients.routing import EndpointState, Hedging, Router, RoutingConfig
 from server.cli._render import render_health
+from server.cli._resilience import routing_from
+from server.config import ConfigError
 
 
 class Clock:
@@ -296,3 +299,20 @@ def test_baton_health_shows_each_endpoint_when_an_agent_has_several() -> None:
     out = io.StringIO()
     render_health(Console(file=out, width=160, color_system=None), single)
     assert "10.0.0.1:1" not in out.getvalue()  # one endpoint per agent: nothing to route
+
+
+def test_the_agents_file_sets_routing_and_no_hedging_turns_hedging_off() -> None:
+    section = {"routing": {"consecutive_failures": 2, "base_ejection": 30, "hedging": True}, "breaker": {}}
+    config = routing_from(argparse.Namespace(), section)
+    assert (config.consecutive_failures, config.base_ejection, config.hedging) == (2, 30, True)
+    assert routing_from(argparse.Namespace(no_hedging=True), section).hedging is False
+    assert routing_from(argparse.Namespace()) == RoutingConfig()
+    for bad, message in (
+        ({"routing": {"failure_rate": 2}}, "resilience.routing.failure_rate: expected a value from above 0 to 1"),
+        ({"routing": {"nope": 1}}, "resilience.routing.nope: unknown"),
+        ({"routing": {"hedging": 1}}, "resilience.routing.hedging: expected true or false"),
+        ({"routing": {"base_ejection": "10s"}}, "resilience.routing.base_ejection: expected a number"),
+        ({"routing": [1]}, "resilience.routing: expected a mapping"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            routing_from(argparse.Namespace(), bad)
