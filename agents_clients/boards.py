@@ -90,7 +90,7 @@ class BoardState:
         return name.removeprefix("ACCOUNT_HEALTH_").lower().replace("unspecified", "unknown")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BoardCall:
     """What the guard decided about one call."""
 

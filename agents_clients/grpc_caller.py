@@ -66,7 +66,7 @@ def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PreparedCall:
     """A call whose request message is built and checked: what `send` needs."""
 

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2
 
 from agents_clients import BreakingCaller, CapacityCaller, GrpcAgentCaller, TracingCaller
 from agents_clients.handlers import MalformedRequests
+from server.api.estimates import Estimates
 from server.api.handlers import HandlerGuard
 from server.api.probes import report, serve_health_and_reflection
 from server.api.seed import SeedApiServicer
@@ -33,8 +34,10 @@ from server.callbacks import CallbackNotifier, CallbackRelay
 from server.clock import SystemClock
 from server.config import ConfigError, ServerConfig, agent_endpoints, is_loopback, parse_address
 from server.engine import Engine, EngineConfig, ReplicaConfig
+from server.estimates import CostModel, DurationRecorder
 from server.health import HealthMonitor
 from server.planner import Planner
+from server.registry import WorkflowRegistry
 from server.retention import RetentionSweeper
 from server.store import open_store
 from server.store.base import ExecutionStore
@@ -100,6 +103,8 @@ class RunningServer:
     """The web view (--web); None when off."""
     web_socket_dir: str = ""
     """The private directory of the unix socket the web view calls the server on; removed on stop."""
+    recorder: DurationRecorder | None = None
+    """The recorded durations of agent operations (server/estimates), flushed last at stop."""
     _stopped: bool = False
 
     async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
@@ -130,6 +135,8 @@ class RunningServer:
         for task in self.background:
             task.cancel()
         await self.engine.close()
+        if self.recorder is not None:
+            await self.recorder.close()  # after the engine: no attempt can be recorded after it
         if self.relay is not None:
             await self.relay.close()  # after the engine: no terminal listener call can follow
         elif self.callbacks is not None:
@@ -319,6 +326,17 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             metrics.watch(live)
             metrics_endpoint = await start_metrics_endpoint(metrics, config.metrics)
             cleanup.push_async_callback(metrics_endpoint.close)
+        # Estimates from history (server/estimates): the engine's successful step attempts feed
+        # per-operation sketches in memory, flushed to the store every few seconds.
+        costs = CostModel.load(config.estimates.costs_file or None)
+        recorder = DurationRecorder(
+            store,
+            clock,
+            min_samples=config.estimates.min_samples,
+            flush_interval=config.estimates.flush_interval,
+        )
+        await recorder.load()
+        engine.add_attempt_listener(recorder.record)
         monitor = HealthMonitor(
             grpc_caller,
             store,
@@ -327,6 +345,10 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             storage_path=_storage_dir(_sqlite_path(config.store_url)),
         )
         monitor.add_listener(capacity.boards.update_from)
+        # The workflow registry: the built-ins inserted as 1.0.0, every stored version loaded
+        # (one that no longer validates is kept aside, never fatal: server.registry, rule 8).
+        registry = WorkflowRegistry(store, planner, now=clock.now, shared=_sqlite_path(config.store_url) is None)
+        await registry.start()
         servicer = OrchestratorServicer(
             engine=engine,
             store=store,
@@ -340,6 +362,8 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             limits=config.limits,
             capacity=capacity,
             forget_callbacks=relay.forget,
+            registry=registry,
+            estimates=Estimates(store, recorder, costs, config.estimates.timeout_factor),
         )
         # Malformed requests are INVALID_ARGUMENT, streams nobody reads end (server.api.handlers).
         guard = HandlerGuard(config.limits)
@@ -383,6 +407,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             metrics=metrics_endpoint,
             servicer=servicer,
             web_socket_dir=web_socket_dir,
+            recorder=recorder,
         )
         if config.web:
             running.web = await _start_web(config, web_socket_dir)
@@ -396,6 +421,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             await report(health_servicer, SERVICE_NAME, store_ok=store_ok, agents=agents)
 
         running.background.append(asyncio.create_task(monitor.run(config.health_interval, report_health)))
+        running.background.append(asyncio.create_task(recorder.run(), name="duration flushes"))
         if config.retention:
             # Retention (--retention): finished executions older than it are deleted by a sweep.
             retention = timedelta(seconds=config.retention)

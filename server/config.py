@@ -84,6 +84,34 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class EstimatesConfig:
+    """Estimates from recorded durations, adaptive timeouts and the cost model (server/estimates)."""
+
+    costs_file: str = ""
+    """A YAML cost model (default, agents, operations: prices per call); empty for the built-in
+    server/estimates/costs.yaml."""
+    min_samples: int = 20
+    """Successful attempts of an operation before its recorded p50 replaces the declared
+    duration in plans. Default 20; from 1 to 1,000,000."""
+    flush_interval: float = 5.0
+    """Seconds between writes of the recorded durations to the store (and one at shutdown).
+    Default 5; from 0.05 to 3600."""
+    timeout_factor: float = 0.0
+    """Adaptive per-step timeouts: above 0, a step with enough history gets timeout p99 * this
+    factor, within its declared timeout (server/planner rule 7). Default 0: off; else 1 to 100."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_samples <= 1_000_000:
+            raise ConfigError(f"estimate_min_samples: expected 1 to 1000000, got {self.min_samples}")
+        if not 0.05 <= self.flush_interval <= 3600:
+            raise ConfigError(f"estimate_flush: expected seconds from 0.05 to 3600, got {self.flush_interval}")
+        if self.timeout_factor != 0 and not 1 <= self.timeout_factor <= 100:
+            raise ConfigError(
+                f"adaptive_timeouts: expected 0 (off) or a factor from 1 to 100, got {self.timeout_factor}"
+            )
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything `baton serve` needs."""
 
@@ -169,6 +197,8 @@ class ServerConfig:
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)
     """Admission control (server/engine/admission.py): how many executions run and wait at once;
     by default every execution starts as it is recorded."""
+    estimates: EstimatesConfig = field(default_factory=lambda: EstimatesConfig())
+    """Estimates from history and the cost model (server/estimates)."""
 
     def __post_init__(self) -> None:
         for name in ("grace", "drain"):

@@ -15,6 +15,7 @@ from server.engine import ExecutionStateError, FoldError, UnknownStepError
 from server.engine.admission import QueueFullError
 from server.planner import PlanningError
 from server.quoting import quote
+from server.registry import RegistryFullError, WorkflowConflictError, WorkflowNotFoundError, WorkflowRefusedError
 from server.store.base import CorruptHistoryError, ExecutionNotFoundError, InvalidKeyError, InvalidPageTokenError
 from server.streaming import WatchInterruptedError
 
@@ -89,6 +90,12 @@ _TABLE: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (FoldError, grpc.StatusCode.FAILED_PRECONDITION),
     # A watch the server ends before its execution did: the client resumes with after_sequence.
     (WatchInterruptedError, grpc.StatusCode.UNAVAILABLE),
+    # The workflow registry (server/registry.py): an unknown type or version, a version that
+    # exists with another definition, a deprecated or unusable one, too many of them.
+    (WorkflowNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (WorkflowConflictError, grpc.StatusCode.ALREADY_EXISTS),
+    (WorkflowRefusedError, grpc.StatusCode.FAILED_PRECONDITION),
+    (RegistryFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 
 

@@ -15,19 +15,33 @@ from datetime import datetime
 from typing import cast
 
 import grpc
-from baton.v1 import execution_pb2, journey_pb2, orchestrator_pb2, orchestrator_pb2_grpc, plan_pb2
+from baton.v1 import (
+    execution_pb2,
+    journey_pb2,
+    orchestrator_pb2,
+    orchestrator_pb2_grpc,
+    plan_pb2,
+    registry_pb2,
+    reports_pb2,
+    triggers_pb2,
+)
+from baton.v1.execution_context_pb2 import ExecutionContext
 from google.protobuf import json_format
 
 from agents_clients import CapacityCaller, CapacityWait
+from server.api import registry as registry_rpcs
 from server.api.audit import actor_of, audit_page, check_exact
 from server.api.capacity import add_waits, capacity_health, shown
 from server.api.errors import RequestError, invalid, streaming, unary
+from server.api.estimates import Estimates
+from server.api.execution_context import check_execution_context, unsampled, untraced
 from server.api.folded import FoldedStates
 from server.api.limits import RequestLimits, check_key, check_plan, check_request, check_struct
 from server.api.quarantine import quarantine, quarantined_error, quarantined_status
 from server.api.quotas import SubmissionBuckets
 from server.api.shared_updates import SerializedUpdate, SharedUpdates
 from server.api.sizing import fit_status, fit_update, message_budget, surely_fits
+from server.api.triggers import TRIGGER_REQUEST_PREFIX, TriggerApi
 from server.auth import Principal, Role, current_principal
 from server.auth.policy import may_control, may_read
 from server.callbacks import DestinationPolicy
@@ -37,6 +51,7 @@ from server.engine.model import seconds
 from server.health import HealthMonitor
 from server.planner import Planner, PlanningError, validate_plan
 from server.quoting import quote
+from server.registry import WorkflowRegistry
 from server.store.base import (
     AuditQuery,
     CorruptHistoryError,
@@ -84,6 +99,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         limits: LimitsConfig | None = None,
         capacity: CapacityCaller | None = None,
         forget_callbacks: Callable[[Sequence[str]], None] | None = None,
+        registry: WorkflowRegistry | None = None,
+        estimates: Estimates | None = None,
     ) -> None:
         """Wires the servicer.
 
@@ -97,6 +114,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             capacity: the agent calls' limits, whose waits statuses show (server.api.capacity).
             forget_callbacks: told the executions a deletion removed, so that the callbacks this
                 process was sending about them stop at once (server.callbacks.CallbackRelay).
+            registry: the registered workflow versions requests are planned from; None for
+                the planner's built-ins only (and no registry RPCs: FAILED_PRECONDITION).
+            estimates: recorded durations for plans, the cost model's prices, GetWorkflowReport
+                (server.api.estimates); None: declared durations, plans without prices, no report.
         """
         self.engine = engine
         self.store = store
@@ -119,14 +140,19 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.submissions = SubmissionBuckets(limits.submissions_per_minute)
         self.capacity = capacity
         self.forget_callbacks = forget_callbacks
+        self.triggers = TriggerApi(self)
+        """PublishEvent and the trigger rules' RPCs (server.api.triggers)."""
+        self.registry = registry
+        self.estimates = estimates
 
     # ---- planning ---------------------------------------------------------------------------
 
-    def _plan(
+    async def _plan(
         self, request: orchestrator_pb2.ExecuteWorkflowRequest | orchestrator_pb2.PlanWorkflowRequest, now: datetime
     ) -> plan_pb2.OrchestrationPlan:
         # An explicit plan is walked only when not already known valid (see _validate).
         check_request(request, with_plan=False, limits=self.limits)
+        registry_rpcs.check_version_request(request)
         options = request.execution_options
         if options.HasField("timeout"):
             timeout = seconds(options.timeout)
@@ -146,15 +172,30 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             if not plan.HasField("created_at"):
                 plan.created_at.FromDatetime(now)
             self._validate(request.plan, plan)
+            if self.estimates is not None:
+                self.estimates.price(plan)
             return plan
-        return self.planner.plan(
+        # The version the execution is pinned to (server.registry, rule 5): its plan records it.
+        definition = None
+        if self.registry is not None:
+            definition = await self.registry.pick(
+                request.workflow_type, request.user_context.journey_type, request.workflow_version
+            )
+        elif request.workflow_version:
+            raise invalid("workflow_version", "this server has no workflow registry")
+        plan = self.planner.plan(
             request.workflow_type,
             request.user_context,
             request.execution_options,
             plan_id=self.new_id(),
             now=now,
             health=self.health.agent_statuses(),
+            definition=definition,
+            **(self.estimates.planning() if self.estimates is not None else {}),
         )
+        if self.estimates is not None:
+            self.estimates.price(plan)
+        return plan
 
     def _validate(self, as_sent: plan_pb2.OrchestrationPlan, plan: plan_pb2.OrchestrationPlan) -> None:
         """Validates an explicit plan; clients resend the same plan, so valid ones are remembered.
@@ -181,7 +222,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.PlanWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> plan_pb2.OrchestrationPlan:
         _own(request, current_principal())
-        return self._plan(request, self.clock.now())
+        return await self._plan(request, self.clock.now())
 
     @unary
     async def ExecuteWorkflow(
@@ -200,7 +241,13 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         problem = request.callback_url and self.callback_policy.url_problem(request.callback_url)
         if problem:
             raise invalid("callback_url", problem)
-        plan = self._plan(request, self.clock.now())
+        if request.request_id.startswith(TRIGGER_REQUEST_PREFIX):
+            raise invalid("request_id", f"{TRIGGER_REQUEST_PREFIX!r} starts the request ids of triggered executions")
+        execution_context = None
+        if request.HasField("execution_context"):
+            check_execution_context("execution_context", request.execution_context)
+            execution_context = request.execution_context
+        plan = await self._plan(request, self.clock.now())
         record, created = await self.engine.submit(
             Submission(
                 execution_id=self.new_id(),
@@ -209,8 +256,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 options=request.execution_options,
                 callback_url=request.callback_url,
                 request_id=request.request_id,
-                trace_parent=self.trace_parent() if self.trace_parent is not None else "",
+                trace_parent=self.execution_trace_parent(execution_context),
                 actor=actor_of(context, claimed_user=plan.user_id),
+                execution_context=execution_context,
             )
         )
         if not created:
@@ -219,6 +267,40 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         return orchestrator_pb2.Execution(
             execution_id=record.execution_id, plan=plan, status=_state(record.state), created=created
         )
+
+    def execution_trace_parent(self, execution_context: ExecutionContext | None) -> str:
+        """The trace context to store with a new execution: the current RPC's, marked not sampled
+        when the execution's context turns tracing off (server.api.execution_context)."""
+        trace_parent = self.trace_parent() if self.trace_parent is not None else ""
+        if execution_context is not None and untraced(execution_context):
+            return unsampled(trace_parent)
+        return trace_parent
+
+    # ---- event-driven triggers (server.api.triggers) -----------------------------------------
+
+    @unary
+    async def PublishEvent(
+        self, request: triggers_pb2.PublishEventRequest, context: grpc.aio.ServicerContext
+    ) -> triggers_pb2.PublishEventResponse:
+        return await self.triggers.publish(request, actor_of(context))
+
+    @unary
+    async def RegisterTriggerRule(
+        self, request: triggers_pb2.RegisterTriggerRuleRequest, context: grpc.aio.ServicerContext
+    ) -> triggers_pb2.TriggerRule:
+        return await self.triggers.register(request)
+
+    @unary
+    async def ListTriggerRules(
+        self, request: triggers_pb2.ListTriggerRulesRequest, context: grpc.aio.ServicerContext
+    ) -> triggers_pb2.ListTriggerRulesResponse:
+        return await self.triggers.list(request)
+
+    @unary
+    async def DeleteTriggerRule(
+        self, request: triggers_pb2.DeleteTriggerRuleRequest, context: grpc.aio.ServicerContext
+    ) -> triggers_pb2.DeleteTriggerRuleResponse:
+        return await self.triggers.delete(request)
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -529,6 +611,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         except UnfinishedExecutionsError as error:
             raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, f"user_id: {error}") from None
         self.forget(user_id, deletion.execution_ids)
+        await self.triggers.forget_user(user_id)
         # The deletion is also an audit entry (USER_DATA_DELETED, written with it); this line
         # is for the operator reading the logs.
         logger.warning(
@@ -561,6 +644,45 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             owner = b"\0" + user_id.encode()  # how _validate keys them
             for key in [key for key in self._valid_plans if key.endswith(owner)]:
                 del self._valid_plans[key]
+
+    # ---- the workflow registry (server/api/registry.py) -------------------------------------------
+
+    def _registry(self) -> WorkflowRegistry:
+        if self.registry is None:
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, "this server has no workflow registry")
+        return self.registry
+
+    @unary
+    async def RegisterWorkflow(
+        self, request: registry_pb2.RegisterWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.RegisterWorkflowResponse:
+        return await registry_rpcs.register_workflow(self._registry(), request)
+
+    @unary
+    async def GetWorkflow(
+        self, request: registry_pb2.GetWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.WorkflowDefinitionInfo:
+        return await registry_rpcs.get_workflow(self._registry(), request)
+
+    @unary
+    async def ListWorkflows(
+        self, request: registry_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.ListWorkflowsResponse:
+        return await registry_rpcs.list_workflows(self._registry(), request)
+
+    @unary
+    async def DeprecateWorkflow(
+        self, request: registry_pb2.DeprecateWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.WorkflowDefinitionInfo:
+        return await registry_rpcs.deprecate_workflow(self._registry(), request)
+
+    @unary
+    async def GetWorkflowReport(
+        self, request: reports_pb2.GetWorkflowReportRequest, context: grpc.aio.ServicerContext
+    ) -> reports_pb2.WorkflowReport:
+        if self.estimates is None:
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, "this server keeps no estimates or costs")
+        return await self.estimates.report(request)
 
     @unary
     async def GetSystemHealth(

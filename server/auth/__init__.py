@@ -22,6 +22,9 @@ class Role(enum.StrEnum):
     """Reads every execution, the audit trail and the system's health."""
     ADMIN = "admin"
     """Everything an operator may, plus controlling any execution and deleting a user's data."""
+    PUBLISHER = "publisher"
+    """Publishes events (PublishEvent) that start workflows for the users they name; an event
+    source's account, not a person's: it reads nothing and controls nothing else."""
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class Rule:
 _ANYONE = frozenset(Role)
 _STAFF = frozenset({Role.OPERATOR, Role.ADMIN})
 _ADMIN = frozenset({Role.ADMIN})
+_PUBLISHERS = frozenset({Role.PUBLISHER, Role.ADMIN})
 
 _ORCHESTRATOR = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 _SEED = seed_api_pb2.DESCRIPTOR.services_by_name["SeedApi"].full_name
@@ -85,6 +86,18 @@ _RULES: dict[str, dict[str, Rule]] = {
         "GetSystemHealth": Rule(_STAFF, Scope.SYSTEM),
         "ListAuditEvents": Rule(_STAFF, Scope.SYSTEM),
         "DeleteUserData": Rule(_ADMIN, Scope.SYSTEM),
+        # An event names the user it is about, and the executions it starts are theirs: only an
+        # event source's account (or an admin) may speak for any user that way.
+        "PublishEvent": Rule(_PUBLISHERS, Scope.SYSTEM),
+        "RegisterTriggerRule": Rule(_ADMIN, Scope.SYSTEM),
+        "ListTriggerRules": Rule(_STAFF, Scope.SYSTEM),
+        "DeleteTriggerRule": Rule(_ADMIN, Scope.SYSTEM),
+        # The workflow registry: definitions are the admins' (DESIGN.md, "Observability and security").
+        "RegisterWorkflow": Rule(_ADMIN, Scope.SYSTEM),
+        "GetWorkflow": Rule(_ADMIN, Scope.SYSTEM),
+        "ListWorkflows": Rule(_ADMIN, Scope.SYSTEM),
+        "DeprecateWorkflow": Rule(_ADMIN, Scope.SYSTEM),
+        "GetWorkflowReport": Rule(_STAFF, Scope.SYSTEM),
     },
     # The seed's shapes delegate to the Orchestrator servicer's RPCs of the same meaning, so
     # the same ownership checks apply; the gate is by the seed's own method name.

@@ -75,7 +75,7 @@ def add_auth_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     p.add_argument(
         "--role",
         action="append",
-        choices=("user", "operator", "admin"),
+        choices=("user", "operator", "admin", "publisher"),
         help="a role to grant (repeatable; none: a user)",
     )
     p.add_argument(

@@ -71,6 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import serve
     from server.callbacks import CallbackConfig
     from server.cli._capacity import capacity_from
+    from server.cli._estimates import estimates_from
     from server.cli._limits import admission_from, limits_from
     from server.cli._resilience import resilience_from, routing_from
     from server.config import (
@@ -132,6 +133,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             routing=routing_from(args, resilience_yaml),
             capacity=capacity,
             admission=admission_from(args),
+            estimates=estimates_from(args),
             agent_faults=args.faults,
             metrics=args.metrics,
             web=args.web,

@@ -40,8 +40,11 @@ from server.cli._common import (
 )
 from server.cli._control import SIGNALS, cmd_approve, cmd_cancel, cmd_pause, cmd_reject, cmd_resume, cmd_signal
 from server.cli._demo import DEMO_LATENCY_MS, DEMO_RATE_LIMIT, DEMO_SEED, DEMO_WEB_LATENCY_MS, cmd_demo
+from server.cli._estimates import add_estimate_flags, add_report_command
 from server.cli._limits import add_admission_flags, add_limit_flags
 from server.cli._resilience import add_resilience_flags
+from server.cli._triggers import add_trigger_commands
+from server.cli._workflows import add_workflow_commands
 from server.client import BatonError
 
 
@@ -441,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_resilience_flags(p)
     add_capacity_flags(p)
     add_admission_flags(p)
+    add_estimate_flags(p)
     _log_level(p, "info")
     _metrics(p)
     _log_format(p)
@@ -557,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_health)
 
     _audit_commands(commands)
+    add_trigger_commands(commands, _target)
+    add_workflow_commands(commands, _target)
+    add_report_command(commands, _target)
 
     p = commands.add_parser(
         "demo",

@@ -70,6 +70,14 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
         rows.append(("failure", Text(status.failure_reason, style="red")))
     if status.trace_id:
         rows.append(("trace", status.trace_id))
+    if status.HasField("trigger"):
+        trigger = status.trigger
+        rows.append(
+            (
+                "trigger",
+                Text(f"event {trigger.event_id} ({trigger.event_type}), rule {trigger.rule} v{trigger.rule_version}"),
+            )
+        )
     if status.HasField("callback"):
         rows.append(("callback", callback_line(status.callback)))
     console.print(grid(rows))

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from baton.v1 import execution_pb2, plan_pb2
-from google.protobuf import timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from server.engine.expressions import resolve
@@ -37,7 +37,7 @@ NOTICE_TIMEOUT = 5.0
 """Seconds a notice's call may take."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Launch:
     """A call for the runner to perform; its outcome comes back as an inbox `Outcome`."""
 
@@ -81,6 +81,9 @@ class DeciderBase:
         """Map steps' for_each lists evaluated in this decision (maps.py, rule 2)."""
         self.actor: execution_pb2.Actor | None = None
         """Who made the command being decided; `record` stamps the first event it causes."""
+        self.debug = state.started.execution_context.feature_flags.get("debug_mode", False)
+        """Whether the execution runs in debug mode (its execution_context's feature flag):
+        each attempt's request is then recorded in full in its started event."""
 
     # ---- recording ------------------------------------------------------------------------
 
@@ -97,6 +100,14 @@ class DeciderBase:
         self.decision.events.append(event)
         if kind in ("step_succeeded", "signal_received"):
             self._context = None  # outputs changed
+
+    def record_request(self, into: struct_pb2.Struct, request: Callable[[], dict[str, Any]]) -> None:
+        """Fills a started event's `request` (debug mode). Inputs that cannot be resolved leave it
+        unset: launching the attempt resolves them again and records that failure."""
+        try:
+            into.update(request())
+        except Exception:
+            into.Clear()
 
     def at(self, seconds: float) -> timestamp_pb2.Timestamp:
         ts = timestamp_pb2.Timestamp()

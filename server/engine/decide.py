@@ -301,6 +301,8 @@ class _Decider(Unwinder, Waiter, Rerunner, Mapper):
             operation=call.operation,
             idempotency_key=self.key(step, run),
         )
+        if self.debug:
+            self.record_request(started.request, lambda: self.payload(call))
         self.record("step_started", started)
         self.launch_step(step, run, attempt)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
-from baton.v1 import execution_pb2, journey_pb2, plan_pb2
+from baton.v1 import execution_context_pb2, execution_pb2, journey_pb2, plan_pb2, triggers_pb2
 
 from server.engine.admission import AdmissionLimits
 from server.engine.admitter import Admitter
@@ -109,6 +109,10 @@ class Submission:
     stored in execution_started, it is the parent of every span of the execution."""
     actor: execution_pb2.Actor | None = None
     """Who submitted it; recorded on the execution_started event (the audit trail)."""
+    trigger: triggers_pb2.TriggeringEvent | None = None
+    """The event that started it (PublishEvent); None for a client's submission."""
+    execution_context: execution_context_pb2.ExecutionContext | None = None
+    """The validated execution_context; None when the request gave none."""
 
 
 #: Called once an execution's terminal event is committed.
@@ -117,6 +121,10 @@ TerminalListener = Callable[[ExecutionState], None]
 StartListener = Callable[[ExecutionRecord], None]
 #: Called with an execution_id once its runner has recorded that it unwinds or ended.
 EndingListener = Callable[[str], None]
+#: Called with (agent, operation, seconds) when a step's attempt got its agent's answer (not
+#: for compensations, notices or failed attempts): seconds from sending to the answer, by the
+#: engine's clock. Called on the event loop, so it must not block (record in memory only).
+AttemptListener = Callable[[str, str, float], None]
 
 
 class Engine:
@@ -140,6 +148,7 @@ class Engine:
         self._terminal_listeners: list[TerminalListener] = []
         self._start_listeners: list[StartListener] = []
         self._ending_listeners: list[EndingListener] = []
+        self._attempt_listeners: list[AttemptListener] = []
         self._background: set[asyncio.Task[None]] = set()
         self._parked: dict[str, datetime | None] = {}
         """Parked executions → their wake-up time (None: until a command)."""
@@ -193,6 +202,17 @@ class Engine:
             except Exception:
                 logger.exception("ending listener failed for execution %s", execution_id)
 
+    def add_attempt_listener(self, listener: AttemptListener) -> None:
+        """Registers a function called with the duration of every successful step attempt here."""
+        self._attempt_listeners.append(listener)
+
+    def _notify_attempt(self, agent: str, operation: str, elapsed: float) -> None:
+        for listener in self._attempt_listeners:
+            try:
+                listener(agent, operation, elapsed)
+            except Exception:
+                logger.exception("attempt listener failed for %s.%s", agent, operation)
+
     def add_start_listener(self, listener: StartListener) -> None:
         """Registers a function called with the record of every execution submitted here, once it
         is durable (an idempotent resubmission, which returns an earlier execution, is not one)."""
@@ -228,6 +248,10 @@ class Engine:
         started.deadline.FromDatetime(now + timedelta(seconds=timeout))
         if submission.actor is not None:
             event.actor.CopyFrom(submission.actor)
+        if submission.trigger is not None:
+            started.trigger.CopyFrom(submission.trigger)
+        if submission.execution_context is not None:
+            started.execution_context.CopyFrom(submission.execution_context)
         record, created = await self.store.create_execution(
             NewExecution(
                 execution_id=submission.execution_id,

@@ -59,6 +59,7 @@ from baton.v1 import execution_pb2, plan_pb2
 from google.protobuf import any_pb2, struct_pb2
 
 from server.engine.callback import CALLBACK_KINDS
+from server.engine.calls import tally_call
 from server.engine.model import LOW_QUALITY, MAX_MAP_ITEMS, Plan, struct_json
 from server.engine.state import (
     DONE,
@@ -214,6 +215,7 @@ def apply(state: ExecutionState, event: Event) -> None:
         _account(state, event)
         run.report = None  # the event changes the step: its rendered report is stale
         step_handler(state, run, event)
+        tally_call(state.calls, state.call_slots, kind, body)  # the cost (server/engine/calls.py)
         return
     execution_handler = _EXECUTION_EVENTS.get(kind)
     if execution_handler is None:

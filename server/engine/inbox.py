@@ -24,7 +24,7 @@ class UnknownStepError(ValueError):
     """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The end of one attempt of a step's call (or of its compensation)."""
 

@@ -142,6 +142,8 @@ class Mapper(DeciderBase):
             operation=step.call.operation,
             idempotency_key=self.item_key(step, item.index),
         )
+        if self.debug:
+            self.record_request(started.request, lambda: self.payload(step.call, self.item_context(step, item.index)))
         self.record("step_item_started", started)
         self.launch_item(step, run, item)
 

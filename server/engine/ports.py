@@ -50,7 +50,7 @@ class CallTrace:
     process makes the call, so every attempt of the execution joins one trace across restarts."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallOrigin:
     """Which execution and step a call is made for (set by the runner on every call it makes)."""
 
@@ -64,7 +64,7 @@ class CallOrigin:
     """``step``, ``compensation`` or ``notice``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AgentCall:
     """One call of an agent operation."""
 
@@ -97,7 +97,7 @@ class AgentCall:
     step waiting for agent capacity in its status; None for calls made outside an execution."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AgentReply:
     """The successful answer of an agent call."""
 

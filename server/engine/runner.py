@@ -220,8 +220,13 @@ class Runner:
         # The edge (agents_clients) makes the attempt's span, a child of the stored context.
         trace = CallTrace(self.execution_id, launch.step_id, kind, trace_parent) if trace_parent else None
         call = replace(call, origin=origin, trace=trace)
+        sent = self.engine.clock.now()
         try:
             result = await self.engine.caller.call(call)
+            if kind == "step":
+                # Where a step's attempt ends: its duration feeds the estimates (in memory only).
+                elapsed = (self.engine.clock.now() - sent).total_seconds()
+                self.engine._notify_attempt(call.agent, call.operation, elapsed)
         except AgentCallError as exc:
             result = exc
         except Exception as exc:

@@ -16,6 +16,7 @@ from typing import Any
 from baton.v1 import execution_pb2, journey_pb2
 from google.protobuf import any_pb2, json_format, timestamp_pb2
 
+from server.engine.calls import CallTally
 from server.engine.model import Plan
 
 E = execution_pb2
@@ -98,7 +99,7 @@ NOT_APPLIED = frozenset(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class ErrorRecord:
     """One error of the execution, for the error summary."""
 
@@ -113,7 +114,7 @@ class ErrorRecord:
     """The item of a map step the error is of, from 0; -1 for the step's own."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Wait:
     """What a waiting step waits for."""
 
@@ -130,7 +131,7 @@ class Wait:
     """The reason given with the reject."""
 
 
-@dataclass
+@dataclass(slots=True)
 class CompensationRun:
     """A step's compensation (or the probe that settles whether its effect happened)."""
 
@@ -168,7 +169,7 @@ ITEM_OCCUPYING = frozenset({ItemPhase.IN_FLIGHT, ItemPhase.BACKOFF})
 """Item phases that hold one of the step's max_concurrency slots (a retry keeps its item's slot)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemTally:
     """How many of a map step's items are in each phase, which wait for a retry, and where the
     pending ones begin: what deciding and rendering need, kept as the items move (`set_phase`),
@@ -201,7 +202,7 @@ class ItemTally:
         return items[self.next_pending] if self.next_pending < len(items) else None
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemRun:
     """What has happened to one item of a map step so far."""
 
@@ -233,7 +234,7 @@ class ItemRun:
         return None if self.output is None else any_json(self.output)
 
 
-@dataclass
+@dataclass(slots=True)
 class StepRun:
     """What has happened to one step so far."""
 
@@ -313,7 +314,7 @@ class Unwinding:
     error_type: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class ExecutionState:
     """The fold of an execution's events."""
 
@@ -348,6 +349,10 @@ class ExecutionState:
     """The request_ids of the reruns recorded (a retried RerunExecution records nothing)."""
     network_bytes: int = 0
     storage_bytes: int = 0
+    calls: dict[tuple[str, str], CallTally] = field(default_factory=dict)
+    """(agent, operation) → the calls made so far (server/engine/calls.py), for the cost."""
+    call_slots: dict[tuple[str, int, bool], tuple[str, str, int]] = field(default_factory=dict)
+    """(step_id, item, compensation) → (agent, operation, attempt) of its latest started attempt."""
     callback: execution_pb2.CallbackReport | None = None
     """The terminal callback's report (fold.py rule 8); None before callback_scheduled, and
     again once a rerun starts (until that run ends)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from baton.v1 import execution_pb2
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
+from server.engine.calls import cost_of
 from server.engine.state import ITEM_DONE, ExecutionState, ItemPhase, Phase, StepRun, compensations
 
 E = execution_pb2
@@ -43,9 +44,15 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
         end_cause=state.end_cause,
         trace_id=state.trace_id,
         run=state.run,
+        workflow_version=state.started.plan.workflow_version,
     )
     if state.callback is not None:
         status.callback.CopyFrom(state.callback)
+    started = state.started
+    if started.HasField("trigger"):
+        status.trigger.CopyFrom(started.trigger)
+    if started.HasField("execution_context"):
+        status.execution_context.CopyFrom(started.execution_context)
     runs = [state.steps[sid] for sid in plan.steps]
     done = sum(1 for r in runs if r.done)
     running = [r.step_id for r in runs if r.phase in (Phase.IN_FLIGHT, Phase.MAPPING)]
@@ -56,6 +63,8 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
     progress.completion_percentage = 100.0 * done / len(runs) if runs else 100.0
     progress.running_steps.extend(running)
     progress.estimated_time_remaining.CopyFrom(_dur(remaining))
+    if plan.estimated and not state.terminal and state.current_time is not None:
+        progress.estimated_completion.FromNanoseconds(state.current_time.ToNanoseconds() + int(remaining * 1e9))
 
     perf = status.performance_metrics
     if state.start_time is not None:
@@ -71,6 +80,7 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
 
     status.resource_usage.total_network_io = state.network_bytes
     status.resource_usage.total_storage_io = state.storage_bytes
+    status.resource_usage.cost_estimate = cost_of(state.calls, state.started.plan.unit_costs)
 
     quality = status.quality_metrics
     scores = []
@@ -178,12 +188,17 @@ def _compensation_state(run: StepRun) -> execution_pb2.CompensationState:
 
 
 def _remaining_estimate(state: ExecutionState) -> float:
-    """Seconds left along the critical path of the steps not done, from their estimates."""
+    """Seconds left along the critical path of the steps not done, from their estimates, as of
+    the latest event: a done step adds nothing, a started one what its estimate has left (never
+    below 0), any other its whole estimate."""
     plan = state.plan
+    now = state.current_time.ToNanoseconds() if state.current_time is not None else None
     finish: dict[str, float] = {}
     for sid in plan.order:
-        step = plan.steps[sid]
-        own = 0.0 if state.steps[sid].done else step.estimated_duration
+        step, run = plan.steps[sid], state.steps[sid]
+        own = 0.0 if run.done else step.estimated_duration
+        if own and run.start_time is not None and now is not None:
+            own = max(own - (now - run.start_time.ToNanoseconds()) / 1e9, 0.0)
         finish[sid] = own + max((finish[d] for d in step.dependencies), default=0.0)
     return max(finish.values(), default=0.0)
 

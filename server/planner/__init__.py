@@ -1,7 +1,7 @@
 """The planner: workflow definitions (YAML) adapted to a request into a validated OrchestrationPlan."""
 
 from server.planner._approvals import ApprovalTemplate
-from server.planner._definitions import WorkflowDefinition
+from server.planner._definitions import MAX_DEFINITION_BYTES, WorkflowDefinition, parse_definition
 from server.planner._errors import DefinitionError, PlanInvalidError, PlanningError, UnknownWorkflowError
 from server.planner._expressions import expression_of, iter_expressions, referenced_steps
 from server.planner.planner import (
@@ -11,6 +11,7 @@ from server.planner.planner import (
     PROFILE_COMPLETE,
     Estimates,
     Planner,
+    RecordedDurations,
 )
 from server.planner.validation import validate_plan
 
@@ -23,7 +24,11 @@ __all__ = [
     "Estimates",
     "ApprovalTemplate",
     "Planner",
+    "RecordedDurations",
     "WorkflowDefinition",
+    # Registered definitions (server.registry): read like the built-ins, then Planner.check
+    "MAX_DEFINITION_BYTES",
+    "parse_definition",
     # Validation
     "validate_plan",
     # Errors: PlanningError is what the API maps to INVALID_ARGUMENT (naming .field);

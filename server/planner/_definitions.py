@@ -70,6 +70,10 @@ _KEYS = (
 _REQUIRED_KEYS = ("workflow_type", "version", "description", "execution_strategy", "workflow_steps")
 _PLANNER_STEP_KEYS = ("requires_approval", "approval")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MAX_DEFINITION_BYTES = 256 * 1024
+"""The largest definition text read (UTF-8 bytes): the built-ins take under 12 KiB."""
+MAX_DEFINITION_DEPTH = 32
+"""The deepest nesting of mappings and lists in a definition (the built-ins nest 7 deep)."""
 # The user id templates are validated with; real plans carry the requester's.
 _PLACEHOLDER_USER = "definition-check"
 
@@ -93,9 +97,13 @@ class WorkflowDefinition:
     approvals: tuple[ApprovalTemplate, ...]
     """The approval steps to insert, in plan order, before the steps that act in the user's name."""
     source: str
-    """The file the definition was read from."""
+    """The file the definition was read from (``definition_yaml`` for a registered one)."""
     template_bytes: bytes
     """The serialized OrchestrationPlan template (immutable; see `template`)."""
+    step_ids: tuple[str, ...] = ()
+    """The template's step ids, in the definition's order."""
+    text: str = ""
+    """The definition's text, as read."""
 
     @property
     def approval_steps(self) -> frozenset[str]:
@@ -105,6 +113,10 @@ class WorkflowDefinition:
     def template(self) -> plan_pb2.OrchestrationPlan:
         """Returns a fresh copy of the definition's plan: strategy, timeout, steps and gates."""
         return plan_pb2.OrchestrationPlan.FromString(self.template_bytes)
+
+    def names(self) -> tuple[str, ...]:
+        """The names a request may use for it: its workflow type, then its aliases."""
+        return (self.workflow_type, *self.aliases)
 
 
 def load_definitions(directory: Path) -> tuple[WorkflowDefinition, ...]:
@@ -125,22 +137,49 @@ def load_definitions(directory: Path) -> tuple[WorkflowDefinition, ...]:
 def _load(path: Path) -> WorkflowDefinition:
     source = str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
         raise DefinitionError(source, f"cannot be read: {error}") from None
+    return parse_definition(text, source, file_stem=path.stem)
+
+
+def parse_definition(
+    text: str, source: str, *, file_stem: str | None = None, version: str | None = None
+) -> WorkflowDefinition:
+    """Reads one definition from its YAML text and validates it (the rules of the built-ins).
+
+    Args:
+        text: the YAML (or JSON) text; at most MAX_DEFINITION_BYTES, without anchors or aliases.
+        source: where it comes from, for errors (a file, or ``definition_yaml`` for a registered one).
+        file_stem: the name of the file it was read from, without .yaml, which must be the
+            workflow type; None for a definition that is no file's (a registered one).
+        version: the version to give it when its text has no ``version`` key (the text's own
+            must equal it when both are given); "" to leave it empty then (the caller chooses
+            one later); None to require the key.
+
+    Raises:
+        DefinitionError: the text is too large, not YAML, or not a valid definition.
+    """
+    raw = _safe_yaml(source, text)
     if not isinstance(raw, dict):
         raise DefinitionError(source, "must be a mapping of definition keys")
     unknown = [k for k in raw if k not in _KEYS]
     if unknown:
-        raise DefinitionError(source, f"unknown key {unknown[0]!r}; valid keys: {', '.join(_KEYS)}")
+        raise DefinitionError(source, f"unknown key {str(unknown[0])[:64]!r}; valid keys: {', '.join(_KEYS)}")
+    given = raw.get("version")
+    if version and given is not None and given != version:
+        raise DefinitionError(source, f"version: the definition says {str(given)[:64]!r} but {version!r} was asked")
+    if version is not None and given is None:
+        raw = {**raw, "version": version}  # the caller's; "" when it chooses one later
     missing = [k for k in _REQUIRED_KEYS if k not in raw]
     if missing:
         raise DefinitionError(source, f"missing key {missing[0]!r}")
 
     workflow_type = _name(source, "workflow_type", raw["workflow_type"])
-    if path.stem != workflow_type:
+    if file_stem is not None and file_stem != workflow_type:
         raise DefinitionError(source, f"defines {workflow_type!r}, so the file must be named {workflow_type}.yaml")
-    version = _string(source, "version", raw["version"])
+    if version is None or given is not None:
+        version = _string(source, "version", raw["version"])
     description = _string(source, "description", raw["description"]).strip()
     aliases = tuple(_name(source, "aliases", a) for a in _list(source, "aliases", raw.get("aliases", [])))
     journey_types = tuple(
@@ -206,7 +245,62 @@ def _load(path: Path) -> WorkflowDefinition:
         approvals=tuple(a for _, a in approvals),
         source=source,
         template_bytes=_validated(source, template, approvals),
+        step_ids=tuple(step.step_id for step in template.workflow_steps),
+        text=text,
     )
+
+
+def _safe_yaml(source: str, text: str) -> Any:
+    """Loads YAML that stays small once loaded: bounded size and depth, no aliases, JSON values only.
+
+    Aliases are refused because a few lines of nested aliases expand into billions of nodes
+    ("billion laughs") for every pass over the loaded value; the nesting is bounded before
+    loading, because PyYAML's composer recurses once per level.
+    """
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_DEFINITION_BYTES:
+        raise DefinitionError(source, f"is {size} bytes; a definition may take at most {MAX_DEFINITION_BYTES}")
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise DefinitionError(
+                    source, f"{_line(event)}YAML anchors and aliases (&, *) are not allowed in a definition"
+                )
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEFINITION_DEPTH:
+                    raise DefinitionError(source, f"{_line(event)}nested more than {MAX_DEFINITION_DEPTH} levels deep")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise DefinitionError(source, f"is not valid YAML: {str(error)[:500]}") from None
+    except (ValueError, OverflowError) as error:
+        # A scalar YAML reads but Python will not hold, e.g. an integer of more than 4300 digits.
+        raise DefinitionError(source, f"cannot be loaded: {str(error)[:200]}") from None
+    _check_json(source, raw, "")
+    return raw
+
+
+def _line(event: yaml.Event) -> str:
+    mark = event.start_mark
+    return f"line {mark.line + 1}: " if mark is not None else ""
+
+
+def _check_json(source: str, value: Any, where: str) -> None:
+    """Refuses what YAML can load but JSON cannot say (dates, binary, sets, non-string keys)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise DefinitionError(source, f"{where or 'the definition'}: key {str(key)[:64]!r} must be a string")
+            _check_json(source, item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(source, item, f"{where}[{i}]")
+    elif value is not None and not isinstance(value, str | int | float | bool):
+        kind = type(value).__name__
+        raise DefinitionError(source, f"{where}: a {kind} is not a JSON value (quote it to make it a string)")
 
 
 def _validated(

@@ -34,10 +34,14 @@
 #    unset), capped at 24 hours: the execution timeout bounds the work, each approval's own
 #    timeout bounds the wait for the person.
 # 7. Estimates: each call step's timing.estimated_duration is the p50 of `estimates(agent,
-#    operation)` when it answers (capped at the step's timeout), else the definition's; the
-#    plan's is the sum along the critical path, whose step ids are the
-#    fallback_strategy.primary_path. An approval step's estimate stays 0: a person's answer
-#    cannot be estimated.
+#    operation)` when it answers with enough samples (capped at the step's timeout; timing.
+#    estimate_source HISTORY, with estimate_samples and estimated_p95), else the definition's
+#    (estimate_source DECLARED, estimate_samples still the count so far); the plan's is the sum
+#    along the critical path, whose step ids are the fallback_strategy.primary_path. An
+#    approval step's estimate stays 0 and its source unspecified: a person's answer cannot be
+#    estimated. Adaptive timeouts (timeout_factor > 0, off by default): a step whose estimate
+#    comes from history gets timeout p99 * timeout_factor, clamped to [min(ADAPTIVE_TIMEOUT_FLOOR,
+#    declared), declared]: never longer than the definition allows, never cut below a second.
 # 8. Shape: complexity_score and resource_requirements are computed from the final DAG.
 #
 # Dropping a step keeps the DAG's order (_drops.py): its dependants inherit its dependencies,
@@ -51,8 +55,7 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -67,13 +70,23 @@ from server.planner._approvals import approval_wait, insert_approval
 from server.planner._definitions import WorkflowDefinition, load_definitions
 from server.planner._drops import drop_step
 from server.planner._errors import DefinitionError, PlanInvalidError, UnknownWorkflowError
+from server.planner._estimates import ADAPTIVE_TIMEOUT_FLOOR, Estimates, RecordedDurations, apply_estimates
 from server.planner._expressions import expression_of
 from server.planner._shape import complexity, failure_paths, resources
 from server.planner._shape import critical_path as critical_path_of
 from server.planner._steps import is_approval
 from server.planner.validation import MAX_PLAN_TIMEOUT, MIN_TIMEOUT, validate_plan
 
-__all__ = ["DEFINITIONS_DIR", "DOCUMENT_ANALYSIS", "GATE_THRESHOLD_STEP", "PROFILE_COMPLETE", "Estimates", "Planner"]
+__all__ = [
+    "ADAPTIVE_TIMEOUT_FLOOR",
+    "DEFINITIONS_DIR",
+    "DOCUMENT_ANALYSIS",
+    "GATE_THRESHOLD_STEP",
+    "PROFILE_COMPLETE",
+    "Estimates",
+    "Planner",
+    "RecordedDurations",
+]
 
 DEFINITIONS_DIR = Path(__file__).with_name("definitions")
 """Where the built-in workflow definitions live (package data)."""
@@ -86,9 +99,6 @@ PROFILE_COMPLETE = 50.0
 
 GATE_THRESHOLD_STEP = 10.0
 """Points by which THOROUGH tightens and FAST loosens every gate criterion's threshold."""
-
-Estimates = Callable[[str, str], tuple[float, float] | None]
-"""(agent, operation) → (p50, p95) seconds of recorded durations, or None when unknown."""
 
 _URGENCY_PRIORITY: Mapping[int, plan_pb2.Priority] = MappingProxyType(
     {
@@ -137,7 +147,8 @@ class Planner:
             journeys.update(dict.fromkeys(d.journey_types, d.workflow_type))
         self._names: Mapping[str, str] = MappingProxyType(names)
         self._journeys: Mapping[int, str] = MappingProxyType(journeys)
-        self._self_check()
+        for definition in definitions:
+            self.check(definition)
 
     def workflow_types(self) -> list[str]:
         """Returns the canonical workflow types, sorted."""
@@ -186,6 +197,8 @@ class Planner:
         now: datetime,
         health: Mapping[str, common_pb2.AgentStatus] | None = None,
         estimates: Estimates | None = None,
+        definition: WorkflowDefinition | None = None,
+        timeout_factor: float = 0.0,
     ) -> plan_pb2.OrchestrationPlan:
         """Plans a workflow for a user; the same arguments always give the same plan.
 
@@ -197,6 +210,9 @@ class Planner:
             now: the plan's created_at.
             health: the agents' latest statuses by agent name; absent agents count as healthy.
             estimates: recorded (p50, p95) seconds per (agent, operation).
+            definition: the definition to plan (a registered version, see server.registry);
+                None to plan the built-in one `workflow_type` names.
+            timeout_factor: above 0, adaptive timeouts of p99 * this factor (rule 7); 0 for none.
 
         Returns:
             A plan that passed `validate_plan`.
@@ -205,7 +221,8 @@ class Planner:
             UnknownWorkflowError: the workflow type (or journey type) names no definition.
             PlanInvalidError: user_context.user_id is empty or an option is out of range.
         """
-        definition = self._definitions[self.resolve(workflow_type, user_context.journey_type)]
+        if definition is None:
+            definition = self._definitions[self.resolve(workflow_type, user_context.journey_type)]
         if not user_context.user_id:
             raise PlanInvalidError("user_context.user_id", "is required: the execution is owned by this user")
         options = options if options is not None else journey_pb2.ExecutionOptions()
@@ -239,7 +256,7 @@ class Planner:
             plan.timeout.CopyFrom(options.timeout)
         _extend_timeout(plan)
 
-        _apply_estimates(plan, estimates)
+        apply_estimates(plan, estimates, timeout_factor)
         critical_path, total = critical_path_of(plan.workflow_steps)
         plan.estimated_duration.FromNanoseconds(round(total * 1e9))
         fallback = strategy.fallback_strategy
@@ -256,8 +273,15 @@ class Planner:
         validate_plan(plan)
         return plan
 
-    def _self_check(self) -> None:
-        """Plans every definition under each adaptation so a definition's flaw fails start-up."""
+    def check(self, definition: WorkflowDefinition) -> None:
+        """Plans a definition under each adaptation, so that a flaw shows now, not in a request.
+
+        Every built-in passes this at start-up; a registered definition passes it before it is
+        stored (server.registry), so both are validated by the same rules.
+
+        Raises:
+            DefinitionError: some adaptation of the definition plans an invalid plan.
+        """
         levels = (
             journey_pb2.AUTOMATION_LEVEL_UNSPECIFIED,
             journey_pb2.AUTOMATION_LEVEL_MANUAL,
@@ -269,23 +293,29 @@ class Planner:
             journey_pb2.PROCESSING_SPEED_THOROUGH,
         )
         offline = {a: common_pb2.AgentStatus(agent=a, status=common_pb2.AGENT_HEALTH_OFFLINE) for a in AGENTS}
-        for definition in self.definitions():
-            for level in levels:
-                for speed in speeds:
-                    for completeness, health in ((0.0, None), (100.0, offline)):
-                        user = journey_pb2.UserJourney(user_id=_CHECK_USER)
-                        user.journey_context.user_preferences.automation_level = level
-                        user.journey_context.user_preferences.processing_speed = speed
-                        user.current_data_state.profile_completeness = completeness
-                        user.current_data_state.document_status = journey_pb2.DOCUMENT_STATUS_ANALYZED
-                        try:
-                            self.plan(definition.workflow_type, user, plan_id="check", now=_CHECK_TIME, health=health)
-                        except PlanInvalidError as error:
-                            setting = (
-                                f"automation_level {journey_pb2.AutomationLevel.Name(level)}, "
-                                f"processing_speed {journey_pb2.ProcessingSpeed.Name(speed)}"
-                            )
-                            raise DefinitionError(definition.source, f"with {setting}: {error}") from None
+        for level in levels:
+            for speed in speeds:
+                for completeness, health in ((0.0, None), (100.0, offline)):
+                    user = journey_pb2.UserJourney(user_id=_CHECK_USER)
+                    user.journey_context.user_preferences.automation_level = level
+                    user.journey_context.user_preferences.processing_speed = speed
+                    user.current_data_state.profile_completeness = completeness
+                    user.current_data_state.document_status = journey_pb2.DOCUMENT_STATUS_ANALYZED
+                    try:
+                        self.plan(
+                            definition.workflow_type,
+                            user,
+                            plan_id="check",
+                            now=_CHECK_TIME,
+                            health=health,
+                            definition=definition,
+                        )
+                    except PlanInvalidError as error:
+                        setting = (
+                            f"automation_level {journey_pb2.AutomationLevel.Name(level)}, "
+                            f"processing_speed {journey_pb2.ProcessingSpeed.Name(speed)}"
+                        )
+                        raise DefinitionError(definition.source, f"with {setting}: {error}") from None
 
 
 # ---- rules --------------------------------------------------------------------------------
@@ -458,24 +488,6 @@ def _extend_timeout(plan: plan_pb2.OrchestrationPlan) -> None:
         return
     base = plan.timeout.ToNanoseconds() / 1e9 if plan.HasField("timeout") else DEFAULT_EXECUTION_TIMEOUT
     plan.timeout.FromNanoseconds(round(min(base + sum(waits), MAX_PLAN_TIMEOUT) * 1e9))
-
-
-def _apply_estimates(plan: plan_pb2.OrchestrationPlan, estimates: Estimates | None) -> None:
-    if estimates is None:
-        return
-    for step in plan.workflow_steps:
-        if is_approval(step):
-            continue
-        recorded = estimates(step.agent, step.operation)
-        if recorded is None:
-            continue
-        p50 = recorded[0]
-        if not math.isfinite(p50) or p50 < 0:
-            continue
-        if step.timing.HasField("timeout"):
-            # An attempt cannot outlast its deadline, whatever history says.
-            p50 = min(p50, step.timing.timeout.ToNanoseconds() / 1e9)
-        step.timing.estimated_duration.FromNanoseconds(round(p50 * 1e9))
 
 
 def _set_configuration(inputs: plan_pb2.StepInputs, config: Mapping[str, Any]) -> None:

@@ -27,6 +27,8 @@ from server.store.base import (
     SequenceConflictError,
     UnfinishedExecution,
     UnfinishedExecutionsError,
+    WorkflowRow,
+    WorkflowStore,
 )
 from server.store.postgres import PostgresExecutionStore
 from server.store.sqlite import SqliteExecutionStore
@@ -58,6 +60,8 @@ __all__ = [
     "SqliteExecutionStore",
     "UnfinishedExecution",
     "UnfinishedExecutionsError",
+    "WorkflowRow",
+    "WorkflowStore",
     "audit_page_token",
     "open_store",
 ]

@@ -26,6 +26,7 @@ from server.engine.ports import InvalidKeyError as InvalidKeyError
 from server.engine.ports import NewExecution as NewExecution
 from server.engine.ports import SequenceConflictError as SequenceConflictError
 from server.engine.ports import UnfinishedExecution as UnfinishedExecution
+from server.store._durations import SketchMerge, SketchRow
 
 #: ExecutionState values that end an execution.
 TERMINAL_STATES: frozenset[int] = frozenset(
@@ -252,15 +253,68 @@ class CallbackOutbox(Protocol):
         ...
 
 
+# ---- the workflow registry --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkflowRow:
+    """One registered version of a workflow definition, as stored (server/registry.py reads it)."""
+
+    workflow_type: str
+    """The type it defines."""
+    version: str
+    """Its semantic version, MAJOR.MINOR.PATCH; (workflow_type, version) is the row's key."""
+    definition: str
+    """The definition's text as registered (YAML)."""
+    digest: str
+    """The SHA-256 of `definition`, hex: equal digests, the same definition."""
+    builtin: bool
+    """Whether it is one of the server's built-in definitions (registered at start)."""
+    registered_at: datetime
+    """When it was registered (UTC)."""
+    registered_by: str = ""
+    """The authenticated subject who registered it; empty with authentication off or for a built-in."""
+    deprecated_at: datetime | None = None
+    """When it was deprecated (UTC); None while it is not."""
+    deprecation_reason: str = ""
+    """Why, as the deprecation said."""
+
+
+class WorkflowStore(Protocol):
+    """The workflow registry's table (both stores implement it).
+
+    Rules: a row is never deleted and its definition never changes, except a built-in row's,
+    which the release that ships the built-in owns (a new release may change its text); the
+    only other change is its deprecation, made once.
+    """
+
+    async def insert_workflow(self, row: WorkflowRow) -> WorkflowRow:
+        """Stores `row` unless its (workflow_type, version) is stored already; returns the stored row
+        (`row`, or the one that was there). A built-in row over a built-in row replaces its
+        definition and digest."""
+        ...
+
+    async def list_workflows(self, workflow_type: str = "") -> list[WorkflowRow]:
+        """Every stored row (of one type, or all), in no particular order."""
+        ...
+
+    async def deprecate_workflow(
+        self, workflow_type: str, version: str, when: datetime, reason: str
+    ) -> WorkflowRow | None:
+        """Marks a version deprecated at `when` (a deprecated one keeps its first deprecation);
+        returns the row as stored, or None when there is no such row."""
+        ...
+
+
 #: Called after each commit with the execution id and its newly committed events, in order.
 CommitListener = Callable[[str, Sequence[execution_pb2.ExecutionEvent]], None]
 #: Called with the seconds each committed batch took (metrics); must be thread-safe and not block.
 CommitObserver = Callable[[float], None]
 
 
-class ExecutionStore(EngineStore, CallbackOutbox, Protocol):
+class ExecutionStore(EngineStore, CallbackOutbox, WorkflowStore, Protocol):
     """The engine's store port (server/engine/ports.py) plus what the API and the watchers read,
-    and the callback outbox (`CallbackOutbox`, at the end of this module)."""
+    the callback outbox (`CallbackOutbox`) and the workflow registry's table (`WorkflowStore`)."""
 
     async def open(self) -> None:
         """Opens the store and applies pending schema migrations."""
@@ -322,4 +376,15 @@ class ExecutionStore(EngineStore, CallbackOutbox, Protocol):
     def observe_commits(self, observer: CommitObserver | None) -> None:
         """Has `observer` given each committed batch's duration in seconds (None, the default:
         nothing is timed, at no cost)."""
+        ...
+
+    async def load_duration_sketches(self) -> list[SketchRow]:
+        """Every stored duration sketch (server/estimates' history, table duration_sketches)."""
+        ...
+
+    async def merge_duration_sketches(
+        self, deltas: Sequence[SketchRow], merge: SketchMerge, now: datetime
+    ) -> list[SketchRow]:
+        """Merges recorded sketches into the stored ones with `merge`, in one transaction, each
+        row locked while merged (replicas' flushes add up); returns the merged rows."""
         ...

@@ -28,7 +28,10 @@ from baton.v1 import execution_pb2
 
 from server.engine.admission import AdmissionLimits
 from server.engine.ports import Lease
+from server.store import _durations as durations
 from server.store import _pg_outbox as outbox
+from server.store import _workflow_rows as workflow_rows
+from server.store._durations import SketchMerge, SketchRow
 from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
 from server.store._outbox import append_outcome, outcome_delivery_id, scheduled_rows
@@ -70,6 +73,7 @@ from server.store.base import (
     NewExecution,
     PendingCallback,
     UnfinishedExecution,
+    WorkflowRow,
 )
 
 logger = logging.getLogger(__name__)
@@ -348,6 +352,20 @@ class PostgresExecutionStore:
         writer.submit(op)
         await future
 
+    # ---- recorded durations (server/estimates): a flush every few seconds per replica ---------
+
+    async def load_duration_sketches(self) -> list[SketchRow]:
+        """Every stored duration sketch."""
+        return await durations.load_pg(self._live_pool())
+
+    async def merge_duration_sketches(
+        self, deltas: Sequence[SketchRow], merge: SketchMerge, now: datetime
+    ) -> list[SketchRow]:
+        """Merges recorded sketches into the stored ones (one transaction); returns the results."""
+        if not deltas:
+            return []
+        return await durations.merge_pg(self._live_pool(), deltas, merge, now)
+
     async def park(self, execution_id: str, wake_at: datetime | None) -> None:
         """Marks the execution parked until wake_at (None: until a command) and frees its lease.
 
@@ -601,6 +619,34 @@ class PostgresExecutionStore:
                 f"SELECT {outbox.COLUMNS} FROM callback_outbox ORDER BY next_attempt_at, delivery_id"
             )
         return [outbox.pending_from_row(row) for row in rows]
+
+    # ---- the workflow registry (WorkflowStore): single statements on the pool -----------------------
+
+    async def insert_workflow(self, row: WorkflowRow) -> WorkflowRow:
+        """Stores a registered version unless its key is taken; returns the stored row."""
+        async with self._live_pool().acquire() as conn, conn.transaction():
+            await conn.execute(workflow_rows.PG_UPSERT, *workflow_rows.pg_args(row))
+            stored = await conn.fetchrow(workflow_rows.PG_SELECT_ONE, row.workflow_type, row.version)
+        return workflow_rows.from_row(stored, micros=False)
+
+    async def list_workflows(self, workflow_type: str = "") -> list[WorkflowRow]:
+        """Every registered version (of one type, or all)."""
+        columns = workflow_rows.COLUMNS
+        if workflow_type:
+            query = f"SELECT {columns} FROM workflow_definitions WHERE workflow_type = $1"
+            rows = await self._fetch(query, workflow_type)
+        else:
+            rows = await self._fetch(f"SELECT {columns} FROM workflow_definitions")
+        return [workflow_rows.from_row(row, micros=False) for row in rows]
+
+    async def deprecate_workflow(
+        self, workflow_type: str, version: str, when: datetime, reason: str
+    ) -> WorkflowRow | None:
+        """Deprecates a version (once); returns its row, or None when there is none."""
+        async with self._live_pool().acquire() as conn, conn.transaction():
+            await conn.execute(workflow_rows.PG_DEPRECATE, utc(when), storable_text(reason), workflow_type, version)
+            stored = await conn.fetchrow(workflow_rows.PG_SELECT_ONE, workflow_type, version)
+        return None if stored is None else workflow_rows.from_row(stored, micros=False)
 
     async def count_by_state(self) -> dict[int, int]:
         """Returns the number of executions in each ExecutionState (states with none omitted)."""

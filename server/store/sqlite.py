@@ -30,7 +30,10 @@ from typing import TypeVar
 from baton.v1 import execution_pb2
 
 from server.engine.admission import AdmissionLimits
+from server.store import _durations as durations
 from server.store import _sqlite_outbox as outbox
+from server.store import _workflow_rows as workflow_rows
+from server.store._durations import SketchMerge, SketchRow
 from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
 from server.store._outbox import append_outcome, outcome_delivery_id, scheduled_rows
@@ -63,6 +66,7 @@ from server.store.base import (
     NewExecution,
     PendingCallback,
     UnfinishedExecution,
+    WorkflowRow,
 )
 
 logger = logging.getLogger(__name__)
@@ -408,11 +412,42 @@ class SqliteExecutionStore:
         """The outbox rows (of one execution, or all), earliest due first."""
         return await self._read(outbox.pending, execution_id)
 
+    # ---- the workflow registry (WorkflowStore): rare writes, on the writer like the outbox's --------
+
+    async def insert_workflow(self, row: WorkflowRow) -> WorkflowRow:
+        """Stores a registered version unless its key is taken; returns the stored row."""
+        return await self._outbox(workflow_rows.sqlite_insert(row))
+
+    async def list_workflows(self, workflow_type: str = "") -> list[WorkflowRow]:
+        """Every registered version (of one type, or all)."""
+        return await self._read(workflow_rows.sqlite_list, workflow_type)
+
+    async def deprecate_workflow(
+        self, workflow_type: str, version: str, when: datetime, reason: str
+    ) -> WorkflowRow | None:
+        """Deprecates a version (once); returns its row, or None when there is none."""
+        run = workflow_rows.sqlite_deprecate(workflow_type, version, to_micros(when), storable_text(reason))
+        return await self._outbox(run)
+
     async def _outbox(self, run: Callable[[sqlite3.Connection], _T]) -> _T:
         writer, loop = self._live_writer()
         future: asyncio.Future[_T] = loop.create_future()
         writer.submit(OutboxOp(run, future))
         return await future
+
+    # ---- recorded durations (server/estimates): a flush every few seconds, on the writer ------
+
+    async def load_duration_sketches(self) -> list[SketchRow]:
+        """Every stored duration sketch."""
+        return await self._read(durations.load_sqlite)
+
+    async def merge_duration_sketches(
+        self, deltas: Sequence[SketchRow], merge: SketchMerge, now: datetime
+    ) -> list[SketchRow]:
+        """Merges recorded sketches into the stored ones (one transaction); returns the results."""
+        if not deltas:
+            return []
+        return await self._outbox(durations.merge_sqlite(list(deltas), merge, now))
 
     async def park(self, execution_id: str, wake_at: datetime | None) -> None:
         """Marks the execution parked until wake_at (None: until a command); an append un-parks it.

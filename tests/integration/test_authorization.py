@@ -20,8 +20,11 @@ from baton.v1 import (
     orchestrator_pb2,
     orchestrator_pb2_grpc,
     plan_pb2,
+    registry_pb2,
+    reports_pb2,
     seed_api_pb2,
     seed_api_pb2_grpc,
+    triggers_pb2,
 )
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -31,12 +34,15 @@ from server.app import RunningServer
 from server.auth.interceptor import AuthInterceptor
 from server.auth.policy import GUARDED_SERVICES, POLICY
 from server.auth.verifier import JwtVerifier
+from server.planner import DEFINITIONS_DIR
 from tests.integration.auth_support import ALICE, BOB, Keys, Metadata, bearer, callers, make_keys, start_secured
 from tests.integration.support import execute_plan, step, w_plan
 
 E = execution_pb2
 O = orchestrator_pb2  # noqa: E741
 S = seed_api_pb2
+R = registry_pb2
+T = triggers_pb2
 Code = grpc.StatusCode
 
 pytestmark = pytest.mark.timeout(60)
@@ -64,6 +70,10 @@ async def _all(stream: AsyncIterator[Message]) -> list[Message]:
 def _own_plan() -> O.ExecuteWorkflowRequest:
     # No user_id: the owner is the caller.
     return O.ExecuteWorkflowRequest(plan=plan_pb2.OrchestrationPlan(workflow_type="w", workflow_steps=[step("A")]))
+
+
+def _new_version() -> str:
+    return (DEFINITIONS_DIR / "document_analysis.yaml").read_text().replace('version: "1.0.0"', 'version: "1.0.1"')
 
 
 def _seed_execute() -> S.SeedExecuteRequest:
@@ -113,9 +123,42 @@ CALLS: dict[str, Call] = {
     "/baton.v1.Orchestrator/ListAuditEvents": lambda s, x, md: s.orchestrator.ListAuditEvents(
         O.ListAuditEventsRequest(), metadata=md, timeout=10
     ),
+    "/baton.v1.Orchestrator/GetWorkflowReport": lambda s, x, md: s.orchestrator.GetWorkflowReport(
+        reports_pb2.GetWorkflowReportRequest(workflow_type="w"), metadata=md, timeout=10
+    ),
     # Never A's own data: the fixture execution must survive the admin's call.
     "/baton.v1.Orchestrator/DeleteUserData": lambda s, x, md: s.orchestrator.DeleteUserData(
         O.DeleteUserDataRequest(user_id="nobody-here"), metadata=md, timeout=10
+    ),
+    # An event no rule matches: nothing starts.
+    "/baton.v1.Orchestrator/PublishEvent": lambda s, x, md: s.orchestrator.PublishEvent(
+        T.PublishEventRequest(event_type="nothing.matches", subject=ALICE), metadata=md, timeout=10
+    ),
+    "/baton.v1.Orchestrator/RegisterTriggerRule": lambda s, x, md: s.orchestrator.RegisterTriggerRule(
+        T.RegisterTriggerRuleRequest(
+            rule=T.TriggerRule(name="never", event_type="never.published", workflow_type="job_discovery")
+        ),
+        metadata=md,
+        timeout=10,
+    ),
+    "/baton.v1.Orchestrator/ListTriggerRules": lambda s, x, md: s.orchestrator.ListTriggerRules(
+        T.ListTriggerRulesRequest(), metadata=md, timeout=10
+    ),
+    "/baton.v1.Orchestrator/DeleteTriggerRule": lambda s, x, md: s.orchestrator.DeleteTriggerRule(
+        T.DeleteTriggerRuleRequest(name="no-such-rule"), metadata=md, timeout=10
+    ),
+    # The workflow registry: a new version of a built-in, read, listed and deprecated.
+    "/baton.v1.Orchestrator/RegisterWorkflow": lambda s, x, md: s.orchestrator.RegisterWorkflow(
+        R.RegisterWorkflowRequest(definition_yaml=_new_version(), version="1.0.1"), metadata=md, timeout=10
+    ),
+    "/baton.v1.Orchestrator/GetWorkflow": lambda s, x, md: s.orchestrator.GetWorkflow(
+        R.GetWorkflowRequest(workflow_type="document_analysis"), metadata=md, timeout=10
+    ),
+    "/baton.v1.Orchestrator/ListWorkflows": lambda s, x, md: s.orchestrator.ListWorkflows(
+        R.ListWorkflowsRequest(), metadata=md, timeout=10
+    ),
+    "/baton.v1.Orchestrator/DeprecateWorkflow": lambda s, x, md: s.orchestrator.DeprecateWorkflow(
+        R.DeprecateWorkflowRequest(workflow_type="optimization", version="1.0.0"), metadata=md, timeout=10
     ),
     "/baton.v1.SeedApi/Execute": lambda s, x, md: s.seed.Execute(_seed_execute(), metadata=md, timeout=10),
     "/baton.v1.SeedApi/GetStatus": lambda s, x, md: s.seed.GetStatus(
@@ -137,6 +180,7 @@ _EVERYONE = {"user A": OK, "user B": OK, "operator": OK, "admin": OK}
 # A's execution has completed: a control that got through is refused by its state, not its caller.
 _CONTROL_ENDED = {"user A": REFUSED_STATE, "user B": NOT_FOUND, "operator": DENIED, "admin": REFUSED_STATE}
 _STAFF = {"user A": DENIED, "user B": DENIED, "operator": OK, "admin": OK}
+_ADMIN = {"user A": DENIED, "user B": DENIED, "operator": DENIED, "admin": OK}
 
 EXPECTED: dict[str, dict[str, frozenset[Code]]] = {
     "/baton.v1.Orchestrator/ExecuteWorkflow": _EVERYONE,
@@ -154,7 +198,22 @@ EXPECTED: dict[str, dict[str, frozenset[Code]]] = {
     "/baton.v1.Orchestrator/RerunExecution": _CONTROL_ENDED,
     "/baton.v1.Orchestrator/GetSystemHealth": _STAFF,
     "/baton.v1.Orchestrator/ListAuditEvents": _STAFF,
-    "/baton.v1.Orchestrator/DeleteUserData": {"user A": DENIED, "user B": DENIED, "operator": DENIED, "admin": OK},
+    "/baton.v1.Orchestrator/DeleteUserData": _ADMIN,
+    "/baton.v1.Orchestrator/PublishEvent": _ADMIN,  # and publishers (test_triggers.py)
+    "/baton.v1.Orchestrator/RegisterTriggerRule": _ADMIN,
+    "/baton.v1.Orchestrator/ListTriggerRules": _STAFF,
+    # Past the gate, an admin is told the rule does not exist.
+    "/baton.v1.Orchestrator/DeleteTriggerRule": {
+        "user A": DENIED,
+        "user B": DENIED,
+        "operator": DENIED,
+        "admin": NOT_FOUND,
+    },
+    "/baton.v1.Orchestrator/RegisterWorkflow": _ADMIN,
+    "/baton.v1.Orchestrator/GetWorkflow": _ADMIN,
+    "/baton.v1.Orchestrator/ListWorkflows": _ADMIN,
+    "/baton.v1.Orchestrator/DeprecateWorkflow": _ADMIN,
+    "/baton.v1.Orchestrator/GetWorkflowReport": _STAFF,
     "/baton.v1.SeedApi/Execute": _EVERYONE,
     "/baton.v1.SeedApi/GetStatus": _READ,
     "/baton.v1.SeedApi/WatchStatus": _READ,

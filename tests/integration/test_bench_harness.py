@@ -164,3 +164,20 @@ def test_bad_arguments_are_refused_before_anything_starts() -> None:
             [sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
         )
         assert done.returncode == 2 and "error" in done.stderr, (args, done.stderr)
+
+
+def test_the_call_memory_bench_measures_calls_held_in_flight() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "generated")))}
+    done = subprocess.run(
+        [sys.executable, "bench/call_memory.py", "--calls", "200", "--settle", "2", "--latency", "30"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["calls"] == 200 and ["grpc.enable_retries", 0] in figures["options"]
+    assert figures["rss_held_mb"] >= figures["rss_before_mb"] > 0
+    assert math.isfinite(figures["rss_per_call_kb"])

@@ -5,8 +5,10 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from baton.v1 import common_pb2 as _common_pb2
+from baton.v1 import execution_context_pb2 as _execution_context_pb2
 from baton.v1 import journey_pb2 as _journey_pb2
 from baton.v1 import plan_pb2 as _plan_pb2
+from baton.v1 import triggers_pb2 as _triggers_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -150,18 +152,20 @@ CALLBACK_STATE_DELIVERED: CallbackState
 CALLBACK_STATE_FAILED: CallbackState
 
 class Progress(_message.Message):
-    __slots__ = ("current_step", "total_steps", "completion_percentage", "estimated_time_remaining", "running_steps")
+    __slots__ = ("current_step", "total_steps", "completion_percentage", "estimated_time_remaining", "running_steps", "estimated_completion")
     CURRENT_STEP_FIELD_NUMBER: _ClassVar[int]
     TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_TIME_REMAINING_FIELD_NUMBER: _ClassVar[int]
     RUNNING_STEPS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COMPLETION_FIELD_NUMBER: _ClassVar[int]
     current_step: int
     total_steps: int
     completion_percentage: float
     estimated_time_remaining: _duration_pb2.Duration
     running_steps: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., completion_percentage: _Optional[float] = ..., estimated_time_remaining: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., running_steps: _Optional[_Iterable[str]] = ...) -> None: ...
+    estimated_completion: _timestamp_pb2.Timestamp
+    def __init__(self, current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., completion_percentage: _Optional[float] = ..., estimated_time_remaining: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., running_steps: _Optional[_Iterable[str]] = ..., estimated_completion: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepTimingReport(_message.Message):
     __slots__ = ("step_id", "start_time", "end_time", "duration", "status", "attempts", "agent", "operation", "step_name", "compensation", "items_total", "items_done", "items_skipped", "items_failed")
@@ -340,7 +344,7 @@ class Results(_message.Message):
     def __init__(self, primary_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., intermediate_results: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recommendations: _Optional[_Iterable[str]] = ..., omitted_outputs: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ExecutionStatus(_message.Message):
-    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id", "queue_position", "callback", "run")
+    __slots__ = ("execution_id", "plan_id", "status", "progress", "performance_metrics", "resource_usage", "quality_metrics", "error_summary", "results", "user_id", "workflow_type", "degraded", "degraded_reasons", "failure_reason", "last_sequence", "waiting", "compensations", "end_cause", "trace_id", "queue_position", "callback", "run", "trigger", "execution_context", "workflow_version")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -363,6 +367,9 @@ class ExecutionStatus(_message.Message):
     QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     plan_id: str
     status: ExecutionState
@@ -385,7 +392,10 @@ class ExecutionStatus(_message.Message):
     queue_position: int
     callback: CallbackReport
     run: int
-    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., callback: _Optional[_Union[CallbackReport, _Mapping]] = ..., run: _Optional[int] = ...) -> None: ...
+    trigger: _triggers_pb2.TriggeringEvent
+    execution_context: _execution_context_pb2.ExecutionContext
+    workflow_version: str
+    def __init__(self, execution_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., performance_metrics: _Optional[_Union[PerformanceMetrics, _Mapping]] = ..., resource_usage: _Optional[_Union[ResourceUsage, _Mapping]] = ..., quality_metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., error_summary: _Optional[_Union[ErrorSummary, _Mapping]] = ..., results: _Optional[_Union[Results, _Mapping]] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., failure_reason: _Optional[str] = ..., last_sequence: _Optional[int] = ..., waiting: _Optional[_Iterable[_Union[WaitingStep, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[CompensationReport, _Mapping]]] = ..., end_cause: _Optional[_Union[EndCause, str]] = ..., trace_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., callback: _Optional[_Union[CallbackReport, _Mapping]] = ..., run: _Optional[int] = ..., trigger: _Optional[_Union[_triggers_pb2.TriggeringEvent, _Mapping]] = ..., execution_context: _Optional[_Union[_execution_context_pb2.ExecutionContext, _Mapping]] = ..., workflow_version: _Optional[str] = ...) -> None: ...
 
 class CallbackReport(_message.Message):
     __slots__ = ("state", "delivery_id", "attempts", "deadline", "detail")
@@ -402,7 +412,7 @@ class CallbackReport(_message.Message):
     def __init__(self, state: _Optional[_Union[CallbackState, str]] = ..., delivery_id: _Optional[str] = ..., attempts: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ExecutionStarted(_message.Message):
-    __slots__ = ("plan", "user_context", "execution_options", "callback_url", "request_id", "deadline", "trace_parent")
+    __slots__ = ("plan", "user_context", "execution_options", "callback_url", "request_id", "deadline", "trace_parent", "trigger", "execution_context")
     PLAN_FIELD_NUMBER: _ClassVar[int]
     USER_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_OPTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -410,6 +420,8 @@ class ExecutionStarted(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     TRACE_PARENT_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     plan: _plan_pb2.OrchestrationPlan
     user_context: _journey_pb2.UserJourney
     execution_options: _journey_pb2.ExecutionOptions
@@ -417,21 +429,25 @@ class ExecutionStarted(_message.Message):
     request_id: str
     deadline: _timestamp_pb2.Timestamp
     trace_parent: str
-    def __init__(self, plan: _Optional[_Union[_plan_pb2.OrchestrationPlan, _Mapping]] = ..., user_context: _Optional[_Union[_journey_pb2.UserJourney, _Mapping]] = ..., execution_options: _Optional[_Union[_journey_pb2.ExecutionOptions, _Mapping]] = ..., callback_url: _Optional[str] = ..., request_id: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_parent: _Optional[str] = ...) -> None: ...
+    trigger: _triggers_pb2.TriggeringEvent
+    execution_context: _execution_context_pb2.ExecutionContext
+    def __init__(self, plan: _Optional[_Union[_plan_pb2.OrchestrationPlan, _Mapping]] = ..., user_context: _Optional[_Union[_journey_pb2.UserJourney, _Mapping]] = ..., execution_options: _Optional[_Union[_journey_pb2.ExecutionOptions, _Mapping]] = ..., callback_url: _Optional[str] = ..., request_id: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_parent: _Optional[str] = ..., trigger: _Optional[_Union[_triggers_pb2.TriggeringEvent, _Mapping]] = ..., execution_context: _Optional[_Union[_execution_context_pb2.ExecutionContext, _Mapping]] = ...) -> None: ...
 
 class StepStarted(_message.Message):
-    __slots__ = ("step_id", "attempt", "agent", "operation", "idempotency_key")
+    __slots__ = ("step_id", "attempt", "agent", "operation", "idempotency_key", "request")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     attempt: int
     agent: str
     operation: str
     idempotency_key: str
-    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    request: _struct_pb2.Struct
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., request: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class StepAttemptFailed(_message.Message):
     __slots__ = ("step_id", "attempt", "error_type", "error_message", "retry_at", "request_bytes", "circuit_wait")
@@ -668,20 +684,22 @@ class StepMapStarted(_message.Message):
     def __init__(self, step_id: _Optional[str] = ..., item_count: _Optional[int] = ...) -> None: ...
 
 class StepItemStarted(_message.Message):
-    __slots__ = ("step_id", "item", "attempt", "agent", "operation", "idempotency_key")
+    __slots__ = ("step_id", "item", "attempt", "agent", "operation", "idempotency_key", "request")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     item: int
     attempt: int
     agent: str
     operation: str
     idempotency_key: str
-    def __init__(self, step_id: _Optional[str] = ..., item: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    request: _struct_pb2.Struct
+    def __init__(self, step_id: _Optional[str] = ..., item: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., request: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class StepItemAttemptFailed(_message.Message):
     __slots__ = ("step_id", "item", "attempt", "error_type", "error_message", "retry_at", "request_bytes")

@@ -5,9 +5,13 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from baton.v1 import common_pb2 as _common_pb2
 from baton.v1 import execution_pb2 as _execution_pb2
+from baton.v1 import execution_context_pb2 as _execution_context_pb2
 from baton.v1 import journey_pb2 as _journey_pb2
 from baton.v1 import plan_pb2 as _plan_pb2
+from baton.v1 import registry_pb2 as _registry_pb2
+from baton.v1 import reports_pb2 as _reports_pb2
 from baton.v1 import routing_pb2 as _routing_pb2
+from baton.v1 import triggers_pb2 as _triggers_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -100,20 +104,24 @@ class StepOutput(_message.Message):
     def __init__(self, execution_id: _Optional[str] = ..., step_id: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ExecuteWorkflowRequest(_message.Message):
-    __slots__ = ("workflow_type", "user_context", "execution_options", "callback_url", "request_id", "plan")
+    __slots__ = ("workflow_type", "user_context", "execution_options", "callback_url", "request_id", "plan", "execution_context", "workflow_version")
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     USER_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
     workflow_type: str
     user_context: _journey_pb2.UserJourney
     execution_options: _journey_pb2.ExecutionOptions
     callback_url: str
     request_id: str
     plan: _plan_pb2.OrchestrationPlan
-    def __init__(self, workflow_type: _Optional[str] = ..., user_context: _Optional[_Union[_journey_pb2.UserJourney, _Mapping]] = ..., execution_options: _Optional[_Union[_journey_pb2.ExecutionOptions, _Mapping]] = ..., callback_url: _Optional[str] = ..., request_id: _Optional[str] = ..., plan: _Optional[_Union[_plan_pb2.OrchestrationPlan, _Mapping]] = ...) -> None: ...
+    execution_context: _execution_context_pb2.ExecutionContext
+    workflow_version: str
+    def __init__(self, workflow_type: _Optional[str] = ..., user_context: _Optional[_Union[_journey_pb2.UserJourney, _Mapping]] = ..., execution_options: _Optional[_Union[_journey_pb2.ExecutionOptions, _Mapping]] = ..., callback_url: _Optional[str] = ..., request_id: _Optional[str] = ..., plan: _Optional[_Union[_plan_pb2.OrchestrationPlan, _Mapping]] = ..., execution_context: _Optional[_Union[_execution_context_pb2.ExecutionContext, _Mapping]] = ..., workflow_version: _Optional[str] = ...) -> None: ...
 
 class Execution(_message.Message):
     __slots__ = ("execution_id", "plan", "status", "created")
@@ -128,14 +136,16 @@ class Execution(_message.Message):
     def __init__(self, execution_id: _Optional[str] = ..., plan: _Optional[_Union[_plan_pb2.OrchestrationPlan, _Mapping]] = ..., status: _Optional[_Union[_execution_pb2.ExecutionState, str]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class PlanWorkflowRequest(_message.Message):
-    __slots__ = ("workflow_type", "user_context", "execution_options")
+    __slots__ = ("workflow_type", "user_context", "execution_options", "workflow_version")
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     USER_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
     workflow_type: str
     user_context: _journey_pb2.UserJourney
     execution_options: _journey_pb2.ExecutionOptions
-    def __init__(self, workflow_type: _Optional[str] = ..., user_context: _Optional[_Union[_journey_pb2.UserJourney, _Mapping]] = ..., execution_options: _Optional[_Union[_journey_pb2.ExecutionOptions, _Mapping]] = ...) -> None: ...
+    workflow_version: str
+    def __init__(self, workflow_type: _Optional[str] = ..., user_context: _Optional[_Union[_journey_pb2.UserJourney, _Mapping]] = ..., execution_options: _Optional[_Union[_journey_pb2.ExecutionOptions, _Mapping]] = ..., workflow_version: _Optional[str] = ...) -> None: ...
 
 class GetExecutionRequest(_message.Message):
     __slots__ = ("execution_id",)

@@ -6,6 +6,9 @@ import warnings
 from baton.v1 import execution_pb2 as baton_dot_v1_dot_execution__pb2
 from baton.v1 import orchestrator_pb2 as baton_dot_v1_dot_orchestrator__pb2
 from baton.v1 import plan_pb2 as baton_dot_v1_dot_plan__pb2
+from baton.v1 import registry_pb2 as baton_dot_v1_dot_registry__pb2
+from baton.v1 import reports_pb2 as baton_dot_v1_dot_reports__pb2
+from baton.v1 import triggers_pb2 as baton_dot_v1_dot_triggers__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -112,6 +115,51 @@ class OrchestratorStub:
                 '/baton.v1.Orchestrator/DeleteUserData',
                 request_serializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataResponse.FromString,
+                _registered_method=True)
+        self.PublishEvent = channel.unary_unary(
+                '/baton.v1.Orchestrator/PublishEvent',
+                request_serializer=baton_dot_v1_dot_triggers__pb2.PublishEventRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_triggers__pb2.PublishEventResponse.FromString,
+                _registered_method=True)
+        self.RegisterTriggerRule = channel.unary_unary(
+                '/baton.v1.Orchestrator/RegisterTriggerRule',
+                request_serializer=baton_dot_v1_dot_triggers__pb2.RegisterTriggerRuleRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_triggers__pb2.TriggerRule.FromString,
+                _registered_method=True)
+        self.ListTriggerRules = channel.unary_unary(
+                '/baton.v1.Orchestrator/ListTriggerRules',
+                request_serializer=baton_dot_v1_dot_triggers__pb2.ListTriggerRulesRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_triggers__pb2.ListTriggerRulesResponse.FromString,
+                _registered_method=True)
+        self.DeleteTriggerRule = channel.unary_unary(
+                '/baton.v1.Orchestrator/DeleteTriggerRule',
+                request_serializer=baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleResponse.FromString,
+                _registered_method=True)
+        self.RegisterWorkflow = channel.unary_unary(
+                '/baton.v1.Orchestrator/RegisterWorkflow',
+                request_serializer=baton_dot_v1_dot_registry__pb2.RegisterWorkflowRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_registry__pb2.RegisterWorkflowResponse.FromString,
+                _registered_method=True)
+        self.GetWorkflow = channel.unary_unary(
+                '/baton.v1.Orchestrator/GetWorkflow',
+                request_serializer=baton_dot_v1_dot_registry__pb2.GetWorkflowRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.FromString,
+                _registered_method=True)
+        self.ListWorkflows = channel.unary_unary(
+                '/baton.v1.Orchestrator/ListWorkflows',
+                request_serializer=baton_dot_v1_dot_registry__pb2.ListWorkflowsRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_registry__pb2.ListWorkflowsResponse.FromString,
+                _registered_method=True)
+        self.DeprecateWorkflow = channel.unary_unary(
+                '/baton.v1.Orchestrator/DeprecateWorkflow',
+                request_serializer=baton_dot_v1_dot_registry__pb2.DeprecateWorkflowRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.FromString,
+                _registered_method=True)
+        self.GetWorkflowReport = channel.unary_unary(
+                '/baton.v1.Orchestrator/GetWorkflowReport',
+                request_serializer=baton_dot_v1_dot_reports__pb2.GetWorkflowReportRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_reports__pb2.WorkflowReport.FromString,
                 _registered_method=True)
 
 
@@ -241,6 +289,83 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishEvent(self, request, context):
+        """Publishes an event: every trigger rule whose event_type and condition match it starts its
+        workflow for the event's subject, and the execution records the event (ExecutionStatus.trigger).
+        Deduplicated by event_id, durably: a second publication of an event_id starts nothing and
+        returns what the first started. INVALID_ARGUMENT names a bad field of the event, or the rule
+        whose user_context this event makes invalid (then nothing starts and nothing is recorded).
+        Publishers and admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterTriggerRule(self, request, context):
+        """Registers a trigger rule (or replaces one, with replace). INVALID_ARGUMENT names the field
+        of a rule that does not validate (an unknown workflow type, an expression that does not
+        compile). Admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTriggerRules(self, request, context):
+        """Lists the trigger rules. Operators and admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTriggerRule(self, request, context):
+        """Deletes a trigger rule; events published later no longer match it. Admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterWorkflow(self, request, context):
+        """Registers a version of a workflow definition (admins only). The definition is validated
+        exactly as the built-in ones are (INVALID_ARGUMENT names the problem) and stored durably; a
+        version is immutable: the same type and version with another definition is ALREADY_EXISTS,
+        the identical one answers the stored version (created false).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkflow(self, request, context):
+        """Returns one version of a workflow definition, with its text (admins only). NOT_FOUND names
+        an unknown type or version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflows(self, request, context):
+        """Lists the registered versions of every workflow type, or of one (admins only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeprecateWorkflow(self, request, context):
+        """Deprecates a version (admins only): new executions naming it, or getting it as the latest,
+        are refused FAILED_PRECONDITION; executions already started with it finish with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkflowReport(self, request, context):
+        """Reports a workflow type's recent history: outcomes, duration percentiles, cost per agent
+        operation (retries apart), the measured critical path and optimisation recommendations.
+        Operators and admins only. INVALID_ARGUMENT names a missing workflow_type or a bad bound.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -313,6 +438,51 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.DeleteUserData,
                     request_deserializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataRequest.FromString,
                     response_serializer=baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataResponse.SerializeToString,
+            ),
+            'PublishEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishEvent,
+                    request_deserializer=baton_dot_v1_dot_triggers__pb2.PublishEventRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_triggers__pb2.PublishEventResponse.SerializeToString,
+            ),
+            'RegisterTriggerRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterTriggerRule,
+                    request_deserializer=baton_dot_v1_dot_triggers__pb2.RegisterTriggerRuleRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_triggers__pb2.TriggerRule.SerializeToString,
+            ),
+            'ListTriggerRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTriggerRules,
+                    request_deserializer=baton_dot_v1_dot_triggers__pb2.ListTriggerRulesRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_triggers__pb2.ListTriggerRulesResponse.SerializeToString,
+            ),
+            'DeleteTriggerRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTriggerRule,
+                    request_deserializer=baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleResponse.SerializeToString,
+            ),
+            'RegisterWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterWorkflow,
+                    request_deserializer=baton_dot_v1_dot_registry__pb2.RegisterWorkflowRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_registry__pb2.RegisterWorkflowResponse.SerializeToString,
+            ),
+            'GetWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflow,
+                    request_deserializer=baton_dot_v1_dot_registry__pb2.GetWorkflowRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.SerializeToString,
+            ),
+            'ListWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflows,
+                    request_deserializer=baton_dot_v1_dot_registry__pb2.ListWorkflowsRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_registry__pb2.ListWorkflowsResponse.SerializeToString,
+            ),
+            'DeprecateWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeprecateWorkflow,
+                    request_deserializer=baton_dot_v1_dot_registry__pb2.DeprecateWorkflowRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.SerializeToString,
+            ),
+            'GetWorkflowReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflowReport,
+                    request_deserializer=baton_dot_v1_dot_reports__pb2.GetWorkflowReportRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_reports__pb2.WorkflowReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -700,6 +870,249 @@ class Orchestrator:
             '/baton.v1.Orchestrator/DeleteUserData',
             baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataRequest.SerializeToString,
             baton_dot_v1_dot_orchestrator__pb2.DeleteUserDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/PublishEvent',
+            baton_dot_v1_dot_triggers__pb2.PublishEventRequest.SerializeToString,
+            baton_dot_v1_dot_triggers__pb2.PublishEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterTriggerRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/RegisterTriggerRule',
+            baton_dot_v1_dot_triggers__pb2.RegisterTriggerRuleRequest.SerializeToString,
+            baton_dot_v1_dot_triggers__pb2.TriggerRule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTriggerRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/ListTriggerRules',
+            baton_dot_v1_dot_triggers__pb2.ListTriggerRulesRequest.SerializeToString,
+            baton_dot_v1_dot_triggers__pb2.ListTriggerRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTriggerRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/DeleteTriggerRule',
+            baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleRequest.SerializeToString,
+            baton_dot_v1_dot_triggers__pb2.DeleteTriggerRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/RegisterWorkflow',
+            baton_dot_v1_dot_registry__pb2.RegisterWorkflowRequest.SerializeToString,
+            baton_dot_v1_dot_registry__pb2.RegisterWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/GetWorkflow',
+            baton_dot_v1_dot_registry__pb2.GetWorkflowRequest.SerializeToString,
+            baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/ListWorkflows',
+            baton_dot_v1_dot_registry__pb2.ListWorkflowsRequest.SerializeToString,
+            baton_dot_v1_dot_registry__pb2.ListWorkflowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeprecateWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/DeprecateWorkflow',
+            baton_dot_v1_dot_registry__pb2.DeprecateWorkflowRequest.SerializeToString,
+            baton_dot_v1_dot_registry__pb2.WorkflowDefinitionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflowReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.Orchestrator/GetWorkflowReport',
+            baton_dot_v1_dot_reports__pb2.GetWorkflowReportRequest.SerializeToString,
+            baton_dot_v1_dot_reports__pb2.WorkflowReport.FromString,
             options,
             channel_credentials,
             insecure,

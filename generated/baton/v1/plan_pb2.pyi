@@ -66,6 +66,12 @@ class Scheduling(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SCHEDULING_SCHEDULED: _ClassVar[Scheduling]
     SCHEDULING_CONDITIONAL: _ClassVar[Scheduling]
 
+class EstimateSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ESTIMATE_SOURCE_UNSPECIFIED: _ClassVar[EstimateSource]
+    ESTIMATE_SOURCE_DECLARED: _ClassVar[EstimateSource]
+    ESTIMATE_SOURCE_HISTORY: _ClassVar[EstimateSource]
+
 class FallbackAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FALLBACK_ACTION_UNSPECIFIED: _ClassVar[FallbackAction]
@@ -119,6 +125,9 @@ SCHEDULING_UNSPECIFIED: Scheduling
 SCHEDULING_IMMEDIATE: Scheduling
 SCHEDULING_SCHEDULED: Scheduling
 SCHEDULING_CONDITIONAL: Scheduling
+ESTIMATE_SOURCE_UNSPECIFIED: EstimateSource
+ESTIMATE_SOURCE_DECLARED: EstimateSource
+ESTIMATE_SOURCE_HISTORY: EstimateSource
 FALLBACK_ACTION_UNSPECIFIED: FallbackAction
 FALLBACK_ACTION_SKIP: FallbackAction
 FALLBACK_ACTION_ALTERNATIVE: FallbackAction
@@ -136,7 +145,14 @@ GATE_ACTION_RETRY: GateAction
 GATE_ACTION_ESCALATE: GateAction
 
 class OrchestrationPlan(_message.Message):
-    __slots__ = ("plan_id", "user_id", "workflow_type", "created_at", "estimated_duration", "complexity_score", "resource_requirements", "execution_strategy", "workflow_steps", "quality_gates", "workflow_version", "timeout")
+    __slots__ = ("plan_id", "user_id", "workflow_type", "created_at", "estimated_duration", "complexity_score", "resource_requirements", "execution_strategy", "workflow_steps", "quality_gates", "workflow_version", "timeout", "unit_costs")
+    class UnitCostsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +165,7 @@ class OrchestrationPlan(_message.Message):
     QUALITY_GATES_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    UNIT_COSTS_FIELD_NUMBER: _ClassVar[int]
     plan_id: str
     user_id: str
     workflow_type: str
@@ -161,7 +178,8 @@ class OrchestrationPlan(_message.Message):
     quality_gates: _containers.RepeatedCompositeFieldContainer[QualityGate]
     workflow_version: str
     timeout: _duration_pb2.Duration
-    def __init__(self, plan_id: _Optional[str] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., complexity_score: _Optional[float] = ..., resource_requirements: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., execution_strategy: _Optional[_Union[ExecutionStrategy, _Mapping]] = ..., workflow_steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., quality_gates: _Optional[_Iterable[_Union[QualityGate, _Mapping]]] = ..., workflow_version: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    unit_costs: _containers.ScalarMap[str, float]
+    def __init__(self, plan_id: _Optional[str] = ..., user_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., complexity_score: _Optional[float] = ..., resource_requirements: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., execution_strategy: _Optional[_Union[ExecutionStrategy, _Mapping]] = ..., workflow_steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., quality_gates: _Optional[_Iterable[_Union[QualityGate, _Mapping]]] = ..., workflow_version: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., unit_costs: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ResourceRequirements(_message.Message):
     __slots__ = ("cpu_intensive", "memory_intensive", "network_intensive", "storage_intensive")
@@ -306,18 +324,24 @@ class StepOutputs(_message.Message):
     def __init__(self, expected_data: _Optional[_Iterable[str]] = ..., quality_metrics: _Optional[_Iterable[str]] = ..., success_criteria: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class StepTiming(_message.Message):
-    __slots__ = ("estimated_duration", "timeout", "scheduling", "delay", "condition")
+    __slots__ = ("estimated_duration", "timeout", "scheduling", "delay", "condition", "estimate_source", "estimate_samples", "estimated_p95")
     ESTIMATED_DURATION_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     SCHEDULING_FIELD_NUMBER: _ClassVar[int]
     DELAY_FIELD_NUMBER: _ClassVar[int]
     CONDITION_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_P95_FIELD_NUMBER: _ClassVar[int]
     estimated_duration: _duration_pb2.Duration
     timeout: _duration_pb2.Duration
     scheduling: Scheduling
     delay: _duration_pb2.Duration
     condition: str
-    def __init__(self, estimated_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., scheduling: _Optional[_Union[Scheduling, str]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., condition: _Optional[str] = ...) -> None: ...
+    estimate_source: EstimateSource
+    estimate_samples: int
+    estimated_p95: _duration_pb2.Duration
+    def __init__(self, estimated_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., scheduling: _Optional[_Union[Scheduling, str]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., condition: _Optional[str] = ..., estimate_source: _Optional[_Union[EstimateSource, str]] = ..., estimate_samples: _Optional[int] = ..., estimated_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class AlternativeCall(_message.Message):
     __slots__ = ("agent", "operation", "configuration")
