@@ -333,7 +333,7 @@ class GrpcAgentCaller:
         if first is None:  # never: an agent keeps an endpoint in rotation (routing rule 4)
             raise AgentCallError("UNAVAILABLE", f"no endpoint in rotation for agent {call.agent}", retryable=True)
         delay = None
-        if op.read:
+        if op.read and len(router.endpoints) > 1:  # one endpoint: nowhere to hedge to, no task to pay for
             hedging = self._hedging[call.agent]
             hedging.first_attempt()
             delay = hedging.delay(op.name)
