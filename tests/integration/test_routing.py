@@ -149,8 +149,10 @@ async def test_a_failing_replica_is_ejected_readmitted_after_its_cool_off_and_ej
 ) -> None:
     bad = replicas[1]
     bad.set_faults(faults_pb2.FaultConfig(agent=MATCHING, error_rate=1.0))
+    for good in (replicas[0], replicas[2]):
+        _latency(good, MATCHING, 0.05)  # the failing one answers fastest: it attracts the traffic
     # Errors do not raise the score here (error_weight 0), so only ejection keeps it out.
-    inner = _caller(replicas, MATCHING, hedging=False, consecutive_failures=3, base_ejection=1.0, error_weight=0)
+    inner = _caller(replicas, MATCHING, hedging=False, consecutive_failures=3, base_ejection=2.0, error_weight=0)
     caller = BreakingCaller(inner, BreakerConfig())  # the agent's breaker (fail_max 10), above the routing
     router = inner.router(MATCHING)
     endpoint = router.endpoints[1]
@@ -166,20 +168,20 @@ async def test_a_failing_replica_is_ejected_readmitted_after_its_cool_off_and_ej
         return failed
 
     try:
-        failed = await calls(40, "a")
+        failed = await calls(14, "a")  # well within the 2 s cool-off
         assert endpoint.state == "ejected" and endpoint.ejections == 1
         assert failed == endpoint.errors == 3  # then no call went there
         assert caller.states()[MATCHING] == "closed"  # the agent as a whole is fine
         first_cool_off = router.snapshot()[1].ejected_for
-        assert 0 < first_cool_off <= 1.0
+        assert 1.0 < first_cool_off <= 2.0
         await asyncio.sleep(first_cool_off + 0.05)
-        # Back on probation, still failing: its first call fails and ejects it again, for 2 s.
+        # Back on probation, still failing: its first call fails and ejects it again, for 4 s.
         for i in range(30):
             await calls(1, f"b{i}")
             if endpoint.ejections == 2:
                 break
         assert endpoint.ejections == 2 and endpoint.state == "ejected"
-        assert 1.5 < router.snapshot()[1].ejected_for <= 2.0
+        assert 3.5 < router.snapshot()[1].ejected_for <= 4.0
         bad.set_faults(faults_pb2.FaultConfig(agent=MATCHING))  # it recovers
         await asyncio.sleep(router.snapshot()[1].ejected_for + 0.05)
         before = endpoint.requests
