@@ -1,4 +1,4 @@
-"""The only door from the orchestrator to the agents: catalog, gRPC caller, circuit breakers, tracing."""
+"""The only door from the orchestrator to the agents: catalog, gRPC caller, routing, circuit breakers, tracing."""
 
 from agents_clients.boards import BOARD_SUSPENDED, BoardGuard, BoardLimitsConfig
 from agents_clients.breakers import BreakerConfig, BreakingCaller
@@ -14,6 +14,7 @@ from agents_clients.capacity import (
 from agents_clients.catalog import AGENT_SERVICES, AGENTS, Operation, operation, operations
 from agents_clients.grpc_caller import ATTEMPT, IDEMPOTENCY_KEY, GrpcAgentCaller
 from agents_clients.retry_budget import RetryBudget, RetryBudgetConfig
+from agents_clients.routing import EndpointSnapshot, RoutingConfig
 from agents_clients.tracing import TracingCaller
 
 __all__ = [
@@ -25,6 +26,9 @@ __all__ = [
     "BreakingCaller",
     "RetryBudget",
     "RetryBudgetConfig",
+    # Routing across an agent's endpoints (replicas), and hedged reads.
+    "EndpointSnapshot",
+    "RoutingConfig",
     # Bulkheads, rate limits and the job boards' limits.
     "AGENT_CAPACITY",
     "BOARD_SUSPENDED",

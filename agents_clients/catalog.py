@@ -42,6 +42,24 @@ AGENT_SERVICES: MappingProxyType[str, ServiceDescriptor] = MappingProxyType(_SER
 AGENTS: tuple[str, ...] = tuple(_SERVICES)
 
 
+#: The operations that are reads: idempotent and without effects (nothing recorded, sent, spent
+#: or changed, by the agent or outside it), so that a second attempt sent while the first is still
+#: running (a hedge, agents_clients.routing) costs only the work. Every agent's GetStatus is one.
+#: Not reads: SubmitApplication, WithdrawApplication (the ledger), RecordEvents (analytics'
+#: events), Notify (a message sent), ScreenCompliance (the agent keeps a history of verdicts in its
+#: status), and SearchJobs, which spends the job boards' quotas.
+READ_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("document_intelligence", "AnalyzeDocument"),
+        ("document_intelligence", "OptimizeDocument"),
+        ("matching_intelligence", "ScoreMatches"),
+        ("automation", "ListApplications"),
+        ("analytics", "GetInsights"),
+        *((agent, "GetStatus") for agent in _SERVICES),
+    }
+)
+
+
 @dataclass(frozen=True)
 class Operation:
     """One callable operation of an agent: an RPC of its service."""
@@ -67,6 +85,11 @@ class Operation:
     def response_class(self) -> type[Message]:
         """The response message class."""
         return message_factory.GetMessageClass(self.method.output_type)
+
+    @cached_property
+    def read(self) -> bool:
+        """Whether the operation is a read (READ_OPERATIONS): it may be hedged."""
+        return (self.agent, self.name) in READ_OPERATIONS
 
     def new_request(self) -> Any:
         """Returns an empty request message."""

@@ -10,7 +10,8 @@ the status code's name and whether a retry may help.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import random
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -21,7 +22,9 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from agents_clients.catalog import AGENT_SERVICES, UnknownAgentError, UnknownOperationError, operation
+from agents_clients.catalog import AGENT_SERVICES, Operation, UnknownAgentError, UnknownOperationError, operation
+from agents_clients.dns import DnsEndpoints, Resolver, resolve
+from agents_clients.routing import Endpoint, EndpointSnapshot, Hedging, Router, RoutingConfig
 from agents_clients.tls import ClientTls
 from server.engine.ports import AgentCall, AgentCallError, AgentReply
 
@@ -115,19 +118,27 @@ def _set_scalars(request: Message, payload: Mapping[str, Any]) -> bool:
     return True
 
 
-class _Endpoints:
-    """The channels of one agent, used in turn."""
-
-    def __init__(self, channels: Sequence[grpc.aio.Channel]) -> None:
-        self.channels = channels
-        self._turn = itertools.cycle(range(len(channels)))
-
-    def next(self) -> grpc.aio.Channel:
-        return self.channels[next(self._turn)]
+#: Status codes that say something about the endpoint that answered (or did not): routing counts
+#: them as its failures (agents_clients.routing rule 6). Any other answer is the endpoint working.
+ENDPOINT_FAILURES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+HEDGE = "baton-hedge"
+"""The request metadata key marking a hedge (a second attempt sent while the first still runs): "1"."""
 
 
 class GrpcAgentCaller:
-    """The AgentCaller over gRPC channels, one per distinct endpoint, shared between agents."""
+    """The AgentCaller over gRPC channels, one per distinct endpoint, shared between agents.
+
+    Each attempt goes to one endpoint of its agent, chosen by the agent's Router (power of two
+    choices, outlier ejection), and a read operation may be hedged (agents_clients.routing).
+    """
 
     def __init__(
         self,
@@ -136,21 +147,44 @@ class GrpcAgentCaller:
         channel_factory: Callable[[str], grpc.aio.Channel] | None = None,
         tls: ClientTls | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        routing: RoutingConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        resolver: Resolver = resolve,
     ) -> None:
         """Creates the channels (they connect lazily).
 
         Args:
-            endpoints: agent name → its addresses ("host:port"), used round-robin.
+            endpoints: agent name → its addresses ("host:port"), among which each attempt chooses.
             channel_factory: makes a channel for an address; insecure by default.
             tls: TLS credentials for the channels (instead of `channel_factory`); when their
                 files change, the channels are replaced (the calls in flight finish on the old ones).
             max_message_bytes: the largest request sent (a larger one fails its call at once,
                 unsent) and the largest response accepted.
+            routing: how attempts are spread over an agent's endpoints and when reads are
+                hedged; the defaults when None.
+            clock: monotonic seconds, for latencies and ejections (injected in tests).
+            rng: picks the two candidates of each choice (seeded in tests).
+            resolver: resolves the ``dns:NAME:PORT`` endpoints (agents_clients.dns).
+
+        Raises:
+            ValueError: an agent without endpoints, or a malformed ``dns:`` endpoint.
         """
         unknown = set(endpoints) - set(AGENT_SERVICES)
         if unknown:
             raise UnknownAgentError(f"unknown agents in endpoints: {', '.join(sorted(unknown))}")
-        self._endpoints = {agent: list(addresses) for agent, addresses in endpoints.items()}
+        self.routing = routing or RoutingConfig()
+        self._clock = clock
+        rng = rng or random.Random()
+        self._routers: dict[str, Router] = {}
+        self._hedging: dict[str, Hedging] = {}
+        self.dns = DnsEndpoints({a: list(e) for a, e in endpoints.items()}, self.routing.dns_refresh, resolver)
+        self._resolving: asyncio.Task[None] | None = None
+        for agent, addresses in endpoints.items():
+            if not addresses:
+                raise ValueError(f"agent {agent} has no endpoint")
+            self._routers[agent] = Router(agent, self.dns.addresses(agent), self.routing, clock, rng)
+            self._hedging[agent] = Hedging(self.routing)
         self._tls = tls
         self._factory = channel_factory
         self.max_message_bytes = max_message_bytes
@@ -160,7 +194,10 @@ class GrpcAgentCaller:
 
     def _make(self, target: str) -> grpc.aio.Channel:
         if self._tls is not None:
-            return self._tls.channel(target, self._options)
+            name = self.dns.server_names.get(target)
+            # A resolved address's certificate carries the DNS name (agents_clients.dns rule 3).
+            extra = (("grpc.ssl_target_name_override", name),) if name else ()
+            return self._tls.channel(target, (*self._options, *extra))
         if self._factory is not None:
             return self._factory(target)
         return grpc.aio.insecure_channel(target, options=self._options)
@@ -168,17 +205,46 @@ class GrpcAgentCaller:
     def _open(self) -> None:
         """Creates a channel per distinct address, shared by the agents served there."""
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._agents: dict[str, _Endpoints] = {}
-        for agent, addresses in self._endpoints.items():
-            if not addresses:
-                raise ValueError(f"agent {agent} has no endpoint")
-            channels = []
-            for address in addresses:
-                if address not in self._channels:
-                    self._channels[address] = self._make(address)
-                channels.append(self._channels[address])
-            self._agents[agent] = _Endpoints(channels)
+        for router in self._routers.values():
+            for endpoint in router.endpoints:
+                self._channel(endpoint.address)
         self._methods: dict[tuple[int, str], grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = self._make(address)
+        return channel
+
+    async def refresh_dns(self) -> None:
+        """Resolves the ``dns:`` endpoints again and updates the agents' rotations: a kept address
+        keeps its counters, a new one starts fresh, a gone one's channel closes once its calls end."""
+        if not self.dns.names:
+            return
+        await self.dns.refresh(self._clock())
+        for agent, router in self._routers.items():
+            router.update(self.dns.addresses(agent))
+            for endpoint in router.endpoints:
+                self._channel(endpoint.address)
+        kept = {e.address for router in self._routers.values() for e in router.endpoints}
+        for gone in set(self._channels) - kept:
+            self._retire(self._channels.pop(gone))
+
+    def _resolve_when_due(self) -> None:
+        """Starts a DNS re-resolution in the background when one is due (the call goes on meanwhile)."""
+        if not self.dns.names or self._clock() < self.dns.due:
+            return
+        if self._resolving is None or self._resolving.done():
+            self.dns.due = self._clock() + self.dns.interval  # one at a time, whatever happens to it
+            self._resolving = asyncio.get_running_loop().create_task(self.refresh_dns(), name="agents DNS")
+
+    def _retire(self, channel: grpc.aio.Channel) -> None:
+        """Closes a channel once its calls in flight end (at most RETIRED_CHANNEL_GRACE seconds)."""
+        for key in [k for k in self._methods if k[0] == id(channel)]:
+            del self._methods[key]
+        task = asyncio.get_running_loop().create_task(channel.close(RETIRED_CHANNEL_GRACE))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def _refresh_tls(self) -> None:
         """Replaces every channel if the TLS files changed; the old ones close once their calls end."""
@@ -187,9 +253,7 @@ class GrpcAgentCaller:
         retired = list(self._channels.values())
         self._open()
         for channel in retired:
-            task = asyncio.get_running_loop().create_task(channel.close(RETIRED_CHANNEL_GRACE))
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
+            self._retire(channel)
 
     @classmethod
     def single(cls, address: str, agents: Iterable[str] = tuple(AGENT_SERVICES)) -> GrpcAgentCaller:
@@ -198,7 +262,24 @@ class GrpcAgentCaller:
 
     def endpoints(self, agent: str) -> Sequence[grpc.aio.Channel]:
         """The channels of an agent."""
-        return self._agents[agent].channels
+        return [self._channel(e.address) for e in self._routers[agent].endpoints]
+
+    def router(self, agent: str) -> Router:
+        """The agent's router: its endpoints, what is known of them, and the choice."""
+        return self._routers[agent]
+
+    def hedging(self, agent: str) -> Hedging:
+        """The agent's hedging: delays per read operation, budget and counters."""
+        return self._hedging[agent]
+
+    def routes(self) -> dict[str, list[EndpointSnapshot]]:
+        """Each agent's endpoints with their counters and state (GetSystemHealth, the metrics)."""
+        return {agent: router.snapshot() for agent, router in self._routers.items()}
+
+    def hedging_counts(self, agent: str) -> tuple[int, int, int, int]:
+        """The agent's hedges sent, won and refused, and its ejections skipped (routing rule 4)."""
+        hedging = self._hedging[agent]
+        return hedging.sent, hedging.won, hedging.refused, self._routers[agent].skipped_ejections
 
     async def call(self, call: AgentCall) -> AgentReply:
         """Performs one attempt of the call within its timeout."""
@@ -240,14 +321,75 @@ class GrpcAgentCaller:
         return PreparedCall(call, request, request_bytes)
 
     async def send(self, prepared: PreparedCall) -> AgentReply:
-        """Sends a prepared call once, within its timeout."""
+        """Sends a prepared call within its timeout: once, or, for a read, perhaps hedged."""
         call = prepared.call
         op = operation(call.agent, call.operation)
         self._refresh_tls()
-        endpoints = self._agents.get(call.agent)
-        if endpoints is None:
+        self._resolve_when_due()
+        router = self._routers.get(call.agent)
+        if router is None:
             raise AgentCallError("UNAVAILABLE", f"no endpoint for agent {call.agent}", retryable=True)
-        channel = endpoints.next()
+        first = router.choose()
+        if first is None:  # never: an agent keeps an endpoint in rotation (routing rule 4)
+            raise AgentCallError("UNAVAILABLE", f"no endpoint in rotation for agent {call.agent}", retryable=True)
+        delay = None
+        if op.read and len(router.endpoints) > 1:  # one endpoint: nowhere to hedge to, no task to pay for
+            hedging = self._hedging[call.agent]
+            hedging.first_attempt()
+            delay = hedging.delay(op.name)
+        if delay is None or delay >= call.timeout:
+            return await self._attempt(router, first, prepared, op, call.timeout)
+        return await self._hedged(router, first, prepared, op, delay)
+
+    async def _hedged(
+        self, router: Router, first: Endpoint, prepared: PreparedCall, op: Operation, delay: float
+    ) -> AgentReply:
+        """Sends the call to `first` and, if it has not answered after `delay`, to another endpoint
+        too (within the hedge budget); the first answer wins and the other attempt is cancelled.
+        A failure waits for the other attempt, if any; when both fail, the first failure is raised."""
+        call = prepared.call
+        hedging = self._hedging[call.agent]
+        started = self._clock()
+        primary = asyncio.ensure_future(self._attempt(router, first, prepared, op, call.timeout))
+        pending: set[asyncio.Future[AgentReply]] = {primary}
+        try:
+            done, pending = await asyncio.wait(pending, timeout=delay)
+            if done:
+                return primary.result()
+            second = router.choose(avoid=first)
+            remaining = call.timeout - (self._clock() - started)
+            if second is not None and remaining > 0 and hedging.spend():
+                pending.add(asyncio.ensure_future(self._attempt(router, second, prepared, op, remaining, hedge=True)))
+            failure: BaseException | None = None
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    error = task.exception()
+                    if error is None:
+                        if task is not primary:
+                            hedging.won += 1
+                        return task.result()
+                    failure = failure or error
+            raise failure or AgentCallError("UNAVAILABLE", f"{call.agent}.{call.operation}: no answer", retryable=True)
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _attempt(
+        self,
+        router: Router,
+        endpoint: Endpoint,
+        prepared: PreparedCall,
+        op: Operation,
+        timeout: float,  # noqa: ASYNC109 - the gRPC deadline of this attempt, not a wait of ours
+        *,
+        hedge: bool = False,
+    ) -> AgentReply:
+        """Sends the call to one endpoint and tells the router how it went."""
+        call = prepared.call
+        channel = self._channel(endpoint.address)
         key = (id(channel), op.path)
         method = self._methods.get(key)
         if method is None:
@@ -258,11 +400,20 @@ class GrpcAgentCaller:
             )
             self._methods[key] = method
         metadata = ((IDEMPOTENCY_KEY, call.idempotency_key), (ATTEMPT, str(call.attempt)), *call.metadata)
+        if hedge:
+            metadata = (*metadata, (HEDGE, "1"))
         request_bytes = prepared.request_bytes
+        router.started(endpoint, hedge=hedge)
+        started = self._clock()
         try:
-            response: Message = await method(prepared.request, timeout=call.timeout, metadata=metadata)
+            response: Message = await method(prepared.request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
+            elapsed = self._clock() - started
+            if code in ENDPOINT_FAILURES:
+                router.failed(endpoint, elapsed)
+            else:
+                router.succeeded(endpoint, elapsed)
             # An agent's message may quote the request back; it is stored with the attempt.
             details = (exc.details() or code.name)[:2000]
             raise AgentCallError(
@@ -271,6 +422,13 @@ class GrpcAgentCaller:
                 retryable=code not in BUSINESS_CODES and not _too_large(code, details),
                 request_bytes=request_bytes,
             ) from None
+        except BaseException:
+            router.abandoned(endpoint, self._clock() - started)
+            raise
+        elapsed = self._clock() - started
+        router.succeeded(endpoint, elapsed)
+        if op.read:
+            self._hedging[call.agent].observe(op.name, elapsed)
         quality = getattr(response, "quality", None)
         return AgentReply(
             output=response,
@@ -299,6 +457,9 @@ class GrpcAgentCaller:
 
     async def close(self) -> None:
         """Closes every channel."""
+        if self._resolving is not None:
+            self._resolving.cancel()
+            await asyncio.gather(self._resolving, return_exceptions=True)
         for channel in self._channels.values():
             await channel.close()
         for task in list(self._retiring):

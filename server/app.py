@@ -219,7 +219,10 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
     remote_agents = (
         ()
         if config.agents == "embedded"
-        else sorted({a for addresses in agent_endpoints(config.agents).values() for a in addresses})
+        # A dns:NAME:PORT endpoint is checked by its name (localhost is loopback, others remote).
+        else sorted(
+            {a.removeprefix("dns:") for addresses in agent_endpoints(config.agents).values() for a in addresses}
+        )
     )
     security = transport(config, remote_agents)
     # Tracing (server.telemetry.tracing): a span per RPC, ExecuteWorkflow's stored with the execution.
@@ -260,8 +263,11 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             endpoints = agent_endpoints(fleet.address)
         else:
             endpoints = agent_endpoints(config.agents)
-        grpc_caller = GrpcAgentCaller(endpoints, tls=security.agents, max_message_bytes=config.max_message_bytes)
+        grpc_caller = GrpcAgentCaller(
+            endpoints, tls=security.agents, max_message_bytes=config.max_message_bytes, routing=config.routing
+        )
         cleanup.push_async_callback(grpc_caller.close)
+        await grpc_caller.refresh_dns()  # dns:NAME:PORT endpoints: their addresses before the first call
         caller = BreakingCaller(grpc_caller, config.breaker, budget=config.retry_budget)
         # Outside the breaker, so a wait for a slot is never a slow call (agents_clients.capacity).
         capacity = CapacityCaller(caller, config.capacity)
@@ -315,6 +321,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
                 store_counts=store.count_by_state,
                 queue_depth=store.count_waiting,
                 capacity=capacity.occupancy,
+                routes=grpc_caller,
             )
             metrics.watch(live)
             metrics_endpoint = await start_metrics_endpoint(metrics, config.metrics)
@@ -334,6 +341,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
             grpc_caller,
             store,
             breaker_states=caller.states,
+            routes=grpc_caller,
             storage_path=_storage_dir(_sqlite_path(config.store_url)),
         )
         monitor.add_listener(capacity.boards.update_from)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from agents_clients import AGENTS, BreakerConfig, CapacityConfig, RetryBudgetConfig
+from agents_clients import AGENTS, BreakerConfig, CapacityConfig, RetryBudgetConfig, RoutingConfig, dns
 from agents_clients.tls import TlsFiles
 from agents_clients.tls import is_loopback as host_is_loopback
 from server.callbacks import CallbackConfig
@@ -128,6 +128,9 @@ class ServerConfig:
     """Circuit breaker settings of every agent."""
     retry_budget: RetryBudgetConfig = field(default_factory=RetryBudgetConfig)
     """The retry budget every agent gets (shared by all executions)."""
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    """How each attempt chooses among an agent's endpoints (replicas), outlier ejection, and
+    hedged reads (agents_clients.routing)."""
     capacity: CapacityConfig = field(default_factory=CapacityConfig)
     """Bulkheads and rate limits per agent and operation, and how the job boards' reported quotas
     and account health limit the calls for them (agents_clients.capacity); none by default."""
@@ -287,7 +290,8 @@ def agent_endpoints(spec: str) -> dict[str, list[str]]:
     """Resolves --agents HOST:PORT or a YAML file to agent → endpoints (every agent present).
 
     The YAML file maps agent names to an address or a list of addresses; a `default` entry
-    serves the agents not named.
+    serves the agents not named. An address may be ``dns:NAME:PORT``: every address NAME
+    resolves to, resolved again every `resilience.routing.dns_refresh` seconds (agents_clients.dns).
     """
     path = Path(spec)
     if spec.endswith((".yaml", ".yml")) or path.is_file():
@@ -308,10 +312,20 @@ def agent_endpoints(spec: str) -> dict[str, list[str]]:
             addresses = [value] if isinstance(value, str) else list(value)
             if not addresses:
                 raise ConfigError(f"agents: {spec}: {agent} has an empty endpoint list")
-            endpoints[agent] = [parse_address(str(a), f"agents.{agent}") for a in addresses]
+            endpoints[agent] = [_endpoint(str(a), f"agents.{agent}") for a in addresses]
         return endpoints
-    address = parse_address(spec, "agents")
+    address = _endpoint(spec, "agents")
     return {agent: [address] for agent in AGENTS}
+
+
+def _endpoint(value: str, setting: str) -> str:
+    """Checks HOST:PORT, or dns:NAME:PORT (every address NAME resolves to, re-resolved), and returns it."""
+    try:
+        if dns.parse(value) is not None:
+            return value
+    except ValueError as error:
+        raise ConfigError(f"{setting}: {error}") from None
+    return parse_address(value, setting)
 
 
 def agents_resilience(spec: str) -> Mapping[str, object]:

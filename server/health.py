@@ -8,12 +8,13 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
-from baton.v1 import common_pb2, execution_pb2, orchestrator_pb2
+from baton.v1 import common_pb2, execution_pb2, orchestrator_pb2, routing_pb2
 
 from agents_clients.catalog import AGENTS
+from agents_clients.routing import EndpointSnapshot
 from server.store.base import ExecutionStore
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,46 @@ class StatusSource(Protocol):
     async def status(self, agent: str, deadline: float = 1.0) -> common_pb2.AgentStatus: ...
 
 
+class RouteSource(Protocol):
+    """Something that routes agent calls over endpoints (agents_clients.GrpcAgentCaller)."""
+
+    def routes(self) -> Mapping[str, Sequence[EndpointSnapshot]]: ...
+
+    def hedging_counts(self, agent: str) -> tuple[int, int, int, int]: ...
+
+
+_ENDPOINT_STATES = {
+    "healthy": routing_pb2.ENDPOINT_STATE_HEALTHY,
+    "ejected": routing_pb2.ENDPOINT_STATE_EJECTED,
+    "probation": routing_pb2.ENDPOINT_STATE_PROBATION,
+}
+
+
+def agent_routes(source: RouteSource) -> dict[str, routing_pb2.AgentRoutes]:
+    """Each agent's endpoints with their counters and state, and its hedging, as SystemHealth.routes."""
+    routes = {}
+    for agent, endpoints in source.routes().items():
+        sent, won, refused, skipped = source.hedging_counts(agent)
+        message = routing_pb2.AgentRoutes(
+            hedges_sent=sent, hedges_won=won, hedges_refused=refused, ejections_skipped=skipped
+        )
+        for snapshot in endpoints:
+            route = message.endpoints.add(
+                address=snapshot.address,
+                state=_ENDPOINT_STATES.get(snapshot.state, routing_pb2.ENDPOINT_STATE_UNSPECIFIED),
+                requests=snapshot.requests,
+                errors=snapshot.errors,
+                in_flight=snapshot.in_flight,
+                error_estimate=snapshot.error_estimate,
+                ejections=snapshot.ejections,
+                hedges=snapshot.hedges,
+            )
+            route.latency_ewma.FromNanoseconds(round(snapshot.latency * 1e9))
+            route.ejected_for.FromNanoseconds(round(snapshot.ejected_for * 1e9))
+        routes[agent] = message
+    return routes
+
+
 #: Called after each refresh with whether the store answered and the agents' statuses.
 OnRefresh = Callable[[bool, Mapping[str, common_pb2.AgentStatus]], Awaitable[None]]
 
@@ -52,6 +93,7 @@ class HealthMonitor:
         store: ExecutionStore,
         *,
         breaker_states: Callable[[], Mapping[str, str]] | None = None,
+        routes: RouteSource | None = None,
         storage_path: str | None = None,
         max_age: float = 2.0,
         answer_within: float = ANSWER_WITHIN,
@@ -59,6 +101,7 @@ class HealthMonitor:
         self.source = source
         self.store = store
         self.breaker_states = breaker_states
+        self.routes = routes
         self.storage_path = storage_path
         self.max_age = max_age
         self._statuses: dict[str, common_pb2.AgentStatus] = {}
@@ -173,6 +216,9 @@ class HealthMonitor:
             health.overall_health = orchestrator_pb2.OVERALL_HEALTH_DEGRADED
         else:
             health.overall_health = orchestrator_pb2.OVERALL_HEALTH_HEALTHY
+        if self.routes is not None:
+            for agent, routes in agent_routes(self.routes).items():
+                health.routes[agent].CopyFrom(routes)
         utilization = health.resource_utilization
         now, cpu = time.monotonic(), _cpu_seconds()
         then, cpu_then = self._cpu_mark

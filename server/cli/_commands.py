@@ -73,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.cli._capacity import capacity_from
     from server.cli._estimates import estimates_from
     from server.cli._limits import admission_from, limits_from
-    from server.cli._resilience import resilience_from
+    from server.cli._resilience import resilience_from, routing_from
     from server.config import (
         ConfigError,
         ServerConfig,
@@ -130,6 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             limits=limits_from(args),
             breaker=breaker,
             retry_budget=retry_budget,
+            routing=routing_from(args, resilience_yaml),
             capacity=capacity,
             admission=admission_from(args),
             estimates=estimates_from(args),

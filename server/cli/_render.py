@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from baton.v1 import common_pb2, execution_pb2, orchestrator_pb2, plan_pb2
+from baton.v1 import common_pb2, execution_pb2, orchestrator_pb2, plan_pb2, routing_pb2
 from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -243,4 +243,45 @@ def render_health(console: Console, health: orchestrator_pb2.SystemHealth) -> No
             str(agent.requests_served),
             str(struct_dict(agent.metrics).get("circuit_breaker", "")),
         )
+    console.print(table)
+    _render_routes(console, health)
+
+
+def _render_routes(console: Console, health: orchestrator_pb2.SystemHealth) -> None:
+    """Prints the agents' endpoints, when some agent has several (README: Routing across agent replicas)."""
+    if all(len(routes.endpoints) <= 1 for routes in health.routes.values()):
+        return
+    console.print()
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column, justify in (
+        ("agent", "left"),
+        ("endpoint", "left"),
+        ("state", "left"),
+        ("requests", "right"),
+        ("errors", "right"),
+        ("in flight", "right"),
+        ("latency ewma", "right"),
+        ("ejections", "right"),
+        ("hedges", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for name, routes in sorted(health.routes.items()):
+        for route in routes.endpoints:
+            try:
+                state = routing_pb2.EndpointState.Name(route.state).removeprefix("ENDPOINT_STATE_").lower()
+            except ValueError:  # a state this CLI does not know yet
+                state = str(route.state)
+            if route.state == routing_pb2.ENDPOINT_STATE_EJECTED:
+                state += f" ({seconds(route.ejected_for):.0f} s left)"
+            table.add_row(
+                name,
+                route.address,
+                state,
+                str(route.requests),
+                str(route.errors),
+                str(route.in_flight),
+                f"{seconds(route.latency_ewma) * 1000:.1f} ms",
+                str(route.ejections),
+                str(route.hedges),
+            )
     console.print(table)

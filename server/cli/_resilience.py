@@ -3,6 +3,8 @@
 Each flag overrides the same key of the `resilience:` section of the `--agents` YAML file
 (`breaker:` and `retry_budget:` mappings, keys named as the flags without the prefix, with `_`),
 which overrides the defaults (agents_clients.BreakerConfig, agents_clients.RetryBudgetConfig).
+The section's `routing:` mapping sets agents_clients.RoutingConfig (keys named as its fields);
+`--no-hedging` turns hedging off whatever it says.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from agents_clients import BreakerConfig, RetryBudgetConfig
+from agents_clients import BreakerConfig, RetryBudgetConfig, RoutingConfig
 from server.cli._capacity import CAPACITY_SECTIONS
 from server.config import ConfigError
 
@@ -81,6 +83,11 @@ def add_resilience_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--no-retry-budget", action="store_true", help="let retries through whatever their share (default: held)"
     )
+    group.add_argument(
+        "--no-hedging",
+        action="store_true",
+        help="never hedge read operations across an agent's endpoints (README: Routing across agent replicas)",
+    )
 
 
 def resilience_from(
@@ -98,8 +105,8 @@ def resilience_from(
         "retry_budget": {f.name for f in fields(RetryBudgetConfig)},
     }
     for section, settings in yaml_section.items():
-        if section in CAPACITY_SECTIONS:
-            continue  # server.cli._capacity reads them
+        if section in CAPACITY_SECTIONS or section == "routing":
+            continue  # server.cli._capacity and routing_from read them
         if section not in values or not isinstance(settings, Mapping):
             raise ConfigError(
                 f"resilience.{section}: expected breaker, retry_budget, {', '.join(CAPACITY_SECTIONS)}, each a mapping"
@@ -120,3 +127,29 @@ def resilience_from(
         return BreakerConfig(**values["breaker"]), RetryBudgetConfig(**values["retry_budget"])
     except (ValueError, TypeError) as exc:
         raise ConfigError(str(exc)) from None
+
+
+def routing_from(args: argparse.Namespace, yaml_section: Mapping[str, Any] | None = None) -> RoutingConfig:
+    """The routing settings of the YAML file's `resilience.routing:` mapping, and `--no-hedging`.
+
+    Raises:
+        ConfigError: an unknown key, or a value out of range (the message names it).
+    """
+    settings = (yaml_section or {}).get("routing", {})
+    if not isinstance(settings, Mapping):
+        raise ConfigError("resilience.routing: expected a mapping of settings (README: Routing across agent replicas)")
+    known = {f.name for f in fields(RoutingConfig)}
+    values: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key not in known:
+            raise ConfigError(f"resilience.routing.{key}: unknown; known: {', '.join(sorted(known))}")
+        if isinstance(value, bool) != (key == "hedging") or not isinstance(value, int | float):
+            kind = "true or false" if key == "hedging" else "a number"
+            raise ConfigError(f"resilience.routing.{key}: expected {kind}, got {value!r}")
+        values[key] = value
+    if getattr(args, "no_hedging", False):
+        values["hedging"] = False
+    try:
+        return RoutingConfig(**values)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"resilience.{exc}") from None

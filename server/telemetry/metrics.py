@@ -7,7 +7,8 @@ Rules:
    and terminal listeners (executions), `MeteredCaller` around the agent caller (attempts,
    retries), the breakers' listeners (transitions), the store's commit observer (commit latency);
    the live values (executions in flight and parked here, open watches, breaker states, the
-   store's executions by state) are read when Prometheus scrapes, on the event loop.
+   store's executions by state, the agent endpoints' routing counters) are read when Prometheus
+   scrapes, on the event loop.
 3. Every label has a bounded set of values, whatever callers send: workflow types the planner
    defines (an explicit plan's own type counts as ``custom``), the catalog's agents and operations
    (anything else ``other``), and outcomes from a fixed set (gRPC code names, CIRCUIT_OPEN,
@@ -38,12 +39,13 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from agents_clients.catalog import AGENTS, operations
 from server.engine import AgentCall, AgentCaller, AgentCallError, AgentReply, ExecutionState
+from server.health import RouteSource
 from server.store.base import ExecutionRecord
 
 logger = logging.getLogger(__name__)
@@ -103,6 +105,8 @@ class LiveSources:
     capacity: Callable[[], Mapping[str, tuple[int, int]]] | None = None
     """Each limit scope (``agent``, ``agent.Operation``, ``board:NAME``) → its calls in flight
     (bulkheads; 0 otherwise) and its calls waiting for a slot or a token; None: none."""
+    routes: RouteSource | None = None
+    """The agent caller's routing: each agent's endpoints with their counters (agents_clients.routing)."""
 
 
 class _LiveCollector(Collector):
@@ -167,6 +171,56 @@ class _LiveCollector(Collector):
                 waiting.add_metric([scope], held)
             yield in_flight
             yield waiting
+        if sources.routes is not None:
+            yield from _route_metrics(sources.routes)
+
+
+ENDPOINT_STATES = {"healthy": 0, "probation": 1, "ejected": 2}
+"""The value of baton_agent_endpoint_state for each endpoint state (agents_clients.routing)."""
+
+
+def _route_metrics(source: RouteSource) -> Iterator[Metric]:
+    """The routing series: per agent endpoint (labels agent, endpoint: configured addresses, a
+    bounded set) its counters and state, and per agent its hedges."""
+    labels = ["agent", "endpoint"]
+    requests = CounterMetricFamily(
+        "baton_agent_endpoint_requests", "Attempts sent to each agent endpoint (hedges included).", labels=labels
+    )
+    errors = CounterMetricFamily(
+        "baton_agent_endpoint_errors",
+        "Attempts that failed at each agent endpoint (unreachable, deadline exceeded, internal errors).",
+        labels=labels,
+    )
+    ejections = CounterMetricFamily(
+        "baton_agent_endpoint_ejections", "Times each agent endpoint was ejected as an outlier.", labels=labels
+    )
+    in_flight = GaugeMetricFamily("baton_agent_endpoint_in_flight", "Attempts in flight per endpoint.", labels=labels)
+    latency = GaugeMetricFamily(
+        "baton_agent_endpoint_latency_ewma_seconds",
+        "EWMA of each endpoint's answer latency, seconds (0 before an answer or after a re-admission).",
+        labels=labels,
+    )
+    state = GaugeMetricFamily(
+        "baton_agent_endpoint_state", "Each agent endpoint: 0 healthy, 1 on probation, 2 ejected.", labels=labels
+    )
+    hedges = CounterMetricFamily(
+        "baton_agent_hedges",
+        "Hedged reads per agent: sent, won (answered first) and refused (by the hedging budget).",
+        labels=["agent", "outcome"],
+    )
+    for agent, endpoints in sorted(source.routes().items()):
+        for endpoint in endpoints:
+            key = [agent, endpoint.address]
+            requests.add_metric(key, endpoint.requests)
+            errors.add_metric(key, endpoint.errors)
+            ejections.add_metric(key, endpoint.ejections)
+            in_flight.add_metric(key, endpoint.in_flight)
+            latency.add_metric(key, endpoint.latency)
+            state.add_metric(key, ENDPOINT_STATES.get(endpoint.state, ENDPOINT_STATES["ejected"]))
+        sent, won, refused, _ = source.hedging_counts(agent)
+        for outcome, count in (("sent", sent), ("won", won), ("refused", refused)):
+            hedges.add_metric([agent, outcome], count)
+    yield from (requests, errors, ejections, in_flight, latency, state, hedges)
 
 
 class Metrics:

@@ -32,10 +32,11 @@ from baton.v1 import journey_pb2 as baton_dot_v1_dot_journey__pb2
 from baton.v1 import plan_pb2 as baton_dot_v1_dot_plan__pb2
 from baton.v1 import registry_pb2 as baton_dot_v1_dot_registry__pb2
 from baton.v1 import reports_pb2 as baton_dot_v1_dot_reports__pb2
+from baton.v1 import routing_pb2 as baton_dot_v1_dot_routing__pb2
 from baton.v1 import triggers_pb2 as baton_dot_v1_dot_triggers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62\x61ton/v1/orchestrator.proto\x12\x08\x62\x61ton.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15\x62\x61ton/v1/common.proto\x1a\x18\x62\x61ton/v1/execution.proto\x1a baton/v1/execution_context.proto\x1a\x16\x62\x61ton/v1/journey.proto\x1a\x13\x62\x61ton/v1/plan.proto\x1a\x17\x62\x61ton/v1/registry.proto\x1a\x16\x62\x61ton/v1/reports.proto\x1a\x17\x62\x61ton/v1/triggers.proto\"=\n\x15PauseExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\x16ResumeExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"d\n\x15RerunExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x11\n\tfrom_step\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x9b\x01\n\x16SignalExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\x12 \n\x06signal\x18\x03 \x01(\x0e\x32\x10.baton.v1.Signal\x12(\n\x07payload\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06reason\x18\x05 \x01(\t\"=\n\x14GetStepOutputRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\"\\\n\nStepOutput\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\x12\'\n\x06output\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xb9\x02\n\x16\x45xecuteWorkflowRequest\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12+\n\x0cuser_context\x18\x02 \x01(\x0b\x32\x15.baton.v1.UserJourney\x12\x35\n\x11\x65xecution_options\x18\x03 \x01(\x0b\x32\x1a.baton.v1.ExecutionOptions\x12\x14\n\x0c\x63\x61llback_url\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12)\n\x04plan\x18\x06 \x01(\x0b\x32\x1b.baton.v1.OrchestrationPlan\x12\x35\n\x11\x65xecution_context\x18\x07 \x01(\x0b\x32\x1a.baton.v1.ExecutionContext\x12\x18\n\x10workflow_version\x18\x08 \x01(\t\"\x87\x01\n\tExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12)\n\x04plan\x18\x02 \x01(\x0b\x32\x1b.baton.v1.OrchestrationPlan\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.baton.v1.ExecutionState\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\"\xaa\x01\n\x13PlanWorkflowRequest\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12+\n\x0cuser_context\x18\x02 \x01(\x0b\x32\x15.baton.v1.UserJourney\x12\x35\n\x11\x65xecution_options\x18\x03 \x01(\x0b\x32\x1a.baton.v1.ExecutionOptions\x12\x18\n\x10workflow_version\x18\x04 \x01(\t\"+\n\x13GetExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"h\n\x15WatchExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12!\n\x04view\x18\x03 \x01(\x0e\x32\x13.baton.v1.WatchView\"\x8a\x01\n\x0f\x45xecutionUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x18.baton.v1.ExecutionEvent\x12)\n\x06status\x18\x03 \x01(\x0b\x32\x19.baton.v1.ExecutionStatus\x12\x11\n\theartbeat\x18\x04 \x01(\x08\"\x90\x01\n\x15ListExecutionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x03(\x0e\x32\x18.baton.v1.ExecutionState\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\xeb\x01\n\x10\x45xecutionSummary\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.baton.v1.ExecutionState\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07plan_id\x18\x07 \x01(\t\"a\n\x16ListExecutionsResponse\x12.\n\nexecutions\x18\x01 \x03(\x0b\x32\x1a.baton.v1.ExecutionSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x16\x43\x61ncelExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x18\n\x16GetSystemHealthRequest\"T\n\x13ResourceUtilization\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0e\n\x06memory\x18\x02 \x01(\x01\x12\x0f\n\x07storage\x18\x03 \x01(\x01\x12\x0f\n\x07network\x18\x04 \x01(\x01\"\xed\x03\n\x0cSystemHealth\x12/\n\x0eoverall_health\x18\x01 \x01(\x0e\x32\x17.baton.v1.OverallHealth\x12\x41\n\x0e\x61gent_statuses\x18\x02 \x03(\x0b\x32).baton.v1.SystemHealth.AgentStatusesEntry\x12\x18\n\x10\x61\x63tive_workflows\x18\x03 \x01(\x03\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\x03\x12;\n\x14resource_utilization\x18\x05 \x01(\x0b\x32\x1d.baton.v1.ResourceUtilization\x12.\n\nchecked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x08\x63\x61pacity\x18\x07 \x03(\x0b\x32$.baton.v1.SystemHealth.CapacityEntry\x1aK\n\x12\x41gentStatusesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.baton.v1.AgentStatus:\x02\x38\x01\x1aH\n\rCapacityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.baton.v1.CapacityState:\x02\x38\x01\"\xb7\x01\n\rCapacityState\x12\x11\n\tin_flight\x18\x01 \x01(\x05\x12\x15\n\rmax_in_flight\x18\x02 \x01(\x05\x12\x18\n\x10waiting_for_slot\x18\x03 \x01(\x05\x12\x0c\n\x04rate\x18\x04 \x01(\x01\x12\x0e\n\x06tokens\x18\x05 \x01(\x01\x12\x19\n\x11waiting_for_token\x18\x06 \x01(\x05\x12\x14\n\x0c\x62oard_health\x18\x07 \x01(\t\x12\x13\n\x0b\x62oard_quota\x18\x08 \x01(\x03\"w\n\x16ListAuditEventsRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\xaf\x01\n\nAuditEntry\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x03\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x05\x61\x63tor\x18\x05 \x01(\x0b\x32\x0f.baton.v1.Actor\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"Y\n\x17ListAuditEventsResponse\x12%\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x14.baton.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x15\x44\x65leteUserDataRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"L\n\x16\x44\x65leteUserDataResponse\x12\x1a\n\x12\x65xecutions_deleted\x18\x01 \x01(\x03\x12\x16\n\x0e\x65vents_deleted\x18\x02 \x01(\x03*q\n\tWatchView\x12\x1a\n\x16WATCH_VIEW_UNSPECIFIED\x10\x00\x12\x13\n\x0fWATCH_VIEW_FULL\x10\x01\x12\x15\n\x11WATCH_VIEW_EVENTS\x10\x02\x12\x1c\n\x18WATCH_VIEW_STATE_CHANGES\x10\x03*\x85\x01\n\rOverallHealth\x12\x1e\n\x1aOVERALL_HEALTH_UNSPECIFIED\x10\x00\x12\x1a\n\x16OVERALL_HEALTH_HEALTHY\x10\x01\x12\x1b\n\x17OVERALL_HEALTH_DEGRADED\x10\x02\x12\x1b\n\x17OVERALL_HEALTH_CRITICAL\x10\x03\x32\xcc\x13\n\x0cOrchestrator\x12r\n\x0f\x45xecuteWorkflow\x12 .baton.v1.ExecuteWorkflowRequest\x1a\x13.baton.v1.Execution\"(\x82\xd3\xe4\x93\x02\"\"\x1d/api/v1/orchestration/execute:\x01*\x12q\n\x0cPlanWorkflow\x12\x1d.baton.v1.PlanWorkflowRequest\x1a\x1b.baton.v1.OrchestrationPlan\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/orchestration/plan:\x01*\x12}\n\x0cGetExecution\x12\x1d.baton.v1.GetExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"3\x82\xd3\xe4\x93\x02-\x12+/api/v1/orchestration/status/{execution_id}\x12\x82\x01\n\x0eWatchExecution\x12\x1f.baton.v1.WatchExecutionRequest\x1a\x19.baton.v1.ExecutionUpdate\"2\x82\xd3\xe4\x93\x02,\x12*/api/v1/orchestration/watch/{execution_id}0\x01\x12}\n\x0eListExecutions\x12\x1f.baton.v1.ListExecutionsRequest\x1a .baton.v1.ListExecutionsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/orchestration/executions\x12\x86\x01\n\x0f\x43\x61ncelExecution\x12 .baton.v1.CancelExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/orchestration/cancel/{execution_id}:\x01*\x12q\n\x0fGetSystemHealth\x12 .baton.v1.GetSystemHealthRequest\x1a\x16.baton.v1.SystemHealth\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/orchestration/health\x12\x83\x01\n\x0ePauseExecution\x12\x1f.baton.v1.PauseExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"5\x82\xd3\xe4\x93\x02/\"*/api/v1/orchestration/pause/{execution_id}:\x01*\x12\x86\x01\n\x0fResumeExecution\x12 .baton.v1.ResumeExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/orchestration/resume/{execution_id}:\x01*\x12\x86\x01\n\x0fSignalExecution\x12 .baton.v1.SignalExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/orchestration/signal/{execution_id}:\x01*\x12\x83\x01\n\x0eRerunExecution\x12\x1f.baton.v1.RerunExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"5\x82\xd3\xe4\x93\x02/\"*/api/v1/orchestration/rerun/{execution_id}:\x01*\x12\x84\x01\n\rGetStepOutput\x12\x1e.baton.v1.GetStepOutputRequest\x1a\x14.baton.v1.StepOutput\"=\x82\xd3\xe4\x93\x02\x37\x12\x35/api/v1/orchestration/output/{execution_id}/{step_id}\x12V\n\x0fListAuditEvents\x12 .baton.v1.ListAuditEventsRequest\x1a!.baton.v1.ListAuditEventsResponse\x12S\n\x0e\x44\x65leteUserData\x12\x1f.baton.v1.DeleteUserDataRequest\x1a .baton.v1.DeleteUserDataResponse\x12M\n\x0cPublishEvent\x12\x1d.baton.v1.PublishEventRequest\x1a\x1e.baton.v1.PublishEventResponse\x12R\n\x13RegisterTriggerRule\x12$.baton.v1.RegisterTriggerRuleRequest\x1a\x15.baton.v1.TriggerRule\x12Y\n\x10ListTriggerRules\x12!.baton.v1.ListTriggerRulesRequest\x1a\".baton.v1.ListTriggerRulesResponse\x12\\\n\x11\x44\x65leteTriggerRule\x12\".baton.v1.DeleteTriggerRuleRequest\x1a#.baton.v1.DeleteTriggerRuleResponse\x12Y\n\x10RegisterWorkflow\x12!.baton.v1.RegisterWorkflowRequest\x1a\".baton.v1.RegisterWorkflowResponse\x12M\n\x0bGetWorkflow\x12\x1c.baton.v1.GetWorkflowRequest\x1a .baton.v1.WorkflowDefinitionInfo\x12P\n\rListWorkflows\x12\x1e.baton.v1.ListWorkflowsRequest\x1a\x1f.baton.v1.ListWorkflowsResponse\x12Y\n\x11\x44\x65precateWorkflow\x12\".baton.v1.DeprecateWorkflowRequest\x1a .baton.v1.WorkflowDefinitionInfo\x12Q\n\x11GetWorkflowReport\x12\".baton.v1.GetWorkflowReportRequest\x1a\x18.baton.v1.WorkflowReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62\x61ton/v1/orchestrator.proto\x12\x08\x62\x61ton.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15\x62\x61ton/v1/common.proto\x1a\x18\x62\x61ton/v1/execution.proto\x1a baton/v1/execution_context.proto\x1a\x16\x62\x61ton/v1/journey.proto\x1a\x13\x62\x61ton/v1/plan.proto\x1a\x17\x62\x61ton/v1/registry.proto\x1a\x16\x62\x61ton/v1/reports.proto\x1a\x16\x62\x61ton/v1/routing.proto\x1a\x17\x62\x61ton/v1/triggers.proto\"=\n\x15PauseExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\x16ResumeExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"d\n\x15RerunExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x11\n\tfrom_step\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x9b\x01\n\x16SignalExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\x12 \n\x06signal\x18\x03 \x01(\x0e\x32\x10.baton.v1.Signal\x12(\n\x07payload\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06reason\x18\x05 \x01(\t\"=\n\x14GetStepOutputRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\"\\\n\nStepOutput\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\x12\'\n\x06output\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xb9\x02\n\x16\x45xecuteWorkflowRequest\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12+\n\x0cuser_context\x18\x02 \x01(\x0b\x32\x15.baton.v1.UserJourney\x12\x35\n\x11\x65xecution_options\x18\x03 \x01(\x0b\x32\x1a.baton.v1.ExecutionOptions\x12\x14\n\x0c\x63\x61llback_url\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12)\n\x04plan\x18\x06 \x01(\x0b\x32\x1b.baton.v1.OrchestrationPlan\x12\x35\n\x11\x65xecution_context\x18\x07 \x01(\x0b\x32\x1a.baton.v1.ExecutionContext\x12\x18\n\x10workflow_version\x18\x08 \x01(\t\"\x87\x01\n\tExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12)\n\x04plan\x18\x02 \x01(\x0b\x32\x1b.baton.v1.OrchestrationPlan\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.baton.v1.ExecutionState\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\"\xaa\x01\n\x13PlanWorkflowRequest\x12\x15\n\rworkflow_type\x18\x01 \x01(\t\x12+\n\x0cuser_context\x18\x02 \x01(\x0b\x32\x15.baton.v1.UserJourney\x12\x35\n\x11\x65xecution_options\x18\x03 \x01(\x0b\x32\x1a.baton.v1.ExecutionOptions\x12\x18\n\x10workflow_version\x18\x04 \x01(\t\"+\n\x13GetExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"h\n\x15WatchExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12!\n\x04view\x18\x03 \x01(\x0e\x32\x13.baton.v1.WatchView\"\x8a\x01\n\x0f\x45xecutionUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x18.baton.v1.ExecutionEvent\x12)\n\x06status\x18\x03 \x01(\x0b\x32\x19.baton.v1.ExecutionStatus\x12\x11\n\theartbeat\x18\x04 \x01(\x08\"\x90\x01\n\x15ListExecutionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x03(\x0e\x32\x18.baton.v1.ExecutionState\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\xeb\x01\n\x10\x45xecutionSummary\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.baton.v1.ExecutionState\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07plan_id\x18\x07 \x01(\t\"a\n\x16ListExecutionsResponse\x12.\n\nexecutions\x18\x01 \x03(\x0b\x32\x1a.baton.v1.ExecutionSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x16\x43\x61ncelExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x18\n\x16GetSystemHealthRequest\"T\n\x13ResourceUtilization\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0e\n\x06memory\x18\x02 \x01(\x01\x12\x0f\n\x07storage\x18\x03 \x01(\x01\x12\x0f\n\x07network\x18\x04 \x01(\x01\"\xe7\x04\n\x0cSystemHealth\x12/\n\x0eoverall_health\x18\x01 \x01(\x0e\x32\x17.baton.v1.OverallHealth\x12\x41\n\x0e\x61gent_statuses\x18\x02 \x03(\x0b\x32).baton.v1.SystemHealth.AgentStatusesEntry\x12\x18\n\x10\x61\x63tive_workflows\x18\x03 \x01(\x03\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\x03\x12;\n\x14resource_utilization\x18\x05 \x01(\x0b\x32\x1d.baton.v1.ResourceUtilization\x12.\n\nchecked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x08\x63\x61pacity\x18\x07 \x03(\x0b\x32$.baton.v1.SystemHealth.CapacityEntry\x12\x32\n\x06routes\x18\x08 \x03(\x0b\x32\".baton.v1.SystemHealth.RoutesEntry\x1aK\n\x12\x41gentStatusesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.baton.v1.AgentStatus:\x02\x38\x01\x1aH\n\rCapacityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.baton.v1.CapacityState:\x02\x38\x01\x1a\x44\n\x0bRoutesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.baton.v1.AgentRoutes:\x02\x38\x01\"\xb7\x01\n\rCapacityState\x12\x11\n\tin_flight\x18\x01 \x01(\x05\x12\x15\n\rmax_in_flight\x18\x02 \x01(\x05\x12\x18\n\x10waiting_for_slot\x18\x03 \x01(\x05\x12\x0c\n\x04rate\x18\x04 \x01(\x01\x12\x0e\n\x06tokens\x18\x05 \x01(\x01\x12\x19\n\x11waiting_for_token\x18\x06 \x01(\x05\x12\x14\n\x0c\x62oard_health\x18\x07 \x01(\t\x12\x13\n\x0b\x62oard_quota\x18\x08 \x01(\x03\"w\n\x16ListAuditEventsRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\xaf\x01\n\nAuditEntry\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x03\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x05\x61\x63tor\x18\x05 \x01(\x0b\x32\x0f.baton.v1.Actor\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"Y\n\x17ListAuditEventsResponse\x12%\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x14.baton.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x15\x44\x65leteUserDataRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"L\n\x16\x44\x65leteUserDataResponse\x12\x1a\n\x12\x65xecutions_deleted\x18\x01 \x01(\x03\x12\x16\n\x0e\x65vents_deleted\x18\x02 \x01(\x03*q\n\tWatchView\x12\x1a\n\x16WATCH_VIEW_UNSPECIFIED\x10\x00\x12\x13\n\x0fWATCH_VIEW_FULL\x10\x01\x12\x15\n\x11WATCH_VIEW_EVENTS\x10\x02\x12\x1c\n\x18WATCH_VIEW_STATE_CHANGES\x10\x03*\x85\x01\n\rOverallHealth\x12\x1e\n\x1aOVERALL_HEALTH_UNSPECIFIED\x10\x00\x12\x1a\n\x16OVERALL_HEALTH_HEALTHY\x10\x01\x12\x1b\n\x17OVERALL_HEALTH_DEGRADED\x10\x02\x12\x1b\n\x17OVERALL_HEALTH_CRITICAL\x10\x03\x32\xcc\x13\n\x0cOrchestrator\x12r\n\x0f\x45xecuteWorkflow\x12 .baton.v1.ExecuteWorkflowRequest\x1a\x13.baton.v1.Execution\"(\x82\xd3\xe4\x93\x02\"\"\x1d/api/v1/orchestration/execute:\x01*\x12q\n\x0cPlanWorkflow\x12\x1d.baton.v1.PlanWorkflowRequest\x1a\x1b.baton.v1.OrchestrationPlan\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/orchestration/plan:\x01*\x12}\n\x0cGetExecution\x12\x1d.baton.v1.GetExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"3\x82\xd3\xe4\x93\x02-\x12+/api/v1/orchestration/status/{execution_id}\x12\x82\x01\n\x0eWatchExecution\x12\x1f.baton.v1.WatchExecutionRequest\x1a\x19.baton.v1.ExecutionUpdate\"2\x82\xd3\xe4\x93\x02,\x12*/api/v1/orchestration/watch/{execution_id}0\x01\x12}\n\x0eListExecutions\x12\x1f.baton.v1.ListExecutionsRequest\x1a .baton.v1.ListExecutionsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/orchestration/executions\x12\x86\x01\n\x0f\x43\x61ncelExecution\x12 .baton.v1.CancelExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/orchestration/cancel/{execution_id}:\x01*\x12q\n\x0fGetSystemHealth\x12 .baton.v1.GetSystemHealthRequest\x1a\x16.baton.v1.SystemHealth\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/orchestration/health\x12\x83\x01\n\x0ePauseExecution\x12\x1f.baton.v1.PauseExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"5\x82\xd3\xe4\x93\x02/\"*/api/v1/orchestration/pause/{execution_id}:\x01*\x12\x86\x01\n\x0fResumeExecution\x12 .baton.v1.ResumeExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/orchestration/resume/{execution_id}:\x01*\x12\x86\x01\n\x0fSignalExecution\x12 .baton.v1.SignalExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/orchestration/signal/{execution_id}:\x01*\x12\x83\x01\n\x0eRerunExecution\x12\x1f.baton.v1.RerunExecutionRequest\x1a\x19.baton.v1.ExecutionStatus\"5\x82\xd3\xe4\x93\x02/\"*/api/v1/orchestration/rerun/{execution_id}:\x01*\x12\x84\x01\n\rGetStepOutput\x12\x1e.baton.v1.GetStepOutputRequest\x1a\x14.baton.v1.StepOutput\"=\x82\xd3\xe4\x93\x02\x37\x12\x35/api/v1/orchestration/output/{execution_id}/{step_id}\x12V\n\x0fListAuditEvents\x12 .baton.v1.ListAuditEventsRequest\x1a!.baton.v1.ListAuditEventsResponse\x12S\n\x0e\x44\x65leteUserData\x12\x1f.baton.v1.DeleteUserDataRequest\x1a .baton.v1.DeleteUserDataResponse\x12M\n\x0cPublishEvent\x12\x1d.baton.v1.PublishEventRequest\x1a\x1e.baton.v1.PublishEventResponse\x12R\n\x13RegisterTriggerRule\x12$.baton.v1.RegisterTriggerRuleRequest\x1a\x15.baton.v1.TriggerRule\x12Y\n\x10ListTriggerRules\x12!.baton.v1.ListTriggerRulesRequest\x1a\".baton.v1.ListTriggerRulesResponse\x12\\\n\x11\x44\x65leteTriggerRule\x12\".baton.v1.DeleteTriggerRuleRequest\x1a#.baton.v1.DeleteTriggerRuleResponse\x12Y\n\x10RegisterWorkflow\x12!.baton.v1.RegisterWorkflowRequest\x1a\".baton.v1.RegisterWorkflowResponse\x12M\n\x0bGetWorkflow\x12\x1c.baton.v1.GetWorkflowRequest\x1a .baton.v1.WorkflowDefinitionInfo\x12P\n\rListWorkflows\x12\x1e.baton.v1.ListWorkflowsRequest\x1a\x1f.baton.v1.ListWorkflowsResponse\x12Y\n\x11\x44\x65precateWorkflow\x12\".baton.v1.DeprecateWorkflowRequest\x1a .baton.v1.WorkflowDefinitionInfo\x12Q\n\x11GetWorkflowReport\x12\".baton.v1.GetWorkflowReportRequest\x1a\x18.baton.v1.WorkflowReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,6 +47,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SYSTEMHEALTH_AGENTSTATUSESENTRY']._serialized_options = b'8\001'
   _globals['_SYSTEMHEALTH_CAPACITYENTRY']._loaded_options = None
   _globals['_SYSTEMHEALTH_CAPACITYENTRY']._serialized_options = b'8\001'
+  _globals['_SYSTEMHEALTH_ROUTESENTRY']._loaded_options = None
+  _globals['_SYSTEMHEALTH_ROUTESENTRY']._serialized_options = b'8\001'
   _globals['_ORCHESTRATOR'].methods_by_name['ExecuteWorkflow']._loaded_options = None
   _globals['_ORCHESTRATOR'].methods_by_name['ExecuteWorkflow']._serialized_options = b'\202\323\344\223\002\"\"\035/api/v1/orchestration/execute:\001*'
   _globals['_ORCHESTRATOR'].methods_by_name['PlanWorkflow']._loaded_options = None
@@ -70,64 +73,66 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORCHESTRATOR'].methods_by_name['RerunExecution']._serialized_options = b'\202\323\344\223\002/\"*/api/v1/orchestration/rerun/{execution_id}:\001*'
   _globals['_ORCHESTRATOR'].methods_by_name['GetStepOutput']._loaded_options = None
   _globals['_ORCHESTRATOR'].methods_by_name['GetStepOutput']._serialized_options = b'\202\323\344\223\0027\0225/api/v1/orchestration/output/{execution_id}/{step_id}'
-  _globals['_WATCHVIEW']._serialized_start=3651
-  _globals['_WATCHVIEW']._serialized_end=3764
-  _globals['_OVERALLHEALTH']._serialized_start=3767
-  _globals['_OVERALLHEALTH']._serialized_end=3900
-  _globals['_PAUSEEXECUTIONREQUEST']._serialized_start=336
-  _globals['_PAUSEEXECUTIONREQUEST']._serialized_end=397
-  _globals['_RESUMEEXECUTIONREQUEST']._serialized_start=399
-  _globals['_RESUMEEXECUTIONREQUEST']._serialized_end=461
-  _globals['_RERUNEXECUTIONREQUEST']._serialized_start=463
-  _globals['_RERUNEXECUTIONREQUEST']._serialized_end=563
-  _globals['_SIGNALEXECUTIONREQUEST']._serialized_start=566
-  _globals['_SIGNALEXECUTIONREQUEST']._serialized_end=721
-  _globals['_GETSTEPOUTPUTREQUEST']._serialized_start=723
-  _globals['_GETSTEPOUTPUTREQUEST']._serialized_end=784
-  _globals['_STEPOUTPUT']._serialized_start=786
-  _globals['_STEPOUTPUT']._serialized_end=878
-  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_start=881
-  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_end=1194
-  _globals['_EXECUTION']._serialized_start=1197
-  _globals['_EXECUTION']._serialized_end=1332
-  _globals['_PLANWORKFLOWREQUEST']._serialized_start=1335
-  _globals['_PLANWORKFLOWREQUEST']._serialized_end=1505
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=1507
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=1550
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1552
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1656
-  _globals['_EXECUTIONUPDATE']._serialized_start=1659
-  _globals['_EXECUTIONUPDATE']._serialized_end=1797
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1800
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1944
-  _globals['_EXECUTIONSUMMARY']._serialized_start=1947
-  _globals['_EXECUTIONSUMMARY']._serialized_end=2182
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=2184
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=2281
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=2283
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=2345
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=2347
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=2371
-  _globals['_RESOURCEUTILIZATION']._serialized_start=2373
-  _globals['_RESOURCEUTILIZATION']._serialized_end=2457
-  _globals['_SYSTEMHEALTH']._serialized_start=2460
-  _globals['_SYSTEMHEALTH']._serialized_end=2953
-  _globals['_SYSTEMHEALTH_AGENTSTATUSESENTRY']._serialized_start=2804
-  _globals['_SYSTEMHEALTH_AGENTSTATUSESENTRY']._serialized_end=2879
-  _globals['_SYSTEMHEALTH_CAPACITYENTRY']._serialized_start=2881
-  _globals['_SYSTEMHEALTH_CAPACITYENTRY']._serialized_end=2953
-  _globals['_CAPACITYSTATE']._serialized_start=2956
-  _globals['_CAPACITYSTATE']._serialized_end=3139
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=3141
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=3260
-  _globals['_AUDITENTRY']._serialized_start=3263
-  _globals['_AUDITENTRY']._serialized_end=3438
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=3440
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=3529
-  _globals['_DELETEUSERDATAREQUEST']._serialized_start=3531
-  _globals['_DELETEUSERDATAREQUEST']._serialized_end=3571
-  _globals['_DELETEUSERDATARESPONSE']._serialized_start=3573
-  _globals['_DELETEUSERDATARESPONSE']._serialized_end=3649
-  _globals['_ORCHESTRATOR']._serialized_start=3903
-  _globals['_ORCHESTRATOR']._serialized_end=6411
+  _globals['_WATCHVIEW']._serialized_start=3797
+  _globals['_WATCHVIEW']._serialized_end=3910
+  _globals['_OVERALLHEALTH']._serialized_start=3913
+  _globals['_OVERALLHEALTH']._serialized_end=4046
+  _globals['_PAUSEEXECUTIONREQUEST']._serialized_start=360
+  _globals['_PAUSEEXECUTIONREQUEST']._serialized_end=421
+  _globals['_RESUMEEXECUTIONREQUEST']._serialized_start=423
+  _globals['_RESUMEEXECUTIONREQUEST']._serialized_end=485
+  _globals['_RERUNEXECUTIONREQUEST']._serialized_start=487
+  _globals['_RERUNEXECUTIONREQUEST']._serialized_end=587
+  _globals['_SIGNALEXECUTIONREQUEST']._serialized_start=590
+  _globals['_SIGNALEXECUTIONREQUEST']._serialized_end=745
+  _globals['_GETSTEPOUTPUTREQUEST']._serialized_start=747
+  _globals['_GETSTEPOUTPUTREQUEST']._serialized_end=808
+  _globals['_STEPOUTPUT']._serialized_start=810
+  _globals['_STEPOUTPUT']._serialized_end=902
+  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_start=905
+  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_end=1218
+  _globals['_EXECUTION']._serialized_start=1221
+  _globals['_EXECUTION']._serialized_end=1356
+  _globals['_PLANWORKFLOWREQUEST']._serialized_start=1359
+  _globals['_PLANWORKFLOWREQUEST']._serialized_end=1529
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=1531
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=1574
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1576
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1680
+  _globals['_EXECUTIONUPDATE']._serialized_start=1683
+  _globals['_EXECUTIONUPDATE']._serialized_end=1821
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1824
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1968
+  _globals['_EXECUTIONSUMMARY']._serialized_start=1971
+  _globals['_EXECUTIONSUMMARY']._serialized_end=2206
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=2208
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=2305
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=2307
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=2369
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=2371
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=2395
+  _globals['_RESOURCEUTILIZATION']._serialized_start=2397
+  _globals['_RESOURCEUTILIZATION']._serialized_end=2481
+  _globals['_SYSTEMHEALTH']._serialized_start=2484
+  _globals['_SYSTEMHEALTH']._serialized_end=3099
+  _globals['_SYSTEMHEALTH_AGENTSTATUSESENTRY']._serialized_start=2880
+  _globals['_SYSTEMHEALTH_AGENTSTATUSESENTRY']._serialized_end=2955
+  _globals['_SYSTEMHEALTH_CAPACITYENTRY']._serialized_start=2957
+  _globals['_SYSTEMHEALTH_CAPACITYENTRY']._serialized_end=3029
+  _globals['_SYSTEMHEALTH_ROUTESENTRY']._serialized_start=3031
+  _globals['_SYSTEMHEALTH_ROUTESENTRY']._serialized_end=3099
+  _globals['_CAPACITYSTATE']._serialized_start=3102
+  _globals['_CAPACITYSTATE']._serialized_end=3285
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=3287
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=3406
+  _globals['_AUDITENTRY']._serialized_start=3409
+  _globals['_AUDITENTRY']._serialized_end=3584
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=3586
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=3675
+  _globals['_DELETEUSERDATAREQUEST']._serialized_start=3677
+  _globals['_DELETEUSERDATAREQUEST']._serialized_end=3717
+  _globals['_DELETEUSERDATARESPONSE']._serialized_start=3719
+  _globals['_DELETEUSERDATARESPONSE']._serialized_end=3795
+  _globals['_ORCHESTRATOR']._serialized_start=4049
+  _globals['_ORCHESTRATOR']._serialized_end=6557
 # @@protoc_insertion_point(module_scope)

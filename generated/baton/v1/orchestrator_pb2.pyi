@@ -10,6 +10,7 @@ from baton.v1 import journey_pb2 as _journey_pb2
 from baton.v1 import plan_pb2 as _plan_pb2
 from baton.v1 import registry_pb2 as _registry_pb2
 from baton.v1 import reports_pb2 as _reports_pb2
+from baton.v1 import routing_pb2 as _routing_pb2
 from baton.v1 import triggers_pb2 as _triggers_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -239,7 +240,7 @@ class ResourceUtilization(_message.Message):
     def __init__(self, cpu: _Optional[float] = ..., memory: _Optional[float] = ..., storage: _Optional[float] = ..., network: _Optional[float] = ...) -> None: ...
 
 class SystemHealth(_message.Message):
-    __slots__ = ("overall_health", "agent_statuses", "active_workflows", "queue_depth", "resource_utilization", "checked_at", "capacity")
+    __slots__ = ("overall_health", "agent_statuses", "active_workflows", "queue_depth", "resource_utilization", "checked_at", "capacity", "routes")
     class AgentStatusesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +255,13 @@ class SystemHealth(_message.Message):
         key: str
         value: CapacityState
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[CapacityState, _Mapping]] = ...) -> None: ...
+    class RoutesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _routing_pb2.AgentRoutes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_routing_pb2.AgentRoutes, _Mapping]] = ...) -> None: ...
     OVERALL_HEALTH_FIELD_NUMBER: _ClassVar[int]
     AGENT_STATUSES_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +269,7 @@ class SystemHealth(_message.Message):
     RESOURCE_UTILIZATION_FIELD_NUMBER: _ClassVar[int]
     CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
     overall_health: OverallHealth
     agent_statuses: _containers.MessageMap[str, _common_pb2.AgentStatus]
     active_workflows: int
@@ -268,7 +277,8 @@ class SystemHealth(_message.Message):
     resource_utilization: ResourceUtilization
     checked_at: _timestamp_pb2.Timestamp
     capacity: _containers.MessageMap[str, CapacityState]
-    def __init__(self, overall_health: _Optional[_Union[OverallHealth, str]] = ..., agent_statuses: _Optional[_Mapping[str, _common_pb2.AgentStatus]] = ..., active_workflows: _Optional[int] = ..., queue_depth: _Optional[int] = ..., resource_utilization: _Optional[_Union[ResourceUtilization, _Mapping]] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., capacity: _Optional[_Mapping[str, CapacityState]] = ...) -> None: ...
+    routes: _containers.MessageMap[str, _routing_pb2.AgentRoutes]
+    def __init__(self, overall_health: _Optional[_Union[OverallHealth, str]] = ..., agent_statuses: _Optional[_Mapping[str, _common_pb2.AgentStatus]] = ..., active_workflows: _Optional[int] = ..., queue_depth: _Optional[int] = ..., resource_utilization: _Optional[_Union[ResourceUtilization, _Mapping]] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., capacity: _Optional[_Mapping[str, CapacityState]] = ..., routes: _Optional[_Mapping[str, _routing_pb2.AgentRoutes]] = ...) -> None: ...
 
 class CapacityState(_message.Message):
     __slots__ = ("in_flight", "max_in_flight", "waiting_for_slot", "rate", "tokens", "waiting_for_token", "board_health", "board_quota")
