@@ -197,6 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workflow_type=args.workflow_type,
         user_context=journey,
         request_id=args.request_id or f"cli-{uuid.uuid4()}",
+        workflow_version=args.workflow_version,
     )
     if args.priority:
         request.execution_options.priority = PRIORITIES[args.priority]
@@ -321,7 +322,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     """`baton plan`: plans a workflow without running it (its steps, or its DAG)."""
     journey = load_user_context(args.context, args.user, fresh_user=not token_of(args))
-    plan: plan_pb2.OrchestrationPlan = ask(args, lambda client: client.plan(args.workflow_type, user_context=journey))
+    plan: plan_pb2.OrchestrationPlan = ask(
+        args, lambda client: client.plan(args.workflow_type, user_context=journey, version=args.workflow_version)
+    )
     shape = _format_of(args)
     if shape in _PICTURES:
         print(_PICTURES[shape](plan), end="")

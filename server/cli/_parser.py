@@ -509,6 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the user (default: the context's; else, with a token, its subject, or a fresh user-… id)",
     )
     p.add_argument("--request-id", metavar="ID", help="idempotency key: the same id returns the same execution")
+    p.add_argument(
+        "--workflow-version", default="", metavar="V", help="a registered version of the type (default: the latest)"
+    )
     p.add_argument("--priority", choices=tuple(PRIORITIES), help="admission priority (default from the journey)")
     p.add_argument("--timeout", type=float, metavar="S", help="execution timeout in seconds")
     p.add_argument("--detach", action="store_true", help="print the execution id and return without watching")
@@ -543,6 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("workflow_type", metavar="WORKFLOW_TYPE")
     p.add_argument("--context", metavar="FILE.json", help="the user_journey, as for `baton run`")
+    p.add_argument(
+        "--workflow-version", default="", metavar="V", help="a registered version of the type (default: the latest)"
+    )
     p.add_argument(
         "--user",
         metavar="USER_ID",

@@ -221,9 +221,13 @@ class BatonClient:
         user_id: str = "",
         user_context: journey_pb2.UserJourney | JsonObject | None = None,
         options: journey_pb2.ExecutionOptions | None = None,
+        version: str = "",
     ) -> plan_pb2.OrchestrationPlan:
-        """The plan the orchestrator would run for a workflow (PlanWorkflow: a dry run)."""
-        request = O.PlanWorkflowRequest(workflow_type=workflow_type, user_context=_journey(user_id, user_context))
+        """The plan the orchestrator would run for a workflow (PlanWorkflow: a dry run); `version`
+        a registered version of it, empty for the latest."""
+        request = O.PlanWorkflowRequest(
+            workflow_type=workflow_type, user_context=_journey(user_id, user_context), workflow_version=version
+        )
         if options is not None:
             request.execution_options.CopyFrom(options)
         reply: plan_pb2.OrchestrationPlan = await self._call(self.stub.PlanWorkflow, request, retry=True)

@@ -545,6 +545,26 @@ async def test_the_cli_registers_lists_shows_and_deprecates_versions(sqlite_serv
     assert result.returncode == 2 and "missing.yaml" in result.stderr, result.stderr
 
 
+async def test_the_cli_plans_and_runs_a_named_version_beside_the_latest(sqlite_servers: Servers) -> None:
+    server = await sqlite_servers.start()
+    target = ("--target", server.running.address)
+    async with grpc.aio.insecure_channel(server.running.address) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        await stub.RegisterWorkflow(R.RegisterWorkflowRequest(definition_yaml=with_extra_step("1.1.0")))
+
+    latest = await baton("plan", "job_discovery", "--json", *target)
+    old = await baton("plan", "job_discovery", "--workflow-version", "1.0.0", "--json", *target)
+    assert latest.returncode == 0 and old.returncode == 0, latest.stderr + old.stderr
+    assert EXTRA_STEP in latest.stdout and '"workflow_version": "1.1.0"' in latest.stdout
+    assert EXTRA_STEP not in old.stdout and '"workflow_version": "1.0.0"' in old.stdout
+
+    ran = await baton("run", "job_discovery", "--workflow-version", "1.0.0", *target)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert EXTRA_STEP not in ran.stdout
+    missing = await baton("run", "job_discovery", "--workflow-version", "9.9.9", *target)
+    assert missing.returncode == 1 and "9.9.9" in missing.stderr, missing.stderr
+
+
 # ---- authorization --------------------------------------------------------------------------------------
 
 
