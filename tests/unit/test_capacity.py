@@ -4,6 +4,7 @@ agents_clients.boards), and their settings (server.cli._capacity): the conforman
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -129,7 +130,7 @@ async def test_an_ending_executions_waiting_step_calls_give_up_unsent_but_not_it
     await asyncio.sleep(0.01)
     step_call = asyncio.create_task(caller.call(_call(step="s")))
     undo = _call(step="u")
-    undo = AgentCall(**{**undo.__dict__, "origin": CallOrigin("ex", "u", 1, "compensation")})
+    undo = dataclasses.replace(undo, origin=CallOrigin("ex", "u", 1, "compensation"))
     compensation = asyncio.create_task(caller.call(undo))
     await asyncio.sleep(0.01)
     caller.abandon("ex")
