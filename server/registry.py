@@ -351,6 +351,15 @@ class WorkflowRegistry:
             name=name, experiment=experiment, weight=weight, total_weight=sum(weights)
         )
 
+    async def resolve(self, workflow_type: str) -> str:
+        """The workflow type a name denotes: a registered type, or an alias of any of its versions.
+
+        Raises:
+            PlanningError: an empty name.
+            WorkflowNotFoundError: no registered type answers to it.
+        """
+        return await self._canonical(workflow_type)
+
     def _instead(self, canonical: str) -> str:
         latest = next((v for v in self._versions[canonical].values() if v.latest), None)
         return f"; the latest is {latest.row.version}" if latest is not None else ""

@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ from server.engine import Submission
 from server.engine.model import seconds
 from server.planner import PlanningError
 from server.quoting import quote
+from server.registry import WorkflowNotFoundError
 from server.triggers import (
     MAX_RULES,
     PublishedEvent,
@@ -91,12 +93,12 @@ class TriggerApi:
         rule.CopyFrom(request.rule)
         rule.ClearField("version")
         rule.ClearField("registered_at")
-        planner = self.servicer.planner
+        resolve = await self._resolver(rule.workflow_type)
         try:
-            check_rule(rule, planner.resolve)
+            check_rule(rule, resolve)
         except RuleError as error:
             raise invalid(error.field, error.message) from None
-        rule.workflow_type = planner.resolve(rule.workflow_type)
+        rule.workflow_type = resolve(rule.workflow_type)
         check_options("rule.execution_options", rule.execution_options)
         if rule.HasField("execution_context"):
             check_execution_context("rule.execution_context", rule.execution_context)
@@ -113,6 +115,24 @@ class TriggerApi:
                 f" {stored.version}); set replace to replace it",
             )
         return stored
+
+    async def _resolver(self, name: str) -> Callable[[str], str]:
+        """What a rule's workflow_type denotes: a registered type (or an alias of one of its versions)
+        when the server has a workflow registry, else a built-in. The registry is asked once, here,
+        so that check_rule stays a pure function; the answer is raised in check_rule's order."""
+        registry = self.servicer.registry
+        if registry is None or not name:
+            return self.servicer.planner.resolve
+        try:
+            canonical = await registry.resolve(name)
+        except (WorkflowNotFoundError, PlanningError) as error:
+            problem = str(error).removeprefix("workflow_type: ")
+
+            def refuse(_: str) -> str:
+                raise ValueError(problem)
+
+            return refuse
+        return lambda _: canonical
 
     async def list(self, request: triggers_pb2.ListTriggerRulesRequest) -> triggers_pb2.ListTriggerRulesResponse:
         """ListTriggerRules."""

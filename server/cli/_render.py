@@ -42,7 +42,7 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
     perf = status.performance_metrics
     rows: list[tuple[str, RenderableType | str]] = [
         ("execution", status.execution_id),
-        ("workflow", status.workflow_type),
+        ("workflow", f"{status.workflow_type}{version_label(status.workflow_version, status)}"),
         ("user", status.user_id),
         ("state", styled(execution_state(status.status))),
         (
@@ -58,6 +58,13 @@ def render_status(console: Console, status: execution_pb2.ExecutionStatus, *, ta
         ),
         ("last sequence", str(status.last_sequence)),
     ]
+    if status.resource_usage.cost_estimate:
+        rows.insert(-1, ("cost", f"{status.resource_usage.cost_estimate:g}"))
+    if status.status not in TERMINAL and status.progress.HasField("estimated_time_remaining"):
+        remaining = format_seconds(seconds(status.progress.estimated_time_remaining))
+        if status.progress.HasField("estimated_completion"):
+            remaining += f" (done about {when(status.progress.estimated_completion):%H:%M:%S} UTC)"
+        rows.insert(-1, ("remaining", remaining))
     if status.run > 1:
         rows.append(("run", f"{status.run} (rerun {status.run - 1} times)"))
     if perf.HasField("start_time"):
@@ -151,12 +158,18 @@ def _fallback_of(step: plan_pb2.WorkflowStep) -> str:
     return "fail" if fallback == "unspecified" else fallback
 
 
+def version_label(workflow_version: str, carrier: plan_pb2.OrchestrationPlan | E.ExecutionStatus) -> str:
+    """ " v1.1.0 (variant b of job_discovery@1.2.0)": the version a plan or an execution is pinned to."""
+    label = f" v{workflow_version}" if workflow_version else ""
+    if carrier.HasField("variant"):
+        label += f" (variant {carrier.variant.name} of {carrier.variant.experiment})"
+    return label
+
+
 def render_plan(console: Console, plan: plan_pb2.OrchestrationPlan) -> None:
     """Prints an OrchestrationPlan: its strategy, its steps as a table, and its quality gates."""
     strategy = plan.execution_strategy
-    version = f" v{plan.workflow_version}" if plan.workflow_version else ""
-    if plan.HasField("variant"):
-        version += f" (variant {plan.variant.name} of {plan.variant.experiment})"
+    version = version_label(plan.workflow_version, plan)
     console.print(
         grid(
             [
@@ -165,7 +178,7 @@ def render_plan(console: Console, plan: plan_pb2.OrchestrationPlan) -> None:
                 ("user", plan.user_id),
                 ("mode", enum_label(plan_pb2.ExecutionMode, strategy.execution_mode)),
                 ("priority", enum_label(plan_pb2.Priority, strategy.priority)),
-                ("estimated", format_setting(seconds(plan.estimated_duration))),
+                ("estimated", f"{format_seconds(seconds(plan.estimated_duration))} along the critical path"),
                 ("timeout", format_setting(seconds(plan.timeout)) if plan.HasField("timeout") else "default (10m)"),
                 ("degraded mode", "allowed" if strategy.fallback_strategy.degraded_mode else "no"),
             ]
@@ -174,7 +187,7 @@ def render_plan(console: Console, plan: plan_pb2.OrchestrationPlan) -> None:
     console.print()
     table = Table(box=None, pad_edge=False, header_style="bold")
     undoable = any(step.HasField("compensation") for step in plan.workflow_steps)
-    columns = ["step", "agent.operation", "depends on", "timeout", "retries", "fallback", "optional"]
+    columns = ["step", "agent.operation", "depends on", "estimate", "timeout", "retries", "fallback", "optional"]
     for column in [*columns, "undone by"] if undoable else columns:
         table.add_column(column)
     for step in plan.workflow_steps:
@@ -182,6 +195,7 @@ def render_plan(console: Console, plan: plan_pb2.OrchestrationPlan) -> None:
             step.step_id,
             _call_of(step),
             ", ".join(step.dependencies) or "—",
+            _estimate_of(step),
             _timeout_of(step),
             str(_retries(step, plan)),
             _fallback_of(step),
@@ -204,6 +218,16 @@ def render_plan(console: Console, plan: plan_pb2.OrchestrationPlan) -> None:
         )
         action = enum_label(plan_pb2.GateAction, gate.action_on_failure)
         console.print(f"gate {gate.gate_id} after {gate.checkpoint}: {criteria}; on failure {action}", markup=False)
+
+
+def _estimate_of(step: plan_pb2.WorkflowStep) -> str:
+    """ "0.012s p50 of 50 runs (p95 0.3s)" from history, or "0.5s declared": a step's estimate and its source."""
+    timing = step.timing
+    estimate = format_seconds(seconds(timing.estimated_duration))
+    if timing.estimate_source != plan_pb2.ESTIMATE_SOURCE_HISTORY:
+        return f"{estimate} declared"
+    p95 = f", p95 {format_seconds(seconds(timing.estimated_p95))}" if timing.HasField("estimated_p95") else ""
+    return f"{estimate} (p50 of {timing.estimate_samples}{p95})"
 
 
 def render_health(console: Console, health: orchestrator_pb2.SystemHealth) -> None:

@@ -183,12 +183,13 @@ def rule_from_yaml(text: str, *, source: str = "rule") -> triggers_pb2.TriggerRu
 
 
 def example_rules() -> dict[str, triggers_pb2.TriggerRule]:
-    """The example rules shipped in server/triggers/examples, by file name."""
+    """The example rules shipped in server/triggers/examples, by file name (`*.workflow.yaml` there
+    are workflow definitions for the workflow registry, which rules start)."""
     folder = resources.files("server.triggers") / "examples"
     return {
         entry.name: rule_from_yaml(entry.read_text(encoding="utf-8"), source=entry.name)
         for entry in sorted(folder.iterdir(), key=lambda e: e.name)
-        if entry.name.endswith(".yaml")
+        if entry.name.endswith(".yaml") and not entry.name.endswith(".workflow.yaml")
     }
 
 

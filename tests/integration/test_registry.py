@@ -9,6 +9,7 @@ hostile definitions, a stored definition that no longer validates, the CLI, and 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -563,6 +564,19 @@ async def test_the_cli_plans_and_runs_a_named_version_beside_the_latest(sqlite_s
     assert EXTRA_STEP not in ran.stdout
     missing = await baton("run", "job_discovery", "--workflow-version", "9.9.9", *target)
     assert missing.returncode == 1 and "9.9.9" in missing.stderr, missing.stderr
+
+    # The text views name the version: the plan's with each step's estimate and its source, the
+    # status's with what the execution cost.
+    text = await baton("plan", "job_discovery", *target)
+    assert re.search(r"^workflow\s+job_discovery v1\.1\.0\s*$", text.stdout, re.M), text.stdout
+    assert re.search(r"^summarize_search\s.*\sdeclared\s", text.stdout, re.M), text.stdout
+    for version in ("1.0.0", "1.1.0"):
+        detached = await baton("run", "job_discovery", "--workflow-version", version, "--detach", *target)
+        execution_id = detached.stdout.strip()
+        assert (await baton("watch", execution_id, *target)).returncode == 0
+        status = await baton("status", execution_id, *target)
+        assert re.search(rf"^workflow\s+job_discovery v{re.escape(version)}\s*$", status.stdout, re.M), status.stdout
+        assert re.search(r"^cost\s+\d", status.stdout, re.M), status.stdout
 
 
 # ---- authorization --------------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ async def test_rules_are_registered_listed_replaced_and_deleted(stub: Stub) -> N
 @pytest.mark.parametrize(
     ("fields", "named"),
     [
-        ({"workflow_type": "no_such_workflow"}, "rule.workflow_type: unknown workflow type"),
+        ({"workflow_type": "no_such_workflow"}, "rule.workflow_type: no workflow type 'no_such_workflow'; registered:"),
         ({"workflow_type": ""}, "rule.workflow_type: required"),
         ({"condition": "payload.[oops"}, "rule.condition:"),
         ({"user_context": {"data": {"keywords": "${payload..title}"}}}, "rule.user_context.data.keywords:"),
@@ -248,6 +248,33 @@ async def test_an_interview_invitation_starts_a_workflow_that_notifies_the_user(
     started = updates[0].event.execution_started
     assert json_format.MessageToDict(started.user_context.data)["target_skills"] == ["go", "grpc"]
     assert status.trigger.rule == "interview-invitation" and status.trigger.event_id == "invite-1"
+
+
+async def test_an_interview_invitation_starts_the_registered_notification_only_workflow(stub: Stub) -> None:
+    from baton.v1 import registry_pb2
+
+    rule = EXAMPLES["interview_notification.yaml"]
+    # The rule names a type only the workflow registry knows: refused until it is registered.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await register(stub, rule)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "rule.workflow_type: no workflow type 'interview_notification'" in (refused.value.details() or "")
+
+    definition = (EXAMPLES_DIR / "interview_notification.workflow.yaml").read_text(encoding="utf-8")
+    await stub.RegisterWorkflow(registry_pb2.RegisterWorkflowRequest(definition_yaml=definition))
+    assert (await register(stub, rule)).workflow_type == "interview_notification"
+    payload = {"company": "Contoso", "job": {"title": "Staff Engineer"}, "interview_at": "2026-12-08T10:00:00Z"}
+    reply = await stub.PublishEvent(event("interview.invited", payload, event_id="invite-2"))
+    started = [(e.rule, e.workflow_type) for e in reply.executions]
+    assert started == [("interview-notification", "interview_notification")]
+    updates = await watch_all(stub, reply.executions[0].execution_id, deadline=60)
+    status = updates[-1].status
+    assert status.status == E.EXECUTION_STATE_COMPLETED, status.failure_reason
+    assert status.workflow_version == "1.0.0" and status.trigger.event_id == "invite-2"
+    notified = {u.event.step_succeeded.step_id for u in updates if u.event.WhichOneof("kind") == "step_succeeded"}
+    assert {"notify_in_app", "notify_by_email", "record_notification"} <= notified
+    data = json_format.MessageToDict(updates[0].event.execution_started.user_context.data)
+    assert data == {"company": "Contoso", "job_title": "Staff Engineer", "interview_at": "2026-12-08T10:00:00Z"}
 
 
 async def test_an_event_a_rule_cannot_apply_to_starts_nothing_and_is_not_recorded(stub: Stub) -> None:
