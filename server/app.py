@@ -425,7 +425,14 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         if config.retention:
             # Retention (--retention): finished executions older than it are deleted by a sweep.
             retention = timedelta(seconds=config.retention)
-            sweeper = RetentionSweeper(store, clock, retention, forget=lambda ids: servicer.forget("", ids))
+            triggers = servicer.triggers.published_store()
+            sweeper = RetentionSweeper(
+                store,
+                clock,
+                retention,
+                forget=lambda ids: servicer.forget("", ids),
+                published=None if triggers is None else triggers.delete_events_before,
+            )
             running.background.append(asyncio.create_task(sweeper.run(), name="retention sweep"))
         cleanup.pop_all()  # started: from now on RunningServer.stop() owns the cleanup
     logger.info("baton serving on %s (store %s, %d executions resumed)", running.address, config.store_url, resumed)

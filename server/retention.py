@@ -10,13 +10,18 @@ Rules:
 3. Sweeps are idempotent and safe on several replicas at once (the PostgreSQL store skips rows
    another replica is deleting); a failed sweep is logged and tried again at the next interval.
 4. What a sweep deleted is dropped from this process's memory too (`forget`).
+5. Published events (server.triggers) first published before the same cutoff go too, in the same
+   batches: an event id is deduplicated as long as finished executions are kept. Publishing a
+   swept id again starts its rules again; an execution it started earlier and still stored is
+   found by its request id instead (server.api.triggers, rule 3), so nothing starts twice while
+   that execution is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from server.engine import Clock
@@ -63,6 +68,19 @@ async def sweep(
         await asyncio.sleep(pause)
 
 
+async def sweep_published(
+    delete: Callable[[datetime, int], Awaitable[int]], cutoff: datetime, batch: int, pause: float
+) -> int:
+    """Deletes the published events first published before `cutoff`, in batches (rule 5); returns how many."""
+    deleted = 0
+    while True:
+        count = await delete(cutoff, batch)
+        deleted += count
+        if count < batch:
+            return deleted
+        await asyncio.sleep(pause)
+
+
 class RetentionSweeper:
     """Runs `sweep` every interval with the cutoff `retention` before the clock's now."""
 
@@ -73,6 +91,7 @@ class RetentionSweeper:
         retention: timedelta,
         *,
         forget: Callable[[list[str]], None] | None = None,
+        published: Callable[[datetime, int], Awaitable[int]] | None = None,
         batch: int = DEFAULT_BATCH,
         interval: float | None = None,
         pause: float = DEFAULT_PAUSE,
@@ -82,6 +101,8 @@ class RetentionSweeper:
         Args:
             retention: how long a finished execution is kept after its end.
             forget: called with each batch of deleted execution ids (to drop them from memory).
+            published: deletes up to a number of published events older than a cutoff, returning
+                how many (TriggerStore.delete_events_before); None when the store keeps none.
             batch: executions per store transaction.
             interval: seconds between sweeps; default `sweep_interval(retention)`.
             pause: seconds between two batches of one sweep.
@@ -97,6 +118,7 @@ class RetentionSweeper:
         self.clock = clock
         self.retention = retention
         self.forget = forget
+        self.published = published
         self.batch = batch
         self.interval = sweep_interval(retention) if interval is None else interval
         self.pause = pause
@@ -112,6 +134,14 @@ class RetentionSweeper:
                 deletion.events,
                 cutoff.isoformat(timespec="seconds"),
             )
+        if self.published is not None:
+            published = await sweep_published(self.published, cutoff, self.batch, self.pause)
+            if published:
+                logger.info(
+                    "retention: deleted %d published events first published before %s",
+                    published,
+                    cutoff.isoformat(timespec="seconds"),
+                )
         return deletion
 
     async def run(self) -> None:

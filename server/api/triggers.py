@@ -80,6 +80,10 @@ class TriggerApi:
             )
         return self._store
 
+    def published_store(self) -> TriggerStore | None:
+        """The trigger tables, for retention's sweep of published events; None when the store keeps none."""
+        return self._store
+
     async def forget_user(self, user_id: str) -> None:
         """Deletes the published events about a user, with the rest of their data (DeleteUserData)."""
         if self._store is not None:

@@ -106,6 +106,11 @@ class TriggerStore(Protocol):
         returns how many. Publishing one of them again starts its workflows again."""
         ...
 
+    async def delete_events_before(self, cutoff: datetime, limit: int) -> int:
+        """Deletes at most `limit` events first published before `cutoff` (retention: an event is
+        deduplicated as long as finished executions are kept); returns how many."""
+        ...
+
 
 def trigger_store_for(store: object) -> TriggerStore | None:
     """The trigger tables of an execution store; None for a store without them."""
@@ -227,6 +232,16 @@ class SqliteTriggerStore:
 
         return await self._write(run)
 
+    async def delete_events_before(self, cutoff: datetime, limit: int) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM trigger_events WHERE event_id IN"
+                " (SELECT event_id FROM trigger_events WHERE published_at < ? LIMIT ?)",
+                (to_micros(cutoff), limit),
+            ).rowcount
+
+        return await self._write(run)
+
     async def claim_event(self, event: PublishedEvent) -> tuple[PublishedEvent, bool]:
         def run(conn: sqlite3.Connection) -> tuple[PublishedEvent, bool]:
             inserted = conn.execute(
@@ -324,6 +339,16 @@ class PostgresTriggerStore:
 
     async def delete_events_of(self, subject: str) -> int:
         result = await self._store._live_pool().execute("DELETE FROM trigger_events WHERE subject = $1", subject)
+        return int(result.rsplit(" ", 1)[-1])
+
+    async def delete_events_before(self, cutoff: datetime, limit: int) -> int:
+        # SKIP LOCKED: replicas sweeping at once each take other rows.
+        result = await self._store._live_pool().execute(
+            "DELETE FROM trigger_events WHERE event_id IN (SELECT event_id FROM trigger_events"
+            " WHERE published_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            cutoff,
+            limit,
+        )
         return int(result.rsplit(" ", 1)[-1])
 
     async def claim_event(self, event: PublishedEvent) -> tuple[PublishedEvent, bool]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from google.protobuf import json_format
 
 from server.app import RunningServer, start_server
 from server.config import ServerConfig
-from server.triggers import example_rules
+from server.retention import RetentionSweeper
+from server.triggers import example_rules, trigger_store_for
 from tests.integration.auth_support import bearer, make_keys, start_secured
 from tests.integration.pg_support import fresh_database
 from tests.integration.support import watch_all
@@ -360,6 +362,66 @@ async def test_an_event_published_again_after_a_restart_starts_nothing_new_on_sq
 async def test_an_event_published_again_after_a_restart_starts_nothing_new_on_postgres() -> None:
     async with fresh_database() as url:
         await _publish_across_a_restart(url)
+
+
+class _Later:
+    """A clock `ahead` past the real one, for a retention sweep's cutoff (it never sleeps)."""
+
+    def __init__(self, ahead: timedelta) -> None:
+        self.ahead = ahead
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+    async def sleep_until(self, when: datetime) -> None:
+        raise AssertionError("a test sweep does not sleep")
+
+
+async def _published_events_expire_with_retention(store_url: str) -> None:
+    """Events are deduplicated as long as finished executions are kept, then swept with them."""
+    running = await start_server(ServerConfig(listen="127.0.0.1:0", store_url=store_url, agents="embedded"))
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = Stub(channel)
+            await register(stub, POSTING_RULE)
+            first = await stub.PublishEvent(event(event_id="posting-kept"))
+            await watch_all(stub, first.executions[0].execution_id, deadline=60)
+            triggers = trigger_store_for(running.store)
+            assert triggers is not None
+
+            def sweeper(ahead: timedelta) -> RetentionSweeper:
+                month = timedelta(days=30)
+                return RetentionSweeper(
+                    running.store,
+                    _Later(ahead),  # type: ignore[arg-type]
+                    month,
+                    forget=running.engine.forget,
+                    published=triggers.delete_events_before,
+                    batch=1,
+                    pause=0,
+                )
+
+            await sweeper(timedelta(days=29)).sweep()  # younger than the retention: kept
+            assert (await stub.PublishEvent(event(event_id="posting-kept"))).duplicate
+            assert await triggers.get_event("posting-kept") is not None
+
+            swept = await sweeper(timedelta(days=31)).sweep()
+            assert swept.execution_ids == [first.executions[0].execution_id]
+            assert await triggers.get_event("posting-kept") is None
+            again = await stub.PublishEvent(event(event_id="posting-kept"))
+            assert not again.duplicate and again.executions[0].created
+            assert again.executions[0].execution_id != first.executions[0].execution_id
+    finally:
+        await running.stop(grace=0.5)
+
+
+async def test_published_events_are_swept_by_retention_on_sqlite(tmp_path: Path) -> None:
+    await _published_events_expire_with_retention(f"sqlite:///{tmp_path}/baton.db")
+
+
+async def test_published_events_are_swept_by_retention_on_postgres() -> None:
+    async with fresh_database() as url:
+        await _published_events_expire_with_retention(url)
 
 
 async def test_two_replicas_on_postgres_start_an_event_published_to_both_at_once_once() -> None:
