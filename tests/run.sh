@@ -36,4 +36,8 @@ echo "== ruff"
 echo "== mypy (server/, agents_clients/)"
 .venv/bin/mypy server agents_clients
 echo "== pytest"
-.venv/bin/python -m pytest -q "$@"
+# On as many workers as the machine has cores, at most BATON_TEST_WORKERS (default 2: CI's machine).
+workers="${BATON_TEST_WORKERS:-2}"
+cores="$(nproc 2>/dev/null || echo 1)"
+[ "$cores" -lt "$workers" ] && workers="$cores"
+.venv/bin/python -m pytest -q -n "$workers" "$@"
