@@ -184,6 +184,36 @@ class _SlowProbe(Exception):
         self.reply = reply
 
 
+class _ClosedCall:
+    """What ``breaker.calling()`` does for a closed breaker (pybreaker's `CircuitBreakerState.call`
+    and `generator_call`), as one slotted object held while the call is in flight rather than a
+    context manager, a generator and two more generators."""
+
+    __slots__ = ("_breaker", "_state")
+
+    def __init__(self, breaker: pybreaker.CircuitBreaker) -> None:
+        self._breaker = breaker
+
+    def __enter__(self) -> None:
+        breaker = self._breaker
+        with breaker._lock:
+            state = self._state = breaker.state
+            state.before_call(_no_operation)
+            for listener in breaker.listeners:
+                listener.before_call(breaker, _no_operation)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        if error is None:
+            self._state._handle_success()
+        else:
+            # May raise CircuitBreakerError (the failure that opens it), chained to `error`.
+            self._state._handle_error(error, reraise=False)
+
+
+def _no_operation() -> None:
+    """The guarded operation as pybreaker's listeners are told of it (the call runs in the block)."""
+
+
 class BreakingCaller:
     """An AgentCaller that guards another with one circuit breaker and one retry budget per agent.
 
@@ -314,7 +344,10 @@ class BreakingCaller:
         started = self._clock()
         slow = False
         try:
-            with breaker.calling():
+            # A probe goes through pybreaker's own `calling()` (its open and half-open states call
+            # on through `before_call`); a closed breaker's call through `_ClosedCall`, the same
+            # steps without its three generators (~0.9 kB per call in flight, bench/README.md).
+            with breaker.calling() if probe else _ClosedCall(breaker):
                 try:
                     reply = await send()
                 finally:
