@@ -40,7 +40,7 @@ import math
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -300,17 +300,9 @@ class BreakingCaller:
         """Calls through the agent's breaker (or straight through when the call opts out)."""
         if not call.use_breaker:
             return await self.inner.call(call)
-        inner = self._preparing
-        if inner is not None:
-            prepared = inner.prepare(call)  # a refusal here never reaches the breaker
-
-            async def send() -> AgentReply:
-                return await inner.send(prepared)
-        else:
-
-            async def send() -> AgentReply:
-                return await self.inner.call(call)
-
+        preparing = self._preparing
+        # A refusal here never reaches the breaker.
+        prepared = preparing.prepare(call) if preparing is not None else None
         agent = call.agent
         breaker = self.breaker(agent)
         if breaker.current_state == pybreaker.STATE_CLOSED:
@@ -321,7 +313,7 @@ class BreakingCaller:
                     f" {self.budget.config.ratio:g} per call over {self.budget.config.window:g} s",
                     retryable=True,
                 )
-            return await self._guarded(breaker, call, send, probe=False)
+            return await self._guarded(breaker, call, prepared, probe=False)
         wait = self.retry_after(agent)
         if wait > 0:
             raise self._refused(agent, wait)
@@ -330,16 +322,17 @@ class BreakingCaller:
         if lock.locked():
             raise self._refused(agent, self.config.probe_wait)
         async with lock:
-            return await self._guarded(breaker, call, send, probe=True)
+            return await self._guarded(breaker, call, prepared, probe=True)
 
     async def _guarded(
         self,
         breaker: pybreaker.CircuitBreaker,
         call: AgentCall,
-        send: Callable[[], Awaitable[AgentReply]],
+        prepared: object | None,
         *,
         probe: bool,
     ) -> AgentReply:
+        """Sends the call (`prepared` when the inner caller prepared it) within the breaker."""
         slow_after = self.config.slow_call_seconds
         started = self._clock()
         slow = False
@@ -349,7 +342,11 @@ class BreakingCaller:
             # steps without its three generators (~0.9 kB per call in flight, bench/README.md).
             with breaker.calling() if probe else _ClosedCall(breaker):
                 try:
-                    reply = await send()
+                    # Awaited here, not through a closure: one coroutine frame less per call in flight.
+                    if prepared is not None and self._preparing is not None:
+                        reply = await self._preparing.send(prepared)
+                    else:
+                        reply = await self.inner.call(call)
                 finally:
                     slow = bool(slow_after) and self._clock() - started > slow_after
                 if slow and probe:
