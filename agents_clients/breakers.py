@@ -40,7 +40,7 @@ import math
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -184,6 +184,36 @@ class _SlowProbe(Exception):
         self.reply = reply
 
 
+class _ClosedCall:
+    """What ``breaker.calling()`` does for a closed breaker (pybreaker's `CircuitBreakerState.call`
+    and `generator_call`), as one slotted object held while the call is in flight rather than a
+    context manager, a generator and two more generators."""
+
+    __slots__ = ("_breaker", "_state")
+
+    def __init__(self, breaker: pybreaker.CircuitBreaker) -> None:
+        self._breaker = breaker
+
+    def __enter__(self) -> None:
+        breaker = self._breaker
+        with breaker._lock:
+            state = self._state = breaker.state
+            state.before_call(_no_operation)
+            for listener in breaker.listeners:
+                listener.before_call(breaker, _no_operation)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        if error is None:
+            self._state._handle_success()
+        else:
+            # May raise CircuitBreakerError (the failure that opens it), chained to `error`.
+            self._state._handle_error(error, reraise=False)
+
+
+def _no_operation() -> None:
+    """The guarded operation as pybreaker's listeners are told of it (the call runs in the block)."""
+
+
 class BreakingCaller:
     """An AgentCaller that guards another with one circuit breaker and one retry budget per agent.
 
@@ -270,17 +300,9 @@ class BreakingCaller:
         """Calls through the agent's breaker (or straight through when the call opts out)."""
         if not call.use_breaker:
             return await self.inner.call(call)
-        inner = self._preparing
-        if inner is not None:
-            prepared = inner.prepare(call)  # a refusal here never reaches the breaker
-
-            async def send() -> AgentReply:
-                return await inner.send(prepared)
-        else:
-
-            async def send() -> AgentReply:
-                return await self.inner.call(call)
-
+        preparing = self._preparing
+        # A refusal here never reaches the breaker.
+        prepared = preparing.prepare(call) if preparing is not None else None
         agent = call.agent
         breaker = self.breaker(agent)
         if breaker.current_state == pybreaker.STATE_CLOSED:
@@ -291,7 +313,7 @@ class BreakingCaller:
                     f" {self.budget.config.ratio:g} per call over {self.budget.config.window:g} s",
                     retryable=True,
                 )
-            return await self._guarded(breaker, call, send, probe=False)
+            return await self._guarded(breaker, call, prepared, probe=False)
         wait = self.retry_after(agent)
         if wait > 0:
             raise self._refused(agent, wait)
@@ -300,23 +322,31 @@ class BreakingCaller:
         if lock.locked():
             raise self._refused(agent, self.config.probe_wait)
         async with lock:
-            return await self._guarded(breaker, call, send, probe=True)
+            return await self._guarded(breaker, call, prepared, probe=True)
 
     async def _guarded(
         self,
         breaker: pybreaker.CircuitBreaker,
         call: AgentCall,
-        send: Callable[[], Awaitable[AgentReply]],
+        prepared: object | None,
         *,
         probe: bool,
     ) -> AgentReply:
+        """Sends the call (`prepared` when the inner caller prepared it) within the breaker."""
         slow_after = self.config.slow_call_seconds
         started = self._clock()
         slow = False
         try:
-            with breaker.calling():
+            # A probe goes through pybreaker's own `calling()` (its open and half-open states call
+            # on through `before_call`); a closed breaker's call through `_ClosedCall`, the same
+            # steps without its three generators (~0.9 kB per call in flight, bench/README.md).
+            with breaker.calling() if probe else _ClosedCall(breaker):
                 try:
-                    reply = await send()
+                    # Awaited here, not through a closure: one coroutine frame less per call in flight.
+                    if prepared is not None and self._preparing is not None:
+                        reply = await self._preparing.send(prepared)
+                    else:
+                        reply = await self.inner.call(call)
                 finally:
                     slow = bool(slow_after) and self._clock() - started > slow_after
                 if slow and probe:

@@ -300,7 +300,7 @@ class CapacityCaller:
             call = replace(call, payload=checked.payload)
         limits = self.limits(call, checked.paced)
         if not limits:
-            return await self._send(call)
+            return self._learned(call, await self.inner.call(call))
         held: list[Bulkhead] = []
         started = self._clock()
         key = 0
@@ -350,7 +350,7 @@ class CapacityCaller:
                     f" {call.timeout:g} s passed while waiting; not sent",
                     retryable=True,
                 )
-            return await self._send(replace(call, timeout=left) if waited_for else call)
+            return self._learned(call, await self.inner.call(replace(call, timeout=left) if waited_for else call))
         finally:
             self._drop_wait(key, call)
             for bulkhead in reversed(held):
@@ -382,8 +382,9 @@ class CapacityCaller:
             if unwanted is not None and wait.origin.kind == "step":
                 unwanted.set()
 
-    async def _send(self, call: AgentCall) -> AgentReply:
-        reply = await self.inner.call(call)
+    def _learned(self, call: AgentCall, reply: AgentReply) -> AgentReply:
+        """The reply, once the boards learned its jobs' sources. (Not a coroutine around the inner
+        call: one frame less per call in flight.)"""
         jobs = getattr(reply.output, "jobs", None) if call.agent == "job_discovery" else None
         if jobs is not None:
             self.boards.learn({"job_id": j.job_id, "source": j.source} for j in jobs)

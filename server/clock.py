@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 
@@ -18,3 +19,8 @@ class SystemClock:
         delay = (when - datetime.now(UTC)).total_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
+
+    def call_at(self, when: datetime, callback: Callable[[], object]) -> asyncio.TimerHandle:
+        """Calls `callback` from the running loop at `when` (soon if it has passed)."""
+        delay = (when - datetime.now(UTC)).total_seconds()
+        return asyncio.get_running_loop().call_later(max(delay, 0.0), callback)

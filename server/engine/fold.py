@@ -419,9 +419,8 @@ def _on_step_succeeded(state: ExecutionState, run: StepRun, event: Event) -> Non
     run.end_time = state.current_time
     # A map step's join carries no output: it is its items' outputs, in item order (rule 8).
     run.output = _join(run.items) if run.items is not None and not e.HasField("output") else e.output
-    run._output_json = None
     run.quality_score = e.quality.score
-    run.quality_metrics = dict(e.quality.metrics)
+    run.quality_metrics = e.quality.metrics
     run.completed_at = event.sequence
     state.network_bytes += e.request_bytes + e.response_bytes
     # The step's earlier errors were recovered from (by a retry or the alternative call).
@@ -521,7 +520,7 @@ def _on_gate_evaluated(state: ExecutionState, run: StepRun, event: Event) -> Non
     if e.action == plan_pb2.GATE_ACTION_CONTINUE_DEGRADED:
         state.degraded_reasons.append(f"quality gate {e.gate_id} failed (score {e.score:.1f})")
     elif e.action == plan_pb2.GATE_ACTION_RETRY:
-        run.gate_retries.add(e.gate_id)
+        run.gate_retries |= {e.gate_id}
         run.phase, run.due = Phase.BACKOFF, None
         run.path_attempts = run.circuit_waits = 0
         run.end_time = None
@@ -564,7 +563,7 @@ def _on_signal_received(state: ExecutionState, run: StepRun, event: Event) -> No
             output.update({**wait.data, **payload})
             packed = any_pb2.Any()
             packed.Pack(output)
-            run.output, run._output_json = packed, None
+            run.output = packed
             run.end_time = state.current_time
             run.completed_at = event.sequence
     else:
@@ -735,7 +734,7 @@ def _on_item_succeeded(state: ExecutionState, run: StepRun, event: Event) -> Non
     item.in_doubt = False
     item.output = e.output
     item.quality_score = e.quality.score
-    item.quality_metrics = dict(e.quality.metrics)
+    item.quality_metrics = e.quality.metrics
     item.completed_at = event.sequence
     state.network_bytes += e.request_bytes + e.response_bytes
     for err in state.errors:

@@ -7,7 +7,7 @@ port (`ExecutionStore` with its value types) is defined here, and server/store/ 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -16,6 +16,14 @@ from baton.v1 import execution_pb2
 from google.protobuf.message import Message
 
 from server.engine.admission import AdmissionLimits
+
+
+class Cancellable(Protocol):
+    """A timer set with `Clock.call_at`."""
+
+    def cancel(self) -> object:
+        """Stops the timer: its callback is not called (nothing if it was already)."""
+        ...
 
 
 class Clock(Protocol):
@@ -27,6 +35,11 @@ class Clock(Protocol):
 
     async def sleep_until(self, when: datetime) -> None:
         """Returns at `when` (at once if it has passed)."""
+        ...
+
+    def call_at(self, when: datetime, callback: Callable[[], object]) -> Cancellable:
+        """Calls `callback` from the event loop at `when` (soon if it has passed), with no task
+        waiting meanwhile: a held execution's wake-up timer."""
         ...
 
 

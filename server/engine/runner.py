@@ -30,6 +30,7 @@ from server.engine.ports import (
     CallKind,
     CallOrigin,
     CallTrace,
+    Cancellable,
     ExecutionNotFoundError,
     LeaseLostError,
     SequenceConflictError,
@@ -58,8 +59,11 @@ class Runner:
         self.inbox: list[InboxItem] = []
         self._waiters: list[tuple[Command, asyncio.Future[None]]] = []
         self._calls: set[asyncio.Task[Outcome | None]] = set()
-        self._wakeup = asyncio.Event()
-        self._timer: asyncio.Task[None] | None = None
+        # What `_wait` awaits (only while it waits): a future, not an asyncio.Event, whose deque
+        # of waiters would be ~0.7 kB per held execution (bench/README.md, the third pass).
+        self._woken: asyncio.Future[None] | None = None
+        # The decided wake-up as a loop timer, not a task sleeping until then (~2 kB less).
+        self._timer: Cancellable | None = None
         self._timer_at: datetime | None = None
         self._ending_told = False
 
@@ -68,7 +72,7 @@ class Runner:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((command, future))
         self.inbox.append(command)
-        self._wakeup.set()
+        self._wake()
         try:
             await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -95,9 +99,11 @@ class Runner:
             self.fail_waiters(RuntimeError(f"execution {self.execution_id}: runner died"))
             engine._runner_died(self, exc)
         finally:
-            for task in [*self._calls, self._timer]:
-                if task is not None:
-                    task.cancel()
+            for task in self._calls:
+                task.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
     async def _load(self) -> ExecutionState | None:
         engine = self.engine
@@ -190,7 +196,11 @@ class Runner:
                 if not self.inbox:  # a command that came during the write keeps it running
                     engine._runner_ended(self, decision.wake_at, parked=True)
                     return
-            await self._wait(decision.wake_at)
+            wake_at = decision.wake_at
+            # Nothing of this turn is kept while the runner waits (the outcomes' replies, the
+            # decision's events): a held execution holds only its state and its calls.
+            del inbox, waiters, decision
+            await self._wait(wake_at)
 
     def _answer(
         self, inbox: list[InboxItem], waiters: list[tuple[Command, asyncio.Future[None]]], decision: Decision
@@ -246,18 +256,26 @@ class Runner:
         """Returns when an outcome or a command arrives, or at `wake_at`."""
         if self.inbox:
             return  # something came in while the last decision was being written
-        if self._timer is None or self._timer_at != wake_at or self._timer.done():
+        if self._timer is None or self._timer_at != wake_at:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer, self._timer_at = None, wake_at
             if wake_at is not None:
-                self._timer = asyncio.create_task(self._ring(wake_at))
-        self._wakeup.clear()
-        await self._wakeup.wait()
+                self._timer = self.engine.clock.call_at(wake_at, self._ring)
+        woken = self._woken = asyncio.get_running_loop().create_future()
+        try:
+            await woken
+        finally:
+            self._woken = None
 
-    async def _ring(self, when: datetime) -> None:
-        await self.engine.clock.sleep_until(when)
-        self._wakeup.set()
+    def _ring(self) -> None:
+        self._timer = None
+        self._wake()
+
+    def _wake(self) -> None:
+        woken = self._woken
+        if woken is not None and not woken.done():
+            woken.set_result(None)
 
     def _call_done(self, task: asyncio.Task[Outcome | None]) -> None:
         self._calls.discard(task)
@@ -266,7 +284,7 @@ class Runner:
         outcome = task.result()  # `_perform` turns every error into an outcome
         if outcome is not None:
             self.inbox.append(outcome)
-        self._wakeup.set()
+        self._wake()
 
 
 def _consume(future: asyncio.Future[None]) -> None:

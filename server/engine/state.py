@@ -9,8 +9,10 @@ persisted apart from them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from baton.v1 import execution_pb2, journey_pb2
@@ -29,6 +31,10 @@ TERMINAL = frozenset({E.EXECUTION_STATE_COMPLETED, E.EXECUTION_STATE_FAILED, E.E
 RERUNNABLE = frozenset({E.EXECUTION_STATE_FAILED, E.EXECUTION_STATE_CANCELLED})
 """Terminal states a RerunExecution may take an execution out of (there is no TIMED_OUT state: a
 run that timed out is FAILED with cause TIMEOUT)."""
+
+
+NO_METRICS: Mapping[str, float] = MappingProxyType({})
+"""The quality metrics of a step or item without any (one shared mapping, not a dict each)."""
 
 
 class FoldError(ValueError):
@@ -213,7 +219,8 @@ class ItemRun:
     """When the next attempt is due (BACKOFF)."""
     output: any_pb2.Any | None = None
     quality_score: float = 0.0
-    quality_metrics: dict[str, float] = field(default_factory=dict)
+    quality_metrics: Mapping[str, float] = field(default_factory=lambda: NO_METRICS)
+    """The agent's metrics: a view of the succeeded event's, which `output` keeps anyway."""
     completed_at: int = 0
     """The sequence of the item's step_item_succeeded (0 before): the order of completion."""
     in_doubt: bool = False
@@ -256,8 +263,9 @@ class StepRun:
     end_time: timestamp_pb2.Timestamp | None = None
     output: any_pb2.Any | None = None
     quality_score: float = 0.0
-    quality_metrics: dict[str, float] = field(default_factory=dict)
-    gate_retries: set[str] = field(default_factory=set)
+    quality_metrics: Mapping[str, float] = field(default_factory=lambda: NO_METRICS)
+    """The agent's metrics: a view of the succeeded event's, which `output` keeps anyway."""
+    gate_retries: frozenset[str] = frozenset()
     """Gates that have already re-run this step."""
     skip_cause: execution_pb2.SkipCause = E.SKIP_CAUSE_UNSPECIFIED
     degraded_reason: str = ""
@@ -281,7 +289,6 @@ class StepRun:
     """The items' phases counted (set with `items`); change an item's phase through it."""
     report: execution_pb2.StepTimingReport | None = None
     """The step's rendered timing report, cached until an event changes the step."""
-    _output_json: Any = None
 
     @property
     def state(self) -> execution_pb2.StepState:
@@ -294,13 +301,10 @@ class StepRun:
         return self.phase in DONE
 
     def output_json(self) -> Any:
-        """The output as JSON with proto field names (cached; None without output): an object,
-        or for a map step the list of its items' outputs."""
-        if self.output is None:
-            return None
-        if self._output_json is None:
-            self._output_json = any_json(self.output)
-        return self._output_json
+        """The output as JSON with proto field names (None without output): an object, or for a
+        map step the list of its items' outputs. Not cached: a held execution would keep each
+        output twice (a decision's expressions parse them once each, in `Decider.context`)."""
+        return None if self.output is None else any_json(self.output)
 
 
 @dataclass(frozen=True)

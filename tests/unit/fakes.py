@@ -35,6 +35,16 @@ class FakeClock:
         heapq.heappush(self._sleepers, (when, next(self._ids), future))
         await future
 
+    def call_at(self, when: datetime, callback: Callable[[], object]) -> asyncio.Handle | asyncio.Future[None]:
+        """Calls `callback` from the loop once time reaches `when` (soon if it has)."""
+        loop = asyncio.get_running_loop()
+        if when <= self._now:
+            return loop.call_soon(callback)
+        future: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._sleepers, (when, next(self._ids), future))
+        future.add_done_callback(lambda done: None if done.cancelled() else callback())
+        return future
+
     def next_wake(self) -> datetime | None:
         """The earliest time a live sleeper waits for."""
         while self._sleepers and self._sleepers[0][2].done():
