@@ -722,6 +722,16 @@ class StepItemAttemptFailed(_message.Message):
     request_bytes: int
     def __init__(self, step_id: _Optional[str] = ..., item: _Optional[int] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_bytes: _Optional[int] = ...) -> None: ...
 
+class PayloadReference(_message.Message):
+    __slots__ = ("sha256", "size_bytes", "type_url")
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TYPE_URL_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    size_bytes: int
+    type_url: str
+    def __init__(self, sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., type_url: _Optional[str] = ...) -> None: ...
+
 class StepItemSucceeded(_message.Message):
     __slots__ = ("step_id", "item", "attempt", "output", "quality", "request_bytes", "response_bytes")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
