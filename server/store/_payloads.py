@@ -114,6 +114,10 @@ def resolve_events(
     for (sequence, _, digest, data), event in zip(rows, events, strict=True):
         if digest is not None:
             resolve(execution_id, sequence, event, digest, data)
+            continue
+        output = _output(event)
+        if output is not None and output.type_url == REFERENCE_TYPE_URL:
+            raise CorruptHistoryError(execution_id, sequence, "the event holds a payload reference its row does not name")
     return events
 
 
@@ -138,6 +142,8 @@ def resolve(
         )
     if data is None:
         raise CorruptHistoryError(execution_id, sequence, f"payload {digest} is missing from the payloads table")
+    if not isinstance(data, bytes):
+        raise CorruptHistoryError(execution_id, sequence, f"payload {digest} is {type(data).__name__}, not bytes")
     if len(data) != reference.size_bytes:
         raise CorruptHistoryError(
             execution_id, sequence, f"payload {digest} has {len(data)} bytes, the event says {reference.size_bytes}"
