@@ -117,7 +117,8 @@ def resolve_events(
             continue
         output = _output(event)
         if output is not None and output.type_url == REFERENCE_TYPE_URL:
-            raise CorruptHistoryError(execution_id, sequence, "the event holds a payload reference its row does not name")
+            message = "the event holds a payload reference its row does not name"
+            raise CorruptHistoryError(execution_id, sequence, message)
     return events
 
 

@@ -238,7 +238,9 @@ async def test_the_events_handed_to_commit_listeners_carry_the_output_itself(bac
 # ---- deleting ----------------------------------------------------------------------------------
 
 
-async def finished(store: ExecutionStore, execution_id: str, user_id: str, outputs: Sequence[struct_pb2.Struct]) -> None:
+async def finished(
+    store: ExecutionStore, execution_id: str, user_id: str, outputs: Sequence[struct_pb2.Struct]
+) -> None:
     await create(store, execution_id, user_id=user_id)
     events = [succeeded(2 + i, f"s{i}", output) for i, output in enumerate(outputs)]
     events.append(completed(2 + len(outputs)))
