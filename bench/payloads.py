@@ -56,7 +56,7 @@ def items(count: int, case: str) -> list[dict[str, Any]]:
         return [{"sources": list(BOARDS), "limit": 100}] * count
     if count > len(ORDERS) * len(LIMITS):
         raise SystemExit(f"--items: at most {len(ORDERS) * len(LIMITS)} distinct outputs")
-    return [{"sources": ORDERS[i % len(ORDERS)], "limit": LIMITS[i // len(ORDERS)]} for i in range(count)]
+    return [{"sources": ORDERS[i // len(LIMITS)], "limit": LIMITS[i % len(LIMITS)]} for i in range(count)]
 
 
 def table_bytes(conn: sqlite3.Connection, table: str) -> int:
