@@ -21,6 +21,7 @@ import pytest
 from baton.v1 import execution_pb2
 from google.protobuf import struct_pb2
 
+from server.cli import main
 from server.config import ConfigError, ServerConfig
 from server.store import (
     CorruptHistoryError,
@@ -372,3 +373,13 @@ def test_a_threshold_out_of_range_is_refused_naming_it(threshold: object, tmp_pa
 
 def test_the_default_threshold_is_16_kib() -> None:
     assert ServerConfig().payload_threshold == 16 * 1024
+
+
+@pytest.mark.parametrize("value", ["-1", "2000000000", "lots"])
+def test_serve_with_a_bad_payload_threshold_exits_two_naming_it(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(["serve", "--payload-threshold", value, "--store", "sqlite:///unused.db"])
+    except SystemExit as exited:  # argparse's own refusal of a value that is not a number
+        code = int(str(exited.code))
+    assert code == 2
+    assert "payload-threshold" in capsys.readouterr().err.replace("_", "-")
