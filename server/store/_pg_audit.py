@@ -155,7 +155,11 @@ async def delete_user(pool: asyncpg.Pool, user_id: str, note: DeletionNote | Non
 
 
 async def expire(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> Deletion:
-    """Deletes up to `limit` terminal executions last updated before `cutoff`, in one statement."""
+    """Deletes up to `limit` terminal executions last updated before `cutoff`, in one statement.
+
+    When their events named payloads stored apart, three more statements in its transaction
+    count those down (server/store/_payloads.py rule 3).
+    """
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(_EXPIRE, cutoff, limit, sorted(TERMINAL_STATES))
         if row is None:  # a SELECT without FROM always returns one row

@@ -11,6 +11,9 @@ announcements of other processes' commits, whose events are read and handed to t
 commit listeners (``_pg_fanout``); migrations are applied on open under an advisory lock
 (``_pg_migrations``). The store is bound to the event loop that opens it.
 
+Outputs larger than ``payload_threshold`` are kept once in the ``payloads`` table, apart from
+their events, in the same transactions, and every read resolves them (server/store/_payloads.py).
+
 Past the house's ~500 lines because it is the one class implementing the whole store contract
 (leases and admission included); its SQL lives in the _pg_* modules.
 """

@@ -12,6 +12,9 @@ ThreadWriter commits on its own thread (the default with FULL, whose fsyncs must
 the loop). Reads run on a small pool of read-only connections beside the writer, since WAL
 readers never wait for it. The store is bound to the event loop that opens it.
 
+Outputs larger than ``payload_threshold`` are kept once in the ``payloads`` table, apart from
+their events, in the same transactions, and every read resolves them (server/store/_payloads.py).
+
 Past the house's ~500 lines because it is the one class implementing the whole store contract;
 its SQL lives in the _sqlite_* modules, and what stays here is each method's thin wrapper.
 """
