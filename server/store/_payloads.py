@@ -6,7 +6,10 @@ Rules:
    StepItemSucceeded.output) whose serialized bytes (the Any's value) are larger than the store's
    threshold (0: never). Such an output's bytes go to the ``payloads`` table under their SHA-256
    (hex), and the event row keeps a ``baton.v1.PayloadReference`` packed in the output's Any
-   instead, with the digest in the row's ``payload_sha256`` column.
+   instead, with the digest in the row's ``payload_sha256`` column. A debug-mode request
+   (StepStarted.request, StepItemStarted.request, a Struct serialized deterministically) larger
+   than the threshold goes the same way, its reference in the event's ``request_reference``.
+   An event carries one or the other, never both: one digest per row.
 2. The payload row is written in the transaction of its event (``INSERT ... ON CONFLICT``), so
    the event and its bytes commit together: what was acknowledged survives kill -9 whole.
 3. ``payloads.refs`` counts the event rows naming the digest. A write adds its events' counts in
@@ -38,8 +41,10 @@ MAX_PAYLOAD_THRESHOLD = 1024 * 1024 * 1024
 REFERENCE_TYPE_URL = "type.googleapis.com/" + execution_pb2.PayloadReference.DESCRIPTOR.full_name
 """The type URL of an output's Any that holds a reference instead of the output."""
 
-# The event kinds whose output may be stored apart, and the field holding it.
+# The event kinds whose output (an Any) may be stored apart, and those whose request (a Struct) may.
 _OUTPUT_KINDS = ("step_succeeded", "step_item_succeeded")
+_REQUEST_KINDS = ("step_started", "step_item_started")
+_STRUCT_TYPE_URL = "type.googleapis.com/google.protobuf.Struct"
 
 
 def check_threshold(threshold: int) -> int:
@@ -71,23 +76,36 @@ def _output(event: execution_pb2.ExecutionEvent) -> any_pb2.Any | None:
 
 
 def split(event: execution_pb2.ExecutionEvent, threshold: int) -> tuple[bytes, Blob | None]:
-    """The event's row payload, and the blob stored apart (None when it keeps its output).
+    """The event's row payload, and the blob stored apart (None when it keeps everything).
 
     The event itself is not changed: a copy carries the reference.
     """
-    output = _output(event) if threshold else None
-    if output is None or len(output.value) <= threshold or output.type_url == REFERENCE_TYPE_URL:
-        return event.SerializeToString(), None
-    data = output.value
-    digest = hashlib.sha256(data).hexdigest()
-    reference = execution_pb2.PayloadReference(sha256=digest, size_bytes=len(data), type_url=output.type_url)
-    stored = execution_pb2.ExecutionEvent()
-    stored.CopyFrom(event)
-    kept = _output(stored)
-    assert kept is not None  # the copy has the output the event has
-    kept.type_url = REFERENCE_TYPE_URL
-    kept.value = reference.SerializeToString()
-    return stored.SerializeToString(), Blob(digest, data)
+    kind = event.WhichOneof("kind") if threshold else None
+    if kind in _OUTPUT_KINDS:
+        output = _output(event)
+        if output is not None and len(output.value) > threshold and output.type_url != REFERENCE_TYPE_URL:
+            data = output.value
+            digest = hashlib.sha256(data).hexdigest()
+            reference = execution_pb2.PayloadReference(sha256=digest, size_bytes=len(data), type_url=output.type_url)
+            stored = execution_pb2.ExecutionEvent()
+            stored.CopyFrom(event)
+            kept = _output(stored)
+            assert kept is not None  # the copy has the output the event has
+            kept.type_url = REFERENCE_TYPE_URL
+            kept.value = reference.SerializeToString()
+            return stored.SerializeToString(), Blob(digest, data)
+    elif kind in _REQUEST_KINDS and getattr(event, kind).HasField("request"):
+        data = getattr(event, kind).request.SerializeToString(deterministic=True)
+        if len(data) > threshold:
+            digest = hashlib.sha256(data).hexdigest()
+            stored = execution_pb2.ExecutionEvent()
+            stored.CopyFrom(event)
+            body = getattr(stored, kind)
+            body.ClearField("request")
+            body.request_reference.sha256, body.request_reference.size_bytes = digest, len(data)
+            body.request_reference.type_url = _STRUCT_TYPE_URL
+            return stored.SerializeToString(), Blob(digest, data)
+    return event.SerializeToString(), None
 
 
 def distinct_blobs(blobs: Iterable[Blob | None]) -> list[tuple[str, bytes, int]]:
@@ -108,18 +126,37 @@ def resolve_events(
 
     Raises:
         CorruptHistoryError: an event does not decode, or names a payload that is missing or
-            is not the one it names.
+            is not the one it names, or holds a reference its row does not name.
     """
     events = decode_events(execution_id, [(row[0], row[1]) for row in rows])
     for (sequence, _, digest, data), event in zip(rows, events, strict=True):
         if digest is not None:
             resolve(execution_id, sequence, event, digest, data)
-            continue
-        output = _output(event)
-        if output is not None and output.type_url == REFERENCE_TYPE_URL:
+        elif _checked_reference(execution_id, sequence, event) is not None:
             message = "the event holds a payload reference its row does not name"
             raise CorruptHistoryError(execution_id, sequence, message)
     return events
+
+
+def _checked_reference(
+    execution_id: str, sequence: int, event: execution_pb2.ExecutionEvent
+) -> execution_pb2.PayloadReference | None:
+    try:
+        return _reference(event)
+    except Exception as error:
+        raise CorruptHistoryError(execution_id, sequence, f"payload reference does not decode: {error}") from error
+
+
+def _reference(event: execution_pb2.ExecutionEvent) -> execution_pb2.PayloadReference | None:
+    """The reference the event holds in place of its output or request (None: none)."""
+    kind = event.WhichOneof("kind")
+    if kind in _REQUEST_KINDS:
+        body = getattr(event, kind)
+        return body.request_reference if body.HasField("request_reference") else None
+    output = _output(event)
+    if output is None or output.type_url != REFERENCE_TYPE_URL:
+        return None
+    return execution_pb2.PayloadReference.FromString(output.value)
 
 
 def resolve(
@@ -130,13 +167,9 @@ def resolve(
     Raises:
         CorruptHistoryError: the payload is missing, or the event holds no reference to it.
     """
-    output = _output(event)
-    if output is None or output.type_url != REFERENCE_TYPE_URL:
+    reference = _checked_reference(execution_id, sequence, event)
+    if reference is None:
         raise CorruptHistoryError(execution_id, sequence, f"the row names payload {digest} but the event has none")
-    try:
-        reference = execution_pb2.PayloadReference.FromString(output.value)
-    except Exception as error:
-        raise CorruptHistoryError(execution_id, sequence, f"payload reference does not decode: {error}") from error
     if reference.sha256 != digest:
         raise CorruptHistoryError(
             execution_id, sequence, f"the row names payload {digest} but the event names {reference.sha256}"
@@ -149,5 +182,18 @@ def resolve(
         raise CorruptHistoryError(
             execution_id, sequence, f"payload {digest} has {len(data)} bytes, the event says {reference.size_bytes}"
         )
+    kind = event.WhichOneof("kind")
+    if kind in _REQUEST_KINDS:
+        body = getattr(event, kind)
+        try:
+            body.request.ParseFromString(data)
+        except Exception as error:
+            raise CorruptHistoryError(
+                execution_id, sequence, f"payload {digest} does not decode: {type(error).__name__}: {error}"
+            ) from error
+        body.ClearField("request_reference")
+        return
+    output = _output(event)
+    assert output is not None  # _reference found the reference in it
     output.type_url = reference.type_url
     output.value = data

@@ -236,6 +236,43 @@ async def test_the_events_handed_to_commit_listeners_carry_the_output_itself(bac
     assert seen[-1] == succeeded(2, "a", SHARED)
 
 
+def started_with_request(sequence: int, request: struct_pb2.Struct, *, item: int | None = None) -> E.ExecutionEvent:
+    """A debug-mode started event (a step's, or an item's) recording its request."""
+    event = E.ExecutionEvent(sequence=sequence)
+    event.time.FromDatetime(T0 + timedelta(seconds=sequence))
+    body = event.step_started if item is None else event.step_item_started
+    body.step_id, body.attempt = "a", 1
+    if item is not None:
+        event.step_item_started.item = item
+    body.request.CopyFrom(request)
+    return event
+
+
+async def test_a_large_debug_mode_request_is_stored_once_and_read_back(backend: Backend) -> None:
+    store = backend.store
+    request = struct_pb2.Struct()
+    request.update({"user_id": "u1", "resume": "r" * 30_000, "skills": ["python", "sql"], "years": 7})
+    events = [
+        started_with_request(2, request),
+        started_with_request(3, request, item=0),
+        started_with_request(4, text_output("small request")),
+    ]
+    await create(store, "x1")
+    await store.append("x1", events, E.EXECUTION_STATE_RUNNING)
+
+    read = (await store.read_events("x1"))[1:]
+
+    assert read == events
+    assert not any(e.step_started.HasField("request_reference") for e in read)
+    assert not any(e.step_item_started.HasField("request_reference") for e in read)
+    digest_of_request = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    assert await payloads(backend.query) == {digest_of_request: (request.ByteSize(), 2)}
+    assert await events_bytes(backend.query) < 2_000
+    await backend.query("DELETE FROM payloads")
+    with pytest.raises(CorruptHistoryError, match=f"payload {digest_of_request} is missing"):
+        await store.read_events("x1")
+
+
 # ---- deleting ----------------------------------------------------------------------------------
 
 
