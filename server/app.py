@@ -241,7 +241,7 @@ async def start_server(config: ServerConfig, *, tracer_provider: TracerProvider 
         cleanup.push_async_callback(server.stop, None)
         if owned_provider is not None:
             cleanup.push_async_callback(asyncio.to_thread, owned_provider.shutdown)
-        store = open_store(config.store_url)
+        store = open_store(config.store_url, payload_threshold=config.payload_threshold)
         await store.open()
         cleanup.push_async_callback(store.close)
         fleet = None

@@ -23,6 +23,7 @@ class ConfigError(ValueError):
 
 _KIB = 1024
 _MIB = 1024 * 1024
+_GIB = 1024 * _MIB
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,10 @@ class ServerConfig:
     """Allows plaintext on a non-loopback listen address and to non-loopback agents (loudly)."""
     health_listen: str = ""
     """HOST:PORT of a plaintext port serving grpc.health.v1 alone (for the kubelet's probes); empty: none."""
+    payload_threshold: int = 16 * _KIB
+    """Bytes above which an agent's output is stored once, apart from its event, and referenced
+    (server/store/_payloads.py): identical outputs are kept once, and events stay small. Default
+    16 KiB; 0 keeps every output inside its event."""
     retention: float = 0.0
     """Seconds a finished execution is kept after its end before a periodic sweep deletes it
     with its events and audit entries (`--retention 30d`); 0 (the default) keeps everything."""
@@ -215,6 +220,10 @@ class ServerConfig:
             self.admission.validate()
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        if type(self.payload_threshold) is not int or not 0 <= self.payload_threshold <= _GIB:
+            raise ConfigError(
+                f"payload_threshold: expected 0 (off) or bytes from 1 to {_GIB}, got {self.payload_threshold!r}"
+            )
         if self.retention and not MIN_RETENTION <= self.retention <= MAX_RETENTION:
             raise ConfigError(f"retention: expected 0 (off) or from 1h to 3650d, got {self.retention:g} seconds")
         if self.metrics:

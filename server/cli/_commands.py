@@ -127,6 +127,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             health_listen=args.health_listen,
             retention=parse_duration(args.retention, "retention") if args.retention else 0.0,
             max_message_bytes=args.max_message_bytes,
+            payload_threshold=args.payload_threshold,
             limits=limits_from(args),
             breaker=breaker,
             retry_budget=retry_budget,

@@ -436,6 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
         "by a periodic sweep (default: keep everything)",
     )
     p.add_argument(
+        "--payload-threshold",
+        type=int,
+        default=16 * 1024,
+        metavar="BYTES",
+        help="store an agent's output larger than this once, apart from its event, and reference it "
+        "(identical outputs are kept once); 0 keeps every output in its event (default %(default)s)",
+    )
+    p.add_argument(
         "--faults",
         action="store_true",
         help="let the embedded fleet serve baton.v1.FaultInjection (any caller may then make agents fail)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from server.store._payloads import DEFAULT_PAYLOAD_THRESHOLD
 from server.store.base import ExecutionStore
 from server.store.postgres import PostgresExecutionStore
 from server.store.sqlite import SqliteExecutionStore
@@ -12,7 +13,7 @@ from server.store.sqlite import SqliteExecutionStore
 _SQLITE_OPTIONS = frozenset({"synchronous", "writer"})
 
 
-def open_store(url: str) -> ExecutionStore:
+def open_store(url: str, *, payload_threshold: int = DEFAULT_PAYLOAD_THRESHOLD) -> ExecutionStore:
     """Makes the store a URL names; the caller then runs ``await store.open()``.
 
     ``sqlite:///relative/path.db`` is relative to the working directory and
@@ -24,6 +25,9 @@ def open_store(url: str) -> ExecutionStore:
     ``postgresql+asyncpg://``) is a database several orchestrator processes may share; any
     libpq query option asyncpg understands (``sslmode``, ``connect_timeout`` ...) is passed on.
 
+    Either store keeps outputs larger than ``payload_threshold`` bytes once, apart from their
+    events (server/store/_payloads.py); 0 keeps them all inside.
+
     Raises:
         ValueError: any other scheme, or a malformed URL (the message never quotes a
             PostgreSQL URL, which may hold a password).
@@ -31,14 +35,14 @@ def open_store(url: str) -> ExecutionStore:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
-        return _open_sqlite(url)
+        return _open_sqlite(url, payload_threshold)
     if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
-        return _open_postgres(url)
+        return _open_postgres(url, payload_threshold)
     # Only the scheme is named: the rest of a database URL may hold a password.
     raise ValueError(f"unsupported store URL scheme {scheme!r}; use sqlite:///path.db or postgresql://host/db")
 
 
-def _open_postgres(url: str) -> PostgresExecutionStore:
+def _open_postgres(url: str, payload_threshold: int) -> PostgresExecutionStore:
     parts = urlsplit(url)
     try:
         port = parts.port
@@ -52,10 +56,10 @@ def _open_postgres(url: str) -> PostgresExecutionStore:
         raise ValueError("a PostgreSQL store URL names a database: postgresql://user@host[:port]/database")
     # asyncpg reads postgresql:// and postgres:// (libpq's forms), not SQLAlchemy's driver suffix.
     dsn = "postgresql://" + url.split("://", 1)[1]
-    return PostgresExecutionStore(dsn)
+    return PostgresExecutionStore(dsn, payload_threshold=payload_threshold)
 
 
-def _open_sqlite(url: str) -> SqliteExecutionStore:
+def _open_sqlite(url: str, payload_threshold: int) -> SqliteExecutionStore:
     parts = urlsplit(url)
     if parts.netloc or not parts.path.startswith("/"):
         raise ValueError(f"a SQLite store URL is sqlite:///relative/path.db or sqlite:////abs/path.db, not {url!r}")
@@ -68,6 +72,6 @@ def _open_sqlite(url: str) -> SqliteExecutionStore:
         raise ValueError(f"unknown SQLite store option(s) {sorted(unknown)} in {url!r}")
     synchronous = options.get("synchronous", ["NORMAL"])[-1]
     writer = options.get("writer", ["auto"])[-1]
-    store = SqliteExecutionStore(path, synchronous=synchronous, writer=writer)
+    store = SqliteExecutionStore(path, synchronous=synchronous, writer=writer, payload_threshold=payload_threshold)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return store

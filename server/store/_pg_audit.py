@@ -5,7 +5,8 @@ Deletions (a user's executions for DeleteUserData, old finished ones for retenti
 pool connection in a transaction of their own, beside the writer: a user's rows are locked in
 execution_no order, as the writer locks them, so the two never deadlock; retention takes
 its rows with ``FOR UPDATE SKIP LOCKED``, so replicas sweeping at once take disjoint sets,
-never wait for each other, and a row already deleted is simply not found (idempotent).
+never wait for each other, and a row already deleted is simply not found (idempotent). The
+payloads their events named are counted down last, in digest order as writes upsert them.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ _USER_EXECUTIONS = (
 )
 
 _DELETE = """
-WITH gone_events AS (DELETE FROM events WHERE execution_no = ANY($1::bigint[]) RETURNING 1),
+WITH gone_events AS (DELETE FROM events WHERE execution_no = ANY($1::bigint[]) RETURNING payload_sha256),
 gone_audit AS (DELETE FROM audit_events WHERE execution_id = ANY($2::text[])),
 gone_callbacks AS (DELETE FROM callback_outbox WHERE execution_id = ANY($2::text[])),
 gone AS (DELETE FROM executions WHERE execution_no = ANY($1::bigint[]))
-SELECT count(*) FROM gone_events
+SELECT (SELECT count(*) FROM gone_events),
+    ARRAY(SELECT payload_sha256 FROM gone_events WHERE payload_sha256 IS NOT NULL)
 """
 
 # Terminal rows created before the cutoff (an execution last updated before it was created
@@ -66,12 +68,25 @@ WITH doomed AS (
     WHERE state = ANY($3::int[]) AND created_at < $1 AND updated_at < $1
     LIMIT $2 FOR UPDATE SKIP LOCKED
 ),
-gone_events AS (DELETE FROM events AS e USING doomed AS d WHERE e.execution_no = d.execution_no RETURNING 1),
+gone_events AS (
+    DELETE FROM events AS e USING doomed AS d WHERE e.execution_no = d.execution_no RETURNING e.payload_sha256
+),
 gone_audit AS (DELETE FROM audit_events AS a USING doomed AS d WHERE a.execution_id = d.execution_id),
 gone_callbacks AS (DELETE FROM callback_outbox AS c USING doomed AS d WHERE c.execution_id = d.execution_id),
 gone AS (DELETE FROM executions AS x USING doomed AS d WHERE x.execution_no = d.execution_no RETURNING x.execution_id)
-SELECT ARRAY(SELECT execution_id FROM gone), (SELECT count(*) FROM gone_events)
+SELECT ARRAY(SELECT execution_id FROM gone), (SELECT count(*) FROM gone_events),
+    ARRAY(SELECT payload_sha256 FROM gone_events WHERE payload_sha256 IS NOT NULL)
 """
+
+# Outputs stored apart lose the deleted events' references (server/store/_payloads.py rule 3):
+# their rows are locked in digest order (the order writes upsert them in), counted down, and
+# those left at zero deleted, all in the deleting transaction.
+_LOCK_PAYLOADS = "SELECT sha256 FROM payloads WHERE sha256 = ANY($1::text[]) ORDER BY sha256 FOR UPDATE"
+_COUNT_DOWN = """
+UPDATE payloads AS p SET refs = p.refs - r.n
+FROM unnest($1::text[], $2::bigint[]) AS r(sha256, n) WHERE p.sha256 = r.sha256
+"""
+_DROP_PAYLOADS = "DELETE FROM payloads WHERE sha256 = ANY($1::text[]) AND refs <= 0"
 
 _INSERT_NOTE = (
     "INSERT INTO audit_events (execution_id, user_id, sequence, recorded_at, subject, action, reason, actor)"
@@ -126,8 +141,11 @@ async def delete_user(pool: asyncpg.Pool, user_id: str, note: DeletionNote | Non
         deletion = Deletion()
         if rows:
             ids = [row[1] for row in rows]
-            events = await conn.fetchval(_DELETE, [row[0] for row in rows], ids)
-            deletion = Deletion(execution_ids=ids, events=int(events))
+            gone = await conn.fetchrow(_DELETE, [row[0] for row in rows], ids)
+            if gone is None:  # a SELECT without FROM always returns one row
+                raise RuntimeError("the deletion returned no row")
+            await _release_payloads(conn, gone[1])
+            deletion = Deletion(execution_ids=ids, events=int(gone[0]))
         if note is not None:
             reason = deletion_reason(deletion)
             await conn.execute(
@@ -137,9 +155,29 @@ async def delete_user(pool: asyncpg.Pool, user_id: str, note: DeletionNote | Non
 
 
 async def expire(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> Deletion:
-    """Deletes up to `limit` terminal executions last updated before `cutoff`, in one statement."""
-    async with pool.acquire() as conn:
+    """Deletes up to `limit` terminal executions last updated before `cutoff`, in one statement.
+
+    When their events named payloads stored apart, three more statements in its transaction
+    count those down (server/store/_payloads.py rule 3).
+    """
+    async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(_EXPIRE, cutoff, limit, sorted(TERMINAL_STATES))
-    if row is None:  # a SELECT without FROM always returns one row
-        return Deletion()
+        if row is None:  # a SELECT without FROM always returns one row
+            return Deletion()
+        await _release_payloads(conn, row[2])
     return Deletion(execution_ids=list(row[0]), events=int(row[1]))
+
+
+async def _release_payloads(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, digests: Sequence[str]
+) -> None:
+    """Counts down the payloads the deleted events named (one digest per event) and drops the unnamed."""
+    if not digests:
+        return
+    counts: dict[str, int] = {}
+    for digest in digests:
+        counts[digest] = counts.get(digest, 0) + 1
+    names = sorted(counts)
+    await conn.execute(_LOCK_PAYLOADS, names)
+    await conn.execute(_COUNT_DOWN, names, [counts[name] for name in names])
+    await conn.execute(_DROP_PAYLOADS, names)

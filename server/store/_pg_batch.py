@@ -31,14 +31,16 @@ from baton.v1 import execution_pb2
 from server.engine.admission import AdmissionLimits, QueueFullError, Tally
 from server.engine.ports import Lease, LeaseLostError
 from server.store._outbox import ScheduledRow
+from server.store._payloads import Blob, distinct_blobs
 from server.store._pg_admission import ADMISSION_LOCK_KEY, COUNTS, LOCK
 from server.store._pg_audit import INSERT_AUDIT, AuditRow
 from server.store._pg_outbox import SCHEDULE, TAKE
 from server.store._pg_rows import NOTIFY_CHANNEL, RECORD_COLUMNS, notify_payload, record_from_row
 from server.store.base import CallbackClaimLostError, ExecutionNotFoundError, ExecutionRecord, SequenceConflictError
 
-#: An event as the caller's side prepares it: (sequence, recorded_at, kind, payload).
-EventRow = tuple[int, datetime | None, str, bytes]
+#: An event as the caller's side prepares it: (sequence, recorded_at, kind, payload, blob), the
+#: blob being its output stored apart (server/store/_payloads.py), if any.
+EventRow = tuple[int, datetime | None, str, bytes, Blob | None]
 
 
 class ExecutionIdTakenError(ValueError):
@@ -188,8 +190,8 @@ new_executions AS (
                          $13::timestamptz[], $14::text[], $29::bool[])
 ),
 new_events AS (
-    INSERT INTO events (execution_no, sequence, recorded_at, kind, payload)
-    SELECT * FROM unnest($15::bigint[], $16::bigint[], $17::timestamptz[], $18::text[], $19::bytea[])
+    INSERT INTO events (execution_no, sequence, recorded_at, kind, payload, payload_sha256)
+    SELECT * FROM unnest($15::bigint[], $16::bigint[], $17::timestamptz[], $18::text[], $19::bytea[], $30::text[])
 ),
 changed AS (
     UPDATE executions AS x SET state = v.state, updated_at = v.updated_at, last_sequence = v.last_sequence,
@@ -202,6 +204,15 @@ changed AS (
     WHERE x.execution_no = v.execution_no
 )
 SELECT count(pg_notify('{NOTIFY_CHANNEL}', payload)) FROM unnest($28::text[]) AS payload
+"""
+
+# Outputs stored apart (server/store/_payloads.py rules 2 and 3): one row per digest counting its
+# events, upserted in digest order so that two batches lock shared rows in one order. The update
+# locks an existing row until the commit: a deletion cannot drop it under the events naming it.
+_UPSERT_PAYLOADS = """
+INSERT INTO payloads (sha256, data, size_bytes, refs)
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[]) ORDER BY 1
+ON CONFLICT (sha256) DO UPDATE SET refs = payloads.refs + EXCLUDED.refs
 """
 
 
@@ -244,7 +255,8 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
     by_request = {(r.user_id, r.request_id): r for r in (record_from_row(tuple(item)) for item in requested)}
     free_numbers = iter(numbers)
 
-    event_rows: list[tuple[int, int, datetime | None, str, bytes]] = []
+    event_rows: list[tuple[int, int, datetime | None, str, bytes, str | None]] = []
+    blobs: list[Blob | None] = []
     audit_rows: list[tuple[int, int, datetime | None, str, str, str, bytes]] = []
     outcomes: list[Outcome] = []
     for op in batch:
@@ -270,7 +282,8 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
             rows[record.execution_id] = _Row(
                 no, record.state, record.updated_at, 1, False, None, "", record=record, notify_from=1
             )
-            event_rows.append((no, *op.event_row))
+            event_rows.append(_event(no, op.event_row))
+            blobs.append(op.event_row[4])
             audit_rows.extend((no, *entry) for entry in op.audit)
             committed = Committed(no, record.execution_id, (op.event,))
             outcomes.append(Outcome(op.future, result=(record, True), committed=committed))
@@ -323,15 +336,30 @@ async def apply_batch(conn: asyncpg.Connection, batch: Sequence[WriteOp], instan
         # An append un-parks (a park earlier in the batch is undone; one later in it stands).
         row.parked, row.wake_at, row.changed = False, None, True
         row.notify_from = row.notify_from or op.first_sequence
-        event_rows.extend((row.no, *event) for event in op.rows)
+        event_rows.extend(_event(row.no, event) for event in op.rows)
+        blobs.extend(event[4] for event in op.rows)
         audit_rows.extend((row.no, *entry) for entry in op.audit)
         outcomes.append(Outcome(op.future, committed=Committed(row.no, op.execution_id, op.events)))
 
+    stored = distinct_blobs(blobs)
+    if stored:
+        # Rare (large outputs): a statement of its own rather than a part of _WRITE.
+        await conn.execute(_UPSERT_PAYLOADS, *(list(column) for column in zip(*_payload_rows(stored), strict=True)))
     await conn.fetchval(_WRITE, *_write_arguments(rows, event_rows, instance))
     if audit_rows:
         # Rare (a client's command), so a statement of its own rather than a part of _WRITE.
         await conn.execute(INSERT_AUDIT, *(list(column) for column in zip(*audit_rows, strict=True)))
     return outcomes
+
+
+def _event(no: int, row: EventRow) -> tuple[int, int, datetime | None, str, bytes, str | None]:
+    """The events row of an EventRow: the blob is written apart and named by its digest."""
+    sequence, recorded_at, kind, payload, blob = row
+    return (no, sequence, recorded_at, kind, payload, None if blob is None else blob.sha256)
+
+
+def _payload_rows(stored: list[tuple[str, bytes, int]]) -> list[tuple[str, bytes, int, int]]:
+    return [(digest, data, len(data), refs) for digest, data, refs in stored]
 
 
 def _release(row: _Row) -> None:
@@ -345,9 +373,11 @@ def _holds(row: _Row, lease: Lease, now: datetime) -> bool:
 
 
 def _write_arguments(
-    rows: dict[str, _Row], event_rows: list[tuple[int, int, datetime | None, str, bytes]], instance: str
+    rows: dict[str, _Row],
+    event_rows: list[tuple[int, int, datetime | None, str, bytes, str | None]],
+    instance: str,
 ) -> list[list[Any]]:
-    """The 29 arrays of _WRITE: new executions, events, changed executions, notifications."""
+    """The 30 arrays of _WRITE: new executions, events, changed executions, notifications."""
     created = [row for row in rows.values() if row.record is not None]
     changed = [row for row in rows.values() if row.record is None and row.changed]
     arguments: list[list[Any]] = [[row.no for row in created]]
@@ -364,7 +394,8 @@ def _write_arguments(
         [row.wake_at for row in created],
         [row.quarantine_error for row in created],
     ]
-    arguments += [list(column) for column in zip(*event_rows, strict=True)] if event_rows else [[]] * 5
+    events = [list(column) for column in zip(*event_rows, strict=True)] if event_rows else [[]] * 6
+    arguments += events[:5]
     arguments += [
         [row.no for row in changed],
         [row.state for row in changed],
@@ -378,4 +409,5 @@ def _write_arguments(
     announced = [row for row in rows.values() if row.notify_from]
     arguments.append([notify_payload(instance, row.no, row.notify_from, row.last_sequence) for row in announced])
     arguments.append([row.record.waiting for row in created if row.record is not None])
+    arguments.append(events[5])
     return arguments

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from baton.v1 import execution_pb2
 
+from server.store._payloads import resolve
 from server.store._pg_batch import Committed
 from server.store._pg_rows import NOTIFY_CHANNEL, parse_notify_payload
 from server.store.base import CommitListener
@@ -49,10 +50,11 @@ _PING_TIMEOUT_S = 5.0
 _RETRY_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
 _FETCH = """
-SELECT w.no, x.execution_id, e.sequence, e.payload
+SELECT w.no, x.execution_id, e.sequence, e.payload, e.payload_sha256, p.data
 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS w(no, after, upto)
 JOIN executions AS x ON x.execution_no = w.no
 JOIN events AS e ON e.execution_no = w.no AND e.sequence > w.after AND e.sequence <= w.upto
+LEFT JOIN payloads AS p ON p.sha256 = e.payload_sha256
 ORDER BY w.no, e.sequence
 """
 
@@ -208,13 +210,15 @@ class CommitFanout:
         if rows:
             followed.execution_id = rows[0][1]
         events: list[execution_pb2.ExecutionEvent] = []
-        for _, _, sequence, payload in rows:
+        for _, _, sequence, payload, digest, data in rows:
             if sequence <= followed.delivered:
                 continue
             if sequence != followed.delivered + len(events) + 1:
                 break
             try:
                 event = execution_pb2.ExecutionEvent.FromString(payload)
+                if digest is not None:
+                    resolve(followed.execution_id, sequence, event, digest, data)
             except Exception as error:
                 # The listeners see a gap instead; the watchers heal it from the store, which
                 # reports the corrupt history to them.

@@ -110,6 +110,12 @@ _INSERT_NOTE = (
 )
 
 
+_RELEASED = (
+    "SELECT payload_sha256, count(*) FROM events WHERE execution_no IN (SELECT value FROM json_each(?))"
+    " AND payload_sha256 IS NOT NULL GROUP BY payload_sha256"
+)
+
+
 def apply_delete(conn: sqlite3.Connection, op: DeleteOp) -> Deletion:
     """Applies one deletion inside the open transaction.
 
@@ -137,8 +143,16 @@ def _delete(conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> Deletion:
         return Deletion()
     numbers = json.dumps([no for no, _ in rows])
     ids = [execution_id for _, execution_id in rows]
+    # Their outputs stored apart lose these references (server/store/_payloads.py rule 3).
+    released = conn.execute(_RELEASED, (numbers,)).fetchall()
     events = conn.execute("DELETE FROM events WHERE execution_no IN (SELECT value FROM json_each(?))", (numbers,))
     count = events.rowcount
+    if released:
+        conn.executemany("UPDATE payloads SET refs = refs - ? WHERE sha256 = ?", [(n, d) for d, n in released])
+        conn.execute(
+            "DELETE FROM payloads WHERE sha256 IN (SELECT value FROM json_each(?)) AND refs <= 0",
+            (json.dumps([digest for digest, _ in released]),),
+        )
     conn.execute("DELETE FROM audit_events WHERE execution_id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
     # Callbacks still owed for them go too: nothing is sent about deleted data.
     conn.execute(

@@ -20,6 +20,7 @@ from baton.v1 import execution_pb2
 
 from server.engine.admission import AdmissionLimits, QueueFullError, Tally
 from server.store._outbox import ScheduledRow
+from server.store._payloads import Blob, distinct_blobs
 from server.store._sqlite_admission import AdmitOp, apply_admit, counts
 from server.store._sqlite_audit import AuditRow, DeleteOp, apply_delete
 from server.store._sqlite_outbox import OutboxOp, schedule, take_finished
@@ -32,9 +33,10 @@ from server.store.base import (
     UnfinishedExecutionsError,
 )
 
-#: An event as the caller's side prepares it: (sequence, kind, recorded_at, payload). The
-#: writer puts the execution's execution_no in front.
-EventRow = tuple[int, str, int, bytes]
+#: An event as the caller's side prepares it: (sequence, kind, recorded_at, payload, blob), the
+#: blob being its output stored apart (server/store/_payloads.py), if any. The writer puts the
+#: execution's execution_no in front and writes the blob's digest in the row.
+EventRow = tuple[int, str, int, bytes, Blob | None]
 
 #: An executions row without its execution_no, in _EXECUTION_COLUMNS order after it.
 ExecutionRow = tuple[str, str, str, str, str, int, int, int, int, int]
@@ -133,7 +135,7 @@ _EXECUTION_COLUMNS = (
     "execution_no, execution_id, user_id, workflow_type, plan_id, request_id,"
     " priority, state, created_at, updated_at, last_sequence, waiting"
 )
-_EVENT_COLUMNS = "execution_no, sequence, kind, recorded_at, payload"
+_EVENT_COLUMNS = "execution_no, sequence, kind, recorded_at, payload, payload_sha256"
 
 # Everything a batch must know before writing, in one row: the next execution_no, the
 # [execution_id, execution_no, last_sequence] of the appended executions, and the records
@@ -206,7 +208,12 @@ def _audit_sql(rows: int) -> str:
 _SIZES = tuple(2**power for power in range(_CHUNK.bit_length()) if 2**power <= _CHUNK)
 # Statement texts by padded row count; built once, so the connection's cache holds each shape.
 _INSERT_EXECUTIONS = {size: _insert_sql("executions", _EXECUTION_COLUMNS, 12, size) for size in _SIZES}
-_INSERT_EVENTS = {size: _insert_sql("events", _EVENT_COLUMNS, 5, size) for size in _SIZES}
+_INSERT_EVENTS = {size: _insert_sql("events", _EVENT_COLUMNS, 6, size) for size in _SIZES}
+# Outputs stored apart (server/store/_payloads.py rule 3): one row per digest, counting its events.
+_UPSERT_PAYLOAD = (
+    "INSERT INTO payloads (sha256, data, size_bytes, refs) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (sha256) DO UPDATE SET refs = payloads.refs + excluded.refs"
+)
 _UPDATE_EXECUTIONS = {size: _update_sql(size) for size in _SIZES}
 _PARK_EXECUTIONS = {size: _park_sql(size) for size in _SIZES}
 _QUARANTINE_EXECUTIONS = {size: _quarantine_sql(size) for size in _SIZES}
@@ -230,6 +237,12 @@ def _execute_rows(
         params: list[object] = [value for row in chunk for value in row]
         params.extend([None] * (width * (size - len(chunk))))
         conn.execute(statements[size], params)
+
+
+def _event(no: int, row: EventRow) -> tuple[object, ...]:
+    """The events row of an EventRow: the blob is written apart and named by its digest."""
+    sequence, kind, recorded_at, payload, blob = row
+    return (no, sequence, kind, recorded_at, payload, None if blob is None else blob.sha256)
 
 
 def apply_batch(conn: sqlite3.Connection, batch: Sequence[WriteOp]) -> list[Outcome]:
@@ -289,6 +302,7 @@ def _apply_writes(conn: sqlite3.Connection, batch: Sequence[RowOp]) -> list[Outc
 
     new_rows: list[tuple[object, ...]] = []
     event_rows: list[tuple[object, ...]] = []
+    blobs: list[Blob | None] = []
     audit_rows: list[tuple[object, ...]] = []
     updates: dict[int, tuple[int, int, int]] = {}
     parks: dict[int, int | None] = {}
@@ -316,7 +330,8 @@ def _apply_writes(conn: sqlite3.Connection, batch: Sequence[RowOp]) -> list[Outc
             # The writer holds the write lock, so nobody else can take these numbers.
             no, next_no = next_no, next_no + 1
             new_rows.append((no, *op.row, 1 if record.waiting else 0))
-            event_rows.append((no, *op.event_row))
+            event_rows.append(_event(no, op.event_row))
+            blobs.append(op.event_row[4])
             base = len(audit_rows)
             audit_rows.extend((base + i, no, *row) for i, row in enumerate(op.audit))
             known[record.execution_id] = [no, 1]
@@ -349,7 +364,8 @@ def _apply_writes(conn: sqlite3.Connection, batch: Sequence[RowOp]) -> list[Outc
             schedule(conn, no, scheduled)
         entry[1] = op.last_sequence
         parks.pop(no, None)
-        event_rows.extend((no, *row) for row in op.rows)
+        event_rows.extend(_event(no, row) for row in op.rows)
+        blobs.extend(row[4] for row in op.rows)
         base = len(audit_rows)
         audit_rows.extend((base + i, no, *row) for i, row in enumerate(op.audit))
         earlier = updates.get(no)
@@ -360,7 +376,11 @@ def _apply_writes(conn: sqlite3.Connection, batch: Sequence[RowOp]) -> list[Outc
     if new_rows:
         _execute_rows(conn, _INSERT_EXECUTIONS, 12, new_rows)
     if event_rows:
-        _execute_rows(conn, _INSERT_EVENTS, 5, event_rows)
+        _execute_rows(conn, _INSERT_EVENTS, 6, event_rows)
+    stored = distinct_blobs(blobs)
+    if stored:
+        # Rare (large outputs), and each row is large anyway: a statement per distinct payload.
+        conn.executemany(_UPSERT_PAYLOAD, [(digest, data, len(data), refs) for digest, data, refs in stored])
     if audit_rows:
         _execute_rows(conn, _INSERT_AUDIT, 8, audit_rows)
     if updates:

@@ -11,6 +11,9 @@ announcements of other processes' commits, whose events are read and handed to t
 commit listeners (``_pg_fanout``); migrations are applied on open under an advisory lock
 (``_pg_migrations``). The store is bound to the event loop that opens it.
 
+Outputs larger than ``payload_threshold`` are kept once in the ``payloads`` table, apart from
+their events, in the same transactions, and every read resolves them (server/store/_payloads.py).
+
 Past the house's ~500 lines because it is the one class implementing the whole store contract
 (leases and admission included); its SQL lives in the _pg_* modules.
 """
@@ -32,10 +35,10 @@ from server.store import _durations as durations
 from server.store import _pg_outbox as outbox
 from server.store import _workflow_rows as workflow_rows
 from server.store._durations import SketchMerge, SketchRow
-from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
 from server.store._outbox import append_outcome, outcome_delivery_id, scheduled_rows
 from server.store._page_tokens import decode_audit_token, decode_page_token, encode_page_token
+from server.store._payloads import DEFAULT_PAYLOAD_THRESHOLD, check_threshold, resolve_events, split
 from server.store._pg_admission import (
     ADMISSION_LOCK_KEY,
     ADMIT,
@@ -100,19 +103,29 @@ class PostgresExecutionStore:
     queued does not withdraw it: it may still commit, and a later read or recovery will see it.
     """
 
-    def __init__(self, dsn: str, *, readers: int = 4, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        readers: int = 4,
+        connect_timeout: float = 10.0,
+        payload_threshold: int = DEFAULT_PAYLOAD_THRESHOLD,
+    ) -> None:
         """Configures the store; nothing is opened until ``open()``.
 
         Args:
             dsn: a libpq-style URL, ``postgresql://user[:password]@host[:port]/database``.
             readers: the most connections of the read pool.
             connect_timeout: seconds one connection attempt may take.
+            payload_threshold: outputs larger than this many bytes are stored once and
+                referenced (server/store/_payloads.py); 0 keeps every output in its event.
 
         Raises:
-            ValueError: a reader count below 1.
+            ValueError: a reader count below 1, or a payload_threshold out of range.
         """
         if readers < 1:
             raise ValueError(f"readers must be at least 1, not {readers}")
+        self._payload_threshold = check_threshold(payload_threshold)
         self._dsn = dsn
         self._readers = readers
         self._connect_timeout = connect_timeout
@@ -257,7 +270,14 @@ class PostgresExecutionStore:
         record = new.queued_record(created_at)
         future: asyncio.Future[tuple[ExecutionRecord, bool]] = asyncio.get_running_loop().create_future()
         writer.submit(
-            CreateOp(record, _event_row(first_event), first_event, future, audit_rows([first_event]), new.admission)
+            CreateOp(
+                record,
+                _event_row(first_event, self._payload_threshold),
+                first_event,
+                future,
+                audit_rows([first_event]),
+                new.admission,
+            )
         )
         return await future
 
@@ -339,7 +359,7 @@ class PostgresExecutionStore:
                 raise ValueError(
                     f"append to {execution_id}: event {offset} has sequence {event.sequence}, expected {first + offset}"
                 )
-            row = _event_row(event)
+            row = _event_row(event, self._payload_threshold)
             if row[1] is not None and (updated_at is None or row[1] > updated_at):
                 updated_at = row[1]
             rows.append(row)
@@ -409,20 +429,21 @@ class PostgresExecutionStore:
         An unknown execution has no events (an empty list).
 
         Raises:
-            CorruptHistoryError: a stored event cannot be decoded, or is not the event its row
-                says (another sequence).
+            CorruptHistoryError: a stored event cannot be decoded, is not the event its row
+                says (another sequence), or names a payload that is missing.
         """
         if (limit is not None and limit <= 0) or not storable(execution_id):
             return []
         rows = await self._fetch(
-            "SELECT sequence, payload FROM events"
-            " WHERE execution_no = (SELECT execution_no FROM executions WHERE execution_id = $1) AND sequence > $2"
-            " ORDER BY sequence LIMIT $3",
+            "SELECT e.sequence, e.payload, e.payload_sha256, p.data FROM events AS e"
+            " LEFT JOIN payloads AS p ON p.sha256 = e.payload_sha256"
+            " WHERE e.execution_no = (SELECT execution_no FROM executions WHERE execution_id = $1)"
+            " AND e.sequence > $2 ORDER BY e.sequence LIMIT $3",
             execution_id,
             after_sequence,
             limit,
         )
-        return decode_events(execution_id, [(row[0], row[1]) for row in rows])
+        return resolve_events(execution_id, [(row[0], row[1], row[2], row[3]) for row in rows])
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         """Returns the execution's summary row, or None."""
@@ -654,5 +675,6 @@ class PostgresExecutionStore:
         return {row[0]: row[1] for row in rows}
 
 
-def _event_row(event: execution_pb2.ExecutionEvent) -> EventRow:
-    return (event.sequence, event_time(event), event.WhichOneof("kind") or "", event.SerializeToString())
+def _event_row(event: execution_pb2.ExecutionEvent, threshold: int) -> EventRow:
+    payload, blob = split(event, threshold)
+    return (event.sequence, event_time(event), event.WhichOneof("kind") or "", payload, blob)

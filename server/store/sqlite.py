@@ -12,6 +12,9 @@ ThreadWriter commits on its own thread (the default with FULL, whose fsyncs must
 the loop). Reads run on a small pool of read-only connections beside the writer, since WAL
 readers never wait for it. The store is bound to the event loop that opens it.
 
+Outputs larger than ``payload_threshold`` are kept once in the ``payloads`` table, apart from
+their events, in the same transactions, and every read resolves them (server/store/_payloads.py).
+
 Past the house's ~500 lines because it is the one class implementing the whole store contract;
 its SQL lives in the _sqlite_* modules, and what stays here is each method's thin wrapper.
 """
@@ -34,10 +37,10 @@ from server.store import _durations as durations
 from server.store import _sqlite_outbox as outbox
 from server.store import _workflow_rows as workflow_rows
 from server.store._durations import SketchMerge, SketchRow
-from server.store._events import decode_events
 from server.store._keys import check_new_keys, storable, storable_text
 from server.store._outbox import append_outcome, outcome_delivery_id, scheduled_rows
 from server.store._page_tokens import decode_audit_token, decode_page_token, encode_page_token
+from server.store._payloads import DEFAULT_PAYLOAD_THRESHOLD, check_threshold, resolve_events, split
 from server.store._sqlite_admission import COUNT_WAITING, POSITION, AdmitOp
 from server.store._sqlite_audit import DeleteUserOp, ExpireOp, audit_rows, list_audit
 from server.store._sqlite_batch import AppendOp, CreateOp, EventRow, ExecutionRow, Outcome, ParkOp, QuarantineOp
@@ -108,7 +111,15 @@ class SqliteExecutionStore:
     later read or recovery will see it.
     """
 
-    def __init__(self, path: str, *, synchronous: str = "NORMAL", writer: str = "auto", readers: int = 2) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: str = "NORMAL",
+        writer: str = "auto",
+        readers: int = 2,
+        payload_threshold: int = DEFAULT_PAYLOAD_THRESHOLD,
+    ) -> None:
         """Configures the store; nothing is opened until ``open()``.
 
         Args:
@@ -118,10 +129,14 @@ class SqliteExecutionStore:
                 ``FULL`` or ``EXTRA`` (also survive power loss; one fsync per commit).
             writer: ``auto``, ``loop`` or ``thread`` (see WRITER_MODES).
             readers: read connections, each with its own thread.
+            payload_threshold: outputs larger than this many bytes are stored once and
+                referenced (server/store/_payloads.py); 0 keeps every output in its event.
 
         Raises:
-            ValueError: an unknown synchronous level or writer, or a reader count below 1.
+            ValueError: an unknown synchronous level or writer, a reader count below 1, or a
+                payload_threshold out of range.
         """
+        self._payload_threshold = check_threshold(payload_threshold)
         level = synchronous.upper()
         if level not in SYNCHRONOUS_LEVELS:
             raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS_LEVELS)}, not {synchronous!r}")
@@ -294,7 +309,13 @@ class SqliteExecutionStore:
         future: asyncio.Future[tuple[ExecutionRecord, bool]] = loop.create_future()
         writer.submit(
             CreateOp(
-                record, row, _event_row(first_event), first_event, future, audit_rows([first_event]), new.admission
+                record,
+                row,
+                _event_row(first_event, self._payload_threshold),
+                first_event,
+                future,
+                audit_rows([first_event]),
+                new.admission,
             )
         )
         return await future
@@ -352,7 +373,7 @@ class SqliteExecutionStore:
                 raise ValueError(
                     f"append to {execution_id}: event {offset} has sequence {event.sequence}, expected {first + offset}"
                 )
-            row = _event_row(event)
+            row = _event_row(event, self._payload_threshold)
             updated_at = max(updated_at, row[2])
             rows.append(row)
         future: asyncio.Future[None] = loop.create_future()
@@ -507,8 +528,8 @@ class SqliteExecutionStore:
         An unknown execution has no events (an empty list).
 
         Raises:
-            CorruptHistoryError: a stored event cannot be decoded, or is not the event its row
-                says (another sequence).
+            CorruptHistoryError: a stored event cannot be decoded, is not the event its row
+                says (another sequence), or names a payload that is missing.
         """
         if (limit is not None and limit <= 0) or not storable(execution_id):
             return []
@@ -570,25 +591,22 @@ class SqliteExecutionStore:
             self._readers.put(conn)
 
 
-def _event_row(event: execution_pb2.ExecutionEvent) -> EventRow:
-    return (
-        event.sequence,
-        event.WhichOneof("kind") or "",
-        event_micros(event),
-        event.SerializeToString(),
-    )
+def _event_row(event: execution_pb2.ExecutionEvent, threshold: int) -> EventRow:
+    payload, blob = split(event, threshold)
+    return (event.sequence, event.WhichOneof("kind") or "", event_micros(event), payload, blob)
 
 
 def _read_events(
     conn: sqlite3.Connection, execution_id: str, after_sequence: int, limit: int | None
 ) -> list[execution_pb2.ExecutionEvent]:
     rows = conn.execute(
-        "SELECT sequence, payload FROM events"
-        " WHERE execution_no = (SELECT execution_no FROM executions WHERE execution_id = ?) AND sequence > ?"
-        " ORDER BY sequence LIMIT ?",
+        "SELECT e.sequence, e.payload, e.payload_sha256, p.data FROM events AS e"
+        " LEFT JOIN payloads AS p ON p.sha256 = e.payload_sha256"
+        " WHERE e.execution_no = (SELECT execution_no FROM executions WHERE execution_id = ?) AND e.sequence > ?"
+        " ORDER BY e.sequence LIMIT ?",
         (execution_id, after_sequence, -1 if limit is None else limit),
     ).fetchall()
-    return decode_events(execution_id, rows)
+    return resolve_events(execution_id, rows)
 
 
 def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:

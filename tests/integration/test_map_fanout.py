@@ -9,8 +9,10 @@ every call it serves) so the tests count the calls the agent really received.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -255,9 +257,12 @@ def processes() -> Iterator[list[Any]]:
             proc.wait(timeout=10)
 
 
+@pytest.mark.parametrize("threshold", ["16384", "1"])
 async def test_a_restart_mid_map_calls_again_only_the_unfinished_items(
-    tmp_path: Path, submitted: list[str], processes: list[Any]
+    tmp_path: Path, submitted: list[str], processes: list[Any], threshold: str
 ) -> None:
+    # With --payload-threshold 1 every item's output is stored apart (issue 12.4): what was
+    # recorded before the kill -9 is read back, references resolved, by the next process.
     # The agents live in this process (spied on), the orchestrator in a child that is killed.
     fleet = await start_fleet(FleetConfig(faults=True, ledger_path=str(tmp_path / "ledger.db")))
     try:
@@ -265,7 +270,7 @@ async def test_a_restart_mid_map_calls_again_only_the_unfinished_items(
         slow.latency.FromMilliseconds(3000)
         fleet.set_faults(slow)
         store = tmp_path / "baton.db"
-        proc, address = serve_orchestrator(processes, store, fleet.address)
+        proc, address = serve_orchestrator(processes, store, fleet.address, "--payload-threshold", threshold)
         jobs = ["job-0001", "job-0002", "job-0003", "job-0004"]
         async with grpc.aio.insecure_channel(address) as channel:
             stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
@@ -288,7 +293,7 @@ async def test_a_restart_mid_map_calls_again_only_the_unfinished_items(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         assert sorted(submitted) == [f"{ex}/submit/{i}" for i in range(4)]
-        _, address = serve_orchestrator(processes, store, fleet.address)
+        _, address = serve_orchestrator(processes, store, fleet.address, "--payload-threshold", threshold)
         async with grpc.aio.insecure_channel(address) as channel:
             stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
             updates = await watch_all(stub, ex)
@@ -301,6 +306,9 @@ async def test_a_restart_mid_map_calls_again_only_the_unfinished_items(
         assert sorted(a.job_id for a in applications) == jobs  # each job applied to once
         output = final.results.primary_outputs["submit"]
         assert [item["applications"][0]["job_id"] for item in output] == jobs
+        with contextlib.closing(sqlite3.connect(store)) as conn:
+            (stored,) = conn.execute("SELECT count(*) FROM payloads").fetchone()
+        assert stored == (4 if threshold == "1" else 0)
     finally:
         await fleet.stop()
         await asyncio.sleep(0)

@@ -6,7 +6,9 @@ would), then the real server starts on that store with the reference fleet embed
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 from baton.v1 import execution_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from google.protobuf import struct_pb2
 
 from server.app import RunningServer, start_server
 from server.config import ServerConfig
@@ -199,3 +202,44 @@ async def test_a_history_poisoned_after_it_ended_is_quarantined_by_the_first_rea
     logged = [r.getMessage() for r in caplog.records if "quarantined" in r.getMessage()]
     assert len([m for m in logged if done.execution_id in m]) == 1
     assert len([m for m in logged if other.execution_id in m]) == 1
+
+
+async def test_an_unfinished_execution_whose_stored_output_is_missing_is_quarantined_naming_its_digest(
+    db: Path, stub_of: list[grpc.aio.Channel]
+) -> None:
+    # Step A's output is stored apart (a tiny threshold), then its payload row is lost.
+    store = SqliteExecutionStore(str(db), payload_threshold=16)
+    await store.open()
+    now = datetime.now(UTC)
+    output = struct_pb2.Struct(fields={"recorded": struct_pb2.Value(string_value="x" * 100)})
+    try:
+        for offset, execution_id in enumerate(["lost-output", "healthy"]):
+            new = NewExecution(execution_id, "u1", "w", f"plan-{execution_id}", "", 2, now + timedelta(seconds=offset))
+            await store.create_execution(new, started_event(execution_id, now))
+        ran = [E.ExecutionEvent(sequence=2), E.ExecutionEvent(sequence=3)]
+        ran[0].step_started.step_id, ran[0].step_started.attempt = "A", 1
+        ran[1].step_succeeded.step_id, ran[1].step_succeeded.attempt = "A", 1
+        ran[1].step_succeeded.output.Pack(output)
+        await store.append("lost-output", ran, E.EXECUTION_STATE_RUNNING)
+    finally:
+        await store.close()
+    conn = sqlite3.connect(db)
+    with conn:
+        (digest,) = conn.execute("SELECT sha256 FROM payloads").fetchone()
+        conn.execute("DELETE FROM payloads")
+    conn.close()
+    assert digest == hashlib.sha256(output.SerializeToString()).hexdigest()
+
+    running = await serve(db)
+    try:
+        stub = connect(running, stub_of)
+        assert (await watch_all(stub, "healthy"))[-1].status.status == E.EXECUTION_STATE_COMPLETED
+        status = await stub.GetExecution(orchestrator_pb2.GetExecutionRequest(execution_id="lost-output"))
+        with pytest.raises(grpc.aio.AioRpcError) as output_read:
+            await stub.GetStepOutput(orchestrator_pb2.GetStepOutputRequest(execution_id="lost-output", step_id="A"))
+    finally:
+        await running.stop(grace=0.5)
+
+    assert_quarantined(status, "lost-output")
+    assert f"payload {digest} is missing" in status.failure_reason
+    assert output_read.value.code() == grpc.StatusCode.FAILED_PRECONDITION

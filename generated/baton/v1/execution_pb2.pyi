@@ -437,20 +437,22 @@ class ExecutionStarted(_message.Message):
     def __init__(self, plan: _Optional[_Union[_plan_pb2.OrchestrationPlan, _Mapping]] = ..., user_context: _Optional[_Union[_journey_pb2.UserJourney, _Mapping]] = ..., execution_options: _Optional[_Union[_journey_pb2.ExecutionOptions, _Mapping]] = ..., callback_url: _Optional[str] = ..., request_id: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_parent: _Optional[str] = ..., trigger: _Optional[_Union[_triggers_pb2.TriggeringEvent, _Mapping]] = ..., execution_context: _Optional[_Union[_execution_context_pb2.ExecutionContext, _Mapping]] = ...) -> None: ...
 
 class StepStarted(_message.Message):
-    __slots__ = ("step_id", "attempt", "agent", "operation", "idempotency_key", "request")
+    __slots__ = ("step_id", "attempt", "agent", "operation", "idempotency_key", "request", "request_reference")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     attempt: int
     agent: str
     operation: str
     idempotency_key: str
     request: _struct_pb2.Struct
-    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., request: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    request_reference: PayloadReference
+    def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., request: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_reference: _Optional[_Union[PayloadReference, _Mapping]] = ...) -> None: ...
 
 class StepAttemptFailed(_message.Message):
     __slots__ = ("step_id", "attempt", "error_type", "error_message", "retry_at", "request_bytes", "circuit_wait")
@@ -687,7 +689,7 @@ class StepMapStarted(_message.Message):
     def __init__(self, step_id: _Optional[str] = ..., item_count: _Optional[int] = ...) -> None: ...
 
 class StepItemStarted(_message.Message):
-    __slots__ = ("step_id", "item", "attempt", "agent", "operation", "idempotency_key", "request")
+    __slots__ = ("step_id", "item", "attempt", "agent", "operation", "idempotency_key", "request", "request_reference")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -695,6 +697,7 @@ class StepItemStarted(_message.Message):
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     item: int
     attempt: int
@@ -702,7 +705,8 @@ class StepItemStarted(_message.Message):
     operation: str
     idempotency_key: str
     request: _struct_pb2.Struct
-    def __init__(self, step_id: _Optional[str] = ..., item: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., request: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    request_reference: PayloadReference
+    def __init__(self, step_id: _Optional[str] = ..., item: _Optional[int] = ..., attempt: _Optional[int] = ..., agent: _Optional[str] = ..., operation: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., request: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_reference: _Optional[_Union[PayloadReference, _Mapping]] = ...) -> None: ...
 
 class StepItemAttemptFailed(_message.Message):
     __slots__ = ("step_id", "item", "attempt", "error_type", "error_message", "retry_at", "request_bytes")
@@ -721,6 +725,16 @@ class StepItemAttemptFailed(_message.Message):
     retry_at: _timestamp_pb2.Timestamp
     request_bytes: int
     def __init__(self, step_id: _Optional[str] = ..., item: _Optional[int] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_bytes: _Optional[int] = ...) -> None: ...
+
+class PayloadReference(_message.Message):
+    __slots__ = ("sha256", "size_bytes", "type_url")
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TYPE_URL_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    size_bytes: int
+    type_url: str
+    def __init__(self, sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., type_url: _Optional[str] = ...) -> None: ...
 
 class StepItemSucceeded(_message.Message):
     __slots__ = ("step_id", "item", "attempt", "output", "quality", "request_bytes", "response_bytes")
