@@ -364,6 +364,10 @@ class ExecutionState:
     """Delivery ids scheduled and not yet delivered or failed (an earlier run's may still be owed
     while a rerun runs)."""
     _user_json: dict[str, Any] | None = None
+    results_cache: tuple[int, execution_pb2.Results] | None = None
+    """(last_sequence, results) of an ended execution, rendered once (status.py): its outputs
+    parsed again on every GetExecution would cost more than they are worth to keep. Never set
+    while the execution runs, so a held execution keeps no parsed output."""
 
     @property
     def terminal(self) -> bool:

@@ -139,7 +139,16 @@ def render(state: ExecutionState, *, with_results: bool = True) -> execution_pb2
             report.item = item
 
     if with_results:
-        _fill_results(state, status.results)
+        cached = state.results_cache
+        if cached is not None and cached[0] == state.last_sequence:
+            status.results.CopyFrom(cached[1])
+        else:
+            _fill_results(state, status.results)
+            if state.terminal:
+                # An ended execution's results change only with a new event (a rerun): keep them.
+                kept = execution_pb2.Results()
+                kept.CopyFrom(status.results)
+                state.results_cache = (state.last_sequence, kept)
     return status
 
 

@@ -475,3 +475,22 @@ async def test_a_rerun_of_an_execution_deleted_meanwhile_is_not_found_and_leaves
     await h.settle()
     assert h.engine.active == 0 and h.kinds(ex).count("execution_rerun") == 0
     assert not h.store.records[ex].quarantine_error  # no runner restarted to find it unreadable
+
+
+async def test_an_ended_executions_results_are_kept_once_rendered_and_rendered_again_after_a_rerun() -> None:
+    h = Harness()
+    ex = await _failed_at_b(h)
+    history = list(h.store.events[ex])
+    state = fold(ex, history)
+    first = render(state)
+    assert set(first.results.intermediate_results) == {"A"} and not first.results.primary_outputs
+    assert state.results_cache is not None and state.results_cache[0] == state.last_sequence
+    assert render(state).results == first.results  # from what was kept
+    await h.engine.rerun(ex, "the agent is fixed")
+    assert (await h.run(ex)).status == E.EXECUTION_STATE_COMPLETED
+    for event in h.store.events[ex][len(history) :]:
+        apply(state, event)
+    again = render(state)
+    # The rerun's events change the results: C's output is there, not the kept failed run's.
+    assert set(again.results.primary_outputs) == {"C"}
+    assert set(again.results.intermediate_results) == {"A", "B"}
